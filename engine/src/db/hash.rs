@@ -1,0 +1,1 @@
+//! `.hdb` `.hsb` (`HASH:SIZE:NAME[:MinFL[:MaxFL]]`) and the allowlists `.fp` `.sfp` (same layout).

@@ -1,0 +1,1 @@
+//! `.ndb` body signatures: `Name:Target:Offset:HexSig[:MinFL[:MaxFL]]`.

@@ -1,0 +1,21 @@
+//! The signature engine: parse ClamAV database text, compile it once into an immutable [`Database`],
+//! and scan byte slices with per-thread [`Scanner`]s that borrow it.
+//!
+//! Owns: database formats, matching, verdict order. Never: threads, files other than databases, kernel code.
+//! Data flows one way: `db` (parse) -> `compile` (build) -> `scan` (match -> verdict).
+
+pub mod compile;
+pub mod db;
+mod error;
+pub mod exefmt;
+pub mod logic;
+pub mod matcher;
+pub mod scan;
+
+pub use compile::{Compiler, Database};
+pub use error::{LineError, LoadError};
+pub use scan::{ScanOptions, Scanner};
+
+/// The functionality level this engine declares; `MinFL`/`MaxFL` and ldb `Engine:` ranges are compared with it.
+/// It is ClamAV 1.4's level, so that a database written for clamscan 1.4 loads the same signatures here.
+pub const FUNCTIONALITY_LEVEL: u32 = 210;

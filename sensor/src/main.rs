@@ -1,0 +1,5 @@
+//! The `sensor` binary: command line -> subcommand.
+
+fn main() {
+    println!("sensor");
+}

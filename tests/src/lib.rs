@@ -1,0 +1,1 @@
+//! Shared test kit: test-data generation and helpers for end-to-end tests.
