@@ -14,7 +14,12 @@ pub enum Expr {
     And(Vec<Expr>),
     Or(Vec<Expr>),
     /// `expr=X`, `expr>X`, `expr<X`, with `,Y`: at least Y distinct subsignatures of `expr` matched.
-    Count { expr: Box<Expr>, op: CmpOp, n: u32, distinct: Option<u32> },
+    Count {
+        expr: Box<Expr>,
+        op: CmpOp,
+        n: u32,
+        distinct: Option<u32>,
+    },
 }
 
 pub fn parse(s: &str) -> Result<Expr, String> {

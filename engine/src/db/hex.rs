@@ -31,9 +31,15 @@ pub enum Anchor {
 pub enum Elem {
     Byte(ByteClass),
     /// `(aa|bbcc|...)`: one of the branches; `negated` (`!(...)`) means none of them (branches of equal length).
-    Alt { branches: Vec<Vec<ByteClass>>, negated: bool },
+    Alt {
+        branches: Vec<Vec<ByteClass>>,
+        negated: bool,
+    },
     /// `{n}`, `{-n}`, `{n-}`, `{n-m}`, `*` (`min 0, max None`), `[x-y]`.
-    Gap { min: u32, max: Option<u32> },
+    Gap {
+        min: u32,
+        max: Option<u32>,
+    },
     Anchor(Anchor),
 }
 

@@ -7,11 +7,20 @@ use crate::exefmt::ExeInfo;
 pub enum Offset {
     Any,
     /// `n` or `n,shift`.
-    Abs { at: u64, shift: u32 },
+    Abs {
+        at: u64,
+        shift: u32,
+    },
     /// `EOF-n` or `EOF-n,shift`.
-    EofMinus { back: u64, shift: u32 },
+    EofMinus {
+        back: u64,
+        shift: u32,
+    },
     /// `EP+n` / `EP-n` (with optional `,shift`): relative to the entry point's file offset.
-    Ep { delta: i64, shift: u32 },
+    Ep {
+        delta: i64,
+        shift: u32,
+    },
 }
 
 /// Parses an offset field. Unsupported but valid forms are `Err` with a message starting `unsupported:`.
