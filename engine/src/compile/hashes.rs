@@ -4,9 +4,12 @@
 use crate::db::{HashKind, HashSig};
 use std::collections::{HashMap, HashSet};
 
+/// Signatures sharing one digest, in load order: (size or `*`, value).
+type SameDigest = Vec<(Option<u64>, u32)>;
+
 #[derive(Default)]
 struct Table {
-    entries: HashMap<Box<[u8]>, Vec<(Option<u64>, u32)>>,
+    entries: HashMap<Box<[u8]>, SameDigest>,
     sizes: HashSet<u64>,
     any_size: bool,
 }
