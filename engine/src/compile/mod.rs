@@ -6,9 +6,10 @@
 
 mod hashes;
 
+use crate::db::hex::Elem;
 use crate::db::ign::IgnoreSet;
 use crate::db::load::{self, Format};
-use crate::db::{self, HashSig, LogicalSig, Offset, Parsed, Target};
+use crate::db::{self, HashSig, LogicalSig, Offset, Parsed, Pattern, Target};
 use crate::logic::Expr;
 use crate::matcher::{Matcher, MatcherBuilder, PatternId};
 use crate::{LineError, LoadError, FUNCTIONALITY_LEVEL};
@@ -129,6 +130,8 @@ pub(crate) struct BodyEntry {
     pub name: u32,
     pub target: Target,
     pub offset: Offset,
+    /// Only exact bytes: clamscan reports these before wildcard patterns (tests/ORACLE.md §2a).
+    pub is_static: bool,
 }
 
 pub(crate) struct LogicalEntry {
@@ -182,6 +185,43 @@ impl Database {
     }
 }
 
+fn is_exact(e: &Elem) -> bool {
+    matches!(e, Elem::Byte(c) if c.0.iter().map(|w| w.count_ones()).sum::<u32>() == 1)
+}
+
+fn is_static(p: &Pattern) -> bool {
+    p.elems.iter().all(is_exact)
+}
+
+/// The shortest body signatures clamscan accepts (tests/ORACLE.md §6): a search must have an anchor that
+/// is not everywhere.
+const MIN_STATIC_BODY: usize = 3;
+const MIN_STATIC_RUN: usize = 2;
+
+fn check_body_pattern(p: &Pattern) -> Result<(), String> {
+    if is_static(p) {
+        if p.elems.len() < MIN_STATIC_BODY {
+            return Err(format!(
+                "signature too short: {} byte(s), at least {MIN_STATIC_BODY} needed",
+                p.elems.len()
+            ));
+        }
+        return Ok(());
+    }
+    let longest = p
+        .elems
+        .split(|e| !is_exact(e))
+        .map(<[Elem]>::len)
+        .max()
+        .unwrap_or(0);
+    if longest < MIN_STATIC_RUN {
+        return Err(format!(
+            "no run of {MIN_STATIC_RUN} exact bytes to anchor the search"
+        ));
+    }
+    Ok(())
+}
+
 fn offset_needs_exe(o: &Offset) -> bool {
     !matches!(
         o,
@@ -231,6 +271,15 @@ impl Builder {
     fn add_file(&mut self, path: &Path, format: Format, bytes: &[u8], errors: &mut LoadError) {
         // Signed containers come with a later issue; until then every signature here is unofficial.
         let official = false;
+        if bytes.is_empty() {
+            // A zero-byte file is what a failed download or a full disk leaves: refuse it, as clamscan does.
+            errors.push(LineError {
+                file: path.to_path_buf(),
+                line: 0,
+                message: "empty database file".into(),
+            });
+            return;
+        }
         for (line_no, line) in load::lines(bytes) {
             let fail = |message: String| LineError {
                 file: path.to_path_buf(),
@@ -266,6 +315,8 @@ impl Builder {
                 Parsed::Sig(sig) => {
                     if format == Format::Allow {
                         self.allow.insert(&sig, 0);
+                        // clamscan counts allowlist lines among its "Known viruses" (tests/ORACLE.md §5).
+                        self.signature_count += 1;
                     } else if !self.ignored(&sig.name, line) {
                         self.add_hash(sig, official);
                     }
@@ -281,6 +332,7 @@ impl Builder {
                     if self.ignored(&sig.name, line) {
                         return Ok(());
                     }
+                    check_body_pattern(&sig.pattern)?;
                     let id = self.owners.len() as PatternId;
                     self.matcher.add(id, &sig.pattern)?;
                     self.needs_exe |= sig.target != Target::Any || offset_needs_exe(&sig.offset);
@@ -290,6 +342,7 @@ impl Builder {
                         name,
                         target: sig.target,
                         offset: sig.offset,
+                        is_static: is_static(&sig.pattern),
                     });
                     self.signature_count += 1;
                     Ok(())

@@ -3,6 +3,9 @@
 
 use super::{flevel_ok, HashKind, HashSig, Parsed};
 
+/// The first functionality level that accepts `*` as a hash signature's size.
+pub const WILDCARD_SIZE_FLEVEL: u32 = 73;
+
 pub fn parse_line(line: &str, fl: u32) -> Result<Parsed<HashSig>, String> {
     let fields: Vec<&str> = line.split(':').collect();
     if fields.len() < 3 {
@@ -28,6 +31,7 @@ pub fn parse_line(line: &str, fl: u32) -> Result<Parsed<HashSig>, String> {
         hex::decode(hex_digest).map_err(|_| format!("hash {hex_digest:?} is not hexadecimal"))?;
     let size = match fields[1] {
         "*" => None,
+        "0" => return Err("size 0 is not valid: an empty file has no signature".into()),
         s => Some(
             s.parse::<u64>()
                 .map_err(|_| format!("size {s:?} is not a number or '*'"))?,
@@ -47,6 +51,12 @@ pub fn parse_line(line: &str, fl: u32) -> Result<Parsed<HashSig>, String> {
         .map(|s| parse_flevel(s))
         .transpose()?
         .flatten();
+    // ClamAV refuses '*' sizes unless the line declares an engine that knows them (level 73).
+    if size.is_none() && min.is_none_or(|m| m < WILDCARD_SIZE_FLEVEL) {
+        return Err(format!(
+            "a '*' size needs a MinFL field of at least {WILDCARD_SIZE_FLEVEL} (HASH:*:NAME:{WILDCARD_SIZE_FLEVEL})"
+        ));
+    }
     if !flevel_ok(min, max, fl) {
         return Ok(Parsed::Skip("functionality level"));
     }
@@ -89,7 +99,7 @@ mod tests {
 
     #[test]
     fn kinds_follow_length_and_star_size() {
-        let sha1 = format!("{}:*:X", "a".repeat(40));
+        let sha1 = format!("{}:*:X:73", "a".repeat(40));
         let sha256 = format!("{}:10:X:73", "B".repeat(64));
         assert!(matches!(
             parse_line(&sha1, FL),
@@ -136,6 +146,15 @@ mod tests {
         assert!(parse_line(&format!("{}:1", "a".repeat(32)), FL)
             .unwrap_err()
             .contains("2 field"));
+        assert!(parse_line(&format!("{}:*:X", "a".repeat(32)), FL)
+            .unwrap_err()
+            .contains("at least 73"));
+        assert!(parse_line(&format!("{}:*:X:72", "a".repeat(32)), FL)
+            .unwrap_err()
+            .contains("at least 73"));
+        assert!(parse_line(&format!("{}:0:X", "a".repeat(32)), FL)
+            .unwrap_err()
+            .contains("size 0"));
         assert!(parse_line(&format!("{}:1:", "a".repeat(32)), FL)
             .unwrap_err()
             .contains("empty signature name"));

@@ -31,8 +31,14 @@ struct Scratch {
     body_stamp: Vec<u32>,
     lsig_stamp: Vec<u32>,
     touched_lsigs: Vec<u32>,
-    body_hits: Vec<u32>,
+    /// Body signatures matched in this scan, each with its best report key so far.
+    body_hits: Vec<(BodyKey, u32)>,
+    body_slot: Vec<u32>,
 }
+
+/// clamscan's order among body signatures (tests/ORACLE.md §2a): static patterns before wildcard ones,
+/// then the earliest start, then the earliest end, then load order.
+type BodyKey = (bool, usize, usize, u32);
 
 impl Scratch {
     fn new(db: &Database) -> Self {
@@ -46,6 +52,7 @@ impl Scratch {
             lsig_stamp: vec![0; db.logicals.len()],
             touched_lsigs: Vec::new(),
             body_hits: Vec::new(),
+            body_slot: vec![0; db.bodies.len()],
         }
     }
 
@@ -90,8 +97,6 @@ struct Sink<'a, 'db> {
     s: &'a mut Scratch,
     exe: Option<&'a ExeInfo>,
     len: u64,
-    /// Stop the pass at the first body detection: nothing later in the order could be reported.
-    stop_at_first_body: bool,
 }
 
 impl Sink<'_, '_> {
@@ -144,17 +149,20 @@ impl MatchSink for Sink<'_, '_> {
         self.s.ranges[i]
     }
 
-    fn on_match(&mut self, id: PatternId, _start: usize, _end: usize) -> bool {
+    fn on_match(&mut self, id: PatternId, start: usize, end: usize) -> bool {
         let g = self.s.generation;
         match self.db.owners.get(id as usize) {
             Some(&Owner::Body(b)) => {
-                let b = b as usize;
-                if self.s.body_stamp[b] != g {
-                    self.s.body_stamp[b] = g;
-                    self.s.body_hits.push(self.db.bodies[b].name);
-                    if self.stop_at_first_body {
-                        return false;
-                    }
+                let e = &self.db.bodies[b as usize];
+                let key = (!e.is_static, start, end, b);
+                let bi = b as usize;
+                if self.s.body_stamp[bi] != g {
+                    self.s.body_stamp[bi] = g;
+                    self.s.body_slot[bi] = self.s.body_hits.len() as u32;
+                    self.s.body_hits.push((key, e.name));
+                } else {
+                    let slot = &mut self.s.body_hits[self.s.body_slot[bi] as usize];
+                    slot.0 = slot.0.min(key);
                 }
             }
             Some(&Owner::Sub { lsig, sub }) => {
@@ -219,12 +227,12 @@ impl<'db> Scanner<'db> {
             s: &mut self.scratch,
             exe: exe.as_ref(),
             len,
-            stop_at_first_body: !opts.allmatch && db.allow.is_empty(),
         };
         db.matcher.scan(data, &mut sink);
 
         let s = &mut self.scratch;
-        let mut found: Vec<u32> = s.body_hits.drain(..).collect();
+        s.body_hits.sort_unstable();
+        let mut found: Vec<u32> = s.body_hits.drain(..).map(|(_, name)| name).collect();
         let mut digests = Digests::default();
         if opts.allmatch || found.is_empty() || !db.allow.is_empty() {
             for kind in HASH_KINDS {
