@@ -68,3 +68,58 @@ pub fn section_names(b: &[u8]) -> Result<Vec<String>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal little-endian ELF64 with sections: "", ".shstrtab", "tracepoint/x/y".
+    fn tiny_elf() -> Vec<u8> {
+        let names = b"\0.shstrtab\0tracepoint/x/y\0";
+        let mut b = vec![0u8; 64];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = 2;
+        b[5] = 1;
+        b[0x12..0x14].copy_from_slice(&EM_BPF.to_le_bytes());
+        let str_off = b.len() as u64;
+        b.extend_from_slice(names);
+        while !b.len().is_multiple_of(8) {
+            b.push(0);
+        }
+        let shoff = b.len() as u64;
+        b[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
+        b[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        b[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+        b[0x3e..0x40].copy_from_slice(&1u16.to_le_bytes());
+        for (name, off, size) in [
+            (0u32, 0u64, 0u64),
+            (1, str_off, names.len() as u64),
+            (11, 0, 0),
+        ] {
+            let mut sh = [0u8; 64];
+            sh[..4].copy_from_slice(&name.to_le_bytes());
+            sh[0x18..0x20].copy_from_slice(&off.to_le_bytes());
+            sh[0x20..0x28].copy_from_slice(&size.to_le_bytes());
+            b.extend_from_slice(&sh);
+        }
+        b
+    }
+
+    #[test]
+    fn lists_section_names() {
+        let elf = tiny_elf();
+        assert!(is_bpf(&elf));
+        assert_eq!(
+            section_names(&elf).unwrap(),
+            ["", ".shstrtab", "tracepoint/x/y"]
+        );
+    }
+
+    #[test]
+    fn rejects_garbage_and_truncation() {
+        assert!(section_names(b"not an elf").is_err());
+        let elf = tiny_elf();
+        assert!(section_names(&elf[..elf.len() - 64]).is_err());
+        assert!(!is_bpf(b"\x7fELF"));
+    }
+}

@@ -547,3 +547,37 @@ fn testdata(out: &Path, seed: u64) -> Result<()> {
         out.display()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eicar_is_the_standard_string() {
+        let e = eicar();
+        assert_eq!(e.len(), 68);
+        assert!(e.starts_with(b"X5O!P%@AP"));
+        assert!(e.ends_with(b"$H+H*"));
+    }
+
+    #[test]
+    fn demo_data_is_bundled() {
+        let root = repo_root();
+        for f in ["demo.hdb", "demo.ndb", "demo.ldb"] {
+            assert!(root.join(DEMO_DB).join(f).is_file(), "{f} missing");
+        }
+        let hdb = std::fs::read_to_string(root.join(DEMO_DB).join("demo.hdb")).unwrap();
+        assert_eq!(
+            hdb.trim(),
+            "44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature"
+        );
+        assert!(root.join(DEMO_SAMPLES).is_dir());
+    }
+
+    #[test]
+    fn shell_quote_quotes_only_when_needed() {
+        assert_eq!(shell_quote("-C"), "-C");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}
