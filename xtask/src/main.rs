@@ -211,7 +211,7 @@ fn setup_apt() -> Result<()> {
     Step::new("apt-get", &["update"])
         .env("DEBIAN_FRONTEND", "noninteractive")
         .run()?;
-    let mut args = vec!["install", "-y", "--no-install-recommends"];
+    let mut args = vec!["install", "-y"];
     args.extend(&missing);
     Step::new("apt-get", &args)
         .env("DEBIAN_FRONTEND", "noninteractive")
@@ -319,7 +319,6 @@ fn setup_bpf_linker() -> Result<()> {
         toolchain.as_str(),
         "install",
         "bpf-linker",
-        "--locked",
         "--version",
         BPF_LINKER_VERSION,
         "--no-default-features",
