@@ -183,18 +183,23 @@ fn parse_hex_subsig(s: &str, target_code: u32) -> Result<Result<SubSig, &'static
     if hex_text.is_empty() {
         return Err("empty hex signature".to_string());
     }
+    // Order: case folding, then the fullword anchors, then the wide encoding (which turns `::f` anchors
+    // into their wide-character forms, as `hex::Pattern::wide` documents).
     let mut base = hex::parse(hex_text)?;
     if nocase {
         base = base.nocase();
     }
-    let mut patterns = match (wide, ascii) {
-        (true, true) => vec![base.clone(), base.wide()],
+    if fullword {
+        base = base.fullword();
+    }
+    let patterns = match (wide, ascii) {
+        (true, true) => {
+            let w = base.wide();
+            vec![base, w]
+        }
         (true, false) => vec![base.wide()],
         _ => vec![base],
     };
-    if fullword {
-        patterns = patterns.iter().map(|p| p.fullword()).collect();
-    }
     Ok(Ok(SubSig { offset, patterns }))
 }
 
@@ -642,7 +647,7 @@ mod tests {
         );
         assert_eq!(
             pats("clamav-wide-C0;Engine:81-255,Target:0;0&1;414141;68656c6c6f::iwfa"),
-            vec![h.nocase().fullword(), h.nocase().wide().fullword()]
+            vec![h.nocase().fullword(), h.nocase().fullword().wide()]
         );
         assert_eq!(pats("S;Target:0;0&1;414141;68656c6c6f::w"), vec![h.wide()]);
         assert_eq!(pats("S;Target:0;0&1;414141;68656c6c6f::a"), vec![h.clone()]);
@@ -650,6 +655,14 @@ mod tests {
         assert_eq!(
             pats("S;Target:0;0&1;414141;68656c6c6f::ii"),
             vec![h.nocase()]
+        );
+        assert_eq!(
+            pats("S;Target:0;0&1;414141;68656c6c6f::wf"),
+            vec![h.fullword().wide()]
+        );
+        assert_eq!(
+            pats("S;Target:0;0&1;414141;68656c6c6f::fw"),
+            vec![h.fullword().wide()]
         );
         // With an offset.
         let s = sig("S;Target:0;0&1;414141;10:68656c6c6f::i");
