@@ -164,8 +164,13 @@ fn parse_hex_subsig(s: &str, target_code: u32) -> Result<Result<SubSig, &'static
             "`{s}`: too many ':' (expected [Offset:]HexSig[::Modifiers])"
         ));
     }
+    if hex_text.is_empty() {
+        return Err("empty hex signature".to_string());
+    }
     let offset = match off_text {
         None => Offset::Any,
+        // clamscan reads an empty offset (`:HexSig`) as `*`.
+        Some("") => Offset::Any,
         Some(o) => {
             let exe_relative = o.starts_with("EP") || o.starts_with('S') || o.starts_with("VI");
             if exe_relative && !is_exe_target(target_code) {
@@ -180,9 +185,6 @@ fn parse_hex_subsig(s: &str, target_code: u32) -> Result<Result<SubSig, &'static
             }
         }
     };
-    if hex_text.is_empty() {
-        return Err("empty hex signature".to_string());
-    }
     // Order: case folding, then the fullword anchors, then the wide encoding (which turns `::f` anchors
     // into their wide-character forms, as `hex::Pattern::wide` documents).
     let mut base = hex::parse(hex_text)?;
@@ -268,7 +270,7 @@ pub fn parse_line(line: &str, fl: u32) -> Result<Parsed<LogicalSig>, String> {
     if let Some(attr) = tdb.new_attribute {
         if tdb.engine.is_none_or(|(min, _)| min < NEW_ATTRIBUTE_FLEVEL) {
             return Err(format!(
-                "TDB attribute {attr} needs Engine:{NEW_ATTRIBUTE_FLEVEL}-... (or higher) as the first attribute"
+                "TDB attribute {attr} needs a first attribute `Engine:min-max` with min >= {NEW_ATTRIBUTE_FLEVEL}"
             ));
         }
     }
@@ -427,9 +429,9 @@ mod tests {
             "Container:CL_TYPE_ZIP",
         ] {
             let m = err(&format!("S;Target:1,{attr};0;4141"));
-            assert!(m.contains("needs Engine:51"), "{attr}: {m}");
+            assert!(m.contains("with min >= 51"), "{attr}: {m}");
             let m = err(&format!("S;Engine:50-255,Target:1,{attr};0;4141"));
-            assert!(m.contains("needs Engine:51"), "{attr}: {m}");
+            assert!(m.contains("with min >= 51"), "{attr}: {m}");
         }
     }
 
@@ -481,6 +483,9 @@ mod tests {
         assert!(err("S;Target:0;0;41414141::i::w").contains("unknown modifier ':'"));
         assert!(err("S;Target:0;0;0:1:41414141").contains("too many ':'"));
         assert!(err("S;Target:0;0;*:").contains("empty hex"));
+        assert!(err("S;Target:0;0;41424344:").contains("empty hex"));
+        // clamscan reads an empty offset as `*`.
+        assert_eq!(sig("S;Target:0;0;:41424344").subsigs[0].offset, Offset::Any);
         let m = err("S;Target:0;0;EP+0:41414141");
         assert!(
             m.contains("offset EP+0 needs Target 1 (PE), 6 (ELF) or 9 (Mach-O), not 0"),
