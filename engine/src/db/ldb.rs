@@ -17,8 +17,9 @@
 //! Subsignatures are `[Offset:]HexSig[::Modifiers]` with modifiers `i` (nocase), `w` (wide), `f` (fullword),
 //! `a` (ascii; with `w` both encodings, two entries in [`SubSig::patterns`]). Other documented kinds are
 //! skipped: PCRE (`Trigger/regex/flags`), byte compare (`n(>>off#opts#cmp)`), macros (`${n-m}id$`), fuzzy
-//! image hashes (`fuzzy_img#hash[#dist]`), and offsets the offset parser calls `unsupported:`. Offsets relative
-//! to an executable (`EP`, `Sx`, `SEx`, `SL`, `VI`) need Target 1, 6 or 9 (clamscan rejects them elsewhere).
+//! image hashes (`fuzzy_img#hash[#dist]`), and offsets the offset parser calls `unsupported:` (`VI`, macro
+//! offsets). Offsets relative to an executable (`EP`, `Sx`, `SEx`, `SL`, `VI`) need Target 1, 6 or 9
+//! (clamscan rejects them elsewhere). An empty offset (`:HexSig`) is `*`, as in clamscan.
 
 use super::{hex, offset, LogicalSig, Offset, Parsed, SubSig, Target};
 use crate::logic::{self, MAX_SUBSIGS};
@@ -172,16 +173,24 @@ fn parse_hex_subsig(s: &str, target_code: u32) -> Result<Result<SubSig, &'static
         // clamscan reads an empty offset (`:HexSig`) as `*`.
         Some("") => Offset::Any,
         Some(o) => {
-            let exe_relative = o.starts_with("EP") || o.starts_with('S') || o.starts_with("VI");
-            if exe_relative && !is_exe_target(target_code) {
+            let parsed = match offset::parse(o) {
+                Ok(off) => Ok(off),
+                // `VI` (PE version information) is valid only for executables, like EP and sections.
+                Err(m) if m.starts_with("unsupported") => Err(o.starts_with("VI")),
+                Err(m) => return Err(format!("bad offset `{o}`: {m}")),
+            };
+            let exe_only = match parsed {
+                Ok(off) => off.needs_exe(),
+                Err(vi) => vi,
+            };
+            if exe_only && !is_exe_target(target_code) {
                 return Err(format!(
                     "offset {o} needs Target 1 (PE), 6 (ELF) or 9 (Mach-O), not {target_code}"
                 ));
             }
-            match offset::parse(o) {
+            match parsed {
                 Ok(off) => off,
-                Err(m) if m.starts_with("unsupported") => return Ok(Err(skip::OFFSET)),
-                Err(m) => return Err(format!("bad offset `{o}`: {m}")),
+                Err(_) => return Ok(Err(skip::OFFSET)),
             }
         }
     };
@@ -710,34 +719,39 @@ mod tests {
         assert!(s.expr.eval(&[1, 0, 1, 0, 1]));
         assert!(!s.expr.eval(&[1, 0, 2, 0, 1]));
 
-        // Sig4 uses section offsets (S2+78, S3+50, SL+550): valid, but this engine does not resolve them.
-        let sig4 = "Sig4;Engine:51-255,Target:1;((0|1)&(2|3))&4;EP+123:33c06834f04100\
-                    f2aef7d14951684cf04100e8110a00;S2+78:22??232c2d252229{-15}6e6573\
-                    (63|64)61706528;S3+50:68efa311c3b9963cb1ee8e586d32aeb9043e;f9c58\
-                    dcf43987e4f519d629b103375;SL+550:6300680065005c0046006900";
-        assert_eq!(skipped(sig4), skip::OFFSET);
-        // The same signature without section offsets loads, with its EP offset.
         let s = sig(
-            "Sig4b;Engine:51-255,Target:1;((0|1)&(2|3))&4;EP+123:33c06834f04100\
-                     f2aef7d14951684cf04100e8110a00;22??232c2d252229{-15}6e6573\
-                     (63|64)61706528;68efa311c3b9963cb1ee8e586d32aeb9043e;f9c58\
-                     dcf43987e4f519d629b103375;EOF-550:6300680065005c0046006900",
+            "Sig4;Engine:51-255,Target:1;((0|1)&(2|3))&4;EP+123:33c06834f04100\
+                     f2aef7d14951684cf04100e8110a00;S2+78:22??232c2d252229{-15}6e6573\
+                     (63|64)61706528;S3+50:68efa311c3b9963cb1ee8e586d32aeb9043e;f9c58\
+                     dcf43987e4f519d629b103375;SL+550:6300680065005c0046006900",
         );
         assert_eq!(s.target, Target::Pe);
+        let offsets: Vec<Offset> = s.subsigs.iter().map(|x| x.offset).collect();
+        let expected: Vec<Offset> = ["EP+123", "S2+78", "S3+50", "*", "SL+550"]
+            .iter()
+            .map(|o| offset::parse(o).unwrap())
+            .collect();
+        assert_eq!(offsets, expected);
         assert_eq!(
-            s.subsigs[0].offset,
-            Offset::Ep {
-                delta: 123,
-                shift: 0
-            }
+            s.subsigs[1].patterns,
+            vec![hex("22??232c2d252229{-15}6e6573(63|64)61706528")]
         );
         assert_eq!(
-            s.subsigs[4].offset,
-            Offset::EofMinus {
-                back: 550,
-                shift: 0
-            }
+            s.expr,
+            Expr::And(vec![
+                Expr::And(vec![
+                    Expr::Or(vec![Expr::Sub(0), Expr::Sub(1)]),
+                    Expr::Or(vec![Expr::Sub(2), Expr::Sub(3)])
+                ]),
+                Expr::Sub(4)
+            ])
         );
-        assert_eq!(s.subsigs[1].offset, Offset::Any);
+        // Offsets the offset parser leaves unsupported (VI) are skipped; EOF-n works on any target.
+        assert_eq!(
+            skipped("S;Target:1;0&1;EP+0:41424344;VI:41424344"),
+            skip::OFFSET
+        );
+        let s = sig("S;Target:0;0;EOF-550,10:6300680065005c0046006900");
+        assert_eq!(s.subsigs[0].offset, offset::parse("EOF-550,10").unwrap());
     }
 }
