@@ -1,0 +1,211 @@
+//! The command line grammar: `sensor <SUBCOMMAND> [OPTIONS]`.
+//!
+//! Owns: option names, short forms, value syntaxes (`--opt=value`, `--opt value`, `--flag[=yes/no]`)
+//! and defaults, all spelled like clamscan's so scripts written for clamscan keep working.
+//! Never: validates semantics (regexes, sizes, directories) or touches the filesystem; that is
+//! `scan::config`. Later subcommands (`run`, `status`, `audit`, `db`) get their own variants here.
+
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "sensor", version, about = "On-access malware sensor")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Scan files and directories on demand (a drop-in for clamscan).
+    Scan(ScanArgs),
+}
+
+/// clamscan's `yes/no` booleans (also accepts true/false and 1/0).
+pub fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "1" | "on" => Ok(true),
+        "no" | "false" | "0" | "off" => Ok(false),
+        _ => Err(format!("expected yes or no, got '{s}'")),
+    }
+}
+
+/// clamscan's symlink policy: 0 = never, 1 = only when given directly, 2 = always.
+pub fn parse_follow(s: &str) -> Result<u8, String> {
+    match s {
+        "0" | "1" | "2" => Ok(s.as_bytes()[0] - b'0'),
+        _ => Err(format!("expected 0, 1 or 2, got '{s}'")),
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ScanArgs {
+    /// Files and directories to scan; `-` reads stdin. None: the current directory.
+    #[arg(value_name = "FILE|DIR|-", value_parser = clap::value_parser!(OsString))]
+    pub paths: Vec<OsString>,
+
+    /// Scan subdirectories recursively.
+    #[arg(short = 'r', long, value_name = "yes/no", num_args = 0..=1, require_equals = true,
+          default_value = "no", default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub recursive: bool,
+
+    /// Only print infected files.
+    #[arg(short = 'i', long)]
+    pub infected: bool,
+
+    /// Skip printing OK files.
+    #[arg(short = 'o', long = "suppress-ok-results")]
+    pub suppress_ok_results: bool,
+
+    /// Disable the summary at the end of scanning.
+    #[arg(long)]
+    pub no_summary: bool,
+
+    /// Only output error messages.
+    #[arg(long)]
+    pub quiet: bool,
+
+    /// Write warnings to stdout instead of stderr.
+    #[arg(long)]
+    pub stdout: bool,
+
+    /// Save the scan report to FILE (appended).
+    #[arg(short = 'l', long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
+    /// Load signatures from FILE or every database file in DIR (repeatable). Default: /var/lib/clamav.
+    #[arg(short = 'd', long, value_name = "FILE|DIR")]
+    pub database: Vec<PathBuf>,
+
+    /// Don't scan files whose real path matches REGEX (partial match).
+    #[arg(long, value_name = "REGEX")]
+    pub exclude: Vec<String>,
+
+    /// Don't scan directories whose path matches REGEX (partial match).
+    #[arg(long = "exclude-dir", value_name = "REGEX")]
+    pub exclude_dir: Vec<String>,
+
+    /// Only scan files whose real path matches REGEX.
+    #[arg(long, value_name = "REGEX")]
+    pub include: Vec<String>,
+
+    /// Only scan directories whose path matches REGEX.
+    #[arg(long = "include-dir", value_name = "REGEX")]
+    pub include_dir: Vec<String>,
+
+    /// Scan files and directories on other filesystems.
+    #[arg(long = "cross-fs", value_name = "yes/no", num_args = 0..=1, require_equals = true,
+          default_value = "yes", default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub cross_fs: bool,
+
+    /// Follow directory symlinks (0 = never, 1 = direct, 2 = always).
+    #[arg(long = "follow-dir-symlinks", value_name = "0/1/2", num_args = 0..=1, require_equals = true,
+          default_value = "1", default_missing_value = "1", value_parser = parse_follow)]
+    pub follow_dir_symlinks: u8,
+
+    /// Follow file symlinks (0 = never, 1 = direct, 2 = always).
+    #[arg(long = "follow-file-symlinks", value_name = "0/1/2", num_args = 0..=1, require_equals = true,
+          default_value = "1", default_missing_value = "1", value_parser = parse_follow)]
+    pub follow_file_symlinks: u8,
+
+    /// Files larger than this are skipped and assumed clean (suffixes K, M; 0 = no limit).
+    #[arg(long = "max-filesize", value_name = "SIZE", default_value = "100M")]
+    pub max_filesize: String,
+
+    /// Move infected files into DIR.
+    #[arg(long = "move", value_name = "DIR")]
+    pub move_to: Option<PathBuf>,
+
+    /// Copy infected files into DIR.
+    #[arg(long = "copy", value_name = "DIR")]
+    pub copy_to: Option<PathBuf>,
+
+    /// Remove infected files. Be careful!
+    #[arg(long, value_name = "yes/no", num_args = 0..=1, require_equals = true,
+          default_value = "no", default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub remove: bool,
+
+    /// Scan the files listed in FILE, one path a line.
+    #[arg(short = 'f', long = "file-list", value_name = "FILE")]
+    pub file_list: Option<PathBuf>,
+
+    /// Report every matching signature, not only the first.
+    #[arg(short = 'z', long, value_name = "yes/no", num_args = 0..=1, require_equals = true,
+          default_value = "no", default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub allmatch: bool,
+
+    /// Scanner threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// One JSON object per result line instead of clamscan's text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Descend into pseudo filesystems (proc, sysfs, cgroup...) met during a recursive scan.
+    #[arg(long = "scan-pseudo-fs")]
+    pub scan_pseudo_fs: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(args: &[&str]) -> ScanArgs {
+        let mut v = vec!["sensor", "scan"];
+        v.extend_from_slice(args);
+        match Cli::try_parse_from(v).unwrap().command {
+            Command::Scan(a) => a,
+        }
+    }
+
+    #[test]
+    fn defaults_match_clamscan() {
+        let a = scan(&[]);
+        assert!(!a.recursive && !a.infected && !a.remove && !a.allmatch);
+        assert!(a.cross_fs);
+        assert_eq!((a.follow_dir_symlinks, a.follow_file_symlinks), (1, 1));
+        assert_eq!(a.max_filesize, "100M");
+        assert!(a.paths.is_empty());
+    }
+
+    #[test]
+    fn short_boolean_does_not_eat_the_path() {
+        let a = scan(&["-r", "dir"]);
+        assert!(a.recursive);
+        assert_eq!(a.paths, vec![OsString::from("dir")]);
+    }
+
+    #[test]
+    fn yes_no_forms() {
+        assert!(scan(&["--recursive=yes"]).recursive);
+        assert!(!scan(&["--recursive=no"]).recursive);
+        assert!(!scan(&["--cross-fs=no"]).cross_fs);
+        assert!(scan(&["--remove"]).remove);
+        assert!(scan(&["-z"]).allmatch);
+        assert!(Cli::try_parse_from(["sensor", "scan", "--recursive=maybe"]).is_err());
+    }
+
+    #[test]
+    fn value_forms_with_and_without_equals() {
+        let a = scan(&[
+            "--log=a",
+            "-d",
+            "x",
+            "--database",
+            "y",
+            "--exclude",
+            "e1",
+            "--exclude=e2",
+        ]);
+        assert_eq!(a.log, Some(PathBuf::from("a")));
+        assert_eq!(a.database, vec![PathBuf::from("x"), PathBuf::from("y")]);
+        assert_eq!(a.exclude, vec!["e1", "e2"]);
+        let a = scan(&["--max-filesize", "5M", "--follow-dir-symlinks=2", "-"]);
+        assert_eq!(a.max_filesize, "5M");
+        assert_eq!(a.follow_dir_symlinks, 2);
+        assert_eq!(a.paths, vec![OsString::from("-")]);
+        assert!(Cli::try_parse_from(["sensor", "scan", "--follow-file-symlinks=3"]).is_err());
+    }
+}

@@ -1,0 +1,170 @@
+//! What happens to an infected file: `--move`, `--copy`, `--remove`.
+//!
+//! Owns: quarantine naming (basename, then `.001`...`.999` on collision), cross-device moves,
+//! clamscan's action messages. Never: acts on a file that was not reported FOUND, on stdin, or
+//! after a failed step (a move that cannot copy leaves the original in place).
+
+use super::config::Action;
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+pub struct Actions {
+    action: Action,
+    /// Canonical quarantine directory for move/copy.
+    dir: Option<PathBuf>,
+}
+
+/// The line clamscan prints for an action's result, and whether it failed.
+pub struct ActionReport {
+    pub line: Vec<u8>,
+    pub failed: bool,
+}
+
+impl Actions {
+    /// Resolves the quarantine directory once, before scanning. The error is clamscan's message.
+    pub fn setup(action: Action, dir: Option<PathBuf>) -> Result<Actions, String> {
+        let dir = match dir {
+            Some(d) => match fs::canonicalize(&d) {
+                Ok(c) if c.is_dir() => Some(c),
+                _ => {
+                    return Err(format!(
+                        "action_setup: Failed to get realpath of {}",
+                        d.display()
+                    ))
+                }
+            },
+            None => None,
+        };
+        Ok(Actions { action, dir })
+    }
+
+    fn destination(&self, real: &Path) -> io::Result<PathBuf> {
+        let dir = self
+            .dir
+            .as_ref()
+            .ok_or_else(|| io::Error::other("no quarantine directory"))?;
+        let base = real
+            .file_name()
+            .ok_or_else(|| io::Error::other("no file name"))?;
+        let first = dir.join(base);
+        if fs::symlink_metadata(&first).is_err() {
+            return Ok(first);
+        }
+        for n in 1..=999 {
+            let mut name = OsString::from(base);
+            name.push(format!(".{n:03}"));
+            let cand = dir.join(name);
+            if fs::symlink_metadata(&cand).is_err() {
+                return Ok(cand);
+            }
+        }
+        Err(io::Error::other(
+            "too many files with this name in the quarantine directory",
+        ))
+    }
+
+    /// Applies the configured action to `path` (as printed). `None` when there is nothing to do.
+    pub fn apply(&self, path: &Path) -> Option<ActionReport> {
+        if self.action == Action::None {
+            return None;
+        }
+        let mut line = path.as_os_str().as_bytes().to_vec();
+        let real = match fs::canonicalize(path) {
+            Ok(r) => r,
+            Err(e) => {
+                line.extend_from_slice(format!(": Can't get real path: {e}").as_bytes());
+                return Some(ActionReport { line, failed: true });
+            }
+        };
+        line.extend_from_slice(b" (real path: '");
+        line.extend_from_slice(real.as_os_str().as_bytes());
+        line.extend_from_slice(b"'): ");
+        let result = match self.action {
+            Action::Remove => fs::remove_file(&real).map(|_| b"Removed.".to_vec()),
+            Action::Copy => self.destination(&real).and_then(|dest| {
+                fs::copy(&real, &dest)?;
+                Ok(quoted(b"copied to", &dest))
+            }),
+            Action::Move => self.destination(&real).and_then(|dest| {
+                move_file(&real, &dest)?;
+                Ok(quoted(b"moved to", &dest))
+            }),
+            Action::None => unreachable!(),
+        };
+        match result {
+            Ok(msg) => {
+                line.extend_from_slice(&msg);
+                Some(ActionReport {
+                    line,
+                    failed: false,
+                })
+            }
+            Err(e) => {
+                let verb = match self.action {
+                    Action::Remove => "remove",
+                    Action::Copy => "copy",
+                    _ => "move",
+                };
+                line.extend_from_slice(format!("Can't {verb} file: {e}").as_bytes());
+                Some(ActionReport { line, failed: true })
+            }
+        }
+    }
+}
+
+fn quoted(verb: &[u8], p: &Path) -> Vec<u8> {
+    let mut v = verb.to_vec();
+    v.extend_from_slice(b" '");
+    v.extend_from_slice(p.as_os_str().as_bytes());
+    v.push(b'\'');
+    v
+}
+
+/// rename, or copy + remove across filesystems; the original stays if the copy fails.
+fn move_file(from: &Path, to: &Path) -> io::Result<()> {
+    match fs::rename(from, to) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            if let Err(e) = fs::copy(from, to) {
+                let _ = fs::remove_file(to);
+                return Err(e);
+            }
+            fs::remove_file(from)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_names_collisions_like_clamscan() {
+        let t = tempfile::tempdir().unwrap();
+        let q = t.path().join("q");
+        fs::create_dir(&q).unwrap();
+        let f = t.path().join("v");
+        fs::write(&f, b"x").unwrap();
+        let a = Actions::setup(Action::Copy, Some(q.clone())).unwrap();
+        let r1 = a.apply(&f).unwrap();
+        let r2 = a.apply(&f).unwrap();
+        assert!(!r1.failed && !r2.failed);
+        let q = fs::canonicalize(&q).unwrap();
+        assert!(String::from_utf8(r2.line)
+            .unwrap()
+            .ends_with(&format!("copied to '{}'", q.join("v.001").display())));
+        assert!(f.exists());
+    }
+
+    #[test]
+    fn missing_quarantine_dir_is_clamscans_error() {
+        let e = Actions::setup(Action::Move, Some(PathBuf::from("nodir-xyz")))
+            .err()
+            .unwrap();
+        assert_eq!(e, "action_setup: Failed to get realpath of nodir-xyz");
+    }
+}

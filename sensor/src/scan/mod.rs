@@ -1,0 +1,159 @@
+//! `sensor scan`: clamscan's command, on the sensor's own engine.
+//!
+//! Owns: the order of a scan run (validate options, set up actions and log, load the database,
+//! walk + scan, summary, exit code). Never: prints result lines itself (`report`), touches files
+//! (`walk`, `reader`, `actions`), or holds option grammar (`crate::cli`).
+
+mod actions;
+mod config;
+mod outcome;
+mod pool;
+mod progress;
+mod pseudofs;
+mod reader;
+mod report;
+mod summary;
+mod walk;
+
+use crate::cli::ScanArgs;
+use anyhow::{Context, Result};
+use config::Config;
+use report::{Gates, Kind, Reporter};
+use serde_json::json;
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::os::unix::ffi::OsStringExt;
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime};
+
+/// What "Engine version" reports: the sensor's own version.
+pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub fn run(args: ScanArgs) -> ExitCode {
+    let start = SystemTime::now();
+    let clock = Instant::now();
+    let cfg = match Config::from_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ERROR: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let (action, dir) = Config::action(&args);
+    let actions = match actions::Actions::setup(action, dir) {
+        Ok(a) => a,
+        Err(msg) => {
+            println!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let log = match &args.log {
+        Some(p) => match OpenOptions::new().create(true).append(true).open(p) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!(
+                    "ERROR: Can't open log file {}: {}",
+                    p.display(),
+                    report::strerror(&e)
+                );
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let gates = Gates {
+        infected_only: args.infected,
+        suppress_ok: args.suppress_ok_results,
+        quiet: args.quiet,
+        warnings_to_stdout: args.stdout,
+        json: args.json,
+    };
+    let mut rep = Reporter::new(gates, log, actions, progress::Progress::new(!args.quiet));
+
+    let code = scan(&args, &cfg, &mut rep);
+    if !args.no_summary {
+        let elapsed = clock.elapsed();
+        let c = &rep.counters;
+        let text = summary::format_summary(c, ENGINE_VERSION, start, elapsed);
+        let mb = |b: u64| (b * summary::BLOCK) as f64 / (1024.0 * 1024.0);
+        let j = json!({"summary": {
+            "known_viruses": c.known_viruses,
+            "engine_version": ENGINE_VERSION,
+            "scanned_directories": c.dirs,
+            "scanned_files": c.files,
+            "infected_files": c.infected,
+            "total_errors": c.errors,
+            "skipped_special_files": c.special_skipped,
+            "data_scanned_mb": mb(c.blocks_scanned),
+            "data_read_mb": mb(c.blocks_read),
+            "time_sec": elapsed.as_secs_f64(),
+        }});
+        rep.summary(&text, j);
+    }
+    rep.finish();
+    ExitCode::from(code)
+}
+
+/// Loads the database and scans; returns the exit code. Problems before scanning are printed here.
+fn scan(args: &ScanArgs, cfg: &Config, rep: &mut Reporter) -> u8 {
+    let db = match load(&Config::databases(args)) {
+        Ok(db) => db,
+        Err(e) => {
+            for line in format!("{e:#}").lines() {
+                rep.message(Kind::Error, line.as_bytes());
+            }
+            return 2;
+        }
+    };
+    rep.counters.known_viruses = db.signature_count();
+    if !args.quiet {
+        for (reason, n) in db.skipped() {
+            rep.message(
+                Kind::Error,
+                format!("{n} signatures skipped: {reason}").as_bytes(),
+            );
+        }
+    }
+    let targets = match targets(args) {
+        Ok(t) => t,
+        Err(e) => {
+            rep.message(Kind::Error, format!("ERROR: {e}").as_bytes());
+            return 2;
+        }
+    };
+    pool::run(cfg, &db, &targets, |o| rep.handle(o));
+    rep.counters.exit_code()
+}
+
+fn load(paths: &[std::path::PathBuf]) -> Result<engine::Database> {
+    let mut c = engine::Compiler::new();
+    for p in paths {
+        c.add_path(p).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    c.build().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// `--file-list` entries (one a line, empty lines skipped), then positional paths; the current
+/// directory (absolute, as clamscan prints it) when there are neither.
+fn targets(args: &ScanArgs) -> Result<Vec<OsString>> {
+    let mut out = Vec::new();
+    if let Some(list) = &args.file_list {
+        let data = std::fs::read(list)
+            .with_context(|| format!("--file-list: Can't open file {}", list.display()))?;
+        for line in data.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if !line.is_empty() {
+                out.push(OsString::from_vec(line.to_vec()));
+            }
+        }
+    }
+    out.extend(args.paths.iter().cloned());
+    if out.is_empty() && args.file_list.is_none() {
+        out.push(
+            std::env::current_dir()
+                .context("current directory")?
+                .into_os_string(),
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,188 @@
+//! The traversal: command-line paths and directory trees, in clamscan's order (arguments in order,
+//! entries in readdir order, depth first), deciding per entry what clamscan would do with it.
+//!
+//! Owns: lstat/stat decisions, symlink policy, recursion, exclude/include checks, cross-fs and
+//! pseudo-fs boundaries, loop protection. Never: opens regular files for reading or prints; it
+//! hands `Job`s (to scan) and `Outcome`s (decided without scanning) to a `Sink` in order.
+
+use super::config::Config;
+use super::outcome::{join, strip_trailing_slashes, Job, Outcome};
+use super::pseudofs;
+use std::ffi::OsStr;
+use std::fs::{self, Metadata};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// Receives the walk's results in order.
+pub trait Sink {
+    fn job(&mut self, job: Job);
+    fn done(&mut self, outcome: Outcome);
+}
+
+pub struct Walker<'a, S: Sink> {
+    cfg: &'a Config,
+    sink: &'a mut S,
+    /// (dev, ino) of the directories being walked, to stop symlink loops.
+    ancestors: Vec<(u64, u64)>,
+}
+
+fn is_special(md: &Metadata) -> bool {
+    let t = md.file_type();
+    t.is_fifo() || t.is_socket() || t.is_block_device() || t.is_char_device()
+}
+
+/// The path clamscan matches `--exclude`/`--include` against: the file's real path.
+fn real_path(path: &Path) -> PathBuf {
+    fs::canonicalize(path).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    })
+}
+
+impl<'a, S: Sink> Walker<'a, S> {
+    pub fn new(cfg: &'a Config, sink: &'a mut S) -> Self {
+        Walker {
+            cfg,
+            sink,
+            ancestors: Vec::new(),
+        }
+    }
+
+    /// One command-line (or `--file-list`) entry.
+    pub fn arg(&mut self, arg: &OsStr) {
+        if arg.as_bytes() == b"-" {
+            self.sink.job(Job::Stdin);
+            return;
+        }
+        let given = Path::new(arg);
+        let md = match fs::symlink_metadata(given) {
+            Ok(md) => md,
+            Err(error) => {
+                return self.sink.done(Outcome::CantAccess {
+                    path: given.to_path_buf(),
+                    error,
+                })
+            }
+        };
+        let path = strip_trailing_slashes(arg);
+        if md.file_type().is_symlink() {
+            // A dangling link given directly is silently ignored, as clamscan does.
+            let Ok(target) = fs::metadata(given) else {
+                return;
+            };
+            if target.is_dir() {
+                if self.cfg.follow_dir >= 1 {
+                    self.top_dir(path, &target);
+                } else {
+                    self.sink.done(Outcome::Symlink { path });
+                }
+            } else if target.is_file() {
+                if self.cfg.follow_file >= 1 {
+                    self.file(path);
+                } else {
+                    self.sink.done(Outcome::Symlink { path });
+                }
+            } else {
+                self.sink.done(Outcome::Unsupported { path });
+            }
+        } else if md.is_dir() {
+            self.top_dir(path, &md);
+        } else if md.is_file() {
+            self.file(path);
+        } else {
+            self.sink.done(Outcome::Unsupported { path });
+        }
+    }
+
+    fn top_dir(&mut self, path: PathBuf, md: &Metadata) {
+        if self.cfg.filters.dir_excluded(path.as_os_str().as_bytes()) {
+            return self.sink.done(Outcome::Excluded { path });
+        }
+        self.dir(&path, md);
+    }
+
+    fn file(&mut self, path: PathBuf) {
+        if self
+            .cfg
+            .filters
+            .file_excluded(real_path(&path).as_os_str().as_bytes())
+        {
+            return self.sink.done(Outcome::Excluded { path });
+        }
+        self.sink.job(Job::File { path });
+    }
+
+    fn dir(&mut self, path: &Path, md: &Metadata) {
+        let id = (md.dev(), md.ino());
+        if self.ancestors.contains(&id) {
+            return;
+        }
+        let entries = match fs::read_dir(path) {
+            Ok(rd) => rd,
+            Err(_) => {
+                return self.sink.done(Outcome::DirOpenFailed {
+                    path: path.to_path_buf(),
+                })
+            }
+        };
+        self.sink.done(Outcome::Dir);
+        self.ancestors.push(id);
+        for entry in entries {
+            let Ok(entry) = entry else { continue };
+            let child = join(path.as_os_str(), &entry.file_name());
+            self.entry(child, md.dev());
+        }
+        self.ancestors.pop();
+    }
+
+    fn entry(&mut self, path: PathBuf, parent_dev: u64) {
+        let md = match fs::symlink_metadata(&path) {
+            Ok(md) => md,
+            Err(error) => return self.sink.done(Outcome::ReadError { path, error }),
+        };
+        let cfg = self.cfg;
+        if md.file_type().is_symlink() {
+            match fs::metadata(&path) {
+                Err(_) if cfg.follow_file == 2 || cfg.follow_dir == 2 => {}
+                Ok(t) if t.is_dir() && cfg.follow_dir == 2 => {
+                    if cfg.recursive {
+                        self.subdir(path, &t, parent_dev);
+                    }
+                }
+                Ok(t) if t.is_file() && cfg.follow_file == 2 => self.file(path),
+                Ok(t) if is_special(&t) => self.sink.done(Outcome::SkippedSpecial { path }),
+                _ => self.sink.done(Outcome::Symlink { path }),
+            }
+        } else if md.is_dir() {
+            if cfg.recursive {
+                self.subdir(path, &md, parent_dev);
+            }
+        } else if md.is_file() {
+            self.file(path);
+        } else {
+            self.sink.done(Outcome::SkippedSpecial { path });
+        }
+    }
+
+    fn subdir(&mut self, path: PathBuf, md: &Metadata, parent_dev: u64) {
+        if self.cfg.filters.dir_excluded(path.as_os_str().as_bytes()) {
+            return self.sink.done(Outcome::Excluded { path });
+        }
+        if md.dev() != parent_dev {
+            if !self.cfg.cross_fs {
+                return self.sink.done(Outcome::SkippedFs {
+                    path,
+                    fs: "other filesystem",
+                });
+            }
+            if !self.cfg.scan_pseudo_fs {
+                if let Some(fs) = pseudofs::pseudo_fs_name(&path) {
+                    return self.sink.done(Outcome::SkippedFs { path, fs });
+                }
+            }
+        }
+        self.dir(&path, md);
+    }
+}
