@@ -1,0 +1,729 @@
+//! End-to-end tests of `sensor scan`: run the binary on temporary trees and check result lines,
+//! streams and exit codes; where `clamscan` is installed, check that it prints the same thing.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sensor");
+
+struct Run {
+    out: String,
+    err: String,
+    code: i32,
+}
+
+/// Runs `prog args` in `cwd` with optional stdin; kills it after 30 s (a blocked scan fails the test).
+fn run_cmd(prog: &[&str], args: &[&OsStr], cwd: &Path, stdin: Option<&[u8]>) -> Run {
+    let mut cmd = Command::new(prog[0]);
+    cmd.args(&prog[1..])
+        .args(args)
+        .current_dir(cwd)
+        .env("TZ", "UTC");
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    if let Some(data) = stdin {
+        child.stdin.take().unwrap().write_all(data).unwrap();
+    }
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("{prog:?} {args:?} did not finish within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().unwrap();
+    Run {
+        out: String::from_utf8_lossy(&stdout).into_owned(),
+        err: String::from_utf8_lossy(&stderr).into_owned(),
+        code: status.code().unwrap_or(-1),
+    }
+}
+
+fn os(args: &[&str]) -> Vec<&'static OsStr> {
+    args.iter()
+        .map(|a| OsStr::new(Box::leak(a.to_string().into_boxed_str())))
+        .collect()
+}
+
+fn sensor(cwd: &Path, args: &[&str]) -> Run {
+    run_cmd(&[BIN, "scan"], &os(args), cwd, None)
+}
+
+fn sensor_stdin(cwd: &Path, args: &[&str], data: &[u8]) -> Run {
+    run_cmd(&[BIN, "scan"], &os(args), cwd, Some(data))
+}
+
+fn have_clamscan() -> bool {
+    Command::new("clamscan")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Summary lines that legitimately differ (engine version, timing, clamscan's internal data counts).
+fn stable(s: &str) -> String {
+    s.lines()
+        .filter(|l| {
+            ![
+                "Engine version:",
+                "Time:",
+                "Start Date:",
+                "End Date:",
+                "Data scanned:",
+                "Data read:",
+                "LibClamAV",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Where clamscan is installed: both tools print the same lines on the same streams with the same code.
+fn agrees_with_clamscan(cwd: &Path, args: &[&str]) {
+    if !have_clamscan() {
+        eprintln!("clamscan not installed: comparison skipped");
+        return;
+    }
+    let c = run_cmd(&["clamscan"], &os(args), cwd, None);
+    let s = sensor(cwd, args);
+    assert_eq!(
+        stable(&s.out),
+        stable(&c.out),
+        "stdout differs for {args:?}"
+    );
+    assert_eq!(
+        stable(&s.err),
+        stable(&c.err),
+        "stderr differs for {args:?}"
+    );
+    assert_eq!(s.code, c.code, "exit code differs for {args:?}");
+}
+
+fn md5_hex(path: &Path) -> String {
+    let o = Command::new("md5sum").arg(path).output().expect("md5sum");
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A temp dir with `db.hdb` detecting `t/evil.bin` as `Test.Evil`, and a small tree `t/`.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+const EVIL: &[u8] = b"this content is the test malware sample, long enough to be scanned\n";
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("t/sub/deep")).unwrap();
+        fs::write(root.join("t/evil.bin"), EVIL).unwrap();
+        fs::write(root.join("t/clean.txt"), b"hello, this file is clean\n").unwrap();
+        fs::write(root.join("t/empty"), b"").unwrap();
+        fs::write(root.join("t/sub/a.txt"), b"another clean file here\n").unwrap();
+        fs::write(root.join("t/sub/deep/evil2.bin"), EVIL).unwrap();
+        symlink("clean.txt", root.join("t/link")).unwrap();
+        symlink("nowhere", root.join("t/dangling")).unwrap();
+        let md5 = md5_hex(&root.join("t/evil.bin"));
+        fs::write(
+            root.join("db.hdb"),
+            format!("{md5}:{}:Test.Evil\n", EVIL.len()),
+        )
+        .unwrap();
+        Fixture { dir }
+    }
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+}
+
+fn lines(s: &str) -> Vec<&str> {
+    s.lines().collect()
+}
+
+fn sorted(s: &str) -> Vec<&str> {
+    let mut v: Vec<&str> = s.lines().collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn recursive_tree_results_and_summary() {
+    let f = Fixture::new();
+    let r = sensor(f.path(), &["-d", "db.hdb", "-r", "t"]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    let (results, summary) = r
+        .out
+        .split_once("\n----------- SCAN SUMMARY -----------\n")
+        .unwrap();
+    assert_eq!(
+        sorted(results),
+        vec![
+            "t/clean.txt: OK",
+            "t/dangling: Symbolic link",
+            "t/empty: Empty file",
+            "t/evil.bin: Test.Evil.UNOFFICIAL FOUND",
+            "t/link: Symbolic link",
+            "t/sub/a.txt: OK",
+            "t/sub/deep/evil2.bin: Test.Evil.UNOFFICIAL FOUND",
+        ]
+    );
+    assert!(
+        summary.starts_with("Known viruses: 1\nEngine version: "),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(
+            "\nScanned directories: 3\nScanned files: 4\nInfected files: 2\nData scanned: "
+        ),
+        "{summary}"
+    );
+    assert!(!summary.contains("Total errors"));
+    assert!(r.err.is_empty(), "{}", r.err);
+    agrees_with_clamscan(f.path(), &["-d", "db.hdb", "-r", "t"]);
+    agrees_with_clamscan(f.path(), &["-d", "db.hdb", "-r", "./t/"]);
+    agrees_with_clamscan(f.path(), &["-d", "db.hdb", "t"]);
+}
+
+#[test]
+fn exit_codes_and_missing_files() {
+    let f = Fixture::new();
+    let clean = sensor(f.path(), &["-d", "db.hdb", "--no-summary", "t/clean.txt"]);
+    assert_eq!((clean.code, clean.out.as_str()), (0, "t/clean.txt: OK\n"));
+    let found = sensor(f.path(), &["-d", "db.hdb", "--no-summary", "t/evil.bin"]);
+    assert_eq!(
+        (found.code, found.out.as_str()),
+        (1, "t/evil.bin: Test.Evil.UNOFFICIAL FOUND\n")
+    );
+    let missing = sensor(f.path(), &["-d", "db.hdb", "--no-summary", "nonexist"]);
+    assert_eq!(missing.code, 2);
+    assert_eq!(missing.out, "");
+    assert_eq!(
+        missing.err,
+        "nonexist: No such file or directory\nWARNING: nonexist: Can't access file\n"
+    );
+    // FOUND wins over errors.
+    let both = sensor(
+        f.path(),
+        &["-d", "db.hdb", "--no-summary", "t/evil.bin", "nonexist"],
+    );
+    assert_eq!(both.code, 1);
+    // A dangling symlink given directly is silently ignored.
+    let dangling = sensor(f.path(), &["-d", "db.hdb", "--no-summary", "t/dangling"]);
+    assert_eq!(
+        (dangling.code, dangling.out.as_str(), dangling.err.as_str()),
+        (0, "", "")
+    );
+    for args in [
+        &["t/evil.bin", "nonexist"][..],
+        &["t/dangling", "t/link"],
+        &["nonexist"],
+    ] {
+        let mut a = vec!["-d", "db.hdb"];
+        a.extend_from_slice(args);
+        agrees_with_clamscan(f.path(), &a);
+    }
+}
+
+#[test]
+fn output_gates() {
+    let f = Fixture::new();
+    let i = sensor(f.path(), &["-d", "db.hdb", "-r", "-i", "--no-summary", "t"]);
+    assert_eq!(
+        sorted(&i.out),
+        vec![
+            "t/evil.bin: Test.Evil.UNOFFICIAL FOUND",
+            "t/sub/deep/evil2.bin: Test.Evil.UNOFFICIAL FOUND"
+        ]
+    );
+    let o = sensor(f.path(), &["-d", "db.hdb", "-r", "-o", "--no-summary", "t"]);
+    assert!(!o.out.contains(": OK"));
+    assert!(o.out.contains("t/empty: Empty file\n") && o.out.contains("t/link: Symbolic link\n"));
+    let q = sensor(
+        f.path(),
+        &["-d", "db.hdb", "-r", "--quiet", "t", "nonexist"],
+    );
+    assert_eq!(
+        (q.code, q.out.as_str(), q.err.as_str()),
+        (1, "", "nonexist: No such file or directory\n")
+    );
+    for g in [
+        &["-i"][..],
+        &["-o"],
+        &["--quiet"],
+        &["--no-summary"],
+        &["-i", "-o", "--no-summary"],
+        &["--stdout", "--no-summary"],
+    ] {
+        let mut a = vec!["-d", "db.hdb", "-r", "t", "nonexist"];
+        a.extend_from_slice(g);
+        agrees_with_clamscan(f.path(), &a);
+    }
+}
+
+#[test]
+fn exclude_and_include() {
+    let f = Fixture::new();
+    let r = sensor(
+        f.path(),
+        &["-d", "db.hdb", "-r", "--no-summary", "--exclude=evil", "t"],
+    );
+    assert_eq!(r.code, 0);
+    assert!(
+        r.out.contains("t/evil.bin: Excluded\n")
+            && r.out.contains("t/sub/deep/evil2.bin: Excluded\n"),
+        "{}",
+        r.out
+    );
+    let r = sensor(
+        f.path(),
+        &[
+            "-d",
+            "db.hdb",
+            "-r",
+            "--no-summary",
+            "--exclude-dir",
+            "^t/sub$",
+            "t",
+        ],
+    );
+    assert!(
+        r.out.contains("t/sub: Excluded\n") && !r.out.contains("t/sub/"),
+        "{}",
+        r.out
+    );
+    let r = sensor(
+        f.path(),
+        &["-d", "db.hdb", "-r", "--no-summary", "--include=clean", "t"],
+    );
+    assert!(
+        r.out.contains("t/clean.txt: OK\n") && r.out.contains("t/evil.bin: Excluded\n"),
+        "{}",
+        r.out
+    );
+    // Files are matched on their real (absolute) path: an anchored relative pattern does not match.
+    let r = sensor(
+        f.path(),
+        &[
+            "-d",
+            "db.hdb",
+            "--no-summary",
+            "--exclude=^t/evil",
+            "t/evil.bin",
+        ],
+    );
+    assert_eq!(r.code, 1);
+    for a in [
+        &["--exclude=evil"][..],
+        &["--exclude=^t/evil"],
+        &["--exclude-dir=sub"],
+        &["--exclude-dir=^t/sub$"],
+        &["--include=clean"],
+        &["--include-dir=nomatch"],
+        &["--exclude-dir=^t$"],
+    ] {
+        let mut args = vec!["-d", "db.hdb", "-r", "t"];
+        args.extend_from_slice(a);
+        agrees_with_clamscan(f.path(), &args);
+    }
+}
+
+fn mkfifo(p: &Path) {
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+}
+
+#[test]
+fn fifo_never_blocks() {
+    let f = Fixture::new();
+    mkfifo(&f.p("t/fifo"));
+    let r = sensor(f.path(), &["-d", "db.hdb", "-r", "--no-summary", "t"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        !r.out.contains("fifo") && r.err.is_empty(),
+        "{}{}",
+        r.out,
+        r.err
+    );
+    let r = sensor(f.path(), &["-d", "db.hdb", "--no-summary", "t/fifo"]);
+    assert_eq!(
+        (r.code, r.err.as_str()),
+        (2, "WARNING: t/fifo: Not supported file type\n")
+    );
+    let j = sensor(
+        f.path(),
+        &["-d", "db.hdb", "-r", "--json", "--no-summary", "t"],
+    );
+    assert!(
+        j.out
+            .contains(r#"{"error":"Not supported file type","path":"t/fifo","result":"skipped"}"#),
+        "{}",
+        j.out
+    );
+    agrees_with_clamscan(f.path(), &["-d", "db.hdb", "-r", "t", "t/fifo"]);
+}
+
+fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[test]
+fn unreadable_files_and_directories_are_errors() {
+    let f = Fixture::new();
+    fs::create_dir(f.p("p")).unwrap();
+    fs::write(f.p("p/secret"), b"you cannot read this file\n").unwrap();
+    fs::write(f.p("p/ok"), b"readable file contents\n").unwrap();
+    fs::create_dir(f.p("p/closed")).unwrap();
+    fs::set_permissions(f.p("p/secret"), fs::Permissions::from_mode(0o000)).unwrap();
+    fs::set_permissions(f.p("p/closed"), fs::Permissions::from_mode(0o000)).unwrap();
+    // Root reads everything: drop to nobody with setpriv to get EACCES.
+    let prefix: Vec<&str> = if is_root() {
+        if Command::new("setpriv").arg("--version").output().is_err() {
+            eprintln!("root without setpriv: skipped");
+            return;
+        }
+        fs::set_permissions(f.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        vec![
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ]
+    } else {
+        vec![]
+    };
+    let args = os(&["-d", "db.hdb", "-r", "p"]);
+    let mut prog = prefix.clone();
+    prog.extend([BIN, "scan"]);
+    let r = run_cmd(&prog, &args, f.path(), None);
+    assert_eq!(r.code, 2, "{}{}", r.out, r.err);
+    assert!(r.out.contains("p/secret: Access denied\n"), "{}", r.out);
+    assert!(
+        r.out.contains("p/closed: Can't open directory.\n"),
+        "{}",
+        r.out
+    );
+    assert!(
+        r.out.contains(
+            "Scanned directories: 1\nScanned files: 1\nInfected files: 0\nTotal errors: 2\n"
+        ),
+        "{}",
+        r.out
+    );
+    if have_clamscan() {
+        let mut cprog = prefix.clone();
+        cprog.push("clamscan");
+        let c = run_cmd(&cprog, &args, f.path(), None);
+        assert_eq!(stable(&r.out), stable(&c.out));
+        assert_eq!((r.err.as_str(), r.code), (c.err.as_str(), c.code));
+    }
+}
+
+#[test]
+fn move_copy_remove() {
+    let f = Fixture::new();
+    fs::create_dir(f.p("q")).unwrap();
+    let q = fs::canonicalize(f.p("q")).unwrap();
+    let real = fs::canonicalize(f.p("t/evil.bin")).unwrap();
+    let r = sensor(
+        f.path(),
+        &["-d", "db.hdb", "--no-summary", "--copy=q", "t/evil.bin"],
+    );
+    assert_eq!(
+        lines(&r.out),
+        vec![
+            "t/evil.bin: Test.Evil.UNOFFICIAL FOUND".to_string(),
+            format!(
+                "t/evil.bin (real path: '{}'): copied to '{}'",
+                real.display(),
+                q.join("evil.bin").display()
+            )
+        ]
+    );
+    let r = sensor(
+        f.path(),
+        &["-d", "db.hdb", "--no-summary", "--copy", "q", "t/evil.bin"],
+    );
+    assert!(
+        r.out.ends_with(&format!(
+            "copied to '{}'\n",
+            q.join("evil.bin.001").display()
+        )),
+        "{}",
+        r.out
+    );
+    assert!(f.p("t/evil.bin").exists());
+    let r = sensor(
+        f.path(),
+        &[
+            "-d",
+            "db.hdb",
+            "--no-summary",
+            "--move=q",
+            "t/evil.bin",
+            "t/clean.txt",
+        ],
+    );
+    assert!(
+        r.out.contains(&format!(
+            "moved to '{}'\n",
+            q.join("evil.bin.002").display()
+        )),
+        "{}",
+        r.out
+    );
+    assert!(!f.p("t/evil.bin").exists() && f.p("t/clean.txt").exists());
+    let r = sensor(
+        f.path(),
+        &[
+            "-d",
+            "db.hdb",
+            "--no-summary",
+            "--remove=no",
+            "t/sub/deep/evil2.bin",
+        ],
+    );
+    assert_eq!(r.code, 1);
+    assert!(f.p("t/sub/deep/evil2.bin").exists());
+    let r = sensor(
+        f.path(),
+        &[
+            "-d",
+            "db.hdb",
+            "--no-summary",
+            "--remove",
+            "t/sub/deep/evil2.bin",
+            "t/clean.txt",
+        ],
+    );
+    assert!(r.out.contains("): Removed.\n"), "{}", r.out);
+    assert!(!f.p("t/sub/deep/evil2.bin").exists() && f.p("t/clean.txt").exists());
+    let r = sensor(f.path(), &["-d", "db.hdb", "--move=nodir", "t/clean.txt"]);
+    assert_eq!(
+        (r.code, r.out.as_str()),
+        (2, "action_setup: Failed to get realpath of nodir\n")
+    );
+}
+
+#[test]
+fn file_list_and_stdin() {
+    let f = Fixture::new();
+    fs::write(f.p("list"), "t/clean.txt\nnonexist\nt/sub\nt/evil.bin\n").unwrap();
+    let r = sensor(f.path(), &["-d", "db.hdb", "--no-summary", "-f", "list"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        lines(&r.out),
+        vec![
+            "t/clean.txt: OK",
+            "t/sub/a.txt: OK",
+            "t/evil.bin: Test.Evil.UNOFFICIAL FOUND"
+        ]
+    );
+    agrees_with_clamscan(f.path(), &["-d", "db.hdb", "--file-list=list"]);
+    let r = sensor(f.path(), &["-d", "db.hdb", "-f", "nolist"]);
+    assert_eq!(r.code, 2);
+    assert!(r
+        .err
+        .contains("ERROR: --file-list: Can't open file nolist\n"));
+
+    let r = sensor_stdin(f.path(), &["-d", "db.hdb", "--no-summary", "-"], EVIL);
+    assert_eq!(
+        (r.code, r.out.as_str()),
+        (1, "stdin: Test.Evil.UNOFFICIAL FOUND\n")
+    );
+    let r = sensor_stdin(
+        f.path(),
+        &["-d", "db.hdb", "--no-summary", "-", "t/clean.txt"],
+        b"",
+    );
+    assert_eq!(
+        (r.code, r.out.as_str()),
+        (0, "stdin: OK\nt/clean.txt: OK\n")
+    );
+}
+
+#[test]
+fn json_records() {
+    let f = Fixture::new();
+    let r = sensor(
+        f.path(),
+        &[
+            "-d",
+            "db.hdb",
+            "--json",
+            "t/evil.bin",
+            "t/empty",
+            "t/clean.txt",
+            "nonexist",
+        ],
+    );
+    assert_eq!(r.code, 1);
+    let v: Vec<serde_json::Value> = r
+        .out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(v[0]["path"], "t/evil.bin");
+    assert_eq!(v[0]["result"], "found");
+    assert_eq!(v[0]["signatures"][0], "Test.Evil.UNOFFICIAL");
+    assert_eq!(v[0]["size"], EVIL.len());
+    assert_eq!(v[1]["result"], "empty");
+    assert_eq!(v[2]["result"], "ok");
+    assert_eq!(v[3]["result"], "error");
+    assert_eq!(v[3]["error"], "No such file or directory");
+    assert_eq!(v[4]["summary"]["infected_files"], 1);
+    assert_eq!(v[4]["summary"]["scanned_files"], 2);
+}
+
+#[test]
+fn thread_count_never_changes_the_order() {
+    let f = Fixture::new();
+    for d in 0..5 {
+        let dir = f.p(&format!("many/d{d}"));
+        fs::create_dir_all(&dir).unwrap();
+        for i in 0..60 {
+            let content = if i % 7 == 0 {
+                EVIL.to_vec()
+            } else {
+                format!("file {d} {i} is clean enough").into_bytes()
+            };
+            fs::write(dir.join(format!("f{i}")), content).unwrap();
+        }
+    }
+    let one = sensor(
+        f.path(),
+        &[
+            "-d",
+            "db.hdb",
+            "-r",
+            "--no-summary",
+            "--threads",
+            "1",
+            "many",
+        ],
+    );
+    assert_eq!(one.code, 1);
+    assert_eq!(one.out.lines().count(), 300);
+    for n in ["2", "8", "32"] {
+        let r = sensor(
+            f.path(),
+            &["-d", "db.hdb", "-r", "--no-summary", "--threads", n, "many"],
+        );
+        assert_eq!(r.out, one.out, "--threads {n}");
+    }
+    agrees_with_clamscan(f.path(), &["-d", "db.hdb", "-r", "many"]);
+}
+
+#[test]
+fn symlink_policies_and_max_filesize() {
+    let f = Fixture::new();
+    symlink("sub", f.p("t/dirlink")).unwrap();
+    for a in [
+        &["-r", "t"][..],
+        &[
+            "-r",
+            "--follow-file-symlinks=2",
+            "--follow-dir-symlinks=2",
+            "t",
+        ],
+        &["--follow-file-symlinks=0", "t/link"],
+        &["--follow-dir-symlinks=0", "t/dirlink"],
+        &["-r", "--follow-dir-symlinks=0", "t/dirlink/"],
+        &["t/dirlink"],
+        &["--max-filesize=10", "t/evil.bin"],
+        &["--max-filesize", "1K", "t/evil.bin"],
+    ] {
+        let mut args = vec!["-d", "db.hdb"];
+        args.extend_from_slice(a);
+        agrees_with_clamscan(f.path(), &args);
+    }
+    let r = sensor(
+        f.path(),
+        &["-d", "db.hdb", "--max-filesize=10", "t/evil.bin"],
+    );
+    assert_eq!(r.code, 0);
+    assert!(r.out.starts_with("t/evil.bin: OK\n"));
+    assert!(r.out.contains("Scanned files: 1\n"));
+}
+
+#[test]
+fn non_utf8_names_are_printed_raw() {
+    let f = Fixture::new();
+    fs::create_dir(f.p("nu")).unwrap();
+    let name = OsStr::from_bytes(b"a\xffb");
+    fs::write(f.p("nu").join(name), EVIL).unwrap();
+    let o = Command::new(BIN)
+        .args(["scan", "-d", "db.hdb", "--no-summary", "-r", "nu"])
+        .current_dir(f.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.stdout, b"nu/a\xffb: Test.Evil.UNOFFICIAL FOUND\n");
+}
+
+#[test]
+fn log_file_gets_clamscans_lines() {
+    let f = Fixture::new();
+    let r = sensor(
+        f.path(),
+        &[
+            "-d",
+            "db.hdb",
+            "-r",
+            "-l",
+            "scan.log",
+            "--no-summary",
+            "t",
+            "nonexist",
+        ],
+    );
+    assert_eq!(r.code, 1);
+    let log = fs::read_to_string(f.p("scan.log")).unwrap();
+    assert!(log.starts_with(&format!("\n{}\n\n", "-".repeat(79))));
+    assert!(log.contains("t/evil.bin: Test.Evil.UNOFFICIAL FOUND\n"));
+    assert!(log.contains("t/empty: Empty file\n"));
+    assert!(log.contains("WARNING: nonexist: Can't access file\n"));
+    assert!(
+        !log.contains(": OK\n") && !log.contains("No such file"),
+        "{log}"
+    );
+}
+
+#[test]
+fn database_errors_exit_2() {
+    let f = Fixture::new();
+    fs::write(f.p("bad.hdb"), "not a hash line\n").unwrap();
+    let r = sensor(f.path(), &["-d", "bad.hdb", "--no-summary", "t/clean.txt"]);
+    assert_eq!(r.code, 2);
+    assert!(r.err.contains("bad.hdb:1:"), "{}", r.err);
+    assert_eq!(r.out, "");
+}
