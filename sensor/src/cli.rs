@@ -113,6 +113,10 @@ pub struct ScanArgs {
     #[arg(long = "max-filesize", value_name = "SIZE", default_value = "100M")]
     pub max_filesize: String,
 
+    /// Maximum directory recursion level (the command-line directory is level 1; 0 scans no directory).
+    #[arg(long = "max-dir-recursion", value_name = "N", default_value_t = 15)]
+    pub max_dir_recursion: u32,
+
     /// Move infected files into DIR.
     #[arg(long = "move", value_name = "DIR")]
     pub move_to: Option<PathBuf>,

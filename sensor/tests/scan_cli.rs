@@ -727,3 +727,90 @@ fn database_errors_exit_2() {
     assert!(r.err.contains("bad.hdb:1:"), "{}", r.err);
     assert_eq!(r.out, "");
 }
+
+#[test]
+fn directory_depth_limit_and_symlink_loops() {
+    let f = Fixture::new();
+    let mut p = f.p("deep");
+    for i in 1..=20 {
+        p = p.join(format!("d{i}"));
+        fs::create_dir_all(&p).unwrap();
+        fs::write(p.join("f"), format!("level {i} content")).unwrap();
+    }
+    let r = sensor(f.path(), &["-d", "db.hdb", "-r", "deep"]);
+    // clamscan's default --max-dir-recursion is 15: deep (level 1) .. d14 (level 15).
+    assert!(
+        r.out
+            .contains("Scanned directories: 15\nScanned files: 14\n"),
+        "{}",
+        r.out
+    );
+    fs::create_dir_all(f.p("loop/d")).unwrap();
+    fs::write(f.p("loop/d/f"), b"a file inside a loop").unwrap();
+    symlink("..", f.p("loop/d/up")).unwrap();
+    let r = sensor(
+        f.path(),
+        &[
+            "-d",
+            "db.hdb",
+            "-r",
+            "--follow-dir-symlinks=2",
+            "--max-dir-recursion=100000",
+            "loop",
+        ],
+    );
+    assert!(
+        r.out.contains("Scanned directories: 2\nScanned files: 1\n"),
+        "{}",
+        r.out
+    );
+    for a in [
+        &["deep"][..],
+        &["--max-dir-recursion=3", "deep"],
+        &["--max-dir-recursion=0", "deep"],
+        &["--follow-dir-symlinks=2", "loop"],
+    ] {
+        let mut args = vec!["-d", "db.hdb", "-r"];
+        args.extend_from_slice(a);
+        agrees_with_clamscan(f.path(), &args);
+    }
+}
+
+#[test]
+fn mount_points_cross_fs_and_pseudo_filesystems() {
+    let f = Fixture::new();
+    // /dev usually holds other mounts (pts, shm, mqueue); /sys/fs holds cgroup mounts.
+    agrees_with_clamscan(
+        f.path(),
+        &[
+            "-d",
+            "db.hdb",
+            "-r",
+            "--cross-fs=no",
+            "--no-summary",
+            "/dev",
+        ],
+    );
+    let cg = Path::new("/sys/fs/cgroup");
+    if cg.is_dir() {
+        let r = sensor(
+            f.path(),
+            &["-d", "db.hdb", "-r", "--json", "--no-summary", "/sys/fs"],
+        );
+        assert!(!r.out.contains(r#""result":"found""#));
+        let pseudo_mount = fs::read_to_string("/proc/self/mounts")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| {
+                l.contains(" /sys/fs/cgroup/")
+                    && (l.contains(" cgroup ") || l.contains(" cgroup2 "))
+            });
+        if pseudo_mount {
+            assert!(
+                r.out.contains("filesystem not scanned: cgroup"),
+                "{}",
+                r.out
+            );
+        }
+    }
+}

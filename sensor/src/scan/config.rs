@@ -51,6 +51,8 @@ pub struct Config {
     pub follow_file: u8,
     /// 0 means no limit.
     pub max_filesize: u64,
+    /// Deepest directory level entered (the command-line directory is level 1).
+    pub max_dir_recursion: u32,
     pub allmatch: bool,
     pub scan_pseudo_fs: bool,
     pub threads: usize,
@@ -97,6 +99,7 @@ impl Config {
             follow_dir: a.follow_dir_symlinks,
             follow_file: a.follow_file_symlinks,
             max_filesize: parse_size(&a.max_filesize).context("--max-filesize")?,
+            max_dir_recursion: a.max_dir_recursion,
             allmatch: a.allmatch,
             scan_pseudo_fs: a.scan_pseudo_fs,
             threads,

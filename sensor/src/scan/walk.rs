@@ -11,10 +11,13 @@ use super::pseudofs;
 use std::ffi::OsStr;
 use std::fs::{self, Metadata};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Receives the walk's results in order.
+/// clamscan's default `--max-dir-recursion`; deeper limits get our own symlink-loop check.
+const LOOP_CHECK_ABOVE: u32 = 15;
+
 pub trait Sink {
     fn job(&mut self, job: Job);
     fn done(&mut self, outcome: Outcome);
@@ -25,11 +28,6 @@ pub struct Walker<'a, S: Sink> {
     sink: &'a mut S,
     /// (dev, ino) of the directories being walked, to stop symlink loops.
     ancestors: Vec<(u64, u64)>,
-}
-
-fn is_special(md: &Metadata) -> bool {
-    let t = md.file_type();
-    t.is_fifo() || t.is_socket() || t.is_block_device() || t.is_char_device()
 }
 
 /// The path clamscan matches `--exclude`/`--include` against: the file's real path.
@@ -97,10 +95,13 @@ impl<'a, S: Sink> Walker<'a, S> {
     }
 
     fn top_dir(&mut self, path: PathBuf, md: &Metadata) {
+        if self.cfg.max_dir_recursion == 0 {
+            return;
+        }
         if self.cfg.filters.dir_excluded(path.as_os_str().as_bytes()) {
             return self.sink.done(Outcome::Excluded { path });
         }
-        self.dir(&path, md);
+        self.dir(&path, md, 1);
     }
 
     fn file(&mut self, path: PathBuf) {
@@ -114,9 +115,11 @@ impl<'a, S: Sink> Walker<'a, S> {
         self.sink.job(Job::File { path });
     }
 
-    fn dir(&mut self, path: &Path, md: &Metadata) {
+    fn dir(&mut self, path: &Path, md: &Metadata, depth: u32) {
         let id = (md.dev(), md.ino());
-        if self.ancestors.contains(&id) {
+        // clamscan has no loop check: its depth limit (default 15) ends symlink loops. Above the
+        // default we stop loops ourselves rather than descend thousands of levels.
+        if self.cfg.max_dir_recursion > LOOP_CHECK_ABOVE && self.ancestors.contains(&id) {
             return;
         }
         let entries = match fs::read_dir(path) {
@@ -132,12 +135,12 @@ impl<'a, S: Sink> Walker<'a, S> {
         for entry in entries {
             let Ok(entry) = entry else { continue };
             let child = join(path.as_os_str(), &entry.file_name());
-            self.entry(child, md.dev());
+            self.entry(child, md.dev(), depth);
         }
         self.ancestors.pop();
     }
 
-    fn entry(&mut self, path: PathBuf, parent_dev: u64) {
+    fn entry(&mut self, path: PathBuf, parent_dev: u64, depth: u32) {
         let md = match fs::symlink_metadata(&path) {
             Ok(md) => md,
             Err(error) => return self.sink.done(Outcome::ReadError { path, error }),
@@ -148,16 +151,15 @@ impl<'a, S: Sink> Walker<'a, S> {
                 Err(_) if cfg.follow_file == 2 || cfg.follow_dir == 2 => {}
                 Ok(t) if t.is_dir() && cfg.follow_dir == 2 => {
                     if cfg.recursive {
-                        self.subdir(path, &t, parent_dev);
+                        self.subdir(path, &t, parent_dev, depth + 1);
                     }
                 }
                 Ok(t) if t.is_file() && cfg.follow_file == 2 => self.file(path),
-                Ok(t) if is_special(&t) => self.sink.done(Outcome::SkippedSpecial { path }),
                 _ => self.sink.done(Outcome::Symlink { path }),
             }
         } else if md.is_dir() {
             if cfg.recursive {
-                self.subdir(path, &md, parent_dev);
+                self.subdir(path, &md, parent_dev, depth + 1);
             }
         } else if md.is_file() {
             self.file(path);
@@ -166,16 +168,17 @@ impl<'a, S: Sink> Walker<'a, S> {
         }
     }
 
-    fn subdir(&mut self, path: PathBuf, md: &Metadata, parent_dev: u64) {
+    fn subdir(&mut self, path: PathBuf, md: &Metadata, parent_dev: u64, depth: u32) {
+        if depth > self.cfg.max_dir_recursion {
+            return;
+        }
         if self.cfg.filters.dir_excluded(path.as_os_str().as_bytes()) {
             return self.sink.done(Outcome::Excluded { path });
         }
         if md.dev() != parent_dev {
             if !self.cfg.cross_fs {
-                return self.sink.done(Outcome::SkippedFs {
-                    path,
-                    fs: "other filesystem",
-                });
+                // clamscan reports a mount point it does not cross as excluded.
+                return self.sink.done(Outcome::Excluded { path });
             }
             if !self.cfg.scan_pseudo_fs {
                 if let Some(fs) = pseudofs::pseudo_fs_name(&path) {
@@ -183,6 +186,6 @@ impl<'a, S: Sink> Walker<'a, S> {
                 }
             }
         }
-        self.dir(&path, md);
+        self.dir(&path, md, depth);
     }
 }
