@@ -114,6 +114,12 @@ fn scan(args: &ScanArgs, cfg: &Config, rep: &mut Reporter) -> u8 {
             );
         }
     }
+    if args.file_list.is_some() && !args.paths.is_empty() {
+        rep.message(
+            Kind::Warning,
+            b"WARNING: Only scanning files from --file-list (files passed at cmdline are ignored)",
+        );
+    }
     let targets = match targets(args) {
         Ok(t) => t,
         Err(e) => {
@@ -133,8 +139,8 @@ fn load(paths: &[std::path::PathBuf]) -> Result<engine::Database> {
     c.build().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// `--file-list` entries (one a line, empty lines skipped), then positional paths; the current
-/// directory (absolute, as clamscan prints it) when there are neither.
+/// `--file-list` entries (one a line, empty lines skipped; positional paths are then ignored, as
+/// clamscan does), else the positional paths, else the current directory (absolute, as clamscan prints it).
 fn targets(args: &ScanArgs) -> Result<Vec<OsString>> {
     let mut out = Vec::new();
     if let Some(list) = &args.file_list {
@@ -146,14 +152,15 @@ fn targets(args: &ScanArgs) -> Result<Vec<OsString>> {
                 out.push(OsString::from_vec(line.to_vec()));
             }
         }
-    }
-    out.extend(args.paths.iter().cloned());
-    if out.is_empty() && args.file_list.is_none() {
-        out.push(
-            std::env::current_dir()
-                .context("current directory")?
-                .into_os_string(),
-        );
+    } else {
+        out.extend(args.paths.iter().cloned());
+        if out.is_empty() {
+            out.push(
+                std::env::current_dir()
+                    .context("current directory")?
+                    .into_os_string(),
+            );
+        }
     }
     Ok(out)
 }
