@@ -520,6 +520,26 @@ fn elf_sections_from_section_headers() {
 }
 
 #[test]
+fn elf_unmapped_entry_point() {
+    // clamscan: with program headers that miss the entry, neither EP+0 nor S1+0 match; without program
+    // headers, S1+0 matches and EP+0 does not (the entry is not taken as a file offset).
+    let sh = [(0, 0, 0), (0x300, 0x8048200, 0x100)];
+    for wide in [false, true] {
+        let info = parse(&build_elf(
+            wide,
+            false,
+            0x10,
+            &[(1, 0x100, 0x8048000, 0x400, 0x400)],
+            &sh,
+        ))
+        .unwrap();
+        assert_eq!((info.entry_offset, info.sections.len()), (None, 0));
+        let info = parse(&build_elf(wide, false, 0x700, &[], &sh)).unwrap();
+        assert_eq!((info.entry_offset, info.sections.len()), (None, 2));
+    }
+}
+
+#[test]
 fn elf_rejects_and_truncation() {
     let d = build_elf(
         true,
@@ -680,6 +700,17 @@ fn clamscan_oracle() {
             ));
         }
     }
+    files.push((
+        "elf_nophdr".to_string(),
+        build_elf(
+            false,
+            false,
+            0x700,
+            &[],
+            &[(0, 0, 0), (0x300, 0x8048200, 0x100), (0x900, 0, 0x50)],
+        ),
+        6,
+    ));
     let real_elf = [
         "/usr/bin/ls",
         "/usr/bin/bash",
