@@ -418,6 +418,115 @@ mod tests {
         assert_eq!(p("5").resolve(100, Some(&no_ep)), Some((5, 5)));
     }
 
+    /// Live check against the real clamscan (skipped when it is not installed): for each form, a 16-byte
+    /// signature taken at the first and last allowed start must match, and one taken just before the first or
+    /// just after the last must not. One crafted PE (target 1) and one plain data file (target 0).
+    #[test]
+    fn clamscan_oracle() {
+        use crate::exefmt::tests::{filler, PeSpec};
+        use std::process::Command;
+        if Command::new("clamscan").arg("--version").output().is_err() {
+            eprintln!("clamscan not installed: oracle skipped");
+            return;
+        }
+        let pe = PeSpec::new(
+            0x1010,
+            &[(0x100, 0x1000, 0x200, 0x400), (0x100, 0x2000, 0x200, 0x600)],
+        )
+        .build();
+        let data = filler(200, 0x1234_5678_9abc_def1);
+        let pe_forms = [
+            "EP+0",
+            "EP+16",
+            "EP-16",
+            "EP+0,16",
+            "EP-1040",
+            "EP-1041,2",
+            "EP+3000",
+            "S0+0",
+            "S1+16",
+            "S0+0,16",
+            "S0+5,3",
+            "SE0",
+            "SE0,16",
+            "SE1",
+            "SE1,7",
+            "SL+16",
+            "SL+0,16",
+            "S2+0",
+            "SE2",
+            "1000,5",
+            "EOF-100",
+            "EOF-100,7",
+        ];
+        let data_forms = [
+            "10", "8,2", "0,10", "0", "EOF-22", "EOF-24,2", "EOF-22,0", "EOF-16", "EOF-16,4",
+            "EOF-200", "EOF-201", "190", "184,100", "185",
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let mut failures = Vec::new();
+        for (file, bytes, target, forms) in [
+            ("p.exe", &pe, 1, &pe_forms[..]),
+            ("d.bin", &data, 0, &data_forms[..]),
+        ] {
+            let path = dir.path().join(file);
+            std::fs::write(&path, bytes).unwrap();
+            let len = bytes.len() as u64;
+            let exe = crate::exefmt::parse(bytes);
+            let mut ndb = String::new();
+            let mut expect = Vec::new();
+            for (i, form) in forms.iter().enumerate() {
+                let off = parse(form).unwrap();
+                let range = off.resolve(len, exe.as_ref());
+                let mut probes: Vec<(u64, bool)> = match range {
+                    Some((lo, hi)) => {
+                        let mut v = vec![(lo, true), (hi, true), (hi + 1, false)];
+                        if lo > 0 {
+                            v.push((lo - 1, false));
+                        }
+                        v
+                    }
+                    // Nothing may match: probe the file start and the entry point.
+                    None => vec![(0, false), (0x410, false), (0x600, false)],
+                };
+                probes.retain(|&(at, _)| at + 16 <= len);
+                for (k, (at, want)) in probes.into_iter().enumerate() {
+                    let hexs = hex::encode(&bytes[at as usize..at as usize + 16]);
+                    let name = format!("O{i}x{k}");
+                    ndb.push_str(&format!("{name}:{target}:{form}:{hexs}\n"));
+                    expect.push((name, *form, at, want));
+                }
+            }
+            let db = dir.path().join(format!("{file}.ndb"));
+            std::fs::write(&db, &ndb).unwrap();
+            let out = Command::new("clamscan")
+                .args(["--no-summary", "--allmatch", "-d"])
+                .arg(&db)
+                .arg(&path)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let found: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.rsplit(": ").next()?.strip_suffix(".UNOFFICIAL FOUND"))
+                .collect();
+            eprintln!(
+                "{file}: {} probes, clamscan reported {} matches",
+                expect.len(),
+                found.len()
+            );
+            for (name, form, at, want) in expect {
+                if found.contains(&name.as_str()) != want {
+                    failures.push(format!(
+                        "{file}: {form} start {at:#x}: clamscan match = {}",
+                        !want
+                    ));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+
     #[test]
     fn resolve_never_overflows() {
         let e = exe(Some(u64::MAX), &[(u64::MAX, u64::MAX)]);

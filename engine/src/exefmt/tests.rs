@@ -9,7 +9,7 @@ use super::*;
 use proptest::prelude::*;
 
 /// Deterministic non-repeating filler, so that any 16 bytes of a crafted file occur only once in it.
-fn filler(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn filler(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)
         .map(|_| {
@@ -29,9 +29,9 @@ fn put32(d: &mut [u8], at: usize, v: u32) {
 }
 
 /// A crafted PE section: (VirtualSize, VirtualAddress, SizeOfRawData, PointerToRawData).
-type PeSec = (u32, u32, u32, u32);
+pub(crate) type PeSec = (u32, u32, u32, u32);
 
-struct PeSpec {
+pub(crate) struct PeSpec {
     ep: u32,
     sections: Vec<PeSec>,
     salign: u32,
@@ -42,7 +42,7 @@ struct PeSpec {
 }
 
 impl PeSpec {
-    fn new(ep: u32, sections: &[PeSec]) -> Self {
+    pub(crate) fn new(ep: u32, sections: &[PeSec]) -> Self {
         PeSpec {
             ep,
             sections: sections.to_vec(),
@@ -56,7 +56,7 @@ impl PeSpec {
 
     /// A PE that Windows-like loaders and clamscan accept: MZ at 0, e_lfanew 0x40, PE32 (0xE0-byte optional
     /// header) or PE32+ (0xF0), GUI subsystem, 16 data directories, the section table right after.
-    fn build(&self) -> Vec<u8> {
+    pub(crate) fn build(&self) -> Vec<u8> {
         let mut d = filler(self.size, 0x9e3779b97f4a7c15);
         d[0..2].copy_from_slice(b"MZ");
         put32(&mut d, 0x3c, 0x40);
@@ -109,10 +109,10 @@ impl PeSpec {
 
 /// A crafted ELF program header: (p_type, p_offset, p_vaddr, p_filesz, p_memsz);
 /// section header: (sh_offset, sh_addr, sh_size).
-type Ph = (u32, u64, u64, u64, u64);
-type Sh = (u64, u64, u64);
+pub(crate) type Ph = (u32, u64, u64, u64, u64);
+pub(crate) type Sh = (u64, u64, u64);
 
-fn build_elf(wide: bool, be: bool, entry: u64, phdrs: &[Ph], shdrs: &[Sh]) -> Vec<u8> {
+pub(crate) fn build_elf(wide: bool, be: bool, entry: u64, phdrs: &[Ph], shdrs: &[Sh]) -> Vec<u8> {
     let mut d = filler(0x2000, 0x2545f4914f6cdd1d);
     let mut w = Vec::new();
     let word = |w: &mut Vec<u8>, v: u64| {
