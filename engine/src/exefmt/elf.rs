@@ -116,7 +116,8 @@ pub(super) fn parse(data: &[u8]) -> Option<ExeInfo> {
         }
     }
 
-    if phnum > 0 && entry_offset.is_none() {
+    let headers_ok = phnum == 0 || entry_offset.is_some();
+    if !headers_ok {
         // clamscan treats an ELF whose program headers do not cover the entry point as broken: its section
         // offsets do not match either. Without program headers (object files) sections still work.
         sections.clear();
@@ -125,5 +126,6 @@ pub(super) fn parse(data: &[u8]) -> Option<ExeInfo> {
         kind: ExeKind::Elf,
         entry_offset,
         sections,
+        headers_ok,
     })
 }

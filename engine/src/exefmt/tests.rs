@@ -388,17 +388,28 @@ fn pe_rejects_and_truncation() {
         &[(0x100, 0x1000, 0x200, 0x400), (0x100, 0x2000, 0x200, 0x600)],
     )
     .build();
-    assert!(parse(&good[..0x3c]).is_none(), "no e_lfanew");
-    assert!(parse(&good[..0x58]).is_none(), "no optional header");
+    // clamscan types any `MZ` file as a PE (target 1 with a plain offset matches junk behind `MZ`), but
+    // without usable headers there is no entry point and there are no sections.
+    let junk_pe = |d: &[u8], why: &str| {
+        let info = parse(d).unwrap_or_else(|| panic!("{why}: MZ is a PE"));
+        assert_eq!(info.kind, ExeKind::Pe, "{why}");
+        assert_eq!((info.entry_offset, info.sections.len()), (None, 0), "{why}");
+    };
+    junk_pe(&good[..0x3c], "no e_lfanew");
+    junk_pe(&good[..0x58], "no optional header");
+    junk_pe(b"MZ", "bare magic");
     let mut bad = good.clone();
     bad[0x42] = b'X';
-    assert!(parse(&bad).is_none(), "no PE signature");
+    junk_pe(&bad, "no PE signature");
     let mut bad = good.clone();
     bad[0x58] = 0x0c;
-    assert!(parse(&bad).is_none(), "unknown optional header magic");
+    junk_pe(&bad, "unknown optional header magic");
     let mut bad = good.clone();
     put32(&mut bad, 0x3c, u32::MAX);
-    assert!(parse(&bad).is_none(), "e_lfanew past the end");
+    junk_pe(&bad, "e_lfanew past the end");
+    let mut zm = good.clone();
+    zm[0..2].copy_from_slice(b"ZM");
+    assert!(parse(&zm).is_none(), "ZM is not a PE to clamscan");
     // Section table cut after the first entry: keep what is there.
     let table = 0x58 + 0xE0;
     let info = parse(&good[..table + 40 + 20]).unwrap();
@@ -548,12 +559,19 @@ fn elf_rejects_and_truncation() {
         &[(1, 0x100, 0x8048000, 0x400, 0x400)],
         &[(0x300, 0, 0x10)],
     );
+    // Any `\x7fELF` file is an ELF to clamscan; unusable headers give no entry point and no sections.
+    let junk_elf = |d: &[u8]| {
+        let info = parse(d).unwrap();
+        assert_eq!(info.kind, ExeKind::Elf);
+        assert_eq!((info.entry_offset, info.sections.len()), (None, 0));
+    };
     for bad_at in [4usize, 5] {
         let mut b = d.clone();
         b[bad_at] = 3;
-        assert!(parse(&b).is_none());
+        junk_elf(&b);
     }
-    assert!(parse(&d[..40]).is_none(), "header cut");
+    junk_elf(&d[..40]);
+    junk_elf(b"\x7fELF");
     // Header complete, tables cut: recognised, nothing mapped.
     let info = parse(&d[..64]).unwrap();
     assert_eq!(info.entry_offset, None);
@@ -565,9 +583,9 @@ fn not_executables() {
     for d in [
         &b""[..],
         b"M",
-        b"MZ",
+        b"ZM",
         b"\x7fEL",
-        b"\x7fELF",
+        b"ELF",
         b"hello world",
         b"PE\0\0",
     ] {
