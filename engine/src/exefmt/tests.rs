@@ -699,6 +699,21 @@ fn clamscan_oracle() {
     for (i, (spec, _)) in pe_cases().into_iter().enumerate() {
         files.push((format!("pe{i}.exe"), spec.build(), 1));
     }
+    for (i, secs) in [
+        vec![(0x100, 0x1000, 0x200, 0x400), (0x300, 0x2000, 0x400, 0x600)],
+        vec![
+            (0x100, 0x1100, 0x1F0, 0x410),
+            (0x80, 0x3000, 0x100, 0x800),
+            (0x10, 0x4000, 0x10, 0x900),
+        ],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut s = PeSpec::new(0x1110, &secs);
+        s.plus = true;
+        files.push((format!("pe32plus{i}.exe"), s.build(), 1));
+    }
     for wide in [false, true] {
         for be in [false, true] {
             files.push((
