@@ -229,11 +229,10 @@ impl<'db> Scanner<'db> {
         }
         self.scratch.next_generation();
         let len = data.len() as u64;
-        let exe = if db.needs_exe {
-            exefmt::parse(data)
-        } else {
-            None
-        };
+        // Always read, whatever the signatures: besides targets and EP/section offsets, whether `EOF-n` can
+        // match depends on it (clamscan never matches `EOF-n` in a file with an executable magic and broken
+        // headers). It reads only headers.
+        let exe = exefmt::parse(data);
         let mut sink = Sink {
             db,
             s: &mut self.scratch,
