@@ -156,8 +156,6 @@ pub struct Database {
     pub(crate) owners: Vec<Owner>,
     pub(crate) counters: u32,
     pub(crate) matcher: Matcher,
-    /// Some signature needs the PE/ELF headers (a target, an EP or section offset, an ldb EntryPoint...).
-    pub(crate) needs_exe: bool,
     signature_count: u64,
     skipped: BTreeMap<&'static str, u64>,
 }
@@ -222,13 +220,6 @@ fn check_body_pattern(p: &Pattern) -> Result<(), String> {
     Ok(())
 }
 
-fn offset_needs_exe(o: &Offset) -> bool {
-    !matches!(
-        o,
-        Offset::Any | Offset::Abs { .. } | Offset::EofMinus { .. }
-    )
-}
-
 struct Builder {
     flevel: u32,
     ignore: IgnoreSet,
@@ -240,7 +231,6 @@ struct Builder {
     owners: Vec<Owner>,
     counters: u32,
     matcher: MatcherBuilder,
-    needs_exe: bool,
     signature_count: u64,
     skipped: BTreeMap<&'static str, u64>,
 }
@@ -258,7 +248,6 @@ impl Builder {
             owners: Vec::new(),
             counters: 0,
             matcher: MatcherBuilder::new(),
-            needs_exe: false,
             signature_count: 0,
             skipped: BTreeMap::new(),
         }
@@ -335,7 +324,6 @@ impl Builder {
                     check_body_pattern(&sig.pattern)?;
                     let id = self.owners.len() as PatternId;
                     self.matcher.add(id, &sig.pattern)?;
-                    self.needs_exe |= sig.target != Target::Any || offset_needs_exe(&sig.offset);
                     let name = self.intern(&sig.name, official);
                     self.owners.push(Owner::Body(self.bodies.len() as u32));
                     self.bodies.push(BodyEntry {
@@ -404,10 +392,6 @@ impl Builder {
             }
         }
         self.owners.extend(matcher_ids);
-        self.needs_exe |= sig.target != Target::Any
-            || sig.entry_point.is_some()
-            || sig.sections.is_some()
-            || sig.subsigs.iter().any(|s| offset_needs_exe(&s.offset));
         let name = self.intern(&sig.name, official);
         let first_counter = self.counters;
         self.counters += sig.subsigs.len() as u32;
@@ -435,7 +419,6 @@ impl Builder {
             owners: self.owners,
             counters: self.counters,
             matcher: self.matcher.build(),
-            needs_exe: self.needs_exe,
             signature_count: self.signature_count,
             skipped: self.skipped,
         }

@@ -51,6 +51,12 @@ pub fn parse_line(line: &str, fl: u32) -> Result<Parsed<BodySig>, String> {
         }
         Err(e) => return Err(format!("offset {:?}: {e}", fields[2])),
     };
+    if target == Target::Any && offset.needs_exe() {
+        return Err(format!(
+            "offset {:?} needs an executable target (1 PE or 6 ELF), not 0",
+            fields[2]
+        ));
+    }
     let pattern = hex::parse(fields[3]).map_err(|e| format!("hex signature: {e}"))?;
     Ok(Parsed::Sig(BodySig {
         name: name.to_string(),

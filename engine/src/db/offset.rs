@@ -10,6 +10,8 @@
 //! - `SEx[,m]`: starts anywhere in `[raw_offset, raw_offset + raw_size + m]` of section `x`, inclusive
 //!   (a match may start at the very first byte after the section).
 //! - A section index past the last section cannot match (clamscan loads such a signature without error).
+//! - In a file that starts with `MZ` or `\x7fELF` but whose headers are unusable (`ExeInfo::headers_ok` false),
+//!   only `*` and absolute offsets match; `EOF-n` does not, even for a target-0 signature.
 //! - ClamAV accepts the EP and section forms only for executable targets (PE, ELF, Mach-O); with target 0 it
 //!   refuses the database ("Invalid offset type for target 0"). See [`Offset::needs_exe`]; the check is the
 //!   caller's, since this parser does not see the target.
@@ -129,13 +131,22 @@ impl Offset {
 
     /// The inclusive range of allowed match starts in a file of `len` bytes, or `None` when the signature
     /// cannot match this file (an EP offset in a file that is not an executable, a range past the end).
+    ///
+    /// `exe` must be `exefmt::parse` of the file for signatures of EVERY target, not only PE/ELF ones: clamscan
+    /// matches no `EOF-n` (nor EP/section form) in a file that starts with `MZ`/`\x7fELF` but whose headers it
+    /// cannot use ([`ExeInfo::headers_ok`] false), whatever the signature's target.
     /// The upper end is clamped to `len`; a start of exactly `len` is kept (as for `*`), it matches nothing.
     pub fn resolve(&self, len: u64, exe: Option<&ExeInfo>) -> Option<(u64, u64)> {
         let section = |index: u32| exe.and_then(|e| e.sections.get(usize::try_from(index).ok()?));
         let (start, extra) = match *self {
             Offset::Any => return Some((0, len)),
             Offset::Abs { at, shift } => (at, u64::from(shift)),
-            Offset::EofMinus { back, shift } => (len.checked_sub(back)?, u64::from(shift)),
+            Offset::EofMinus { back, shift } => {
+                if exe.is_some_and(|e| !e.headers_ok) {
+                    return None;
+                }
+                (len.checked_sub(back)?, u64::from(shift))
+            }
             Offset::Ep { delta, shift } => {
                 let ep = exe?.entry_offset?;
                 let start = if delta >= 0 {
@@ -181,6 +192,7 @@ mod tests {
     fn exe(entry: Option<u64>, secs: &[(u64, u64)]) -> ExeInfo {
         ExeInfo {
             kind: ExeKind::Pe,
+            headers_ok: true,
             entry_offset: entry,
             sections: secs
                 .iter()
@@ -416,6 +428,161 @@ mod tests {
         }
         // Forms that do not need an executable ignore it.
         assert_eq!(p("5").resolve(100, Some(&no_ep)), Some((5, 5)));
+    }
+
+    /// Live check against the real clamscan (skipped when it is not installed): for each form, a 16-byte
+    /// signature taken at the first and last allowed start must match, and one taken just before the first or
+    /// just after the last must not. One crafted PE (target 1) and one plain data file (target 0).
+    #[test]
+    fn clamscan_oracle() {
+        use crate::exefmt::tests::{filler, PeSpec};
+        use std::process::Command;
+        if Command::new("clamscan").arg("--version").output().is_err() {
+            eprintln!("clamscan not installed: oracle skipped");
+            return;
+        }
+        let pe = PeSpec::new(
+            0x1010,
+            &[(0x100, 0x1000, 0x200, 0x400), (0x100, 0x2000, 0x200, 0x600)],
+        )
+        .build();
+        let data = filler(200, 0x1234_5678_9abc_def1);
+        let pe_forms = [
+            "EP+0",
+            "EP+16",
+            "EP-16",
+            "EP+0,16",
+            "EP-1040",
+            "EP-1041,2",
+            "EP+3000",
+            "S0+0",
+            "S1+16",
+            "S0+0,16",
+            "S0+5,3",
+            "SE0",
+            "SE0,16",
+            "SE1",
+            "SE1,7",
+            "SL+16",
+            "SL+0,16",
+            "S2+0",
+            "SE2",
+            "1000,5",
+            "EOF-100",
+            "EOF-100,7",
+        ];
+        let data_forms = [
+            "10", "8,2", "0,10", "0", "EOF-22", "EOF-24,2", "EOF-22,0", "EOF-16", "EOF-16,4",
+            "EOF-200", "EOF-201", "190", "184,100", "185",
+        ];
+        let junk_forms = ["100", "98,2", "EOF-50", "EP+0", "S0+0", "SE0", "SL+0"];
+        let mut mz = filler(200, 77);
+        mz[..2].copy_from_slice(b"MZ");
+        let mut elf = filler(200, 78);
+        elf[..4].copy_from_slice(b"\x7fELF");
+        // Entry point below the first section but past the (aligned) headers: maps nowhere.
+        let broken = PeSpec::new(0x1500, &[(0x100, 0x2000, 0x200, 0x400)]).build();
+        let dir = tempfile::tempdir().unwrap();
+        let mut failures = Vec::new();
+        for (file, bytes, target, forms) in [
+            ("p.exe", &pe, 1, &pe_forms[..]),
+            ("d.bin", &data, 0, &data_forms[..]),
+            // Junk behind the magic: still a PE / ELF to clamscan for plain offsets, never for EP/sections.
+            ("mz.bin", &mz, 1, &junk_forms[..]),
+            ("elf.bin", &elf, 6, &junk_forms[..]),
+            ("mz0.bin", &mz, 0, &junk_forms[..3]),
+            ("broken.exe", &broken, 0, &junk_forms[..3]),
+            ("broken1.exe", &broken, 1, &junk_forms[..]),
+        ] {
+            let path = dir.path().join(file);
+            std::fs::write(&path, bytes).unwrap();
+            let len = bytes.len() as u64;
+            let exe = crate::exefmt::parse(bytes);
+            let mut ndb = String::new();
+            let mut expect = Vec::new();
+            for (i, form) in forms.iter().enumerate() {
+                let off = parse(form).unwrap();
+                let range = off.resolve(len, exe.as_ref());
+                let mut probes: Vec<(u64, bool)> = match range {
+                    Some((lo, hi)) => {
+                        let mut v = vec![(lo, true), (hi, true), (hi + 1, false)];
+                        if lo > 0 {
+                            v.push((lo - 1, false));
+                        }
+                        v
+                    }
+                    // Nothing may match: probe the file start, the entry point, and where the form would
+                    // land in a plain file.
+                    None => {
+                        let mut v = vec![(0, false), (0x410, false), (0x600, false)];
+                        if let Some((lo, hi)) = off.resolve(len, None) {
+                            v.extend([(lo, false), (hi, false)]);
+                        }
+                        v
+                    }
+                };
+                probes.retain(|&(at, _)| at + 16 <= len);
+                for (k, (at, want)) in probes.into_iter().enumerate() {
+                    let hexs = hex::encode(&bytes[at as usize..at as usize + 16]);
+                    let name = format!("O{i}x{k}");
+                    ndb.push_str(&format!("{name}:{target}:{form}:{hexs}\n"));
+                    expect.push((name, *form, at, want));
+                }
+            }
+            let db = dir.path().join(format!("{file}.ndb"));
+            std::fs::write(&db, &ndb).unwrap();
+            let out = Command::new("clamscan")
+                .args(["--no-summary", "--allmatch", "-d"])
+                .arg(&db)
+                .arg(&path)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let found: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.rsplit(": ").next()?.strip_suffix(".UNOFFICIAL FOUND"))
+                .collect();
+            eprintln!(
+                "{file}: {} probes, clamscan reported {} matches",
+                expect.len(),
+                found.len()
+            );
+            for (name, form, at, want) in expect {
+                if found.contains(&name.as_str()) != want {
+                    failures.push(format!(
+                        "{file}: {form} start {at:#x}: clamscan match = {}",
+                        !want
+                    ));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    #[test]
+    fn unusable_headers_allow_only_absolute_offsets() {
+        // clamscan: junk behind `MZ`/`\x7fELF` (or a PE whose entry point maps nowhere) matches `*`, `n`, `n,m`
+        // but not `EOF-n`, for target 0 as well as 1/6.
+        let junk = ExeInfo {
+            kind: ExeKind::Pe,
+            entry_offset: None,
+            sections: Vec::new(),
+            headers_ok: false,
+        };
+        assert_eq!(p("*").resolve(200, Some(&junk)), Some((0, 200)));
+        assert_eq!(p("100").resolve(200, Some(&junk)), Some((100, 100)));
+        assert_eq!(p("98,2").resolve(200, Some(&junk)), Some((98, 100)));
+        for o in ["EOF-50", "EOF-60,10", "EP+0", "S0+0", "SE0", "SL+0"] {
+            assert_eq!(p(o).resolve(200, Some(&junk)), None, "{o}");
+        }
+        // A usable executable without an entry point (ELF object file) keeps EOF-n.
+        let obj = ExeInfo {
+            kind: ExeKind::Elf,
+            entry_offset: None,
+            sections: Vec::new(),
+            headers_ok: true,
+        };
+        assert_eq!(p("EOF-50").resolve(200, Some(&obj)), Some((150, 150)));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! the entry to `p_offset + (e_entry - p_vaddr)` (`p_filesz` plays no part). No such header: no entry offset.
 //!
 //! Sections come from the section header table (ClamAV's choice too: `S1+0` on `/usr/bin/ls` is `.interp`),
-//! including the null section 0; no section header table means no sections.
+//! including the null section 0; no section header table means no sections. When there are program headers
+//! but none covers the entry point, clamscan ignores the sections as well, and so does this reader.
 
 use super::{ExeInfo, ExeKind, Reader, Section, MAX_SECTIONS};
 
@@ -115,9 +116,16 @@ pub(super) fn parse(data: &[u8]) -> Option<ExeInfo> {
         }
     }
 
+    let headers_ok = phnum == 0 || entry_offset.is_some();
+    if !headers_ok {
+        // clamscan treats an ELF whose program headers do not cover the entry point as broken: its section
+        // offsets do not match either. Without program headers (object files) sections still work.
+        sections.clear();
+    }
     Some(ExeInfo {
         kind: ExeKind::Elf,
         entry_offset,
         sections,
+        headers_ok,
     })
 }

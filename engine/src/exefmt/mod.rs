@@ -36,6 +36,12 @@ pub struct ExeInfo {
     /// The offset is not clamped to the file length: it may lie past the end of a truncated file.
     pub entry_offset: Option<u64>,
     pub sections: Vec<Section>,
+    /// Whether the headers behind the magic are usable the way ClamAV needs them (PE: the entry point maps to
+    /// the file; ELF: the header is complete and, when there are program headers, one covers the entry point).
+    /// When `false`, `entry_offset` is `None`, `sections` is empty, and clamscan matches no offset relative to
+    /// the file's structure or end: only `*` and absolute offsets, for signatures of ANY target (an `EOF-n`
+    /// target-0 signature does not match a junk `MZ` file). See [`crate::db::offset::Offset::resolve`].
+    pub headers_ok: bool,
 }
 
 /// Upper bound on sections kept per file. PE counts are 16-bit and ELF counts are 16-bit too (extended numbering
@@ -43,14 +49,26 @@ pub struct ExeInfo {
 pub const MAX_SECTIONS: usize = 65_535;
 
 /// Recognises a PE or ELF file and reads its entry point and sections.
+///
+/// Recognition is by magic alone, as ClamAV types files: anything starting with `MZ` is [`ExeKind::Pe`] and
+/// anything starting with `\x7fELF` is [`ExeKind::Elf`] (clamscan applies target 1 / target 6 signatures with
+/// plain offsets to such files even when the headers behind the magic are junk; `ZM` is not a PE to it).
+/// When the headers are missing or unusable the result has no entry offset and no sections, so the EP and
+/// section offset forms cannot match, as in clamscan. `None` means neither magic.
 pub fn parse(data: &[u8]) -> Option<ExeInfo> {
-    if data.starts_with(b"MZ") {
-        return pe::parse(data);
-    }
-    if data.starts_with(b"\x7fELF") {
-        return elf::parse(data);
-    }
-    None
+    let (kind, info) = if data.starts_with(b"MZ") {
+        (ExeKind::Pe, pe::parse(data))
+    } else if data.starts_with(b"\x7fELF") {
+        (ExeKind::Elf, elf::parse(data))
+    } else {
+        return None;
+    };
+    Some(info.unwrap_or(ExeInfo {
+        kind,
+        entry_offset: None,
+        sections: Vec::new(),
+        headers_ok: false,
+    }))
 }
 
 /// Bounds-checked fixed-width reads at absolute offsets; `None` past the end or on offset overflow.
@@ -100,4 +118,4 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

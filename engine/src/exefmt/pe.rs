@@ -96,5 +96,6 @@ pub(super) fn parse(data: &[u8]) -> Option<ExeInfo> {
         kind: ExeKind::Pe,
         entry_offset,
         sections,
+        headers_ok: entry_offset.is_some(),
     })
 }

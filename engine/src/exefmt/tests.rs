@@ -9,7 +9,7 @@ use super::*;
 use proptest::prelude::*;
 
 /// Deterministic non-repeating filler, so that any 16 bytes of a crafted file occur only once in it.
-fn filler(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn filler(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)
         .map(|_| {
@@ -29,9 +29,9 @@ fn put32(d: &mut [u8], at: usize, v: u32) {
 }
 
 /// A crafted PE section: (VirtualSize, VirtualAddress, SizeOfRawData, PointerToRawData).
-type PeSec = (u32, u32, u32, u32);
+pub(crate) type PeSec = (u32, u32, u32, u32);
 
-struct PeSpec {
+pub(crate) struct PeSpec {
     ep: u32,
     sections: Vec<PeSec>,
     salign: u32,
@@ -42,7 +42,7 @@ struct PeSpec {
 }
 
 impl PeSpec {
-    fn new(ep: u32, sections: &[PeSec]) -> Self {
+    pub(crate) fn new(ep: u32, sections: &[PeSec]) -> Self {
         PeSpec {
             ep,
             sections: sections.to_vec(),
@@ -56,7 +56,7 @@ impl PeSpec {
 
     /// A PE that Windows-like loaders and clamscan accept: MZ at 0, e_lfanew 0x40, PE32 (0xE0-byte optional
     /// header) or PE32+ (0xF0), GUI subsystem, 16 data directories, the section table right after.
-    fn build(&self) -> Vec<u8> {
+    pub(crate) fn build(&self) -> Vec<u8> {
         let mut d = filler(self.size, 0x9e3779b97f4a7c15);
         d[0..2].copy_from_slice(b"MZ");
         put32(&mut d, 0x3c, 0x40);
@@ -109,10 +109,10 @@ impl PeSpec {
 
 /// A crafted ELF program header: (p_type, p_offset, p_vaddr, p_filesz, p_memsz);
 /// section header: (sh_offset, sh_addr, sh_size).
-type Ph = (u32, u64, u64, u64, u64);
-type Sh = (u64, u64, u64);
+pub(crate) type Ph = (u32, u64, u64, u64, u64);
+pub(crate) type Sh = (u64, u64, u64);
 
-fn build_elf(wide: bool, be: bool, entry: u64, phdrs: &[Ph], shdrs: &[Sh]) -> Vec<u8> {
+pub(crate) fn build_elf(wide: bool, be: bool, entry: u64, phdrs: &[Ph], shdrs: &[Sh]) -> Vec<u8> {
     let mut d = filler(0x2000, 0x2545f4914f6cdd1d);
     let mut w = Vec::new();
     let word = |w: &mut Vec<u8>, v: u64| {
@@ -388,17 +388,28 @@ fn pe_rejects_and_truncation() {
         &[(0x100, 0x1000, 0x200, 0x400), (0x100, 0x2000, 0x200, 0x600)],
     )
     .build();
-    assert!(parse(&good[..0x3c]).is_none(), "no e_lfanew");
-    assert!(parse(&good[..0x58]).is_none(), "no optional header");
+    // clamscan types any `MZ` file as a PE (target 1 with a plain offset matches junk behind `MZ`), but
+    // without usable headers there is no entry point and there are no sections.
+    let junk_pe = |d: &[u8], why: &str| {
+        let info = parse(d).unwrap_or_else(|| panic!("{why}: MZ is a PE"));
+        assert_eq!(info.kind, ExeKind::Pe, "{why}");
+        assert_eq!((info.entry_offset, info.sections.len()), (None, 0), "{why}");
+    };
+    junk_pe(&good[..0x3c], "no e_lfanew");
+    junk_pe(&good[..0x58], "no optional header");
+    junk_pe(b"MZ", "bare magic");
     let mut bad = good.clone();
     bad[0x42] = b'X';
-    assert!(parse(&bad).is_none(), "no PE signature");
+    junk_pe(&bad, "no PE signature");
     let mut bad = good.clone();
     bad[0x58] = 0x0c;
-    assert!(parse(&bad).is_none(), "unknown optional header magic");
+    junk_pe(&bad, "unknown optional header magic");
     let mut bad = good.clone();
     put32(&mut bad, 0x3c, u32::MAX);
-    assert!(parse(&bad).is_none(), "e_lfanew past the end");
+    junk_pe(&bad, "e_lfanew past the end");
+    let mut zm = good.clone();
+    zm[0..2].copy_from_slice(b"ZM");
+    assert!(parse(&zm).is_none(), "ZM is not a PE to clamscan");
     // Section table cut after the first entry: keep what is there.
     let table = 0x58 + 0xE0;
     let info = parse(&good[..table + 40 + 20]).unwrap();
@@ -520,6 +531,26 @@ fn elf_sections_from_section_headers() {
 }
 
 #[test]
+fn elf_unmapped_entry_point() {
+    // clamscan: with program headers that miss the entry, neither EP+0 nor S1+0 match; without program
+    // headers, S1+0 matches and EP+0 does not (the entry is not taken as a file offset).
+    let sh = [(0, 0, 0), (0x300, 0x8048200, 0x100)];
+    for wide in [false, true] {
+        let info = parse(&build_elf(
+            wide,
+            false,
+            0x10,
+            &[(1, 0x100, 0x8048000, 0x400, 0x400)],
+            &sh,
+        ))
+        .unwrap();
+        assert_eq!((info.entry_offset, info.sections.len()), (None, 0));
+        let info = parse(&build_elf(wide, false, 0x700, &[], &sh)).unwrap();
+        assert_eq!((info.entry_offset, info.sections.len()), (None, 2));
+    }
+}
+
+#[test]
 fn elf_rejects_and_truncation() {
     let d = build_elf(
         true,
@@ -528,12 +559,19 @@ fn elf_rejects_and_truncation() {
         &[(1, 0x100, 0x8048000, 0x400, 0x400)],
         &[(0x300, 0, 0x10)],
     );
+    // Any `\x7fELF` file is an ELF to clamscan; unusable headers give no entry point and no sections.
+    let junk_elf = |d: &[u8]| {
+        let info = parse(d).unwrap();
+        assert_eq!(info.kind, ExeKind::Elf);
+        assert_eq!((info.entry_offset, info.sections.len()), (None, 0));
+    };
     for bad_at in [4usize, 5] {
         let mut b = d.clone();
         b[bad_at] = 3;
-        assert!(parse(&b).is_none());
+        junk_elf(&b);
     }
-    assert!(parse(&d[..40]).is_none(), "header cut");
+    junk_elf(&d[..40]);
+    junk_elf(b"\x7fELF");
     // Header complete, tables cut: recognised, nothing mapped.
     let info = parse(&d[..64]).unwrap();
     assert_eq!(info.entry_offset, None);
@@ -545,9 +583,9 @@ fn not_executables() {
     for d in [
         &b""[..],
         b"M",
-        b"MZ",
+        b"ZM",
         b"\x7fEL",
-        b"\x7fELF",
+        b"ELF",
         b"hello world",
         b"PE\0\0",
     ] {
@@ -661,6 +699,21 @@ fn clamscan_oracle() {
     for (i, (spec, _)) in pe_cases().into_iter().enumerate() {
         files.push((format!("pe{i}.exe"), spec.build(), 1));
     }
+    for (i, secs) in [
+        vec![(0x100, 0x1000, 0x200, 0x400), (0x300, 0x2000, 0x400, 0x600)],
+        vec![
+            (0x100, 0x1100, 0x1F0, 0x410),
+            (0x80, 0x3000, 0x100, 0x800),
+            (0x10, 0x4000, 0x10, 0x900),
+        ],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut s = PeSpec::new(0x1110, &secs);
+        s.plus = true;
+        files.push((format!("pe32plus{i}.exe"), s.build(), 1));
+    }
     for wide in [false, true] {
         for be in [false, true] {
             files.push((
@@ -680,6 +733,17 @@ fn clamscan_oracle() {
             ));
         }
     }
+    files.push((
+        "elf_nophdr".to_string(),
+        build_elf(
+            false,
+            false,
+            0x700,
+            &[],
+            &[(0, 0, 0), (0x300, 0x8048200, 0x100), (0x900, 0, 0x50)],
+        ),
+        6,
+    ));
     let real_elf = [
         "/usr/bin/ls",
         "/usr/bin/bash",

@@ -35,15 +35,15 @@ fn md5_signature_detects_with_unofficial_suffix() {
 
 #[test]
 fn size_must_match_unless_star() {
-    let digest = hex::encode(sha2::Sha256::digest(b"abc"));
+    let digest = hex::encode(sha2::Sha256::digest(b"abcdef"));
     let db = build(&[(
         "t.hsb",
-        &format!("{digest}:4:Wrong.Size\n{digest}:*:Any.Size:73"),
+        &format!("{digest}:7:Wrong.Size\n{digest}:*:Any.Size:73"),
     )])
     .unwrap();
-    assert_eq!(scan_all(&db, b"abc"), vec!["Any.Size.UNOFFICIAL"]);
-    let db = build(&[("t.hsb", &format!("{digest}:4:Wrong.Size"))]).unwrap();
-    assert!(scan_all(&db, b"abc").is_empty());
+    assert_eq!(scan_all(&db, b"abcdef"), vec!["Any.Size.UNOFFICIAL"]);
+    let db = build(&[("t.hsb", &format!("{digest}:7:Wrong.Size"))]).unwrap();
+    assert!(scan_all(&db, b"abcdef").is_empty());
 }
 
 #[test]
@@ -129,4 +129,20 @@ fn missing_path_is_an_error() {
 fn database_is_shareable_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Database>();
+}
+
+#[test]
+fn files_of_five_bytes_or_less_are_never_matched() {
+    // clamscan 1.4.6 reports such files clean with any signature (tests/ORACLE.md).
+    let db = build(&[(
+        "t.hdb",
+        &format!(
+            "{}\n{}",
+            md5_line(b"12345", "Five"),
+            md5_line(b"123456", "Six")
+        ),
+    )])
+    .unwrap();
+    assert!(scan_all(&db, b"12345").is_empty());
+    assert_eq!(scan_all(&db, b"123456"), vec!["Six.UNOFFICIAL"]);
 }
