@@ -109,7 +109,7 @@ pub struct ScanArgs {
           default_value = "1", default_missing_value = "1", value_parser = parse_follow)]
     pub follow_file_symlinks: u8,
 
-    /// Files larger than this are skipped and assumed clean (suffixes K, M; 0 = no limit).
+    /// Files larger than this are skipped and assumed clean (suffixes K, M, G; 0 = no limit).
     #[arg(long = "max-filesize", value_name = "SIZE", default_value = "100M")]
     pub max_filesize: String,
 
@@ -143,7 +143,11 @@ pub struct ScanArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
-    /// One JSON object per result line instead of clamscan's text.
+    /// One JSON object per result line instead of clamscan's text: `path` (lossy UTF-8; `path_hex`
+    /// added for non-UTF-8 names), `result` (ok|found|error|empty|skipped), `signatures` (found),
+    /// `size` (bytes, when read), `error` (reason for error/skipped). `--move`/`--copy`/`--remove`
+    /// add `{"path", "result": "action"|"error", "action": clamscan's line}`. The summary is one
+    /// `{"summary": {...}}` object.
     #[arg(long)]
     pub json: bool,
 

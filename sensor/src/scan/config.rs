@@ -59,16 +59,17 @@ pub struct Config {
     pub filters: Filters,
 }
 
-/// Parses clamscan's size syntax: a decimal number with an optional `K`/`k` or `M`/`m` suffix.
+/// Parses clamscan's size syntax: a decimal number with an optional `K`, `M` or `G` suffix (any case).
 pub fn parse_size(s: &str) -> Result<u64> {
     let s = s.trim();
     let (digits, mult) = match s.as_bytes().last() {
         Some(b'K' | b'k') => (&s[..s.len() - 1], 1024u64),
         Some(b'M' | b'm') => (&s[..s.len() - 1], 1024 * 1024),
+        Some(b'G' | b'g') => (&s[..s.len() - 1], 1024 * 1024 * 1024),
         _ => (s, 1),
     };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        bail!("invalid size '{s}' (expected a number with an optional K or M suffix)");
+        bail!("invalid size '{s}' (expected a number with an optional K, M or G suffix)");
     }
     let n: u64 = digits
         .parse()
@@ -98,7 +99,9 @@ impl Config {
             cross_fs: a.cross_fs,
             follow_dir: a.follow_dir_symlinks,
             follow_file: a.follow_file_symlinks,
-            max_filesize: parse_size(&a.max_filesize).context("--max-filesize")?,
+            max_filesize: parse_size(&a.max_filesize).map_err(|_| {
+                anyhow::anyhow!("Incorrect argument format for option --max-filesize")
+            })?,
             max_dir_recursion: a.max_dir_recursion,
             allmatch: a.allmatch,
             scan_pseudo_fs: a.scan_pseudo_fs,
@@ -148,7 +151,8 @@ mod tests {
         assert_eq!(parse_size("100M").unwrap(), 100 * 1024 * 1024);
         assert!(parse_size("").is_err());
         assert!(parse_size("K").is_err());
-        assert!(parse_size("5G").is_err());
+        assert_eq!(parse_size("5G").unwrap(), 5 << 30);
+        assert!(parse_size("5T").is_err());
         assert!(parse_size("-1").is_err());
         assert!(parse_size("99999999999999999999").is_err());
     }

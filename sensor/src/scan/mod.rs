@@ -36,6 +36,7 @@ pub fn run(args: ScanArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ERROR: {e:#}");
+            eprintln!("ERROR: Can't parse command line options");
             return ExitCode::from(2);
         }
     };

@@ -292,6 +292,12 @@ impl Reporter {
                     self.counters.errors += 1;
                 }
                 self.message(Kind::Found, &r.line);
+                if self.gates.json && !self.gates.quiet {
+                    let p = String::from_utf8_lossy(path.as_os_str().as_bytes()).into_owned();
+                    let result = if r.failed { "error" } else { "action" };
+                    let v = json!({"path": p, "result": result, "action": String::from_utf8_lossy(&r.line)});
+                    self.stdout_line(v.to_string().as_bytes());
+                }
             }
         }
         if o.is_file() {
