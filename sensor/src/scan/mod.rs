@@ -52,11 +52,13 @@ pub fn run(args: ScanArgs) -> ExitCode {
         Some(p) => match OpenOptions::new().create(true).append(true).open(p) {
             Ok(f) => Some(f),
             Err(e) => {
-                eprintln!(
-                    "ERROR: Can't open log file {}: {}",
+                // clamscan's two lines, on its two streams.
+                println!(
+                    "ERROR: Failed to open log file {}: {}",
                     p.display(),
                     report::strerror(&e)
                 );
+                eprintln!("ERROR: Problem with internal logger.");
                 return ExitCode::from(2);
             }
         },

@@ -10,6 +10,7 @@ use super::reader::Reader;
 use super::walk::{Sink, Walker};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 
@@ -50,7 +51,20 @@ pub fn run(
                 loop {
                     let next = rx.lock().map(|r| r.recv());
                     let Ok(Ok((seq, job))) = next else { break };
-                    if tx.send((seq, reader.run(job))).is_err() {
+                    let path = match &job {
+                        Job::File { path } => path.clone(),
+                        Job::Stdin => "stdin".into(),
+                    };
+                    // An engine panic costs one file (reported as an error), never the ordered output.
+                    let outcome = match catch_unwind(AssertUnwindSafe(|| reader.run(job))) {
+                        Ok(o) => o,
+                        Err(_) => {
+                            reader = Reader::new(db, cfg.allmatch, cfg.max_filesize);
+                            let error = std::io::Error::other("internal scanner error");
+                            Outcome::ReadError { path, error }
+                        }
+                    };
+                    if tx.send((seq, outcome)).is_err() {
                         break;
                     }
                 }
