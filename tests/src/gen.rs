@@ -4,7 +4,8 @@
 //! * `out_dir/db/`: `gen.hdb`, `gen.hsb`, `gen.ndb`, `gen.ldb`, `gen.fp`, `gen.sfp`, `gen.ign2`
 //! * `out_dir/data/`: `pos/` (exactly one signature matches), `clean/` (nothing matches),
 //!   `near/` (almost matches one signature: must be clean), `multi/` (several signatures match,
-//!   pins the reporting order), `allow/` (would match, but allowlisted or ignored), `big/` (1-4 MB)
+//!   pins the reporting order), `allow/` (would match, but allowlisted or ignored), `big/` (1-4 MB),
+//!   `tiny/` (1-9 bytes)
 //!
 //! and returns a [`Manifest`] with the expected verdict for each file.
 //!
@@ -952,6 +953,34 @@ impl Gen {
         }
     }
 
+    /// Files of 1..=9 bytes: clamscan never reports files of 5 bytes or less, not even by hash
+    /// (ORACLE.md §8).
+    fn tiny_cases(&mut self) {
+        for n in 1..=9usize {
+            let zeros = n.min(4);
+            let mut data = vec![0u8; zeros];
+            data.extend(self.rng.filler(n - zeros));
+            let id = self.id();
+            let name = format!("Gen.Hash.{id}");
+            if n % 2 == 0 {
+                self.hdb.push(format!("{}:{n}:{name}", md5_hex(&data)));
+            } else {
+                self.hsb.push(format!("{}:{n}:{name}", sha256_hex(&data)));
+            }
+            let expect = if n <= 5 { Expect::Clean } else { Expect::Found(vec![reported(&name)]) };
+            self.write("tiny", &data, expect, format!("tiny file of {n} bytes, hash sig"));
+        }
+        for n in [5usize, 6] {
+            let id = self.id();
+            let name = format!("Gen.Ndb.{id}");
+            let mut data = vec![0u8; n - 4];
+            data.extend(id_bytes(id));
+            self.ndb.push(format!("{name}:0:*:{}", hexs(&id_bytes(id))));
+            let expect = if n <= 5 { Expect::Clean } else { Expect::Found(vec![reported(&name)]) };
+            self.write("tiny", &data, expect, format!("tiny file of {n} bytes, ndb sig"));
+        }
+    }
+
     /// 1-4 MB files, each exercising one large-offset feature.
     fn big_case(&mut self, k: usize) {
         let size = self.rng.range(1 << 20, 4 << 20);
@@ -1070,6 +1099,7 @@ pub fn generate(out_dir: &Path, seed: u64, counts: &Counts) -> std::io::Result<M
     }
     g.multi_cases();
     g.allow_cases();
+    g.tiny_cases();
     for k in 0..counts.big {
         g.big_case(k);
     }
