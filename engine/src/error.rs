@@ -35,7 +35,11 @@ pub struct LoadError {
 impl LoadError {
     pub fn single(file: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
         let mut e = LoadError::default();
-        e.push(LineError { file: file.into(), line, message: message.into() });
+        e.push(LineError {
+            file: file.into(),
+            line,
+            message: message.into(),
+        });
         e
     }
 

@@ -17,5 +17,6 @@ pub use error::{LineError, LoadError};
 pub use scan::{ScanOptions, Scanner};
 
 /// The functionality level this engine declares; `MinFL`/`MaxFL` and ldb `Engine:` ranges are compared with it.
-/// It is ClamAV 1.4's level, so that a database written for clamscan 1.4 loads the same signatures here.
-pub const FUNCTIONALITY_LEVEL: u32 = 210;
+/// It is clamscan 1.4.6's level (bisected with MinFL, tests/ORACLE.md §1), so that a database written for it
+/// loads the same signatures here.
+pub const FUNCTIONALITY_LEVEL: u32 = 216;

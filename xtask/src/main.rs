@@ -1,1 +1,582 @@
-fn main() {}
+//! Developer tasks for the sensor repository: `cargo xtask <command>`.
+//!
+//! Every external step is printed (`==> ...`) before it runs, and any failure stops the task with
+//! a non-zero exit and the context of the step that failed.
+
+mod elf;
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::{Parser, Subcommand};
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+
+/// Debian packages: clamscan and freshclam-free test files, used by the differential tests and the demo.
+const APT_PACKAGES: &[&str] = &["clamav", "clamav-daemon", "clamav-testfiles"];
+/// The eBPF crate builds with this toolchain (`-Z build-std`), never with the default one.
+const NIGHTLY: &str = "nightly";
+const BPF_TARGET: &str = "bpfel-unknown-none";
+/// bpf-linker major version that matches the nightly's LLVM and the aya-ebpf crates used.
+const BPF_LINKER_VERSION: &str = "^0.13";
+/// ELF section of the exec-counting tracepoint (`sensor-ebpf/src/main.rs`, `EXEC_PROGRAM_SECTION`).
+const EBPF_PROGRAM_SECTION: &str = "tracepoint/sched/sched_process_exec";
+/// The demo's bundled signature database and clean sample files.
+const DEMO_DB: &str = "examples/demo/db";
+const DEMO_SAMPLES: &str = "examples/demo/samples";
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Developer tasks for sensor", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install missing prerequisites: ClamAV (apt), nightly rust-src, bpf-linker. Idempotent.
+    Setup,
+    /// Build the eBPF object (sensor-ebpf) with nightly and check it holds the tracepoint program.
+    BuildEbpf,
+    /// Set up, build sensor (release), and scan a sample tree with the bundled demo database.
+    Demo,
+    /// Set up, then fmt check, clippy -D warnings, build-ebpf, and the whole test suite.
+    Test,
+    /// Generate the test corpus into OUT (not wired yet).
+    Testdata {
+        /// Output directory.
+        #[arg(long, default_value = "target/testdata")]
+        out: PathBuf,
+        /// Seed of the generator; the same seed gives the same files.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = repo_root();
+    std::env::set_current_dir(&root).with_context(|| format!("cd {}", root.display()))?;
+    match cli.command {
+        Cmd::Setup => setup(),
+        Cmd::BuildEbpf => build_ebpf(&root).map(|obj| println!("eBPF object: {}", obj.display())),
+        Cmd::Demo => demo(&root),
+        Cmd::Test => test(&root),
+        Cmd::Testdata { out, seed } => testdata(&out, seed),
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the repository root")
+        .to_path_buf()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running commands
+
+/// A command that prints itself before running and fails with context.
+struct Step {
+    cmd: Command,
+    shown: String,
+}
+
+impl Step {
+    fn new(program: &str, args: &[&str]) -> Self {
+        let mut cmd = Command::new(program);
+        cmd.args(args).stdin(Stdio::null());
+        Step {
+            cmd,
+            shown: std::iter::once(program)
+                .chain(args.iter().copied())
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+    fn env(mut self, key: &str, val: impl AsRef<OsStr>) -> Self {
+        self.shown = format!(
+            "{key}={} {}",
+            shell_quote(&val.as_ref().to_string_lossy()),
+            self.shown
+        );
+        self.cmd.env(key, val);
+        self
+    }
+    /// Sets a variable without showing it (for long values such as PATH).
+    fn env_quiet(mut self, key: &str, val: impl AsRef<OsStr>) -> Self {
+        self.cmd.env(key, val);
+        self
+    }
+    fn dir(mut self, dir: &Path) -> Self {
+        self.shown = format!("(cd {} && {})", dir.display(), self.shown);
+        self.cmd.current_dir(dir);
+        self
+    }
+    /// Runs with inherited stdout/stderr; returns the exit status without judging it.
+    fn status(mut self) -> Result<ExitStatus> {
+        println!("==> {}", self.shown);
+        self.cmd
+            .status()
+            .with_context(|| format!("could not start `{}`", self.shown))
+    }
+    /// Runs and fails unless it exits 0.
+    fn run(self) -> Result<()> {
+        let shown = self.shown.clone();
+        let status = self.status()?;
+        ensure!(status.success(), "`{shown}` failed ({status})");
+        Ok(())
+    }
+    /// Runs quietly (not printed) and returns trimmed stdout if it exited 0.
+    fn probe(mut self) -> Option<String> {
+        let out = self.cmd.stderr(Stdio::null()).output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+fn cargo_home() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cargo")
+        })
+}
+
+/// PATH with `$CARGO_HOME/bin` in front, so a freshly installed bpf-linker is found.
+fn path_with_cargo_bin() -> std::ffi::OsString {
+    let mut dirs = vec![cargo_home().join("bin")];
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    std::env::join_paths(dirs).expect("PATH entries contain no ':'")
+}
+
+// ---------------------------------------------------------------------------------------------
+// setup
+
+fn setup() -> Result<()> {
+    println!("== setup: checking prerequisites");
+    setup_apt().context("setup: ClamAV packages")?;
+    setup_rust().context("setup: Rust toolchain components")?;
+    setup_bpf_linker().context("setup: bpf-linker")?;
+    println!("== setup: all prerequisites present");
+    Ok(())
+}
+
+fn deb_installed(pkg: &str) -> bool {
+    Step::new("dpkg-query", &["-W", "-f=${Status}", pkg])
+        .probe()
+        .is_some_and(|s| s == "install ok installed")
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("Uid:"))?.to_string();
+            line.split_whitespace().nth(2).map(|euid| euid == "0")
+        })
+        .unwrap_or(false)
+}
+
+fn setup_apt() -> Result<()> {
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !deb_installed(p))
+        .collect();
+    if missing.is_empty() {
+        println!("ok: Debian packages {} installed", APT_PACKAGES.join(", "));
+        return Ok(());
+    }
+    println!("missing Debian packages: {}", missing.join(", "));
+    ensure!(
+        is_root(),
+        "installing {} needs root: run as root, or install them yourself with \
+         `apt-get install {}`",
+        missing.join(", "),
+        missing.join(" ")
+    );
+    Step::new("apt-get", &["update"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run()?;
+    let mut args = vec!["install", "-y"];
+    args.extend(&missing);
+    Step::new("apt-get", &args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run()?;
+    let still: Vec<&str> = missing
+        .iter()
+        .copied()
+        .filter(|p| !deb_installed(p))
+        .collect();
+    ensure!(
+        still.is_empty(),
+        "apt-get reported success but {} still not installed",
+        still.join(", ")
+    );
+    Ok(())
+}
+
+fn setup_rust() -> Result<()> {
+    let nightly = Step::new("rustup", &["run", NIGHTLY, "rustc", "--version"]).probe();
+    let Some(nightly) = nightly else {
+        bail!(
+            "the `{NIGHTLY}` toolchain is missing (`rustup run {NIGHTLY} rustc --version` failed); \
+             the eBPF crate needs it. Install it with `rustup toolchain install {NIGHTLY}`"
+        );
+    };
+    println!("ok: {nightly}");
+    let installed = Step::new(
+        "rustup",
+        &["component", "list", "--installed", "--toolchain", NIGHTLY],
+    )
+    .probe()
+    .unwrap_or_default();
+    if installed
+        .lines()
+        .any(|l| l.trim() == "rust-src" || l.starts_with("rust-src-") || l.starts_with("rust-src "))
+    {
+        println!("ok: rust-src for {NIGHTLY}");
+    } else {
+        Step::new(
+            "rustup",
+            &["component", "add", "rust-src", "--toolchain", NIGHTLY],
+        )
+        .run()?;
+    }
+    // The default toolchain's fmt and clippy, used by `cargo xtask test`.
+    for (component, check) in [
+        ("rustfmt", ["fmt", "--version"]),
+        ("clippy", ["clippy", "--version"]),
+    ] {
+        if Step::new("cargo", &check).probe().is_some() {
+            println!("ok: cargo {}", check[0]);
+        } else {
+            Step::new("rustup", &["component", "add", component]).run()?;
+        }
+    }
+    Ok(())
+}
+
+fn bpf_linker_version() -> Option<String> {
+    Step::new("bpf-linker", &["--version"])
+        .env_quiet("PATH", path_with_cargo_bin())
+        .probe()
+        .or_else(|| {
+            let bin = cargo_home().join("bin/bpf-linker");
+            Step::new(bin.to_str()?, &["--version"]).probe()
+        })
+}
+
+fn setup_bpf_linker() -> Result<()> {
+    if let Some(v) = bpf_linker_version() {
+        println!("ok: {v}");
+        return Ok(());
+    }
+    // bpf-linker links against the nightly's own LLVM shared library (no system LLVM needed).
+    let sysroot = Step::new("rustup", &["run", NIGHTLY, "rustc", "--print", "sysroot"])
+        .probe()
+        .context("`rustup run nightly rustc --print sysroot` failed")?;
+    let libdir = Path::new(&sysroot).join("lib");
+    let llvm = std::fs::read_dir(&libdir)
+        .with_context(|| format!("reading {}", libdir.display()))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .find_map(|f| {
+            Some(f.strip_prefix("lib")?.strip_suffix(".so")?.to_string())
+                .filter(|n| n.starts_with("LLVM-"))
+        })
+        .with_context(|| {
+            format!(
+                "no libLLVM-*.so in {} (is the nightly complete?)",
+                libdir.display()
+            )
+        })?;
+    let major = llvm
+        .strip_prefix("LLVM-")
+        .and_then(|r| r.split('-').next())
+        .filter(|m| m.chars().all(|c| c.is_ascii_digit()))
+        .with_context(|| format!("cannot read LLVM major version from {llvm}"))?;
+    let rustflags = format!(
+        "-C link-arg=-Wl,-rpath,{lib} -L native={lib} -l dylib={llvm}",
+        lib = libdir.display()
+    );
+    let features = format!("llvm-{major},no-llvm-linking");
+    println!("bpf-linker missing: building it against {llvm} (takes a few minutes)");
+    let toolchain = format!("+{NIGHTLY}");
+    let args = [
+        toolchain.as_str(),
+        "install",
+        "bpf-linker",
+        "--version",
+        BPF_LINKER_VERSION,
+        "--no-default-features",
+        "--features",
+        &features,
+    ];
+    Step::new("cargo", &args)
+        .env("RUSTFLAGS", &rustflags)
+        .run()?;
+    let v = bpf_linker_version()
+        .context("bpf-linker was installed but `bpf-linker --version` still fails")?;
+    println!("ok: {v}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// build-ebpf
+
+fn build_ebpf(root: &Path) -> Result<PathBuf> {
+    println!("== build-ebpf");
+    let dir = root.join("sensor-ebpf");
+    let toolchain = format!("+{NIGHTLY}");
+    Step::new(
+        "cargo",
+        &[&toolchain, "build", "--release", "-Z", "build-std=core", "--target", BPF_TARGET],
+    )
+    .dir(&dir)
+    .env_quiet("PATH", path_with_cargo_bin())
+    .run()
+    .context("building sensor-ebpf (run `cargo xtask setup` if nightly rust-src or bpf-linker is missing)")?;
+    let obj = dir
+        .join("target")
+        .join(BPF_TARGET)
+        .join("release")
+        .join("sensor-ebpf");
+    let bytes = std::fs::read(&obj)
+        .with_context(|| format!("eBPF object {} not produced", obj.display()))?;
+    let sections = elf::section_names(&bytes)
+        .with_context(|| format!("{} is not a valid ELF64 object", obj.display()))?;
+    ensure!(
+        elf::is_bpf(&bytes),
+        "{} is not an eBPF object (e_machine is not EM_BPF)",
+        obj.display()
+    );
+    ensure!(
+        sections.iter().any(|s| s == EBPF_PROGRAM_SECTION),
+        "{} has no section `{EBPF_PROGRAM_SECTION}`; sections: {sections:?}",
+        obj.display()
+    );
+    println!(
+        "ok: {} has section {EBPF_PROGRAM_SECTION} ({} bytes)",
+        obj.display(),
+        bytes.len()
+    );
+    Ok(obj)
+}
+
+// ---------------------------------------------------------------------------------------------
+// demo
+
+/// The standard 68-byte EICAR test string, in pieces so this source file never holds it whole
+/// (a scanner reading the repository must not flag it).
+fn eicar() -> Vec<u8> {
+    let parts: [&str; 4] = [
+        r"X5O!P%@AP[4\PZX54(P^)7CC)7}$",
+        "EICAR-STANDARD-",
+        "ANTIVIRUS-TEST-",
+        "FILE!$H+H*",
+    ];
+    let s = parts.concat().into_bytes();
+    assert_eq!(s.len(), 68, "EICAR string must be 68 bytes");
+    s
+}
+
+fn demo(root: &Path) -> Result<()> {
+    setup()?;
+    println!("== demo: build sensor (release)");
+    Step::new("cargo", &["build", "--release", "-p", "sensor"]).run()?;
+    let tree = TempDir::new("sensor-demo")?;
+    copy_tree(&root.join(DEMO_SAMPLES), tree.path()).context("copying demo samples")?;
+    let eicar_path = tree.path().join("downloads").join("eicar.com");
+    std::fs::create_dir_all(eicar_path.parent().unwrap())?;
+    std::fs::write(&eicar_path, eicar())
+        .with_context(|| format!("writing {}", eicar_path.display()))?;
+    println!("== demo: sample tree in {}", tree.path().display());
+    list_tree(tree.path(), tree.path())?;
+
+    println!("== demo: scan with sensor and the bundled database {DEMO_DB}");
+    let sensor = root.join("target/release/sensor");
+    let tree_arg = tree.path().to_string_lossy().into_owned();
+    let status = Step::new(
+        &sensor.to_string_lossy(),
+        &["scan", "-r", "-d", DEMO_DB, &tree_arg],
+    )
+    .status()?;
+    match status.code() {
+        Some(1) => println!("== demo: sensor found malware (exit 1), as expected: the EICAR file"),
+        Some(0) => println!(
+            "== demo: sensor reported no findings (exit 0). Expected: the EICAR file is found (exit 1); \
+             if the engine in this tree is still a stub, this is all it can do"
+        ),
+        _ => bail!("sensor scan failed ({status})"),
+    }
+
+    // For comparison: ClamAV's own scanner on the same tree with the same database.
+    if Step::new("clamscan", &["--version"]).probe().is_some() {
+        println!("== demo: for comparison, clamscan with the same database");
+        let status = Step::new(
+            "clamscan",
+            &["-r", "--no-summary", "-d", DEMO_DB, &tree_arg],
+        )
+        .status()?;
+        ensure!(
+            matches!(status.code(), Some(0 | 1)),
+            "clamscan failed ({status})"
+        );
+    }
+    Ok(())
+}
+
+/// A temporary directory removed on drop (std only: no extra dependency for xtask).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(TempDir(path))
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let dest = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&dest)?;
+            copy_tree(&entry.path(), &dest)?;
+        } else {
+            std::fs::copy(entry.path(), &dest)
+                .with_context(|| format!("copying {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn list_tree(base: &Path, dir: &Path) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        if entry.file_type()?.is_dir() {
+            list_tree(base, &entry.path())?;
+        } else {
+            let rel = entry
+                .path()
+                .strip_prefix(base)
+                .unwrap_or(&entry.path())
+                .to_path_buf();
+            println!("    {} ({} bytes)", rel.display(), entry.metadata()?.len());
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// test
+
+fn test(root: &Path) -> Result<()> {
+    setup()?;
+    println!("== test: formatting");
+    Step::new("cargo", &["fmt", "--all", "--check"]).run()?;
+    // The crates outside the workspace (built with nightly) are checked file by file.
+    let outside = [
+        "sensor-ebpf/src/main.rs",
+        "engine/fuzz/fuzz_targets/parse_db.rs",
+    ];
+    let mut args = vec!["--check", "--edition", "2021"];
+    args.extend(outside.iter().filter(|f| root.join(f).exists()));
+    Step::new("rustfmt", &args).run()?;
+    println!("== test: clippy");
+    Step::new(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )
+    .run()?;
+    build_ebpf(root)?;
+    println!("== test: test suite");
+    Step::new("cargo", &["test", "--workspace"]).run()?;
+    println!("== test: all passed");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// testdata
+
+fn testdata(out: &Path, seed: u64) -> Result<()> {
+    // TODO(testdata): wire the generator once `sensor-tests` exposes it:
+    //     std::fs::create_dir_all(out)?;
+    //     sensor_tests::gen::generate(out, seed).context("generating test data")?;
+    //     println!("test data in {}", out.display());
+    // (xtask already depends on `sensor-tests`, see xtask/Cargo.toml.)
+    bail!(
+        "`cargo xtask testdata --out {} --seed {seed}` is not wired yet: \
+         it will call sensor_tests::gen::generate(out_dir, seed)",
+        out.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eicar_is_the_standard_string() {
+        let e = eicar();
+        assert_eq!(e.len(), 68);
+        assert!(e.starts_with(b"X5O!P%@AP"));
+        assert!(e.ends_with(b"$H+H*"));
+    }
+
+    #[test]
+    fn demo_data_is_bundled() {
+        let root = repo_root();
+        for f in ["demo.hdb", "demo.ndb", "demo.ldb"] {
+            assert!(root.join(DEMO_DB).join(f).is_file(), "{f} missing");
+        }
+        let hdb = std::fs::read_to_string(root.join(DEMO_DB).join("demo.hdb")).unwrap();
+        assert_eq!(
+            hdb.trim(),
+            "44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature"
+        );
+        assert!(root.join(DEMO_SAMPLES).is_dir());
+    }
+
+    #[test]
+    fn shell_quote_quotes_only_when_needed() {
+        assert_eq!(shell_quote("-C"), "-C");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}

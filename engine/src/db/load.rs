@@ -1,1 +1,149 @@
-//! Walks database files and directories, dispatches by extension, and names every error `FILE:LINE`.
+//! Reads database files: picks the format from the file name, splits lines, and hands each line to the
+//! format's parser. Directories are read in name order so that loads are reproducible.
+
+use std::path::{Path, PathBuf};
+
+/// What a database file holds, by its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `.hdb` `.hsb` (and the PUA variants `.hdu` `.hsu`).
+    Hash,
+    /// `.fp` `.sfp`: whole-file hashes that make a file clean.
+    Allow,
+    /// `.ndb` `.ndu`.
+    Body,
+    /// `.ldb` `.ldu`.
+    Logical,
+    /// `.ign` `.ign2`.
+    Ignore,
+    /// A ClamAV format this engine does not read yet: every line is counted as skipped with this reason.
+    Unsupported(&'static str),
+}
+
+impl Format {
+    pub fn of(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "hdb" | "hsb" | "hdu" | "hsu" => Format::Hash,
+            "fp" | "sfp" => Format::Allow,
+            "ndb" | "ndu" => Format::Body,
+            "ldb" | "ldu" => Format::Logical,
+            "ign" | "ign2" => Format::Ignore,
+            "mdb" | "msb" | "mdu" | "msu" => {
+                Format::Unsupported("PE section hash (.mdb/.msb) not supported")
+            }
+            "imp" => Format::Unsupported("import table hash (.imp) not supported"),
+            "db" => Format::Unsupported("legacy .db format not supported"),
+            "zmd" | "rmd" => Format::Unsupported("archive metadata (.zmd/.rmd) not supported"),
+            "idb" => Format::Unsupported("icon signature (.idb) not supported"),
+            "cdb" => Format::Unsupported("container metadata (.cdb) not supported"),
+            "crb" => Format::Unsupported("certificate rule (.crb) not supported"),
+            "cbc" => Format::Unsupported("bytecode (.cbc) not supported"),
+            "pdb" | "gdb" | "wdb" => Format::Unsupported("phishing signature not supported"),
+            "ftm" => Format::Unsupported("file type magic (.ftm) not supported"),
+            "yar" | "yara" => Format::Unsupported("YARA rule not supported"),
+            "pwdb" => Format::Unsupported("password database (.pwdb) not supported"),
+            "hwp" | "cat" => Format::Unsupported("unsupported database type"),
+            "cvd" | "cld" | "cud" => {
+                Format::Unsupported("signed container (.cvd/.cld) not supported yet")
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// The database files a path names: the file itself, or the known database files of a directory in name order.
+/// A file named explicitly must have a known database extension.
+pub fn expand(path: &Path) -> Result<Vec<(PathBuf, Format)>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot access database: {e}"))?;
+    if meta.is_dir() {
+        let mut files = Vec::new();
+        let entries =
+            std::fs::read_dir(path).map_err(|e| format!("cannot read database directory: {e}"))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("cannot read database directory: {e}"))?;
+            let p = entry.path();
+            // Only regular files (or links to them): a database dir may hold other things, e.g. a mirror's temp dir.
+            if p.is_file() {
+                if let Some(f) = Format::of(&p) {
+                    files.push((p, f));
+                }
+            }
+        }
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(files)
+    } else {
+        match Format::of(path) {
+            Some(f) => Ok(vec![(path.to_path_buf(), f)]),
+            None => Err(
+                "unknown database type (expected .hdb .hsb .fp .sfp .ndb .ldb .ign .ign2 ...)"
+                    .into(),
+            ),
+        }
+    }
+}
+
+/// Non-empty, non-comment lines with their 1-based numbers. A trailing CR is dropped (files edited on Windows).
+/// Invalid UTF-8 is reported per line, never a panic.
+pub fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, Result<&str, String>)> {
+    bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .filter_map(|(i, raw)| {
+            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+            if raw.is_empty() || raw[0] == b'#' {
+                return None;
+            }
+            Some((
+                i + 1,
+                std::str::from_utf8(raw)
+                    .map_err(|e| format!("line is not valid UTF-8 (byte {})", e.valid_up_to())),
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_by_extension() {
+        assert_eq!(Format::of(Path::new("a/daily.HDB")), Some(Format::Hash));
+        assert_eq!(Format::of(Path::new("x.sfp")), Some(Format::Allow));
+        assert_eq!(Format::of(Path::new("x.ign2")), Some(Format::Ignore));
+        assert!(matches!(
+            Format::of(Path::new("main.cvd")),
+            Some(Format::Unsupported(_))
+        ));
+        assert_eq!(Format::of(Path::new("README")), None);
+    }
+
+    #[test]
+    fn lines_skip_blank_and_comments_and_strip_cr() {
+        let v: Vec<_> = lines(b"a\r\n\n# c\nb\n\xff\n").collect();
+        assert_eq!(v[0], (1, Ok("a")));
+        assert_eq!(v[1], (4, Ok("b")));
+        assert_eq!(v[2].0, 5);
+        assert!(v[2].1.is_err());
+    }
+
+    #[test]
+    fn directory_expansion_is_sorted_and_filtered() {
+        let d = tempfile::tempdir().unwrap();
+        for n in ["b.ndb", "a.hdb", "notes.txt"] {
+            std::fs::write(d.path().join(n), "").unwrap();
+        }
+        let got: Vec<_> = expand(d.path())
+            .unwrap()
+            .into_iter()
+            .map(|(p, _)| p.file_name().unwrap().to_owned())
+            .collect();
+        assert_eq!(got, vec!["a.hdb", "b.ndb"]);
+        assert!(expand(&d.path().join("notes.txt"))
+            .unwrap_err()
+            .contains("unknown database type"));
+        assert!(expand(&d.path().join("missing.hdb"))
+            .unwrap_err()
+            .contains("cannot access"));
+    }
+}

@@ -28,7 +28,9 @@ impl MatcherBuilder {
         Ok(())
     }
     pub fn build(self) -> Matcher {
-        Matcher { _patterns: self.patterns }
+        Matcher {
+            _patterns: self.patterns,
+        }
     }
 }
 

@@ -1,6 +1,21 @@
 //! Scanner: one per thread, borrowing the shared [`Database`]; turns bytes into an ordered list of detections.
+//!
+//! Order of reporting (clamscan's, see tests/ORACLE.md): body signatures in the order the left-to-right pass
+//! confirms them, then whole-file hashes, then logical signatures in load order. An allowlisted file (`.fp`,
+//! `.sfp`) is clean whatever matched. Without `allmatch` only the first detection is reported.
 
+use crate::compile::{LogicalEntry, Owner, HASH_KINDS};
+use crate::db::{HashKind, Target};
+use crate::exefmt::{self, ExeInfo, ExeKind};
+use crate::matcher::{MatchSink, PatternId};
 use crate::Database;
+use md5::Md5;
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+/// clamscan 1.4.6 reports files of 5 bytes or less clean whatever the signatures (tests/ORACLE.md):
+/// no hash, body or logical signature is tried on them.
+pub const MIN_SCANNED_SIZE: usize = 6;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ScanOptions {
@@ -8,17 +23,273 @@ pub struct ScanOptions {
     pub allmatch: bool,
 }
 
+/// Per-scan state kept between scans so that a scan allocates nothing proportional to the database:
+/// entries are valid only when their stamp equals the current scan's generation.
+#[derive(Default)]
+struct Scratch {
+    generation: u32,
+    range_stamp: Vec<u32>,
+    ranges: Vec<Option<(u64, u64)>>,
+    counter_stamp: Vec<u32>,
+    counters: Vec<u32>,
+    body_stamp: Vec<u32>,
+    /// Per-logical-signature match counts, rebuilt for each evaluation.
+    lsig_counts: Vec<u32>,
+    /// Body signatures matched in this scan, each with its best report key so far.
+    body_hits: Vec<(BodyKey, u32)>,
+    body_slot: Vec<u32>,
+}
+
+/// clamscan's order among body signatures (tests/ORACLE.md §2a): static patterns before wildcard ones,
+/// then the earliest start, then the earliest end, then load order.
+type BodyKey = (bool, usize, usize, u32);
+
+impl Scratch {
+    fn new(db: &Database) -> Self {
+        Scratch {
+            generation: 0,
+            range_stamp: vec![0; db.owners.len()],
+            ranges: vec![None; db.owners.len()],
+            counter_stamp: vec![0; db.counters as usize],
+            counters: vec![0; db.counters as usize],
+            body_stamp: vec![0; db.bodies.len()],
+            lsig_counts: Vec::new(),
+            body_hits: Vec::new(),
+            body_slot: vec![0; db.bodies.len()],
+        }
+    }
+
+    fn next_generation(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            // Wrapped: old stamps could collide with new generations.
+            for v in [
+                &mut self.range_stamp,
+                &mut self.counter_stamp,
+                &mut self.body_stamp,
+            ] {
+                v.fill(0);
+            }
+            self.generation = 1;
+        }
+        self.body_hits.clear();
+    }
+}
+
 pub struct Scanner<'db> {
     db: &'db Database,
+    scratch: Scratch,
+}
+
+fn target_ok(target: Target, exe: Option<&ExeInfo>) -> bool {
+    match target {
+        Target::Any => true,
+        Target::Pe => exe.is_some_and(|e| e.kind == ExeKind::Pe),
+        Target::Elf => exe.is_some_and(|e| e.kind == ExeKind::Elf),
+    }
+}
+
+fn in_range<T: PartialOrd>(v: T, r: (T, T)) -> bool {
+    r.0 <= v && v <= r.1
+}
+
+/// The target description block of a logical signature: does it apply to this file at all?
+fn logical_applies(l: &LogicalEntry, len: u64, exe: Option<&ExeInfo>) -> bool {
+    target_ok(l.target, exe)
+        && l.file_size.is_none_or(|r| in_range(len, r))
+        && l.entry_point.is_none_or(|r| {
+            exe.and_then(|e| e.entry_offset)
+                .is_some_and(|ep| in_range(ep, r))
+        })
+        && l.sections
+            .is_none_or(|r| exe.is_some_and(|e| in_range(e.sections.len() as u32, r)))
+}
+
+struct Sink<'a, 'db> {
+    db: &'db Database,
+    s: &'a mut Scratch,
+    exe: Option<&'a ExeInfo>,
+    len: u64,
+}
+
+impl Sink<'_, '_> {
+    fn compute_range(&self, id: PatternId) -> Option<(u64, u64)> {
+        let db = self.db;
+        match *db.owners.get(id as usize)? {
+            Owner::Body(b) => {
+                let e = &db.bodies[b as usize];
+                if !target_ok(e.target, self.exe) {
+                    return None;
+                }
+                e.offset.resolve(self.len, self.exe)
+            }
+            Owner::Sub { lsig, sub } => {
+                let l = &db.logicals[lsig as usize];
+                if !target_ok(l.target, self.exe)
+                    || l.file_size.is_some_and(|r| !in_range(self.len, r))
+                    || l.entry_point.is_some_and(|r| {
+                        !self
+                            .exe
+                            .and_then(|e| e.entry_offset)
+                            .is_some_and(|ep| in_range(ep, r))
+                    })
+                    || l.sections.is_some_and(|r| {
+                        !self
+                            .exe
+                            .is_some_and(|e| in_range(e.sections.len() as u32, r))
+                    })
+                {
+                    return None;
+                }
+                l.offsets[sub as usize].resolve(self.len, self.exe)
+            }
+        }
+    }
+}
+
+impl MatchSink for Sink<'_, '_> {
+    fn start_range(&mut self, id: PatternId) -> Option<(u64, u64)> {
+        let i = id as usize;
+        let g = self.s.generation;
+        if self.s.range_stamp.get(i) != Some(&g) {
+            let r = self.compute_range(id);
+            if i < self.s.ranges.len() {
+                self.s.ranges[i] = r;
+                self.s.range_stamp[i] = g;
+            }
+            return r;
+        }
+        self.s.ranges[i]
+    }
+
+    fn on_match(&mut self, id: PatternId, start: usize, end: usize) -> bool {
+        let g = self.s.generation;
+        match self.db.owners.get(id as usize) {
+            Some(&Owner::Body(b)) => {
+                let e = &self.db.bodies[b as usize];
+                let key = (!e.is_static, start, end, b);
+                let bi = b as usize;
+                if self.s.body_stamp[bi] != g {
+                    self.s.body_stamp[bi] = g;
+                    self.s.body_slot[bi] = self.s.body_hits.len() as u32;
+                    self.s.body_hits.push((key, e.name));
+                } else {
+                    let slot = &mut self.s.body_hits[self.s.body_slot[bi] as usize];
+                    slot.0 = slot.0.min(key);
+                }
+            }
+            Some(&Owner::Sub { lsig, sub }) => {
+                let l = &self.db.logicals[lsig as usize];
+                let c = (l.first_counter + sub) as usize;
+                if self.s.counter_stamp[c] != g {
+                    self.s.counter_stamp[c] = g;
+                    self.s.counters[c] = 0;
+                }
+                self.s.counters[c] = self.s.counters[c].saturating_add(1);
+            }
+            None => {}
+        }
+        true
+    }
+}
+
+/// Whole-file digests, computed at most once per scan and only when some signature or allowlist entry asks.
+#[derive(Default)]
+struct Digests {
+    md5: Option<[u8; 16]>,
+    sha1: Option<[u8; 20]>,
+    sha256: Option<[u8; 32]>,
+}
+
+impl Digests {
+    fn get(&mut self, kind: HashKind, data: &[u8]) -> &[u8] {
+        match kind {
+            HashKind::Md5 => self.md5.get_or_insert_with(|| Md5::digest(data).into()),
+            HashKind::Sha1 => self.sha1.get_or_insert_with(|| Sha1::digest(data).into()),
+            HashKind::Sha256 => self
+                .sha256
+                .get_or_insert_with(|| Sha256::digest(data).into()),
+        }
+    }
 }
 
 impl<'db> Scanner<'db> {
     pub fn new(db: &'db Database) -> Self {
-        Scanner { db }
+        Scanner {
+            db,
+            scratch: Scratch::new(db),
+        }
     }
+
     /// Signature names that match `data`, in clamscan's reporting order; empty means clean.
     pub fn scan(&mut self, data: &[u8], opts: ScanOptions) -> Vec<&'db str> {
-        let _ = (data, opts, self.db);
-        Vec::new()
+        let db = self.db;
+        if data.len() < MIN_SCANNED_SIZE {
+            return Vec::new();
+        }
+        self.scratch.next_generation();
+        let len = data.len() as u64;
+        // Always read, whatever the signatures: besides targets and EP/section offsets, whether `EOF-n` can
+        // match depends on it (clamscan never matches `EOF-n` in a file with an executable magic and broken
+        // headers). It reads only headers.
+        let exe = exefmt::parse(data);
+        let mut sink = Sink {
+            db,
+            s: &mut self.scratch,
+            exe: exe.as_ref(),
+            len,
+        };
+        db.matcher.scan(data, &mut sink);
+
+        let s = &mut self.scratch;
+        s.body_hits.sort_unstable();
+        let mut found: Vec<u32> = s.body_hits.drain(..).map(|(_, name)| name).collect();
+        let mut digests = Digests::default();
+        if opts.allmatch || found.is_empty() || !db.allow.is_empty() {
+            for kind in HASH_KINDS {
+                if db.hashes.wants(kind, len) {
+                    if let Some(name) = db.hashes.lookup(kind, digests.get(kind, data), len) {
+                        found.push(name);
+                    }
+                }
+            }
+        }
+        if opts.allmatch || found.is_empty() || !db.allow.is_empty() {
+            // Every logical signature is evaluated, not only those with a matched subsignature:
+            // `0=0` holds on a file without subsignature 0 (tests/ORACLE.md, logic.rs).
+            for e in &db.logicals {
+                if !logical_applies(e, len, exe.as_ref()) {
+                    continue;
+                }
+                let first = e.first_counter as usize;
+                s.lsig_counts.clear();
+                s.lsig_counts
+                    .extend((first..first + e.offsets.len()).map(|c| {
+                        if s.counter_stamp[c] == s.generation {
+                            s.counters[c]
+                        } else {
+                            0
+                        }
+                    }));
+                if e.expr.eval(&s.lsig_counts) {
+                    found.push(e.name);
+                }
+            }
+        }
+        if !found.is_empty() && !db.allow.is_empty() {
+            let allowed = HASH_KINDS.iter().any(|&k| {
+                db.allow.wants(k, len) && db.allow.lookup(k, digests.get(k, data), len).is_some()
+            });
+            if allowed {
+                found.clear();
+            }
+        }
+        if !opts.allmatch {
+            found.truncate(1);
+        }
+        found.into_iter().map(|n| &*db.names[n as usize]).collect()
     }
 }
+
+#[cfg(test)]
+mod tests;

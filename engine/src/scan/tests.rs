@@ -1,0 +1,148 @@
+use crate::{Compiler, Database, LoadError, ScanOptions, Scanner};
+use md5::{Digest, Md5};
+
+fn build(sources: &[(&str, &str)]) -> Result<Database, LoadError> {
+    let mut c = Compiler::new();
+    for (name, text) in sources {
+        c.add_source(name, text.as_bytes())?;
+    }
+    c.build()
+}
+
+fn scan_all(db: &Database, data: &[u8]) -> Vec<String> {
+    Scanner::new(db)
+        .scan(data, ScanOptions { allmatch: true })
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
+fn md5_line(data: &[u8], name: &str) -> String {
+    format!("{}:{}:{name}", hex::encode(Md5::digest(data)), data.len())
+}
+
+#[test]
+fn md5_signature_detects_with_unofficial_suffix() {
+    let db = build(&[("t.hdb", &md5_line(b"malware", "Test.Sig"))]).unwrap();
+    assert_eq!(db.signature_count(), 1);
+    let mut s = Scanner::new(&db);
+    assert_eq!(
+        s.scan(b"malware", ScanOptions::default()),
+        vec!["Test.Sig.UNOFFICIAL"]
+    );
+    assert!(s.scan(b"malwarE", ScanOptions::default()).is_empty());
+}
+
+#[test]
+fn size_must_match_unless_star() {
+    let digest = hex::encode(sha2::Sha256::digest(b"abcdef"));
+    let db = build(&[(
+        "t.hsb",
+        &format!("{digest}:7:Wrong.Size\n{digest}:*:Any.Size:73"),
+    )])
+    .unwrap();
+    assert_eq!(scan_all(&db, b"abcdef"), vec!["Any.Size.UNOFFICIAL"]);
+    let db = build(&[("t.hsb", &format!("{digest}:7:Wrong.Size"))]).unwrap();
+    assert!(scan_all(&db, b"abcdef").is_empty());
+}
+
+#[test]
+fn allowlist_makes_the_file_clean() {
+    let db = build(&[
+        ("t.hdb", &md5_line(b"malware", "Test.Sig")),
+        ("t.fp", &md5_line(b"malware", "Allow")),
+    ])
+    .unwrap();
+    // clamscan counts allowlist lines among its "Known viruses" (tests/ORACLE.md §5).
+    assert_eq!(db.signature_count(), 2);
+    assert!(scan_all(&db, b"malware").is_empty());
+}
+
+#[test]
+fn ignore_list_applies_whatever_the_source_order() {
+    let hdb = md5_line(b"malware", "Test.Sig");
+    let db = build(&[
+        ("t.hdb", &hdb),
+        ("x.hdb", &md5_line(b"other", "Kept")),
+        ("t.ign2", "Test.Sig"),
+    ])
+    .unwrap();
+    assert_eq!(db.signature_count(), 1);
+    assert_eq!(db.skipped().get("ignored by .ign/.ign2"), Some(&1));
+    assert!(scan_all(&db, b"malware").is_empty());
+    let line_md5 = hex::encode(Md5::digest(hdb.as_bytes()));
+    let db = build(&[
+        ("t.hdb", &hdb),
+        ("x.hdb", &md5_line(b"other", "Kept")),
+        ("t.ign2", &format!("Test.Sig:{line_md5}")),
+    ])
+    .unwrap();
+    assert_eq!(db.signature_count(), 1);
+}
+
+#[test]
+fn an_empty_database_is_an_error() {
+    let e = build(&[("t.hdb", "\n# nothing\n")]).unwrap_err();
+    assert!(e.to_string().contains("no signatures loaded"), "{e}");
+    let e = build(&[("t.ign2", "Foo")]).unwrap_err();
+    assert!(e.to_string().contains("no signatures loaded"), "{e}");
+}
+
+#[test]
+fn every_bad_line_is_named() {
+    let text = format!(
+        "{}\nnot-a-line\n{}\nabc:1:X\n",
+        md5_line(b"a", "A"),
+        md5_line(b"b", "B")
+    );
+    let e = build(&[("bad.hdb", &text)]).unwrap_err();
+    let msg = e.to_string();
+    assert_eq!(e.errors.len(), 2, "{msg}");
+    assert!(msg.starts_with("bad.hdb:2: "), "{msg}");
+    assert!(msg.contains("\nbad.hdb:4: hash has 3 hex digits"), "{msg}");
+}
+
+#[test]
+fn unsupported_formats_are_counted_not_silent() {
+    let db = build(&[("t.hdb", &md5_line(b"a", "A")), ("t.mdb", "1:2:3\n4:5:6\n")]).unwrap();
+    assert_eq!(
+        db.skipped()
+            .get("PE section hash (.mdb/.msb) not supported"),
+        Some(&2)
+    );
+}
+
+#[test]
+fn missing_path_is_an_error() {
+    let mut c = Compiler::new();
+    c.add_path(std::path::Path::new("/nonexistent/db.hdb"))
+        .unwrap();
+    let e = c.build().unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/db.hdb: cannot access database"),
+        "{e}"
+    );
+}
+
+#[test]
+fn database_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Database>();
+}
+
+#[test]
+fn files_of_five_bytes_or_less_are_never_matched() {
+    // clamscan 1.4.6 reports such files clean with any signature (tests/ORACLE.md).
+    let db = build(&[(
+        "t.hdb",
+        &format!(
+            "{}\n{}",
+            md5_line(b"12345", "Five"),
+            md5_line(b"123456", "Six")
+        ),
+    )])
+    .unwrap();
+    assert!(scan_all(&db, b"12345").is_empty());
+    assert_eq!(scan_all(&db, b"123456"), vec!["Six.UNOFFICIAL"]);
+}
