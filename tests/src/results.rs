@@ -102,3 +102,36 @@ mod tests {
         assert_eq!(parse_line("x: y: OK"), Some(("x: y".into(), Verdict::Clean)));
     }
 }
+
+/// clamscan's `-z` list with each name kept once, at its first place. clamscan repeats the whole list for
+/// files it scans twice (binary data, ORACLE.md §2b); `sensor scan -z` reports each signature once, on
+/// purpose: a repeated name tells an admin nothing and breaks scripts that count detections.
+pub fn dedup_names(map: BTreeMap<String, Verdict>) -> BTreeMap<String, Verdict> {
+    map.into_iter()
+        .map(|(p, v)| match v {
+            Verdict::Found(names) => {
+                let mut seen = Vec::new();
+                for n in names {
+                    if !seen.contains(&n) {
+                        seen.push(n);
+                    }
+                }
+                (p, Verdict::Found(seen))
+            }
+            v => (p, v),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod dedup_tests {
+    use super::*;
+
+    #[test]
+    fn keeps_first_places() {
+        let m = parse_output("/a: A FOUND\n/a: B FOUND\n/a: A FOUND\n/a: B FOUND\n/b: OK\n");
+        let d = dedup_names(m);
+        assert_eq!(d["/a"], Verdict::Found(vec!["A".into(), "B".into()]));
+        assert_eq!(d["/b"], Verdict::Clean);
+    }
+}
