@@ -97,7 +97,14 @@ pub struct Counts {
 
 impl Default for Counts {
     fn default() -> Self {
-        Counts { ndb: 140, ldb: 60, hash: 40, clean: 20, near_miss: 50, big: 4 }
+        Counts {
+            ndb: 140,
+            ldb: 60,
+            hash: 40,
+            clean: 20,
+            near_miss: 50,
+            big: 4,
+        }
     }
 }
 
@@ -137,7 +144,9 @@ impl Manifest {
         match &case.expect {
             Expect::Clean => Verdict::Clean,
             Expect::Empty => Verdict::Empty,
-            Expect::Found(names) if allmatch => Verdict::Found(names.iter().chain(names.iter()).cloned().collect()),
+            Expect::Found(names) if allmatch => {
+                Verdict::Found(names.iter().chain(names.iter()).cloned().collect())
+            }
             Expect::Found(names) => Verdict::Found(vec![names[0].clone()]),
         }
     }
@@ -198,8 +207,21 @@ impl Pattern {
                 El::Gap(Gap::UpTo(n)) => write!(s, "{{-{n}}}").unwrap(),
                 El::Gap(Gap::AtLeast(n)) => write!(s, "{{{n}-}}").unwrap(),
                 El::Star => s.push('*'),
-                El::Alt(opts) => write!(s, "({})", opts.iter().map(|o| hexs(o)).collect::<Vec<_>>().join("|")).unwrap(),
-                El::Not(opts) => write!(s, "!({})", opts.iter().map(|o| hexs(&[*o])).collect::<Vec<_>>().join("|")).unwrap(),
+                El::Alt(opts) => write!(
+                    s,
+                    "({})",
+                    opts.iter().map(|o| hexs(o)).collect::<Vec<_>>().join("|")
+                )
+                .unwrap(),
+                El::Not(opts) => write!(
+                    s,
+                    "!({})",
+                    opts.iter()
+                        .map(|o| hexs(&[*o]))
+                        .collect::<Vec<_>>()
+                        .join("|")
+                )
+                .unwrap(),
             }
         }
         s
@@ -220,7 +242,16 @@ impl Pattern {
             .els
             .iter()
             .enumerate()
-            .filter(|(_, e)| matches!(e, El::NibHi(_) | El::NibLo(_) | El::Gap(Gap::Exact(_) | Gap::Range(..) | Gap::UpTo(_)) | El::Alt(_) | El::Not(_)))
+            .filter(|(_, e)| {
+                matches!(
+                    e,
+                    El::NibHi(_)
+                        | El::NibLo(_)
+                        | El::Gap(Gap::Exact(_) | Gap::Range(..) | Gap::UpTo(_))
+                        | El::Alt(_)
+                        | El::Not(_)
+                )
+            })
             .map(|(i, _)| i)
             .collect();
         (!idx.is_empty()).then(|| *rng.pick(&idx))
@@ -235,11 +266,24 @@ impl Pattern {
                 El::Lit(b) => out.extend_from_slice(b),
                 El::Any(n) => out.extend(rng.filler(*n)),
                 El::NibHi(a) => {
-                    let hi = if bad { loop { let h = rng.range(8, 15) as u8; if h != *a { break h; } } } else { *a };
+                    let hi = if bad {
+                        loop {
+                            let h = rng.range(8, 15) as u8;
+                            if h != *a {
+                                break h;
+                            }
+                        }
+                    } else {
+                        *a
+                    };
                     out.push(hi << 4 | rng.below(16) as u8)
                 }
                 El::NibLo(a) => {
-                    let lo = if bad { (a + rng.range(1, 15) as u8) & 15 } else { *a };
+                    let lo = if bad {
+                        (a + rng.range(1, 15) as u8) & 15
+                    } else {
+                        *a
+                    };
                     out.push((rng.range(8, 15) as u8) << 4 | lo)
                 }
                 El::Gap(g) => {
@@ -294,7 +338,9 @@ impl Pattern {
 
 /// Unique id -> 4 bytes `7F a b c` with a,b,c printable non-letters (not '<').
 fn id_bytes(id: usize) -> [u8; 4] {
-    let set: Vec<u8> = (0x21u8..=0x7e).filter(|c| !c.is_ascii_alphabetic() && *c != b'<').collect();
+    let set: Vec<u8> = (0x21u8..=0x7e)
+        .filter(|c| !c.is_ascii_alphabetic() && *c != b'<')
+        .collect();
     let n = set.len();
     assert!(id < n * n * n, "too many signatures");
     [0x7f, set[id / (n * n)], set[(id / n) % n], set[id % n]]
@@ -308,7 +354,11 @@ enum Style {
 
 fn gen_pattern(rng: &mut Rng, id: usize, style: Style, max_els: usize) -> Pattern {
     let mut first = id_bytes(id).to_vec();
-    let extra = if style == Style::Static { rng.range(2, 12) } else { rng.range(0, 3) };
+    let extra = if style == Style::Static {
+        rng.range(2, 12)
+    } else {
+        rng.range(0, 3)
+    };
     first.extend(rng.low_bytes(extra));
     let mut els = vec![El::Lit(first)];
     if style == Style::Wild {
@@ -330,7 +380,11 @@ fn gen_pattern(rng: &mut Rng, id: usize, style: Style, max_els: usize) -> Patter
                     let k = rng.range(2, 4);
                     let mut opts: Vec<Vec<u8>> = Vec::new();
                     while opts.len() < k {
-                        let b = if rng.chance(1, 2) { rng.low_byte() } else { rng.filler_byte() };
+                        let b = if rng.chance(1, 2) {
+                            rng.low_byte()
+                        } else {
+                            rng.filler_byte()
+                        };
                         if !opts.contains(&vec![b]) {
                             opts.push(vec![b]);
                         }
@@ -403,14 +457,26 @@ fn floating(bytes: Vec<u8>) -> Plant {
 /// Build a file of (at least) `size` bytes: header, filler, plants. Fixed plants are written at
 /// their offsets; floating ones are spread, in order, after the last fixed plant.
 fn build_file(rng: &mut Rng, size: usize, plants: &[Plant]) -> Vec<u8> {
-    let fixed_end = plants.iter().filter_map(|p| p.at.map(|a| a + p.bytes.len())).max().unwrap_or(16).max(16);
-    let float_len: usize = plants.iter().filter(|p| p.at.is_none()).map(|p| p.bytes.len() + 1).sum();
+    let fixed_end = plants
+        .iter()
+        .filter_map(|p| p.at.map(|a| a + p.bytes.len()))
+        .max()
+        .unwrap_or(16)
+        .max(16);
+    let float_len: usize = plants
+        .iter()
+        .filter(|p| p.at.is_none())
+        .map(|p| p.bytes.len() + 1)
+        .sum();
     let size = size.max(fixed_end + float_len + if float_len > 0 { 16 } else { 0 });
     let mut f = HEADER.to_vec();
     f.extend(rng.filler(size - HEADER.len()));
     for p in plants {
         if let Some(a) = p.at {
-            assert!(a >= HEADER.len() && a + p.bytes.len() <= size, "plant out of range");
+            assert!(
+                a >= HEADER.len() && a + p.bytes.len() <= size,
+                "plant out of range"
+            );
             f[a..a + p.bytes.len()].copy_from_slice(&p.bytes);
         }
     }
@@ -540,14 +606,22 @@ impl Gen {
         let p = self.data.join(&rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, data).unwrap();
-        self.files.push(FileCase { rel: rel.clone(), expect, note });
+        self.files.push(FileCase {
+            rel: rel.clone(),
+            expect,
+            note,
+        });
         rel
     }
 
     fn new_ndb(&mut self, style: Style) -> NdbSig {
         let id = self.id();
         let pat = gen_pattern(&mut self.rng, id, style, 4);
-        NdbSig { name: format!("Gen.Ndb.{id}"), pat, off: Off::Any }
+        NdbSig {
+            name: format!("Gen.Ndb.{id}"),
+            pat,
+            off: Off::Any,
+        }
     }
 
     fn ndb_line(s: &NdbSig) -> String {
@@ -556,16 +630,28 @@ impl Gen {
 
     /// A positive (or, with `miss`, near-miss) file for a fresh ndb signature.
     fn ndb_case(&mut self, miss: bool) {
-        let style = if self.rng.chance(1, 3) { Style::Static } else { Style::Wild };
+        let style = if self.rng.chance(1, 3) {
+            Style::Static
+        } else {
+            Style::Wild
+        };
         let mut sig = self.new_ndb(style);
-        let bad = if miss { sig.pat.violable(&mut self.rng) } else { None };
+        let bad = if miss {
+            sig.pat.violable(&mut self.rng)
+        } else {
+            None
+        };
         let mut bytes = match bad {
             Some(i) => sig.pat.concretise_with(&mut self.rng, None, i),
             None => sig.pat.concretise(&mut self.rng, None),
         };
         let size = small_size(&mut self.rng).max(bytes.len() + 40);
         // offset kind; a near-miss without a violable element misplaces the match instead
-        let kind = if miss && bad.is_none() { self.rng.range(1, 4) } else { *self.rng.pick(&[0, 0, 1, 2, 3]) };
+        let kind = if miss && bad.is_none() {
+            self.rng.range(1, 4)
+        } else {
+            *self.rng.pick(&[0, 0, 1, 2, 3])
+        };
         let shift = usize::from(miss && bad.is_none());
         let room = size - bytes.len() - 8; // last possible start
         let (off, at) = match kind {
@@ -577,7 +663,11 @@ impl Gen {
             2 => {
                 let n = self.rng.range(16, room / 2);
                 let m = self.rng.range(0, (room - 1 - n).min(500));
-                let at = if shift == 1 { n + m + 1 } else { n + self.rng.range(0, m) };
+                let at = if shift == 1 {
+                    n + m + 1
+                } else {
+                    n + self.rng.range(0, m)
+                };
                 (Off::Range(n, m), Some(at))
             }
             3 => {
@@ -596,15 +686,29 @@ impl Gen {
         assert_eq!(data.len(), size);
         self.ndb.push(line.clone());
         if miss {
-            self.write("near", &data, Expect::Clean, format!("near miss of ndb {line}"));
+            self.write(
+                "near",
+                &data,
+                Expect::Clean,
+                format!("near miss of ndb {line}"),
+            );
         } else {
-            self.write("pos", &data, Expect::Found(vec![reported(&sig.name)]), format!("ndb {line}"));
+            self.write(
+                "pos",
+                &data,
+                Expect::Found(vec![reported(&sig.name)]),
+                format!("ndb {line}"),
+            );
         }
     }
 
     fn new_sub(&mut self, style: Style) -> Sub {
         let id = self.id();
-        Sub { pat: gen_pattern(&mut self.rng, id, style, 2), abs: None, modi: "" }
+        Sub {
+            pat: gen_pattern(&mut self.rng, id, style, 2),
+            abs: None,
+            modi: "",
+        }
     }
 
     fn letter_sub(&mut self, modi: &'static str) -> Sub {
@@ -612,7 +716,13 @@ impl Gen {
         let mut b = id_bytes(id).to_vec();
         let n = self.rng.range(3, 8);
         b.extend(self.rng.letters(n));
-        Sub { pat: Pattern { els: vec![El::Lit(b)] }, abs: None, modi }
+        Sub {
+            pat: Pattern {
+                els: vec![El::Lit(b)],
+            },
+            abs: None,
+            modi,
+        }
     }
 
     /// Build an ldb of a random kind; returns (sig, plants for a match, plants for a near miss).
@@ -620,54 +730,100 @@ impl Gen {
         let id = self.id();
         let name = format!("Gen.Ldb.{id}");
         let kind = self.rng.below(12);
-        let st = |g: &mut Gen| if g.rng.chance(1, 2) { Style::Static } else { Style::Wild };
-        let (logic, subs, pos, neg): (String, Vec<Sub>, Vec<Vec<usize>>, Vec<Vec<usize>>) = match kind {
-            0 | 1 => {
-                let k = self.rng.range(2, 3);
-                let subs: Vec<Sub> = (0..k).map(|_| { let s = st(self); self.new_sub(s) }).collect();
-                let logic = (0..k).map(|i| i.to_string()).collect::<Vec<_>>().join("&");
-                (logic, subs, vec![(0..k).collect()], vec![(0..k - 1).collect()])
-            }
-            2 => {
-                let subs = vec![self.new_sub(Style::Static), self.new_sub(Style::Wild)];
-                let which = self.rng.range(0, 1);
-                ("0|1".into(), subs, vec![vec![which]], vec![])
-            }
-            3 => {
-                let subs = vec![self.new_sub(Style::Wild), self.new_sub(Style::Static), self.new_sub(Style::Static)];
-                let which = self.rng.range(0, 1);
-                ("(0|1)&2".into(), subs, vec![vec![which, 2]], vec![vec![0, 1]])
-            }
-            4 => {
-                let s = st(self);
-                let subs = vec![self.new_sub(s)];
-                let three = self.rng.chance(1, 2);
-                ("0=2".into(), subs, vec![vec![0, 0]], vec![if three { vec![0, 0, 0] } else { vec![0] }])
-            }
-            5 => {
-                let s = st(self);
-                let subs = vec![self.new_sub(s)];
-                let n = self.rng.range(2, 3);
-                ("0>1".into(), subs, vec![vec![0; n]], vec![vec![0]])
-            }
-            6 => ("0".into(), vec![self.letter_sub("i")], vec![vec![0]], vec![]),
-            7 => ("0".into(), vec![self.letter_sub("w")], vec![vec![0]], vec![]),
-            8 => ("0".into(), vec![self.letter_sub("wa")], vec![vec![0]], vec![]),
-            9 => {
-                let m = if self.rng.chance(1, 2) { "f" } else { "fi" };
-                ("0".into(), vec![self.letter_sub(m)], vec![vec![0]], vec![])
-            }
-            10 => {
-                let mut a = self.new_sub(Style::Static);
-                a.abs = Some(self.rng.range(16, 200));
-                let b = self.new_sub(Style::Wild);
-                ("0&1".into(), vec![a, b], vec![vec![0, 1]], vec![vec![0, 1]])
-            }
-            _ => {
-                let subs = vec![self.new_sub(Style::Wild), self.letter_sub("i")];
-                ("0&1".into(), subs, vec![vec![0, 1]], vec![vec![1]])
+        let st = |g: &mut Gen| {
+            if g.rng.chance(1, 2) {
+                Style::Static
+            } else {
+                Style::Wild
             }
         };
+        let (logic, subs, pos, neg): (String, Vec<Sub>, Vec<Vec<usize>>, Vec<Vec<usize>>) =
+            match kind {
+                0 | 1 => {
+                    let k = self.rng.range(2, 3);
+                    let subs: Vec<Sub> = (0..k)
+                        .map(|_| {
+                            let s = st(self);
+                            self.new_sub(s)
+                        })
+                        .collect();
+                    let logic = (0..k).map(|i| i.to_string()).collect::<Vec<_>>().join("&");
+                    (
+                        logic,
+                        subs,
+                        vec![(0..k).collect()],
+                        vec![(0..k - 1).collect()],
+                    )
+                }
+                2 => {
+                    let subs = vec![self.new_sub(Style::Static), self.new_sub(Style::Wild)];
+                    let which = self.rng.range(0, 1);
+                    ("0|1".into(), subs, vec![vec![which]], vec![])
+                }
+                3 => {
+                    let subs = vec![
+                        self.new_sub(Style::Wild),
+                        self.new_sub(Style::Static),
+                        self.new_sub(Style::Static),
+                    ];
+                    let which = self.rng.range(0, 1);
+                    (
+                        "(0|1)&2".into(),
+                        subs,
+                        vec![vec![which, 2]],
+                        vec![vec![0, 1]],
+                    )
+                }
+                4 => {
+                    let s = st(self);
+                    let subs = vec![self.new_sub(s)];
+                    let three = self.rng.chance(1, 2);
+                    (
+                        "0=2".into(),
+                        subs,
+                        vec![vec![0, 0]],
+                        vec![if three { vec![0, 0, 0] } else { vec![0] }],
+                    )
+                }
+                5 => {
+                    let s = st(self);
+                    let subs = vec![self.new_sub(s)];
+                    let n = self.rng.range(2, 3);
+                    ("0>1".into(), subs, vec![vec![0; n]], vec![vec![0]])
+                }
+                6 => (
+                    "0".into(),
+                    vec![self.letter_sub("i")],
+                    vec![vec![0]],
+                    vec![],
+                ),
+                7 => (
+                    "0".into(),
+                    vec![self.letter_sub("w")],
+                    vec![vec![0]],
+                    vec![],
+                ),
+                8 => (
+                    "0".into(),
+                    vec![self.letter_sub("wa")],
+                    vec![vec![0]],
+                    vec![],
+                ),
+                9 => {
+                    let m = if self.rng.chance(1, 2) { "f" } else { "fi" };
+                    ("0".into(), vec![self.letter_sub(m)], vec![vec![0]], vec![])
+                }
+                10 => {
+                    let mut a = self.new_sub(Style::Static);
+                    a.abs = Some(self.rng.range(16, 200));
+                    let b = self.new_sub(Style::Wild);
+                    ("0&1".into(), vec![a, b], vec![vec![0, 1]], vec![vec![0, 1]])
+                }
+                _ => {
+                    let subs = vec![self.new_sub(Style::Wild), self.letter_sub("i")];
+                    ("0&1".into(), subs, vec![vec![0, 1]], vec![vec![1]])
+                }
+            };
         let mk = |g: &mut Gen, list: &[usize], miss: bool| -> Vec<Plant> {
             list.iter()
                 .map(|&i| {
@@ -707,10 +863,20 @@ impl Gen {
         let size = small_size(&mut self.rng);
         if miss {
             let data = build_file(&mut self.rng, size, &neg);
-            self.write("near", &data, Expect::Clean, format!("near miss of ldb {line}"));
+            self.write(
+                "near",
+                &data,
+                Expect::Clean,
+                format!("near miss of ldb {line}"),
+            );
         } else {
             let data = build_file(&mut self.rng, size, &pos);
-            self.write("pos", &data, Expect::Found(vec![reported(&sig.name)]), format!("ldb {line}"));
+            self.write(
+                "pos",
+                &data,
+                Expect::Found(vec![reported(&sig.name)]),
+                format!("ldb {line}"),
+            );
         }
         true
     }
@@ -733,7 +899,11 @@ impl Gen {
     }
 
     fn push_hash(&mut self, is_hsb: bool, line: String) {
-        if is_hsb { self.hsb.push(line) } else { self.hdb.push(line) }
+        if is_hsb {
+            self.hsb.push(line)
+        } else {
+            self.hdb.push(line)
+        }
     }
 
     fn hash_case(&mut self) {
@@ -750,7 +920,12 @@ impl Gen {
         };
         let (hsb, line) = self.hash_line(kind, &data, &name);
         self.push_hash(hsb, line.clone());
-        self.write("pos", &data, Expect::Found(vec![reported(&name)]), format!("hash {line}"));
+        self.write(
+            "pos",
+            &data,
+            Expect::Found(vec![reported(&name)]),
+            format!("hash {line}"),
+        );
     }
 
     /// Near misses for hashes: right hash with wrong size, or hash of a one-byte-different file.
@@ -771,7 +946,12 @@ impl Gen {
             line
         };
         self.push_hash(hsb, line.clone());
-        self.write("near", &data, Expect::Clean, format!("near miss of hash {line}"));
+        self.write(
+            "near",
+            &data,
+            Expect::Clean,
+            format!("near miss of hash {line}"),
+        );
     }
 
     fn static_ndb(&mut self) -> NdbSig {
@@ -791,7 +971,14 @@ impl Gen {
         let id = self.id();
         let sub = self.new_sub(Style::Static);
         let b = sub.concretise(&mut self.rng);
-        (LdbSig { name: format!("Gen.Ldb.{id}"), logic: "0".into(), subs: vec![sub] }, vec![floating(b)])
+        (
+            LdbSig {
+                name: format!("Gen.Ldb.{id}"),
+                logic: "0".into(),
+                subs: vec![sub],
+            },
+            vec![floating(b)],
+        )
     }
 
     /// Files matched by several signatures: pins the reporting order (ORACLE.md §2).
@@ -800,44 +987,84 @@ impl Gen {
         let n = self.static_ndb();
         let b = n.pat.concretise(&mut self.rng, None);
         let data = build_file(&mut self.rng, 2000, &[floating(b)]);
-        let h = format!("{}:{}:Gen.Multi.Md5.{}", md5_hex(&data), data.len(), self.id());
+        let h = format!(
+            "{}:{}:Gen.Multi.Md5.{}",
+            md5_hex(&data),
+            data.len(),
+            self.id()
+        );
         let hn = h.rsplit(':').next().unwrap().to_string();
         self.ndb.push(Self::ndb_line(&n));
         self.hdb.push(h);
-        self.write("multi", &data, Expect::Found(vec![reported(&n.name), reported(&hn)]), "ndb + hdb".into());
+        self.write(
+            "multi",
+            &data,
+            Expect::Found(vec![reported(&n.name), reported(&hn)]),
+            "ndb + hdb".into(),
+        );
 
         // 2. hsb(sha256) + ldb -> hash first
         let (l, plants) = self.simple_ldb();
         let data = build_file(&mut self.rng, 3000, &plants);
         let hn = format!("Gen.Multi.Sha256.{}", self.id());
-        self.hsb.push(format!("{}:{}:{hn}", sha256_hex(&data), data.len()));
+        self.hsb
+            .push(format!("{}:{}:{hn}", sha256_hex(&data), data.len()));
         self.ldb.push(l.line());
-        self.write("multi", &data, Expect::Found(vec![reported(&hn), reported(&l.name)]), "hsb + ldb".into());
+        self.write(
+            "multi",
+            &data,
+            Expect::Found(vec![reported(&hn), reported(&l.name)]),
+            "hsb + ldb".into(),
+        );
 
         // 3. everything: ldb (early in file) + ndb (late) + md5 + sha1 + sha256
         let (l, mut plants) = self.simple_ldb();
         let n = self.wild_ndb();
         plants.push(floating(n.pat.concretise(&mut self.rng, None)));
         let data = build_file(&mut self.rng, 5000, &plants);
-        let (m5, s1, s2) = (format!("Gen.Multi.Md5.{}", self.id()), format!("Gen.Multi.Sha1.{}", self.id()), format!("Gen.Multi.Sha256.{}", self.id()));
+        let (m5, s1, s2) = (
+            format!("Gen.Multi.Md5.{}", self.id()),
+            format!("Gen.Multi.Sha1.{}", self.id()),
+            format!("Gen.Multi.Sha256.{}", self.id()),
+        );
         // sha256 first in the hsb file, sha1 after: type order, not line order, decides
-        self.hsb.push(format!("{}:{}:{s2}", sha256_hex(&data), data.len()));
-        self.hsb.push(format!("{}:{}:{s1}", sha1_hex(&data), data.len()));
-        self.hdb.push(format!("{}:{}:{m5}", md5_hex(&data), data.len()));
+        self.hsb
+            .push(format!("{}:{}:{s2}", sha256_hex(&data), data.len()));
+        self.hsb
+            .push(format!("{}:{}:{s1}", sha1_hex(&data), data.len()));
+        self.hdb
+            .push(format!("{}:{}:{m5}", md5_hex(&data), data.len()));
         self.ldb.push(l.line());
         self.ndb.push(Self::ndb_line(&n));
-        let names = [&n.name, &m5, &s1, &s2, &l.name].iter().map(|s| reported(s)).collect();
-        self.write("multi", &data, Expect::Found(names), "ndb + md5 + sha1 + sha256 + ldb".into());
+        let names = [&n.name, &m5, &s1, &s2, &l.name]
+            .iter()
+            .map(|s| reported(s))
+            .collect();
+        self.write(
+            "multi",
+            &data,
+            Expect::Found(names),
+            "ndb + md5 + sha1 + sha256 + ldb".into(),
+        );
 
         // 4./5. two static / two wildcard ndbs: earlier start first, lines written late-first
         for style in [Style::Static, Style::Wild] {
-            let (a, b) = if style == Style::Static { (self.static_ndb(), self.static_ndb()) } else { (self.wild_ndb(), self.wild_ndb()) };
+            let (a, b) = if style == Style::Static {
+                (self.static_ndb(), self.static_ndb())
+            } else {
+                (self.wild_ndb(), self.wild_ndb())
+            };
             let pa = a.pat.concretise(&mut self.rng, None);
             let pb = b.pat.concretise(&mut self.rng, None);
             let data = build_file(&mut self.rng, 4000, &[floating(pa), floating(pb)]);
             self.ndb.push(Self::ndb_line(&b));
             self.ndb.push(Self::ndb_line(&a));
-            self.write("multi", &data, Expect::Found(vec![reported(&a.name), reported(&b.name)]), "two ndb, earlier first".into());
+            self.write(
+                "multi",
+                &data,
+                Expect::Found(vec![reported(&a.name), reported(&b.name)]),
+                "two ndb, earlier first".into(),
+            );
         }
 
         // 6. wildcard early + static late, same 128 KiB buffer -> static first
@@ -847,16 +1074,32 @@ impl Gen {
         let data = build_file(&mut self.rng, 6000, &[floating(pw), floating(ps)]);
         self.ndb.push(Self::ndb_line(&w));
         self.ndb.push(Self::ndb_line(&s));
-        self.write("multi", &data, Expect::Found(vec![reported(&s.name), reported(&w.name)]), "wild early + static late: static first".into());
+        self.write(
+            "multi",
+            &data,
+            Expect::Found(vec![reported(&s.name), reported(&w.name)]),
+            "wild early + static late: static first".into(),
+        );
 
         // 7. wildcard in buffer 0, static in buffer 1 -> wildcard first
         let (w, s) = (self.wild_ndb(), self.static_ndb());
-        let pw = Plant { at: Some(self.rng.range(16, 1000)), bytes: w.pat.concretise(&mut self.rng, None) };
-        let ps = Plant { at: Some(CHUNK + self.rng.range(100, 50_000)), bytes: s.pat.concretise(&mut self.rng, None) };
+        let pw = Plant {
+            at: Some(self.rng.range(16, 1000)),
+            bytes: w.pat.concretise(&mut self.rng, None),
+        };
+        let ps = Plant {
+            at: Some(CHUNK + self.rng.range(100, 50_000)),
+            bytes: s.pat.concretise(&mut self.rng, None),
+        };
         let data = build_file(&mut self.rng, 2 * CHUNK + 5000, &[pw, ps]);
         self.ndb.push(Self::ndb_line(&s));
         self.ndb.push(Self::ndb_line(&w));
-        self.write("multi", &data, Expect::Found(vec![reported(&w.name), reported(&s.name)]), "wild in buffer 0, static in buffer 1: wild first".into());
+        self.write(
+            "multi",
+            &data,
+            Expect::Found(vec![reported(&w.name), reported(&s.name)]),
+            "wild in buffer 0, static in buffer 1: wild first".into(),
+        );
 
         // 8. two ldbs: line order wins over position in the file
         let (l1, p1) = self.simple_ldb();
@@ -866,7 +1109,12 @@ impl Gen {
         let data = build_file(&mut self.rng, 3000, &plants);
         self.ldb.push(l1.line());
         self.ldb.push(l2.line());
-        self.write("multi", &data, Expect::Found(vec![reported(&l1.name), reported(&l2.name)]), "two ldb: line order".into());
+        self.write(
+            "multi",
+            &data,
+            Expect::Found(vec![reported(&l1.name), reported(&l2.name)]),
+            "two ldb: line order".into(),
+        );
 
         // 9. ldb early in file + ndb late -> ndb first
         let (l, mut plants) = self.simple_ldb();
@@ -875,17 +1123,31 @@ impl Gen {
         let data = build_file(&mut self.rng, 3000, &plants);
         self.ldb.push(l.line());
         self.ndb.push(Self::ndb_line(&n));
-        self.write("multi", &data, Expect::Found(vec![reported(&n.name), reported(&l.name)]), "ldb early + ndb late: ndb first".into());
+        self.write(
+            "multi",
+            &data,
+            Expect::Found(vec![reported(&n.name), reported(&l.name)]),
+            "ldb early + ndb late: ndb first".into(),
+        );
 
         // 10. two names, identical pattern: both reported, line order
         let a = self.static_ndb();
         let id = self.id();
-        let b = NdbSig { name: format!("Gen.Ndb.{id}"), pat: a.pat.clone(), off: Off::Any };
+        let b = NdbSig {
+            name: format!("Gen.Ndb.{id}"),
+            pat: a.pat.clone(),
+            off: Off::Any,
+        };
         let pa = a.pat.concretise(&mut self.rng, None);
         let data = build_file(&mut self.rng, 700, &[floating(pa)]);
         self.ndb.push(Self::ndb_line(&a));
         self.ndb.push(Self::ndb_line(&b));
-        self.write("multi", &data, Expect::Found(vec![reported(&a.name), reported(&b.name)]), "same pattern, two names".into());
+        self.write(
+            "multi",
+            &data,
+            Expect::Found(vec![reported(&a.name), reported(&b.name)]),
+            "same pattern, two names".into(),
+        );
     }
 
     /// Allowlisted (.fp/.sfp) and ignored (.ign2) detections.
@@ -895,7 +1157,11 @@ impl Gen {
             let (plants, line_kind, lines): (Vec<Plant>, &str, String) = match k {
                 0 | 3 => {
                     let n = self.wild_ndb();
-                    (vec![floating(n.pat.concretise(&mut self.rng, None))], "ndb", Self::ndb_line(&n))
+                    (
+                        vec![floating(n.pat.concretise(&mut self.rng, None))],
+                        "ndb",
+                        Self::ndb_line(&n),
+                    )
                 }
                 1 => {
                     let (l, p) = self.simple_ldb();
@@ -909,47 +1175,86 @@ impl Gen {
                 "ldb" => self.ldb.push(lines.clone()),
                 _ => {
                     let id = self.id();
-                    self.hdb.push(format!("{}:{}:Gen.Hash.{id}", md5_hex(&data), data.len()));
+                    self.hdb
+                        .push(format!("{}:{}:Gen.Hash.{id}", md5_hex(&data), data.len()));
                 }
             }
             let aid = self.id();
             if k == 3 {
-                self.sfp.push(format!("{}:{}:Gen.Allow.{aid}", sha256_hex(&data), data.len()));
+                self.sfp.push(format!(
+                    "{}:{}:Gen.Allow.{aid}",
+                    sha256_hex(&data),
+                    data.len()
+                ));
             } else {
-                self.fp.push(format!("{}:{}:Gen.Allow.{aid}", md5_hex(&data), data.len()));
+                self.fp
+                    .push(format!("{}:{}:Gen.Allow.{aid}", md5_hex(&data), data.len()));
             }
-            self.write("allow", &data, Expect::Clean, format!("{} allowlisted {line_kind} {lines}", if k == 3 { "sfp" } else { "fp" }));
+            self.write(
+                "allow",
+                &data,
+                Expect::Clean,
+                format!(
+                    "{} allowlisted {line_kind} {lines}",
+                    if k == 3 { "sfp" } else { "fp" }
+                ),
+            );
         }
         // .ign2: by name (ndb), by name:md5-of-line (ldb), by name (hash), wrong md5 (still found)
         for k in 0..4 {
             let (plants, name, line, kind): (Vec<Plant>, String, String, &str) = match k {
                 0 | 3 => {
                     let n = self.wild_ndb();
-                    (vec![floating(n.pat.concretise(&mut self.rng, None))], n.name.clone(), Self::ndb_line(&n), "ndb")
+                    (
+                        vec![floating(n.pat.concretise(&mut self.rng, None))],
+                        n.name.clone(),
+                        Self::ndb_line(&n),
+                        "ndb",
+                    )
                 }
                 1 => {
                     let (l, p) = self.simple_ldb();
                     (p, l.name.clone(), l.line(), "ldb")
                 }
-                _ => (vec![], format!("Gen.Hash.{}", self.id()), String::new(), "hsb"),
+                _ => (
+                    vec![],
+                    format!("Gen.Hash.{}", self.id()),
+                    String::new(),
+                    "hsb",
+                ),
             };
             let data = build_file(&mut self.rng, 900, &plants);
-            let line = if kind == "hsb" { format!("{}:{}:{name}", sha256_hex(&data), data.len()) } else { line };
+            let line = if kind == "hsb" {
+                format!("{}:{}:{name}", sha256_hex(&data), data.len())
+            } else {
+                line
+            };
             match kind {
                 "ndb" => self.ndb.push(line.clone()),
                 "ldb" => self.ldb.push(line.clone()),
                 _ => self.hsb.push(line.clone()),
             }
             let (ign, expect) = match k {
-                1 => (format!("{name}:{}", md5_hex(line.as_bytes())), Expect::Clean),
-                3 => (format!("{name}:{}", md5_hex(format!("{line}\n").as_bytes())), Expect::Found(vec![reported(&name)])),
+                1 => (
+                    format!("{name}:{}", md5_hex(line.as_bytes())),
+                    Expect::Clean,
+                ),
+                3 => (
+                    format!("{name}:{}", md5_hex(format!("{line}\n").as_bytes())),
+                    Expect::Found(vec![reported(&name)]),
+                ),
                 _ => (name.clone(), Expect::Clean),
             };
             if expect == Expect::Clean {
                 self.ignored += 1;
             }
             self.ign2.push(ign.clone());
-            self.write("allow", &data, expect, format!("ign2 `{ign}` vs {kind} {line}"));
+            self.write(
+                "allow",
+                &data,
+                expect,
+                format!("ign2 `{ign}` vs {kind} {line}"),
+            );
         }
     }
 
@@ -967,8 +1272,17 @@ impl Gen {
             } else {
                 self.hsb.push(format!("{}:{n}:{name}", sha256_hex(&data)));
             }
-            let expect = if n <= 5 { Expect::Clean } else { Expect::Found(vec![reported(&name)]) };
-            self.write("tiny", &data, expect, format!("tiny file of {n} bytes, hash sig"));
+            let expect = if n <= 5 {
+                Expect::Clean
+            } else {
+                Expect::Found(vec![reported(&name)])
+            };
+            self.write(
+                "tiny",
+                &data,
+                expect,
+                format!("tiny file of {n} bytes, hash sig"),
+            );
         }
         for n in [5usize, 6] {
             let id = self.id();
@@ -976,8 +1290,17 @@ impl Gen {
             let mut data = vec![0u8; n - 4];
             data.extend(id_bytes(id));
             self.ndb.push(format!("{name}:0:*:{}", hexs(&id_bytes(id))));
-            let expect = if n <= 5 { Expect::Clean } else { Expect::Found(vec![reported(&name)]) };
-            self.write("tiny", &data, expect, format!("tiny file of {n} bytes, ndb sig"));
+            let expect = if n <= 5 {
+                Expect::Clean
+            } else {
+                Expect::Found(vec![reported(&name)])
+            };
+            self.write(
+                "tiny",
+                &data,
+                expect,
+                format!("tiny file of {n} bytes, ndb sig"),
+            );
         }
     }
 
@@ -990,17 +1313,39 @@ impl Gen {
                 let id = self.id();
                 let mut first = id_bytes(id).to_vec();
                 first.extend(self.rng.low_bytes(4));
-                let pat = Pattern { els: vec![El::Lit(first), El::Star, El::Lit(self.rng.low_bytes(5))] };
-                let sig = NdbSig { name: format!("Gen.Ndb.{id}"), pat, off: Off::Any };
+                let pat = Pattern {
+                    els: vec![El::Lit(first), El::Star, El::Lit(self.rng.low_bytes(5))],
+                };
+                let sig = NdbSig {
+                    name: format!("Gen.Ndb.{id}"),
+                    pat,
+                    off: Off::Any,
+                };
                 let star = size - 2000;
                 let b = sig.pat.concretise(&mut self.rng, Some(star));
-                let data = build_file(&mut self.rng, size, &[Plant { at: Some(100), bytes: b }]);
+                let data = build_file(
+                    &mut self.rng,
+                    size,
+                    &[Plant {
+                        at: Some(100),
+                        bytes: b,
+                    }],
+                );
                 self.ndb.push(Self::ndb_line(&sig));
-                self.write("big", &data, Expect::Found(vec![reported(&sig.name)]), format!("big: ndb `*` over {star} bytes"));
+                self.write(
+                    "big",
+                    &data,
+                    Expect::Found(vec![reported(&sig.name)]),
+                    format!("big: ndb `*` over {star} bytes"),
+                );
             }
             1 => {
                 // EOF-n near the end / absolute offset deep in the file
-                let mut sig = if self.rng.chance(1, 2) { self.static_ndb() } else { self.wild_ndb() };
+                let mut sig = if self.rng.chance(1, 2) {
+                    self.static_ndb()
+                } else {
+                    self.wild_ndb()
+                };
                 let b = sig.pat.concretise(&mut self.rng, None);
                 let (off, at) = if self.rng.chance(1, 2) {
                     let n = b.len() + self.rng.range(0, 5000);
@@ -1010,9 +1355,21 @@ impl Gen {
                     (Off::Abs(n), n)
                 };
                 sig.off = off;
-                let data = build_file(&mut self.rng, size, &[Plant { at: Some(at), bytes: b }]);
+                let data = build_file(
+                    &mut self.rng,
+                    size,
+                    &[Plant {
+                        at: Some(at),
+                        bytes: b,
+                    }],
+                );
                 self.ndb.push(Self::ndb_line(&sig));
-                self.write("big", &data, Expect::Found(vec![reported(&sig.name)]), format!("big: {}", Self::ndb_line(&sig)));
+                self.write(
+                    "big",
+                    &data,
+                    Expect::Found(vec![reported(&sig.name)]),
+                    format!("big: {}", Self::ndb_line(&sig)),
+                );
             }
             2 => {
                 // ndb with offset range n,m far into the file, planted across a 128 KiB boundary
@@ -1021,23 +1378,53 @@ impl Gen {
                 let at = CHUNK * self.rng.range(2, 6) - b.len() / 2;
                 let n = at - self.rng.range(0, 1000);
                 sig.off = Off::Range(n, 2000);
-                let data = build_file(&mut self.rng, size, &[Plant { at: Some(at), bytes: b }]);
+                let data = build_file(
+                    &mut self.rng,
+                    size,
+                    &[Plant {
+                        at: Some(at),
+                        bytes: b,
+                    }],
+                );
                 self.ndb.push(Self::ndb_line(&sig));
-                self.write("big", &data, Expect::Found(vec![reported(&sig.name)]), format!("big: {}", Self::ndb_line(&sig)));
+                self.write(
+                    "big",
+                    &data,
+                    Expect::Found(vec![reported(&sig.name)]),
+                    format!("big: {}", Self::ndb_line(&sig)),
+                );
             }
             _ => {
                 // ldb with subsigs megabytes apart, one counted twice
                 let id = self.id();
                 let (a, b) = (self.new_sub(Style::Static), self.new_sub(Style::Wild));
-                let sig = LdbSig { name: format!("Gen.Ldb.{id}"), logic: "0&1>1".into(), subs: vec![a, b] };
+                let sig = LdbSig {
+                    name: format!("Gen.Ldb.{id}"),
+                    logic: "0&1>1".into(),
+                    subs: vec![a, b],
+                };
                 let plants = vec![
-                    Plant { at: Some(self.rng.range(16, 5000)), bytes: sig.subs[0].concretise(&mut self.rng) },
-                    Plant { at: Some(size / 2), bytes: sig.subs[1].concretise(&mut self.rng) },
-                    Plant { at: Some(size - 3000), bytes: sig.subs[1].concretise(&mut self.rng) },
+                    Plant {
+                        at: Some(self.rng.range(16, 5000)),
+                        bytes: sig.subs[0].concretise(&mut self.rng),
+                    },
+                    Plant {
+                        at: Some(size / 2),
+                        bytes: sig.subs[1].concretise(&mut self.rng),
+                    },
+                    Plant {
+                        at: Some(size - 3000),
+                        bytes: sig.subs[1].concretise(&mut self.rng),
+                    },
                 ];
                 let data = build_file(&mut self.rng, size, &plants);
                 self.ldb.push(sig.line());
-                self.write("big", &data, Expect::Found(vec![reported(&sig.name)]), format!("big: ldb {}", sig.line()));
+                self.write(
+                    "big",
+                    &data,
+                    Expect::Found(vec![reported(&sig.name)]),
+                    format!("big: ldb {}", sig.line()),
+                );
             }
         }
     }
@@ -1125,8 +1512,15 @@ pub fn generate(out_dir: &Path, seed: u64, counts: &Counts) -> std::io::Result<M
     // all name-only lines go first.
     g.ign2.sort_by_key(|l| l.contains(':'));
     write_db("gen.ign2", &g.ign2)?;
-    let known = g.hdb.len() + g.hsb.len() + g.ndb.len() + g.ldb.len() + g.fp.len() + g.sfp.len() - g.ignored;
-    Ok(Manifest { seed, db_dir, data_dir, files: g.files, known_signatures: known })
+    let known = g.hdb.len() + g.hsb.len() + g.ndb.len() + g.ldb.len() + g.fp.len() + g.sfp.len()
+        - g.ignored;
+    Ok(Manifest {
+        seed,
+        db_dir,
+        data_dir,
+        files: g.files,
+        known_signatures: known,
+    })
 }
 
 #[cfg(test)]
@@ -1137,12 +1531,22 @@ mod tests {
     fn deterministic_and_unique_ids() {
         let d1 = std::env::temp_dir().join(format!("gen-unit-{}-a", std::process::id()));
         let d2 = std::env::temp_dir().join(format!("gen-unit-{}-b", std::process::id()));
-        let c = Counts { ndb: 20, ldb: 20, hash: 5, clean: 2, near_miss: 10, big: 0 };
+        let c = Counts {
+            ndb: 20,
+            ldb: 20,
+            hash: 5,
+            clean: 2,
+            near_miss: 10,
+            big: 0,
+        };
         let m1 = generate(&d1, 7, &c).unwrap();
         let m2 = generate(&d2, 7, &c).unwrap();
         assert_eq!(m1.files.len(), m2.files.len());
         for f in ["gen.ndb", "gen.ldb", "gen.hdb", "gen.hsb"] {
-            assert_eq!(std::fs::read(d1.join("db").join(f)).unwrap(), std::fs::read(d2.join("db").join(f)).unwrap());
+            assert_eq!(
+                std::fs::read(d1.join("db").join(f)).unwrap(),
+                std::fs::read(d2.join("db").join(f)).unwrap()
+            );
         }
         let ids: std::collections::HashSet<[u8; 4]> = (0..5000).map(id_bytes).collect();
         assert_eq!(ids.len(), 5000);

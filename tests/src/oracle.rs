@@ -19,12 +19,16 @@ pub fn clamscan_path() -> Option<PathBuf> {
 /// First executable called `name` in `$PATH`.
 pub fn find_in_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| is_executable(p))
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// Print a line on the real stderr, bypassing libtest's output capture (which only hooks
@@ -51,16 +55,33 @@ pub fn skip_or_fail(test: &str, reason: &str) {
 /// Require an external tool by name (`clamscan` is looked up via [`clamscan_path`]).
 /// Returns its path, or `None` after [`skip_or_fail`] (i.e. only outside CI).
 pub fn require_tool(test: &str, name: &str) -> Option<PathBuf> {
-    let found = if name == "clamscan" { clamscan_path() } else { find_in_path(name) };
+    let found = if name == "clamscan" {
+        clamscan_path()
+    } else {
+        find_in_path(name)
+    };
     if found.is_none() {
-        skip_or_fail(test, &format!("`{name}` not found (PATH{})", if name == "clamscan" { " or $CLAMSCAN" } else { "" }));
+        skip_or_fail(
+            test,
+            &format!(
+                "`{name}` not found (PATH{})",
+                if name == "clamscan" {
+                    " or $CLAMSCAN"
+                } else {
+                    ""
+                }
+            ),
+        );
     }
     found
 }
 
 /// The workspace root (parent of this crate's manifest dir).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// The cargo target dir: `$CARGO_TARGET_DIR` (relative paths are taken from the workspace root)
@@ -69,7 +90,11 @@ pub fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(d) => {
             let d = PathBuf::from(d);
-            if d.is_absolute() { d } else { workspace_root().join(d) }
+            if d.is_absolute() {
+                d
+            } else {
+                workspace_root().join(d)
+            }
         }
         None => workspace_root().join("target"),
     }
@@ -87,10 +112,17 @@ pub fn sensor_bin() -> Result<PathBuf, String> {
             .output()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
         if !out.status.success() {
-            return Err(format!("cargo build -p sensor failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+            return Err(format!(
+                "cargo build -p sensor failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
         let bin = target_dir().join("debug").join("sensor");
-        if bin.is_file() { Ok(bin) } else { Err(format!("built, but {} does not exist", bin.display())) }
+        if bin.is_file() {
+            Ok(bin)
+        } else {
+            Err(format!("built, but {} does not exist", bin.display()))
+        }
     })
     .clone()
 }
@@ -108,11 +140,22 @@ pub fn require_sensor_scan(test: &str) -> Option<PathBuf> {
     };
     // The skeleton binary exits 0 for any arguments, so look for a clamscan flag in the help.
     match Command::new(&bin).args(["scan", "--help"]).output() {
-        Ok(o) if o.status.success() && String::from_utf8_lossy(&o.stdout).contains("no-summary") => Some(bin),
+        Ok(o)
+            if o.status.success() && String::from_utf8_lossy(&o.stdout).contains("no-summary") =>
+        {
+            Some(bin)
+        }
         Ok(o) => {
             skip_or_fail(
                 test,
-                &format!("`sensor scan` not implemented yet ({}): {}", o.status, String::from_utf8_lossy(&o.stderr).lines().next().unwrap_or("")),
+                &format!(
+                    "`sensor scan` not implemented yet ({}): {}",
+                    o.status,
+                    String::from_utf8_lossy(&o.stderr)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                ),
             );
             None
         }
@@ -139,6 +182,16 @@ pub fn run_scanner(prog: &Path, prefix: &[&str], db: &Path, target: &Path, allma
         cmd.arg("-z");
     }
     cmd.arg("-d").arg(db).arg(target);
-    let Output { status, stdout, stderr } = cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", prog.display()));
-    Run { code: status.code(), stdout: String::from_utf8_lossy(&stdout).into_owned(), stderr: String::from_utf8_lossy(&stderr).into_owned() }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", prog.display()));
+    Run {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
 }

@@ -39,7 +39,11 @@ impl fmt::Display for Verdict {
 /// blank lines, `LibClamAV ...` messages, `ERROR: ...`) give `None`.
 pub fn parse_line(line: &str) -> Option<(String, Verdict)> {
     let line = line.trim_end_matches(['\r', '\n']);
-    if line.is_empty() || line.starts_with("LibClamAV ") || line.starts_with("ERROR: ") || line.starts_with("WARNING: ") {
+    if line.is_empty()
+        || line.starts_with("LibClamAV ")
+        || line.starts_with("ERROR: ")
+        || line.starts_with("WARNING: ")
+    {
         return None;
     }
     // The path may itself contain ": ", the verdict never does, so split at the last one.
@@ -72,7 +76,9 @@ pub fn parse_output(stdout: &str) -> BTreeMap<String, Verdict> {
         if in_summary {
             continue;
         }
-        let Some((path, v)) = parse_line(line) else { continue };
+        let Some((path, v)) = parse_line(line) else {
+            continue;
+        };
         match (map.get_mut(&path), v) {
             (Some(Verdict::Found(names)), Verdict::Found(more)) => names.extend(more),
             (Some(old), v) => {
@@ -95,11 +101,17 @@ mod tests {
     fn parses_lines() {
         let out = "a/b: X.UNOFFICIAL FOUND\na/b: Y FOUND\nc: OK\nd: Empty file\nLibClamAV Error: x\n\n----------- SCAN SUMMARY -----------\nKnown viruses: 3\n";
         let m = parse_output(out);
-        assert_eq!(m["a/b"], Verdict::Found(vec!["X.UNOFFICIAL".into(), "Y".into()]));
+        assert_eq!(
+            m["a/b"],
+            Verdict::Found(vec!["X.UNOFFICIAL".into(), "Y".into()])
+        );
         assert_eq!(m["c"], Verdict::Clean);
         assert_eq!(m["d"], Verdict::Empty);
         assert_eq!(m.len(), 3);
-        assert_eq!(parse_line("x: y: OK"), Some(("x: y".into(), Verdict::Clean)));
+        assert_eq!(
+            parse_line("x: y: OK"),
+            Some(("x: y".into(), Verdict::Clean))
+        );
     }
 }
 

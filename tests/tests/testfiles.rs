@@ -5,11 +5,15 @@ use sensor_tests::results::{parse_output, Verdict};
 use std::path::Path;
 
 const CLAM_EXE: &str = "/usr/share/clamav-testfiles/clam.exe";
-const HSB: &str = "71e7b604d18aefd839e51a39c88df8383bb4c071dc31f87f00a2b5df580d4495:544:ClamAV-Test-File\n";
+const HSB: &str =
+    "71e7b604d18aefd839e51a39c88df8383bb4c071dc31f87f00a2b5df580d4495:544:ClamAV-Test-File\n";
 
 fn setup(t: &str) -> Option<tempfile::TempDir> {
     if !Path::new(CLAM_EXE).is_file() {
-        oracle::skip_or_fail(t, &format!("{CLAM_EXE} missing (apt-get install clamav-testfiles)"));
+        oracle::skip_or_fail(
+            t,
+            &format!("{CLAM_EXE} missing (apt-get install clamav-testfiles)"),
+        );
         return None;
     }
     let db = tempfile::tempdir().unwrap();
@@ -34,7 +38,9 @@ fn check(prog: &Path, prefix: &[&str], db: &Path) {
 #[test]
 fn clamscan_detects_clam_exe() {
     let t = "clamscan_detects_clam_exe";
-    let Some(clamscan) = oracle::require_tool(t, "clamscan") else { return };
+    let Some(clamscan) = oracle::require_tool(t, "clamscan") else {
+        return;
+    };
     let Some(db) = setup(t) else { return };
     check(&clamscan, &[], db.path());
 }
@@ -43,6 +49,8 @@ fn clamscan_detects_clam_exe() {
 fn sensor_detects_clam_exe() {
     let t = "sensor_detects_clam_exe";
     let Some(db) = setup(t) else { return };
-    let Some(sensor) = oracle::require_sensor_scan(t) else { return };
+    let Some(sensor) = oracle::require_sensor_scan(t) else {
+        return;
+    };
     check(&sensor, &["scan"], db.path());
 }
