@@ -737,93 +737,92 @@ impl Gen {
                 Style::Wild
             }
         };
-        let (logic, subs, pos, neg): (String, Vec<Sub>, Vec<Vec<usize>>, Vec<Vec<usize>>) =
-            match kind {
-                0 | 1 => {
-                    let k = self.rng.range(2, 3);
-                    let subs: Vec<Sub> = (0..k)
-                        .map(|_| {
-                            let s = st(self);
-                            self.new_sub(s)
-                        })
-                        .collect();
-                    let logic = (0..k).map(|i| i.to_string()).collect::<Vec<_>>().join("&");
-                    (
-                        logic,
-                        subs,
-                        vec![(0..k).collect()],
-                        vec![(0..k - 1).collect()],
-                    )
-                }
-                2 => {
-                    let subs = vec![self.new_sub(Style::Static), self.new_sub(Style::Wild)];
-                    let which = self.rng.range(0, 1);
-                    ("0|1".into(), subs, vec![vec![which]], vec![])
-                }
-                3 => {
-                    let subs = vec![
-                        self.new_sub(Style::Wild),
-                        self.new_sub(Style::Static),
-                        self.new_sub(Style::Static),
-                    ];
-                    let which = self.rng.range(0, 1);
-                    (
-                        "(0|1)&2".into(),
-                        subs,
-                        vec![vec![which, 2]],
-                        vec![vec![0, 1]],
-                    )
-                }
-                4 => {
-                    let s = st(self);
-                    let subs = vec![self.new_sub(s)];
-                    let three = self.rng.chance(1, 2);
-                    (
-                        "0=2".into(),
-                        subs,
-                        vec![vec![0, 0]],
-                        vec![if three { vec![0, 0, 0] } else { vec![0] }],
-                    )
-                }
-                5 => {
-                    let s = st(self);
-                    let subs = vec![self.new_sub(s)];
-                    let n = self.rng.range(2, 3);
-                    ("0>1".into(), subs, vec![vec![0; n]], vec![vec![0]])
-                }
-                6 => (
-                    "0".into(),
-                    vec![self.letter_sub("i")],
-                    vec![vec![0]],
-                    vec![],
-                ),
-                7 => (
-                    "0".into(),
-                    vec![self.letter_sub("w")],
-                    vec![vec![0]],
-                    vec![],
-                ),
-                8 => (
-                    "0".into(),
-                    vec![self.letter_sub("wa")],
-                    vec![vec![0]],
-                    vec![],
-                ),
-                9 => {
-                    let m = if self.rng.chance(1, 2) { "f" } else { "fi" };
-                    ("0".into(), vec![self.letter_sub(m)], vec![vec![0]], vec![])
-                }
-                10 => {
-                    let mut a = self.new_sub(Style::Static);
-                    a.abs = Some(self.rng.range(16, 200));
-                    let b = self.new_sub(Style::Wild);
-                    ("0&1".into(), vec![a, b], vec![vec![0, 1]], vec![vec![0, 1]])
-                }
-                _ => {
-                    let subs = vec![self.new_sub(Style::Wild), self.letter_sub("i")];
-                    ("0&1".into(), subs, vec![vec![0, 1]], vec![vec![1]])
-                }
-            };
+        let (logic, subs, pos, neg): LdbPlan = match kind {
+            0 | 1 => {
+                let k = self.rng.range(2, 3);
+                let subs: Vec<Sub> = (0..k)
+                    .map(|_| {
+                        let s = st(self);
+                        self.new_sub(s)
+                    })
+                    .collect();
+                let logic = (0..k).map(|i| i.to_string()).collect::<Vec<_>>().join("&");
+                (
+                    logic,
+                    subs,
+                    vec![(0..k).collect()],
+                    vec![(0..k - 1).collect()],
+                )
+            }
+            2 => {
+                let subs = vec![self.new_sub(Style::Static), self.new_sub(Style::Wild)];
+                let which = self.rng.range(0, 1);
+                ("0|1".into(), subs, vec![vec![which]], vec![])
+            }
+            3 => {
+                let subs = vec![
+                    self.new_sub(Style::Wild),
+                    self.new_sub(Style::Static),
+                    self.new_sub(Style::Static),
+                ];
+                let which = self.rng.range(0, 1);
+                (
+                    "(0|1)&2".into(),
+                    subs,
+                    vec![vec![which, 2]],
+                    vec![vec![0, 1]],
+                )
+            }
+            4 => {
+                let s = st(self);
+                let subs = vec![self.new_sub(s)];
+                let three = self.rng.chance(1, 2);
+                (
+                    "0=2".into(),
+                    subs,
+                    vec![vec![0, 0]],
+                    vec![if three { vec![0, 0, 0] } else { vec![0] }],
+                )
+            }
+            5 => {
+                let s = st(self);
+                let subs = vec![self.new_sub(s)];
+                let n = self.rng.range(2, 3);
+                ("0>1".into(), subs, vec![vec![0; n]], vec![vec![0]])
+            }
+            6 => (
+                "0".into(),
+                vec![self.letter_sub("i")],
+                vec![vec![0]],
+                vec![],
+            ),
+            7 => (
+                "0".into(),
+                vec![self.letter_sub("w")],
+                vec![vec![0]],
+                vec![],
+            ),
+            8 => (
+                "0".into(),
+                vec![self.letter_sub("wa")],
+                vec![vec![0]],
+                vec![],
+            ),
+            9 => {
+                let m = if self.rng.chance(1, 2) { "f" } else { "fi" };
+                ("0".into(), vec![self.letter_sub(m)], vec![vec![0]], vec![])
+            }
+            10 => {
+                let mut a = self.new_sub(Style::Static);
+                a.abs = Some(self.rng.range(16, 200));
+                let b = self.new_sub(Style::Wild);
+                ("0&1".into(), vec![a, b], vec![vec![0, 1]], vec![vec![0, 1]])
+            }
+            _ => {
+                let subs = vec![self.new_sub(Style::Wild), self.letter_sub("i")];
+                ("0&1".into(), subs, vec![vec![0, 1]], vec![vec![1]])
+            }
+        };
         let mk = |g: &mut Gen, list: &[usize], miss: bool| -> Vec<Plant> {
             list.iter()
                 .map(|&i| {
@@ -1431,6 +1430,10 @@ impl Gen {
 }
 
 /// Generate the database and corpus under `out_dir` (which is created). Deterministic in `seed`.
+/// An ldb under construction: logic, subsignatures, and the subsignature sets that make a positive and a
+/// near miss.
+type LdbPlan = (String, Vec<Sub>, Vec<Vec<usize>>, Vec<Vec<usize>>);
+
 pub fn generate(out_dir: &Path, seed: u64, counts: &Counts) -> std::io::Result<Manifest> {
     let db_dir = out_dir.join("db");
     let data_dir = out_dir.join("data");
