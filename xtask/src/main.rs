@@ -535,16 +535,17 @@ fn test(root: &Path) -> Result<()> {
 // testdata
 
 fn testdata(out: &Path, seed: u64) -> Result<()> {
-    // TODO(testdata): wire the generator once `sensor-tests` exposes it:
-    //     std::fs::create_dir_all(out)?;
-    //     sensor_tests::gen::generate(out, seed).context("generating test data")?;
-    //     println!("test data in {}", out.display());
-    // (xtask already depends on `sensor-tests`, see xtask/Cargo.toml.)
-    bail!(
-        "`cargo xtask testdata --out {} --seed {seed}` is not wired yet: \
-         it will call sensor_tests::gen::generate(out_dir, seed)",
-        out.display()
-    )
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let m = sensor_tests::gen::generate(out, seed, &sensor_tests::gen::Counts::default())
+        .with_context(|| format!("generating test data in {}", out.display()))?;
+    println!(
+        "test data (seed {seed}): database {} ({} signatures), files {} ({} cases)",
+        m.db_dir.display(),
+        m.known_signatures,
+        m.data_dir.display(),
+        m.files.len()
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -40,9 +40,13 @@ struct Scratch {
     body_slot: Vec<u32>,
 }
 
-/// clamscan's order among body signatures (tests/ORACLE.md §2a): static patterns before wildcard ones,
-/// then the earliest start, then the earliest end, then load order.
-type BodyKey = (bool, usize, usize, u32);
+/// clamscan's order among body signatures (tests/ORACLE.md §2a): by the 128 KiB scan buffer that holds the
+/// match's last byte, then static patterns before wildcard ones, then the earliest start, then the earliest
+/// end, then load order.
+type BodyKey = (usize, bool, usize, usize, u32);
+
+/// The size of clamscan's scan buffers, which its reporting order follows (tests/ORACLE.md §2a).
+const CLAMSCAN_BUFFER: usize = 128 * 1024;
 
 impl Scratch {
     fn new(db: &Database) -> Self {
@@ -167,7 +171,13 @@ impl MatchSink for Sink<'_, '_> {
         match self.db.owners.get(id as usize) {
             Some(&Owner::Body(b)) => {
                 let e = &self.db.bodies[b as usize];
-                let key = (!e.is_static, start, end, b);
+                let key = (
+                    end.saturating_sub(1) / CLAMSCAN_BUFFER,
+                    !e.is_static,
+                    start,
+                    end,
+                    b,
+                );
                 let bi = b as usize;
                 if self.s.body_stamp[bi] != g {
                     self.s.body_stamp[bi] = g;
