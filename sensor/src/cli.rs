@@ -186,6 +186,16 @@ mod tests {
     }
 
     #[test]
+    fn bundled_short_flags_like_scripts_use() {
+        let a = scan(&["-ri", "/x"]);
+        assert!(a.recursive && a.infected);
+        let a = scan(&["-rioz", "/x"]);
+        assert!(a.recursive && a.infected && a.suppress_ok_results && a.allmatch);
+        assert_eq!(a.paths, vec![OsString::from("/x")]);
+        assert_eq!(scan(&[]).max_dir_recursion, 15);
+    }
+
+    #[test]
     fn yes_no_forms() {
         assert!(scan(&["--recursive=yes"]).recursive);
         assert!(!scan(&["--recursive=no"]).recursive);
