@@ -64,6 +64,14 @@ impl Compiler {
     pub fn build(self) -> Result<Database, LoadError> {
         let mut errors = LoadError::default();
         let mut files: Vec<(PathBuf, Format, Option<Vec<u8>>)> = Vec::new();
+        let source_names: Vec<PathBuf> = self
+            .sources
+            .iter()
+            .map(|s| match s {
+                Source::Path(p) => p.clone(),
+                Source::Text { name, .. } => name.clone(),
+            })
+            .collect();
         for source in self.sources {
             match source {
                 Source::Path(p) => match load::expand(&p) {
@@ -108,7 +116,8 @@ impl Compiler {
             return Err(errors);
         }
         if builder.signature_count == 0 {
-            let what = files.first().map(|f| f.0.clone()).unwrap_or_default();
+            // Name what was asked for: a directory with no database files has no file to name.
+            let what = source_names.first().cloned().unwrap_or_default();
             return Err(LoadError::single(
                 what,
                 0,

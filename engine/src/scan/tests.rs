@@ -146,3 +146,16 @@ fn files_of_five_bytes_or_less_are_never_matched() {
     assert!(scan_all(&db, b"12345").is_empty());
     assert_eq!(scan_all(&db, b"123456"), vec!["Six.UNOFFICIAL"]);
 }
+
+#[test]
+fn an_empty_database_directory_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = Compiler::new();
+    c.add_path(d.path()).unwrap();
+    let e = c.build().unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with(&format!("{}: no signatures loaded", d.path().display())),
+        "{e}"
+    );
+}

@@ -1,7 +1,8 @@
 //! Reading and scanning one file: open without blocking, check what was opened, map, scan.
 //!
 //! Owns: O_NONBLOCK|O_NOCTTY opens, fstat re-checks (the walk's lstat may be stale), empty and
-//! oversize files, memmap2, stdin. Never: follows policy about which paths to scan, prints, or
+//! oversize files, stdin. Files are read into a buffer each worker reuses, not memory-mapped: a file
+//! truncated while mapped faults the scanner with SIGBUS, and a scanner must never die of a file. Never: follows policy about which paths to scan, prints, or
 //! modifies files.
 
 use super::outcome::{Job, Outcome};
@@ -11,13 +12,13 @@ use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
-/// libclamav ignores inputs of this many bytes or fewer ("File too small"): clamscan reports them OK.
-pub const TOO_SMALL: u64 = 5;
-
 pub struct Reader<'db> {
     scanner: Scanner<'db>,
     opts: ScanOptions,
     max_filesize: u64,
+    /// Reused for every file this worker reads; grows to the largest file scanned (bounded by
+    /// `--max-filesize`).
+    buf: Vec<u8>,
 }
 
 impl<'db> Reader<'db> {
@@ -26,6 +27,7 @@ impl<'db> Reader<'db> {
             scanner: Scanner::new(db),
             opts: ScanOptions { allmatch },
             max_filesize,
+            buf: Vec::new(),
         }
     }
 
@@ -38,13 +40,6 @@ impl<'db> Reader<'db> {
 
     fn verdict(&mut self, path: PathBuf, data: &[u8], stdin: bool) -> Outcome {
         let size = data.len() as u64;
-        if size <= TOO_SMALL {
-            return Outcome::Ok {
-                path,
-                size,
-                scanned: true,
-            };
-        }
         let names = self.scanner.scan(data, self.opts);
         if names.is_empty() {
             Outcome::Ok {
@@ -103,18 +98,19 @@ impl<'db> Reader<'db> {
                 scanned: false,
             };
         }
-        // SAFETY: the map is read-only and private to this scan; a concurrent truncation could
-        // fault, which is the accepted cost of zero-copy scanning (as for every mmap scanner).
-        match unsafe { memmap2::Mmap::map(&file) } {
-            Ok(map) => self.verdict(path, &map, false),
-            // Some filesystems cannot map (ENODEV): read instead.
-            Err(_) => {
-                let mut data = Vec::with_capacity(size as usize);
-                match (&file).read_to_end(&mut data) {
-                    Ok(_) => self.verdict(path, &data, false),
-                    Err(error) => Outcome::ReadError { path, error },
-                }
-            }
-        }
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        // The size limit also bounds a file that grows while it is read.
+        let limit = if self.max_filesize == 0 {
+            u64::MAX
+        } else {
+            self.max_filesize
+        };
+        let outcome = match (&file).take(limit).read_to_end(&mut buf) {
+            Ok(_) => self.verdict(path, &buf, false),
+            Err(error) => Outcome::ReadError { path, error },
+        };
+        self.buf = buf;
+        outcome
     }
 }
