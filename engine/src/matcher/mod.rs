@@ -1,7 +1,55 @@
 //! The body matcher: many [`Pattern`]s compiled into one automaton over static atoms, with verification of
-//! wildcards, gaps, alternatives and anchors around each atom hit. OWNED BY: hex/matcher work (H1). Stub.
+//! wildcards, gaps, alternatives and anchors around each atom hit.
+//!
+//! # Semantics
+//!
+//! A pattern matches `data[start..end]` when its elements can consume exactly those bytes in order
+//! (bytes and classes one byte, alternatives one of their branches, gaps any count in their range) and
+//! every [`Anchor`](crate::db::hex::Anchor) holds at its position; anchors look at bytes outside the match,
+//! and the data's start and end satisfy them. For each pattern, [`MatchSink::on_match`]`(id, start, end)`
+//! is called once for every distinct `start` at which a match exists and which lies in
+//! [`MatchSink::start_range`]`(id)` (inclusive; `None` skips the pattern for this data); `end` is the end of
+//! one such match (the shortest for single-segment patterns). `start_range` is called lazily, only for
+//! patterns with a candidate, possibly several times (the sink caches).
+//!
+//! Order: one left-to-right pass of the automaton (two automata, exact and ASCII-case-insensitive, are
+//! walked in lockstep) finds atom hits by increasing end position; a single-segment pattern's matches
+//! are reported when its atom hit is verified (increasing atom end, then increasing start). Matches of
+//! patterns without a usable atom (the fallback list) are reported after the pass, then matches of chained
+//! patterns (with `*` or gaps wider than 32), pattern by pattern in increasing start order. If `on_match`
+//! returns `false` the scan stops immediately.
+//!
+//! # Atoms and complexity
+//!
+//! Each segment contributes one atom: the best window of up to 8 exact bytes (letters of `::i` patterns
+//! count, in an ASCII-case-insensitive automaton), or a small alternative of exact branches of >= 2 bytes
+//! (one automaton entry per branch). Longer and rarer atoms (0x00, 0xFF, spaces, NOPs and lower-case text
+//! score less) mean fewer false candidates, and candidates are what verification pays for; atoms longer
+//! than 8 bytes hardly filter better but enlarge the automaton. A segment with no atom of >= 2 bytes is
+//! checked at every offset ([`Matcher::fallback_count`] tells how many patterns need that).
+//!
+//! The automaton pass is linear in the data plus the number of atom hits. Verifying a hit runs a position-set
+//! simulation over the segment's elements (gaps inside a segment are at most 32 wide, so sets stay small):
+//! O(segment elements x set size), independent of the file size. Chained segments are not backtracked: each
+//! segment's hits are recorded during the pass (a segment is only recorded once the segment before it has a
+//! hit), and after the pass a backward dynamic programme marks, per segment, the hits from which the rest of
+//! the chain can complete, by binary search in the sorted good starts of the next segment:
+//! O(H log H) for H recorded segment hits, so a 100 MB file costs time and memory linear in its hits.
 
+mod compile;
+mod verify;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::collections::HashSet;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use crate::db::hex::Elem;
 use crate::db::Pattern;
+use compile::{compile, Compiled};
 
 pub type PatternId = u32;
 
@@ -15,34 +63,411 @@ pub trait MatchSink {
 
 #[derive(Default)]
 pub struct MatcherBuilder {
-    patterns: Vec<(PatternId, Pattern)>,
+    patterns: Vec<Compiled>,
 }
 
 impl MatcherBuilder {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Adds a pattern; `Err` when it cannot be matched (for example no byte is constrained).
+    /// Adds a pattern; `Err` when it cannot be matched (no byte is consumed, it starts or ends with a gap,
+    /// or a segment between two wide gaps consumes nothing).
     pub fn add(&mut self, id: PatternId, pattern: &Pattern) -> Result<(), String> {
-        self.patterns.push((id, pattern.clone()));
+        self.patterns.push(compile(id, pattern)?);
         Ok(())
     }
     pub fn build(self) -> Matcher {
+        let mut refs: [Vec<Vec<AtomRef>>; 2] = [Vec::new(), Vec::new()];
+        let mut strings: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
+        let mut index: [HashMap<Vec<u8>, usize>; 2] = [HashMap::new(), HashMap::new()];
+        let mut naive = Vec::new();
+        let mut seg_base = Vec::with_capacity(self.patterns.len());
+        let mut chained_segs = 0usize;
+        for (pi, p) in self.patterns.iter().enumerate() {
+            seg_base.push(chained_segs as u32);
+            if p.segs.len() > 1 {
+                chained_segs += p.segs.len();
+            }
+            for (si, seg) in p.segs.iter().enumerate() {
+                let Some(atom) = &seg.atom else {
+                    naive.push((pi as u32, si as u32));
+                    continue;
+                };
+                let k = atom.nocase as usize;
+                for (vi, v) in atom.variants.iter().enumerate() {
+                    let key = if atom.nocase {
+                        v.to_ascii_lowercase()
+                    } else {
+                        v.clone()
+                    };
+                    let slot = *index[k].entry(key.clone()).or_insert_with(|| {
+                        strings[k].push(key);
+                        refs[k].push(Vec::new());
+                        refs[k].len() - 1
+                    });
+                    refs[k][slot].push(AtomRef {
+                        pat: pi as u32,
+                        seg: si as u32,
+                        variant: vi as u32,
+                    });
+                }
+            }
+        }
+        let ac = |pats: &[Vec<u8>], nocase: bool| {
+            (!pats.is_empty()).then(|| {
+                AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::Standard)
+                    .ascii_case_insensitive(nocase)
+                    .build(pats)
+                    .expect("atom automaton")
+            })
+        };
+        let fallback = {
+            let mut v: Vec<u32> = naive.iter().map(|(p, _)| *p).collect();
+            v.dedup();
+            v.len()
+        };
+        let [exact_refs, nocase_refs] = refs;
         Matcher {
-            _patterns: self.patterns,
+            exact: ac(&strings[0], false),
+            nocase: ac(&strings[1], true),
+            exact_refs,
+            nocase_refs,
+            pats: self.patterns,
+            naive,
+            seg_base,
+            chained_segs,
+            fallback,
         }
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+struct AtomRef {
+    pat: u32,
+    seg: u32,
+    variant: u32,
+}
+
 /// Immutable and shared by all scanning threads.
 pub struct Matcher {
-    _patterns: Vec<(PatternId, Pattern)>,
+    pats: Vec<Compiled>,
+    exact: Option<AhoCorasick>,
+    exact_refs: Vec<Vec<AtomRef>>,
+    nocase: Option<AhoCorasick>,
+    nocase_refs: Vec<Vec<AtomRef>>,
+    /// Segments without an atom, as (pattern index, segment index).
+    naive: Vec<(u32, u32)>,
+    /// Per pattern, the index of its first segment among all chained patterns' segments.
+    seg_base: Vec<u32>,
+    chained_segs: usize,
+    fallback: usize,
+}
+
+/// Per-thread scratch reused across scans: keeps a scan from allocating per pattern.
+#[derive(Default)]
+pub struct MatchScratch {
+    tmp: Vec<usize>,
+    starts: Vec<usize>,
+    ends: Vec<usize>,
+    /// (pattern index, start) already reported, for patterns whose atom hits may repeat a start.
+    reported: HashSet<(u32, usize)>,
+    generation: u32,
+    /// Per chained segment: the generation its slot is valid in, and its slot in `pool`.
+    slot_gen: Vec<u32>,
+    slot_idx: Vec<u32>,
+    pool: Vec<Vec<(usize, usize)>>,
+    used: usize,
+    /// Chained patterns with recorded hits in this scan.
+    touched: Vec<u32>,
+    good: Vec<(usize, usize)>,
+    next_good: Vec<(usize, usize)>,
+}
+
+impl MatchScratch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn prepare(&mut self, m: &Matcher) {
+        if self.slot_gen.len() != m.chained_segs {
+            self.slot_gen = vec![0; m.chained_segs];
+            self.slot_idx = vec![0; m.chained_segs];
+            self.generation = 0;
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.slot_gen.iter_mut().for_each(|g| *g = 0);
+            self.generation = 1;
+        }
+        self.used = 0;
+        self.touched.clear();
+        self.reported.clear();
+    }
+
+    fn hits(&self, seg: usize) -> Option<&Vec<(usize, usize)>> {
+        (self.slot_gen[seg] == self.generation).then(|| &self.pool[self.slot_idx[seg] as usize])
+    }
+
+    fn hits_mut(&mut self, seg: usize) -> &mut Vec<(usize, usize)> {
+        if self.slot_gen[seg] != self.generation {
+            self.slot_gen[seg] = self.generation;
+            self.slot_idx[seg] = self.used as u32;
+            if self.pool.len() == self.used {
+                self.pool.push(Vec::new());
+            }
+            self.pool[self.used].clear();
+            self.used += 1;
+        }
+        &mut self.pool[self.slot_idx[seg] as usize]
+    }
+}
+
+fn in_range(r: (u64, u64), s: usize) -> bool {
+    (r.0..=r.1).contains(&(s as u64))
 }
 
 impl Matcher {
-    /// Reports every match, in the order a left-to-right scan finds them (by the position of the match's end
-    /// for chained segments, by start otherwise), each (id, start) at most once.
+    /// Number of patterns.
+    pub fn len(&self) -> usize {
+        self.pats.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.pats.is_empty()
+    }
+    /// Number of patterns with at least one segment that has no atom of >= 2 bytes and is therefore
+    /// checked at every offset of the data.
+    pub fn fallback_count(&self) -> usize {
+        self.fallback
+    }
+
+    /// Reports every match, in the order documented in the module, each (id, start) at most once.
     pub fn scan(&self, data: &[u8], sink: &mut dyn MatchSink) {
-        let _ = (data, sink);
+        self.scan_with(&mut MatchScratch::new(), data, sink)
+    }
+
+    /// [`Matcher::scan`] with caller-owned scratch, reused across scans.
+    pub fn scan_with(&self, scratch: &mut MatchScratch, data: &[u8], sink: &mut dyn MatchSink) {
+        scratch.prepare(self);
+        if self.atom_pass(scratch, data, sink) && self.naive_pass(scratch, data, sink) {
+            self.chain_pass(scratch, sink);
+        }
+    }
+
+    fn atom_pass(&self, sc: &mut MatchScratch, data: &[u8], sink: &mut dyn MatchSink) -> bool {
+        let mut a = self
+            .exact
+            .as_ref()
+            .map(|ac| ac.find_overlapping_iter(data).peekable());
+        let mut b = self
+            .nocase
+            .as_ref()
+            .map(|ac| ac.find_overlapping_iter(data).peekable());
+        loop {
+            let ea = a.as_mut().and_then(|i| i.peek()).map(|m| m.end());
+            let eb = b.as_mut().and_then(|i| i.peek()).map(|m| m.end());
+            let (m, refs) = match (ea, eb) {
+                (None, None) => return true,
+                (Some(x), Some(y)) if y < x => {
+                    (b.as_mut().unwrap().next().unwrap(), &self.nocase_refs)
+                }
+                (Some(_), _) => (a.as_mut().unwrap().next().unwrap(), &self.exact_refs),
+                (None, Some(_)) => (b.as_mut().unwrap().next().unwrap(), &self.nocase_refs),
+            };
+            for r in &refs[m.pattern().as_usize()] {
+                if !self.on_atom(sc, data, sink, *r, m.start()) {
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Verifies one atom hit at `p`; returns `false` when the sink asked to stop.
+    fn on_atom(
+        &self,
+        sc: &mut MatchScratch,
+        data: &[u8],
+        sink: &mut dyn MatchSink,
+        r: AtomRef,
+        p: usize,
+    ) -> bool {
+        let pat = &self.pats[r.pat as usize];
+        let si = r.seg as usize;
+        let seg = &pat.segs[si];
+        let atom = seg.atom.as_ref().expect("atom");
+        // Chained: a later segment is useless before the previous one has a hit (hits come in end order).
+        if si > 0
+            && pat.segs[si - 1].atom.is_some()
+            && sc
+                .hits(self.seg_base[r.pat as usize] as usize + si - 1)
+                .is_none()
+        {
+            return true;
+        }
+        sc.ends.clear();
+        match &seg.elems[atom.first] {
+            Elem::Alt { branches, .. } if atom.last == atom.first + 1 => {
+                let br = &branches[r.variant as usize];
+                if p + br.len() > data.len()
+                    || !br.iter().zip(&data[p..]).all(|(c, b)| c.contains(*b))
+                {
+                    return true;
+                }
+                sc.ends.push(p + br.len());
+            }
+            _ => {
+                sc.ends.push(p);
+                verify::forward(
+                    data,
+                    &seg.elems[atom.first..atom.last],
+                    &mut sc.ends,
+                    &mut sc.tmp,
+                );
+            }
+        }
+        verify::forward(data, &seg.elems[atom.last..], &mut sc.ends, &mut sc.tmp);
+        if sc.ends.is_empty() {
+            return true;
+        }
+        sc.starts.clear();
+        sc.starts.push(p);
+        verify::backward(data, &seg.elems[..atom.first], &mut sc.starts, &mut sc.tmp);
+        if sc.starts.is_empty() {
+            return true;
+        }
+        self.on_segment(sc, sink, r.pat, si)
+    }
+
+    /// Handles a verified segment occurrence: starts in `sc.starts`, ends in `sc.ends` (any combination).
+    fn on_segment(
+        &self,
+        sc: &mut MatchScratch,
+        sink: &mut dyn MatchSink,
+        pi: u32,
+        si: usize,
+    ) -> bool {
+        let pat = &self.pats[pi as usize];
+        if pat.segs.len() == 1 {
+            let Some(range) = sink.start_range(pat.id) else {
+                return true;
+            };
+            let end = sc.ends[0];
+            for k in 0..sc.starts.len() {
+                let s = sc.starts[k];
+                if !in_range(range, s) || (pat.may_repeat_start && !sc.reported.insert((pi, s))) {
+                    continue;
+                }
+                if !sink.on_match(pat.id, s, end) {
+                    return false;
+                }
+            }
+            return true;
+        }
+        if si == 0 {
+            let Some(range) = sink.start_range(pat.id) else {
+                return true;
+            };
+            sc.starts.retain(|&s| in_range(range, s));
+            if sc.starts.is_empty() {
+                return true;
+            }
+        }
+        let slot = self.seg_base[pi as usize] as usize + si;
+        if sc.hits(self.seg_base[pi as usize] as usize).is_none() && si == 0 {
+            sc.touched.push(pi);
+        }
+        let (starts, ends) = (std::mem::take(&mut sc.starts), std::mem::take(&mut sc.ends));
+        let hits = sc.hits_mut(slot);
+        for &s in &starts {
+            hits.extend(ends.iter().map(|&e| (s, e)));
+        }
+        sc.starts = starts;
+        sc.ends = ends;
+        true
+    }
+
+    fn naive_pass(&self, sc: &mut MatchScratch, data: &[u8], sink: &mut dyn MatchSink) -> bool {
+        for &(pi, si) in &self.naive {
+            let pat = &self.pats[pi as usize];
+            let si = si as usize;
+            let range = if pat.segs.len() == 1 || si == 0 {
+                match sink.start_range(pat.id) {
+                    Some(r) => Some(r),
+                    None => continue,
+                }
+            } else {
+                None
+            };
+            let elems = &pat.segs[si].elems;
+            for p in 0..=data.len() {
+                if range.is_some_and(|r| !in_range(r, p)) {
+                    continue;
+                }
+                sc.ends.clear();
+                sc.ends.push(p);
+                verify::forward(data, elems, &mut sc.ends, &mut sc.tmp);
+                if sc.ends.is_empty() {
+                    continue;
+                }
+                sc.starts.clear();
+                sc.starts.push(p);
+                if !self.on_segment(sc, sink, pi, si) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Resolves chained patterns from the recorded segment hits (see the module doc).
+    fn chain_pass(&self, sc: &mut MatchScratch, sink: &mut dyn MatchSink) {
+        let mut touched = std::mem::take(&mut sc.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        for &pi in &touched {
+            let pat = &self.pats[pi as usize];
+            let base = self.seg_base[pi as usize] as usize;
+            if (0..pat.segs.len()).any(|si| sc.hits(base + si).is_none_or(|h| h.is_empty())) {
+                continue;
+            }
+            let k = pat.segs.len() - 1;
+            // good: (start, full end) of the last segment, sorted by start, one per start.
+            let mut good = std::mem::take(&mut sc.good);
+            let mut next = std::mem::take(&mut sc.next_good);
+            good.clear();
+            good.extend(sc.hits(base + k).unwrap().iter().copied());
+            good.sort_unstable();
+            good.dedup_by_key(|x| x.0);
+            for si in (0..k).rev() {
+                let (min, max) = pat.gaps[si];
+                next.clear();
+                for &(s, e) in sc.hits(base + si).unwrap() {
+                    let lo = e + min as usize;
+                    let i = good.partition_point(|g| g.0 < lo);
+                    if let Some(&(s2, full)) = good.get(i) {
+                        if max.is_none_or(|m| s2 <= e + m as usize) {
+                            next.push((s, full));
+                        }
+                    }
+                }
+                next.sort_unstable();
+                next.dedup_by_key(|x| x.0);
+                std::mem::swap(&mut good, &mut next);
+                if good.is_empty() {
+                    break;
+                }
+            }
+            for &(s, e) in &good {
+                if !sink.on_match(pat.id, s, e) {
+                    sc.good = good;
+                    sc.next_good = next;
+                    sc.touched = touched;
+                    return;
+                }
+            }
+            sc.good = good;
+            sc.next_good = next;
+        }
+        sc.touched = touched;
     }
 }

@@ -1,0 +1,230 @@
+//! Compilation of a [`Pattern`] into segments with atoms.
+
+use crate::db::hex::{ByteClass, Elem};
+use crate::db::Pattern;
+
+/// Gaps whose width (`max - min`) is at most this stay inside a segment and are verified around the atom;
+/// wider or unbounded gaps split the pattern into chained segments.
+pub(crate) const MAX_INLINE_SPAN: u32 = 32;
+/// Longest atom taken from a run of bytes.
+const MAX_ATOM: usize = 8;
+/// Most branches of an alternative that are turned into separate atoms.
+const MAX_ALT_ATOMS: usize = 8;
+
+/// Where in a segment its atom lies and which byte strings the automaton looks for.
+#[derive(Debug, Clone)]
+pub(crate) struct Atom {
+    /// Element range `[first, last)` the atom covers: a run of single-byte elements, or one `Alt`.
+    pub first: usize,
+    pub last: usize,
+    /// Byte strings; for a run one string, for an alternative one per branch (the branch index is the
+    /// variant index). `nocase` strings are searched ASCII-case-insensitively.
+    pub variants: Vec<Vec<u8>>,
+    pub nocase: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Segment {
+    pub elems: Vec<Elem>,
+    pub atom: Option<Atom>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Compiled {
+    pub id: u32,
+    pub segs: Vec<Segment>,
+    /// `gaps[i]` lies between `segs[i]` and `segs[i + 1]`.
+    pub gaps: Vec<(u32, Option<u32>)>,
+    /// Whether two atom hits may imply the same start (variable-length elements before the atom).
+    pub may_repeat_start: bool,
+}
+
+fn splits(e: &Elem) -> Option<(u32, Option<u32>)> {
+    match e {
+        Elem::Gap { min, max } if max.is_none_or(|m| m - min > MAX_INLINE_SPAN) => {
+            Some((*min, *max))
+        }
+        _ => None,
+    }
+}
+
+fn consumes(e: &Elem) -> bool {
+    match e {
+        Elem::Byte(_) | Elem::Alt { .. } => true,
+        Elem::Gap { min, .. } => *min > 0,
+        Elem::Anchor(_) => false,
+    }
+}
+
+/// The byte an element matches for atom purposes: exact, or a letter in both cases (`nocase`).
+fn atom_byte(c: &ByteClass) -> Option<(u8, bool)> {
+    if let Some(b) = c.as_exact() {
+        return Some((b, false));
+    }
+    if c.count() == 2 {
+        let lo = c.iter().next()?;
+        if lo.is_ascii_uppercase() && c.contains(lo.to_ascii_lowercase()) {
+            return Some((lo.to_ascii_lowercase(), true));
+        }
+    }
+    None
+}
+
+/// How much a byte helps an atom: common filler bytes are worth less.
+fn weight(b: u8) -> u32 {
+    match b {
+        0x00 | 0xff | 0x20 | 0x90 | 0xcc => 2,
+        b'0'..=b'9' | b'a'..=b'z' => 3,
+        _ => 4,
+    }
+}
+
+/// Picks the atom of a segment: the best window of up to [`MAX_ATOM`] exact (or case-folded) bytes, or a
+/// small alternative of exact branches, scored by weighted length (the shortest branch for alternatives,
+/// minus a little per branch because each branch is one more automaton entry and verification).
+fn choose_atom(elems: &[Elem]) -> Option<Atom> {
+    let mut best: Option<(u32, Atom)> = None;
+    let mut consider = |score: u32, atom: Atom| {
+        if best.as_ref().is_none_or(|(s, _)| score > *s) {
+            best = Some((score, atom));
+        }
+    };
+    let mut i = 0;
+    while i < elems.len() {
+        // Runs of atom bytes.
+        let mut j = i;
+        while j < elems.len() && matches!(&elems[j], Elem::Byte(c) if atom_byte(c).is_some()) {
+            j += 1;
+        }
+        if j - i >= 2 {
+            let run: Vec<(u8, bool)> = elems[i..j]
+                .iter()
+                .map(|e| match e {
+                    Elem::Byte(c) => atom_byte(c).unwrap(),
+                    _ => unreachable!(),
+                })
+                .collect();
+            let w = run.len().min(MAX_ATOM);
+            for s in 0..=run.len() - w {
+                let win = &run[s..s + w];
+                let score = win.iter().map(|(b, _)| weight(*b)).sum::<u32>();
+                let nocase = win.iter().any(|(_, n)| *n);
+                consider(
+                    score * 4,
+                    Atom {
+                        first: i + s,
+                        last: i + s + w,
+                        variants: vec![win.iter().map(|(b, _)| *b).collect()],
+                        nocase,
+                    },
+                );
+            }
+        }
+        if j > i {
+            i = j;
+            continue;
+        }
+        if let Elem::Alt {
+            branches,
+            negated: false,
+        } = &elems[i]
+        {
+            let conv: Option<Vec<Vec<(u8, bool)>>> = branches
+                .iter()
+                .map(|b| b.iter().map(atom_byte).collect::<Option<Vec<_>>>())
+                .collect();
+            if let Some(conv) = conv {
+                if branches.len() <= MAX_ALT_ATOMS && conv.iter().all(|b| b.len() >= 2) {
+                    let score = conv
+                        .iter()
+                        .map(|b| b.iter().map(|(x, _)| weight(*x)).sum::<u32>())
+                        .min()
+                        .unwrap_or(0);
+                    let nocase = conv.iter().flatten().any(|(_, n)| *n);
+                    let penalty = branches.len() as u32 - 1;
+                    consider(
+                        (score * 4).saturating_sub(penalty),
+                        Atom {
+                            first: i,
+                            last: i + 1,
+                            variants: conv
+                                .iter()
+                                .map(|b| b.iter().map(|(x, _)| *x).collect())
+                                .collect(),
+                            nocase,
+                        },
+                    );
+                }
+            }
+        }
+        i += 1;
+    }
+    best.map(|(_, a)| a)
+}
+
+pub(crate) fn compile(id: u32, p: &Pattern) -> Result<Compiled, String> {
+    if !p.elems.iter().any(consumes) {
+        return Err("pattern matches no bytes".into());
+    }
+    let first = p
+        .elems
+        .iter()
+        .position(|e| !matches!(e, Elem::Anchor(_)))
+        .unwrap();
+    let last = p
+        .elems
+        .iter()
+        .rposition(|e| !matches!(e, Elem::Anchor(_)))
+        .unwrap();
+    if matches!(p.elems[first], Elem::Gap { .. }) || matches!(p.elems[last], Elem::Gap { .. }) {
+        return Err("pattern starts or ends with a gap".into());
+    }
+    let mut segs = Vec::new();
+    let mut gaps: Vec<(u32, Option<u32>)> = Vec::new();
+    let mut cur: Vec<Elem> = Vec::new();
+    let mut pending: Option<(u32, Option<u32>)> = None;
+    for e in &p.elems {
+        if let Some((min, max)) = splits(e) {
+            pending = Some(match pending {
+                None => (min, max),
+                Some((a, b)) => (
+                    a.saturating_add(min),
+                    b.zip(max).map(|(x, y)| x.saturating_add(y)),
+                ),
+            });
+            continue;
+        }
+        if let Some(g) = pending.take() {
+            if !cur.iter().any(consumes) {
+                return Err("a segment between gaps matches no bytes".into());
+            }
+            segs.push(std::mem::take(&mut cur));
+            gaps.push(g);
+        }
+        cur.push(e.clone());
+    }
+    if !cur.iter().any(consumes) {
+        return Err("a segment between gaps matches no bytes".into());
+    }
+    segs.push(cur);
+    let segs: Vec<Segment> = segs
+        .into_iter()
+        .map(|elems| {
+            let atom = choose_atom(&elems);
+            Segment { elems, atom }
+        })
+        .collect();
+    let may_repeat_start = segs[0].atom.as_ref().is_none_or(|a| {
+        segs[0].elems[..a.first].iter().any(|e| match e {
+            Elem::Alt { branches, .. } => branches.iter().any(|b| b.len() != branches[0].len()),
+            Elem::Gap { min, max } => *max != Some(*min),
+            _ => false,
+        }) || matches!(&segs[0].elems[a.first], Elem::Alt { .. })
+    });
+    Ok(Compiled {
+        id,
+        segs,
+        gaps,
+        may_repeat_start,
+    })
+}
