@@ -20,6 +20,71 @@ pub struct Cli {
 pub enum Command {
     /// Scan files and directories on demand (a drop-in for clamscan).
     Scan(ScanArgs),
+    /// Guard files on access: block (or report) malicious files when a process opens or executes them.
+    Run(RunArgs),
+}
+
+/// `sensor run`: flags override the configuration files (`--config` clamd.conf or TOML).
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    /// Deny opens and execs of malicious files (needs fanotify permission events; without them the sensor
+    /// degrades to notify-only and says so).
+    #[arg(long, conflicts_with = "notify_only")]
+    pub prevent: bool,
+    /// Only report (and quarantine if asked); never block.
+    #[arg(long)]
+    pub notify_only: bool,
+    /// Permit `/` as a protected path in prevent mode.
+    #[arg(long)]
+    pub force: bool,
+    /// Signature database file or directory (repeatable).
+    #[arg(short = 'd', long = "database", value_name = "FILE|DIR")]
+    pub databases: Vec<PathBuf>,
+    /// Protect this directory tree (repeatable); clamd.conf's OnAccessIncludePath.
+    #[arg(long = "include", value_name = "DIR")]
+    pub include: Vec<PathBuf>,
+    /// Leave this directory tree alone (repeatable); clamd.conf's OnAccessExcludePath.
+    #[arg(long = "exclude", value_name = "DIR")]
+    pub exclude: Vec<PathBuf>,
+    /// Let processes of this uid through unscanned (repeatable); OnAccessExcludeUID.
+    #[arg(long = "exclude-uid", value_name = "UID")]
+    pub exclude_uid: Vec<u32>,
+    /// Let processes of this user through unscanned (repeatable); OnAccessExcludeUname.
+    #[arg(long = "exclude-user", value_name = "NAME")]
+    pub exclude_user: Vec<String>,
+    /// clamd.conf or sensor TOML configuration file (chosen by content: TOML has `[sections]` or `key = value`).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Stay in the foreground (the only mode for now; systemd runs it so).
+    #[arg(long)]
+    pub foreground: bool,
+    /// Append detections and notable events to this file.
+    #[arg(short = 'l', long = "log", value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Move detected files into this directory.
+    #[arg(long = "move", value_name = "DIR", conflicts_with_all = ["copy", "remove"])]
+    pub move_to: Option<PathBuf>,
+    /// Copy detected files into this directory.
+    #[arg(long = "copy", value_name = "DIR", conflicts_with = "remove")]
+    pub copy_to: Option<PathBuf>,
+    /// Delete detected files.
+    #[arg(long)]
+    pub remove: bool,
+    /// Scanner threads; OnAccessMaxThreads.
+    #[arg(long = "threads", value_name = "N")]
+    pub threads: Option<usize>,
+    /// Seconds within which every permission event is answered; OnAccessDeadline.
+    #[arg(long = "deadline", value_name = "SECS")]
+    pub deadline: Option<f64>,
+    /// Deny instead of allow when a file cannot be judged in time or at all; OnAccessDenyOnError.
+    #[arg(long = "deny-on-error")]
+    pub deny_on_error: bool,
+    /// Files larger than this are allowed unscanned (K/M/G suffixes); OnAccessMaxFileSize.
+    #[arg(long = "max-filesize", value_name = "SIZE")]
+    pub max_filesize: Option<String>,
+    /// Write a JSON snapshot of the counters here, refreshed while running (tests and monitoring).
+    #[arg(long = "status-file", value_name = "FILE")]
+    pub status_file: Option<PathBuf>,
 }
 
 /// clamscan's `yes/no` booleans (also accepts true/false and 1/0).
@@ -165,6 +230,7 @@ mod tests {
         v.extend_from_slice(args);
         match Cli::try_parse_from(v).unwrap().command {
             Command::Scan(a) => a,
+            Command::Run(_) => panic!("parsed `run` for a `scan` command line"),
         }
     }
 

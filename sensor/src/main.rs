@@ -2,6 +2,8 @@
 //! itself (that is `cli`) nor does any scanning work (that is each subcommand's module).
 
 mod cli;
+mod config;
+mod gate;
 mod scan;
 
 use clap::Parser;
@@ -11,5 +13,13 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli.command {
         cli::Command::Scan(args) => scan::run(args),
+        cli::Command::Run(args) => match config::load(&args) {
+            Ok(cfg) => gate::run(cfg),
+            Err(e) => {
+                eprintln!("sensor run: {e}");
+                // EX_USAGE: bad configuration, as sysexits.h has it.
+                ExitCode::from(64)
+            }
+        },
     }
 }
