@@ -62,7 +62,7 @@ pub struct RunArgs {
     #[arg(short = 'l', long = "log", value_name = "FILE")]
     pub log: Option<PathBuf>,
     /// Move detected files into this directory.
-    #[arg(long = "move", value_name = "DIR", conflicts_with_all = ["copy", "remove"])]
+    #[arg(long = "move", value_name = "DIR", conflicts_with_all = ["copy_to", "remove"])]
     pub move_to: Option<PathBuf>,
     /// Copy detected files into this directory.
     #[arg(long = "copy", value_name = "DIR", conflicts_with = "remove")]
@@ -224,6 +224,12 @@ pub struct ScanArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_grammar_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 
     fn scan(args: &[&str]) -> ScanArgs {
         let mut v = vec!["sensor", "scan"];
