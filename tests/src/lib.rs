@@ -6,6 +6,7 @@
 //!
 //! Behaviours of clamscan 1.4.6 that the generator relies on are recorded in `tests/ORACLE.md`.
 
+pub mod gate;
 pub mod gen;
 pub mod oracle;
 pub mod results;

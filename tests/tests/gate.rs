@@ -1,0 +1,884 @@
+//! End-to-end tests of the on-access gate: `sensor run --prevent` against the real kernel (fanotify permission
+//! events), as root. Each protected tree is a tmpfs of its own; see `sensor_tests::gate` for the harness and
+//! its safety rules. Without root / fanotify permission events: SKIPPED outside CI, failure with `CI` set.
+
+use sensor_tests::gate::{
+    as_user, bounded, counter, describe, eicar, eicar_hdb_line, errno_name, found_line, hdb_line,
+    is_eperm, md5_hex, ndb_line, open_read, open_read_bounded, output_with_timeout, require_gate,
+    SensorOpts, EICAR_NAME, OP_TIMEOUT, READY_TIMEOUT,
+};
+use sensor_tests::oracle::run_scanner;
+use sensor_tests::results::{parse_output, Verdict};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+fn write(path: &Path, data: &[u8]) {
+    if let Some(d) = path.parent() {
+        fs::create_dir_all(d).unwrap();
+    }
+    fs::write(path, data).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so generated positives look like binary data.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+const BODY_MARKER: &[u8] = b"\x00\xffsensor-gate-body-signature\x10\x7fQZ";
+const BODY_NAME: &str = "Gate.Body.Marker";
+
+#[test]
+fn eicar_builder_matches_the_eicar_signature() {
+    let e = eicar();
+    assert_eq!(e.len(), 68);
+    assert_eq!(md5_hex(&e), "44d88612fea8a8f36de82e1278abb02f");
+    assert_eq!(
+        eicar_hdb_line(),
+        "44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature"
+    );
+}
+
+/// 1. EICAR and generated positives (hash and body signatures) are denied with EPERM, detections are reported
+/// on stdout and in the log; clean files (including near misses) open and read fine.
+#[test]
+fn infected_files_are_denied_with_eperm_and_clean_files_read_fine() {
+    let t = "infected_files_are_denied_with_eperm_and_clean_files_read_fine";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+
+    let mut hdb = vec![eicar_hdb_line()];
+    let mut positives: Vec<(PathBuf, String)> = Vec::new(); // (path, signature name)
+    let mut cleans: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+
+    for (rel, data) in [
+        ("eicar.com", eicar()),
+        ("sub/deeper/eicar.txt", eicar()),
+        // EICAR followed by junk: neither the hash nor (without an ndb) anything else matches -> clean.
+        (
+            "near/eicar-plus-newline.txt",
+            [eicar(), b"\nX".to_vec()].concat(),
+        ),
+    ] {
+        let p = prot.join(rel);
+        write(&p, &data);
+        if data.len() == 68 {
+            positives.push((p, EICAR_NAME.into()));
+        } else {
+            cleans.push((p, data));
+        }
+    }
+    for i in 0..3u64 {
+        let data = noise(100 + i, 300 + 50 * i as usize);
+        let name = format!("Gate.Hash.{i}");
+        hdb.push(hdb_line(&data, &name));
+        let p = prot.join(format!("hash/positive-{i}.bin"));
+        write(&p, &data);
+        positives.push((p, name));
+        // Same size, one byte different: clean.
+        let mut near = data.clone();
+        near[7] ^= 1;
+        let p = prot.join(format!("hash/near-{i}.bin"));
+        write(&p, &near);
+        cleans.push((p, near));
+    }
+    for i in 0..3u64 {
+        let mut data = noise(200 + i, 1000);
+        let at = 100 + 300 * i as usize;
+        data.splice(at..at, BODY_MARKER.iter().copied());
+        let p = prot.join(format!("body/positive-{i}.dat"));
+        write(&p, &data);
+        positives.push((p, BODY_NAME.into()));
+    }
+    {
+        // The marker minus its last byte: clean.
+        let mut data = noise(300, 1000);
+        data.splice(
+            500..500,
+            BODY_MARKER[..BODY_MARKER.len() - 1].iter().copied(),
+        );
+        let p = prot.join("body/near.dat");
+        write(&p, &data);
+        cleans.push((p, data));
+    }
+    for i in 0..5 {
+        let data = format!("clean file {i}\n").repeat(i + 1).into_bytes();
+        let p = prot.join(format!("clean/c{i}.txt"));
+        write(&p, &data);
+        cleans.push((p, data));
+    }
+    let db = env.write_db(&hdb, &[ndb_line(BODY_MARKER, BODY_NAME)]);
+
+    // Cross-check the fixture with the on-demand scanner (same engine, no gate yet): a mismatch here is a
+    // database/fixture problem, not a gate problem.
+    let run = run_scanner(&env.bin, &["scan"], &db, prot.path(), false);
+    let verdicts = parse_output(&run.stdout);
+    for (p, name) in &positives {
+        assert_eq!(
+            verdicts.get(&p.display().to_string()),
+            Some(&Verdict::Found(vec![format!("{name}.UNOFFICIAL")])),
+            "`sensor scan` fixture check for {}:\n{}{}",
+            p.display(),
+            run.stdout,
+            run.stderr
+        );
+    }
+    for (p, _) in &cleans {
+        let v = verdicts.get(&p.display().to_string());
+        assert!(
+            v.is_none_or(|v| !v.is_found()),
+            "`sensor scan` flags the clean fixture {}: {v:?}",
+            p.display()
+        );
+    }
+
+    let mut s = env.start(&db, &SensorOpts::protect(&[prot.path()]));
+    let st = s.wait_ready(READY_TIMEOUT);
+    assert_eq!(st["mode"], "prevent", "status mode: {st}");
+
+    let mut problems = Vec::new();
+    for (p, _) in &positives {
+        let r = open_read_bounded(p);
+        if !is_eperm(&r) {
+            problems.push(format!(
+                "{}: expected EPERM, got {}",
+                p.display(),
+                describe(&r)
+            ));
+        }
+    }
+    for (p, data) in &cleans {
+        match open_read_bounded(p) {
+            Ok(v) if v == *data => {}
+            r => problems.push(format!(
+                "{}: expected ok ({} bytes, same content), got {}",
+                p.display(),
+                data.len(),
+                describe(&r)
+            )),
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "wrong verdicts:\n  {}\n{}",
+        problems.join("\n  "),
+        s.diag()
+    );
+
+    // Detections: `PATH: NAME.UNOFFICIAL FOUND` on stdout and in the log.
+    let mut missing = Vec::new();
+    for (p, name) in &positives {
+        let line = found_line(p, name);
+        if !s.wait_stdout_line(&line, Duration::from_secs(5)) {
+            missing.push(format!("stdout: {line}"));
+        }
+        if !s.wait_log_contains(&line, Duration::from_secs(5)) {
+            missing.push(format!("log: {line}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "detection lines missing:\n  {}\n--- log:\n{}\n{}",
+        missing.join("\n  "),
+        s.log(),
+        s.diag()
+    );
+    for (p, _) in &cleans {
+        assert!(
+            !s.stdout().contains(&format!("{}:", p.display())),
+            "clean file reported on stdout: {}\n{}",
+            p.display(),
+            s.diag()
+        );
+    }
+    let st = s.settled_status();
+    let n = positives.len() as u64;
+    assert!(counter(&st, "denied") >= n, "expected denied >= {n}: {st}");
+    assert!(
+        counter(&st, "detections") >= n,
+        "expected detections >= {n}: {st}"
+    );
+    assert!(
+        counter(&st, "allowed") >= cleans.len() as u64,
+        "expected allowed >= {}: {st}",
+        cleans.len()
+    );
+    assert_eq!(counter(&st, "errors"), 0, "errors: {st}");
+}
+
+/// 2. Exec of a binary whose md5:size is a signature fails (EPERM/EACCES); another copied binary runs.
+#[test]
+fn binary_whose_hash_is_a_signature_cannot_be_executed_while_another_runs() {
+    let t = "binary_whose_hash_is_a_signature_cannot_be_executed_while_another_runs";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let bad_src = Path::new("/usr/bin/true");
+    let good_src = ["/usr/bin/echo", "/bin/echo", "/usr/bin/env"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+        .expect("no echo/env binary");
+    let bad_bytes = fs::read(bad_src).unwrap();
+    let good_bytes = fs::read(good_src).unwrap();
+    assert_ne!(
+        md5_hex(&bad_bytes),
+        md5_hex(&good_bytes),
+        "{} and {} are the same binary (multi-call?); pick others",
+        bad_src.display(),
+        good_src.display()
+    );
+    let bad = prot.join("bin/bad-true");
+    let good = prot.join("bin/good-echo");
+    for (p, b) in [(&bad, &bad_bytes), (&good, &good_bytes)] {
+        write(p, b);
+        fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let db = env.write_db(&[hdb_line(&bad_bytes, "Gate.Exec.True")], &[]);
+    let mut s = env.start(&db, &SensorOpts::protect(&[prot.path()]));
+    s.wait_ready(READY_TIMEOUT);
+
+    let b = bad.clone();
+    let r = bounded("exec bad-true", OP_TIMEOUT, move || {
+        output_with_timeout(Command::new(&b), OP_TIMEOUT)
+    });
+    match &r {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) => {}
+        Err(e) => panic!(
+            "exec {}: expected EPERM/EACCES, got {} ({e})\n{}",
+            bad.display(),
+            errno_name(e),
+            s.diag()
+        ),
+        Ok(o) => panic!(
+            "exec {}: expected EPERM/EACCES, but it ran ({})\n{}",
+            bad.display(),
+            o.status,
+            s.diag()
+        ),
+    }
+    let g = good.clone();
+    let r = bounded("exec good-echo", OP_TIMEOUT, move || {
+        let mut c = Command::new(&g);
+        c.arg("gate-exec-ok");
+        output_with_timeout(c, OP_TIMEOUT)
+    });
+    match r {
+        Ok(o)
+            if o.status.success()
+                && String::from_utf8_lossy(&o.stdout).contains("gate-exec-ok") => {}
+        other => panic!(
+            "exec {} gate-exec-ok: expected success printing gate-exec-ok, got {other:?}\n{}",
+            good.display(),
+            s.diag()
+        ),
+    }
+    assert!(
+        s.wait_stdout_line(&found_line(&bad, "Gate.Exec.True"), Duration::from_secs(5)),
+        "expected detection line `{}`\n{}",
+        found_line(&bad, "Gate.Exec.True"),
+        s.diag()
+    );
+}
+
+/// 3. Once a clean file has been judged, further opens are answered in the kernel (ignore mark / cache):
+/// 100 more opens add at most 2 permission events.
+#[test]
+fn repeated_opens_of_a_clean_file_do_not_reach_userspace() {
+    let t = "repeated_opens_of_a_clean_file_do_not_reach_userspace";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let file = prot.join("clean.txt");
+    let data = b"a perfectly clean file\n".repeat(10);
+    write(&file, &data);
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let mut s = env.start(&db, &SensorOpts::protect(&[prot.path()]));
+    s.wait_ready(READY_TIMEOUT);
+
+    assert_eq!(
+        open_read_bounded(&file).ok().as_deref(),
+        Some(&data[..]),
+        "first open"
+    );
+    s.wait_status("scanned >= 1", Duration::from_secs(10), |v| {
+        v["scanned"].as_u64().unwrap_or(0) >= 1
+    });
+    let before = s.settled_status();
+    let f = file.clone();
+    let failures = bounded("100 opens", Duration::from_secs(60), move || {
+        (0..100).filter(|_| open_read(&f).is_err()).count()
+    });
+    assert_eq!(
+        failures,
+        0,
+        "some of the 100 opens of a clean file failed\n{}",
+        s.diag()
+    );
+    let after = s.settled_status();
+    let (e0, e1) = (counter(&before, "events"), counter(&after, "events"));
+    let (s0, s1) = (counter(&before, "scanned"), counter(&after, "scanned"));
+    assert!(
+        e1 - e0 <= 2,
+        "100 opens of an already judged clean file reached userspace: events {e0} -> {e1} (expected growth <= 2), \
+         scanned {s0} -> {s1}, ignore_marks {} -> {}, cache_hits {} -> {}",
+        counter(&before, "ignore_marks"),
+        counter(&after, "ignore_marks"),
+        counter(&before, "cache_hits"),
+        counter(&after, "cache_hits"),
+    );
+    assert!(
+        counter(&after, "ignore_marks") >= 1,
+        "expected the clean file to get an ignore mark: {after}"
+    );
+}
+
+/// 4. Race: a file created (and judged clean while empty) and filled with EICAR right away by the same process
+/// in a fresh directory is never readable afterwards. 1,000 rounds, within 2 minutes.
+#[test]
+fn eicar_written_right_after_create_in_a_fresh_directory_is_never_readable() {
+    let t = "eicar_written_right_after_create_in_a_fresh_directory_is_never_readable";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let mut s = env.start(&db, &SensorOpts::protect(&[prot.path()]));
+    s.wait_ready(READY_TIMEOUT);
+
+    const ROUNDS: usize = 1000;
+    const LIMIT: Duration = Duration::from_secs(120);
+    let root = prot.path().to_path_buf();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let payload = eicar();
+        let t0 = Instant::now();
+        let mut readable = Vec::new();
+        let mut odd = Vec::new(); // unexpected errors (neither EPERM nor success)
+        let mut done = 0;
+        for i in 0..ROUNDS {
+            if stop2.load(Ordering::Relaxed) || t0.elapsed() > LIMIT {
+                break;
+            }
+            let dir = root.join(format!("d{i}"));
+            if let Err(e) = fs::create_dir(&dir) {
+                odd.push(format!("round {i}: mkdir: {e}"));
+                continue;
+            }
+            let p = dir.join("f.com");
+            let w = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(&p)
+                .and_then(|mut f| f.write_all(&payload));
+            if let Err(e) = w {
+                odd.push(format!("round {i}: create+write: {} ({e})", errno_name(&e)));
+                continue;
+            }
+            match open_read(&p) {
+                Ok(v) if v == payload => readable.push(i),
+                Ok(v) => odd.push(format!(
+                    "round {i}: read {} bytes, not the payload",
+                    v.len()
+                )),
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+                Err(e) => odd.push(format!("round {i}: open: {} ({e})", errno_name(&e))),
+            }
+            done += 1;
+        }
+        let _ = tx.send((done, readable, odd, t0.elapsed()));
+    });
+    let r = rx.recv_timeout(LIMIT + Duration::from_secs(20));
+    stop.store(true, Ordering::Relaxed);
+    let (done, readable, odd, took) = match r {
+        Ok(v) => v,
+        Err(_) => panic!(
+            "race loop blocked (no result within {LIMIT:?} + 20 s)\n{}",
+            s.diag()
+        ),
+    };
+    assert!(
+        readable.is_empty(),
+        "EICAR payload readable in {} of {done} rounds (expected 0), e.g. rounds {:?}\n{}",
+        readable.len(),
+        &readable[..readable.len().min(10)],
+        s.diag()
+    );
+    assert!(
+        odd.is_empty(),
+        "unexpected errors in {} rounds, first: {:?}\n{}",
+        odd.len(),
+        &odd[..odd.len().min(5)],
+        s.diag()
+    );
+    assert_eq!(
+        done,
+        ROUNDS,
+        "only {done} of {ROUNDS} rounds within {LIMIT:?} (took {took:?})\n{}",
+        s.diag()
+    );
+}
+
+/// 5. `--exclude-uid U`: a process of uid U opens the EICAR file; another uid and root are still denied.
+#[test]
+fn excluded_uid_opens_infected_file_while_other_uids_and_root_are_denied() {
+    let t = "excluded_uid_opens_infected_file_while_other_uids_and_root_are_denied";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let file = prot.join("eicar.com");
+    write(&file, &eicar());
+    let cat = ["/usr/bin/cat", "/bin/cat"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+        .expect("no cat binary");
+    const EXCLUDED: u32 = 47011;
+    const OTHER: u32 = 47012;
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let opts = SensorOpts {
+        exclude_uid: vec![EXCLUDED],
+        ..SensorOpts::protect(&[prot.path()])
+    };
+    let mut s = env.start(&db, &opts);
+    s.wait_ready(READY_TIMEOUT);
+
+    let run_cat = |uid: u32| {
+        let mut c = Command::new(cat);
+        c.arg(&file);
+        output_with_timeout(as_user(c, uid, uid), OP_TIMEOUT)
+            .unwrap_or_else(|e| panic!("cat as uid {uid}: {e}"))
+    };
+    let o = run_cat(EXCLUDED);
+    assert!(
+        o.status.success() && o.stdout == eicar(),
+        "uid {EXCLUDED} (excluded): expected cat to print the 68-byte payload, got {} stdout {} bytes stderr {:?}\n{}",
+        o.status,
+        o.stdout.len(),
+        String::from_utf8_lossy(&o.stderr),
+        s.diag()
+    );
+    let o = run_cat(OTHER);
+    assert!(
+        !o.status.success() && o.stdout.is_empty(),
+        "uid {OTHER} (not excluded): expected cat to fail (EPERM), got {} stdout {} bytes stderr {:?}\n{}",
+        o.status,
+        o.stdout.len(),
+        String::from_utf8_lossy(&o.stderr),
+        s.diag()
+    );
+    let r = open_read_bounded(&file);
+    assert!(
+        is_eperm(&r),
+        "root: expected EPERM, got {}\n{}",
+        describe(&r),
+        s.diag()
+    );
+    let st = s.settled_status();
+    assert!(
+        counter(&st, "excluded") >= 1,
+        "expected excluded >= 1: {st}"
+    );
+}
+
+/// Files for the looper tests: 20 clean + 1 infected in `<tree>/loop/`.
+fn loop_files(root: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for i in 0..20 {
+        let p = root.join(format!("loop/c{i}.txt"));
+        write(&p, format!("looper file {i}\n").as_bytes());
+        v.push(p);
+    }
+    let p = root.join("loop/eicar.com");
+    write(&p, &eicar());
+    v.push(p);
+    v
+}
+
+/// `n` looper threads that open+read `files` round-robin until `until`. Each sends (id, opens, opens done after
+/// `mark` was set) when it finishes.
+fn start_loopers(
+    n: usize,
+    files: Vec<PathBuf>,
+    until: Instant,
+    mark: Arc<AtomicBool>,
+) -> (mpsc::Receiver<(usize, u64, u64)>, Arc<AtomicU64>) {
+    let (tx, rx) = mpsc::channel();
+    let total = Arc::new(AtomicU64::new(0));
+    for id in 0..n {
+        let (tx, files, mark, total) = (tx.clone(), files.clone(), mark.clone(), total.clone());
+        std::thread::spawn(move || {
+            let (mut opens, mut after) = (0u64, 0u64);
+            let mut k = id;
+            while Instant::now() < until {
+                let _ = open_read(&files[k % files.len()]);
+                k += 1;
+                opens += 1;
+                total.fetch_add(1, Ordering::Relaxed);
+                if mark.load(Ordering::Relaxed) {
+                    after += 1;
+                }
+            }
+            let _ = tx.send((id, opens, after));
+        });
+    }
+    (rx, total)
+}
+
+/// Collect `n` looper results until `deadline`; returns the ids that never finished.
+fn collect_loopers(
+    rx: &mpsc::Receiver<(usize, u64, u64)>,
+    n: usize,
+    deadline: Instant,
+) -> (Vec<(usize, u64, u64)>, Vec<usize>) {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(r) => got.push(r),
+            Err(_) => break,
+        }
+    }
+    let hung = (0..n)
+        .filter(|id| !got.iter().any(|g| g.0 == *id))
+        .collect();
+    (got, hung)
+}
+
+/// 6. SIGKILL of the sensor while 8 threads open files in a loop: none stays blocked (the kernel allows the
+/// pending events when the fanotify group goes away); they keep opening afterwards and finish in time.
+#[test]
+fn sigkill_of_the_sensor_leaves_no_opener_hung() {
+    let t = "sigkill_of_the_sensor_leaves_no_opener_hung";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let files = loop_files(prot.path());
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let mut s = env.start(&db, &SensorOpts::protect(&[prot.path()]));
+    s.wait_ready(READY_TIMEOUT);
+
+    let killed = Arc::new(AtomicBool::new(false));
+    let until = Instant::now() + Duration::from_secs(2);
+    let (rx, total) = start_loopers(8, files.clone(), until, killed.clone());
+    std::thread::sleep(Duration::from_millis(1000));
+    let before_kill = total.load(Ordering::Relaxed);
+    s.kill();
+    killed.store(true, Ordering::Relaxed);
+    let killed_at = Instant::now();
+    let (got, hung) = collect_loopers(&rx, 8, until + Duration::from_secs(5));
+    assert!(
+        hung.is_empty(),
+        "loopers {hung:?} still blocked {:?} after SIGKILL of the sensor (expected all 8 to finish)\n{}",
+        killed_at.elapsed(),
+        s.diag()
+    );
+    assert!(
+        before_kill > 0,
+        "no open completed before the kill\n{}",
+        s.diag()
+    );
+    let after: u64 = got.iter().map(|g| g.2).sum();
+    assert!(after > 0, "no open completed after the kill: {got:?}");
+    // The marks are gone with the group: the infected file opens now.
+    let r = open_read_bounded(files.last().unwrap());
+    assert!(
+        r.is_ok(),
+        "after SIGKILL expected the EICAR file to open, got {}",
+        describe(&r)
+    );
+}
+
+/// 7. 16 readers over 10,000 files with 2 scanner threads: every open gets its answer (clean: content, infected:
+/// EPERM) within the bound.
+#[test]
+fn sixteen_readers_over_ten_thousand_files_with_two_workers_all_get_answers() {
+    let t = "sixteen_readers_over_ten_thousand_files_with_two_workers_all_get_answers";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    const N: usize = 10_000;
+    const READERS: usize = 16;
+    let infected: Vec<usize> = vec![0, 1234, 5000, 7777, 9999];
+    let mut files = Vec::with_capacity(N);
+    for i in 0..N {
+        let p = prot.join(format!("d{:02}/f{i:05}.txt", i % 50));
+        if infected.contains(&i) {
+            write(&p, &eicar());
+        } else {
+            write(&p, format!("clean {i}\n").as_bytes());
+        }
+        files.push(p);
+    }
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let opts = SensorOpts {
+        threads: Some(2),
+        ..SensorOpts::protect(&[prot.path()])
+    };
+    let mut s = env.start(&db, &opts);
+    s.wait_ready(READY_TIMEOUT);
+
+    const LIMIT: Duration = Duration::from_secs(180);
+    let files = Arc::new(files);
+    let infected = Arc::new(infected);
+    let (tx, rx) = mpsc::channel();
+    let t0 = Instant::now();
+    for r in 0..READERS {
+        let (tx, files, infected) = (tx.clone(), files.clone(), infected.clone());
+        std::thread::spawn(move || {
+            let mut wrong = Vec::new();
+            let mut n = 0;
+            // Each reader starts at its own offset so that first opens are spread over the tree.
+            for k in 0..N {
+                let i = (k + r * (N / READERS)) % N;
+                let res = open_read(&files[i]);
+                let ok = if infected.contains(&i) {
+                    is_eperm(&res)
+                } else {
+                    matches!(&res, Ok(v) if *v == format!("clean {i}\n").into_bytes())
+                };
+                if !ok {
+                    wrong.push(format!("{}: {}", files[i].display(), describe(&res)));
+                }
+                n += 1;
+            }
+            let _ = tx.send((r, n, wrong));
+        });
+    }
+    let mut results = Vec::new();
+    while results.len() < READERS {
+        let left = (t0 + LIMIT).saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(x) => results.push(x),
+            Err(_) => break,
+        }
+    }
+    let took = t0.elapsed();
+    let st = s.settled_status();
+    let missing: Vec<usize> = (0..READERS)
+        .filter(|r| !results.iter().any(|x| x.0 == *r))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "readers {missing:?} did not finish {READERS}x{N} opens within {LIMIT:?}\n{}",
+        s.diag()
+    );
+    let wrong: Vec<&String> = results.iter().flat_map(|x| x.2.iter()).collect();
+    assert!(
+        wrong.is_empty(),
+        "{} wrong answers (expected clean -> content, infected -> EPERM), first: {:?}\n{}",
+        wrong.len(),
+        &wrong[..wrong.len().min(10)],
+        s.diag()
+    );
+    sensor_tests::oracle::visible(&format!(
+        "{t}: {READERS}x{N} opens in {took:?}; events {} scanned {} deadline {} queue_full {} dropped {}",
+        counter(&st, "events"),
+        counter(&st, "scanned"),
+        counter(&st, "deadline"),
+        counter(&st, "queue_full"),
+        counter(&st, "dropped"),
+    ));
+    assert_eq!(counter(&st, "errors"), 0, "errors: {st}");
+}
+
+/// 8. SIGTERM: the sensor answers what is pending (concurrent openers finish), exits 0, and its marks are gone
+/// (the EICAR file opens afterwards).
+#[test]
+fn sigterm_exits_zero_answers_pending_opens_and_removes_the_marks() {
+    let t = "sigterm_exits_zero_answers_pending_opens_and_removes_the_marks";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let files = loop_files(prot.path());
+    let eicar_path = files.last().unwrap().clone();
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let mut s = env.start(&db, &SensorOpts::protect(&[prot.path()]));
+    s.wait_ready(READY_TIMEOUT);
+    let r = open_read_bounded(&eicar_path);
+    assert!(
+        is_eperm(&r),
+        "before SIGTERM: expected EPERM, got {}\n{}",
+        describe(&r),
+        s.diag()
+    );
+
+    let termed = Arc::new(AtomicBool::new(false));
+    let until = Instant::now() + Duration::from_secs(2);
+    let (rx, _) = start_loopers(4, files.clone(), until, termed.clone());
+    std::thread::sleep(Duration::from_millis(800));
+    termed.store(true, Ordering::Relaxed);
+    let st = s.terminate(Duration::from_secs(15));
+    assert_eq!(
+        st.code(),
+        Some(0),
+        "exit status after SIGTERM: {st}\n{}",
+        s.diag()
+    );
+    let (_, hung) = collect_loopers(&rx, 4, until + Duration::from_secs(5));
+    assert!(
+        hung.is_empty(),
+        "loopers {hung:?} blocked after SIGTERM\n{}",
+        s.diag()
+    );
+    let r = open_read_bounded(&eicar_path);
+    assert!(
+        matches!(&r, Ok(v) if *v == eicar()),
+        "after SIGTERM expected the EICAR file to open (marks removed), got {}",
+        describe(&r)
+    );
+}
+
+/// 9. `--notify-only`: the EICAR file opens, and the detection is reported on stdout and in the log.
+#[test]
+fn notify_only_allows_infected_opens_and_reports_the_detection() {
+    let t = "notify_only_allows_infected_opens_and_reports_the_detection";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let file = prot.join("eicar.com");
+    write(&file, &eicar());
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let opts = SensorOpts {
+        notify_only: true,
+        ..SensorOpts::protect(&[prot.path()])
+    };
+    let mut s = env.start(&db, &opts);
+    let st = s.wait_ready(READY_TIMEOUT);
+    assert_eq!(st["mode"], "notify-only", "status mode: {st}");
+    let r = open_read_bounded(&file);
+    assert!(
+        matches!(&r, Ok(v) if *v == eicar()),
+        "notify-only: expected the EICAR file to open, got {}\n{}",
+        describe(&r),
+        s.diag()
+    );
+    let line = found_line(&file, EICAR_NAME);
+    assert!(
+        s.wait_stdout_line(&line, Duration::from_secs(10)),
+        "expected stdout line `{line}`\n{}",
+        s.diag()
+    );
+    assert!(
+        s.wait_log_contains(&line, Duration::from_secs(5)),
+        "expected log line `{line}`; log:\n{}\n{}",
+        s.log(),
+        s.diag()
+    );
+    let st = s.settled_status();
+    assert_eq!(
+        counter(&st, "denied"),
+        0,
+        "notify-only denied something: {st}"
+    );
+    assert!(
+        counter(&st, "detections") >= 1,
+        "expected detections >= 1: {st}"
+    );
+}
+
+/// 10. Opens outside the protected tree are unaffected: the same filesystem outside the include path, another
+/// tmpfs, and the root filesystem.
+#[test]
+fn opens_outside_the_protected_trees_are_unaffected() {
+    let t = "opens_outside_the_protected_trees_are_unaffected";
+    let Some(env) = require_gate(t) else { return };
+    let fs_a = env.tmpfs("a");
+    let fs_b = env.tmpfs("b");
+    let protected = fs_a.join("protected");
+    fs::create_dir_all(&protected).unwrap();
+    let inside = protected.join("eicar.com");
+    let same_fs = fs_a.join("outside/eicar.com");
+    let other_fs = fs_b.join("eicar.com");
+    let root_fs = env.scratch().join("rootfs-eicar.com");
+    for p in [&inside, &same_fs, &other_fs, &root_fs] {
+        write(p, &eicar());
+    }
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let mut s = env.start(&db, &SensorOpts::protect(&[&protected]));
+    s.wait_ready(READY_TIMEOUT);
+
+    let r = open_read_bounded(&inside);
+    assert!(
+        is_eperm(&r),
+        "inside the tree: expected EPERM, got {}\n{}",
+        describe(&r),
+        s.diag()
+    );
+    let mut problems = Vec::new();
+    for p in [&same_fs, &other_fs, &root_fs] {
+        let r = open_read_bounded(p);
+        if !matches!(&r, Ok(v) if *v == eicar()) {
+            problems.push(format!(
+                "{}: expected ok (68 bytes), got {}",
+                p.display(),
+                describe(&r)
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "outside opens affected:\n  {}\n{}",
+        problems.join("\n  "),
+        s.diag()
+    );
+    let st = s.settled_status();
+    assert!(
+        counter(&st, "outside") >= 1,
+        "the filesystem of {} is marked, so opening {} should count as `outside`: {st}",
+        protected.display(),
+        same_fs.display()
+    );
+    assert!(
+        !s.stdout().contains(&same_fs.display().to_string()),
+        "a file outside the tree was reported\n{}",
+        s.diag()
+    );
+}
+
+/// 11. `--exclude DIR` inside a protected tree: files under it open unscanned, the rest stays protected.
+#[test]
+fn opens_under_an_excluded_path_pass() {
+    let t = "opens_under_an_excluded_path_pass";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let excluded = prot.join("excluded");
+    let inside = prot.join("guarded/eicar.com");
+    let skipped = excluded.join("eicar.com");
+    write(&inside, &eicar());
+    write(&skipped, &eicar());
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let opts = SensorOpts {
+        exclude: vec![excluded.clone()],
+        ..SensorOpts::protect(&[prot.path()])
+    };
+    let mut s = env.start(&db, &opts);
+    s.wait_ready(READY_TIMEOUT);
+    let r = open_read_bounded(&skipped);
+    assert!(
+        matches!(&r, Ok(v) if *v == eicar()),
+        "under --exclude: expected ok, got {}\n{}",
+        describe(&r),
+        s.diag()
+    );
+    let r = open_read_bounded(&inside);
+    assert!(
+        is_eperm(&r),
+        "protected: expected EPERM, got {}\n{}",
+        describe(&r),
+        s.diag()
+    );
+    let st = s.settled_status();
+    assert!(
+        counter(&st, "excluded") >= 1,
+        "expected excluded >= 1: {st}"
+    );
+}
