@@ -53,7 +53,7 @@ fn eicar_builder_matches_the_eicar_signature() {
     );
 }
 
-/// 1. EICAR and generated positives (hash and body signatures) are denied with EPERM, detections are reported
+/// Test 1: EICAR and generated positives (hash and body signatures) are denied with EPERM, detections are reported
 /// on stdout and in the log; clean files (including near misses) open and read fine.
 #[test]
 fn infected_files_are_denied_with_eperm_and_clean_files_read_fine() {
@@ -220,7 +220,7 @@ fn infected_files_are_denied_with_eperm_and_clean_files_read_fine() {
     assert_eq!(counter(&st, "errors"), 0, "errors: {st}");
 }
 
-/// 2. Exec of a binary whose md5:size is a signature fails (EPERM/EACCES); another copied binary runs.
+/// Test 2: Exec of a binary whose md5:size is a signature fails (EPERM/EACCES); another copied binary runs.
 #[test]
 fn binary_whose_hash_is_a_signature_cannot_be_executed_while_another_runs() {
     let t = "binary_whose_hash_is_a_signature_cannot_be_executed_while_another_runs";
@@ -294,7 +294,7 @@ fn binary_whose_hash_is_a_signature_cannot_be_executed_while_another_runs() {
     );
 }
 
-/// 3. Once a clean file has been judged, further opens are answered in the kernel (ignore mark / cache):
+/// Test 3: Once a clean file has been judged, further opens are answered in the kernel (ignore mark / cache):
 /// 100 more opens add at most 2 permission events.
 #[test]
 fn repeated_opens_of_a_clean_file_do_not_reach_userspace() {
@@ -345,7 +345,7 @@ fn repeated_opens_of_a_clean_file_do_not_reach_userspace() {
     );
 }
 
-/// 4. Race: a file created (and judged clean while empty) and filled with EICAR right away by the same process
+/// Test 4: Race: a file created (and judged clean while empty) and filled with EICAR right away by the same process
 /// in a fresh directory is never readable afterwards. 1,000 rounds, within 2 minutes.
 #[test]
 fn eicar_written_right_after_create_in_a_fresh_directory_is_never_readable() {
@@ -432,7 +432,7 @@ fn eicar_written_right_after_create_in_a_fresh_directory_is_never_readable() {
     );
 }
 
-/// 5. `--exclude-uid U`: a process of uid U opens the EICAR file; another uid and root are still denied.
+/// Test 5: `--exclude-uid U`: a process of uid U opens the EICAR file; another uid and root are still denied.
 #[test]
 fn excluded_uid_opens_infected_file_while_other_uids_and_root_are_denied() {
     let t = "excluded_uid_opens_infected_file_while_other_uids_and_root_are_denied";
@@ -557,7 +557,7 @@ fn collect_loopers(
     (got, hung)
 }
 
-/// 6. SIGKILL of the sensor while 8 threads open files in a loop: none stays blocked (the kernel allows the
+/// Test 6: SIGKILL of the sensor while 8 threads open files in a loop: none stays blocked (the kernel allows the
 /// pending events when the fanotify group goes away); they keep opening afterwards and finish in time.
 #[test]
 fn sigkill_of_the_sensor_leaves_no_opener_hung() {
@@ -600,7 +600,7 @@ fn sigkill_of_the_sensor_leaves_no_opener_hung() {
     );
 }
 
-/// 7. 16 readers over 10,000 files with 2 scanner threads: every open gets its answer (clean: content, infected:
+/// Test 7: 16 readers over 10,000 files with 2 scanner threads: every open gets its answer (clean: content, infected:
 /// EPERM) within the bound.
 #[test]
 fn sixteen_readers_over_ten_thousand_files_with_two_workers_all_get_answers() {
@@ -692,7 +692,7 @@ fn sixteen_readers_over_ten_thousand_files_with_two_workers_all_get_answers() {
     assert_eq!(counter(&st, "errors"), 0, "errors: {st}");
 }
 
-/// 8. SIGTERM: the sensor answers what is pending (concurrent openers finish), exits 0, and its marks are gone
+/// Test 8: SIGTERM: the sensor answers what is pending (concurrent openers finish), exits 0, and its marks are gone
 /// (the EICAR file opens afterwards).
 #[test]
 fn sigterm_exits_zero_answers_pending_opens_and_removes_the_marks() {
@@ -738,7 +738,7 @@ fn sigterm_exits_zero_answers_pending_opens_and_removes_the_marks() {
     );
 }
 
-/// 9. `--notify-only`: the EICAR file opens, and the detection is reported on stdout and in the log.
+/// Test 9: `--notify-only`: the EICAR file opens, and the detection is reported on stdout and in the log.
 #[test]
 fn notify_only_allows_infected_opens_and_reports_the_detection() {
     let t = "notify_only_allows_infected_opens_and_reports_the_detection";
@@ -785,7 +785,7 @@ fn notify_only_allows_infected_opens_and_reports_the_detection() {
     );
 }
 
-/// 10. Opens outside the protected tree are unaffected: the same filesystem outside the include path, another
+/// Test 10: Opens outside the protected tree are unaffected: the same filesystem outside the include path, another
 /// tmpfs, and the root filesystem.
 #[test]
 fn opens_outside_the_protected_trees_are_unaffected() {
@@ -844,7 +844,7 @@ fn opens_outside_the_protected_trees_are_unaffected() {
     );
 }
 
-/// 11. `--exclude DIR` inside a protected tree: files under it open unscanned, the rest stays protected.
+/// Test 11: `--exclude DIR` inside a protected tree: files under it open unscanned, the rest stays protected.
 #[test]
 fn opens_under_an_excluded_path_pass() {
     let t = "opens_under_an_excluded_path_pass";
