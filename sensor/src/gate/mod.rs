@@ -11,6 +11,7 @@
 
 mod cache;
 mod filter;
+mod notify;
 mod permit;
 mod reader;
 mod report;
@@ -33,6 +34,10 @@ use std::time::Duration;
 /// Test hook: behave as on a kernel without CONFIG_FANOTIFY_ACCESS_PERMISSIONS (the permission marks are
 /// refused), to exercise the notify-only fallback on kernels that have it.
 pub const ENV_NO_PERMISSION_EVENTS: &str = "SENSOR_TEST_NO_PERMISSION_EVENTS";
+
+/// Test hook: every scan first sleeps this many milliseconds, to prove the deadline watchdog answers for
+/// a worker that is stuck.
+pub const ENV_SCAN_DELAY_MS: &str = "SENSOR_TEST_SCAN_DELAY_MS";
 
 /// How often the status file is refreshed.
 const STATUS_PERIOD: Duration = Duration::from_millis(200);
@@ -190,6 +195,10 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         max_file_size: cfg.max_file_size,
         reporter,
         ignore_mask,
+        scan_delay: std::env::var(ENV_SCAN_DELAY_MS)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis),
     });
 
     let (tx, rx) = mpsc::sync_channel(cfg.queue_size);
@@ -260,11 +269,14 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         if cfg.deny_on_error { "deny" } else { "allow" },
     );
 
+    let notifier = notify::Notifier::from_env();
+    notifier.send("READY=1");
     let mut cfg = cfg;
     loop {
         if let Some(path) = &cfg.status_file {
             let _ = status::write_file(path, &counters, mode_name);
         }
+        notifier.send("WATCHDOG=1");
         let ts = libc::timespec {
             tv_sec: 0,
             tv_nsec: STATUS_PERIOD.as_nanos() as i64,
@@ -281,6 +293,7 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     // Stop: no new events once the marks are gone; then let the reader go, drain the queue, and close the
     // group, which allows anything still pending.
     eprintln!("sensor run: stopping");
+    notifier.send("STOPPING=1");
     for r in &roots {
         let _ = group.unmark_filesystem(r, mask);
     }

@@ -34,6 +34,8 @@ pub struct Shared {
     pub reporter: Reporter,
     /// Events the kernel ignore marks silence: the permission events, or FAN_OPEN in notify-only mode.
     pub ignore_mask: u64,
+    /// Test hook (`SENSOR_TEST_SCAN_DELAY_MS`): a stuck scanner.
+    pub scan_delay: Option<std::time::Duration>,
 }
 
 enum Judgement {
@@ -159,6 +161,9 @@ impl Worker {
                 return Judgement::Error;
             }
             bump(&c.scanned);
+            if let Some(d) = sh.scan_delay {
+                std::thread::sleep(d);
+            }
             let names = self.scanner.scan(&self.buf, ScanOptions::default());
             if let Some(name) = names.first() {
                 let name = name.to_string();
