@@ -256,7 +256,7 @@ pub fn parse(file: &Path, text: &str) -> Result<FileSettings, String> {
         }
         let Some(kind) = kind_of(opt) else {
             let hint = kind_of_ci(opt)
-                .map(|real| format!(" (option names are case sensitive: did you mean {real}?)"))
+                .map(|real| format!(" (did you mean {real}? option names are case sensitive)"))
                 .unwrap_or_default();
             return Err(at(format!("unknown option{hint}")));
         };
@@ -332,13 +332,38 @@ pub fn parse(file: &Path, text: &str) -> Result<FileSettings, String> {
     Ok(s)
 }
 
+/// The known option `opt` most likely means: same letters in another case, or at most two edits away.
 fn kind_of_ci(opt: &str) -> Option<&'static str> {
-    HONOURED
-        .iter()
-        .chain(CLAMD_ONLY)
-        .map(|&(n, _)| n)
-        .chain(ONACCESS_IGNORED.iter().map(|&(n, _, _)| n))
-        .find(|n| n.eq_ignore_ascii_case(opt))
+    let names = || {
+        HONOURED
+            .iter()
+            .chain(CLAMD_ONLY)
+            .map(|&(n, _)| n)
+            .chain(ONACCESS_IGNORED.iter().map(|&(n, _, _)| n))
+    };
+    names().find(|n| n.eq_ignore_ascii_case(opt)).or_else(|| {
+        names()
+            .map(|n| (edits(&n.to_ascii_lowercase(), &opt.to_ascii_lowercase()), n))
+            .filter(|&(d, _)| d <= 2)
+            .min_by_key(|&(d, _)| d)
+            .map(|(_, n)| n)
+    })
+}
+
+/// Levenshtein distance (option names are short ASCII).
+fn edits(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 #[cfg(test)]
@@ -442,7 +467,9 @@ mod tests {
     fn errors_name_file_line_and_option() {
         let cases = [
             ("LocalSocket /x\nBogusOption yes\n", "/etc/clamd.conf:2: BogusOption: unknown option"),
-            ("onaccessprevention yes", "/etc/clamd.conf:1: onaccessprevention: unknown option (option names are case sensitive: did you mean OnAccessPrevention?)"),
+            ("onaccessprevention yes", "/etc/clamd.conf:1: onaccessprevention: unknown option (did you mean OnAccessPrevention? option names are case sensitive)"),
+            ("OnAcessIncludePath /x", "/etc/clamd.conf:1: OnAcessIncludePath: unknown option (did you mean OnAccessIncludePath?"),
+            ("Frobnicate yes", "/etc/clamd.conf:1: Frobnicate: unknown option"),
             ("\n\nOnAccessPrevention maybe", "/etc/clamd.conf:3: OnAccessPrevention: expected yes/no"),
             ("OnAccessMaxThreads many", "/etc/clamd.conf:1: OnAccessMaxThreads: expected a whole number"),
             ("OnAccessMaxThreads 0", "/etc/clamd.conf:1: OnAccessMaxThreads: must be at least 1"),

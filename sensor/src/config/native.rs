@@ -103,11 +103,19 @@ fn line_and_key(text: &str, at: usize) -> (usize, String) {
     let line = text[..at].matches('\n').count() + 1;
     let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
     let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
-    let l = text[start..end].trim();
-    let key = match l.split_once('=') {
-        Some((k, _)) if !l.starts_with('[') => k.trim().to_string(),
-        _ => l.to_string(),
-    };
+    let here = text[start..end].trim();
+    if here.starts_with('[') && !here.contains('=') {
+        return (line, here.to_string());
+    }
+    // The key is on this line, or (an element of a multi-line array) on the nearest line above that
+    // has one.
+    let key = text[..end]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string()))
+        .unwrap_or_else(|| here.to_string());
     (line, key)
 }
 
@@ -288,6 +296,7 @@ mod tests {
             ("[run]\nmove_to = \"/q\"\ncopy_to = \"/r\"\n", "/etc/sensor.toml:3: copy_to: move_to, copy_to and remove = true exclude each other"),
             ("[runn]\nthreads = 1\n", "/etc/sensor.toml:1: [runn]: unknown field `runn`"),
             ("[run]\nthreads = \n", "/etc/sensor.toml:2: threads: "),
+            ("[run]\ninclude = [\n  \"/a\",\n  7,\n]\n", "/etc/sensor.toml:4: include: invalid type"),
         ];
         for (text, want) in cases {
             let e = match p(text) {
