@@ -382,39 +382,3 @@ proptest! {
         prop_assert_eq!(got, ref_starts(&kept, &data));
     }
 }
-
-/// `cargo test --release -p engine --lib matcher::tests::bench_100mb -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn bench_100mb() {
-    let mut data = vec![0u8; (std::env::var("BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(100usize)) << 20];
-    let mut x: u32 = 1;
-    for b in data.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        *b = if x.is_multiple_of(4) { b'A' } else { (x >> 8) as u8 };
-    }
-    let mut pats: Vec<String> = (0..2000u32)
-        .map(|i| {
-            format!(
-                "{:08x}{{-20}}41414141*{:04x}",
-                i.wrapping_mul(2654435761),
-                i
-            )
-        })
-        .collect();
-    pats.push("4141*4242".into());
-    pats.push("41{0-30}414141(B)".into());
-    let refs: Vec<&str> = pats.iter().map(String::as_str).collect();
-    let m = matcher(&refs);
-    for fill in [false, true] {
-        if fill {
-            data.iter_mut().for_each(|b| *b = b'A');
-        }
-        let t = std::time::Instant::now();
-        let mut s = Sink::default();
-        m.scan(&data, &mut s);
-        eprintln!("fill={fill}: {} matches in {:?}", s.got.len(), t.elapsed());
-    }
-}
