@@ -14,7 +14,12 @@ fn main() -> ExitCode {
     match cli.command {
         cli::Command::Scan(args) => scan::run(args),
         cli::Command::Run(args) => match config::load(&args) {
-            Ok(cfg) => gate::run(cfg),
+            Ok(cfg) => {
+                for w in &cfg.warnings {
+                    eprintln!("sensor run: warning: {w}");
+                }
+                gate::run(args, cfg)
+            }
             Err(e) => {
                 eprintln!("sensor run: {e}");
                 // EX_USAGE: bad configuration, as sysexits.h has it.

@@ -465,13 +465,7 @@ fn make_alt(branches: Vec<Vec<ByteClass>>, negated: bool, open: usize) -> Result
             .fold(ByteClass::none(), |acc, b| acc.union(&b[0]));
         return Ok(Elem::Byte(set));
     }
-    if branches.len() == 1 {
-        // `(aabb)`: a plain sequence; represented as a one-branch alternative to stay one element.
-        return Ok(Elem::Alt {
-            branches,
-            negated: false,
-        });
-    }
+    // `(aabb)` with one branch stays a one-branch alternative (one element).
     Ok(Elem::Alt {
         branches,
         negated: false,

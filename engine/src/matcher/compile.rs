@@ -79,6 +79,19 @@ fn weight(b: u8) -> u32 {
     }
 }
 
+/// Score of an atom string: byte weights, a byte repeating its predecessor worth only 1 (runs such as
+/// `41414141` or `0000` are frequent in real files).
+fn run_score(bytes: impl Iterator<Item = u8>) -> u32 {
+    let mut prev = None;
+    bytes
+        .map(|b| {
+            let w = if prev == Some(b) { 1 } else { weight(b) };
+            prev = Some(b);
+            w
+        })
+        .sum()
+}
+
 /// Picks the atom of a segment: the best window of up to [`MAX_ATOM`] exact (or case-folded) bytes, or a
 /// small alternative of exact branches, scored by weighted length (the shortest branch for alternatives,
 /// minus a little per branch because each branch is one more automaton entry and verification).
@@ -107,7 +120,7 @@ fn choose_atom(elems: &[Elem]) -> Option<Atom> {
             let w = run.len().min(MAX_ATOM);
             for s in 0..=run.len() - w {
                 let win = &run[s..s + w];
-                let score = win.iter().map(|(b, _)| weight(*b)).sum::<u32>();
+                let score = run_score(win.iter().map(|(b, _)| *b));
                 let nocase = win.iter().any(|(_, n)| *n);
                 consider(
                     score * 4,
@@ -137,7 +150,7 @@ fn choose_atom(elems: &[Elem]) -> Option<Atom> {
                 if branches.len() <= MAX_ALT_ATOMS && conv.iter().all(|b| b.len() >= 2) {
                     let score = conv
                         .iter()
-                        .map(|b| b.iter().map(|(x, _)| weight(*x)).sum::<u32>())
+                        .map(|b| run_score(b.iter().map(|(x, _)| *x)))
                         .min()
                         .unwrap_or(0);
                     let nocase = conv.iter().flatten().any(|(_, n)| *n);

@@ -176,12 +176,14 @@ pub struct MatchScratch {
     /// Per chained segment: the generation its slot is valid in, and its slot in `pool`.
     slot_gen: Vec<u32>,
     slot_idx: Vec<u32>,
-    pool: Vec<Vec<(usize, usize)>>,
+    pool: Vec<Vec<Run>>,
     used: usize,
     /// Chained patterns with recorded hits in this scan.
     touched: Vec<u32>,
-    good: Vec<(usize, usize)>,
-    next_good: Vec<(usize, usize)>,
+    good: Vec<GoodRun>,
+    next_good: Vec<GoodRun>,
+    /// Per good run (sorted by start): the largest run end among it and the runs before it, and which run.
+    reach: Vec<(usize, u32)>,
 }
 
 impl MatchScratch {
@@ -205,11 +207,11 @@ impl MatchScratch {
         self.reported.clear();
     }
 
-    fn hits(&self, seg: usize) -> Option<&Vec<(usize, usize)>> {
+    fn hits(&self, seg: usize) -> Option<&Vec<Run>> {
         (self.slot_gen[seg] == self.generation).then(|| &self.pool[self.slot_idx[seg] as usize])
     }
 
-    fn hits_mut(&mut self, seg: usize) -> &mut Vec<(usize, usize)> {
+    fn hits_mut(&mut self, seg: usize) -> &mut Vec<Run> {
         if self.slot_gen[seg] != self.generation {
             self.slot_gen[seg] = self.generation;
             self.slot_idx[seg] = self.used as u32;
@@ -379,7 +381,9 @@ impl Matcher {
         let (starts, ends) = (std::mem::take(&mut sc.starts), std::mem::take(&mut sc.ends));
         let hits = sc.hits_mut(slot);
         for &s in &starts {
-            hits.extend(ends.iter().map(|&e| (s, e)));
+            for &e in &ends {
+                Run::push(hits, s, e);
+            }
         }
         sc.starts = starts;
         sc.ends = ends;
@@ -424,6 +428,10 @@ impl Matcher {
         let mut touched = std::mem::take(&mut sc.touched);
         touched.sort_unstable();
         touched.dedup();
+        let mut good = std::mem::take(&mut sc.good);
+        let mut next = std::mem::take(&mut sc.next_good);
+        let mut reach = std::mem::take(&mut sc.reach);
+        let mut go = true;
         for &pi in &touched {
             let pat = &self.pats[pi as usize];
             let base = self.seg_base[pi as usize] as usize;
@@ -431,43 +439,148 @@ impl Matcher {
                 continue;
             }
             let k = pat.segs.len() - 1;
-            // good: (start, full end) of the last segment, sorted by start, one per start.
-            let mut good = std::mem::take(&mut sc.good);
-            let mut next = std::mem::take(&mut sc.next_good);
             good.clear();
-            good.extend(sc.hits(base + k).unwrap().iter().copied());
-            good.sort_unstable();
-            good.dedup_by_key(|x| x.0);
+            good.extend(sc.hits(base + k).unwrap().iter().map(|r| GoodRun {
+                start: r.start,
+                count: r.count,
+                full: r.start + r.len as usize,
+                step: 1,
+            }));
             for si in (0..k).rev() {
+                good.sort_unstable_by_key(|g| g.start);
+                reach.clear();
+                let mut best = (0usize, 0u32);
+                for (i, g) in good.iter().enumerate() {
+                    if g.end() > best.0 {
+                        best = (g.end(), i as u32);
+                    }
+                    reach.push(best);
+                }
                 let (min, max) = pat.gaps[si];
                 next.clear();
-                for &(s, e) in sc.hits(base + si).unwrap() {
-                    let lo = e + min as usize;
-                    let i = good.partition_point(|g| g.0 < lo);
-                    if let Some(&(s2, full)) = good.get(i) {
-                        if max.is_none_or(|m| s2 <= e + m as usize) {
-                            next.push((s, full));
+                for r in sc.hits(base + si).unwrap() {
+                    for j in 0..r.count as usize {
+                        let (s, e) = (r.start + j, r.start + j + r.len as usize);
+                        let lo = e + min as usize;
+                        if let Some((s2, full)) = first_good_at_or_after(&good, &reach, lo) {
+                            if max.is_none_or(|m| s2 <= e + m as usize) {
+                                GoodRun::push(&mut next, s, full);
+                            }
                         }
                     }
                 }
-                next.sort_unstable();
-                next.dedup_by_key(|x| x.0);
                 std::mem::swap(&mut good, &mut next);
                 if good.is_empty() {
                     break;
                 }
             }
-            for &(s, e) in &good {
-                if !sink.on_match(pat.id, s, e) {
-                    sc.good = good;
-                    sc.next_good = next;
-                    sc.touched = touched;
+            good.sort_unstable_by_key(|g| g.start);
+            let mut cursor = 0usize;
+            'runs: for g in &good {
+                for s in g.start.max(cursor)..g.end() {
+                    if !sink.on_match(pat.id, s, g.full_at(s)) {
+                        go = false;
+                        break 'runs;
+                    }
+                }
+                cursor = cursor.max(g.end());
+            }
+            if !go {
+                break;
+            }
+        }
+        sc.good = good;
+        sc.next_good = next;
+        sc.reach = reach;
+        sc.touched = touched;
+    }
+}
+
+/// Recorded hits of one segment: `count` hits at starts `start, start + 1, ...`, each `len` bytes long.
+/// Dense hits (a run of one byte value) cost one entry.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    start: usize,
+    count: u32,
+    len: u32,
+}
+
+impl Run {
+    fn push(v: &mut Vec<Run>, s: usize, e: usize) {
+        let len = (e - s) as u32;
+        if let Some(last) = v.last_mut() {
+            if last.len == len && last.count < u32::MAX {
+                if last.start + last.count as usize == s {
+                    last.count += 1;
+                    return;
+                }
+                if (last.start..last.start + last.count as usize).contains(&s) {
                     return;
                 }
             }
-            sc.good = good;
-            sc.next_good = next;
         }
-        sc.touched = touched;
+        v.push(Run {
+            start: s,
+            count: 1,
+            len,
+        });
     }
+}
+
+/// Starts from which the rest of a chain completes: `count` starts from `start`, the `i`-th completing at
+/// `full + i * step` (step 0 or 1).
+#[derive(Debug, Clone, Copy)]
+struct GoodRun {
+    start: usize,
+    count: u32,
+    full: usize,
+    step: u32,
+}
+
+impl GoodRun {
+    fn end(&self) -> usize {
+        self.start + self.count as usize
+    }
+    fn full_at(&self, s: usize) -> usize {
+        self.full + (s - self.start) * self.step as usize
+    }
+    fn push(v: &mut Vec<GoodRun>, s: usize, full: usize) {
+        if let Some(last) = v.last_mut() {
+            if last.end() == s && last.count < u32::MAX {
+                if last.count == 1 && (full == last.full || full == last.full + 1) {
+                    last.step = (full - last.full) as u32;
+                    last.count += 1;
+                    return;
+                }
+                if full == last.full_at(s) {
+                    last.count += 1;
+                    return;
+                }
+            }
+        }
+        v.push(GoodRun {
+            start: s,
+            count: 1,
+            full,
+            step: 0,
+        });
+    }
+}
+
+/// The smallest good start `>= lo` and its full end. `good` is sorted by start; `reach[i]` is the largest
+/// end among `good[..=i]` and the run that has it.
+fn first_good_at_or_after(
+    good: &[GoodRun],
+    reach: &[(usize, u32)],
+    lo: usize,
+) -> Option<(usize, usize)> {
+    // Runs starting at or before `lo`: one of them covers `lo` iff the largest end among them exceeds it.
+    let i = good.partition_point(|g| g.start <= lo);
+    if i > 0 {
+        let (end, r) = reach[i - 1];
+        if end > lo {
+            return Some((lo, good[r as usize].full_at(lo)));
+        }
+    }
+    good.get(i).map(|g| (g.start, g.full))
 }

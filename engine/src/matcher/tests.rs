@@ -261,18 +261,19 @@ fn long_data_is_linear() {
 
 // ---- Reference matcher: recursive backtracking over the pattern at every start. ----
 
-fn ref_match(elems: &[Elem], data: &[u8], pos: usize) -> bool {
+/// Whether `elems` match from `pos`, ending at `want` when it is given.
+fn ref_match(elems: &[Elem], data: &[u8], pos: usize, want: Option<usize>) -> bool {
     let Some((e, rest)) = elems.split_first() else {
-        return true;
+        return want.is_none_or(|w| w == pos);
     };
     match e {
         Elem::Byte(c) => {
-            pos < data.len() && c.contains(data[pos]) && ref_match(rest, data, pos + 1)
+            pos < data.len() && c.contains(data[pos]) && ref_match(rest, data, pos + 1, want)
         }
-        Elem::Anchor(a) => a.holds(data, pos) && ref_match(rest, data, pos),
+        Elem::Anchor(a) => a.holds(data, pos) && ref_match(rest, data, pos, want),
         Elem::Gap { min, max } => {
             let hi = max.map_or(data.len(), |m| (pos + m as usize).min(data.len()));
-            (pos + *min as usize..=hi).any(|p| ref_match(rest, data, p))
+            (pos + *min as usize..=hi).any(|p| ref_match(rest, data, p, want))
         }
         Elem::Alt { branches, negated } => {
             let fits = |b: &Vec<ByteClass>| {
@@ -283,11 +284,11 @@ fn ref_match(elems: &[Elem], data: &[u8], pos: usize) -> bool {
                 let len = branches[0].len();
                 pos + len <= data.len()
                     && !branches.iter().any(fits)
-                    && ref_match(rest, data, pos + len)
+                    && ref_match(rest, data, pos + len, want)
             } else {
                 branches
                     .iter()
-                    .any(|b| fits(b) && ref_match(rest, data, pos + b.len()))
+                    .any(|b| fits(b) && ref_match(rest, data, pos + b.len(), want))
             }
         }
     }
@@ -297,7 +298,7 @@ fn ref_starts(pats: &[Pattern], data: &[u8]) -> Vec<(u32, usize)> {
     let mut v = Vec::new();
     for (i, p) in pats.iter().enumerate() {
         for s in 0..=data.len() {
-            if ref_match(&p.elems, data, s) {
+            if ref_match(&p.elems, data, s, None) {
                 v.push((i as u32, s));
             }
         }
@@ -339,7 +340,7 @@ fn pat_text() -> impl Strategy<Value = String> {
 
 fn data_strategy() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(
-        prop_oneof![8 => 0x41u8..0x44, 1 => Just(b' '), 1 => Just(b'\n'), 1 => Just(b'a')],
+        prop_oneof![8 => 0x41u8..0x44, 1 => Just(b' '), 1 => Just(b'\n'), 1 => Just(b'a'), 2 => Just(0u8)],
         0..60,
     )
 }
@@ -347,12 +348,17 @@ fn data_strategy() -> impl Strategy<Value = Vec<u8>> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
     #[test]
-    fn matches_reference(texts in prop::collection::vec(pat_text(), 1..4), data in data_strategy(), nocase in any::<bool>()) {
+    fn matches_reference(texts in prop::collection::vec((pat_text(), 0u8..6), 1..4), data in data_strategy()) {
         let mut pats = Vec::new();
-        for t in &texts {
+        for (t, how) in &texts {
             let Ok(p) = parse(t) else { continue };
-            let p = if nocase { p.nocase() } else { p };
-            pats.push(p);
+            pats.push(match how {
+                1 => p.nocase(),
+                2 => p.wide(),
+                3 => p.fullword(),
+                4 => p.nocase().fullword().wide(),
+                _ => p,
+            });
         }
         let mut b = MatcherBuilder::new();
         let mut kept = Vec::new();
@@ -365,14 +371,9 @@ proptest! {
         let mut s = Sink::default();
         m.scan(&data, &mut s);
         let mut got: Vec<_> = s.got.iter().map(|(i, st, _)| (*i, *st)).collect();
-        // Every reported end is the end of a real match.
+        // Every reported end is the end of a real match from the reported start.
         for &(i, st, en) in &s.got {
-            let p = &kept[i as usize];
-            let mut with_end = p.elems.clone();
-            with_end.push(Elem::Anchor(Anchor::Word)); // placeholder replaced below
-            with_end.pop();
-            prop_assert!(en >= st && en <= data.len());
-            prop_assert!(ref_match(&p.elems, &data[..], st));
+            prop_assert!(ref_match(&kept[i as usize].elems, &data, st, Some(en)), "bad end {} for {:?}", en, (i, st));
         }
         got.sort();
         let n = got.len();
