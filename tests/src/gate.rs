@@ -297,6 +297,8 @@ pub struct SensorOpts {
     pub deny_on_error: bool,
     pub notify_only: bool,
     pub extra: Vec<String>,
+    /// Extra environment of the sensor (e.g. the gate's `SENSOR_TEST_SCAN_DELAY_MS` hook).
+    pub env: Vec<(String, String)>,
 }
 
 impl SensorOpts {
@@ -385,6 +387,7 @@ impl Sensor {
         argv.extend(opts.extra.iter().cloned());
         let mut child = Command::new(&env.bin)
             .args(&argv)
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -731,4 +734,86 @@ pub fn as_user(mut cmd: Command, uid: u32, gid: u32) -> Command {
         });
     }
     cmd
+}
+
+/// Outcome of [`fork_open_as`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum ForkOpen {
+    /// Opened and read exactly `expect_len` bytes.
+    Read,
+    /// open() failed with this errno.
+    Errno(i32),
+    /// Anything else (privilege drop failed, short read...): the child's exit code.
+    Other(i32),
+    /// Did not finish in time (SIGKILLed).
+    TimedOut,
+}
+
+/// Fork (no exec), drop root to `uid`/`gid` with raw setresgid/setresuid syscalls (the way a daemon drops
+/// privileges; the kernel then marks the process non-dumpable, so /proc/PID is owned by root), open+read
+/// `path` and report. Only async-signal-safe calls run in the child.
+pub fn fork_open_as(
+    uid: u32,
+    gid: u32,
+    path: &Path,
+    expect_len: usize,
+    timeout: Duration,
+) -> ForkOpen {
+    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: the child only makes raw syscalls on memory prepared before the fork, then _exit()s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+    if pid == 0 {
+        unsafe {
+            if libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()) != 0
+                || libc::syscall(libc::SYS_setresgid, gid, gid, gid) != 0
+                || libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0
+            {
+                libc::_exit(250);
+            }
+            let fd = libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                libc::_exit(*libc::__errno_location());
+            }
+            let mut buf = [0u8; 4096];
+            let mut total = 0usize;
+            loop {
+                let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+                if n < 0 {
+                    libc::_exit(251);
+                }
+                if n == 0 {
+                    break;
+                }
+                total += n as usize;
+            }
+            libc::_exit(if total == expect_len { 0 } else { 252 });
+        }
+    }
+    let t0 = Instant::now();
+    loop {
+        let mut st = 0;
+        // SAFETY: our own child.
+        let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+        if r == pid {
+            let code = if libc::WIFEXITED(st) {
+                libc::WEXITSTATUS(st)
+            } else {
+                255
+            };
+            return match code {
+                0 => ForkOpen::Read,
+                250..=255 => ForkOpen::Other(code),
+                e => ForkOpen::Errno(e),
+            };
+        }
+        if t0.elapsed() > timeout {
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut st, 0);
+            }
+            return ForkOpen::TimedOut;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -3,9 +3,9 @@
 //! its safety rules. Without root / fanotify permission events: SKIPPED outside CI, failure with `CI` set.
 
 use sensor_tests::gate::{
-    as_user, bounded, counter, describe, eicar, eicar_hdb_line, errno_name, found_line, hdb_line,
-    is_eperm, md5_hex, ndb_line, open_read, open_read_bounded, output_with_timeout, require_gate,
-    SensorOpts, EICAR_NAME, OP_TIMEOUT, READY_TIMEOUT,
+    as_user, bounded, counter, describe, eicar, eicar_hdb_line, errno_name, fork_open_as,
+    found_line, hdb_line, is_eperm, md5_hex, ndb_line, open_read, open_read_bounded,
+    output_with_timeout, require_gate, ForkOpen, SensorOpts, EICAR_NAME, OP_TIMEOUT, READY_TIMEOUT,
 };
 use sensor_tests::oracle::run_scanner;
 use sensor_tests::results::{parse_output, Verdict};
@@ -880,5 +880,312 @@ fn opens_under_an_excluded_path_pass() {
     assert!(
         counter(&st, "excluded") >= 1,
         "expected excluded >= 1: {st}"
+    );
+}
+
+/// Test 12: `--exclude-uid U` also covers a process that dropped root to U WITHOUT exec (as daemons do:
+/// clamd, nginx workers...). The kernel makes such a process non-dumpable: the files under /proc/PID are then
+/// owned by root (only the /proc/PID directory itself keeps the euid), an easy way to get the uid wrong.
+#[test]
+fn excluded_uid_is_recognised_in_a_process_that_dropped_root_without_exec() {
+    let t = "excluded_uid_is_recognised_in_a_process_that_dropped_root_without_exec";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let file = prot.join("eicar.com");
+    write(&file, &eicar());
+    const EXCLUDED: u32 = 47021;
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let opts = SensorOpts {
+        exclude_uid: vec![EXCLUDED],
+        ..SensorOpts::protect(&[prot.path()])
+    };
+    let mut s = env.start(&db, &opts);
+    s.wait_ready(READY_TIMEOUT);
+    let got = fork_open_as(EXCLUDED, EXCLUDED, &file, 68, OP_TIMEOUT);
+    assert_eq!(
+        got,
+        ForkOpen::Read,
+        "uid {EXCLUDED} (excluded, dropped from root without exec): expected the EICAR file to open \
+         (Errno(1) = EPERM: the gate did not see the uid)\n{}",
+        s.diag()
+    );
+}
+
+/// Test 13: a file judged clean (kernel ignore mark, cached verdict) that turns malicious is judged again:
+/// overwritten after O_TRUNC reopen, written through an fd opened before the sensor started, hard-linked
+/// into the tree from outside, renamed into the tree from outside.
+#[test]
+fn file_that_turns_malicious_after_a_clean_verdict_is_denied() {
+    let t = "file_that_turns_malicious_after_a_clean_verdict_is_denied";
+    let Some(env) = require_gate(t) else { return };
+    let fsys = env.tmpfs("fs");
+    let prot = fsys.join("protected");
+    let outside = fsys.join("outside");
+    let trunc = prot.join("trunc.txt");
+    let held = prot.join("held.txt");
+    let linked_src = outside.join("link-src.com");
+    let linked = prot.join("linked.com");
+    let moved_src = outside.join("move-src.com");
+    let moved = prot.join("moved.com");
+    let clean = b"clean for now\n".to_vec();
+    write(&trunc, &clean);
+    write(&held, &clean);
+    write(&linked_src, &eicar());
+    write(&moved_src, &eicar());
+    // Opened for writing before the gate starts: later writes need no open.
+    let mut held_fd = fs::OpenOptions::new().write(true).open(&held).unwrap();
+    // Same size as EICAR, rewritten in place through a held fd (no size change: only the timestamps and the
+    // kernel's modify event tell).
+    let same_size = prot.join("same-size.txt");
+    let same_size_clean = vec![b'A'; 68];
+    write(&same_size, &same_size_clean);
+    let same_size_fd = fs::OpenOptions::new().write(true).open(&same_size).unwrap();
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let mut s = env.start(&db, &SensorOpts::protect(&[&prot]));
+    s.wait_ready(READY_TIMEOUT);
+
+    // Clean verdicts (and ignore marks) first; outside files opened where they are.
+    for (p, c) in [
+        (&trunc, &clean),
+        (&held, &clean),
+        (&same_size, &same_size_clean),
+    ] {
+        let r = open_read_bounded(p);
+        assert!(
+            matches!(&r, Ok(v) if v == c),
+            "{}: expected clean read, got {}",
+            p.display(),
+            describe(&r)
+        );
+    }
+    for p in [&linked_src, &moved_src] {
+        let r = open_read_bounded(p);
+        assert!(
+            r.is_ok(),
+            "{} (outside): expected ok, got {}",
+            p.display(),
+            describe(&r)
+        );
+    }
+    s.wait_status("scanned >= 3", Duration::from_secs(10), |v| {
+        v["scanned"].as_u64().unwrap_or(0) >= 3
+    });
+    std::thread::sleep(Duration::from_millis(300));
+
+    let tr = trunc.clone();
+    bounded("reopen O_TRUNC + write", OP_TIMEOUT, move || {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&tr)
+            .unwrap();
+        f.write_all(&eicar()).unwrap();
+    });
+    held_fd.set_len(0).unwrap();
+    use std::io::{Seek, SeekFrom};
+    held_fd.seek(SeekFrom::Start(0)).unwrap();
+    held_fd.write_all(&eicar()).unwrap();
+    drop(held_fd);
+    {
+        use std::os::unix::fs::FileExt;
+        same_size_fd.write_all_at(&eicar(), 0).unwrap();
+        drop(same_size_fd);
+    }
+    fs::hard_link(&linked_src, &linked).unwrap();
+    fs::rename(&moved_src, &moved).unwrap();
+
+    let mut problems = Vec::new();
+    for (what, p) in [
+        ("rewritten after O_TRUNC reopen", &trunc),
+        ("written through an fd held from before", &held),
+        ("same-size rewrite in place through a held fd", &same_size),
+        ("hard-linked in from outside", &linked),
+        ("renamed in from outside", &moved),
+    ] {
+        let r = open_read_bounded(p);
+        if !is_eperm(&r) {
+            problems.push(format!(
+                "{} ({what}): expected EPERM, got {}",
+                p.display(),
+                describe(&r)
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "malicious files readable:\n  {}\n{}",
+        problems.join("\n  "),
+        s.diag()
+    );
+}
+
+/// Test 14: a directory whose files were opened while it was OUTSIDE the protected tree (the gate may give it
+/// a directory ignore mark) and is then renamed INTO the tree is guarded like any other: its EICAR is denied.
+#[test]
+fn directory_moved_into_the_protected_tree_from_outside_is_guarded() {
+    let t = "directory_moved_into_the_protected_tree_from_outside_is_guarded";
+    let Some(env) = require_gate(t) else { return };
+    let fsys = env.tmpfs("fs");
+    let prot = fsys.join("protected");
+    fs::create_dir_all(&prot).unwrap();
+    let out_dir = fsys.join("outside/incoming");
+    write(&out_dir.join("clean.txt"), b"clean\n");
+    write(&out_dir.join("eicar.com"), &eicar());
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let mut s = env.start(&db, &SensorOpts::protect(&[&prot]));
+    s.wait_ready(READY_TIMEOUT);
+
+    let r = open_read_bounded(&out_dir.join("clean.txt"));
+    assert!(r.is_ok(), "outside clean file: {}", describe(&r));
+    s.wait_status("outside >= 1", Duration::from_secs(10), |v| {
+        v["outside"].as_u64().unwrap_or(0) >= 1
+    });
+    // Has the directory become quiet (ignore mark)? Not required, but it is what makes this test bite.
+    let e0 = counter(&s.settled_status(), "events");
+    let r = open_read_bounded(&out_dir.join("eicar.com"));
+    assert!(r.is_ok(), "outside EICAR: {}", describe(&r));
+    let e1 = counter(&s.settled_status(), "events");
+    sensor_tests::oracle::visible(&format!(
+        "{t}: outside directory {} after its first open ({e0} -> {e1} events)",
+        if e1 == e0 {
+            "quiet: ignore mark in place"
+        } else {
+            "still reported"
+        }
+    ));
+    let in_dir = prot.join("incoming");
+    fs::rename(&out_dir, &in_dir).unwrap();
+    let target = in_dir.join("eicar.com");
+    let r = open_read_bounded(&target);
+    assert!(
+        is_eperm(&r),
+        "{} (directory renamed in from outside): expected EPERM, got {} \
+         (an ignore mark on the directory inode travels with it)\n{}",
+        target.display(),
+        describe(&r),
+        s.diag()
+    );
+}
+
+/// Test 15: the deadline watchdog answers an event whose scan is stuck: within about `--deadline`, allowed by
+/// default, denied with `--deny-on-error` (scan slowed by the gate's `SENSOR_TEST_SCAN_DELAY_MS` hook).
+#[test]
+fn stuck_scan_is_answered_at_the_deadline_allow_by_default_deny_with_deny_on_error() {
+    let t = "stuck_scan_is_answered_at_the_deadline_allow_by_default_deny_with_deny_on_error";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    for (deny_on_error, name) in [(false, "fail-open"), (true, "deny-on-error")] {
+        let file = prot.join(format!("{name}.com"));
+        write(&file, &eicar());
+        let opts = SensorOpts {
+            deadline: Some(0.5),
+            deny_on_error,
+            env: vec![("SENSOR_TEST_SCAN_DELAY_MS".into(), "4000".into())],
+            ..SensorOpts::protect(&[prot.path()])
+        };
+        let mut s = env.start(&db, &opts);
+        s.wait_ready(READY_TIMEOUT);
+        let t0 = Instant::now();
+        let r = open_read_bounded(&file);
+        let took = t0.elapsed();
+        let ok = if deny_on_error {
+            is_eperm(&r)
+        } else {
+            matches!(&r, Ok(v) if *v == eicar())
+        };
+        assert!(
+            ok,
+            "{name}: expected {}, got {} after {took:?}\n{}",
+            if deny_on_error {
+                "EPERM"
+            } else {
+                "ok (allowed at the deadline)"
+            },
+            describe(&r),
+            s.diag()
+        );
+        assert!(
+            took < Duration::from_millis(2500),
+            "{name}: answered after {took:?} (deadline 0.5 s)\n{}",
+            s.diag()
+        );
+        let st = s.settled_status();
+        assert!(
+            counter(&st, "deadline") >= 1,
+            "{name}: expected deadline >= 1: {st}"
+        );
+        s.kill();
+    }
+}
+
+/// Test 16: a clean, already judged file rewritten through a shared writable mapping (no write(2), so no
+/// modify event from the kernel) is judged again at its next open: EICAR is denied.
+#[test]
+fn file_rewritten_through_a_shared_mapping_after_a_clean_verdict_is_denied() {
+    let t = "file_rewritten_through_a_shared_mapping_after_a_clean_verdict_is_denied";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let file = prot.join("mapped.txt");
+    let clean = vec![b'B'; 68];
+    write(&file, &clean);
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let mut s = env.start(&db, &SensorOpts::protect(&[prot.path()]));
+    s.wait_ready(READY_TIMEOUT);
+    let r = open_read_bounded(&file);
+    assert!(
+        matches!(&r, Ok(v) if *v == clean),
+        "clean read: {}",
+        describe(&r)
+    );
+    s.wait_status("scanned >= 1", Duration::from_secs(10), |v| {
+        v["scanned"].as_u64().unwrap_or(0) >= 1
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let f = file.clone();
+    bounded("mmap rewrite", OP_TIMEOUT, move || {
+        use std::os::fd::AsRawFd;
+        let fd = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&f)
+            .unwrap();
+        // SAFETY: a private 68-byte shared mapping of our own file, unmapped before return.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                68,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            );
+            assert_ne!(
+                p,
+                libc::MAP_FAILED,
+                "mmap: {}",
+                std::io::Error::last_os_error()
+            );
+            std::ptr::copy_nonoverlapping(eicar().as_ptr(), p.cast::<u8>(), 68);
+            libc::msync(p, 68, libc::MS_SYNC);
+            libc::munmap(p, 68);
+        }
+    });
+    let before = s.settled_status();
+    let r = open_read_bounded(&file);
+    let after = s.settled_status();
+    assert!(
+        is_eperm(&r),
+        "{} (rewritten through a shared mapping after a clean verdict): expected EPERM, got {} \
+         [events {} -> {}, cache_hits {} -> {}, scanned {} -> {}]\n{}",
+        file.display(),
+        describe(&r),
+        counter(&before, "events"),
+        counter(&after, "events"),
+        counter(&before, "cache_hits"),
+        counter(&after, "cache_hits"),
+        counter(&before, "scanned"),
+        counter(&after, "scanned"),
+        s.diag()
     );
 }
