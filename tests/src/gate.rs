@@ -299,6 +299,10 @@ pub struct SensorOpts {
     pub extra: Vec<String>,
     /// Extra environment of the sensor (e.g. the gate's `SENSOR_TEST_SCAN_DELAY_MS` hook).
     pub env: Vec<(String, String)>,
+    /// `--status-file` (default `<scratch>/status.json`).
+    pub status_file: Option<PathBuf>,
+    /// `--log` (default `<scratch>/sensor.log`).
+    pub log_file: Option<PathBuf>,
 }
 
 impl SensorOpts {
@@ -341,8 +345,14 @@ fn drain(pipe: impl Read + Send + 'static, sink: Arc<Mutex<String>>) {
 
 impl Sensor {
     fn start(env: &GateEnv, db: &Path, opts: &SensorOpts) -> Sensor {
-        let status_path = env.scratch.join("status.json");
-        let log_path = env.scratch.join("sensor.log");
+        let status_path = opts
+            .status_file
+            .clone()
+            .unwrap_or_else(|| env.scratch.join("status.json"));
+        let log_path = opts
+            .log_file
+            .clone()
+            .unwrap_or_else(|| env.scratch.join("sensor.log"));
         let _ = std::fs::remove_file(&status_path);
         let _ = std::fs::remove_file(&log_path);
         let mut argv: Vec<String> = vec!["run".into()];
@@ -424,7 +434,7 @@ impl Sensor {
 
     /// The last status snapshot, if the file exists and parses.
     pub fn try_status(&self) -> Option<Value> {
-        let text = std::fs::read_to_string(&self.status_path).ok()?;
+        let text = read_text_bounded(&self.status_path).ok()?;
         serde_json::from_str(&text).ok()
     }
 
@@ -515,7 +525,7 @@ impl Sensor {
 
     /// Contents of the `--log` file ("" if missing).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+        read_text_bounded(&self.log_path).unwrap_or_default()
     }
 
     /// Wait until stdout has a line equal to `line`; returns whether it did within `timeout`.
@@ -580,7 +590,7 @@ impl Sensor {
         format!(
             "--- sensor {}\n--- process: {exit}\n--- status: {}\n--- stdout (last 40 lines):\n{}\n--- stderr (last 40 lines):\n{}\n---",
             self.argv.join(" "),
-            std::fs::read_to_string(&self.status_path).unwrap_or_else(|e| format!("<{e}>")),
+            read_text_bounded(&self.status_path).unwrap_or_else(|e| format!("<{e}>")),
             tail(self.stdout()),
             tail(self.stderr()),
         )
@@ -591,6 +601,23 @@ impl Drop for Sensor {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Read a text file with a 5 s bound: the status file and the log may live inside a protected tree (then a
+/// wedged gate would block the read forever). On timeout the reader thread is abandoned; it finishes once the
+/// sensor is killed.
+pub fn read_text_bounded(path: &Path) -> io::Result<String> {
+    let (tx, rx) = mpsc::channel();
+    let p = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::read_to_string(&p));
+    });
+    rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| {
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("reading {} blocked for 5 s (gate wedged?)", path.display()),
+        ))
+    })
 }
 
 /// A counter of a status snapshot; panics (showing the snapshot) if it is missing or not a number.
