@@ -14,7 +14,7 @@ pub mod scan;
 
 pub use compile::{Compiler, Database};
 pub use error::{LineError, LoadError};
-pub use scan::{ScanOptions, Scanner};
+pub use scan::{ScanOptions, Scanner, SharedScanner};
 
 /// The functionality level this engine declares; `MinFL`/`MaxFL` and ldb `Engine:` ranges are compared with it.
 /// It is clamscan 1.4.6's level (bisected with MinFL, tests/ORACLE.md §1), so that a database written for it

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     match cli.command {
         cli::Command::Scan(args) => scan::run(args),
         cli::Command::Run(args) => match config::load(&args) {
-            Ok(cfg) => gate::run(cfg),
+            Ok(cfg) => gate::run(args, cfg),
             Err(e) => {
                 eprintln!("sensor run: {e}");
                 // EX_USAGE: bad configuration, as sysexits.h has it.

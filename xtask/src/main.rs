@@ -441,6 +441,106 @@ fn demo(root: &Path) -> Result<()> {
             "clamscan failed ({status})"
         );
     }
+    demo_onaccess(&sensor)
+}
+
+/// Unmounts the demo's tmpfs and stops the sensor, whatever happened.
+struct OnAccessDemo {
+    mount: PathBuf,
+    sensor: Option<std::process::Child>,
+}
+
+impl Drop for OnAccessDemo {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.sensor.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
+    }
+}
+
+/// The main job: `sensor run --prevent` on a protected directory (its own tmpfs, so the demo's filesystem
+/// mark covers nothing else), a blocked read of EICAR, an allowed clean read, then a clean stop.
+fn demo_onaccess(sensor: &Path) -> Result<()> {
+    println!("== demo: on-access blocking with `sensor run --prevent`");
+    let work = TempDir::new("sensor-onaccess")?;
+    let prot = work.path().join("protected");
+    std::fs::create_dir(&prot)?;
+    Step::new(
+        "mount",
+        &[
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=16m",
+            "tmpfs",
+            &prot.to_string_lossy(),
+        ],
+    )
+    .run()?;
+    let mut guard = OnAccessDemo {
+        mount: prot.clone(),
+        sensor: None,
+    };
+    std::fs::write(prot.join("report.txt"), "quarterly numbers: all clean\n")?;
+    std::fs::write(prot.join("eicar.com"), eicar())?;
+    let status_file = work.path().join("status.json");
+    let args = [
+        "run",
+        "--prevent",
+        "--foreground",
+        "-d",
+        DEMO_DB,
+        "--include",
+        &prot.to_string_lossy(),
+        "--status-file",
+        &status_file.to_string_lossy(),
+    ]
+    .map(String::from);
+    println!(
+        "==> {} {}",
+        sensor.display(),
+        args.iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    guard.sensor = Some(
+        Command::new(sensor)
+            .args(&args)
+            .spawn()
+            .context("starting sensor run")?,
+    );
+    let ready = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::fs::read_to_string(&status_file).is_ok_and(|s| s.contains("\"ready\":true"))
+    });
+    ensure!(ready, "sensor run did not become ready within 10 s");
+    match std::fs::read_to_string(prot.join("report.txt")) {
+        Ok(text) => println!("== demo: read of report.txt ALLOWED: {}", text.trim()),
+        Err(e) => bail!("the clean file was not readable: {e}"),
+    }
+    match std::fs::read(prot.join("eicar.com")) {
+        Err(e) if e.raw_os_error() == Some(1) => {
+            println!("== demo: read of eicar.com BLOCKED: {e}")
+        }
+        Err(e) => bail!("reading eicar.com failed in an unexpected way: {e}"),
+        Ok(_) => bail!("eicar.com was readable: the gate did not block it"),
+    }
+    let pid = guard
+        .sensor
+        .as_ref()
+        .map(|c| c.id().to_string())
+        .unwrap_or_default();
+    Step::new("kill", &["-TERM", &pid]).run()?;
+    let status = guard.sensor.as_mut().map(|c| c.wait()).transpose()?;
+    guard.sensor = None;
+    ensure!(
+        status.is_some_and(|s| s.success()),
+        "sensor run did not stop cleanly: {status:?}"
+    );
+    println!("== demo: sensor stopped (SIGTERM, exit 0); the protected tree is unguarded again");
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use crate::Database;
 use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 /// clamscan 1.4.6 reports files of 5 bytes or less clean whatever the signatures (tests/ORACLE.md):
 /// no hash, body or logical signature is tried on them.
@@ -233,72 +234,110 @@ impl<'db> Scanner<'db> {
 
     /// Signature names that match `data`, in clamscan's reporting order; empty means clean.
     pub fn scan(&mut self, data: &[u8], opts: ScanOptions) -> Vec<&'db str> {
-        let db = self.db;
-        if data.len() < MIN_SCANNED_SIZE {
-            return Vec::new();
-        }
-        self.scratch.next_generation();
-        let len = data.len() as u64;
-        // Always read, whatever the signatures: besides targets and EP/section offsets, whether `EOF-n` can
-        // match depends on it (clamscan never matches `EOF-n` in a file with an executable magic and broken
-        // headers). It reads only headers.
-        let exe = exefmt::parse(data);
-        let mut sink = Sink {
-            db,
-            s: &mut self.scratch,
-            exe: exe.as_ref(),
-            len,
-        };
-        db.matcher.scan(data, &mut sink);
-
-        let s = &mut self.scratch;
-        s.body_hits.sort_unstable();
-        let mut found: Vec<u32> = s.body_hits.drain(..).map(|(_, name)| name).collect();
-        let mut digests = Digests::default();
-        if opts.allmatch || found.is_empty() || !db.allow.is_empty() {
-            for kind in HASH_KINDS {
-                if db.hashes.wants(kind, len) {
-                    if let Some(name) = db.hashes.lookup(kind, digests.get(kind, data), len) {
-                        found.push(name);
-                    }
-                }
-            }
-        }
-        if opts.allmatch || found.is_empty() || !db.allow.is_empty() {
-            // Every logical signature is evaluated, not only those with a matched subsignature:
-            // `0=0` holds on a file without subsignature 0 (tests/ORACLE.md, logic.rs).
-            for e in &db.logicals {
-                if !logical_applies(e, len, exe.as_ref()) {
-                    continue;
-                }
-                let first = e.first_counter as usize;
-                s.lsig_counts.clear();
-                s.lsig_counts
-                    .extend((first..first + e.offsets.len()).map(|c| {
-                        if s.counter_stamp[c] == s.generation {
-                            s.counters[c]
-                        } else {
-                            0
-                        }
-                    }));
-                if e.expr.eval(&s.lsig_counts) {
-                    found.push(e.name);
-                }
-            }
-        }
-        if !found.is_empty() && !db.allow.is_empty() {
-            let allowed = HASH_KINDS.iter().any(|&k| {
-                db.allow.wants(k, len) && db.allow.lookup(k, digests.get(k, data), len).is_some()
-            });
-            if allowed {
-                found.clear();
-            }
-        }
-        if !opts.allmatch {
-            found.truncate(1);
-        }
-        found.into_iter().map(|n| &*db.names[n as usize]).collect()
+        scan_with(self.db, &mut self.scratch, data, opts)
     }
+}
+
+/// A scanner that shares ownership of its database, for long-lived workers whose database is swapped on
+/// reload: [`SharedScanner::set_database`] keeps the scratch space when the new database has the same shape.
+pub struct SharedScanner {
+    db: Arc<Database>,
+    scratch: Scratch,
+}
+
+impl SharedScanner {
+    pub fn new(db: Arc<Database>) -> Self {
+        let scratch = Scratch::new(&db);
+        SharedScanner { db, scratch }
+    }
+
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    pub fn set_database(&mut self, db: Arc<Database>) {
+        if !Arc::ptr_eq(&self.db, &db) {
+            self.scratch = Scratch::new(&db);
+            self.db = db;
+        }
+    }
+
+    /// As [`Scanner::scan`].
+    pub fn scan(&mut self, data: &[u8], opts: ScanOptions) -> Vec<&str> {
+        scan_with(&self.db, &mut self.scratch, data, opts)
+    }
+}
+
+fn scan_with<'db>(
+    db: &'db Database,
+    scratch: &mut Scratch,
+    data: &[u8],
+    opts: ScanOptions,
+) -> Vec<&'db str> {
+    if data.len() < MIN_SCANNED_SIZE {
+        return Vec::new();
+    }
+    scratch.next_generation();
+    let len = data.len() as u64;
+    // Always read, whatever the signatures: besides targets and EP/section offsets, whether `EOF-n` can
+    // match depends on it (clamscan never matches `EOF-n` in a file with an executable magic and broken
+    // headers). It reads only headers.
+    let exe = exefmt::parse(data);
+    let mut sink = Sink {
+        db,
+        s: scratch,
+        exe: exe.as_ref(),
+        len,
+    };
+    db.matcher.scan(data, &mut sink);
+
+    let s = scratch;
+    s.body_hits.sort_unstable();
+    let mut found: Vec<u32> = s.body_hits.drain(..).map(|(_, name)| name).collect();
+    let mut digests = Digests::default();
+    if opts.allmatch || found.is_empty() || !db.allow.is_empty() {
+        for kind in HASH_KINDS {
+            if db.hashes.wants(kind, len) {
+                if let Some(name) = db.hashes.lookup(kind, digests.get(kind, data), len) {
+                    found.push(name);
+                }
+            }
+        }
+    }
+    if opts.allmatch || found.is_empty() || !db.allow.is_empty() {
+        // Every logical signature is evaluated, not only those with a matched subsignature:
+        // `0=0` holds on a file without subsignature 0 (tests/ORACLE.md, logic.rs).
+        for e in &db.logicals {
+            if !logical_applies(e, len, exe.as_ref()) {
+                continue;
+            }
+            let first = e.first_counter as usize;
+            s.lsig_counts.clear();
+            s.lsig_counts
+                .extend((first..first + e.offsets.len()).map(|c| {
+                    if s.counter_stamp[c] == s.generation {
+                        s.counters[c]
+                    } else {
+                        0
+                    }
+                }));
+            if e.expr.eval(&s.lsig_counts) {
+                found.push(e.name);
+            }
+        }
+    }
+    if !found.is_empty() && !db.allow.is_empty() {
+        let allowed = HASH_KINDS.iter().any(|&k| {
+            db.allow.wants(k, len) && db.allow.lookup(k, digests.get(k, data), len).is_some()
+        });
+        if allowed {
+            found.clear();
+        }
+    }
+    if !opts.allmatch {
+        found.truncate(1);
+    }
+    found.into_iter().map(|n| &*db.names[n as usize]).collect()
 }
 
 #[cfg(test)]

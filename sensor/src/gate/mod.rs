@@ -1,17 +1,351 @@
 //! The on-access gate: a fanotify permission loop that answers every open/exec of a file under the protected
 //! trees with allow or deny, within a deadline, whatever fails.
 //!
-//! Data flows one way: kernel event (`reader`) -> filter -> cache -> scan (`workers`) -> verdict -> answer
-//! (`permit`) -> report. The thread that reads events never logs, never blocks, never allocates unboundedly.
+//! Data flows one way: kernel event (`reader`) -> filter -> cache -> scan (`worker`) -> verdict -> answer
+//! (`permit`) -> report. The thread that reads events never logs, never blocks, never allocates unboundedly;
+//! the `watchdog` answers what a worker does not answer in time. Coverage is race-free because the marks are
+//! on whole filesystems (a file in a directory created a microsecond ago raises events like any other), and
+//! cheap because clean files and out-of-tree directories get evictable kernel ignore marks.
+//!
+//! This thread (main) owns start-up, signals (SIGHUP reload, SIGTERM/SIGINT stop) and the status file.
 
-use crate::config::RunConfig;
+mod cache;
+mod filter;
+mod notify;
+mod permit;
+mod reader;
+mod report;
+mod status;
+mod sys;
+mod watchdog;
+mod worker;
+
+use crate::cli::RunArgs;
+use crate::config::{Mode, RunConfig};
+use engine::Database;
+use permit::FailPolicy;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::time::Duration;
 
-/// Runs until SIGTERM/SIGINT. Stub until the gate lands.
-pub fn run(cfg: RunConfig) -> ExitCode {
+/// Test hook: behave as on a kernel without CONFIG_FANOTIFY_ACCESS_PERMISSIONS (the permission marks are
+/// refused), to exercise the notify-only fallback on kernels that have it.
+pub const ENV_NO_PERMISSION_EVENTS: &str = "SENSOR_TEST_NO_PERMISSION_EVENTS";
+
+/// Test hook: every scan first sleeps this many milliseconds, to prove the deadline watchdog answers for
+/// a worker that is stuck.
+pub const ENV_SCAN_DELAY_MS: &str = "SENSOR_TEST_SCAN_DELAY_MS";
+
+/// How often the status file is refreshed.
+const STATUS_PERIOD: Duration = Duration::from_millis(200);
+
+fn load_database(paths: &[PathBuf]) -> Result<Database, String> {
+    let mut c = engine::Compiler::new();
+    for p in paths {
+        c.add_path(p).map_err(|e| e.to_string())?;
+    }
+    let db = c.build().map_err(|e| e.to_string())?;
+    for (reason, n) in db.skipped() {
+        eprintln!("{n} signatures skipped: {reason}");
+    }
+    Ok(db)
+}
+
+/// The filesystems to mark: one path per distinct device among the include and mount paths.
+fn mark_roots(cfg: &RunConfig) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = Vec::new();
+    let mut roots = Vec::new();
+    for p in cfg.include.iter().chain(&cfg.mount_paths) {
+        if let Ok(m) = std::fs::metadata(p) {
+            if !seen.contains(&m.dev()) {
+                seen.push(m.dev());
+                roots.push(p.clone());
+            }
+        }
+    }
+    roots
+}
+
+fn filter_of(cfg: &RunConfig) -> filter::Filter {
+    filter::Filter {
+        include: cfg
+            .include
+            .iter()
+            .chain(&cfg.mount_paths)
+            .cloned()
+            .collect(),
+        exclude: cfg.exclude.clone(),
+        recursive: cfg.recursive,
+        exclude_uids: cfg.exclude_uids.clone(),
+    }
+}
+
+/// Sets up the group and its marks for `mode`; `Err` carries why the kernel refused.
+fn open_group(mode: Mode, roots: &[PathBuf]) -> std::io::Result<(sys::Group, u64)> {
+    let (class, mask) = match mode {
+        Mode::Prevent => {
+            if std::env::var_os(ENV_NO_PERMISSION_EVENTS).is_some() {
+                return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+            }
+            (sys::Class::Content, sys::PERM_EVENTS)
+        }
+        Mode::NotifyOnly => (sys::Class::Notify, sys::FAN_OPEN | sys::FAN_CLOSE_WRITE),
+    };
+    let group = sys::Group::new(class)?;
+    for r in roots {
+        group.mark_filesystem(r, mask)?;
+    }
+    Ok((group, mask))
+}
+
+fn blocked_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// Runs until SIGTERM or SIGINT; SIGHUP reloads configuration and database.
+pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
+    let db = match load_database(&cfg.databases) {
+        Ok(db) => Arc::new(db),
+        Err(e) => {
+            eprintln!("sensor run: cannot load the database:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Every thread inherits this mask, so the signals wait for the main thread's sigtimedwait.
+    let sigs = blocked_signals();
+    // SAFETY: valid set; blocking signals in the calling thread.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &sigs, std::ptr::null_mut()) };
+    if let Err(e) = sys::raise_nofile_limit() {
+        eprintln!("sensor run: warning: cannot raise the open-file limit ({e}): a burst may be denied by the kernel");
+    }
+
+    let roots = mark_roots(&cfg);
+    let mut mode = cfg.mode;
+    let (group, mask) = match open_group(mode, &roots) {
+        Ok(g) => g,
+        Err(e)
+            if mode == Mode::Prevent
+                && matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EPERM)) =>
+        {
+            eprintln!(
+                "sensor run: WARNING: the kernel refuses fanotify permission events ({e}); it lacks \
+                 CONFIG_FANOTIFY_ACCESS_PERMISSIONS. Running NOTIFY-ONLY: malicious files are reported \
+                 (and quarantined if asked) but NOT blocked."
+            );
+            mode = Mode::NotifyOnly;
+            match open_group(mode, &roots) {
+                Ok(g) => g,
+                Err(e) => {
+                    eprintln!("sensor run: cannot watch the protected paths: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("sensor run: cannot watch the protected paths: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mode_name = match mode {
+        Mode::Prevent => "prevent",
+        Mode::NotifyOnly => "notify-only",
+    };
+    let group = Arc::new(group);
+    let counters = Arc::new(status::Counters::default());
+    let fail = if cfg.deny_on_error {
+        FailPolicy::Deny
+    } else {
+        FailPolicy::Allow
+    };
+    let reporter = match report::Reporter::new(
+        cfg.log.as_deref(),
+        cfg.action.clone(),
+        Arc::clone(&counters),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sensor run: cannot open the log file: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ignore_mask = if mode == Mode::Prevent {
+        sys::PERM_EVENTS
+    } else {
+        sys::FAN_OPEN
+    };
+    let shared = Arc::new(worker::Shared {
+        group: Arc::clone(&group),
+        counters: Arc::clone(&counters),
+        filter: RwLock::new(Arc::new(filter_of(&cfg))),
+        db: RwLock::new(db),
+        generation: AtomicU64::new(0),
+        cache: cache::Cache::default(),
+        max_file_size: cfg.max_file_size,
+        reporter,
+        ignore_mask,
+        scan_delay: std::env::var(ENV_SCAN_DELAY_MS)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis),
+    });
+
+    let (tx, rx) = mpsc::sync_channel(cfg.queue_size);
+    let rx = Arc::new(Mutex::new(rx));
+    let workers: Vec<_> = (0..cfg.threads.max(1))
+        .map(|i| {
+            let (shared, rx) = (Arc::clone(&shared), Arc::clone(&rx));
+            std::thread::Builder::new()
+                .name(format!("scan-{i}"))
+                .spawn(move || worker::run(shared, rx))
+        })
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| {
+            eprintln!("sensor run: cannot start workers: {e}");
+            std::process::exit(2)
+        });
+    let watch = Arc::new(watchdog::Watch::new(
+        cfg.queue_size + 4 * cfg.threads.max(1) + 1024,
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let (watch, group, counters, stop) = (
+            Arc::clone(&watch),
+            Arc::clone(&group),
+            Arc::clone(&counters),
+            Arc::clone(&stop),
+        );
+        std::thread::Builder::new()
+            .name("deadline".into())
+            .spawn(move || watch.run(&group, fail.allows(), &counters, &stop))
+    };
+    // SAFETY: eventfd returns a new fd or -1.
+    let stop_fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if stop_fd < 0 {
+        eprintln!("sensor run: eventfd: {}", std::io::Error::last_os_error());
+        return ExitCode::from(2);
+    }
+    // SAFETY: fresh fd owned here; the reader gets a duplicate.
+    let stop_fd = unsafe { OwnedFd::from_raw_fd(stop_fd) };
+    let reader = reader::Reader {
+        group: Arc::clone(&group),
+        stop: match stop_fd.try_clone() {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("sensor run: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        tx,
+        watch: Arc::clone(&watch),
+        counters: Arc::clone(&counters),
+        fail,
+        deadline: cfg.deadline,
+        own_pid: std::process::id() as i32,
+    };
+    let reader = std::thread::Builder::new()
+        .name("fanotify".into())
+        .spawn(move || reader.run());
+
+    counters.ready.store(true, Ordering::Relaxed);
     eprintln!(
-        "sensor run: the on-access gate is not built yet ({:?} mode)",
-        cfg.mode
+        "sensor run: {} mode, protecting {} with {} signatures, {} scanner threads, deadline {:?}, on error {}",
+        mode_name.to_uppercase(),
+        roots.iter().chain(&cfg.include).map(|p| p.display().to_string()).collect::<std::collections::BTreeSet<_>>().into_iter().collect::<Vec<_>>().join(", "),
+        shared.db.read().map(|d| d.signature_count()).unwrap_or(0),
+        cfg.threads,
+        cfg.deadline,
+        if cfg.deny_on_error { "deny" } else { "allow" },
     );
-    ExitCode::from(2)
+
+    let notifier = notify::Notifier::from_env();
+    notifier.send("READY=1");
+    let mut cfg = cfg;
+    loop {
+        if let Some(path) = &cfg.status_file {
+            let _ = status::write_file(path, &counters, mode_name);
+        }
+        notifier.send("WATCHDOG=1");
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: STATUS_PERIOD.as_nanos() as i64,
+        };
+        // SAFETY: valid set and timespec; a null siginfo is allowed.
+        let sig = unsafe { libc::sigtimedwait(&sigs, std::ptr::null_mut(), &ts) };
+        match sig {
+            libc::SIGTERM | libc::SIGINT => break,
+            libc::SIGHUP => cfg = reload(&args, cfg, &shared),
+            _ => {}
+        }
+    }
+
+    // Stop: no new events once the marks are gone; then let the reader go, drain the queue, and close the
+    // group, which allows anything still pending.
+    eprintln!("sensor run: stopping");
+    notifier.send("STOPPING=1");
+    for r in &roots {
+        let _ = group.unmark_filesystem(r, mask);
+    }
+    // SAFETY: writing 8 bytes to an eventfd we own.
+    let one: u64 = 1;
+    unsafe { libc::write(stop_fd_raw(&stop_fd), (&one as *const u64).cast(), 8) };
+    if let Ok(r) = reader {
+        let _ = r.join();
+    }
+    for w in workers {
+        let _ = w.join();
+    }
+    stop.store(true, Ordering::Relaxed);
+    if let Ok(w) = watchdog {
+        let _ = w.join();
+    }
+    if let Some(path) = &cfg.status_file {
+        counters.ready.store(false, Ordering::Relaxed);
+        let _ = status::write_file(path, &counters, mode_name);
+    }
+    ExitCode::SUCCESS
+}
+
+fn stop_fd_raw(fd: &OwnedFd) -> i32 {
+    use std::os::fd::AsRawFd;
+    fd.as_raw_fd()
+}
+
+/// SIGHUP: a new configuration and database are built beside the old ones and swapped in; events keep
+/// being answered with the old ones meanwhile. Anything that fails keeps the old state.
+fn reload(args: &RunArgs, old: RunConfig, shared: &worker::Shared) -> RunConfig {
+    let cfg = match crate::config::load(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sensor run: reload: configuration refused, keeping the old one: {e}");
+            return old;
+        }
+    };
+    match load_database(&cfg.databases) {
+        Ok(db) => {
+            *shared.db.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(db);
+            shared.generation.fetch_add(1, Ordering::AcqRel);
+            // Files the old database passed may be found by the new one: forget every clean mark.
+            let _ = shared.group.flush_inode_marks();
+            status::bump(&shared.counters.reloads);
+        }
+        Err(e) => {
+            eprintln!("sensor run: reload: database refused, keeping the old one:\n{e}");
+            return old;
+        }
+    }
+    *shared.filter.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(filter_of(&cfg));
+    eprintln!("sensor run: reloaded configuration and database");
+    cfg
 }

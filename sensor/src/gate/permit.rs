@@ -1,0 +1,120 @@
+//! The obligation to answer a permission event, carried by a type.
+//!
+//! A [`Permit`] owns the event's fd through a shared [`Pending`] slot that the deadline watchdog also holds.
+//! Whoever takes the fd out of the slot first answers the kernel and closes the fd, under the slot's lock, so
+//! an fd number is never answered after it was closed and reused. Workers scan through their own `dup` of the
+//! fd (taken with [`Permit::file`]), never through the raw number. A permit dropped unanswered answers the
+//! fail policy and is counted. Nothing here logs or blocks beyond one short lock and one write.
+
+use super::status::{bump, Counters};
+use super::sys::Group;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// How the gate answers when it could not decide (deadline passed, scan error, queue full).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailPolicy {
+    Allow,
+    Deny,
+}
+
+impl FailPolicy {
+    pub fn allows(self) -> bool {
+        self == FailPolicy::Allow
+    }
+}
+
+/// The answer slot of one pending event, shared by its permit and the watchdog.
+#[derive(Debug)]
+pub struct Pending {
+    fd: Mutex<Option<OwnedFd>>,
+    pub deadline: Instant,
+}
+
+impl Pending {
+    /// Answers once: returns false if someone else already did.
+    pub fn answer(&self, group: &Group, allow: bool, counters: &Counters) -> bool {
+        // A poisoned lock only means another thread panicked mid-answer; the slot itself is still sound.
+        let mut slot = self.fd.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(fd) = slot.take() else { return false };
+        if group.respond(fd.as_raw_fd(), allow).is_err() {
+            bump(&counters.respond_errors);
+        }
+        bump(if allow {
+            &counters.allowed
+        } else {
+            &counters.denied
+        });
+        drop(fd);
+        true
+    }
+
+    pub fn is_answered(&self) -> bool {
+        self.fd.lock().unwrap_or_else(|p| p.into_inner()).is_none()
+    }
+}
+
+pub struct Permit {
+    pending: Arc<Pending>,
+    group: Arc<Group>,
+    counters: Arc<Counters>,
+    fail: FailPolicy,
+    pub pid: i32,
+}
+
+impl Permit {
+    pub fn new(
+        fd: OwnedFd,
+        pid: i32,
+        deadline: Instant,
+        group: Arc<Group>,
+        counters: Arc<Counters>,
+        fail: FailPolicy,
+    ) -> Permit {
+        let pending = Arc::new(Pending {
+            fd: Mutex::new(Some(fd)),
+            deadline,
+        });
+        Permit {
+            pending,
+            group,
+            counters,
+            fail,
+            pid,
+        }
+    }
+
+    /// The slot the watchdog keeps.
+    pub fn pending(&self) -> Arc<Pending> {
+        Arc::clone(&self.pending)
+    }
+
+    /// A duplicate of the event fd for reading the file; `None` once the event was answered (deadline).
+    pub fn file(&self) -> Option<std::io::Result<OwnedFd>> {
+        let slot = self.pending.fd.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref().map(|fd| fd.try_clone())
+    }
+
+    /// Answers the kernel; returns false if the watchdog answered first.
+    pub fn answer(self, allow: bool) -> bool {
+        self.pending.answer(&self.group, allow, &self.counters)
+    }
+
+    /// Answers the fail policy (scan error, unreadable file, full queue).
+    pub fn fail(self) -> bool {
+        let allow = self.fail.allows();
+        self.answer(allow)
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if self
+            .pending
+            .answer(&self.group, self.fail.allows(), &self.counters)
+        {
+            bump(&self.counters.dropped);
+        }
+    }
+}

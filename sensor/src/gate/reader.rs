@@ -1,0 +1,125 @@
+//! The reader thread: takes events from the kernel and hands them on. It answers the trivial cases itself
+//! (the sensor's own process: allow; full queue: fail policy) and NEVER logs, blocks on anything but poll,
+//! or allocates beyond one small record per event in flight (bounded by the queue and the watchdog).
+
+use super::permit::{FailPolicy, Permit};
+use super::status::{bump, Counters};
+use super::sys::{self, Events, Group};
+use super::watchdog::Watch;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One event for a worker.
+pub enum Job {
+    /// A permission event: must be answered.
+    Perm(Permit),
+    /// A notification (notify-only mode): judged and reported, nothing to answer.
+    Notify { fd: OwnedFd, pid: i32 },
+}
+
+/// Bytes read per read(2): many events per system call under load.
+const READ_BUF: usize = 64 * 1024;
+
+pub struct Reader {
+    pub group: Arc<Group>,
+    pub stop: OwnedFd,
+    pub tx: SyncSender<Job>,
+    pub watch: Arc<Watch>,
+    pub counters: Arc<Counters>,
+    pub fail: FailPolicy,
+    pub deadline: Duration,
+    pub own_pid: i32,
+}
+
+impl Reader {
+    pub fn run(self) {
+        let mut buf = vec![0u8; READ_BUF];
+        loop {
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.group.fd().as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.stop.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: fds is a valid array of two pollfd.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if r < 0 {
+                continue; // EINTR; nothing else can fail with valid fds
+            }
+            if fds[1].revents != 0 {
+                return;
+            }
+            loop {
+                match self.group.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        for ev in Events::new(&buf[..n]) {
+                            self.dispatch(ev);
+                        }
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                    // EMFILE/ENFILE: the kernel could not make an event fd and answered that event itself.
+                    Err(_) => {
+                        bump(&self.counters.errors);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn dispatch(&self, ev: sys::RawEvent) {
+        bump(&self.counters.events);
+        if ev.mask & sys::FAN_Q_OVERFLOW != 0 {
+            bump(&self.counters.overflow);
+        }
+        // SAFETY: the fd comes from the event just read and nothing else owns it.
+        let Some(fd) = (unsafe { sys::own_event_fd(ev.fd) }) else {
+            return;
+        };
+        let perm = ev.mask & sys::PERM_EVENTS != 0;
+        if ev.pid == self.own_pid {
+            bump(&self.counters.own_process);
+            if perm {
+                let _ = self.group.respond(fd.as_raw_fd(), true);
+                bump(&self.counters.allowed);
+            }
+            return;
+        }
+        if !perm {
+            if self.tx.try_send(Job::Notify { fd, pid: ev.pid }).is_err() {
+                bump(&self.counters.queue_full);
+            }
+            return;
+        }
+        let permit = Permit::new(
+            fd,
+            ev.pid,
+            Instant::now() + self.deadline,
+            Arc::clone(&self.group),
+            Arc::clone(&self.counters),
+            self.fail,
+        );
+        if !self.watch.push(permit.pending()) {
+            bump(&self.counters.queue_full);
+            permit.fail();
+            return;
+        }
+        match self.tx.try_send(Job::Perm(permit)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(Job::Perm(p)) | TrySendError::Disconnected(Job::Perm(p))) => {
+                bump(&self.counters.queue_full);
+                p.fail();
+            }
+            Err(_) => {}
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! What the gate tells people: detection lines (`PATH: NAME FOUND`, as clamonacc prints them) on stdout and
+//! in the log file, and quarantine (move, copy, remove) after the answer. Called by workers, never by the
+//! reader. Quarantine never deletes anything unless the copy it makes first succeeded.
+
+use super::status::{bump, Counters};
+use crate::config::Action;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub struct Reporter {
+    pub log: Option<Mutex<File>>,
+    pub action: Option<Action>,
+    pub counters: Arc<Counters>,
+}
+
+impl Reporter {
+    pub fn new(
+        log: Option<&Path>,
+        action: Option<Action>,
+        counters: Arc<Counters>,
+    ) -> std::io::Result<Reporter> {
+        let log = match log {
+            Some(p) => Some(Mutex::new(
+                OpenOptions::new().create(true).append(true).open(p)?,
+            )),
+            None => None,
+        };
+        Ok(Reporter {
+            log,
+            action,
+            counters,
+        })
+    }
+
+    /// One line to stdout and the log; a failing log write is counted, never fatal.
+    pub fn line(&self, path: &Path, rest: &str) {
+        let mut line = path.as_os_str().as_bytes().to_vec();
+        line.extend_from_slice(b": ");
+        line.extend_from_slice(rest.as_bytes());
+        line.push(b'\n');
+        let _ = std::io::stdout().lock().write_all(&line);
+        if let Some(log) = &self.log {
+            let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
+            if f.write_all(&line).is_err() {
+                bump(&self.counters.errors);
+            }
+        }
+    }
+
+    pub fn detection(&self, path: &Path, name: &str) {
+        bump(&self.counters.detections);
+        self.line(path, &format!("{name} FOUND"));
+        if let Some(action) = &self.action {
+            let msg = match quarantine(path, action) {
+                Ok(msg) => msg,
+                Err(e) => {
+                    bump(&self.counters.errors);
+                    e
+                }
+            };
+            self.line(path, &msg);
+        }
+    }
+}
+
+/// `dir/name`, or `dir/name.001`, `.002`... when taken.
+fn free_name(dir: &Path, path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?;
+    let first = dir.join(name);
+    if !first.exists() {
+        return Some(first);
+    }
+    (1..1000)
+        .map(|i| {
+            let mut n = name.to_os_string();
+            n.push(format!(".{i:03}"));
+            dir.join(n)
+        })
+        .find(|p| !p.exists())
+}
+
+fn quarantine(path: &Path, action: &Action) -> Result<String, String> {
+    match action {
+        Action::Remove => std::fs::remove_file(path)
+            .map(|()| "Removed.".to_string())
+            .map_err(|e| format!("Can't remove file: {e}")),
+        Action::Copy(dir) => {
+            let dest = free_name(dir, path)
+                .ok_or("Can't copy file: no free name in the quarantine directory")?;
+            std::fs::copy(path, &dest)
+                .map(|_| format!("copied to '{}'", dest.display()))
+                .map_err(|e| format!("Can't copy file: {e}"))
+        }
+        Action::Move(dir) => {
+            let dest = free_name(dir, path)
+                .ok_or("Can't move file: no free name in the quarantine directory")?;
+            match std::fs::rename(path, &dest) {
+                Ok(()) => Ok(format!("moved to '{}'", dest.display())),
+                Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                    // Another filesystem: copy, and delete the original only once the copy is complete.
+                    std::fs::copy(path, &dest).map_err(|e| format!("Can't move file: {e}"))?;
+                    std::fs::remove_file(path).map_err(|e| {
+                        format!("Can't move file: copied to '{}' but {e}", dest.display())
+                    })?;
+                    Ok(format!("moved to '{}'", dest.display()))
+                }
+                Err(e) => Err(format!("Can't move file: {e}")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn move_copy_remove() {
+        let d = tempfile::tempdir().unwrap();
+        let q = d.path().join("q");
+        std::fs::create_dir(&q).unwrap();
+        let f = d.path().join("bad");
+        std::fs::write(&f, "x").unwrap();
+        assert!(quarantine(&f, &Action::Copy(q.clone()))
+            .unwrap()
+            .starts_with("copied to"));
+        assert!(f.exists());
+        assert!(quarantine(&f, &Action::Move(q.clone()))
+            .unwrap()
+            .ends_with("bad.001'"));
+        assert!(!f.exists());
+        std::fs::write(&f, "x").unwrap();
+        assert_eq!(quarantine(&f, &Action::Remove).unwrap(), "Removed.");
+        assert!(quarantine(&f, &Action::Remove)
+            .unwrap_err()
+            .starts_with("Can't remove file"));
+    }
+}

@@ -1,0 +1,63 @@
+//! Counters of the gate and the status file that publishes them. Counters are relaxed atomics: statistics,
+//! never synchronisation. The status file is written by the main thread only (never the reader).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($name:ident: $doc:literal),* $(,)?) => {
+        /// Every count the gate keeps; each is published under its field name.
+        #[derive(Debug, Default)]
+        pub struct Counters {
+            pub ready: AtomicBool,
+            $(#[doc = $doc] pub $name: AtomicU64,)*
+        }
+
+        impl Counters {
+            pub fn snapshot(&self, mode: &str) -> serde_json::Value {
+                let mut m = serde_json::Map::new();
+                m.insert("ready".into(), self.ready.load(Ordering::Relaxed).into());
+                m.insert("mode".into(), mode.into());
+                $(m.insert(stringify!($name).into(), self.$name.load(Ordering::Relaxed).into());)*
+                serde_json::Value::Object(m)
+            }
+        }
+    };
+}
+
+counters! {
+    events: "Events read from the kernel.",
+    allowed: "Permission events answered allow.",
+    denied: "Permission events answered deny.",
+    scanned: "Files scanned.",
+    cache_hits: "Verdicts served from the cache.",
+    own_process: "Events of the sensor's own process, allowed by the reader.",
+    excluded: "Events of excluded users or paths, allowed unscanned.",
+    outside: "Events outside the protected trees.",
+    too_large: "Files over the size limit, allowed unscanned.",
+    deadline: "Events answered by the deadline watchdog with the fail policy.",
+    queue_full: "Events answered with the fail policy because the scan queue was full.",
+    dropped: "Permits dropped unanswered and answered by their Drop with the fail policy.",
+    errors: "Files that could not be read or judged (answered with the fail policy).",
+    respond_errors: "Answers the kernel refused.",
+    overflow: "Kernel queue overflows (notify-only mode).",
+    ignore_marks: "Clean files given a kernel ignore mark.",
+    detections: "Malicious files found.",
+    reloads: "Database reloads.",
+}
+
+pub fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Replaces `path` atomically with the counters (write a temp file, then rename).
+pub fn write_file(path: &Path, counters: &Counters, mode: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        serde_json::to_writer(&mut f, &counters.snapshot(mode))?;
+        f.write_all(b"\n")?;
+    }
+    std::fs::rename(tmp, path)
+}

@@ -1,0 +1,230 @@
+//! Scanner workers: filter -> cache -> scan -> verdict -> answer -> report, one event at a time, each worker
+//! with its own scanner over the shared database. A clean file gets a kernel ignore mark so that its next
+//! opens never leave the kernel; the mark is placed only after the verdict and then checked against a fresh
+//! stat, so a write racing with the scan can never leave a stale "clean" mark (see `judge`).
+
+use super::cache::{Cache, Cached, Stamp};
+use super::filter::Filter;
+use super::reader::Job;
+use super::report::Reporter;
+use super::status::{bump, Counters};
+use super::sys::Group;
+use engine::{Database, ScanOptions, SharedScanner};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// How often a file that keeps changing under the scan is re-read before the gate gives up and answers on
+/// the last content read (without a mark or a cache entry, so the next open is judged again).
+const MAX_ATTEMPTS: usize = 3;
+
+/// State every worker reads; swapped as a whole on reload.
+pub struct Shared {
+    pub group: Arc<Group>,
+    pub counters: Arc<Counters>,
+    pub filter: RwLock<Arc<Filter>>,
+    pub db: RwLock<Arc<Database>>,
+    /// Bumped with every database swap: cached verdicts of older generations are misses.
+    pub generation: AtomicU64,
+    pub cache: Cache,
+    pub max_file_size: u64,
+    pub reporter: Reporter,
+    /// Events the kernel ignore marks silence: the permission events, or FAN_OPEN in notify-only mode.
+    pub ignore_mask: u64,
+    /// Test hook (`SENSOR_TEST_SCAN_DELAY_MS`): a stuck scanner.
+    pub scan_delay: Option<std::time::Duration>,
+}
+
+enum Judgement {
+    Allow,
+    Deny { path: PathBuf, name: String },
+    Error,
+}
+
+pub fn run(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Job>>>) {
+    let db = shared.db.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut w = Worker {
+        scanner: SharedScanner::new(db),
+        buf: Vec::new(),
+        shared,
+    };
+    loop {
+        let job = {
+            let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+            rx.recv()
+        };
+        let Ok(job) = job else { return };
+        w.handle(job);
+    }
+}
+
+struct Worker {
+    scanner: SharedScanner,
+    buf: Vec<u8>,
+    shared: Arc<Shared>,
+}
+
+fn fstat(fd: &OwnedFd) -> std::io::Result<libc::stat> {
+    // SAFETY: st is plain data filled by the kernel; fd is valid for the call.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
+impl Worker {
+    fn handle(&mut self, job: Job) {
+        match job {
+            Job::Perm(permit) => {
+                let file = match permit.file() {
+                    None => return, // the watchdog answered it already
+                    Some(Ok(f)) => f,
+                    Some(Err(_)) => {
+                        bump(&self.shared.counters.errors);
+                        permit.fail();
+                        return;
+                    }
+                };
+                match self.judge(&file, permit.pid) {
+                    Judgement::Allow => {
+                        permit.answer(true);
+                    }
+                    Judgement::Deny { path, name } => {
+                        // Answer first: the opener waits; reporting and quarantine do not need it to.
+                        permit.answer(false);
+                        self.shared.reporter.detection(&path, &name);
+                    }
+                    Judgement::Error => {
+                        bump(&self.shared.counters.errors);
+                        permit.fail();
+                    }
+                }
+            }
+            Job::Notify { fd, pid } => match self.judge(&fd, pid) {
+                Judgement::Deny { path, name } => self.shared.reporter.detection(&path, &name),
+                Judgement::Error => bump(&self.shared.counters.errors),
+                Judgement::Allow => {}
+            },
+        }
+    }
+
+    fn judge(&mut self, file: &OwnedFd, pid: i32) -> Judgement {
+        let sh = Arc::clone(&self.shared);
+        let c = &sh.counters;
+        let Ok(st) = fstat(file) else {
+            return Judgement::Error;
+        };
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Judgement::Allow;
+        }
+        let Ok(path) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) else {
+            return Judgement::Error;
+        };
+        let filter = sh.filter.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if !filter.covers(&path) {
+            bump(&c.outside);
+            if let Some(dir) = path.parent().filter(|d| filter.dir_files_outside(d)) {
+                // Best effort: without the mark the next open just comes back here.
+                let _ = sh.group.ignore_dir_children_path(dir, sh.ignore_mask);
+            }
+            return Judgement::Allow;
+        }
+        if filter.uid_excluded(pid) {
+            bump(&c.excluded);
+            return Judgement::Allow;
+        }
+        if sh.max_file_size != 0 && st.st_size as u64 > sh.max_file_size {
+            bump(&c.too_large);
+            return Judgement::Allow;
+        }
+        let (dev, ino) = (st.st_dev, st.st_ino);
+        let mut stamp = Stamp::of(&st);
+        let db = sh.db.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let generation = sh.generation.load(Ordering::Acquire);
+        self.scanner.set_database(db);
+        if let Some(v) = sh.cache.get(dev, ino, stamp, generation) {
+            bump(&c.cache_hits);
+            return match v {
+                Cached::Clean => {
+                    self.mark_clean(file, stamp);
+                    Judgement::Allow
+                }
+                Cached::Infected(name) => Judgement::Deny { path, name },
+            };
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            if self.read_all(file, stamp.size).is_err() {
+                return Judgement::Error;
+            }
+            bump(&c.scanned);
+            if let Some(d) = sh.scan_delay {
+                std::thread::sleep(d);
+            }
+            let names = self.scanner.scan(&self.buf, ScanOptions::default());
+            if let Some(name) = names.first() {
+                let name = name.to_string();
+                sh.cache
+                    .put(dev, ino, stamp, generation, Cached::Infected(name.clone()));
+                return Judgement::Deny { path, name };
+            }
+            // Clean as read. The stat was taken before reading; with multigrain timestamps any write since
+            // then shows in a fresh stat, and any write after the mark clears the mark in the kernel.
+            if self.mark_clean(file, stamp) {
+                sh.cache.put(dev, ino, stamp, generation, Cached::Clean);
+                return Judgement::Allow;
+            }
+            match fstat(file) {
+                Ok(st) => stamp = Stamp::of(&st),
+                Err(_) => return Judgement::Error,
+            }
+        }
+        Judgement::Allow
+    }
+
+    /// Places the ignore mark and confirms the file is still as judged; withdraws it otherwise.
+    /// Returns whether the file is unchanged since `stamp`.
+    fn mark_clean(&self, file: &OwnedFd, stamp: Stamp) -> bool {
+        let sh = &self.shared;
+        let marked = sh.group.ignore_inode(file.as_fd(), sh.ignore_mask).is_ok();
+        let unchanged = fstat(file)
+            .map(|st| Stamp::of(&st) == stamp)
+            .unwrap_or(false);
+        if marked {
+            if unchanged {
+                bump(&sh.counters.ignore_marks);
+            } else {
+                let _ = sh.group.unignore_inode(file.as_fd(), sh.ignore_mask);
+            }
+        }
+        unchanged
+    }
+
+    /// Reads the whole file (up to the size limit) into the worker's buffer through the event fd, which
+    /// raises no new events.
+    fn read_all(&mut self, file: &OwnedFd, size: u64) -> std::io::Result<()> {
+        let limit = if self.shared.max_file_size == 0 {
+            u64::MAX
+        } else {
+            self.shared.max_file_size
+        };
+        let want = size.min(limit) as usize;
+        self.buf.clear();
+        self.buf.resize(want, 0);
+        let f = std::fs::File::from(file.try_clone()?);
+        let mut got = 0;
+        while got < want {
+            match f.read_at(&mut self.buf[got..], got as u64) {
+                Ok(0) => break, // truncated meanwhile: judge what is there
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.buf.truncate(got);
+        Ok(())
+    }
+}
