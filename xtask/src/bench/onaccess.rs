@@ -58,7 +58,16 @@ struct Results {
     repeat: Result<Stats, String>,
     exec: Result<Stats, String>,
     outside: Result<Stats, String>,
+    /// Unwatched repeated and outside opens measured in this column just before the scanner
+    /// started: the reference of the "x no scanner" ratios, so machine drift between columns
+    /// (other load on a shared host) cancels out.
+    baseline: Option<Baseline>,
     notes: Vec<String>,
+}
+
+struct Baseline {
+    repeat: Stats,
+    outside: Stats,
 }
 
 /// A column that could not run at all carries `n/a (<why>)`.
@@ -223,6 +232,16 @@ fn column_inner(ctx: &Ctx, kind: Kind, sensor_bin: Option<&Path>, dir: &Path) ->
     // Drop order (reverse of declaration): watchdog, scanner, then the mount.
     let mnt = Tmpfs::mount(&prot, 64)?;
     let tree = Tree::create(&prot)?;
+    let baseline = if kind == Kind::None {
+        None
+    } else {
+        println!("    unwatched baseline (repeated and outside opens) before the scanner starts");
+        let never = || false;
+        Some(Baseline {
+            repeat: measure::repeated_open(&tree, ctx.args.repeat, &never)?,
+            outside: measure::outside(ctx.outside, &never)?,
+        })
+    };
     let mut scanner = match kind {
         Kind::None => Scanner::None,
         Kind::ClamOnAcc => Scanner::Clam(clamav::start(dir, ctx.db, &prot)?),
@@ -279,6 +298,7 @@ fn column_inner(ctx: &Ctx, kind: Kind, sensor_bin: Option<&Path>, dir: &Path) ->
         repeat,
         exec,
         outside,
+        baseline,
         notes,
     })
 }
@@ -331,6 +351,11 @@ impl Report<'_> {
         Some(if median { s.median_us } else { s.p99_us })
     }
 
+    fn paired(&self, i: usize, f: fn(&Baseline) -> &Stats, median: bool) -> Option<f64> {
+        let s = f(self.cols[i].as_ref().ok()?.baseline.as_ref()?);
+        Some(if median { s.median_us } else { s.p99_us })
+    }
+
     /// `ratio` of the column against its reference, judged with `ok`.
     fn verdict(ratio: Option<f64>, ok: impl Fn(f64) -> bool, unit: &str) -> String {
         match ratio {
@@ -380,6 +405,8 @@ impl Report<'_> {
             median: bool,
             target: &'static str,
             reference: Option<usize>,
+            /// For "x no scanner" targets: the column's own unwatched baseline, if measured.
+            paired: Option<fn(&Baseline) -> &Stats>,
             bound: f64,
             unit: &'static str,
         }
@@ -390,6 +417,7 @@ impl Report<'_> {
                 median: true,
                 target: "<= 0.1x clamonacc",
                 reference: Some(1),
+                paired: None,
                 bound: 0.1,
                 unit: "x clamonacc",
             },
@@ -399,6 +427,7 @@ impl Report<'_> {
                 median: false,
                 target: "",
                 reference: None,
+                paired: None,
                 bound: 0.0,
                 unit: "",
             },
@@ -408,6 +437,7 @@ impl Report<'_> {
                 median: true,
                 target: "<= 1.2x no scanner",
                 reference: Some(0),
+                paired: Some(|b| &b.repeat),
                 bound: 1.2,
                 unit: "x",
             },
@@ -417,6 +447,7 @@ impl Report<'_> {
                 median: false,
                 target: "",
                 reference: None,
+                paired: None,
                 bound: 0.0,
                 unit: "",
             },
@@ -426,6 +457,7 @@ impl Report<'_> {
                 median: true,
                 target: "",
                 reference: None,
+                paired: None,
                 bound: 0.0,
                 unit: "",
             },
@@ -438,6 +470,7 @@ impl Report<'_> {
                 median: true,
                 target: "<= 1.1x no scanner",
                 reference: Some(0),
+                paired: Some(|b| &b.outside),
                 bound: 1.1,
                 unit: "x",
             },
@@ -462,11 +495,14 @@ impl Report<'_> {
             for i in [1usize, 2] {
                 let v = match l.reference {
                     Some(r) if r != i && !l.target.is_empty() => {
-                        let ratio =
-                            match (self.stat(i, l.get, l.median), self.stat(r, l.get, l.median)) {
-                                (Some(x), Some(y)) if y > 0.0 => Some(x / y),
-                                _ => None,
-                            };
+                        let reference = l
+                            .paired
+                            .and_then(|p| self.paired(i, p, l.median))
+                            .or_else(|| self.stat(r, l.get, l.median));
+                        let ratio = match (self.stat(i, l.get, l.median), reference) {
+                            (Some(x), Some(y)) if y > 0.0 => Some(x / y),
+                            _ => None,
+                        };
                         Self::verdict(ratio, |x| x <= l.bound, l.unit)
                     }
                     _ => "-".into(),
@@ -487,18 +523,34 @@ impl Report<'_> {
             match c {
                 Err(why) => notes.push(format!("{}: n/a ({why})", kind.title())),
                 Ok(r) => {
+                    if let Some(b) = &r.baseline {
+                        notes.push(format!(
+                            "{}: unwatched baseline measured on the same tree just before the scanner started \
+                             (reference of the \"x no scanner\" ratios): repeated open median {} us, outside opens median {} us",
+                            kind.title(),
+                            us(b.repeat.median_us),
+                            us(b.outside.median_us)
+                        ));
+                    }
                     for n in &r.notes {
                         notes.push(format!("{}: {n}", kind.title()));
                     }
                     if let Ok(race) = &r.race {
-                        notes.push(format!(
-                            "{}: race: {} of {} reads escaped, {} denied; of the escaped files, {} were denied when read again 1 s later",
+                        let mut n = format!(
+                            "{}: race: {} of {} reads escaped, {} denied",
                             kind.title(),
                             race.escapes,
                             race.tries,
-                            race.blocked,
-                            race.later_blocked
-                        ));
+                            race.blocked
+                        );
+                        if race.escapes > 0 {
+                            let _ = write!(
+                                n,
+                                "; {} of the escaped files were denied when read again 1 s later",
+                                race.later_blocked
+                            );
+                        }
+                        notes.push(n);
                         if race.other > 0 {
                             notes.push(format!(
                                 "{}: race: {} tries neither escaped nor were denied (other error or short read)",
