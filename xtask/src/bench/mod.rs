@@ -48,6 +48,9 @@ pub struct OnAccessArgs {
     /// Use this sensor binary instead of building `target/release/sensor`.
     #[arg(long)]
     pub sensor_bin: Option<PathBuf>,
+    /// Passed to `sensor run --threads` (default: the sensor's own).
+    #[arg(long)]
+    pub sensor_threads: Option<usize>,
     /// Skip the clamonacc column.
     #[arg(long)]
     pub no_clamonacc: bool,

@@ -250,6 +250,7 @@ fn column_inner(ctx: &Ctx, kind: Kind, sensor_bin: Option<&Path>, dir: &Path) ->
             dir,
             ctx.db,
             &prot,
+            ctx.args.sensor_threads,
         )?),
     };
     if kind != Kind::None {
@@ -662,5 +663,46 @@ impl Report<'_> {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_has_eicar_md5_and_body_signatures() {
+        let dir = TempDir::new("bench-db-test").unwrap();
+        let eicar = crate::eicar();
+        write_db(dir.path(), &eicar, 50).unwrap();
+        let hdb = std::fs::read_to_string(dir.path().join("bench.hdb")).unwrap();
+        assert_eq!(
+            hdb.trim(),
+            "44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature"
+        );
+        let ndb = std::fs::read_to_string(dir.path().join("bench.ndb")).unwrap();
+        assert_eq!(ndb.lines().count(), 50);
+        for l in ndb.lines() {
+            let f: Vec<&str> = l.split(':').collect();
+            assert_eq!(f.len(), 4, "{l}");
+            assert_eq!((f[1], f[2]), ("0", "*"));
+            assert_eq!(f[3].len(), 32);
+            assert!(f[3].chars().all(|c| c.is_ascii_hexdigit()));
+        }
+    }
+
+    #[test]
+    fn clamd_config_enables_prevention_on_the_tree() {
+        let c = clamav::config(Path::new("/t"), Path::new("/t/db"), Path::new("/t/p"));
+        for line in [
+            "LocalSocket /t/clamd.sock",
+            "Foreground yes",
+            "DatabaseDirectory /t/db",
+            "OnAccessIncludePath /t/p",
+            "OnAccessPrevention yes",
+        ] {
+            assert!(c.lines().any(|l| l == line), "missing `{line}` in\n{c}");
+        }
+        assert!(!c.lines().any(|l| l.starts_with("User ")));
     }
 }

@@ -14,7 +14,13 @@ pub fn status_ready(json: &str) -> bool {
 }
 
 /// Starts the sensor and waits (bounded) for `"ready": true` in its status file.
-pub fn start(bin: &Path, dir: &Path, db: &Path, protected: &Path) -> Result<Proc> {
+pub fn start(
+    bin: &Path,
+    dir: &Path,
+    db: &Path,
+    protected: &Path,
+    threads: Option<usize>,
+) -> Result<Proc> {
     std::fs::create_dir_all(dir)?;
     let status = dir.join("sensor-status.json");
     let mut cmd = Command::new(bin);
@@ -28,6 +34,9 @@ pub fn start(bin: &Path, dir: &Path, db: &Path, protected: &Path) -> Result<Proc
         .arg("--status-file")
         .arg(&status)
         .env("RUST_LOG", "warn");
+    if let Some(n) = threads {
+        cmd.arg("--threads").arg(n.to_string());
+    }
     let mut p = Proc::spawn("sensor", cmd, &dir.join("sensor.out"))?;
     let t0 = Instant::now();
     loop {
