@@ -3,6 +3,7 @@
 //! Every external step is printed (`==> ...`) before it runs, and any failure stops the task with
 //! a non-zero exit and the context of the step that failed.
 
+mod bench;
 mod elf;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -41,6 +42,9 @@ enum Cmd {
     Demo,
     /// Set up, then fmt check, clippy -D warnings, build-ebpf, and the whole test suite.
     Test,
+    /// Benchmarks against ClamAV on this machine (`bench onaccess`).
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
     /// Generate the test corpus into OUT (not wired yet).
     Testdata {
         /// Output directory.
@@ -61,6 +65,7 @@ fn main() -> Result<()> {
         Cmd::BuildEbpf => build_ebpf(&root).map(|obj| println!("eBPF object: {}", obj.display())),
         Cmd::Demo => demo(&root),
         Cmd::Test => test(&root),
+        Cmd::Bench(cmd) => bench::run(&root, cmd),
         Cmd::Testdata { out, seed } => testdata(&out, seed),
     }
 }

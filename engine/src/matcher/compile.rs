@@ -7,7 +7,7 @@ use crate::db::Pattern;
 /// wider or unbounded gaps split the pattern into chained segments.
 pub(crate) const MAX_INLINE_SPAN: u32 = 32;
 /// Longest atom taken from a run of bytes.
-const MAX_ATOM: usize = 8;
+const MAX_ATOM: usize = 4;
 /// Most branches of an alternative that are turned into separate atoms.
 const MAX_ALT_ATOMS: usize = 8;
 

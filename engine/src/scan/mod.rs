@@ -7,7 +7,7 @@
 use crate::compile::{LogicalEntry, Owner, HASH_KINDS};
 use crate::db::{HashKind, Target};
 use crate::exefmt::{self, ExeInfo, ExeKind};
-use crate::matcher::{MatchSink, PatternId};
+use crate::matcher::{MatchScratch, MatchSink, PatternId};
 use crate::Database;
 use md5::Md5;
 use sha1::Sha1;
@@ -28,6 +28,8 @@ pub struct ScanOptions {
 /// entries are valid only when their stamp equals the current scan's generation.
 #[derive(Default)]
 struct Scratch {
+    /// The matcher's own per-scan state, reused.
+    matcher: MatchScratch,
     generation: u32,
     range_stamp: Vec<u32>,
     ranges: Vec<Option<(u64, u64)>>,
@@ -52,6 +54,7 @@ const CLAMSCAN_BUFFER: usize = 128 * 1024;
 impl Scratch {
     fn new(db: &Database) -> Self {
         Scratch {
+            matcher: MatchScratch::new(),
             generation: 0,
             range_stamp: vec![0; db.owners.len()],
             ranges: vec![None; db.owners.len()],
@@ -283,13 +286,15 @@ fn scan_with<'db>(
     // match depends on it (clamscan never matches `EOF-n` in a file with an executable magic and broken
     // headers). It reads only headers.
     let exe = exefmt::parse(data);
+    let mut scratch_match = std::mem::take(&mut scratch.matcher);
     let mut sink = Sink {
         db,
         s: scratch,
         exe: exe.as_ref(),
         len,
     };
-    db.matcher.scan(data, &mut sink);
+    db.matcher.scan_with(&mut scratch_match, data, &mut sink);
+    scratch.matcher = scratch_match;
 
     let s = scratch;
     s.body_hits.sort_unstable();

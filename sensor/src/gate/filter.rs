@@ -11,9 +11,33 @@ pub struct Filter {
     /// `false`: only files directly inside an include directory (clamd's OnAccessDisableDDD).
     pub recursive: bool,
     pub exclude_uids: Vec<u32>,
+    /// Devices whose whole filesystem is protected (an include path is its root, recursive, nothing
+    /// excluded on it): every file there is covered without looking at its path.
+    pub whole_devices: Vec<u64>,
 }
 
 impl Filter {
+    pub fn whole_device(&self, dev: u64) -> bool {
+        self.whole_devices.contains(&dev)
+    }
+
+    /// Fills [`Filter::whole_devices`] from the include and exclude paths as they are on disk now.
+    pub fn with_whole_devices(mut self) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        let dev = |p: &Path| std::fs::metadata(p).ok().map(|m| m.dev());
+        self.whole_devices = self
+            .include
+            .iter()
+            .filter(|inc| {
+                let root = inc.parent().is_none_or(|parent| dev(parent) != dev(inc));
+                root && self.recursive
+            })
+            .filter_map(|inc| dev(inc))
+            .filter(|d| !self.exclude.iter().any(|ex| dev(ex) == Some(*d)))
+            .collect();
+        self
+    }
+
     /// Whether a file at `path` (absolute, as the kernel names the open file) is to be judged.
     /// `starts_with` compares whole components, so `/data2` is not inside `/data`.
     pub fn covers(&self, path: &Path) -> bool {
@@ -57,6 +81,7 @@ mod tests {
             exclude: vec!["/srv/data/cache".into()],
             recursive,
             exclude_uids: vec![],
+            whole_devices: vec![],
         }
     }
 
@@ -89,5 +114,38 @@ mod tests {
     fn uid_of_self() {
         let me = std::process::id() as i32;
         assert_eq!(Filter::uid_of(me), Some(unsafe { libc::geteuid() }));
+    }
+}
+
+#[cfg(test)]
+mod device_tests {
+    use super::*;
+
+    #[test]
+    fn only_filesystem_roots_cover_a_whole_device() {
+        let f = Filter {
+            include: vec!["/".into(), "/proc/self".into()],
+            recursive: true,
+            ..Filter::default()
+        }
+        .with_whole_devices();
+        use std::os::unix::fs::MetadataExt;
+        let root = std::fs::metadata("/").unwrap().dev();
+        assert!(f.whole_device(root));
+        let proc_dev = std::fs::metadata("/proc").unwrap().dev();
+        assert!(
+            !f.whole_device(proc_dev),
+            "/proc/self is not the root of procfs"
+        );
+        let excluded = Filter {
+            exclude: vec!["/tmp".into()],
+            ..f.clone()
+        }
+        .with_whole_devices();
+        let tmp = std::fs::metadata("/tmp").unwrap().dev();
+        assert_eq!(
+            excluded.whole_device(tmp),
+            tmp != root && f.whole_device(tmp)
+        );
     }
 }

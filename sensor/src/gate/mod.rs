@@ -81,7 +81,9 @@ fn filter_of(cfg: &RunConfig) -> filter::Filter {
         exclude: cfg.exclude.clone(),
         recursive: cfg.recursive,
         exclude_uids: cfg.exclude_uids.clone(),
+        whole_devices: Vec::new(),
     }
+    .with_whole_devices()
 }
 
 /// Sets up the group and its marks for `mode`; `Err` carries why the kernel refused.

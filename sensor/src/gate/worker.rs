@@ -10,7 +10,7 @@ use super::report::Reporter;
 use super::status::{bump, Counters};
 use super::sys::Group;
 use engine::{Database, ScanOptions, SharedScanner};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,6 +67,16 @@ struct Worker {
     shared: Arc<Shared>,
 }
 
+/// The path the kernel has for an open file (absolute; may end in " (deleted)").
+fn path_of(file: &OwnedFd) -> std::io::Result<PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+}
+
+fn path_or_lookup(path: Option<PathBuf>, file: &OwnedFd) -> PathBuf {
+    path.or_else(|| path_of(file).ok())
+        .unwrap_or_else(|| PathBuf::from("(unknown path)"))
+}
+
 fn fstat(fd: &OwnedFd) -> std::io::Result<libc::stat> {
     // SAFETY: st is plain data filled by the kernel; fd is valid for the call.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -121,11 +131,18 @@ impl Worker {
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
             return Judgement::Allow;
         }
-        let Ok(path) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) else {
-            return Judgement::Error;
-        };
         let filter = sh.filter.read().unwrap_or_else(|e| e.into_inner()).clone();
-        if !filter.covers(&path) {
+        // The path is looked up only when it decides something: a filesystem wholly protected needs none
+        // until there is a detection to report.
+        let path = if filter.whole_device(st.st_dev) {
+            None
+        } else {
+            match path_of(file) {
+                Ok(p) => Some(p),
+                Err(_) => return Judgement::Error,
+            }
+        };
+        if let Some(path) = path.as_ref().filter(|p| !filter.covers(p)) {
             bump(&c.outside);
             if let Some(dir) = path.parent().filter(|d| filter.dir_files_outside(d)) {
                 // Best effort: without the mark the next open just comes back here.
@@ -153,7 +170,10 @@ impl Worker {
                     self.mark_clean(file, stamp);
                     Judgement::Allow
                 }
-                Cached::Infected(name) => Judgement::Deny { path, name },
+                Cached::Infected(name) => Judgement::Deny {
+                    path: path_or_lookup(path, file),
+                    name,
+                },
             };
         }
         for _ in 0..MAX_ATTEMPTS {
@@ -169,7 +189,10 @@ impl Worker {
                 let name = name.to_string();
                 sh.cache
                     .put(dev, ino, stamp, generation, Cached::Infected(name.clone()));
-                return Judgement::Deny { path, name };
+                return Judgement::Deny {
+                    path: path_or_lookup(path, file),
+                    name,
+                };
             }
             // Clean as read. The stat was taken before reading; with multigrain timestamps any write since
             // then shows in a fresh stat, and any write after the mark clears the mark in the kernel.
@@ -214,7 +237,10 @@ impl Worker {
         let want = size.min(limit) as usize;
         self.buf.clear();
         self.buf.resize(want, 0);
-        let f = std::fs::File::from(file.try_clone()?);
+        // Borrow the fd as a File without taking ownership: no dup, no close.
+        // SAFETY: the ManuallyDrop never closes the fd, which `file` keeps owning.
+        let f =
+            std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(file.as_raw_fd()) });
         let mut got = 0;
         while got < want {
             match f.read_at(&mut self.buf[got..], got as u64) {
