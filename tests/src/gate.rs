@@ -221,8 +221,8 @@ fn is_mountpoint_any_below(dir: &Path) -> bool {
 // ---------------------------------------------------------------------------------------------------------
 // tmpfs guard
 
-/// A tmpfs mounted by the test (`size=64m,mode=0755`); unmounted in `Drop` (MNT_DETACH when busy) and its
-/// mountpoint removed.
+/// A tmpfs (`size=64m,mode=0755`) or bind mount made by the test; unmounted in `Drop` (MNT_DETACH when busy)
+/// and its mountpoint removed.
 pub struct Tmpfs {
     path: PathBuf,
 }
@@ -251,6 +251,31 @@ impl Tmpfs {
         // Canonical path: what the sensor reports in detection lines.
         let path = std::fs::canonicalize(path)?;
         Ok(Tmpfs { path })
+    }
+
+    /// Bind-mount `src` (a directory) at `path` (created); unmounted in `Drop` like a tmpfs.
+    pub fn try_bind(src: &Path, path: &Path) -> io::Result<Tmpfs> {
+        std::fs::create_dir_all(path)?;
+        let s = CString::new(src.as_os_str().as_bytes()).unwrap();
+        let target = CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: valid NUL-terminated strings that outlive the call.
+        let r = unsafe {
+            libc::mount(
+                s.as_ptr(),
+                target.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            )
+        };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            let _ = std::fs::remove_dir(path);
+            return Err(e);
+        }
+        Ok(Tmpfs {
+            path: std::fs::canonicalize(path)?,
+        })
     }
 
     pub fn path(&self) -> &Path {

@@ -5,8 +5,8 @@
 use sensor_tests::gate::{
     as_user, bounded, counter, describe, eicar, eicar_hdb_line, errno_name, fork_open_as,
     found_line, hdb_line, is_eperm, md5_hex, ndb_line, open_read, open_read_bounded,
-    output_with_timeout, require_gate, wait_until, ForkOpen, SensorOpts, EICAR_NAME, OP_TIMEOUT,
-    READY_TIMEOUT,
+    output_with_timeout, require_gate, wait_until, ForkOpen, SensorOpts, Tmpfs, EICAR_NAME,
+    OP_TIMEOUT, READY_TIMEOUT,
 };
 use sensor_tests::oracle::run_scanner;
 use sensor_tests::results::{parse_output, Verdict};
@@ -1419,5 +1419,96 @@ fn status_file_is_rewritten_at_least_every_200_ms() {
         gaps.len() >= 5 && max <= Duration::from_millis(600),
         "status file rewrites in 3 s: {} (expected >= 5), longest gap {max:?} (expected <= 200 ms + slack)",
         gaps.len()
+    );
+}
+
+/// Test 21: the protected files are guarded whatever path reaches them: through a bind mount of the protected
+/// tree mounted elsewhere (a container volume, a chroot), the EICAR file is denied too. Two layouts: the
+/// include path is a whole filesystem, and the include path is a subdirectory of one.
+#[test]
+fn protected_files_reached_through_a_bind_mount_elsewhere_are_denied() {
+    let t = "protected_files_reached_through_a_bind_mount_elsewhere_are_denied";
+    let Some(env) = require_gate(t) else { return };
+    let whole = env.tmpfs("whole");
+    let part = env.tmpfs("part");
+    let sub = part.join("protected");
+    write(&whole.join("eicar.com"), &eicar());
+    write(&sub.join("eicar.com"), &eicar());
+    let alias_whole = Tmpfs::try_bind(whole.path(), &env.scratch().join("alias-whole"))
+        .unwrap_or_else(|e| panic!("bind mount: {e}"));
+    let alias_sub = Tmpfs::try_bind(&sub, &env.scratch().join("alias-sub"))
+        .unwrap_or_else(|e| panic!("bind mount: {e}"));
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let mut s = env.start(&db, &SensorOpts::protect(&[whole.path(), &sub]));
+    s.wait_ready(READY_TIMEOUT);
+    let mut problems = Vec::new();
+    for (what, p) in [
+        ("whole filesystem, direct", whole.join("eicar.com")),
+        ("subdirectory, direct", sub.join("eicar.com")),
+        (
+            "whole filesystem, through a bind mount",
+            alias_whole.join("eicar.com"),
+        ),
+        (
+            "subdirectory, through a bind mount",
+            alias_sub.join("eicar.com"),
+        ),
+    ] {
+        let r = open_read_bounded(&p);
+        if !is_eperm(&r) {
+            problems.push(format!(
+                "{what}: {}: expected EPERM, got {}",
+                p.display(),
+                describe(&r)
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "protected files readable:\n  {}\n{}",
+        problems.join("\n  "),
+        s.diag()
+    );
+}
+
+/// Test 22: SIGHUP reloads the database, and verdicts of the old one are forgotten: a file opened clean
+/// (ignore mark, cache) under a database without its signature is denied once the new database has it.
+#[test]
+fn sighup_reloads_the_database_and_forgets_clean_verdicts() {
+    let t = "sighup_reloads_the_database_and_forgets_clean_verdicts";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let file = prot.join("later-known.bin");
+    let data = noise(4242, 777);
+    write(&file, &data);
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let mut s = env.start(&db, &SensorOpts::protect(&[prot.path()]));
+    s.wait_ready(READY_TIMEOUT);
+    for _ in 0..3 {
+        let r = open_read_bounded(&file);
+        assert!(
+            matches!(&r, Ok(v) if *v == data),
+            "before reload: expected ok, got {}",
+            describe(&r)
+        );
+    }
+    env.write_db(&[eicar_hdb_line(), hdb_line(&data, "Gate.Reloaded")], &[]);
+    // SAFETY: signalling our own running child.
+    unsafe { libc::kill(s.pid(), libc::SIGHUP) };
+    s.wait_status("reloads >= 1", Duration::from_secs(20), |v| {
+        v["reloads"].as_u64().unwrap_or(0) >= 1
+    });
+    let r = open_read_bounded(&file);
+    assert!(
+        is_eperm(&r),
+        "after SIGHUP with a database that knows the file: expected EPERM, got {}\n{}",
+        describe(&r),
+        s.diag()
+    );
+    assert!(
+        s.wait_stdout_line(&found_line(&file, "Gate.Reloaded"), Duration::from_secs(5)),
+        "expected detection line `{}`\n{}",
+        found_line(&file, "Gate.Reloaded"),
+        s.diag()
     );
 }
