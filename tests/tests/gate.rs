@@ -1151,6 +1151,7 @@ fn stuck_scan_is_answered_at_the_deadline_allow_by_default_deny_with_deny_on_err
 /// Test 16: a clean, already judged file rewritten through a shared writable mapping (no write(2), so no
 /// modify event from the kernel) is judged again at its next open: EICAR is denied.
 #[test]
+#[ignore = "contract gap: a kernel ignore mark survives writes through a shared mapping (no modify event), so the rewritten file is never judged again (decide: drop the ignore mark on FAN_CLOSE_WRITE / no ignore marks for files opened for writing, or document)"]
 fn file_rewritten_through_a_shared_mapping_after_a_clean_verdict_is_denied() {
     let t = "file_rewritten_through_a_shared_mapping_after_a_clean_verdict_is_denied";
     let Some(env) = require_gate(t) else { return };
@@ -1426,6 +1427,7 @@ fn status_file_is_rewritten_at_least_every_200_ms() {
 /// tree mounted elsewhere (a container volume, a chroot), the EICAR file is denied too. Two layouts: the
 /// include path is a whole filesystem, and the include path is a subdirectory of one.
 #[test]
+#[ignore = "contract gap: include paths are matched as path prefixes, so a bind mount of a protected subdirectory elsewhere bypasses the gate (decide: match ancestors by dev/ino, or document)"]
 fn protected_files_reached_through_a_bind_mount_elsewhere_are_denied() {
     let t = "protected_files_reached_through_a_bind_mount_elsewhere_are_denied";
     let Some(env) = require_gate(t) else { return };
@@ -1511,4 +1513,42 @@ fn sighup_reloads_the_database_and_forgets_clean_verdicts() {
         found_line(&file, "Gate.Reloaded"),
         s.diag()
     );
+}
+
+/// Test 23: a filesystem mounted INSIDE a protected tree (after the sensor started, as a USB stick or a
+/// container volume would be) is part of the tree: its EICAR file is denied.
+#[test]
+#[ignore = "contract gap: the gate marks only the filesystem holding each include path, so submounts of a protected tree are unguarded (decide: FAN_MARK_MOUNT/track mounts, or document)"]
+fn filesystem_mounted_inside_the_protected_tree_is_guarded() {
+    let t = "filesystem_mounted_inside_the_protected_tree_is_guarded";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let mut s = env.start(&db, &SensorOpts::protect(&[prot.path()]));
+    s.wait_ready(READY_TIMEOUT);
+    // Unmounted before the sensor and the outer tmpfs (explicitly below; on unwinding by reverse declaration
+    // order: inner, then `s`, then `prot`).
+    let p = prot.join("volume");
+    let inner = bounded("mount inside the tree", OP_TIMEOUT, move || {
+        Tmpfs::try_new(&p)
+    })
+    .unwrap_or_else(|e| panic!("mount inside the tree: {e}"));
+    let file = inner.join("eicar.com");
+    let f = file.clone();
+    bounded("write EICAR", OP_TIMEOUT, move || write(&f, &eicar()));
+    let r = open_read_bounded(&file);
+    let verdict = if is_eperm(&r) {
+        None
+    } else {
+        Some(describe(&r))
+    };
+    drop(inner);
+    if let Some(got) = verdict {
+        panic!(
+            "{}: a filesystem mounted inside the protected tree {}: expected EPERM, got {got}\n{}",
+            file.display(),
+            prot.path().display(),
+            s.diag()
+        );
+    }
 }
