@@ -1151,7 +1151,6 @@ fn stuck_scan_is_answered_at_the_deadline_allow_by_default_deny_with_deny_on_err
 /// Test 16: a clean, already judged file rewritten through a shared writable mapping (no write(2), so no
 /// modify event from the kernel) is judged again at its next open: EICAR is denied.
 #[test]
-#[ignore = "contract gap: a kernel ignore mark survives writes through a shared mapping (no modify event), so the rewritten file is never judged again (decide: drop the ignore mark on FAN_CLOSE_WRITE / no ignore marks for files opened for writing, or document)"]
 fn file_rewritten_through_a_shared_mapping_after_a_clean_verdict_is_denied() {
     let t = "file_rewritten_through_a_shared_mapping_after_a_clean_verdict_is_denied";
     let Some(env) = require_gate(t) else { return };
@@ -1382,9 +1381,11 @@ fn own_status_and_log_files_inside_the_protected_tree_do_not_deadlock_the_gate()
             failures.push(format!("{what}: `{line}` not in the log:\n{}", s.log()));
         }
         let st = s.settled_status();
-        if counter(&st, "own_process") == 0 || counter(&st, "deadline") != 0 {
+        // The status file is rewritten under the marks (own events, allowed at once); the log is opened
+        // before any mark exists. Either way nothing may wait for the deadline.
+        if (status_in_tree && counter(&st, "own_process") == 0) || counter(&st, "deadline") != 0 {
             failures.push(format!(
-                "{what}: expected own_process >= 1 and deadline == 0: {st}"
+                "{what}: expected no deadline answers (and own_process >= 1 for the status file): {st}"
             ));
         }
         s.kill();
@@ -1427,7 +1428,6 @@ fn status_file_is_rewritten_at_least_every_200_ms() {
 /// tree mounted elsewhere (a container volume, a chroot), the EICAR file is denied too. Two layouts: the
 /// include path is a whole filesystem, and the include path is a subdirectory of one.
 #[test]
-#[ignore = "contract gap: include paths are matched as path prefixes, so a bind mount of a protected subdirectory elsewhere bypasses the gate (decide: match ancestors by dev/ino, or document)"]
 fn protected_files_reached_through_a_bind_mount_elsewhere_are_denied() {
     let t = "protected_files_reached_through_a_bind_mount_elsewhere_are_denied";
     let Some(env) = require_gate(t) else { return };
@@ -1518,7 +1518,6 @@ fn sighup_reloads_the_database_and_forgets_clean_verdicts() {
 /// Test 23: a filesystem mounted INSIDE a protected tree (after the sensor started, as a USB stick or a
 /// container volume would be) is part of the tree: its EICAR file is denied.
 #[test]
-#[ignore = "contract gap: the gate marks only the filesystem holding each include path, so submounts of a protected tree are unguarded (decide: FAN_MARK_MOUNT/track mounts, or document)"]
 fn filesystem_mounted_inside_the_protected_tree_is_guarded() {
     let t = "filesystem_mounted_inside_the_protected_tree_is_guarded";
     let Some(env) = require_gate(t) else { return };
@@ -1533,6 +1532,17 @@ fn filesystem_mounted_inside_the_protected_tree_is_guarded() {
         Tmpfs::try_new(&p)
     })
     .unwrap_or_else(|e| panic!("mount inside the tree: {e}"));
+    // The sensor learns of the mount from the kernel's mount-table notification and marks it; the window
+    // before that is documented (gate::mounts). Wait for the mark, then the new filesystem must be guarded.
+    let marked = wait_until(Duration::from_secs(5), || {
+        s.try_status()
+            .is_some_and(|v| v["marked_filesystems"].as_u64() >= Some(2))
+    });
+    assert!(
+        marked,
+        "the mount inside the tree was never marked: {}",
+        s.diag()
+    );
     let file = inner.join("eicar.com");
     let f = file.clone();
     bounded("write EICAR", OP_TIMEOUT, move || write(&f, &eicar()));

@@ -11,6 +11,7 @@
 
 mod cache;
 mod filter;
+mod mounts;
 mod notify;
 mod permit;
 mod reader;
@@ -24,7 +25,7 @@ use crate::cli::RunArgs;
 use crate::config::{Mode, RunConfig};
 use engine::Database;
 use permit::FailPolicy;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -55,11 +56,11 @@ fn load_database(paths: &[PathBuf]) -> Result<Database, String> {
 }
 
 /// The filesystems to mark: one path per distinct device among the include and mount paths.
-fn mark_roots(cfg: &RunConfig) -> Vec<PathBuf> {
+pub(crate) fn mark_roots(cfg: &RunConfig, submounts: &[PathBuf]) -> Vec<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let mut seen = Vec::new();
     let mut roots = Vec::new();
-    for p in cfg.include.iter().chain(&cfg.mount_paths) {
+    for p in cfg.include.iter().chain(&cfg.mount_paths).chain(submounts) {
         if let Ok(m) = std::fs::metadata(p) {
             if !seen.contains(&m.dev()) {
                 seen.push(m.dev());
@@ -70,38 +71,89 @@ fn mark_roots(cfg: &RunConfig) -> Vec<PathBuf> {
     roots
 }
 
-fn filter_of(cfg: &RunConfig) -> filter::Filter {
-    filter::Filter {
-        include: cfg
-            .include
+pub(crate) fn filter_of(cfg: &RunConfig, submounts: &[PathBuf]) -> filter::Filter {
+    filter::Filter::new(
+        cfg.include
             .iter()
             .chain(&cfg.mount_paths)
+            .chain(submounts)
             .cloned()
             .collect(),
-        exclude: cfg.exclude.clone(),
-        recursive: cfg.recursive,
-        exclude_uids: cfg.exclude_uids.clone(),
-        whole_devices: Vec::new(),
-    }
-    .with_whole_devices()
+        cfg.exclude.clone(),
+        cfg.recursive,
+        cfg.exclude_uids.clone(),
+    )
 }
 
-/// Sets up the group and its marks for `mode`; `Err` carries why the kernel refused.
-fn open_group(mode: Mode, roots: &[PathBuf]) -> std::io::Result<(sys::Group, u64)> {
-    let (class, mask) = match mode {
-        Mode::Prevent => {
-            if std::env::var_os(ENV_NO_PERMISSION_EVENTS).is_some() {
-                return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
-            }
-            (sys::Class::Content, sys::PERM_EVENTS)
-        }
-        Mode::NotifyOnly => (sys::Class::Notify, sys::FAN_OPEN | sys::FAN_CLOSE_WRITE),
-    };
-    let group = sys::Group::new(class)?;
-    for r in roots {
-        group.mark_filesystem(r, mask)?;
+/// Mount points below the protected trees (a filesystem mounted inside one is part of it), from
+/// /proc/self/mountinfo as it is at start and at reload.
+pub(crate) fn submounts(cfg: &RunConfig) -> Vec<PathBuf> {
+    if !cfg.recursive {
+        return Vec::new();
     }
-    Ok((group, mask))
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let tops: Vec<&PathBuf> = cfg.include.iter().chain(&cfg.mount_paths).collect();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|m| tops.iter().any(|t| m.starts_with(t) && m != *t))
+        .filter(|m| !cfg.exclude.iter().any(|ex| m.starts_with(ex)))
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo` octal.
+fn unescape_mountinfo(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let value = octal.map(|d| d.iter().fold(0u32, |v, c| v * 8 + u32::from(c - b'0')));
+        match value.and_then(|v| u8::try_from(v).ok()) {
+            Some(byte) => {
+                out.push(byte);
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+/// Whether the kernel takes permission marks, asked on an inode mark of the first protected directory
+/// itself (no FAN_EVENT_ON_CHILD, no FAN_ONDIR: it can raise no event, so the probe can block nothing).
+fn permission_events_supported(roots: &[PathBuf]) -> std::io::Result<()> {
+    if std::env::var_os(ENV_NO_PERMISSION_EVENTS).is_some() {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let probe = sys::Group::new(sys::Class::Content)?;
+    if let Some(dir) = roots.first() {
+        probe.probe_inode_mark(dir, sys::PERM_EVENTS)?;
+    }
+    Ok(())
+}
+
+fn group_for(mode: Mode) -> std::io::Result<(sys::Group, u64)> {
+    match mode {
+        // FAN_CLOSE_WRITE too: writes through a shared mapping raise no modify event, so the ignore mark of a
+        // file written that way is withdrawn when the writer closes it (worker::Worker::handle).
+        Mode::Prevent => Ok((
+            sys::Group::new(sys::Class::Content)?,
+            sys::PERM_EVENTS | sys::FAN_CLOSE_WRITE,
+        )),
+        Mode::NotifyOnly => Ok((
+            sys::Group::new(sys::Class::Notify)?,
+            sys::FAN_OPEN | sys::FAN_CLOSE_WRITE,
+        )),
+    }
 }
 
 fn blocked_signals() -> libc::sigset_t {
@@ -133,30 +185,23 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         eprintln!("sensor run: warning: cannot raise the open-file limit ({e}): a burst may be denied by the kernel");
     }
 
-    let roots = mark_roots(&cfg);
+    let extra = submounts(&cfg);
+    let roots = mark_roots(&cfg, &extra);
     let mut mode = cfg.mode;
-    let (group, mask) = match open_group(mode, &roots) {
-        Ok(g) => g,
-        Err(e)
-            if mode == Mode::Prevent
-                && matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EPERM)) =>
-        {
+    if mode == Mode::Prevent {
+        if let Err(e) = permission_events_supported(&roots) {
             eprintln!(
                 "sensor run: WARNING: the kernel refuses fanotify permission events ({e}); it lacks \
                  CONFIG_FANOTIFY_ACCESS_PERMISSIONS. Running NOTIFY-ONLY: malicious files are reported \
                  (and quarantined if asked) but NOT blocked."
             );
             mode = Mode::NotifyOnly;
-            match open_group(mode, &roots) {
-                Ok(g) => g,
-                Err(e) => {
-                    eprintln!("sensor run: cannot watch the protected paths: {e}");
-                    return ExitCode::from(2);
-                }
-            }
         }
+    }
+    let (group, mask) = match group_for(mode) {
+        Ok(g) => g,
         Err(e) => {
-            eprintln!("sensor run: cannot watch the protected paths: {e}");
+            eprintln!("sensor run: cannot create the fanotify group: {e}");
             return ExitCode::from(2);
         }
     };
@@ -190,13 +235,14 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     let shared = Arc::new(worker::Shared {
         group: Arc::clone(&group),
         counters: Arc::clone(&counters),
-        filter: RwLock::new(Arc::new(filter_of(&cfg))),
+        filter: RwLock::new(Arc::new(filter_of(&cfg, &extra))),
         db: RwLock::new(db),
         generation: AtomicU64::new(0),
         cache: cache::Cache::default(),
         max_file_size: cfg.max_file_size,
         reporter,
         ignore_mask,
+        prevent: mode == Mode::Prevent,
         scan_delay: std::env::var(ENV_SCAN_DELAY_MS)
             .ok()
             .and_then(|v| v.parse().ok())
@@ -259,6 +305,33 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     let reader = std::thread::Builder::new()
         .name("fanotify".into())
         .spawn(move || reader.run());
+    // Only now, with every thread that answers running, may the marks go on: from here any open on these
+    // filesystems, the sensor's own included, waits for an answer.
+    for r in &roots {
+        if let Err(e) = group.mark_filesystem(r, mask) {
+            eprintln!("sensor run: cannot watch {}: {e}", r.display());
+            for r in &roots {
+                let _ = group.unmark_filesystem(r, mask);
+            }
+            return ExitCode::from(2);
+        }
+        status::bump(&counters.marked_filesystems);
+    }
+    let watcher = mounts::Watcher {
+        cfg: Arc::new(Mutex::new(cfg.clone())),
+        marked: Mutex::new(roots.clone()),
+        group: Arc::clone(&group),
+        mask,
+        shared: Arc::clone(&shared),
+        stop: Arc::new(AtomicBool::new(false)),
+    };
+    let watcher = Arc::new(watcher);
+    let mount_thread = {
+        let w = Arc::clone(&watcher);
+        std::thread::Builder::new()
+            .name("mounts".into())
+            .spawn(move || w.run())
+    };
 
     counters.ready.store(true, Ordering::Relaxed);
     eprintln!(
@@ -287,7 +360,11 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         let sig = unsafe { libc::sigtimedwait(&sigs, std::ptr::null_mut(), &ts) };
         match sig {
             libc::SIGTERM | libc::SIGINT => break,
-            libc::SIGHUP => cfg = reload(&args, cfg, &shared),
+            libc::SIGHUP => {
+                cfg = reload(&args, cfg, &shared);
+                *watcher.cfg.lock().unwrap_or_else(|e| e.into_inner()) = cfg.clone();
+                watcher.refresh();
+            }
             _ => {}
         }
     }
@@ -296,12 +373,21 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     // group, which allows anything still pending.
     eprintln!("sensor run: stopping");
     notifier.send("STOPPING=1");
-    for r in &roots {
+    watcher.stop.store(true, Ordering::Relaxed);
+    if let Ok(t) = mount_thread {
+        let _ = t.join();
+    }
+    for r in watcher
+        .marked
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
         let _ = group.unmark_filesystem(r, mask);
     }
     // SAFETY: writing 8 bytes to an eventfd we own.
     let one: u64 = 1;
-    unsafe { libc::write(stop_fd_raw(&stop_fd), (&one as *const u64).cast(), 8) };
+    unsafe { libc::write(stop_fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
     if let Ok(r) = reader {
         let _ = r.join();
     }
@@ -317,11 +403,6 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         let _ = status::write_file(path, &counters, mode_name);
     }
     ExitCode::SUCCESS
-}
-
-fn stop_fd_raw(fd: &OwnedFd) -> i32 {
-    use std::os::fd::AsRawFd;
-    fd.as_raw_fd()
 }
 
 /// SIGHUP: a new configuration and database are built beside the old ones and swapped in; events keep
@@ -347,7 +428,28 @@ fn reload(args: &RunArgs, old: RunConfig, shared: &worker::Shared) -> RunConfig 
             return old;
         }
     }
-    *shared.filter.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(filter_of(&cfg));
+    // The mount watcher marks filesystems of new include paths right after this (see `run`).
+    *shared.filter.write().unwrap_or_else(|e| e.into_inner()) =
+        Arc::new(filter_of(&cfg, &submounts(&cfg)));
     eprintln!("sensor run: reloaded configuration and database");
     cfg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(
+            unescape_mountinfo("/mnt/a\\040b"),
+            PathBuf::from("/mnt/a b")
+        );
+        assert_eq!(unescape_mountinfo("/x\\134y"), PathBuf::from("/x\\y"));
+        assert_eq!(
+            unescape_mountinfo("/bad\\777\\9"),
+            PathBuf::from("/bad\\777\\9")
+        );
+        assert_eq!(unescape_mountinfo("/end\\04"), PathBuf::from("/end\\04"));
+    }
 }

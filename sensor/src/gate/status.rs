@@ -45,6 +45,7 @@ counters! {
     ignore_marks: "Clean files given a kernel ignore mark.",
     detections: "Malicious files found.",
     reloads: "Database reloads.",
+    marked_filesystems: "Filesystems under fanotify marks (include paths and the mounts inside them).",
 }
 
 pub fn bump(c: &AtomicU64) {

@@ -124,16 +124,12 @@ impl Group {
         }
     }
 
-    /// An evictable ignore mark on directory `dir` for events on its direct children (out-of-tree
-    /// directories). Named by path: if it is renamed meanwhile the mark lands on whatever is there now,
-    /// which the worker only asks for outside the protected trees.
-    pub fn ignore_dir_children_path(&self, dir: &Path, mask: u64) -> io::Result<()> {
+    /// An inode mark on `dir` alone (no FAN_EVENT_ON_CHILD, no FAN_ONDIR): raises no event, but the kernel
+    /// still validates the mask, so it tells whether permission events are available.
+    pub fn probe_inode_mark(&self, dir: &Path, mask: u64) -> io::Result<()> {
         self.mark_raw(
-            libc::FAN_MARK_ADD
-                | libc::FAN_MARK_IGNORE
-                | libc::FAN_MARK_EVICTABLE
-                | libc::FAN_MARK_ONLYDIR,
-            mask | libc::FAN_EVENT_ON_CHILD,
+            libc::FAN_MARK_ADD | libc::FAN_MARK_ONLYDIR,
+            mask,
             libc::AT_FDCWD,
             Some(dir),
         )

@@ -4,7 +4,7 @@
 //! stat, so a write racing with the scan can never leave a stale "clean" mark (see `judge`).
 
 use super::cache::{Cache, Cached, Stamp};
-use super::filter::Filter;
+use super::filter::{Coverage, Filter};
 use super::reader::Job;
 use super::report::Reporter;
 use super::status::{bump, Counters};
@@ -34,13 +34,22 @@ pub struct Shared {
     pub reporter: Reporter,
     /// Events the kernel ignore marks silence: the permission events, or FAN_OPEN in notify-only mode.
     pub ignore_mask: u64,
+    /// Prevent mode: notifications are close-writes whose only job is to withdraw ignore marks.
+    pub prevent: bool,
     /// Test hook (`SENSOR_TEST_SCAN_DELAY_MS`): a stuck scanner.
     pub scan_delay: Option<std::time::Duration>,
 }
 
 enum Judgement {
     Allow,
-    Deny { path: PathBuf, name: String },
+    /// Not the gate's to judge (outside the trees, excluded path): allow at once, then scan anyway so that
+    /// a clean file earns an ignore mark and its next opens stay in the kernel. Only content-based marks are
+    /// ever placed: a mark that meant "outside" would follow the inode when it is moved into a tree.
+    AllowThenLearn,
+    Deny {
+        path: PathBuf,
+        name: String,
+    },
     Error,
 }
 
@@ -70,6 +79,12 @@ struct Worker {
 /// The path the kernel has for an open file (absolute; may end in " (deleted)").
 fn path_of(file: &OwnedFd) -> std::io::Result<PathBuf> {
     std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+}
+
+enum Verdict {
+    Clean,
+    Infected(String),
+    Error,
 }
 
 fn path_or_lookup(path: Option<PathBuf>, file: &OwnedFd) -> PathBuf {
@@ -103,6 +118,10 @@ impl Worker {
                     Judgement::Allow => {
                         permit.answer(true);
                     }
+                    Judgement::AllowThenLearn => {
+                        permit.answer(true);
+                        self.learn(&file);
+                    }
                     Judgement::Deny { path, name } => {
                         // Answer first: the opener waits; reporting and quarantine do not need it to.
                         permit.answer(false);
@@ -114,9 +133,18 @@ impl Worker {
                     }
                 }
             }
+            Job::Notify { fd, .. } if self.shared.prevent => {
+                // A writer closed the file: whatever it wrote (even through a shared mapping, which raises
+                // no modify event) must be judged at the next open.
+                let _ = self
+                    .shared
+                    .group
+                    .unignore_inode(fd.as_fd(), self.shared.ignore_mask);
+            }
             Job::Notify { fd, pid } => match self.judge(&fd, pid) {
                 Judgement::Deny { path, name } => self.shared.reporter.detection(&path, &name),
                 Judgement::Error => bump(&self.shared.counters.errors),
+                Judgement::AllowThenLearn => self.learn(&fd),
                 Judgement::Allow => {}
             },
         }
@@ -142,13 +170,16 @@ impl Worker {
                 Err(_) => return Judgement::Error,
             }
         };
-        if let Some(path) = path.as_ref().filter(|p| !filter.covers(p)) {
-            bump(&c.outside);
-            if let Some(dir) = path.parent().filter(|d| filter.dir_files_outside(d)) {
-                // Best effort: without the mark the next open just comes back here.
-                let _ = sh.group.ignore_dir_children_path(dir, sh.ignore_mask);
+        match path.as_ref().map(|p| filter.classify(p)) {
+            Some(Coverage::Outside) => {
+                bump(&c.outside);
+                return Judgement::AllowThenLearn;
             }
-            return Judgement::Allow;
+            Some(Coverage::Excluded) => {
+                bump(&c.excluded);
+                return Judgement::AllowThenLearn;
+            }
+            Some(Coverage::Covered) | None => {}
         }
         if filter.uid_excluded(pid) {
             bump(&c.excluded);
@@ -158,8 +189,33 @@ impl Worker {
             bump(&c.too_large);
             return Judgement::Allow;
         }
+        match self.verdict(file, &st) {
+            Verdict::Clean => Judgement::Allow,
+            Verdict::Infected(name) => Judgement::Deny {
+                path: path_or_lookup(path, file),
+                name,
+            },
+            Verdict::Error => Judgement::Error,
+        }
+    }
+
+    /// After an allow that needed no verdict: a clean file gets its ignore mark; nothing is reported.
+    fn learn(&mut self, file: &OwnedFd) {
+        let sh = &self.shared;
+        match fstat(file) {
+            Ok(st) if sh.max_file_size == 0 || (st.st_size as u64) <= sh.max_file_size => {
+                let _ = self.verdict(file, &st);
+            }
+            _ => {}
+        }
+    }
+
+    /// Cache, else scan; a clean file gets its ignore mark. `st` was taken before any byte was read.
+    fn verdict(&mut self, file: &OwnedFd, st: &libc::stat) -> Verdict {
+        let sh = Arc::clone(&self.shared);
+        let c = &sh.counters;
         let (dev, ino) = (st.st_dev, st.st_ino);
-        let mut stamp = Stamp::of(&st);
+        let mut stamp = Stamp::of(st);
         let db = sh.db.read().unwrap_or_else(|e| e.into_inner()).clone();
         let generation = sh.generation.load(Ordering::Acquire);
         self.scanner.set_database(db);
@@ -168,17 +224,14 @@ impl Worker {
             return match v {
                 Cached::Clean => {
                     self.mark_clean(file, stamp);
-                    Judgement::Allow
+                    Verdict::Clean
                 }
-                Cached::Infected(name) => Judgement::Deny {
-                    path: path_or_lookup(path, file),
-                    name,
-                },
+                Cached::Infected(name) => Verdict::Infected(name),
             };
         }
         for _ in 0..MAX_ATTEMPTS {
             if self.read_all(file, stamp.size).is_err() {
-                return Judgement::Error;
+                return Verdict::Error;
             }
             bump(&c.scanned);
             if let Some(d) = sh.scan_delay {
@@ -189,23 +242,20 @@ impl Worker {
                 let name = name.to_string();
                 sh.cache
                     .put(dev, ino, stamp, generation, Cached::Infected(name.clone()));
-                return Judgement::Deny {
-                    path: path_or_lookup(path, file),
-                    name,
-                };
+                return Verdict::Infected(name);
             }
             // Clean as read. The stat was taken before reading; with multigrain timestamps any write since
             // then shows in a fresh stat, and any write after the mark clears the mark in the kernel.
             if self.mark_clean(file, stamp) {
                 sh.cache.put(dev, ino, stamp, generation, Cached::Clean);
-                return Judgement::Allow;
+                return Verdict::Clean;
             }
             match fstat(file) {
                 Ok(st) => stamp = Stamp::of(&st),
-                Err(_) => return Judgement::Error,
+                Err(_) => return Verdict::Error,
             }
         }
-        Judgement::Allow
+        Verdict::Clean
     }
 
     /// Places the ignore mark and confirms the file is still as judged; withdraws it otherwise.

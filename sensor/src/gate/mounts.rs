@@ -1,0 +1,76 @@
+//! Filesystems mounted inside a protected tree after start: the kernel signals every change of the mount
+//! table on /proc/self/mountinfo (POLLPRI), and this thread then marks the filesystems of the mounts that
+//! now lie below the trees and refreshes the filter. Between a mount and its mark the new filesystem is
+//! unguarded for the time it takes this thread to wake (a poll wake-up, well under a millisecond idle).
+
+use super::status::bump;
+use super::sys::Group;
+use super::worker::Shared;
+use super::{filter_of, mark_roots, submounts};
+use crate::config::RunConfig;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub struct Watcher {
+    pub cfg: Arc<Mutex<RunConfig>>,
+    /// One path per marked filesystem (what to unmark at stop).
+    pub marked: Mutex<Vec<PathBuf>>,
+    pub group: Arc<Group>,
+    pub mask: u64,
+    pub shared: Arc<Shared>,
+    pub stop: Arc<AtomicBool>,
+}
+
+/// How long one poll waits before looking at the stop flag.
+const POLL_MS: i32 = 200;
+
+impl Watcher {
+    pub fn run(&self) {
+        let Ok(info) = std::fs::File::open("/proc/self/mountinfo") else {
+            return;
+        };
+        while !self.stop.load(Ordering::Relaxed) {
+            let mut pfd = libc::pollfd {
+                fd: info.as_raw_fd(),
+                events: libc::POLLPRI,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let r = unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
+            if r > 0 && pfd.revents & (libc::POLLPRI | libc::POLLERR) != 0 {
+                self.refresh();
+                // Re-arm: the change is acknowledged by reading the file from the start.
+                let _ = std::io::Read::read_to_end(&mut &info, &mut Vec::new());
+                let _ = std::io::Seek::seek(&mut &info, std::io::SeekFrom::Start(0));
+            }
+        }
+    }
+
+    /// Marks the filesystems of mounts now below the trees and installs the matching filter.
+    pub fn refresh(&self) {
+        let cfg = self.cfg.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let extra = submounts(&cfg);
+        let mut marked = self.marked.lock().unwrap_or_else(|e| e.into_inner());
+        let devs: Vec<u64> = marked
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok().map(|m| m.dev()))
+            .collect();
+        for root in mark_roots(&cfg, &extra) {
+            let Ok(dev) = std::fs::metadata(&root).map(|m| m.dev()) else {
+                continue;
+            };
+            if !devs.contains(&dev) && self.group.mark_filesystem(&root, self.mask).is_ok() {
+                bump(&self.shared.counters.marked_filesystems);
+                marked.push(root);
+            }
+        }
+        *self
+            .shared
+            .filter
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(filter_of(&cfg, &extra));
+    }
+}
