@@ -168,6 +168,45 @@ fn blocked_signals() -> libc::sigset_t {
     }
 }
 
+/// Answers given without a verdict since the last report; printed from the main thread, never from the
+/// threads that answer.
+#[derive(Default)]
+struct Undecided {
+    deadline: u64,
+    queue_full: u64,
+    dropped: u64,
+    errors: u64,
+}
+
+impl Undecided {
+    fn report(&mut self, c: &status::Counters, fail: FailPolicy) {
+        let now = Undecided {
+            deadline: c.deadline.load(Ordering::Relaxed),
+            queue_full: c.queue_full.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+        };
+        let policy = if fail.allows() { "allowed" } else { "denied" };
+        for (what, n) in [
+            ("answered at the deadline", now.deadline - self.deadline),
+            (
+                "answered because the scan queue was full",
+                now.queue_full - self.queue_full,
+            ),
+            (
+                "answered after an internal failure",
+                now.dropped - self.dropped,
+            ),
+            ("could not be read or judged", now.errors - self.errors),
+        ] {
+            if n > 0 {
+                eprintln!("sensor run: warning: {n} event(s) {what} ({policy} by the fail policy)");
+            }
+        }
+        *self = now;
+    }
+}
+
 /// Runs until SIGTERM or SIGINT; SIGHUP reloads configuration and database.
 pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     let db = match load_database(&cfg.databases) {
@@ -347,7 +386,9 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     let notifier = notify::Notifier::from_env();
     notifier.send("READY=1");
     let mut cfg = cfg;
+    let mut undecided = Undecided::default();
     loop {
+        undecided.report(&counters, fail);
         if let Some(path) = &cfg.status_file {
             let _ = status::write_file(path, &counters, mode_name);
         }
