@@ -1,5 +1,5 @@
-//! The body matcher: many [`Pattern`]s compiled into one automaton over static atoms, with verification of
-//! wildcards, gaps, alternatives and anchors around each atom hit.
+//! The body matcher: many [`Pattern`]s indexed by short static atoms (`atoms`: a bloom filter and hash
+//! tables), with verification of wildcards, gaps, alternatives and anchors around each atom hit.
 //!
 //! # Semantics
 //!
@@ -12,8 +12,8 @@
 //! one such match (the shortest for single-segment patterns). `start_range` is called lazily, only for
 //! patterns with a candidate, possibly several times (the sink caches).
 //!
-//! Order: one left-to-right pass of the automaton (two automata, exact and ASCII-case-insensitive, are
-//! walked in lockstep) finds atom hits by increasing end position; a single-segment pattern's matches
+//! Order: one left-to-right pass over the data (exact and ASCII-case-insensitive atoms together) finds atom
+//! hits by increasing end position; a single-segment pattern's matches
 //! are reported when its atom hit is verified (increasing atom end, then increasing start). Matches of
 //! patterns without a usable atom (the fallback list) are reported after the pass, then matches of chained
 //! patterns (with `*` or gaps wider than 32), pattern by pattern in increasing start order. If `on_match`
@@ -22,16 +22,16 @@
 //! # Atoms and complexity
 //!
 //! Each segment contributes one atom: the best window of up to 4 exact bytes (letters of `::i` patterns
-//! count, in an ASCII-case-insensitive automaton), or a small alternative of exact branches of >= 2 bytes
-//! (one automaton entry per branch). Rarer atoms (0x00, 0xFF, spaces, NOPs and lower-case text score
-//! less) mean fewer false candidates, and candidates are what verification pays for; but every atom byte
-//! is automaton states, and an on-access scan of a small file runs with the automaton out of cache. Measured
-//! with 4,000 random 16-byte signatures on a 4 KiB file: a cache-cold scan took 104 us with 8-byte atoms,
-//! 56 us with 4 and 70 us with 3 (hot: 29, 26, 26 us), and 16 MiB scanned at 66, 78 and 69 MB/s; 4 it is.
-//! A segment with no atom of >= 2 bytes is
+//! count, in the ASCII-case-insensitive index), or a small alternative of exact branches of >= 2 bytes (one
+//! index entry per branch). Rarer atoms (0x00, 0xFF, spaces, NOPs and lower-case text score less) mean
+//! fewer false candidates, and candidates are what verification pays for. Four bytes is what the index
+//! filters on (one 32-bit load per position) and, measured with the earlier Aho-Corasick automaton and
+//! 4,000 random 16-byte signatures, also its best atom length: a cache-cold 4 KiB scan took 104 us with
+//! 8-byte atoms, 56 us with 4 and 70 us with 3. The index itself then took that scan to 10 us and 16 MiB
+//! from 78 to 480 MB/s (see `atoms`). A segment with no atom of >= 2 bytes is
 //! checked at every offset ([`Matcher::fallback_count`] tells how many patterns need that).
 //!
-//! The automaton pass is linear in the data plus the number of atom hits. Verifying a hit runs a position-set
+//! The atom pass is linear in the data plus the number of atom hits. Verifying a hit runs a position-set
 //! simulation over the segment's elements (gaps inside a segment are at most 32 wide, so sets stay small):
 //! O(segment elements x set size), independent of the file size. Chained segments are not backtracked: each
 //! segment's hits are recorded during the pass (a segment is only recorded once the segment before it has a
@@ -39,6 +39,7 @@
 //! the chain can complete, by binary search in the sorted good starts of the next segment:
 //! O(H log H) for H recorded segment hits, so a 100 MB file costs time and memory linear in its hits.
 
+mod atoms;
 mod compile;
 mod verify;
 
@@ -48,7 +49,7 @@ mod tests;
 use std::collections::HashMap;
 use std::collections::HashSet;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use atoms::AtomIndex;
 
 use crate::db::hex::Elem;
 use crate::db::Pattern;
@@ -116,14 +117,8 @@ impl MatcherBuilder {
                 }
             }
         }
-        let ac = |pats: &[Vec<u8>], nocase: bool| {
-            (!pats.is_empty()).then(|| {
-                AhoCorasickBuilder::new()
-                    .match_kind(MatchKind::Standard)
-                    .ascii_case_insensitive(nocase)
-                    .build(pats)
-                    .expect("atom automaton")
-            })
+        let index = |atoms: &[Vec<u8>], nocase: bool| {
+            (!atoms.is_empty()).then(|| AtomIndex::new(atoms, nocase))
         };
         let fallback = {
             let mut v: Vec<u32> = naive.iter().map(|(p, _)| *p).collect();
@@ -132,8 +127,8 @@ impl MatcherBuilder {
         };
         let [exact_refs, nocase_refs] = refs;
         Matcher {
-            exact: ac(&strings[0], false),
-            nocase: ac(&strings[1], true),
+            exact: index(&strings[0], false),
+            nocase: index(&strings[1], true),
             exact_refs,
             nocase_refs,
             pats: self.patterns,
@@ -155,9 +150,9 @@ struct AtomRef {
 /// Immutable and shared by all scanning threads.
 pub struct Matcher {
     pats: Vec<Compiled>,
-    exact: Option<AhoCorasick>,
+    exact: Option<AtomIndex>,
     exact_refs: Vec<Vec<AtomRef>>,
-    nocase: Option<AhoCorasick>,
+    nocase: Option<AtomIndex>,
     nocase_refs: Vec<Vec<AtomRef>>,
     /// Segments without an atom, as (pattern index, segment index).
     naive: Vec<(u32, u32)>,
@@ -170,6 +165,8 @@ pub struct Matcher {
 /// Per-thread scratch reused across scans: keeps a scan from allocating per pattern.
 #[derive(Default)]
 pub struct MatchScratch {
+    /// Atom hits found but not yet reported (the prefilter reports them in end order).
+    pending: Vec<(usize, usize, u32, u8)>,
     tmp: Vec<usize>,
     starts: Vec<usize>,
     ends: Vec<usize>,
@@ -260,31 +257,20 @@ impl Matcher {
     }
 
     fn atom_pass(&self, sc: &mut MatchScratch, data: &[u8], sink: &mut dyn MatchSink) -> bool {
-        let mut a = self
-            .exact
-            .as_ref()
-            .map(|ac| ac.find_overlapping_iter(data).peekable());
-        let mut b = self
-            .nocase
-            .as_ref()
-            .map(|ac| ac.find_overlapping_iter(data).peekable());
-        loop {
-            let ea = a.as_mut().and_then(|i| i.peek()).map(|m| m.end());
-            let eb = b.as_mut().and_then(|i| i.peek()).map(|m| m.end());
-            let (m, refs) = match (ea, eb) {
-                (None, None) => return true,
-                (Some(x), Some(y)) if y < x => {
-                    (b.as_mut().unwrap().next().unwrap(), &self.nocase_refs)
-                }
-                (Some(_), _) => (a.as_mut().unwrap().next().unwrap(), &self.exact_refs),
-                (None, Some(_)) => (b.as_mut().unwrap().next().unwrap(), &self.nocase_refs),
-            };
-            for r in &refs[m.pattern().as_usize()] {
-                if !self.on_atom(sc, data, sink, *r, m.start()) {
-                    return false;
-                }
-            }
-        }
+        let mut pending = std::mem::take(&mut sc.pending);
+        let refs = [&self.exact_refs, &self.nocase_refs];
+        let done = atoms::for_each_hit(
+            [self.exact.as_ref(), self.nocase.as_ref()],
+            data,
+            &mut pending,
+            |kind, slot, start| {
+                refs[kind][slot as usize]
+                    .iter()
+                    .all(|r| self.on_atom(sc, data, sink, *r, start))
+            },
+        );
+        sc.pending = pending;
+        done
     }
 
     /// Verifies one atom hit at `p`; returns `false` when the sink asked to stop.
