@@ -63,10 +63,28 @@ pub fn run(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Job>>>) {
     loop {
         let job = {
             let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
-            rx.recv()
+            next_job(&rx)
         };
         let Ok(job) = job else { return };
         w.handle(job);
+    }
+}
+
+/// How long a worker that just finished keeps looking for the next event before it sleeps: the opener of
+/// a file is waiting, and waking a sleeping thread costs more than this on a busy machine. Bounded, so an
+/// idle sensor burns at most this much CPU after its last event.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
+fn next_job(rx: &Receiver<Job>) -> Result<Job, std::sync::mpsc::RecvError> {
+    use std::sync::mpsc::TryRecvError;
+    let until = std::time::Instant::now() + SPIN;
+    loop {
+        match rx.try_recv() {
+            Ok(job) => return Ok(job),
+            Err(TryRecvError::Disconnected) => return Err(std::sync::mpsc::RecvError),
+            Err(TryRecvError::Empty) if std::time::Instant::now() < until => std::hint::spin_loop(),
+            Err(TryRecvError::Empty) => return rx.recv(),
+        }
     }
 }
 
