@@ -21,6 +21,10 @@ use std::sync::{Arc, Mutex, RwLock};
 /// the last content read (without a mark or a cache entry, so the next open is judged again).
 const MAX_ATTEMPTS: usize = 3;
 
+/// Files outside the trees are scanned after their open was allowed, only to earn a clean mark; larger ones
+/// are not worth the background scan and keep costing one round trip per open.
+const LEARN_MAX_SIZE: u64 = 1024 * 1024;
+
 /// State every worker reads; swapped as a whole on reload.
 pub struct Shared {
     pub group: Arc<Group>,
@@ -219,9 +223,14 @@ impl Worker {
 
     /// After an allow that needed no verdict: a clean file gets its ignore mark; nothing is reported.
     fn learn(&mut self, file: &OwnedFd) {
-        let sh = &self.shared;
+        let max = self.shared.max_file_size;
+        let limit = if max == 0 {
+            LEARN_MAX_SIZE
+        } else {
+            LEARN_MAX_SIZE.min(max)
+        };
         match fstat(file) {
-            Ok(st) if sh.max_file_size == 0 || (st.st_size as u64) <= sh.max_file_size => {
+            Ok(st) if (st.st_size as u64) <= limit => {
                 let _ = self.verdict(file, &st);
             }
             _ => {}
