@@ -18,6 +18,11 @@ fn main() {
     let bytes = match std::fs::read(&obj) {
         Ok(b) => b,
         Err(_) => {
+            // A file that appears later may carry an old mtime (restored, copied with -p): also watch the
+            // nearest existing directory above it, whose mtime changes when the file is created there.
+            if let Some(dir) = obj.ancestors().skip(1).find(|d| d.is_dir()) {
+                println!("cargo::rerun-if-changed={}", dir.display());
+            }
             println!(
                 "cargo::warning=eBPF object {} not found (run `cargo xtask build-ebpf` first): \
                  this sensor binary runs without eBPF",
