@@ -7,7 +7,9 @@
 /// Process table: LRU hash, key tgid (`u32`), value [`ProcEntry`]. Entries stay after exit (flag
 /// [`flags::EXITED`]) until the LRU evicts them, so an audit record can still find a short-lived process.
 pub const PROCS_MAP: &str = "PROCS";
-/// Exec guard: hash, key [`FileKey`], value `u32` (reserved, 1). An exec of such a file is SIGKILLed.
+/// Exec guard: hash, key [`FileKey`], value [`Infected`]. An exec of such a file is SIGKILLed while its
+/// inode's ctime is the one it was judged with (a rewrite, or a new file reusing the inode number after the
+/// infected one was deleted, changes it: no stale kill).
 pub const INFECTED_MAP: &str = "INFECTED";
 /// Global of type [`Offsets`] (set at load time with `EbpfLoader::override_global`).
 pub const OFFSETS_GLOBAL: &str = "OFFSETS";
@@ -67,6 +69,18 @@ pub struct FileKey {
     pub ino: u64,
 }
 
+/// Value of [`INFECTED_MAP`]: the file's ctime when the engine judged it (`stat::st_ctime{,_nsec}`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Infected {
+    pub ctime_sec: i64,
+    pub ctime_nsec: u32,
+    pub _pad: u32,
+}
+
+/// Bits of `inode::i_ctime_nsec` that hold nanoseconds (the top bits are multigrain flags, 6.13+).
+pub const CTIME_NSEC_MASK: u32 = (1 << 30) - 1;
+
 /// Kernel struct member offsets (bytes), read from /sys/kernel/btf/vmlinux at load time: rustc emits no
 /// CO-RE relocations. `valid == 0` (the default in the object) makes every program a no-op.
 #[repr(C)]
@@ -86,6 +100,11 @@ pub struct Offsets {
     pub inode_i_ino: u32,
     pub inode_i_sb: u32,
     pub sb_s_dev: u32,
+    /// `inode::i_ctime_sec` (time64_t) and `i_ctime_nsec` (u32), or `__i_ctime.tv_sec` / `.tv_nsec` on
+    /// kernels before 6.11 (nsec read as its low 32 bits). `ctime_ok == 0`: not found, no ctime check.
+    pub inode_ctime_sec: u32,
+    pub inode_ctime_nsec: u32,
+    pub ctime_ok: u32,
     /// The sensor's own tgid: marked [`flags::OWN`] (with its descendants) on first sight.
     pub own_tgid: u32,
     pub _pad: u32,
@@ -108,6 +127,9 @@ impl Offsets {
         inode_i_ino: 0,
         inode_i_sb: 0,
         sb_s_dev: 0,
+        inode_ctime_sec: 0,
+        inode_ctime_nsec: 0,
+        ctime_ok: 0,
         own_tgid: 0,
         _pad: 0,
     };
@@ -128,6 +150,8 @@ mod user {
     unsafe impl aya::Pod for super::FileKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Offsets {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Infected {}
 }
 
 #[cfg(test)]
@@ -139,7 +163,8 @@ mod tests {
     fn layouts_have_no_implicit_padding() {
         assert_eq!(core::mem::size_of::<ProcEntry>(), 4 * 4 + 4 * 8 + 16);
         assert_eq!(core::mem::size_of::<FileKey>(), 16);
-        assert_eq!(core::mem::size_of::<Offsets>(), 16 * 4);
+        assert_eq!(core::mem::size_of::<Offsets>(), 19 * 4);
+        assert_eq!(core::mem::size_of::<Infected>(), 16);
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! - [`sched_process_fork`] (raw tracepoint, for the child's `task_struct`): a new process (not a thread)
 //!   gets a [`ProcEntry`] in [`PROCS`] inheriting its parent's exe and [`flags::INHERITED`] flags.
 //! - [`sched_process_exec`] (tracepoint): the EXEC GUARD (the new executable's (dev, ino) in [`INFECTED`]
-//!   -> `bpf_send_signal(SIGKILL)`), then the entry's exe dev/ino, comm and uid are updated.
+//!   with the same inode ctime as when it was judged -> `bpf_send_signal(SIGKILL)`), then the entry's exe
+//!   dev/ino, comm and uid are updated.
 //! - [`sched_process_exit`] (tracepoint): the thread-group leader's exit marks the entry
 //!   [`flags::EXITED`] with a timestamp; it is never deleted (the LRU evicts it).
 
@@ -26,7 +27,9 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap},
     programs::{RawTracePointContext, TracePointContext},
 };
-use sensor_common::{flags, FileKey, Offsets, ProcEntry, INFECTED_MAX, PROCS_MAX};
+use sensor_common::{
+    flags, FileKey, Infected, Offsets, ProcEntry, CTIME_NSEC_MASK, INFECTED_MAX, PROCS_MAX,
+};
 
 /// Name of the ELF section holding [`sched_process_exec`]; `cargo xtask build-ebpf` checks for it.
 pub const EXEC_PROGRAM_SECTION: &str = "tracepoint/sched/sched_process_exec";
@@ -42,9 +45,10 @@ static OFFSETS: Offsets = Offsets::UNSET;
 #[map(name = "PROCS")]
 static PROCS: LruHashMap<u32, ProcEntry> = LruHashMap::with_max_entries(PROCS_MAX, 0);
 
-/// (dev, ino) of executables the engine found infected -> 1 (name `sensor_common::INFECTED_MAP`).
+/// (dev, ino) of executables the engine found infected -> their ctime then (name
+/// `sensor_common::INFECTED_MAP`).
 #[map(name = "INFECTED")]
-static INFECTED: HashMap<FileKey, u32> = HashMap::with_max_entries(INFECTED_MAX, 0);
+static INFECTED: HashMap<FileKey, Infected> = HashMap::with_max_entries(INFECTED_MAX, 0);
 
 #[inline(always)]
 fn offsets() -> Offsets {
@@ -62,12 +66,17 @@ fn read<T>(base: u64, off: u32) -> Option<T> {
     unsafe { bpf_probe_read_kernel((base + off as u64) as *const T).ok() }
 }
 
-/// (dev, ino) of `task->mm->exe_file->f_inode`; None for kernel threads or on any failed read.
+/// `task->mm->exe_file->f_inode`; None for kernel threads or on any failed read.
 #[inline(always)]
-fn exe_of(o: &Offsets, task: u64) -> Option<FileKey> {
+fn exe_inode(o: &Offsets, task: u64) -> Option<u64> {
     let mm: u64 = read(task, o.task_mm)?;
     let file: u64 = read(mm, o.mm_exe_file)?;
-    let inode: u64 = read(file, o.file_f_inode)?;
+    read(file, o.file_f_inode)
+}
+
+/// (dev, ino) of an inode.
+#[inline(always)]
+fn key_of(o: &Offsets, inode: u64) -> Option<FileKey> {
     let ino: u64 = read(inode, o.inode_i_ino)?;
     let sb: u64 = read(inode, o.inode_i_sb)?;
     let dev: u32 = read(sb, o.sb_s_dev)?;
@@ -75,6 +84,27 @@ fn exe_of(o: &Offsets, task: u64) -> Option<FileKey> {
         dev: dev as u64,
         ino,
     })
+}
+
+/// (dev, ino) of `task`'s executable.
+#[inline(always)]
+fn exe_of(o: &Offsets, task: u64) -> Option<FileKey> {
+    key_of(o, exe_inode(o, task)?)
+}
+
+/// Is the inode still as the engine judged it (same ctime)? Without the ctime offsets: yes.
+#[inline(always)]
+fn unchanged(o: &Offsets, inode: u64, judged: &Infected) -> bool {
+    if o.ctime_ok == 0 {
+        return true;
+    }
+    let (Some(sec), Some(nsec)) = (
+        read::<i64>(inode, o.inode_ctime_sec),
+        read::<u32>(inode, o.inode_ctime_nsec),
+    ) else {
+        return true; // unreadable: trust the key
+    };
+    sec == judged.ctime_sec && nsec & CTIME_NSEC_MASK == judged.ctime_nsec & CTIME_NSEC_MASK
 }
 
 #[inline(always)]
@@ -155,14 +185,17 @@ pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
     }
     let task = unsafe { bpf_get_current_task() };
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let exe = exe_of(&o, task);
+    let inode = exe_inode(&o, task);
+    let exe = inode.and_then(|i| key_of(&o, i));
     let mut killed = false;
-    if let Some(k) = &exe {
-        // SAFETY: only presence is checked.
-        if unsafe { INFECTED.get(k) }.is_some() {
-            // SAFETY: helper call; signals the current task (the exec'ing one).
-            unsafe { bpf_send_signal(SIGKILL) };
-            killed = true;
+    if let (Some(i), Some(k)) = (inode, &exe) {
+        // SAFETY: the value is only read.
+        if let Some(judged) = unsafe { INFECTED.get(k) } {
+            if unchanged(&o, i, judged) {
+                // SAFETY: helper call; signals the current task (the exec'ing one).
+                unsafe { bpf_send_signal(SIGKILL) };
+                killed = true;
+            }
         }
     }
     // SAFETY: copied out at once.

@@ -161,6 +161,12 @@ impl Btf {
     /// Every offset the programs need.
     pub fn offsets(&self, own_tgid: u32) -> Result<Offsets, String> {
         let o = |s: &str, m: &str| self.member_offset(s, m);
+        // 6.11+: i_ctime_sec / i_ctime_nsec; before: struct timespec64 __i_ctime (tv_sec, then tv_nsec).
+        let ctime = match (o("inode", "i_ctime_sec"), o("inode", "i_ctime_nsec")) {
+            (Ok(sec), Ok(nsec)) => Some((sec, nsec)),
+            _ => o("inode", "__i_ctime").ok().map(|t| (t, t + 8)),
+        };
+        let (ctime_sec, ctime_nsec) = ctime.unwrap_or((0, 0));
         Ok(Offsets {
             valid: 1,
             task_pid: o("task_struct", "pid")?,
@@ -177,6 +183,9 @@ impl Btf {
             inode_i_ino: o("inode", "i_ino")?,
             inode_i_sb: o("inode", "i_sb")?,
             sb_s_dev: o("super_block", "s_dev")?,
+            inode_ctime_sec: ctime_sec,
+            inode_ctime_nsec: ctime_nsec,
+            ctime_ok: u32::from(ctime.is_some()),
             own_tgid,
             _pad: 0,
         })
@@ -200,6 +209,7 @@ mod tests {
             "exe_file is inside mm_struct's anonymous struct"
         );
         assert_eq!(o.cred_uid % 4, 0);
+        assert_eq!(o.ctime_ok, 1, "inode ctime found");
     }
 
     #[test]

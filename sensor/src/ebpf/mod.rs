@@ -15,8 +15,8 @@ mod btf;
 
 use aya::maps::{HashMap, MapData};
 use sensor_common::{
-    flags, kernel_dev, FileKey, ProcEntry, INFECTED_MAP, OFFSETS_GLOBAL, PROCS_MAP, PROG_EXEC,
-    PROG_EXIT, PROG_FORK,
+    flags, kernel_dev, FileKey, Infected, ProcEntry, INFECTED_MAP, OFFSETS_GLOBAL, PROCS_MAP,
+    PROG_EXEC, PROG_EXIT, PROG_FORK,
 };
 use std::sync::Mutex;
 
@@ -64,7 +64,7 @@ impl From<ProcEntry> for ProcInfo {
 
 /// The loaded programs and their maps. Dropping it detaches every program.
 pub struct Ebpf {
-    infected: Option<Mutex<HashMap<MapData, FileKey, u32>>>,
+    infected: Option<Mutex<HashMap<MapData, FileKey, Infected>>>,
     #[allow(dead_code)] // see ProcInfo
     procs: Option<HashMap<MapData, u32, ProcEntry>>,
     // Last: the programs (and their links) go after the maps' userspace handles.
@@ -72,9 +72,10 @@ pub struct Ebpf {
 }
 
 impl Ebpf {
-    /// Adds a file the engine found infected: its next exec is SIGKILLed in the kernel. `st_dev` is
+    /// Adds a file the engine found infected: its next exec is SIGKILLed in the kernel, as long as its
+    /// ctime is still `ctime` (`stat::st_ctime`, `st_ctime_nsec`, taken before the scan). `st_dev` is
     /// `stat::st_dev` (userspace encoding); the map key holds the kernel's (`super_block::s_dev`).
-    pub fn mark_infected(&self, st_dev: u64, st_ino: u64) {
+    pub fn mark_infected(&self, st_dev: u64, st_ino: u64, ctime: (i64, i64)) {
         let Some(m) = &self.infected else { return };
         let key = FileKey {
             dev: kernel_dev(libc::major(st_dev), libc::minor(st_dev)),
@@ -82,7 +83,12 @@ impl Ebpf {
         };
         let mut m = m.lock().unwrap_or_else(|e| e.into_inner());
         // A full map keeps the older entries; the gate still denies the file's opens.
-        let _ = m.insert(key, 1, 0);
+        let value = Infected {
+            ctime_sec: ctime.0,
+            ctime_nsec: ctime.1 as u32,
+            _pad: 0,
+        };
+        let _ = m.insert(key, value, 0);
     }
 
     /// The process table's entry of `tgid` (alive, or exited and not yet evicted).
@@ -244,6 +250,21 @@ fn attach_raw(bpf: &mut aya::Ebpf, prog: &str, name: &str) -> Result<(), String>
 mod tests {
     use super::*;
 
+    /// Everything loaded, or None after a SKIPPED line (a panic with env `CI` set).
+    fn load_or_skip(test: &str) -> Option<Ebpf> {
+        let l = load();
+        match l.handle {
+            Some(h) if l.features.contains("exec guard on, process table on") => Some(h),
+            _ if std::env::var_os("CI").is_some() => {
+                panic!("{test}: eBPF unavailable: {}", l.features)
+            }
+            _ => {
+                eprintln!("SKIPPED: {test}: {}", l.features);
+                None
+            }
+        }
+    }
+
     #[test]
     fn proc_info_from_entry() {
         let mut e = ProcEntry {
@@ -268,11 +289,9 @@ mod tests {
             );
             return;
         }
-        let l = load();
-        let Some(h) = l.handle else {
-            panic!("eBPF did not load as root: {}", l.features);
+        let Some(h) = load_or_skip("loads_and_tracks_a_child_when_privileged") else {
+            return;
         };
-        assert!(l.features.contains("process table on"), "{}", l.features);
         let child = std::process::Command::new("/bin/true").spawn().unwrap();
         let pid = child.id();
         let mut child = child;
@@ -292,5 +311,46 @@ mod tests {
             p.exe_dev,
             kernel_dev(libc::major(m.dev()), libc::minor(m.dev()))
         );
+    }
+
+    /// As root: the exec guard kills an exec of a marked file only while its ctime is the judged one.
+    #[test]
+    fn exec_guard_kills_only_the_judged_version_when_privileged() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        use std::os::unix::process::ExitStatusExt;
+        // SAFETY: no preconditions.
+        if unsafe { libc::geteuid() } != 0 || OBJECT.is_empty() {
+            eprintln!("SKIPPED: exec_guard_kills_only_the_judged_version_when_privileged: needs root and the eBPF object");
+            return;
+        }
+        let Some(h) = load_or_skip("exec_guard_kills_only_the_judged_version_when_privileged")
+        else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("guarded-true");
+        let mut data = std::fs::read("/bin/true").unwrap();
+        data.extend_from_slice(format!("unit-{}", std::process::id()).as_bytes());
+        std::fs::write(&bin, data).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let run = || std::process::Command::new(&bin).status().unwrap();
+        assert!(run().success(), "unmarked: runs");
+        let m = std::fs::metadata(&bin).unwrap();
+        h.mark_infected(m.dev(), m.ino(), (m.ctime(), m.ctime_nsec() + 1));
+        assert!(run().success(), "marked with another ctime: runs");
+        h.mark_infected(m.dev(), m.ino(), (m.ctime(), m.ctime_nsec()));
+        assert_eq!(
+            run().signal(),
+            Some(libc::SIGKILL),
+            "marked as judged: killed"
+        );
+        // Changing the inode (chmod updates ctime) makes the mark stale: no kill.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_ne!(
+            std::fs::metadata(&bin).unwrap().ctime_nsec(),
+            m.ctime_nsec()
+        );
+        assert!(run().success(), "changed since judged: runs");
     }
 }

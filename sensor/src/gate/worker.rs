@@ -44,9 +44,9 @@ pub struct Shared {
 
 impl Shared {
     /// eBPF hook (issue 4): the kernel SIGKILLs any later exec of this file (no-op without eBPF).
-    fn guard_exec(&self, dev: u64, ino: u64) {
+    fn guard_exec(&self, dev: u64, ino: u64, stamp: &Stamp) {
         if let Some(e) = self.ebpf.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            e.mark_infected(dev, ino);
+            e.mark_infected(dev, ino, stamp.ctime);
         }
     }
 }
@@ -256,7 +256,7 @@ impl Worker {
                     Verdict::Clean
                 }
                 Cached::Infected(name) => {
-                    sh.guard_exec(dev, ino); // eBPF hook (issue 4)
+                    sh.guard_exec(dev, ino, &stamp); // eBPF hook (issue 4)
                     Verdict::Infected(name)
                 }
             };
@@ -274,7 +274,7 @@ impl Worker {
                 let name = name.to_string();
                 sh.cache
                     .put(dev, ino, stamp, generation, Cached::Infected(name.clone()));
-                sh.guard_exec(dev, ino); // eBPF hook (issue 4)
+                sh.guard_exec(dev, ino, &stamp); // eBPF hook (issue 4)
                 return Verdict::Infected(name);
             }
             // Clean as read. The stat was taken before reading; with multigrain timestamps any write since
