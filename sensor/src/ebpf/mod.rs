@@ -91,6 +91,17 @@ impl Ebpf {
         let _ = m.insert(key, value, 0);
     }
 
+    /// Forgets every infected file (a new database may no longer flag them; files it still flags are
+    /// marked again when next scanned).
+    pub fn clear_infected(&self) {
+        let Some(m) = &self.infected else { return };
+        let mut m = m.lock().unwrap_or_else(|e| e.into_inner());
+        let keys: Vec<FileKey> = m.keys().filter_map(Result::ok).collect();
+        for k in keys {
+            let _ = m.remove(&k);
+        }
+    }
+
     /// The process table's entry of `tgid` (alive, or exited and not yet evicted).
     #[allow(dead_code)] // see ProcInfo
     pub fn process(&self, tgid: u32) -> Option<ProcInfo> {
@@ -344,6 +355,10 @@ mod tests {
             Some(libc::SIGKILL),
             "marked as judged: killed"
         );
+        h.clear_infected();
+        assert!(run().success(), "cleared (reload): runs");
+        h.mark_infected(m.dev(), m.ino(), (m.ctime(), m.ctime_nsec()));
+        assert_eq!(run().signal(), Some(libc::SIGKILL), "marked again: killed");
         // Changing the inode (chmod updates ctime) makes the mark stale: no kill.
         std::thread::sleep(std::time::Duration::from_millis(5));
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -474,6 +474,15 @@ fn reload(args: &RunArgs, old: RunConfig, shared: &worker::Shared) -> RunConfig 
         Ok(db) => {
             *shared.db.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(db);
             shared.generation.fetch_add(1, Ordering::AcqRel);
+            // eBPF hook (issue 4): the exec guard forgets the old database's verdicts too.
+            if let Some(e) = shared
+                .ebpf
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+            {
+                e.clear_infected();
+            }
             // Files the old database passed may be found by the new one: forget every clean mark.
             let _ = shared.group.flush_inode_marks();
             status::bump(&shared.counters.reloads);
