@@ -1,38 +1,271 @@
-//! Kernel side of the sensor: eBPF programs loaded by the `sensor` daemon.
+//! Kernel side of the sensor: eBPF programs loaded by the `sensor` daemon (`sensor/src/ebpf/`).
 //!
 //! Charter. This crate holds only code that runs inside the kernel. It is built with nightly for
 //! `bpfel-unknown-none` (`cargo xtask build-ebpf`) and is not a member of the root workspace.
 //! Only tracepoint / raw_tracepoint program types load on the target machines, and rustc emits no
-//! CO-RE relocations, so any kernel struct offsets will be handed in by userspace as globals.
+//! CO-RE relocations, so kernel struct offsets are handed in by userspace in the global [`OFFSETS`]
+//! (read from /sys/kernel/btf/vmlinux at load time). Until it is set (`valid == 0`) every program is a no-op.
 //!
-//! Today it has one program, [`sched_process_exec`], which counts execs per CPU into
-//! [`EXEC_COUNT`] (map name [`EXEC_COUNT_MAP`]): a proof that the toolchain, linker and loader path
-//! work end to end. The process table (pid -> executable, parent, credentials) and the exec guard
-//! that feeds the fanotify permission loop come with the eBPF issue; they belong here.
+//! Programs:
+//! - [`sched_process_fork`] (raw tracepoint, for the child's `task_struct`): a new process (not a thread)
+//!   gets a [`ProcEntry`] in [`PROCS`] inheriting its parent's exe and [`flags::INHERITED`] flags.
+//! - [`sched_process_exec`] (tracepoint): the EXEC GUARD (the new executable's (dev, ino) in [`INFECTED`]
+//!   with the same inode ctime as when it was judged -> `bpf_send_signal(SIGKILL)`), then the entry's exe
+//!   dev/ino, comm and uid are updated.
+//! - [`sched_process_exit`] (tracepoint): the thread-group leader's exit marks the entry
+//!   [`flags::EXITED`] with a timestamp; it is never deleted (the LRU evicts it).
 
 #![no_std]
 #![no_main]
 
-use aya_ebpf::{macros::map, macros::tracepoint, maps::PerCpuArray, programs::TracePointContext};
-
-/// Name of the per-CPU exec counter map, as userspace looks it up in the object.
-/// Must equal the `name` given to `#[map]` on [`EXEC_COUNT`] (the attribute takes a literal).
-pub const EXEC_COUNT_MAP: &str = "EXEC_COUNT";
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,
+        bpf_probe_read_kernel, generated::bpf_send_signal,
+    },
+    macros::{map, raw_tracepoint, tracepoint},
+    maps::{HashMap, LruHashMap},
+    programs::{RawTracePointContext, TracePointContext},
+};
+use sensor_common::{
+    flags, FileKey, Infected, Offsets, ProcEntry, CTIME_NSEC_MASK, INFECTED_MAX, PROCS_MAX,
+};
 
 /// Name of the ELF section holding [`sched_process_exec`]; `cargo xtask build-ebpf` checks for it.
 pub const EXEC_PROGRAM_SECTION: &str = "tracepoint/sched/sched_process_exec";
 
-/// One slot per CPU: index 0 counts `sched:sched_process_exec` hits on that CPU.
-#[map(name = "EXEC_COUNT")]
-static EXEC_COUNT: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+const SIGKILL: u32 = 9;
 
-/// Attach to tracepoint `sched:sched_process_exec`. Never fails the exec: it only counts.
+/// Kernel struct offsets, set by the loader (`EbpfLoader::override_global`). Must not be const-folded:
+/// always read through [`offsets`].
+#[no_mangle]
+static OFFSETS: Offsets = Offsets::UNSET;
+
+/// tgid -> process entry (name `sensor_common::PROCS_MAP`).
+#[map(name = "PROCS")]
+static PROCS: LruHashMap<u32, ProcEntry> = LruHashMap::with_max_entries(PROCS_MAX, 0);
+
+/// (dev, ino) of executables the engine found infected -> their ctime then (name
+/// `sensor_common::INFECTED_MAP`).
+#[map(name = "INFECTED")]
+static INFECTED: HashMap<FileKey, Infected> = HashMap::with_max_entries(INFECTED_MAX, 0);
+
+#[inline(always)]
+fn offsets() -> Offsets {
+    // SAFETY: a plain static; volatile so the loader's value is read, not the compiled-in zero.
+    unsafe { core::ptr::read_volatile(&OFFSETS) }
+}
+
+/// Reads a `T` at `base + off` in kernel memory.
+#[inline(always)]
+fn read<T>(base: u64, off: u32) -> Option<T> {
+    if base == 0 {
+        return None;
+    }
+    // SAFETY: bpf_probe_read_kernel checks the address; a bad one is an error, never a fault.
+    unsafe { bpf_probe_read_kernel((base + off as u64) as *const T).ok() }
+}
+
+/// `task->mm->exe_file->f_inode`; None for kernel threads or on any failed read.
+#[inline(always)]
+fn exe_inode(o: &Offsets, task: u64) -> Option<u64> {
+    let mm: u64 = read(task, o.task_mm)?;
+    let file: u64 = read(mm, o.mm_exe_file)?;
+    read(file, o.file_f_inode)
+}
+
+/// (dev, ino) of an inode.
+#[inline(always)]
+fn key_of(o: &Offsets, inode: u64) -> Option<FileKey> {
+    let ino: u64 = read(inode, o.inode_i_ino)?;
+    let sb: u64 = read(inode, o.inode_i_sb)?;
+    let dev: u32 = read(sb, o.sb_s_dev)?;
+    Some(FileKey {
+        dev: dev as u64,
+        ino,
+    })
+}
+
+/// (dev, ino) of `task`'s executable.
+#[inline(always)]
+fn exe_of(o: &Offsets, task: u64) -> Option<FileKey> {
+    key_of(o, exe_inode(o, task)?)
+}
+
+/// Is the inode still as the engine judged it (same ctime)? Without the ctime offsets: yes.
+#[inline(always)]
+fn unchanged(o: &Offsets, inode: u64, judged: &Infected) -> bool {
+    if o.ctime_ok == 0 {
+        return true;
+    }
+    let (Some(sec), Some(nsec)) = (
+        read::<i64>(inode, o.inode_ctime_sec),
+        read::<u32>(inode, o.inode_ctime_nsec),
+    ) else {
+        return true; // unreadable: trust the key
+    };
+    sec == judged.ctime_sec && nsec & CTIME_NSEC_MASK == judged.ctime_nsec & CTIME_NSEC_MASK
+}
+
+#[inline(always)]
+fn uid_of(o: &Offsets, task: u64) -> u32 {
+    read::<u64>(task, o.task_real_cred)
+        .and_then(|cred| read::<u32>(cred, o.cred_uid))
+        .unwrap_or(u32::MAX)
+}
+
+#[inline(always)]
+fn parent_tgid(o: &Offsets, task: u64) -> u32 {
+    read::<u64>(task, o.task_real_parent)
+        .and_then(|p| read::<u32>(p, o.task_tgid))
+        .unwrap_or(0)
+}
+
+/// Raw tracepoint `sched_process_fork(struct task_struct *parent, struct task_struct *child)`: the raw
+/// form gives the child's task, so threads (pid != tgid) can be told from processes.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
+    let o = offsets();
+    if o.valid == 0 {
+        return 0;
+    }
+    let parent: u64 = ctx.arg(0);
+    let child: u64 = ctx.arg(1);
+    let (Some(pid), Some(tgid)) = (
+        read::<u32>(child, o.task_pid),
+        read::<u32>(child, o.task_tgid),
+    ) else {
+        return 0;
+    };
+    if pid != tgid {
+        return 0; // a new thread of an existing process
+    }
+    let ptgid = read::<u32>(parent, o.task_tgid).unwrap_or(0);
+    let mut e = ProcEntry {
+        tgid,
+        ppid: ptgid,
+        uid: uid_of(&o, child),
+        flags: flags::FORK_SEEN,
+        start_ns: read::<u64>(child, o.task_start_time).unwrap_or(0),
+        ..ProcEntry::default()
+    };
+    // SAFETY: the value is copied out at once; concurrent updates only race on plain data.
+    match unsafe { PROCS.get(&ptgid) } {
+        Some(p) => {
+            e.flags |= p.flags & flags::INHERITED;
+            e.exe_dev = p.exe_dev;
+            e.exe_ino = p.exe_ino;
+            e.comm = p.comm;
+        }
+        None => {
+            // A parent that predates the sensor: its exe and comm from its task.
+            if let Some(k) = exe_of(&o, parent) {
+                e.exe_dev = k.dev;
+                e.exe_ino = k.ino;
+            }
+            if let Some(c) = read::<[u8; 16]>(child, o.task_comm) {
+                e.comm = c;
+            }
+        }
+    }
+    if ptgid == o.own_tgid || tgid == o.own_tgid {
+        e.flags |= flags::OWN;
+    }
+    let _ = PROCS.insert(&tgid, &e, 0);
+    0
+}
+
+/// Tracepoint `sched:sched_process_exec`, in the context of the task that just exec'd (its mm and comm
+/// are the new program's).
 #[tracepoint(category = "sched", name = "sched_process_exec")]
 pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
-    if let Some(slot) = EXEC_COUNT.get_ptr_mut(0) {
-        // SAFETY: per-CPU slot, and BPF programs are not preempted on the CPU that owns it.
-        unsafe { *slot = (*slot).wrapping_add(1) };
+    let o = offsets();
+    if o.valid == 0 {
+        return 0;
     }
+    let task = unsafe { bpf_get_current_task() };
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let inode = exe_inode(&o, task);
+    let exe = inode.and_then(|i| key_of(&o, i));
+    let mut killed = false;
+    if let (Some(i), Some(k)) = (inode, &exe) {
+        // SAFETY: the value is only read.
+        if let Some(judged) = unsafe { INFECTED.get(k) } {
+            if unchanged(&o, i, judged) {
+                // SAFETY: helper call; signals the current task (the exec'ing one).
+                unsafe { bpf_send_signal(SIGKILL) };
+                killed = true;
+            }
+        }
+    }
+    // SAFETY: copied out at once.
+    let mut e = match unsafe { PROCS.get(&tgid) } {
+        Some(p) => *p,
+        None => ProcEntry {
+            tgid,
+            ppid: parent_tgid(&o, task),
+            start_ns: read::<u64>(task, o.task_start_time).unwrap_or(0),
+            ..ProcEntry::default()
+        },
+    };
+    if let Some(k) = exe {
+        e.exe_dev = k.dev;
+        e.exe_ino = k.ino;
+    }
+    if let Ok(c) = bpf_get_current_comm() {
+        e.comm = c;
+    }
+    e.uid = uid_of(&o, task);
+    e.flags |= flags::EXEC_SEEN;
+    if killed {
+        e.flags |= flags::KILLED;
+    }
+    if tgid == o.own_tgid {
+        e.flags |= flags::OWN;
+    }
+    let _ = PROCS.insert(&tgid, &e, 0);
+    0
+}
+
+/// Tracepoint `sched:sched_process_exit` (once per exiting thread): the leader's exit marks the process
+/// exited. The entry stays for audit lookups until the LRU evicts it.
+#[tracepoint(category = "sched", name = "sched_process_exit")]
+pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
+    let o = offsets();
+    if o.valid == 0 {
+        return 0;
+    }
+    let id = bpf_get_current_pid_tgid();
+    let (tgid, pid) = ((id >> 32) as u32, id as u32);
+    if pid != tgid {
+        return 0;
+    }
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: copied out at once.
+    let mut e = match unsafe { PROCS.get(&tgid) } {
+        Some(p) => *p,
+        None => {
+            let task = unsafe { bpf_get_current_task() };
+            let mut e = ProcEntry {
+                tgid,
+                ppid: parent_tgid(&o, task),
+                uid: uid_of(&o, task),
+                start_ns: read::<u64>(task, o.task_start_time).unwrap_or(0),
+                ..ProcEntry::default()
+            };
+            if let Some(k) = exe_of(&o, task) {
+                e.exe_dev = k.dev;
+                e.exe_ino = k.ino;
+            }
+            if let Ok(c) = bpf_get_current_comm() {
+                e.comm = c;
+            }
+            e
+        }
+    };
+    e.flags |= flags::EXITED;
+    e.exit_ns = now;
+    let _ = PROCS.insert(&tgid, &e, 0);
     0
 }
 

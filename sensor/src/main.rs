@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod ebpf;
 mod gate;
 mod scan;
 

@@ -19,8 +19,13 @@ const NIGHTLY: &str = "nightly";
 const BPF_TARGET: &str = "bpfel-unknown-none";
 /// bpf-linker major version that matches the nightly's LLVM and the aya-ebpf crates used.
 const BPF_LINKER_VERSION: &str = "^0.13";
-/// ELF section of the exec-counting tracepoint (`sensor-ebpf/src/main.rs`, `EXEC_PROGRAM_SECTION`).
-const EBPF_PROGRAM_SECTION: &str = "tracepoint/sched/sched_process_exec";
+/// ELF sections of the eBPF programs (`sensor-ebpf/src/main.rs`): the exec guard / process table's exec
+/// tracepoint (`EXEC_PROGRAM_SECTION`), its exit tracepoint and its fork raw tracepoint.
+const EBPF_PROGRAM_SECTIONS: &[&str] = &[
+    "tracepoint/sched/sched_process_exec",
+    "tracepoint/sched/sched_process_exit",
+    "raw_tp/sched_process_fork",
+];
 /// The demo's bundled signature database and clean sample files.
 const DEMO_DB: &str = "examples/demo/db";
 const DEMO_SAMPLES: &str = "examples/demo/samples";
@@ -36,7 +41,7 @@ struct Cli {
 enum Cmd {
     /// Install missing prerequisites: ClamAV (apt), nightly rust-src, bpf-linker. Idempotent.
     Setup,
-    /// Build the eBPF object (sensor-ebpf) with nightly and check it holds the tracepoint program.
+    /// Build the eBPF object (sensor-ebpf) with nightly and check it holds the tracepoint programs.
     BuildEbpf,
     /// Set up, build sensor (release), and scan a sample tree with the bundled demo database.
     Demo,
@@ -368,14 +373,17 @@ fn build_ebpf(root: &Path) -> Result<PathBuf> {
         "{} is not an eBPF object (e_machine is not EM_BPF)",
         obj.display()
     );
-    ensure!(
-        sections.iter().any(|s| s == EBPF_PROGRAM_SECTION),
-        "{} has no section `{EBPF_PROGRAM_SECTION}`; sections: {sections:?}",
-        obj.display()
-    );
+    for want in EBPF_PROGRAM_SECTIONS {
+        ensure!(
+            sections.iter().any(|s| s == want),
+            "{} has no section `{want}`; sections: {sections:?}",
+            obj.display()
+        );
+    }
     println!(
-        "ok: {} has section {EBPF_PROGRAM_SECTION} ({} bytes)",
+        "ok: {} has sections {} ({} bytes)",
         obj.display(),
+        EBPF_PROGRAM_SECTIONS.join(", "),
         bytes.len()
     );
     Ok(obj)

@@ -216,6 +216,9 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // eBPF layer (issue 4): exec guard and process table. Never stops the gate: what fails is reported off.
+    let ebpf = crate::ebpf::load();
+    eprintln!("sensor run: {}", ebpf.features);
     // Every thread inherits this mask, so the signals wait for the main thread's sigtimedwait.
     let sigs = blocked_signals();
     // SAFETY: valid set; blocking signals in the calling thread.
@@ -286,6 +289,7 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
             .ok()
             .and_then(|v| v.parse().ok())
             .map(Duration::from_millis),
+        ebpf: RwLock::new(ebpf.handle), // eBPF hook (issue 4)
     });
 
     let (tx, rx) = mpsc::sync_channel(cfg.queue_size);
@@ -439,6 +443,16 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     if let Ok(w) = watchdog {
         let _ = w.join();
     }
+    // eBPF hook (issue 4): detach and unload the programs.
+    if shared
+        .ebpf
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .is_some()
+    {
+        eprintln!("sensor run: eBPF programs detached");
+    }
     if let Some(path) = &cfg.status_file {
         counters.ready.store(false, Ordering::Relaxed);
         let _ = status::write_file(path, &counters, mode_name);
@@ -460,6 +474,15 @@ fn reload(args: &RunArgs, old: RunConfig, shared: &worker::Shared) -> RunConfig 
         Ok(db) => {
             *shared.db.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(db);
             shared.generation.fetch_add(1, Ordering::AcqRel);
+            // eBPF hook (issue 4): the exec guard forgets the old database's verdicts too.
+            if let Some(e) = shared
+                .ebpf
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+            {
+                e.clear_infected();
+            }
             // Files the old database passed may be found by the new one: forget every clean mark.
             let _ = shared.group.flush_inode_marks();
             status::bump(&shared.counters.reloads);

@@ -42,6 +42,17 @@ pub struct Shared {
     pub prevent: bool,
     /// Test hook (`SENSOR_TEST_SCAN_DELAY_MS`): a stuck scanner.
     pub scan_delay: Option<std::time::Duration>,
+    /// eBPF layer (issue 4), if it loaded: infected files go to its exec guard. Taken (detached) at stop.
+    pub ebpf: RwLock<Option<crate::ebpf::Ebpf>>,
+}
+
+impl Shared {
+    /// eBPF hook (issue 4): the kernel SIGKILLs any later exec of this file (no-op without eBPF).
+    fn guard_exec(&self, dev: u64, ino: u64, stamp: &Stamp) {
+        if let Some(e) = self.ebpf.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            e.mark_infected(dev, ino, stamp.ctime);
+        }
+    }
 }
 
 enum Judgement {
@@ -253,7 +264,10 @@ impl Worker {
                     self.mark_clean(file, stamp);
                     Verdict::Clean
                 }
-                Cached::Infected(name) => Verdict::Infected(name),
+                Cached::Infected(name) => {
+                    sh.guard_exec(dev, ino, &stamp); // eBPF hook (issue 4)
+                    Verdict::Infected(name)
+                }
             };
         }
         for _ in 0..MAX_ATTEMPTS {
@@ -269,6 +283,7 @@ impl Worker {
                 let name = name.to_string();
                 sh.cache
                     .put(dev, ino, stamp, generation, Cached::Infected(name.clone()));
+                sh.guard_exec(dev, ino, &stamp); // eBPF hook (issue 4)
                 return Verdict::Infected(name);
             }
             // Clean as read. The stat was taken before reading; with multigrain timestamps any write since

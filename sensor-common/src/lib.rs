@@ -1,0 +1,175 @@
+//! Types shared by the kernel programs (`sensor-ebpf`, bpfel, no_std) and the userspace loader
+//! (`sensor/src/ebpf/`). Every type here is `#[repr(C)]` plain data with explicit padding, so both sides
+//! agree byte for byte. Keep it `no_std` and dependency-free (aya only behind the `user` feature).
+
+#![no_std]
+
+/// Process table: LRU hash, key tgid (`u32`), value [`ProcEntry`]. Entries stay after exit (flag
+/// [`flags::EXITED`]) until the LRU evicts them, so an audit record can still find a short-lived process.
+pub const PROCS_MAP: &str = "PROCS";
+/// Exec guard: hash, key [`FileKey`], value [`Infected`]. An exec of such a file is SIGKILLed while its
+/// inode's ctime is the one it was judged with (a rewrite, or a new file reusing the inode number after the
+/// infected one was deleted, changes it: no stale kill).
+pub const INFECTED_MAP: &str = "INFECTED";
+/// Global of type [`Offsets`] (set at load time with `EbpfLoader::override_global`).
+pub const OFFSETS_GLOBAL: &str = "OFFSETS";
+
+/// Capacity of [`PROCS_MAP`].
+pub const PROCS_MAX: u32 = 32_768;
+/// Capacity of [`INFECTED_MAP`].
+pub const INFECTED_MAX: u32 = 16_384;
+
+/// Program names (the Rust function names in `sensor-ebpf`).
+pub const PROG_FORK: &str = "sched_process_fork";
+pub const PROG_EXEC: &str = "sched_process_exec";
+pub const PROG_EXIT: &str = "sched_process_exit";
+
+/// [`ProcEntry::flags`] bits.
+pub mod flags {
+    /// The process (or an ancestor, inherited at fork) is excluded from scanning by the gate.
+    pub const EXCLUDED: u32 = 1 << 0;
+    /// The sensor itself or one of its children.
+    pub const OWN: u32 = 1 << 1;
+    /// The process has exited ([`super::ProcEntry::exit_ns`] is set).
+    pub const EXITED: u32 = 1 << 2;
+    /// Seen at exec (exe dev/ino and comm are those of its current executable).
+    pub const EXEC_SEEN: u32 = 1 << 3;
+    /// The exec guard sent SIGKILL at its last exec.
+    pub const KILLED: u32 = 1 << 4;
+    /// Seen at fork (ppid, start time are known).
+    pub const FORK_SEEN: u32 = 1 << 5;
+    /// Flags a child inherits from its parent at fork.
+    pub const INHERITED: u32 = EXCLUDED | OWN;
+}
+
+/// One process (thread group) as the kernel programs saw it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcEntry {
+    pub tgid: u32,
+    pub ppid: u32,
+    /// Real uid at the last fork/exec seen.
+    pub uid: u32,
+    pub flags: u32,
+    /// Device of the executable, in the kernel's internal encoding (`MAJOR << 20 | MINOR`).
+    pub exe_dev: u64,
+    pub exe_ino: u64,
+    /// `task_struct::start_time` (CLOCK_MONOTONIC ns), or 0 if only seen at exec/exit.
+    pub start_ns: u64,
+    /// `bpf_ktime_get_ns()` at exit, 0 while alive.
+    pub exit_ns: u64,
+    pub comm: [u8; 16],
+}
+
+/// Key of [`INFECTED_MAP`]: an executable by device (kernel encoding, see [`kernel_dev`]) and inode.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// Value of [`INFECTED_MAP`]: the file's ctime when the engine judged it (`stat::st_ctime{,_nsec}`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Infected {
+    pub ctime_sec: i64,
+    pub ctime_nsec: u32,
+    pub _pad: u32,
+}
+
+/// Bits of `inode::i_ctime_nsec` that hold nanoseconds (the top bits are multigrain flags, 6.13+).
+pub const CTIME_NSEC_MASK: u32 = (1 << 30) - 1;
+
+/// Kernel struct member offsets (bytes), read from /sys/kernel/btf/vmlinux at load time: rustc emits no
+/// CO-RE relocations. `valid == 0` (the default in the object) makes every program a no-op.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offsets {
+    pub valid: u32,
+    pub task_pid: u32,
+    pub task_tgid: u32,
+    pub task_real_parent: u32,
+    pub task_real_cred: u32,
+    pub task_mm: u32,
+    pub task_start_time: u32,
+    pub task_comm: u32,
+    pub cred_uid: u32,
+    pub mm_exe_file: u32,
+    pub file_f_inode: u32,
+    pub inode_i_ino: u32,
+    pub inode_i_sb: u32,
+    pub sb_s_dev: u32,
+    /// `inode::i_ctime_sec` (time64_t) and `i_ctime_nsec` (u32), or `__i_ctime.tv_sec` / `.tv_nsec` on
+    /// kernels before 6.11 (nsec read as its low 32 bits). `ctime_ok == 0`: not found, no ctime check.
+    pub inode_ctime_sec: u32,
+    pub inode_ctime_nsec: u32,
+    pub ctime_ok: u32,
+    /// The sensor's own tgid: marked [`flags::OWN`] (with its descendants) on first sight.
+    pub own_tgid: u32,
+    pub _pad: u32,
+}
+
+impl Offsets {
+    /// All zero, `valid == 0`: the value compiled into the object (programs do nothing until set).
+    pub const UNSET: Offsets = Offsets {
+        valid: 0,
+        task_pid: 0,
+        task_tgid: 0,
+        task_real_parent: 0,
+        task_real_cred: 0,
+        task_mm: 0,
+        task_start_time: 0,
+        task_comm: 0,
+        cred_uid: 0,
+        mm_exe_file: 0,
+        file_f_inode: 0,
+        inode_i_ino: 0,
+        inode_i_sb: 0,
+        sb_s_dev: 0,
+        inode_ctime_sec: 0,
+        inode_ctime_nsec: 0,
+        ctime_ok: 0,
+        own_tgid: 0,
+        _pad: 0,
+    };
+}
+
+/// The kernel's internal `dev_t` (`MAJOR << 20 | MINOR`, what `super_block::s_dev` holds) from a
+/// major/minor pair. `stat::st_dev` is the userspace encoding (`new_encode_dev`): convert with
+/// `libc::major` / `libc::minor` first.
+pub const fn kernel_dev(major: u32, minor: u32) -> u64 {
+    ((major as u64) << 20) | (minor as u64 & 0xf_ffff)
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: repr(C) plain data with no implicit padding (all fields are sized and aligned explicitly).
+    unsafe impl aya::Pod for super::ProcEntry {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FileKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Offsets {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Infected {}
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        assert_eq!(core::mem::size_of::<ProcEntry>(), 4 * 4 + 4 * 8 + 16);
+        assert_eq!(core::mem::size_of::<FileKey>(), 16);
+        assert_eq!(core::mem::size_of::<Offsets>(), 19 * 4);
+        assert_eq!(core::mem::size_of::<Infected>(), 16);
+    }
+
+    #[test]
+    fn kernel_dev_encoding() {
+        assert_eq!(kernel_dev(8, 1), (8 << 20) | 1);
+        assert_eq!(kernel_dev(0, 300), 300);
+    }
+}

@@ -1,0 +1,371 @@
+//! The eBPF layer of `sensor run`: a kernel-side process table and an exec guard (programs in
+//! `sensor-ebpf`, types in `sensor-common`), loaded with aya from the object embedded at build time.
+//!
+//! [`load`] never fails: whatever is missing (object not built, no BPF privilege, no kernel BTF, verifier
+//! rejection, tracepoint that will not attach) turns the matching features off, and [`Loaded::features`]
+//! says which and why. The gate then runs on fanotify alone. Dropping the [`Ebpf`] handle detaches and
+//! unloads every program.
+//!
+//! Features:
+//! - exec guard: `sched:sched_process_exec` SIGKILLs an exec of a file whose (dev, ino) is in `INFECTED`
+//!   ([`Ebpf::mark_infected`], called by the gate's workers when a file is found infected);
+//! - process table: fork / exec / exit keep `PROCS` (tgid -> [`ProcInfo`], [`Ebpf::process`]).
+
+mod btf;
+
+use aya::maps::{HashMap, MapData};
+use sensor_common::{
+    flags, kernel_dev, FileKey, Infected, ProcEntry, INFECTED_MAP, OFFSETS_GLOBAL, PROCS_MAP,
+    PROG_EXEC, PROG_EXIT, PROG_FORK,
+};
+use std::sync::Mutex;
+
+/// Test hook: behave as if BPF were unavailable (nothing is loaded; the gate runs on fanotify alone).
+pub const ENV_NO_BPF: &str = "SENSOR_TEST_NO_BPF";
+
+/// The object `cargo xtask build-ebpf` built, embedded by build.rs; empty when it was not built.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor-ebpf.o"));
+
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// A process as the kernel programs recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(dead_code)] // read by audit records (next slice of the eBPF issue) and the unit tests
+pub struct ProcInfo {
+    pub tgid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    /// Executable's device, kernel encoding (`MAJOR << 20 | MINOR`).
+    pub exe_dev: u64,
+    pub exe_ino: u64,
+    pub comm: String,
+    pub start_ns: u64,
+    /// `Some(ktime ns)` once the process has exited.
+    pub exit_ns: Option<u64>,
+    pub flags: u32,
+}
+
+impl From<ProcEntry> for ProcInfo {
+    fn from(e: ProcEntry) -> Self {
+        let end = e.comm.iter().position(|&c| c == 0).unwrap_or(e.comm.len());
+        ProcInfo {
+            tgid: e.tgid,
+            ppid: e.ppid,
+            uid: e.uid,
+            exe_dev: e.exe_dev,
+            exe_ino: e.exe_ino,
+            comm: String::from_utf8_lossy(&e.comm[..end]).into_owned(),
+            start_ns: e.start_ns,
+            exit_ns: (e.flags & flags::EXITED != 0).then_some(e.exit_ns),
+            flags: e.flags,
+        }
+    }
+}
+
+/// The loaded programs and their maps. Dropping it detaches every program.
+pub struct Ebpf {
+    infected: Option<Mutex<HashMap<MapData, FileKey, Infected>>>,
+    #[allow(dead_code)] // see ProcInfo
+    procs: Option<HashMap<MapData, u32, ProcEntry>>,
+    // Last: the programs (and their links) go after the maps' userspace handles.
+    _bpf: aya::Ebpf,
+}
+
+impl Ebpf {
+    /// Adds a file the engine found infected: its next exec is SIGKILLed in the kernel, as long as its
+    /// ctime is still `ctime` (`stat::st_ctime`, `st_ctime_nsec`, taken before the scan). `st_dev` is
+    /// `stat::st_dev` (userspace encoding); the map key holds the kernel's (`super_block::s_dev`).
+    pub fn mark_infected(&self, st_dev: u64, st_ino: u64, ctime: (i64, i64)) {
+        let Some(m) = &self.infected else { return };
+        let key = FileKey {
+            dev: kernel_dev(libc::major(st_dev), libc::minor(st_dev)),
+            ino: st_ino,
+        };
+        let mut m = m.lock().unwrap_or_else(|e| e.into_inner());
+        // A full map keeps the older entries; the gate still denies the file's opens.
+        let value = Infected {
+            ctime_sec: ctime.0,
+            ctime_nsec: ctime.1 as u32,
+            _pad: 0,
+        };
+        let _ = m.insert(key, value, 0);
+    }
+
+    /// Forgets every infected file (a new database may no longer flag them; files it still flags are
+    /// marked again when next scanned).
+    pub fn clear_infected(&self) {
+        let Some(m) = &self.infected else { return };
+        let mut m = m.lock().unwrap_or_else(|e| e.into_inner());
+        let keys: Vec<FileKey> = m.keys().filter_map(Result::ok).collect();
+        for k in keys {
+            let _ = m.remove(&k);
+        }
+    }
+
+    /// The process table's entry of `tgid` (alive, or exited and not yet evicted).
+    #[allow(dead_code)] // see ProcInfo
+    pub fn process(&self, tgid: u32) -> Option<ProcInfo> {
+        self.procs.as_ref()?.get(&tgid, 0).ok().map(ProcInfo::from)
+    }
+}
+
+/// What [`load`] got: the handle (if anything loaded) and a one-line feature report.
+pub struct Loaded {
+    pub handle: Option<Ebpf>,
+    pub features: String,
+}
+
+fn off(reason: &str) -> Loaded {
+    Loaded {
+        handle: None,
+        features: format!(
+            "eBPF off ({reason}): exec guard off, process table off; the gate runs on fanotify alone"
+        ),
+    }
+}
+
+/// tracefs must be mounted for tracepoints to attach; it is not at boot on some machines.
+fn ensure_tracefs() -> Result<(), String> {
+    let events = std::path::Path::new(TRACEFS).join("events");
+    if events.is_dir() {
+        return Ok(());
+    }
+    let c = |s: &str| std::ffi::CString::new(s).expect("no NUL");
+    let (src, target, fstype) = (c("nodev"), c(TRACEFS), c("tracefs"));
+    // SAFETY: valid NUL-terminated strings for the duration of the call.
+    let r = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if r != 0 {
+        return Err(format!(
+            "cannot mount tracefs on {TRACEFS}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// Loads and attaches everything that can be; never fails (see the module doc).
+pub fn load() -> Loaded {
+    if std::env::var_os(ENV_NO_BPF).is_some() {
+        return off(&format!("{ENV_NO_BPF} is set"));
+    }
+    if OBJECT.is_empty() {
+        return off(
+            "eBPF object not built: run `cargo xtask build-ebpf` before building the sensor",
+        );
+    }
+    let offsets = match btf::Btf::from_sys_fs().and_then(|b| b.offsets(std::process::id())) {
+        Ok(o) => o,
+        Err(e) => return off(&format!("kernel BTF: {e}")),
+    };
+    if let Err(e) = ensure_tracefs() {
+        return off(&e);
+    }
+    let mut bpf = match aya::EbpfLoader::new()
+        .override_global(OFFSETS_GLOBAL, &offsets, true)
+        .load(OBJECT)
+    {
+        Ok(b) => b,
+        Err(e) => return off(&format!("cannot load the eBPF object: {}", chain(&e))),
+    };
+    let mut problems = Vec::new();
+    let exec = attach_tp(&mut bpf, PROG_EXEC, "sched", "sched_process_exec")
+        .map_err(|e| problems.push(e))
+        .is_ok();
+    let exit = attach_tp(&mut bpf, PROG_EXIT, "sched", "sched_process_exit")
+        .map_err(|e| problems.push(e))
+        .is_ok();
+    let fork = attach_raw(&mut bpf, PROG_FORK, "sched_process_fork")
+        .map_err(|e| problems.push(e))
+        .is_ok();
+    let infected = bpf
+        .take_map(INFECTED_MAP)
+        .ok_or_else(|| format!("no map {INFECTED_MAP}"))
+        .and_then(|m| HashMap::try_from(m).map_err(|e| e.to_string()))
+        .map_err(|e| problems.push(e))
+        .ok();
+    let procs = bpf
+        .take_map(PROCS_MAP)
+        .ok_or_else(|| format!("no map {PROCS_MAP}"))
+        .and_then(|m| HashMap::try_from(m).map_err(|e| e.to_string()))
+        .map_err(|e| problems.push(e))
+        .ok();
+    let guard = exec && infected.is_some();
+    let table = exec && exit && fork && procs.is_some();
+    let onoff = |b: bool| if b { "on" } else { "off" };
+    let mut features = format!(
+        "eBPF {}: exec guard {}, process table {}",
+        if guard || table { "on" } else { "off" },
+        onoff(guard),
+        onoff(table)
+    );
+    if !problems.is_empty() {
+        features.push_str(&format!(" ({})", problems.join("; ")));
+    }
+    if !guard && !table {
+        features.push_str("; the gate runs on fanotify alone");
+    }
+    Loaded {
+        handle: Some(Ebpf {
+            infected: infected.filter(|_| guard).map(Mutex::new),
+            procs,
+            _bpf: bpf,
+        }),
+        features,
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+fn attach_tp(bpf: &mut aya::Ebpf, prog: &str, category: &str, name: &str) -> Result<(), String> {
+    let p: &mut aya::programs::TracePoint = bpf
+        .program_mut(prog)
+        .ok_or_else(|| format!("no program {prog}"))?
+        .try_into()
+        .map_err(|e| format!("{prog}: {e}"))?;
+    p.load().map_err(|e| format!("{prog}: {}", chain(&e)))?;
+    p.attach(category, name)
+        .map_err(|e| format!("{prog}: attach {category}:{name}: {}", chain(&e)))?;
+    Ok(())
+}
+
+fn attach_raw(bpf: &mut aya::Ebpf, prog: &str, name: &str) -> Result<(), String> {
+    let p: &mut aya::programs::RawTracePoint = bpf
+        .program_mut(prog)
+        .ok_or_else(|| format!("no program {prog}"))?
+        .try_into()
+        .map_err(|e| format!("{prog}: {e}"))?;
+    p.load().map_err(|e| format!("{prog}: {}", chain(&e)))?;
+    p.attach(name)
+        .map_err(|e| format!("{prog}: attach raw {name}: {}", chain(&e)))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Everything loaded, or None after a SKIPPED line (a panic with env `CI` set).
+    fn load_or_skip(test: &str) -> Option<Ebpf> {
+        let l = load();
+        match l.handle {
+            Some(h) if l.features.contains("exec guard on, process table on") => Some(h),
+            _ if std::env::var_os("CI").is_some() => {
+                panic!("{test}: eBPF unavailable: {}", l.features)
+            }
+            _ => {
+                eprintln!("SKIPPED: {test}: {}", l.features);
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn proc_info_from_entry() {
+        let mut e = ProcEntry {
+            tgid: 7,
+            flags: flags::EXITED,
+            exit_ns: 42,
+            ..ProcEntry::default()
+        };
+        e.comm[..3].copy_from_slice(b"cat");
+        let p = ProcInfo::from(e);
+        assert_eq!(p.comm, "cat");
+        assert_eq!(p.exit_ns, Some(42));
+    }
+
+    /// As root on a kernel that allows it: load, see this test process in the table after a fork+exec.
+    #[test]
+    fn loads_and_tracks_a_child_when_privileged() {
+        // SAFETY: no preconditions.
+        if unsafe { libc::geteuid() } != 0 || OBJECT.is_empty() {
+            eprintln!(
+                "SKIPPED: loads_and_tracks_a_child_when_privileged: needs root and the eBPF object"
+            );
+            return;
+        }
+        let Some(h) = load_or_skip("loads_and_tracks_a_child_when_privileged") else {
+            return;
+        };
+        let child = std::process::Command::new("/bin/true").spawn().unwrap();
+        let pid = child.id();
+        let mut child = child;
+        child.wait().unwrap();
+        let p = h.process(pid).expect("child in the process table");
+        assert_eq!(p.ppid, std::process::id());
+        assert_eq!(p.comm, "true");
+        assert!(p.exit_ns.is_some(), "{p:?}");
+        assert!(
+            p.flags & flags::OWN != 0,
+            "child of the loader is OWN: {p:?}"
+        );
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata("/bin/true").unwrap();
+        assert_eq!(p.exe_ino, m.ino());
+        assert_eq!(
+            p.exe_dev,
+            kernel_dev(libc::major(m.dev()), libc::minor(m.dev()))
+        );
+    }
+
+    /// As root: the exec guard kills an exec of a marked file only while its ctime is the judged one.
+    #[test]
+    fn exec_guard_kills_only_the_judged_version_when_privileged() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        use std::os::unix::process::ExitStatusExt;
+        // SAFETY: no preconditions.
+        if unsafe { libc::geteuid() } != 0 || OBJECT.is_empty() {
+            eprintln!("SKIPPED: exec_guard_kills_only_the_judged_version_when_privileged: needs root and the eBPF object");
+            return;
+        }
+        let Some(h) = load_or_skip("exec_guard_kills_only_the_judged_version_when_privileged")
+        else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("guarded-true");
+        let mut data = std::fs::read("/bin/true").unwrap();
+        data.extend_from_slice(format!("unit-{}", std::process::id()).as_bytes());
+        std::fs::write(&bin, data).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let run = || std::process::Command::new(&bin).status().unwrap();
+        assert!(run().success(), "unmarked: runs");
+        let m = std::fs::metadata(&bin).unwrap();
+        h.mark_infected(m.dev(), m.ino(), (m.ctime(), m.ctime_nsec() + 1));
+        assert!(run().success(), "marked with another ctime: runs");
+        h.mark_infected(m.dev(), m.ino(), (m.ctime(), m.ctime_nsec()));
+        assert_eq!(
+            run().signal(),
+            Some(libc::SIGKILL),
+            "marked as judged: killed"
+        );
+        h.clear_infected();
+        assert!(run().success(), "cleared (reload): runs");
+        h.mark_infected(m.dev(), m.ino(), (m.ctime(), m.ctime_nsec()));
+        assert_eq!(run().signal(), Some(libc::SIGKILL), "marked again: killed");
+        // Changing the inode (chmod updates ctime) makes the mark stale: no kill.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_ne!(
+            std::fs::metadata(&bin).unwrap().ctime_nsec(),
+            m.ctime_nsec()
+        );
+        assert!(run().success(), "changed since judged: runs");
+    }
+}
