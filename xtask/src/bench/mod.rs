@@ -5,6 +5,7 @@
 //! [`onaccess`] for the measurements and the targets they are judged against.
 
 mod clamav;
+mod engine;
 mod measure;
 mod onaccess;
 mod proc;
@@ -19,6 +20,9 @@ pub enum BenchCmd {
     /// On-access gate: race escapes and open/exec latency, no scanner vs clamonacc vs sensor.
     /// Needs root (fanotify, tmpfs mounts). Writes target/bench/onaccess.md.
     Onaccess(OnAccessArgs),
+    /// Signature engine at scale: database load, memory, throughput and verdicts, clamscan vs sensor.
+    /// Writes target/bench/engine.md.
+    Engine(engine::EngineArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -62,5 +66,6 @@ pub struct OnAccessArgs {
 pub fn run(root: &Path, cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Onaccess(args) => onaccess::run(root, &args),
+        BenchCmd::Engine(args) => engine::run(root, &args),
     }
 }
