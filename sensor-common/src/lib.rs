@@ -61,7 +61,7 @@ pub mod flags {
 pub struct ProcEntry {
     pub tgid: u32,
     pub ppid: u32,
-    /// Real uid at the last fork/exec seen.
+    /// Real uid at the last fork/exec/set*uid seen.
     pub uid: u32,
     pub flags: u32,
     /// Effective uid at the last fork/exec/set*uid seen (the owner of /proc/PID).

@@ -1,6 +1,7 @@
 //! Which events the gate judges: files inside the protected trees (and not excluded), opened by processes
 //! whose uid is not excluded. Pure decisions over the configuration; the I/O is stats of the file's
-//! ancestors (only when its path does not decide) and of /proc/PID.
+//! ancestors (only when its path does not decide) and of /proc/PID (only when the eBPF process table has
+//! no answer for the opener).
 //!
 //! A path names a file through whichever mount it was opened by, so a bind mount of a protected directory
 //! elsewhere gives another path to the same inodes. Paths are therefore only a fast first answer: a file
