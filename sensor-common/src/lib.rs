@@ -11,6 +11,10 @@ pub const PROCS_MAP: &str = "PROCS";
 /// inode's ctime is the one it was judged with (a rewrite, or a new file reusing the inode number after the
 /// infected one was deleted, changes it: no stale kill).
 pub const INFECTED_MAP: &str = "INFECTED";
+/// Excluded users: hash, key euid (`u32`), value `u8` (1). Filled by the gate from its `--exclude-uid`s at
+/// start and on reload; a process whose effective uid is in it gets [`flags::EXCLUDED`] at fork, exec and
+/// setuid (the `set{,re,res}uid` syscalls).
+pub const EXCLUDED_UIDS_MAP: &str = "EXCLUDED_UIDS";
 /// Global of type [`Offsets`] (set at load time with `EbpfLoader::override_global`).
 pub const OFFSETS_GLOBAL: &str = "OFFSETS";
 
@@ -18,15 +22,24 @@ pub const OFFSETS_GLOBAL: &str = "OFFSETS";
 pub const PROCS_MAX: u32 = 32_768;
 /// Capacity of [`INFECTED_MAP`].
 pub const INFECTED_MAX: u32 = 16_384;
+/// Capacity of [`EXCLUDED_UIDS_MAP`].
+pub const EXCLUDED_UIDS_MAX: u32 = 1_024;
 
 /// Program names (the Rust function names in `sensor-ebpf`).
 pub const PROG_FORK: &str = "sched_process_fork";
 pub const PROG_EXEC: &str = "sched_process_exec";
 pub const PROG_EXIT: &str = "sched_process_exit";
+/// Attached to `syscalls:sys_exit_setuid`, `sys_exit_setreuid` and `sys_exit_setresuid`.
+pub const PROG_SETUID: &str = "sys_exit_setuid";
+/// The tracepoints (category `syscalls`) [`PROG_SETUID`] is attached to.
+pub const SETUID_TRACEPOINTS: [&str; 3] =
+    ["sys_exit_setuid", "sys_exit_setreuid", "sys_exit_setresuid"];
 
 /// [`ProcEntry::flags`] bits.
 pub mod flags {
-    /// The process (or an ancestor, inherited at fork) is excluded from scanning by the gate.
+    /// The process's effective uid (at its last fork, exec or set*uid) is in
+    /// [`super::EXCLUDED_UIDS_MAP`]: the gate does not scan its opens. Re-derived at each of those events
+    /// (so a child keeps its parent's, as it keeps its credentials) and by userspace on reload.
     pub const EXCLUDED: u32 = 1 << 0;
     /// The sensor itself or one of its children.
     pub const OWN: u32 = 1 << 1;
@@ -48,9 +61,12 @@ pub mod flags {
 pub struct ProcEntry {
     pub tgid: u32,
     pub ppid: u32,
-    /// Real uid at the last fork/exec seen.
+    /// Real uid at the last fork/exec/set*uid seen.
     pub uid: u32,
     pub flags: u32,
+    /// Effective uid at the last fork/exec/set*uid seen (the owner of /proc/PID).
+    pub euid: u32,
+    pub _pad: u32,
     /// Device of the executable, in the kernel's internal encoding (`MAJOR << 20 | MINOR`).
     pub exe_dev: u64,
     pub exe_ino: u64,
@@ -95,6 +111,7 @@ pub struct Offsets {
     pub task_start_time: u32,
     pub task_comm: u32,
     pub cred_uid: u32,
+    pub cred_euid: u32,
     pub mm_exe_file: u32,
     pub file_f_inode: u32,
     pub inode_i_ino: u32,
@@ -122,6 +139,7 @@ impl Offsets {
         task_start_time: 0,
         task_comm: 0,
         cred_uid: 0,
+        cred_euid: 0,
         mm_exe_file: 0,
         file_f_inode: 0,
         inode_i_ino: 0,
@@ -161,9 +179,9 @@ mod tests {
 
     #[test]
     fn layouts_have_no_implicit_padding() {
-        assert_eq!(core::mem::size_of::<ProcEntry>(), 4 * 4 + 4 * 8 + 16);
+        assert_eq!(core::mem::size_of::<ProcEntry>(), 6 * 4 + 4 * 8 + 16);
         assert_eq!(core::mem::size_of::<FileKey>(), 16);
-        assert_eq!(core::mem::size_of::<Offsets>(), 19 * 4);
+        assert_eq!(core::mem::size_of::<Offsets>(), 20 * 4);
         assert_eq!(core::mem::size_of::<Infected>(), 16);
     }
 

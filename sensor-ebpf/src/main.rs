@@ -14,6 +14,12 @@
 //!   dev/ino, comm and uid are updated.
 //! - [`sched_process_exit`] (tracepoint): the thread-group leader's exit marks the entry
 //!   [`flags::EXITED`] with a timestamp; it is never deleted (the LRU evicts it).
+//! - [`sys_exit_setuid`] (tracepoint, attached to `syscalls:sys_exit_set{,re,res}uid`): a process that
+//!   changes its uid without exec (a daemon dropping root) gets its euid and [`flags::EXCLUDED`] updated.
+//!
+//! [`flags::EXCLUDED`] is derived from the effective uid (the owner of /proc/PID, which the gate used to
+//! stat) and [`EXCLUDED_UIDS`] at every fork, exec and set*uid: a child has its parent's credentials, so it
+//! keeps its parent's flag.
 
 #![no_std]
 #![no_main]
@@ -28,7 +34,8 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 use sensor_common::{
-    flags, FileKey, Infected, Offsets, ProcEntry, CTIME_NSEC_MASK, INFECTED_MAX, PROCS_MAX,
+    flags, FileKey, Infected, Offsets, ProcEntry, CTIME_NSEC_MASK, EXCLUDED_UIDS_MAX, INFECTED_MAX,
+    PROCS_MAX,
 };
 
 /// Name of the ELF section holding [`sched_process_exec`]; `cargo xtask build-ebpf` checks for it.
@@ -49,6 +56,10 @@ static PROCS: LruHashMap<u32, ProcEntry> = LruHashMap::with_max_entries(PROCS_MA
 /// `sensor_common::INFECTED_MAP`).
 #[map(name = "INFECTED")]
 static INFECTED: HashMap<FileKey, Infected> = HashMap::with_max_entries(INFECTED_MAX, 0);
+
+/// Effective uids the gate excludes -> 1 (name `sensor_common::EXCLUDED_UIDS_MAP`).
+#[map(name = "EXCLUDED_UIDS")]
+static EXCLUDED_UIDS: HashMap<u32, u8> = HashMap::with_max_entries(EXCLUDED_UIDS_MAX, 0);
 
 #[inline(always)]
 fn offsets() -> Offsets {
@@ -114,6 +125,26 @@ fn uid_of(o: &Offsets, task: u64) -> u32 {
         .unwrap_or(u32::MAX)
 }
 
+/// `task->real_cred->euid` (what owns /proc/PID).
+#[inline(always)]
+fn euid_of(o: &Offsets, task: u64) -> u32 {
+    read::<u64>(task, o.task_real_cred)
+        .and_then(|cred| read::<u32>(cred, o.cred_euid))
+        .unwrap_or(u32::MAX)
+}
+
+/// Records `euid` in `e` and sets or clears [`flags::EXCLUDED`] from [`EXCLUDED_UIDS`].
+#[inline(always)]
+fn set_euid(e: &mut ProcEntry, euid: u32) {
+    e.euid = euid;
+    // SAFETY: the value is only tested for presence.
+    if unsafe { EXCLUDED_UIDS.get(&euid) }.is_some() {
+        e.flags |= flags::EXCLUDED;
+    } else {
+        e.flags &= !flags::EXCLUDED;
+    }
+}
+
 #[inline(always)]
 fn parent_tgid(o: &Offsets, task: u64) -> u32 {
     read::<u64>(task, o.task_real_parent)
@@ -171,6 +202,9 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     if ptgid == o.own_tgid || tgid == o.own_tgid {
         e.flags |= flags::OWN;
     }
+    // The child's own credentials (its parent's, copied): inherits EXCLUDED, and picks it up for a parent
+    // that predates the sensor or the last reload.
+    set_euid(&mut e, euid_of(&o, child));
     let _ = PROCS.insert(&tgid, &e, 0);
     0
 }
@@ -216,6 +250,8 @@ pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
         e.comm = c;
     }
     e.uid = uid_of(&o, task);
+    // After a set-user-ID exec too: the new credentials are committed before this tracepoint.
+    set_euid(&mut e, euid_of(&o, task));
     e.flags |= flags::EXEC_SEEN;
     if killed {
         e.flags |= flags::KILLED;
@@ -253,6 +289,7 @@ pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
                 start_ns: read::<u64>(task, o.task_start_time).unwrap_or(0),
                 ..ProcEntry::default()
             };
+            set_euid(&mut e, euid_of(&o, task));
             if let Some(k) = exe_of(&o, task) {
                 e.exe_dev = k.dev;
                 e.exe_ino = k.ino;
@@ -265,6 +302,28 @@ pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
     };
     e.flags |= flags::EXITED;
     e.exit_ns = now;
+    let _ = PROCS.insert(&tgid, &e, 0);
+    0
+}
+
+/// Tracepoints `syscalls:sys_exit_setuid`, `sys_exit_setreuid`, `sys_exit_setresuid` (in the calling
+/// thread, after the new credentials are committed; a failed call changes nothing and is re-read harmlessly):
+/// the process's euid and [`flags::EXCLUDED`] follow a uid change without exec. Only entries already in
+/// the table are updated: for the others the gate falls back to /proc, which is current anyway.
+#[tracepoint(category = "syscalls", name = "sys_exit_setuid")]
+pub fn sys_exit_setuid(_ctx: TracePointContext) -> u32 {
+    let o = offsets();
+    if o.valid == 0 {
+        return 0;
+    }
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: copied out at once.
+    let Some(mut e) = (unsafe { PROCS.get(&tgid) }).copied() else {
+        return 0;
+    };
+    let task = unsafe { bpf_get_current_task() };
+    set_euid(&mut e, euid_of(&o, task));
+    e.uid = uid_of(&o, task);
     let _ = PROCS.insert(&tgid, &e, 0);
     0
 }

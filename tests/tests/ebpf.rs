@@ -4,12 +4,13 @@
 //! Missing privileges (root, fanotify, BPF): SKIPPED outside CI, failure with `CI` set.
 
 use sensor_tests::gate::{
-    eicar, eicar_hdb_line, found_line, hdb_line, is_eperm, open_read_bounded, require_gate,
-    wait_until, Sensor, SensorOpts, EICAR_NAME, OP_TIMEOUT, READY_TIMEOUT,
+    as_user, counter, eicar, eicar_hdb_line, found_line, hdb_line, is_eperm, open_read_bounded,
+    output_with_timeout, require_gate, wait_until, Sensor, SensorOpts, EICAR_NAME, OP_TIMEOUT,
+    READY_TIMEOUT,
 };
 use sensor_tests::oracle::skip_or_fail;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -17,6 +18,17 @@ use std::time::Duration;
 
 const NO_BPF: &str = "SENSOR_TEST_NO_BPF";
 const FEATURES_ON: &str = "eBPF on: exec guard on, process table on";
+const UID_TRACKING_ON: &str = "uid tracking on";
+
+/// The `cat` binary (its real path: what the kernel records as the executable).
+fn cat_bin() -> std::path::PathBuf {
+    ["/usr/bin/cat", "/bin/cat"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+        .map(|p| fs::canonicalize(p).unwrap())
+        .expect("no cat binary")
+}
 
 /// A small executable unique to `tag`: /bin/true with `tag` appended (ELF ignores trailing bytes), so its
 /// md5 is in no other database and no other file matches it.
@@ -262,4 +274,133 @@ fn without_bpf_the_gate_still_blocks() {
     let st = s.terminate(Duration::from_secs(20));
     assert!(st.success(), "sensor exit: {st:?}\n{}", s.diag());
     assert!(!s.stderr().contains("eBPF programs detached"));
+}
+
+/// (d) `--exclude-uid U` decided in the kernel: a shell run as U and the `cat`s it forks open the EICAR file
+/// with no /proc lookup at all (`proc_lookups` stays 0, `excluded_kernel` counts them); a root `cat` is still
+/// denied (also decided from the table: it is not excluded).
+#[test]
+fn excluded_uid_and_its_children_pass_without_a_proc_lookup() {
+    let t = "excluded_uid_and_its_children_pass_without_a_proc_lookup";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let file = prot.join("eicar.com");
+    fs::write(&file, eicar()).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    const EXCLUDED: u32 = 47031;
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let opts = SensorOpts {
+        exclude_uid: vec![EXCLUDED],
+        ..SensorOpts::protect(&[prot.path()])
+    };
+    let mut s = env.start(&db, &opts);
+    let Some(line) = require_ebpf_on(t, &mut s) else {
+        return;
+    };
+    if !line.contains(UID_TRACKING_ON) {
+        skip_or_fail(t, &format!("uid tracking unavailable: {line}"));
+        return;
+    }
+    let cat = cat_bin();
+    // Two cats (not the last command, so the shell forks for each rather than exec'ing).
+    let script = format!(
+        "{c} {f}; {c} {f}; true",
+        c = cat.display(),
+        f = file.display()
+    );
+    let mut sh = Command::new("/bin/sh");
+    sh.args(["-c", &script]);
+    let o = output_with_timeout(as_user(sh, EXCLUDED, EXCLUDED), OP_TIMEOUT)
+        .unwrap_or_else(|e| panic!("sh as uid {EXCLUDED}: {e}"));
+    let mut twice = eicar();
+    twice.extend_from_slice(&eicar());
+    assert!(
+        o.status.success() && o.stdout == twice,
+        "uid {EXCLUDED} (excluded): expected both cats to print the payload, got {} stdout {} bytes \
+         stderr {:?}\n{}",
+        o.status,
+        o.stdout.len(),
+        String::from_utf8_lossy(&o.stderr),
+        s.diag()
+    );
+    let mut c = Command::new(&cat);
+    c.arg(&file);
+    let o = output_with_timeout(c, OP_TIMEOUT).unwrap_or_else(|e| panic!("cat as root: {e}"));
+    assert!(
+        !o.status.success() && o.stdout.is_empty(),
+        "root: expected cat to fail (EPERM), got {} stdout {} bytes\n{}",
+        o.status,
+        o.stdout.len(),
+        s.diag()
+    );
+    let st = s.settled_status();
+    assert_eq!(
+        counter(&st, "proc_lookups"),
+        0,
+        "no /proc lookup expected: {st}"
+    );
+    assert!(
+        counter(&st, "excluded_kernel") >= 2,
+        "expected both excluded opens decided from the kernel table: {st}"
+    );
+    assert!(counter(&st, "denied") >= 1, "root must be denied: {st}");
+}
+
+/// (e) A short-lived opener (a `cat` of a detected file, denied, gone within a millisecond) is still in the
+/// process table when the gate reports: the log's detection line carries its pid, parent, executable and
+/// comm; stdout keeps clamonacc's plain line.
+#[test]
+fn short_lived_opener_is_identified_in_the_log() {
+    let t = "short_lived_opener_is_identified_in_the_log";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let file = prot.join("eicar.com");
+    fs::write(&file, eicar()).unwrap();
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let mut s = env.start(&db, &SensorOpts::protect(&[prot.path()]));
+    let Some(_) = require_ebpf_on(t, &mut s) else {
+        return;
+    };
+    let cat = cat_bin();
+    let mut child = Command::new(&cat)
+        .arg(&file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut status = None;
+    wait_until(OP_TIMEOUT, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    let status = status.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("cat did not exit within {OP_TIMEOUT:?}\n{}", s.diag())
+    });
+    assert!(
+        !status.success(),
+        "cat of EICAR must fail: {status:?}\n{}",
+        s.diag()
+    );
+    let plain = found_line(&file, EICAR_NAME);
+    assert!(
+        s.wait_stdout_line(&plain, Duration::from_secs(10)),
+        "expected exactly `{plain}` on stdout\n{}",
+        s.diag()
+    );
+    let m = fs::metadata(&cat).unwrap();
+    let want = format!(
+        "{plain} (pid {pid}, ppid {}, exe {}:{}, comm cat)",
+        std::process::id(),
+        m.dev(),
+        m.ino()
+    );
+    assert!(
+        s.wait_log_contains(&want, Duration::from_secs(10)),
+        "expected `{want}` in the log, got:\n{}\n{}",
+        s.log(),
+        s.diag()
+    );
 }

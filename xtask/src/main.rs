@@ -20,11 +20,12 @@ const BPF_TARGET: &str = "bpfel-unknown-none";
 /// bpf-linker major version that matches the nightly's LLVM and the aya-ebpf crates used.
 const BPF_LINKER_VERSION: &str = "^0.13";
 /// ELF sections of the eBPF programs (`sensor-ebpf/src/main.rs`): the exec guard / process table's exec
-/// tracepoint (`EXEC_PROGRAM_SECTION`), its exit tracepoint and its fork raw tracepoint.
+/// tracepoint (`EXEC_PROGRAM_SECTION`), its exit tracepoint, its fork raw tracepoint and its set*uid tracepoint.
 const EBPF_PROGRAM_SECTIONS: &[&str] = &[
     "tracepoint/sched/sched_process_exec",
     "tracepoint/sched/sched_process_exit",
     "raw_tp/sched_process_fork",
+    "tracepoint/syscalls/sys_exit_setuid",
 ];
 /// The demo's bundled signature database and clean sample files.
 const DEMO_DB: &str = "examples/demo/db";

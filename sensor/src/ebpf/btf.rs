@@ -178,6 +178,7 @@ impl Btf {
             task_comm: o("task_struct", "comm")?,
             // kuid_t is `struct { uid_t val; }`: the member's offset is the value's.
             cred_uid: o("cred", "uid")?,
+            cred_euid: o("cred", "euid")?,
             mm_exe_file: o("mm_struct", "exe_file")?,
             file_f_inode: o("file", "f_inode")?,
             inode_i_ino: o("inode", "i_ino")?,

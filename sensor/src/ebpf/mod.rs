@@ -9,16 +9,19 @@
 //! Features:
 //! - exec guard: `sched:sched_process_exec` SIGKILLs an exec of a file whose (dev, ino) is in `INFECTED`
 //!   ([`Ebpf::mark_infected`], called by the gate's workers when a file is found infected);
-//! - process table: fork / exec / exit keep `PROCS` (tgid -> [`ProcInfo`], [`Ebpf::process`]).
+//! - process table: fork / exec / exit keep `PROCS` (tgid -> [`ProcInfo`], [`Ebpf::process`]);
+//! - uid tracking: the table's `EXCLUDED` flag (effective uid in `EXCLUDED_UIDS`, filled with
+//!   [`Ebpf::set_excluded_uids`]) is kept at fork, exec and `set{,re,res}uid`, so the gate decides an
+//!   excluded user without stat'ing /proc/PID ([`Ebpf::uid_excluded`]).
 
 mod btf;
 
 use aya::maps::{HashMap, MapData};
 use sensor_common::{
-    flags, kernel_dev, FileKey, Infected, ProcEntry, INFECTED_MAP, OFFSETS_GLOBAL, PROCS_MAP,
-    PROG_EXEC, PROG_EXIT, PROG_FORK,
+    flags, kernel_dev, FileKey, Infected, ProcEntry, EXCLUDED_UIDS_MAP, INFECTED_MAP,
+    OFFSETS_GLOBAL, PROCS_MAP, PROG_EXEC, PROG_EXIT, PROG_FORK, PROG_SETUID, SETUID_TRACEPOINTS,
 };
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 /// Test hook: behave as if BPF were unavailable (nothing is loaded; the gate runs on fanotify alone).
 pub const ENV_NO_BPF: &str = "SENSOR_TEST_NO_BPF";
@@ -30,11 +33,12 @@ const TRACEFS: &str = "/sys/kernel/tracing";
 
 /// A process as the kernel programs recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(dead_code)] // read by audit records (next slice of the eBPF issue) and the unit tests
+#[allow(dead_code)] // some fields are read only by the unit tests (and audit records, a later slice)
 pub struct ProcInfo {
     pub tgid: u32,
     pub ppid: u32,
     pub uid: u32,
+    pub euid: u32,
     /// Executable's device, kernel encoding (`MAJOR << 20 | MINOR`).
     pub exe_dev: u64,
     pub exe_ino: u64,
@@ -52,6 +56,7 @@ impl From<ProcEntry> for ProcInfo {
             tgid: e.tgid,
             ppid: e.ppid,
             uid: e.uid,
+            euid: e.euid,
             exe_dev: e.exe_dev,
             exe_ino: e.exe_ino,
             comm: String::from_utf8_lossy(&e.comm[..end]).into_owned(),
@@ -65,8 +70,10 @@ impl From<ProcEntry> for ProcInfo {
 /// The loaded programs and their maps. Dropping it detaches every program.
 pub struct Ebpf {
     infected: Option<Mutex<HashMap<MapData, FileKey, Infected>>>,
-    #[allow(dead_code)] // see ProcInfo
-    procs: Option<HashMap<MapData, u32, ProcEntry>>,
+    /// Read by the gate's workers; written only by [`Ebpf::set_excluded_uids`].
+    procs: Option<RwLock<HashMap<MapData, u32, ProcEntry>>>,
+    /// Some when uid tracking is complete (the table, the map and the set*uid tracepoints).
+    excluded_uids: Option<Mutex<HashMap<MapData, u32, u8>>>,
     // Last: the programs (and their links) go after the maps' userspace handles.
     _bpf: aya::Ebpf,
 }
@@ -103,9 +110,58 @@ impl Ebpf {
     }
 
     /// The process table's entry of `tgid` (alive, or exited and not yet evicted).
-    #[allow(dead_code)] // see ProcInfo
     pub fn process(&self, tgid: u32) -> Option<ProcInfo> {
-        self.procs.as_ref()?.get(&tgid, 0).ok().map(ProcInfo::from)
+        let procs = self.procs.as_ref()?;
+        let procs = procs.read().unwrap_or_else(|e| e.into_inner());
+        procs.get(&tgid, 0).ok().map(ProcInfo::from)
+    }
+
+    /// Is the effective uid of `tgid` one of the excluded ones, as the kernel tracked it? `None` when the
+    /// table cannot say (no entry, or uid tracking off): ask /proc. Without set*uid tracking only a
+    /// positive answer is trusted (a process may have switched to an excluded uid unseen).
+    pub fn uid_excluded(&self, tgid: u32) -> Option<bool> {
+        let p = self.process(tgid)?;
+        if p.flags & flags::EXCLUDED != 0 {
+            Some(true)
+        } else {
+            self.excluded_uids.as_ref().map(|_| false)
+        }
+    }
+
+    /// Makes `uids` the excluded effective uids (at start and on reload), then re-derives the EXCLUDED
+    /// flag of every entry of the table from its recorded euid. An entry the kernel rewrites during that
+    /// walk may lose that one update (the walk's copy wins); its next fork/exec/set*uid/exit rewrites it.
+    pub fn set_excluded_uids(&self, uids: &[u32]) {
+        let (Some(m), Some(procs)) = (&self.excluded_uids, &self.procs) else {
+            return;
+        };
+        {
+            let mut m = m.lock().unwrap_or_else(|e| e.into_inner());
+            for &u in uids {
+                let _ = m.insert(u, 1, 0);
+            }
+            let stale: Vec<u32> = m
+                .keys()
+                .filter_map(Result::ok)
+                .filter(|u| !uids.contains(u))
+                .collect();
+            for u in stale {
+                let _ = m.remove(&u);
+            }
+        }
+        let mut procs = procs.write().unwrap_or_else(|e| e.into_inner());
+        let entries: Vec<(u32, ProcEntry)> = procs.iter().filter_map(Result::ok).collect();
+        for (tgid, mut e) in entries {
+            let was = e.flags;
+            if uids.contains(&e.euid) {
+                e.flags |= flags::EXCLUDED;
+            } else {
+                e.flags &= !flags::EXCLUDED;
+            }
+            if e.flags != was {
+                let _ = procs.insert(tgid, e, 0);
+            }
+        }
     }
 }
 
@@ -119,7 +175,8 @@ fn off(reason: &str) -> Loaded {
     Loaded {
         handle: None,
         features: format!(
-            "eBPF off ({reason}): exec guard off, process table off; the gate runs on fanotify alone"
+            "eBPF off ({reason}): exec guard off, process table off, uid tracking off; the gate runs on \
+             fanotify alone"
         ),
     }
 }
@@ -191,6 +248,15 @@ pub fn load() -> Loaded {
         .and_then(|m| HashMap::try_from(m).map_err(|e| e.to_string()))
         .map_err(|e| problems.push(e))
         .ok();
+    let setuid = attach_setuid(&mut bpf)
+        .map_err(|e| problems.push(e))
+        .is_ok();
+    let excluded_uids = bpf
+        .take_map(EXCLUDED_UIDS_MAP)
+        .ok_or_else(|| format!("no map {EXCLUDED_UIDS_MAP}"))
+        .and_then(|m| HashMap::try_from(m).map_err(|e| e.to_string()))
+        .map_err(|e| problems.push(e))
+        .ok();
     let procs = bpf
         .take_map(PROCS_MAP)
         .ok_or_else(|| format!("no map {PROCS_MAP}"))
@@ -199,12 +265,14 @@ pub fn load() -> Loaded {
         .ok();
     let guard = exec && infected.is_some();
     let table = exec && exit && fork && procs.is_some();
+    let uids = table && setuid && excluded_uids.is_some();
     let onoff = |b: bool| if b { "on" } else { "off" };
     let mut features = format!(
-        "eBPF {}: exec guard {}, process table {}",
+        "eBPF {}: exec guard {}, process table {}, uid tracking {}",
         if guard || table { "on" } else { "off" },
         onoff(guard),
-        onoff(table)
+        onoff(table),
+        onoff(uids)
     );
     if !problems.is_empty() {
         features.push_str(&format!(" ({})", problems.join("; ")));
@@ -215,7 +283,8 @@ pub fn load() -> Loaded {
     Loaded {
         handle: Some(Ebpf {
             infected: infected.filter(|_| guard).map(Mutex::new),
-            procs,
+            procs: procs.map(RwLock::new),
+            excluded_uids: excluded_uids.filter(|_| uids).map(Mutex::new),
             _bpf: bpf,
         }),
         features,
@@ -242,6 +311,23 @@ fn attach_tp(bpf: &mut aya::Ebpf, prog: &str, category: &str, name: &str) -> Res
     p.load().map_err(|e| format!("{prog}: {}", chain(&e)))?;
     p.attach(category, name)
         .map_err(|e| format!("{prog}: attach {category}:{name}: {}", chain(&e)))?;
+    Ok(())
+}
+
+/// One program on the three set*uid exit tracepoints. Any failure reports uid tracking off; tracepoints
+/// already attached stay (they only keep entries more current).
+fn attach_setuid(bpf: &mut aya::Ebpf) -> Result<(), String> {
+    let p: &mut aya::programs::TracePoint = bpf
+        .program_mut(PROG_SETUID)
+        .ok_or_else(|| format!("no program {PROG_SETUID}"))?
+        .try_into()
+        .map_err(|e| format!("{PROG_SETUID}: {e}"))?;
+    p.load()
+        .map_err(|e| format!("{PROG_SETUID}: {}", chain(&e)))?;
+    for tp in SETUID_TRACEPOINTS {
+        p.attach("syscalls", tp)
+            .map_err(|e| format!("{PROG_SETUID}: attach syscalls:{tp}: {}", chain(&e)))?;
+    }
     Ok(())
 }
 
@@ -322,6 +408,67 @@ mod tests {
             p.exe_dev,
             kernel_dev(libc::major(m.dev()), libc::minor(m.dev()))
         );
+    }
+
+    /// As root: EXCLUDED follows the euid at exec and at a setuid without exec, is inherited at fork, and
+    /// is re-derived when the excluded uids change (reload).
+    #[test]
+    fn excluded_flag_follows_the_euid_when_privileged() {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: no preconditions.
+        if unsafe { libc::geteuid() } != 0 || OBJECT.is_empty() {
+            eprintln!("SKIPPED: excluded_flag_follows_the_euid_when_privileged: needs root and the eBPF object");
+            return;
+        }
+        let Some(h) = load_or_skip("excluded_flag_follows_the_euid_when_privileged") else {
+            return;
+        };
+        const U: u32 = 47123;
+        h.set_excluded_uids(&[U]);
+        // Exec as U (setuid before exec), and a child it forks.
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.args(["-c", "/bin/true; echo $$"]);
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setgid(U) != 0 || libc::setuid(U) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success());
+        let sh: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let p = h.process(sh).expect("shell in the table");
+        assert_eq!(p.euid, U, "{p:?}");
+        assert!(p.flags & flags::EXCLUDED != 0, "{p:?}");
+        assert_eq!(h.uid_excluded(sh), Some(true));
+        // setuid without exec: fork, setuid(U), _exit.
+        // SAFETY: the child only makes raw syscalls, then _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            unsafe {
+                let ok = libc::syscall(libc::SYS_setuid, U) == 0;
+                libc::_exit(if ok { 0 } else { 1 });
+            }
+        }
+        let mut status = 0;
+        // SAFETY: our child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(status, 0);
+        let p = h.process(pid as u32).expect("forked child in the table");
+        assert_eq!(p.euid, U, "{p:?}");
+        assert!(p.flags & flags::EXCLUDED != 0, "setuid without exec: {p:?}");
+        // A root child is in the table, not excluded: the table answers "no" without /proc.
+        let mut c = std::process::Command::new("/bin/true").spawn().unwrap();
+        let root_child = c.id();
+        c.wait().unwrap();
+        assert_eq!(h.uid_excluded(root_child), Some(false));
+        // Reload without U: the flags go.
+        h.set_excluded_uids(&[]);
+        assert_eq!(h.uid_excluded(pid as u32), Some(false));
+        assert_eq!(h.uid_excluded(sh), Some(false));
     }
 
     /// As root: the exec guard kills an exec of a marked file only while its ctime is the judged one.

@@ -1,6 +1,7 @@
 //! Which events the gate judges: files inside the protected trees (and not excluded), opened by processes
 //! whose uid is not excluded. Pure decisions over the configuration; the I/O is stats of the file's
-//! ancestors (only when its path does not decide) and of /proc/PID.
+//! ancestors (only when its path does not decide) and of /proc/PID (only when the eBPF process table has
+//! no answer for the opener).
 //!
 //! A path names a file through whichever mount it was opened by, so a bind mount of a protected directory
 //! elsewhere gives another path to the same inodes. Paths are therefore only a fast first answer: a file
@@ -129,9 +130,24 @@ impl Filter {
             .map(|m| m.uid())
     }
 
-    pub fn uid_excluded(&self, pid: i32) -> bool {
-        !self.exclude_uids.is_empty()
-            && Self::uid_of(pid).is_some_and(|u| self.exclude_uids.contains(&u))
+    /// Whether `pid`'s effective uid is excluded: `kernel` (the eBPF process table's answer, if it has
+    /// one) first, else /proc/PID (`proc_lookup` is called before each such lookup). Returns the answer
+    /// and whether the kernel gave it.
+    pub fn uid_excluded(
+        &self,
+        pid: i32,
+        kernel: impl FnOnce() -> Option<bool>,
+        proc_lookup: impl FnOnce(),
+    ) -> (bool, bool) {
+        if self.exclude_uids.is_empty() {
+            return (false, false);
+        }
+        if let Some(answer) = kernel() {
+            return (answer, true);
+        }
+        proc_lookup();
+        let answer = Self::uid_of(pid).is_some_and(|u| self.exclude_uids.contains(&u));
+        (answer, false)
     }
 }
 
@@ -205,6 +221,27 @@ mod tests {
         assert!(
             !excluded.whole_device(tmp),
             "an exclude on a device means its paths matter"
+        );
+    }
+
+    #[test]
+    fn kernel_answer_first_then_proc() {
+        let me = std::process::id() as i32;
+        let mine = Filter::new(vec![], vec![], true, vec![unsafe { libc::geteuid() }]);
+        let mut lookups = 0;
+        assert_eq!(
+            mine.uid_excluded(me, || Some(false), || lookups += 1),
+            (false, true)
+        );
+        assert_eq!(
+            mine.uid_excluded(me, || None, || lookups += 1),
+            (true, false)
+        );
+        assert_eq!(lookups, 1);
+        let none = Filter::new(vec![], vec![], true, vec![]);
+        assert_eq!(
+            none.uid_excluded(me, || panic!("not asked"), || panic!("not asked")),
+            (false, false)
         );
     }
 

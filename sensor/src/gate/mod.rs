@@ -291,6 +291,14 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
             .map(Duration::from_millis),
         ebpf: RwLock::new(ebpf.handle), // eBPF hook (issue 4)
     });
+    if let Some(e) = shared
+        .ebpf
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+    {
+        e.set_excluded_uids(&cfg.exclude_uids); // before the marks: no event is judged before it
+    }
 
     let (tx, rx) = mpsc::sync_channel(cfg.queue_size);
     let rx = Arc::new(Mutex::new(rx));
@@ -482,6 +490,7 @@ fn reload(args: &RunArgs, old: RunConfig, shared: &worker::Shared) -> RunConfig 
                 .as_ref()
             {
                 e.clear_infected();
+                e.set_excluded_uids(&cfg.exclude_uids);
             }
             // Files the old database passed may be found by the new one: forget every clean mark.
             let _ = shared.group.flush_inode_marks();

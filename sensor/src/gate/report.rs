@@ -37,12 +37,21 @@ impl Reporter {
 
     /// One line to stdout and the log; a failing log write is counted, never fatal.
     pub fn line(&self, path: &Path, rest: &str) {
+        self.line_with(path, rest, "");
+    }
+
+    /// As [`Reporter::line`], with `log_suffix` appended in the log file only (stdout keeps clamonacc's
+    /// format, which scripts parse).
+    fn line_with(&self, path: &Path, rest: &str, log_suffix: &str) {
         let mut line = path.as_os_str().as_bytes().to_vec();
         line.extend_from_slice(b": ");
         line.extend_from_slice(rest.as_bytes());
         line.push(b'\n');
         let _ = std::io::stdout().lock().write_all(&line);
         if let Some(log) = &self.log {
+            line.pop();
+            line.extend_from_slice(log_suffix.as_bytes());
+            line.push(b'\n');
             let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
             if f.write_all(&line).is_err() {
                 bump(&self.counters.errors);
@@ -50,9 +59,11 @@ impl Reporter {
         }
     }
 
-    pub fn detection(&self, path: &Path, name: &str) {
+    /// `opener`: what the eBPF process table knows of the process (see `worker::Shared::opener`), written
+    /// to the log only.
+    pub fn detection(&self, path: &Path, name: &str, opener: &str) {
         bump(&self.counters.detections);
-        self.line(path, &format!("{name} FOUND"));
+        self.line_with(path, &format!("{name} FOUND"), opener);
         if let Some(action) = &self.action {
             let msg = match quarantine(path, action) {
                 Ok(msg) => msg,

@@ -34,6 +34,8 @@ counters! {
     cache_hits: "Verdicts served from the cache.",
     own_process: "Events of the sensor's own process, allowed by the reader.",
     excluded: "Events of excluded users or paths, allowed unscanned.",
+    excluded_kernel: "Events of excluded users decided from the eBPF process table (no /proc lookup).",
+    proc_lookups: "Lookups of an opener's uid in /proc (no eBPF table entry, or eBPF off).",
     outside: "Events outside the protected trees.",
     too_large: "Files over the size limit, allowed unscanned.",
     deadline: "Events answered by the deadline watchdog with the fail policy.",

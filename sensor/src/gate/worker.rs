@@ -47,6 +47,20 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// eBPF hook (issue 4): what the process table knows of an opener, for the log's detection line:
+    /// ` (pid N, ppid M, exe DEV:INO, comm X)` (DEV as `stat::st_dev` encodes it), or "" without an entry.
+    fn opener(&self, pid: i32) -> String {
+        let ebpf = self.ebpf.read().unwrap_or_else(|e| e.into_inner());
+        let Some(p) = ebpf.as_ref().and_then(|e| e.process(pid as u32)) else {
+            return String::new();
+        };
+        let dev = libc::makedev((p.exe_dev >> 20) as u32, (p.exe_dev & 0xf_ffff) as u32);
+        format!(
+            " (pid {}, ppid {}, exe {dev}:{}, comm {})",
+            p.tgid, p.ppid, p.exe_ino, p.comm
+        )
+    }
+
     /// eBPF hook (issue 4): the kernel SIGKILLs any later exec of this file (no-op without eBPF).
     fn guard_exec(&self, dev: u64, ino: u64, stamp: &Stamp) {
         if let Some(e) = self.ebpf.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
@@ -157,8 +171,10 @@ impl Worker {
                     }
                     Judgement::Deny { path, name } => {
                         // Answer first: the opener waits; reporting and quarantine do not need it to.
+                        let pid = permit.pid;
                         permit.answer(false);
-                        self.shared.reporter.detection(&path, &name);
+                        let opener = self.shared.opener(pid);
+                        self.shared.reporter.detection(&path, &name, &opener);
                     }
                     Judgement::Error => {
                         bump(&self.shared.counters.errors);
@@ -175,7 +191,10 @@ impl Worker {
                     .unignore_inode(fd.as_fd(), self.shared.ignore_mask);
             }
             Job::Notify { fd, pid } => match self.judge(&fd, pid) {
-                Judgement::Deny { path, name } => self.shared.reporter.detection(&path, &name),
+                Judgement::Deny { path, name } => {
+                    let opener = self.shared.opener(pid);
+                    self.shared.reporter.detection(&path, &name, &opener)
+                }
                 Judgement::Error => bump(&self.shared.counters.errors),
                 Judgement::AllowThenLearn => self.learn(&fd),
                 Judgement::Allow => {}
@@ -214,8 +233,16 @@ impl Worker {
             }
             Some(Coverage::Covered) | None => {}
         }
-        if filter.uid_excluded(pid) {
+        let kernel = || {
+            let ebpf = sh.ebpf.read().unwrap_or_else(|e| e.into_inner());
+            ebpf.as_ref()?.uid_excluded(pid as u32)
+        };
+        let (excluded, by_kernel) = filter.uid_excluded(pid, kernel, || bump(&c.proc_lookups));
+        if excluded {
             bump(&c.excluded);
+            if by_kernel {
+                bump(&c.excluded_kernel);
+            }
             return Judgement::Allow;
         }
         if sh.max_file_size != 0 && st.st_size as u64 > sh.max_file_size {
