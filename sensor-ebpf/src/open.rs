@@ -12,9 +12,7 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuArray, RingBuf},
     programs::TracePointContext,
 };
-use sensor_common::{
-    flags, OpenEvent, OpenOffsets, OPEN_EVENTS_BYTES, PROTECTED_DEVS_MAX,
-};
+use sensor_common::{flags, OpenEvent, OpenOffsets, OPEN_EVENTS_BYTES, PROTECTED_DEVS_MAX};
 
 /// Set by the loader (`EbpfLoader::override_global`); read through [`open_offsets`].
 #[no_mangle]

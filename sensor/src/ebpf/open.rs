@@ -146,3 +146,31 @@ pub fn reopen(ev: &OpenEvent) -> std::io::Result<OwnedFd> {
     }
     Ok(fd)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn reopen_checks_that_the_fd_still_holds_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"x").unwrap();
+        let f = std::fs::File::open(&path).unwrap();
+        let m = f.metadata().unwrap();
+        let mut ev = OpenEvent {
+            tgid: std::process::id(),
+            fd: f.as_raw_fd(),
+            dev: kernel_dev(libc::major(m.dev()), libc::minor(m.dev())),
+            ino: m.ino(),
+            ..OpenEvent::default()
+        };
+        let fd = reopen(&ev).expect("same file");
+        assert_eq!(std::fs::File::from(fd).metadata().unwrap().ino(), m.ino());
+        ev.ino += 1;
+        assert!(reopen(&ev).is_err(), "another inode: refused");
+        ev.fd = 1_000_000;
+        assert!(reopen(&ev).is_err(), "closed fd: refused");
+    }
+}
