@@ -191,3 +191,82 @@ mod tests {
         assert_eq!(kernel_dev(0, 300), 300);
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Open prefilter (issue 4): `sys_exit_openat{,2}` -> regular files on protected devices -> ring buffer.
+
+/// Ring buffer of [`OpenEvent`]s (`RingBuf`, [`OPEN_EVENTS_BYTES`] bytes).
+pub const OPEN_EVENTS_MAP: &str = "OPEN_EVENTS";
+/// Per-CPU array, one `u64` at index 0: events lost because the ring buffer was full.
+pub const OPEN_DROPS_MAP: &str = "OPEN_DROPS";
+/// Hash, key: device in the kernel encoding as `u32` (`super_block::s_dev`), value `u8` (1). Filled by
+/// userspace with the devices of the protected filesystems; empty = no event at all.
+pub const PROTECTED_DEVS_MAP: &str = "PROTECTED_DEVS";
+/// Global of type [`OpenOffsets`].
+pub const OPEN_OFFSETS_GLOBAL: &str = "OPEN_OFFSETS";
+/// Capacity of [`PROTECTED_DEVS_MAP`].
+pub const PROTECTED_DEVS_MAX: u32 = 256;
+/// Size of [`OPEN_EVENTS_MAP`] (a power of two, a multiple of the page size).
+pub const OPEN_EVENTS_BYTES: u32 = 256 * 1024;
+pub const PROG_OPENAT_EXIT: &str = "sys_exit_openat";
+pub const PROG_OPENAT2_EXIT: &str = "sys_exit_openat2";
+
+/// One successful open of a regular file on a protected device, by a process neither excluded nor the
+/// sensor's. The fd is the opener's: userspace reopens the file through `/proc/<tgid>/fd/<fd>` at once,
+/// best effort (the opener may have closed it, or reused the number: checked against `dev`/`ino`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenEvent {
+    pub tgid: u32,
+    pub uid: u32,
+    pub fd: i32,
+    /// `file::f_flags` (O_* flags of the open).
+    pub flags: u32,
+    /// Kernel encoding (`MAJOR << 20 | MINOR`).
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// Offsets the open prefilter needs beyond [`Offsets`] (from BTF at load time). `valid == 0`: no-op.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenOffsets {
+    pub valid: u32,
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdt_max_fds: u32,
+    pub fdt_fd: u32,
+    pub file_f_flags: u32,
+    pub inode_i_mode: u32,
+    pub _pad: u32,
+}
+
+impl OpenOffsets {
+    pub const UNSET: OpenOffsets = OpenOffsets {
+        valid: 0,
+        task_files: 0,
+        files_fdt: 0,
+        fdt_max_fds: 0,
+        fdt_fd: 0,
+        file_f_flags: 0,
+        inode_i_mode: 0,
+        _pad: 0,
+    };
+}
+
+#[cfg(feature = "user")]
+mod user_open {
+    // SAFETY: repr(C) plain data with no implicit padding.
+    unsafe impl aya::Pod for super::OpenEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::OpenOffsets {}
+}
+
+#[cfg(test)]
+mod open_tests {
+    #[test]
+    fn open_layouts_have_no_implicit_padding() {
+        assert_eq!(core::mem::size_of::<super::OpenEvent>(), 32);
+        assert_eq!(core::mem::size_of::<super::OpenOffsets>(), 32);
+    }
+}

@@ -24,6 +24,8 @@
 #![no_std]
 #![no_main]
 
+mod open; // open prefilter (issue 4)
+
 use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,

@@ -404,3 +404,109 @@ fn short_lived_opener_is_identified_in_the_log() {
         s.diag()
     );
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Open prefilter (issue 4): sys_exit_openat{,2} -> protected devices only -> ring buffer -> gate jobs.
+
+const PREFILTER_ON: &str = "open prefilter on";
+
+/// Like [`require_ebpf_on`], and the open prefilter attached too.
+fn require_prefilter_on(test: &str, s: &mut Sensor) -> bool {
+    let Some(line) = require_ebpf_on(test, s) else {
+        return false;
+    };
+    if !line.contains(PREFILTER_ON) {
+        skip_or_fail(test, &format!("open prefilter unavailable: {line}"));
+        return false;
+    }
+    true
+}
+
+/// (d) Notify-only with eBPF on: opening EICAR on the protected tmpfs reaches the sensor through the
+/// prefilter (an event, reopened through /proc/PID/fd and queued as a job while the opener holds the fd)
+/// and is reported; `prefilter_drops` is published.
+#[test]
+fn prefilter_reports_eicar_opened_on_a_protected_fs() {
+    let t = "prefilter_reports_eicar_opened_on_a_protected_fs";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let file = prot.join("eicar.com");
+    fs::write(&file, eicar()).unwrap();
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let opts = SensorOpts {
+        notify_only: true,
+        ..SensorOpts::protect(&[prot.path()])
+    };
+    let mut s = env.start(&db, &opts);
+    if !require_prefilter_on(t, &mut s) {
+        return;
+    }
+    // Held open until judged: the sensor reopens the opener's fd (best effort by design).
+    let held = fs::File::open(&file).expect("notify-only must not block the open");
+    let line = found_line(&file, EICAR_NAME);
+    assert!(
+        s.wait_stdout_line(&line, Duration::from_secs(10)),
+        "expected detection `{line}`\n{}",
+        s.diag()
+    );
+    let st = s.wait_status("prefilter_jobs >= 1", Duration::from_secs(10), |v| {
+        counter(v, "prefilter_events") >= 1 && counter(v, "prefilter_jobs") >= 1
+    });
+    drop(held);
+    counter(&st, "prefilter_drops");
+    let st = s.terminate(Duration::from_secs(20));
+    assert!(st.success(), "sensor exit: {st:?}\n{}", s.diag());
+}
+
+/// (e) Filtering happens in the kernel: opens of regular files on another (unprotected) tmpfs raise no
+/// prefilter event at all, while an open on the protected one still does (the pipeline was live).
+#[test]
+fn prefilter_ignores_opens_on_unprotected_filesystems() {
+    let t = "prefilter_ignores_opens_on_unprotected_filesystems";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let other = env.tmpfs("other");
+    let clean = prot.join("clean.txt");
+    fs::write(&clean, b"clean\n").unwrap();
+    let others: Vec<_> = (0..20)
+        .map(|i| {
+            let p = other.join(format!("f{i}.txt"));
+            fs::write(&p, format!("other {i}\n")).unwrap();
+            p
+        })
+        .collect();
+    let bad = other.join("eicar.com");
+    fs::write(&bad, eicar()).unwrap();
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let opts = SensorOpts {
+        notify_only: true,
+        ..SensorOpts::protect(&[prot.path()])
+    };
+    let mut s = env.start(&db, &opts);
+    if !require_prefilter_on(t, &mut s) {
+        return;
+    }
+    for p in others.iter().chain([&bad]) {
+        assert!(open_read_bounded(p).is_ok(), "{}", p.display());
+    }
+    let st = s.settled_status();
+    assert_eq!(
+        counter(&st, "prefilter_events"),
+        0,
+        "opens on an unprotected filesystem must be filtered in the kernel\n{}",
+        s.diag()
+    );
+    counter(&st, "prefilter_drops");
+    assert!(
+        !s.stdout().contains(&found_line(&bad, EICAR_NAME)),
+        "unprotected file reported\n{}",
+        s.diag()
+    );
+    // Positive control: the same sensor still sees an open on the protected filesystem.
+    assert!(open_read_bounded(&clean).is_ok());
+    s.wait_status("prefilter_events >= 1", Duration::from_secs(10), |v| {
+        counter(v, "prefilter_events") >= 1
+    });
+    let st = s.terminate(Duration::from_secs(20));
+    assert!(st.success(), "sensor exit: {st:?}\n{}", s.diag());
+}

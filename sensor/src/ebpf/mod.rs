@@ -15,6 +15,7 @@
 //!   excluded user without stat'ing /proc/PID ([`Ebpf::uid_excluded`]).
 
 mod btf;
+pub mod open; // open prefilter (issue 4)
 
 use aya::maps::{HashMap, MapData};
 use sensor_common::{
@@ -74,6 +75,8 @@ pub struct Ebpf {
     procs: Option<RwLock<HashMap<MapData, u32, ProcEntry>>>,
     /// Some when uid tracking is complete (the table, the map and the set*uid tracepoints).
     excluded_uids: Option<Mutex<HashMap<MapData, u32, u8>>>,
+    /// Open prefilter (issue 4), until the gate takes it ([`Ebpf::take_prefilter`]).
+    prefilter: Option<open::Prefilter>,
     // Last: the programs (and their links) go after the maps' userspace handles.
     _bpf: aya::Ebpf,
 }
@@ -107,6 +110,11 @@ impl Ebpf {
         for k in keys {
             let _ = m.remove(&k);
         }
+    }
+
+    /// Open prefilter hook (issue 4): its maps, for the gate's consumer thread (None if it did not attach).
+    pub fn take_prefilter(&mut self) -> Option<open::Prefilter> {
+        self.prefilter.take()
     }
 
     /// The process table's entry of `tgid` (alive, or exited and not yet evicted).
@@ -225,8 +233,16 @@ pub fn load() -> Loaded {
     if let Err(e) = ensure_tracefs() {
         return off(&e);
     }
+    let open_offsets = open::offsets(); // open prefilter hook (issue 4)
     let mut bpf = match aya::EbpfLoader::new()
         .override_global(OFFSETS_GLOBAL, &offsets, true)
+        .override_global(
+            sensor_common::OPEN_OFFSETS_GLOBAL,
+            open_offsets
+                .as_ref()
+                .unwrap_or(&sensor_common::OpenOffsets::UNSET),
+            true,
+        )
         .load(OBJECT)
     {
         Ok(b) => b,
@@ -263,6 +279,11 @@ pub fn load() -> Loaded {
         .and_then(|m| HashMap::try_from(m).map_err(|e| e.to_string()))
         .map_err(|e| problems.push(e))
         .ok();
+    // Open prefilter hook (issue 4).
+    let prefilter = open_offsets
+        .and_then(|_| open::attach(&mut bpf))
+        .map_err(|e| problems.push(format!("open prefilter: {e}")))
+        .ok();
     let guard = exec && infected.is_some();
     let table = exec && exit && fork && procs.is_some();
     let uids = table && setuid && excluded_uids.is_some();
@@ -274,6 +295,7 @@ pub fn load() -> Loaded {
         onoff(table),
         onoff(uids)
     );
+    features.push_str(&format!(", open prefilter {}", onoff(prefilter.is_some()))); // issue 4
     if !problems.is_empty() {
         features.push_str(&format!(" ({})", problems.join("; ")));
     }
@@ -285,6 +307,7 @@ pub fn load() -> Loaded {
             infected: infected.filter(|_| guard).map(Mutex::new),
             procs: procs.map(RwLock::new),
             excluded_uids: excluded_uids.filter(|_| uids).map(Mutex::new),
+            prefilter,
             _bpf: bpf,
         }),
         features,

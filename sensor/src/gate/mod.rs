@@ -14,6 +14,7 @@ mod filter;
 mod mounts;
 mod notify;
 mod permit;
+mod prefilter; // eBPF open prefilter (issue 4)
 mod reader;
 mod report;
 mod status;
@@ -274,6 +275,12 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     } else {
         sys::FAN_OPEN
     };
+    // eBPF open prefilter hook (issue 4): notify-only mode only.
+    let mut ebpf_handle = ebpf.handle;
+    let open_prefilter = ebpf_handle
+        .as_mut()
+        .filter(|_| mode == Mode::NotifyOnly)
+        .and_then(|h| h.take_prefilter());
     let shared = Arc::new(worker::Shared {
         group: Arc::clone(&group),
         counters: Arc::clone(&counters),
@@ -289,7 +296,7 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
             .ok()
             .and_then(|v| v.parse().ok())
             .map(Duration::from_millis),
-        ebpf: RwLock::new(ebpf.handle), // eBPF hook (issue 4)
+        ebpf: RwLock::new(ebpf_handle), // eBPF hook (issue 4)
     });
     if let Some(e) = shared
         .ebpf
@@ -337,6 +344,12 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     }
     // SAFETY: fresh fd owned here; the reader gets a duplicate.
     let stop_fd = unsafe { OwnedFd::from_raw_fd(stop_fd) };
+    // eBPF open prefilter hook (issue 4).
+    let prefilter = open_prefilter.and_then(|pf| {
+        prefilter::start(pf, &roots, tx.clone(), Arc::clone(&counters))
+            .map_err(|e| eprintln!("sensor run: warning: open prefilter not started: {e}"))
+            .ok()
+    });
     let reader = reader::Reader {
         group: Arc::clone(&group),
         stop: match stop_fd.try_clone() {
@@ -443,6 +456,9 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     unsafe { libc::write(stop_fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
     if let Ok(r) = reader {
         let _ = r.join();
+    }
+    if let Some(p) = prefilter {
+        p.stop(); // eBPF open prefilter hook (issue 4)
     }
     for w in workers {
         let _ = w.join();

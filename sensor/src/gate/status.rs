@@ -48,6 +48,9 @@ counters! {
     detections: "Malicious files found.",
     reloads: "Database reloads.",
     marked_filesystems: "Filesystems under fanotify marks (include paths and the mounts inside them).",
+    prefilter_events: "Events of the eBPF open prefilter (notify-only mode; issue 4).",
+    prefilter_drops: "Prefilter events the kernel lost to a full ring buffer.",
+    prefilter_jobs: "Prefilter events turned into jobs (the opener's fd still held the file when reopened).",
 }
 
 pub fn bump(c: &AtomicU64) {

@@ -1,0 +1,176 @@
+//! Userspace of the open prefilter (issue 4; kernel side in `sensor-ebpf/src/open.rs`).
+//!
+//! The kernel emits an [`OpenEvent`] for each successful `openat`/`openat2` of a regular file on a device
+//! in `PROTECTED_DEVS` ([`Prefilter::protect`]), by a process that is neither the sensor nor excluded in the
+//! process table; every other open is filtered out in the kernel. [`Prefilter::run`] polls the ring buffer
+//! and hands each event on; [`reopen`] turns it into an fd the gate's workers can judge.
+//!
+//! The event carries the opener's fd number, not a file: [`reopen`] opens `/proc/<tgid>/fd/<fd>` at once
+//! and keeps the result only if its (dev, ino) is the event's. That is best effort: if the opener closed
+//! the fd (or exited) first, the file is not judged from this event (a later open raises another one).
+//! Events the ring buffer had no room for are counted per CPU in `OPEN_DROPS` ([`Prefilter::drops`]).
+
+use aya::maps::{HashMap, MapData, PerCpuArray, RingBuf};
+use sensor_common::{
+    kernel_dev, OpenEvent, OpenOffsets, OPEN_DROPS_MAP, OPEN_EVENTS_MAP, PROG_OPENAT2_EXIT,
+    PROG_OPENAT_EXIT, PROTECTED_DEVS_MAP,
+};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long one poll of the ring buffer waits before looking at the stop flag.
+const POLL_MS: i32 = 200;
+/// How often the drop counter is read.
+const DROPS_PERIOD: Duration = Duration::from_millis(500);
+
+/// The prefilter's offsets from the kernel's BTF (read again here, so the process table's loading code
+/// stays as it is: a few ms once at start). `Err` turns the prefilter off.
+pub fn offsets() -> Result<OpenOffsets, String> {
+    let btf = super::btf::Btf::from_sys_fs()?;
+    let o = |s: &str, m: &str| btf.member_offset(s, m);
+    Ok(OpenOffsets {
+        valid: 1,
+        task_files: o("task_struct", "files")?,
+        files_fdt: o("files_struct", "fdt")?,
+        fdt_max_fds: o("fdtable", "max_fds")?,
+        fdt_fd: o("fdtable", "fd")?,
+        file_f_flags: o("file", "f_flags")?,
+        inode_i_mode: o("inode", "i_mode")?,
+        _pad: 0,
+    })
+}
+
+/// The prefilter's maps, once both tracepoints are attached.
+pub struct Prefilter {
+    events: RingBuf<MapData>,
+    drops: PerCpuArray<MapData, u64>,
+    devs: HashMap<MapData, u32, u8>,
+}
+
+/// Attaches `sys_exit_openat` and `sys_exit_openat2` and takes the maps. Nothing is emitted until
+/// [`Prefilter::protect`] names a device.
+pub fn attach(bpf: &mut aya::Ebpf) -> Result<Prefilter, String> {
+    super::attach_tp(bpf, PROG_OPENAT_EXIT, "syscalls", "sys_exit_openat")?;
+    super::attach_tp(bpf, PROG_OPENAT2_EXIT, "syscalls", "sys_exit_openat2")?;
+    let mut take = |name: &str| bpf.take_map(name).ok_or_else(|| format!("no map {name}"));
+    let events = RingBuf::try_from(take(OPEN_EVENTS_MAP)?).map_err(|e| e.to_string())?;
+    let drops = PerCpuArray::try_from(take(OPEN_DROPS_MAP)?).map_err(|e| e.to_string())?;
+    let devs = HashMap::try_from(take(PROTECTED_DEVS_MAP)?).map_err(|e| e.to_string())?;
+    Ok(Prefilter {
+        events,
+        drops,
+        devs,
+    })
+}
+
+impl Prefilter {
+    /// Adds the devices (`stat::st_dev`, userspace encoding) of the protected filesystems; returns how
+    /// many the kernel map took.
+    pub fn protect(&mut self, st_devs: impl IntoIterator<Item = u64>) -> usize {
+        st_devs
+            .into_iter()
+            .filter(|&d| {
+                let key = kernel_dev(libc::major(d), libc::minor(d)) as u32;
+                self.devs.insert(key, 1, 0).is_ok()
+            })
+            .count()
+    }
+
+    /// Events lost in the kernel because the ring buffer was full (sum over CPUs).
+    pub fn drops(&self) -> u64 {
+        self.drops.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(0)
+    }
+
+    /// Until `stop`: every event to `on_event`, and the drop total to `on_drops` every half second (and
+    /// once at the end).
+    pub fn run(
+        mut self,
+        stop: &AtomicBool,
+        mut on_event: impl FnMut(OpenEvent),
+        mut on_drops: impl FnMut(u64),
+    ) {
+        let mut last_drops = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let mut pfd = libc::pollfd {
+                fd: self.events.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
+            while let Some(item) = self.events.next() {
+                if item.len() >= std::mem::size_of::<OpenEvent>() {
+                    // SAFETY: at least size_of::<OpenEvent>() bytes of plain data written by the kernel
+                    // program as an OpenEvent.
+                    let ev = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<OpenEvent>()) };
+                    drop(item);
+                    on_event(ev);
+                }
+            }
+            if last_drops.elapsed() >= DROPS_PERIOD {
+                on_drops(self.drops());
+                last_drops = Instant::now();
+            }
+        }
+        on_drops(self.drops());
+    }
+}
+
+/// Opens the file of `ev` through `/proc/<tgid>/fd/<fd>` (read-only), if that fd still holds the same
+/// (dev, ino). Best effort: the opener may have closed or reused the fd, or exited.
+pub fn reopen(ev: &OpenEvent) -> std::io::Result<OwnedFd> {
+    let path = std::ffi::CString::new(format!("/proc/{}/fd/{}", ev.tgid, ev.fd)).expect("no NUL");
+    // SAFETY: a valid NUL-terminated path.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd owned from here.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: st is plain data filled by the kernel.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if kernel_dev(libc::major(st.st_dev), libc::minor(st.st_dev)) != ev.dev || st.st_ino != ev.ino {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the opener's fd now holds another file",
+        ));
+    }
+    Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn reopen_checks_that_the_fd_still_holds_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"x").unwrap();
+        let f = std::fs::File::open(&path).unwrap();
+        let m = f.metadata().unwrap();
+        let mut ev = OpenEvent {
+            tgid: std::process::id(),
+            fd: f.as_raw_fd(),
+            dev: kernel_dev(libc::major(m.dev()), libc::minor(m.dev())),
+            ino: m.ino(),
+            ..OpenEvent::default()
+        };
+        let fd = reopen(&ev).expect("same file");
+        assert_eq!(std::fs::File::from(fd).metadata().unwrap().ino(), m.ino());
+        ev.ino += 1;
+        assert!(reopen(&ev).is_err(), "another inode: refused");
+        ev.fd = 1_000_000;
+        assert!(reopen(&ev).is_err(), "closed fd: refused");
+    }
+}

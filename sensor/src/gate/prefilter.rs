@@ -1,0 +1,74 @@
+//! Gate side of the eBPF open prefilter (issue 4, `crate::ebpf::open`): in notify-only mode, a thread
+//! turns each kernel event (a regular file opened on a protected filesystem by a process neither the
+//! sensor nor excluded) into a notify-only job for the workers, which judge and report it as they do
+//! fanotify's notifications. Counters: `prefilter_events` (events received), `prefilter_jobs` (events
+//! reopened and queued), `prefilter_drops` (events the kernel lost to a full ring buffer).
+//!
+//! Fanotify's notify-only marks stay on alongside (they are the fallback when eBPF is off, and they keep
+//! catching opens the ring buffer dropped or whose fd was gone before it could be reopened). No dedupe: a
+//! file opened once may be judged twice (the second time from the verdict cache) and, if infected,
+//! reported twice. Devices are registered once at start: filesystems mounted or included later are
+//! covered by fanotify only.
+
+use super::reader::Job;
+use super::status::{bump, Counters};
+use crate::ebpf::open::{reopen, Prefilter};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+pub struct Consumer {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+/// Registers the devices of `roots` with the kernel and starts the consumer thread.
+pub fn start(
+    mut pf: Prefilter,
+    roots: &[PathBuf],
+    tx: SyncSender<Job>,
+    counters: Arc<Counters>,
+) -> std::io::Result<Consumer> {
+    let devs: Vec<u64> = roots
+        .iter()
+        .filter_map(|r| std::fs::metadata(r).ok().map(|m| m.dev()))
+        .collect();
+    pf.protect(devs);
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("prefilter".into())
+            .spawn(move || {
+                pf.run(
+                    &stop,
+                    |ev| {
+                        bump(&counters.prefilter_events);
+                        // Best effort (see crate::ebpf::open::reopen): a closed fd is not judged here.
+                        let Ok(fd) = reopen(&ev) else { return };
+                        let job = Job::Notify {
+                            fd,
+                            pid: ev.tgid as i32,
+                        };
+                        match tx.try_send(job) {
+                            Ok(()) => bump(&counters.prefilter_jobs),
+                            Err(_) => bump(&counters.queue_full),
+                        }
+                    },
+                    |drops| counters.prefilter_drops.store(drops, Ordering::Relaxed),
+                )
+            })?
+    };
+    Ok(Consumer { stop, thread })
+}
+
+impl Consumer {
+    /// Stops the thread (within one poll period) and drops its sender.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
