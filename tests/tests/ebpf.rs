@@ -454,6 +454,20 @@ fn prefilter_reports_eicar_opened_on_a_protected_fs() {
     });
     drop(held);
     counter(&st, "prefilter_drops");
+    // The prefilter and fanotify both saw the one open: it is still one detection, one line.
+    let st = s.settled_status();
+    assert_eq!(
+        counter(&st, "detections"),
+        1,
+        "one open, one detection: {st}\n{}",
+        s.diag()
+    );
+    assert_eq!(
+        s.stdout().lines().filter(|l| l.trim_end() == line).count(),
+        1,
+        "{}",
+        s.diag()
+    );
     let st = s.terminate(Duration::from_secs(20));
     assert!(st.success(), "sensor exit: {st:?}\n{}", s.diag());
 }

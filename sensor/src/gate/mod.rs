@@ -292,6 +292,7 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         reporter,
         ignore_mask,
         prevent: mode == Mode::Prevent,
+        notified: worker::Notices::default(),
         scan_delay: std::env::var(ENV_SCAN_DELAY_MS)
             .ok()
             .and_then(|v| v.parse().ok())

@@ -38,6 +38,8 @@ pub struct Shared {
     pub reporter: Reporter,
     /// Events the kernel ignore marks silence: the permission events, or FAN_OPEN in notify-only mode.
     pub ignore_mask: u64,
+    /// Notify-only mode: detections already reported, so that one open seen twice is reported once.
+    pub notified: Notices,
     /// Prevent mode: notifications are close-writes whose only job is to withdraw ignore marks.
     pub prevent: bool,
     /// Test hook (`SENSOR_TEST_SCAN_DELAY_MS`): a stuck scanner.
@@ -66,6 +68,32 @@ impl Shared {
         if let Some(e) = self.ebpf.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
             e.mark_infected(dev, ino, stamp.ctime);
         }
+    }
+}
+
+/// Two notifications of one file within this are one detection (the prefilter and fanotify both see an open).
+const NOTICE_WINDOW: std::time::Duration = std::time::Duration::from_secs(2);
+/// Entries kept at most; past it the map starts over (a repeated report is the worst that can happen).
+const MAX_NOTICES: usize = 4096;
+
+/// Notify-only mode: when each detected file (dev, ino) was last reported.
+#[derive(Default)]
+pub struct Notices(Mutex<std::collections::HashMap<(u64, u64), std::time::Instant>>);
+
+impl Notices {
+    /// Whether a detection of `key` at `now` is news: none reported in the [`NOTICE_WINDOW`] before it.
+    pub fn first(&self, key: (u64, u64), now: std::time::Instant) -> bool {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if m.get(&key)
+            .is_some_and(|&last| now.duration_since(last) < NOTICE_WINDOW)
+        {
+            return false;
+        }
+        if m.len() >= MAX_NOTICES {
+            m.clear();
+        }
+        m.insert(key, now);
+        true
     }
 }
 
@@ -192,8 +220,14 @@ impl Worker {
             }
             Job::Notify { fd, pid } => match self.judge(&fd, pid) {
                 Judgement::Deny { path, name } => {
-                    let opener = self.shared.opener(pid);
-                    self.shared.reporter.detection(&path, &name, &opener)
+                    // In notify-only mode one open can arrive twice (eBPF prefilter and fanotify): report
+                    // (and quarantine) a file once per window.
+                    let key = fstat(&fd).map(|st| (st.st_dev, st.st_ino)).ok();
+                    if key.is_none_or(|k| self.shared.notified.first(k, std::time::Instant::now()))
+                    {
+                        let opener = self.shared.opener(pid);
+                        self.shared.reporter.detection(&path, &name, &opener)
+                    }
                 }
                 Judgement::Error => bump(&self.shared.counters.errors),
                 Judgement::AllowThenLearn => self.learn(&fd),
@@ -371,5 +405,31 @@ impl Worker {
         }
         self.buf.truncate(got);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_file_is_noticed_once_per_window_counted_from_its_last_report() {
+        let n = Notices::default();
+        let t0 = Instant::now();
+        assert!(n.first((1, 2), t0));
+        assert!(
+            !n.first((1, 2), t0 + Duration::from_millis(10)),
+            "the same open seen twice"
+        );
+        assert!(
+            n.first((1, 3), t0 + Duration::from_millis(10)),
+            "another file"
+        );
+        assert!(!n.first((1, 2), t0 + Duration::from_millis(1900)));
+        assert!(
+            n.first((1, 2), t0 + NOTICE_WINDOW),
+            "suppressed notices do not extend the window"
+        );
     }
 }
