@@ -285,7 +285,10 @@ impl Matcher {
         let pat = &self.pats[r.pat as usize];
         let si = r.seg as usize;
         let seg = &pat.segs[si];
-        let atom = seg.atom.as_ref().expect("atom");
+        // Atom refs are only built for segments that have an atom; a scan never panics on a broken invariant.
+        let Some(atom) = seg.atom.as_ref() else {
+            return true;
+        };
         // Chained: a later segment is useless before the previous one has a hit (hits come in end order).
         if si > 0
             && pat.segs[si - 1].atom.is_some()
