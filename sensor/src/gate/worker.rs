@@ -123,7 +123,19 @@ pub fn run(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Job>>>) {
             next_job(&rx)
         };
         let Ok(job) = job else { return };
-        w.handle(job);
+        // A bug in one judgement must not shrink the pool: the job's permit answers the fail policy as it
+        // unwinds (its Drop), the failure is counted, and the worker starts over with fresh scan state.
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.handle(job)));
+        if caught.is_err() {
+            bump(&w.shared.counters.errors);
+            let db = w
+                .shared
+                .db
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            w.scanner = SharedScanner::new(db);
+        }
     }
 }
 
