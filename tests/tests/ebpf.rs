@@ -5,8 +5,8 @@
 
 use sensor_tests::gate::{
     as_user, counter, eicar, eicar_hdb_line, found_line, hdb_line, is_eperm, open_read_bounded,
-    output_with_timeout, require_gate, wait_until, Sensor, SensorOpts, EICAR_NAME, OP_TIMEOUT,
-    READY_TIMEOUT,
+    output_with_timeout, require_gate, wait_until, Sensor, SensorOpts, Tmpfs, EICAR_NAME,
+    OP_TIMEOUT, READY_TIMEOUT,
 };
 use sensor_tests::oracle::skip_or_fail;
 use std::fs;
@@ -623,6 +623,51 @@ fn prefilter_covers_only_protected_trees_including_dirs_renamed_in() {
             s.diag()
         );
     }
+    let st = s.terminate(Duration::from_secs(20));
+    assert!(st.success(), "sensor exit: {st:?}\n{}", s.diag());
+}
+
+/// (g) A bind mount is the same dentries: with `fs/prot` included, a file reached through a bind mount of
+/// `fs/prot/inner` mounted elsewhere raises a prefilter event (the walk goes past the alias's mount root up
+/// to `prot`), while one reached through a bind mount of the unprotected sibling `fs/other` raises none.
+#[test]
+fn prefilter_covers_a_protected_tree_reached_through_a_bind_mount() {
+    let t = "prefilter_covers_a_protected_tree_reached_through_a_bind_mount";
+    let Some(env) = require_gate(t) else { return };
+    let fs_root = env.tmpfs("fs");
+    let prot = fs_root.join("prot");
+    let other = fs_root.join("other");
+    fs::create_dir_all(prot.join("inner")).unwrap();
+    fs::create_dir(&other).unwrap();
+    fs::write(prot.join("inner/in.txt"), b"in\n").unwrap();
+    fs::write(other.join("out.txt"), b"out\n").unwrap();
+    let alias_in = Tmpfs::try_bind(&prot.join("inner"), &env.scratch().join("alias-in"))
+        .unwrap_or_else(|e| panic!("bind mount: {e}"));
+    let alias_out = Tmpfs::try_bind(&other, &env.scratch().join("alias-out"))
+        .unwrap_or_else(|e| panic!("bind mount: {e}"));
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let opts = SensorOpts {
+        notify_only: true,
+        ..SensorOpts::protect(&[&prot])
+    };
+    let mut s = env.start(&db, &opts);
+    if !require_prefilter_on(t, &mut s) {
+        return;
+    }
+    for _ in 0..10 {
+        assert!(open_read_bounded(&alias_out.join("out.txt")).is_ok());
+    }
+    let st = s.settled_status();
+    assert_eq!(
+        counter(&st, "prefilter_events"),
+        0,
+        "an unprotected directory's bind mount must be filtered in the kernel\n{}",
+        s.diag()
+    );
+    assert!(open_read_bounded(&alias_in.join("in.txt")).is_ok());
+    s.wait_status("prefilter_events >= 1", Duration::from_secs(10), |v| {
+        counter(v, "prefilter_events") >= 1
+    });
     let st = s.terminate(Duration::from_secs(20));
     assert!(st.success(), "sensor exit: {st:?}\n{}", s.diag());
 }
