@@ -202,6 +202,16 @@ pub const OPEN_DROPS_MAP: &str = "OPEN_DROPS";
 /// Hash, key: device in the kernel encoding as `u32` (`super_block::s_dev`), value `u8` (1). Filled by
 /// userspace with the devices of the protected filesystems; empty = no event at all.
 pub const PROTECTED_DEVS_MAP: &str = "PROTECTED_DEVS";
+/// Hash, key [`FileKey`] (device in the kernel encoding, inode) of each protected directory (the gate's
+/// include paths, mount paths and submounts), value `u8` (1). An open on a device in
+/// [`PROTECTED_DEVS_MAP`] is emitted only if the opened file's dentry or one of its ancestors (up to
+/// [`PROTECTED_ROOTS_DEPTH`] levels) is in it; hitting the depth bound emits (fail open towards scanning).
+pub const PROTECTED_ROOTS_MAP: &str = "PROTECTED_ROOTS";
+/// Capacity of [`PROTECTED_ROOTS_MAP`].
+pub const PROTECTED_ROOTS_MAX: u32 = 1024;
+/// How many dentries (the opened file's, then its ancestors) the kernel looks up in
+/// [`PROTECTED_ROOTS_MAP`] before giving up and emitting.
+pub const PROTECTED_ROOTS_DEPTH: u32 = 64;
 /// Global of type [`OpenOffsets`].
 pub const OPEN_OFFSETS_GLOBAL: &str = "OPEN_OFFSETS";
 /// Capacity of [`PROTECTED_DEVS_MAP`].
@@ -238,7 +248,10 @@ pub struct OpenOffsets {
     pub fdt_fd: u32,
     pub file_f_flags: u32,
     pub inode_i_mode: u32,
-    pub _pad: u32,
+    /// `file::f_path` + `path::dentry`.
+    pub file_f_path_dentry: u32,
+    pub dentry_d_parent: u32,
+    pub dentry_d_inode: u32,
 }
 
 impl OpenOffsets {
@@ -250,7 +263,9 @@ impl OpenOffsets {
         fdt_fd: 0,
         file_f_flags: 0,
         inode_i_mode: 0,
-        _pad: 0,
+        file_f_path_dentry: 0,
+        dentry_d_parent: 0,
+        dentry_d_inode: 0,
     };
 }
 
@@ -267,6 +282,6 @@ mod open_tests {
     #[test]
     fn open_layouts_have_no_implicit_padding() {
         assert_eq!(core::mem::size_of::<super::OpenEvent>(), 32);
-        assert_eq!(core::mem::size_of::<super::OpenOffsets>(), 32);
+        assert_eq!(core::mem::size_of::<super::OpenOffsets>(), 40);
     }
 }

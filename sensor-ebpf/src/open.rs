@@ -4,6 +4,18 @@
 //! tgid, or [`flags::OWN`]) nor excluded ([`flags::EXCLUDED`]) in the process table (no entry: emitted).
 //! All filtering happens here: opens elsewhere never reach userspace. A full ring buffer bumps
 //! [`OPEN_DROPS`].
+//!
+//! Protected TREES, not whole devices: after the device check, the opened file's dentry chain is walked
+//! (`file->f_path.dentry`, then `d_parent`, at most [`PROTECTED_ROOTS_DEPTH`] dentries, stopping at the
+//! superblock's root where `d_parent` is the dentry itself) and the open is emitted only if one of those
+//! dentries' inodes (`i_ino`, with the file's superblock device) is in [`PROTECTED_ROOTS`] (the include
+//! paths, mount paths and submounts, registered by userspace at start). The walk runs at open time on the
+//! live dentry tree, so a directory created, or renamed into a protected tree, a microsecond before the open
+//! is covered with no directory tracking at all (no mkdir/rename hooks: this replaces them for the
+//! prefilter's purpose; the gate itself places no location-based marks). A bind mount of a protected
+//! directory (or of one of its subdirectories) is the same dentries, so opens through it are covered too.
+//! Failing safe: hitting the depth bound, or a failed read during the walk, emits (userspace judges the
+//! file, which costs a scan, never a miss).
 
 use crate::{offsets, read, PROCS};
 use aya_ebpf::{
@@ -12,7 +24,10 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuArray, RingBuf},
     programs::TracePointContext,
 };
-use sensor_common::{flags, OpenEvent, OpenOffsets, OPEN_EVENTS_BYTES, PROTECTED_DEVS_MAX};
+use sensor_common::{
+    flags, FileKey, Offsets, OpenEvent, OpenOffsets, OPEN_EVENTS_BYTES, PROTECTED_DEVS_MAX,
+    PROTECTED_ROOTS_DEPTH, PROTECTED_ROOTS_MAX,
+};
 
 /// Set by the loader (`EbpfLoader::override_global`); read through [`open_offsets`].
 #[no_mangle]
@@ -26,6 +41,9 @@ static OPEN_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "PROTECTED_DEVS")]
 static PROTECTED_DEVS: HashMap<u32, u8> = HashMap::with_max_entries(PROTECTED_DEVS_MAX, 0);
+
+#[map(name = "PROTECTED_ROOTS")]
+static PROTECTED_ROOTS: HashMap<FileKey, u8> = HashMap::with_max_entries(PROTECTED_ROOTS_MAX, 0);
 
 /// `ret` of the `syscalls:sys_exit_*` tracepoints (`long`, offset 16 in their format files).
 const RET_OFFSET: usize = 16;
@@ -84,6 +102,9 @@ fn on_open(ctx: &TracePointContext) -> Option<()> {
     let dev: u32 = read(sb, o.sb_s_dev)?;
     // SAFETY: the value is only tested.
     unsafe { PROTECTED_DEVS.get(&dev) }?;
+    if !under_protected_root(file, dev as u64, &o, &p) {
+        return None;
+    }
     // SAFETY: copied out at once.
     if let Some(e) = unsafe { PROCS.get(&tgid) } {
         if e.flags & (flags::OWN | flags::EXCLUDED) != 0 {
@@ -106,4 +127,35 @@ fn on_open(ctx: &TracePointContext) -> Option<()> {
         }
     }
     Some(())
+}
+
+/// Is the file's dentry or one of its ancestors a protected root? `true` too when the walk cannot
+/// finish (depth bound, failed read): fail open towards scanning. All dentries of the chain share the
+/// file's superblock, hence `dev`.
+#[inline(always)]
+fn under_protected_root(file: u64, dev: u64, o: &Offsets, p: &OpenOffsets) -> bool {
+    let Some(mut dentry) = read::<u64>(file, p.file_f_path_dentry) else {
+        return true;
+    };
+    for _ in 0..PROTECTED_ROOTS_DEPTH {
+        let Some(inode) = read::<u64>(dentry, p.dentry_d_inode) else {
+            return true;
+        };
+        let Some(ino) = read::<u64>(inode, o.inode_i_ino) else {
+            return true;
+        };
+        let key = FileKey { dev, ino };
+        // SAFETY: the value is only tested.
+        if unsafe { PROTECTED_ROOTS.get(&key) }.is_some() {
+            return true;
+        }
+        let Some(parent) = read::<u64>(dentry, p.dentry_d_parent) else {
+            return true;
+        };
+        if parent == dentry {
+            return false;
+        }
+        dentry = parent;
+    }
+    true
 }

@@ -5,8 +5,8 @@
 
 use sensor_tests::gate::{
     as_user, counter, eicar, eicar_hdb_line, found_line, hdb_line, is_eperm, open_read_bounded,
-    output_with_timeout, require_gate, wait_until, Sensor, SensorOpts, EICAR_NAME, OP_TIMEOUT,
-    READY_TIMEOUT,
+    output_with_timeout, require_gate, wait_until, Sensor, SensorOpts, Tmpfs, EICAR_NAME,
+    OP_TIMEOUT, READY_TIMEOUT,
 };
 use sensor_tests::oracle::skip_or_fail;
 use std::fs;
@@ -518,6 +518,153 @@ fn prefilter_ignores_opens_on_unprotected_filesystems() {
     );
     // Positive control: the same sensor still sees an open on the protected filesystem.
     assert!(open_read_bounded(&clean).is_ok());
+    s.wait_status("prefilter_events >= 1", Duration::from_secs(10), |v| {
+        counter(v, "prefilter_events") >= 1
+    });
+    let st = s.terminate(Duration::from_secs(20));
+    assert!(st.success(), "sensor exit: {st:?}\n{}", s.diag());
+}
+
+/// (f) Protected TREES, not devices: with a SUBDIRECTORY of a tmpfs included (`fs/prot`), opens elsewhere
+/// on the same tmpfs (a sibling directory, the tmpfs root, a sibling whose name starts with `prot`) raise
+/// no prefilter event; opens under `prot` do, including one in a directory tree created outside `prot`
+/// and renamed into it right before the open (the kernel walks the live dentry chain at open time: no
+/// directory tracking), which is then reported.
+#[test]
+fn prefilter_covers_only_protected_trees_including_dirs_renamed_in() {
+    let t = "prefilter_covers_only_protected_trees_including_dirs_renamed_in";
+    let Some(env) = require_gate(t) else { return };
+    let fs_root = env.tmpfs("fs");
+    let prot = fs_root.join("prot");
+    fs::create_dir(&prot).unwrap();
+    let clean = prot.join("clean.txt");
+    fs::write(&clean, b"clean\n").unwrap();
+    let sibling = fs_root.join("other");
+    let lookalike = fs_root.join("prot-not");
+    fs::create_dir(&sibling).unwrap();
+    fs::create_dir(&lookalike).unwrap();
+    let mut outside: Vec<_> = (0..10)
+        .flat_map(|i| {
+            [
+                sibling.join(format!("f{i}.txt")),
+                lookalike.join(format!("f{i}.txt")),
+            ]
+        })
+        .collect();
+    outside.push(fs_root.join("top.txt"));
+    outside.push(sibling.join("eicar.com"));
+    for p in &outside {
+        fs::write(p, eicar()).unwrap();
+    }
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let opts = SensorOpts {
+        notify_only: true,
+        ..SensorOpts::protect(&[&prot])
+    };
+    let mut s = env.start(&db, &opts);
+    if !require_prefilter_on(t, &mut s) {
+        return;
+    }
+    // Same device, outside the tree: filtered in the kernel. The staging tree is created (and its file
+    // written) outside `prot` too, after the sensor started.
+    let staging = fs_root.join("staging");
+    fs::create_dir_all(staging.join("a/b")).unwrap();
+    fs::write(staging.join("a/b/eicar.com"), eicar()).unwrap();
+    for p in &outside {
+        assert!(open_read_bounded(p).is_ok(), "{}", p.display());
+    }
+    assert!(open_read_bounded(&staging.join("a/b/eicar.com")).is_ok());
+    let st = s.settled_status();
+    assert_eq!(
+        counter(&st, "prefilter_events"),
+        0,
+        "opens on the protected device but outside the protected tree must be filtered in the kernel\n{}",
+        s.diag()
+    );
+    // Under the tree: an event.
+    assert!(open_read_bounded(&clean).is_ok());
+    let st = s.wait_status("prefilter_events >= 1", Duration::from_secs(10), |v| {
+        counter(v, "prefilter_events") >= 1
+    });
+    let before = counter(&st, "prefilter_events");
+    // Renamed into the tree right before the open: covered, and reported (held open until judged).
+    let moved = prot.join("staging");
+    fs::rename(&staging, &moved).unwrap();
+    let file = moved.join("a/b/eicar.com");
+    let held = fs::File::open(&file).expect("notify-only must not block the open");
+    s.wait_status("prefilter_events grew", Duration::from_secs(10), |v| {
+        counter(v, "prefilter_events") > before
+    });
+    let line = found_line(&file, EICAR_NAME);
+    assert!(
+        s.wait_stdout_line(&line, Duration::from_secs(10)),
+        "expected detection `{line}`\n{}",
+        s.diag()
+    );
+    drop(held);
+    // Outside again, after all that: still nothing new.
+    let st = s.settled_status();
+    let now = counter(&st, "prefilter_events");
+    for p in &outside {
+        assert!(open_read_bounded(p).is_ok(), "{}", p.display());
+    }
+    let st = s.settled_status();
+    assert_eq!(
+        counter(&st, "prefilter_events"),
+        now,
+        "opens outside the tree after the rename must still be filtered\n{}",
+        s.diag()
+    );
+    for p in &outside {
+        assert!(
+            !s.stdout().contains(&found_line(p, EICAR_NAME)),
+            "file outside the tree reported: {}\n{}",
+            p.display(),
+            s.diag()
+        );
+    }
+    let st = s.terminate(Duration::from_secs(20));
+    assert!(st.success(), "sensor exit: {st:?}\n{}", s.diag());
+}
+
+/// (g) A bind mount is the same dentries: with `fs/prot` included, a file reached through a bind mount of
+/// `fs/prot/inner` mounted elsewhere raises a prefilter event (the walk goes past the alias's mount root up
+/// to `prot`), while one reached through a bind mount of the unprotected sibling `fs/other` raises none.
+#[test]
+fn prefilter_covers_a_protected_tree_reached_through_a_bind_mount() {
+    let t = "prefilter_covers_a_protected_tree_reached_through_a_bind_mount";
+    let Some(env) = require_gate(t) else { return };
+    let fs_root = env.tmpfs("fs");
+    let prot = fs_root.join("prot");
+    let other = fs_root.join("other");
+    fs::create_dir_all(prot.join("inner")).unwrap();
+    fs::create_dir(&other).unwrap();
+    fs::write(prot.join("inner/in.txt"), b"in\n").unwrap();
+    fs::write(other.join("out.txt"), b"out\n").unwrap();
+    let alias_in = Tmpfs::try_bind(&prot.join("inner"), &env.scratch().join("alias-in"))
+        .unwrap_or_else(|e| panic!("bind mount: {e}"));
+    let alias_out = Tmpfs::try_bind(&other, &env.scratch().join("alias-out"))
+        .unwrap_or_else(|e| panic!("bind mount: {e}"));
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let opts = SensorOpts {
+        notify_only: true,
+        ..SensorOpts::protect(&[&prot])
+    };
+    let mut s = env.start(&db, &opts);
+    if !require_prefilter_on(t, &mut s) {
+        return;
+    }
+    for _ in 0..10 {
+        assert!(open_read_bounded(&alias_out.join("out.txt")).is_ok());
+    }
+    let st = s.settled_status();
+    assert_eq!(
+        counter(&st, "prefilter_events"),
+        0,
+        "an unprotected directory's bind mount must be filtered in the kernel\n{}",
+        s.diag()
+    );
+    assert!(open_read_bounded(&alias_in.join("in.txt")).is_ok());
     s.wait_status("prefilter_events >= 1", Duration::from_secs(10), |v| {
         counter(v, "prefilter_events") >= 1
     });

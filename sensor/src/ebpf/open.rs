@@ -1,8 +1,11 @@
 //! Userspace of the open prefilter (issue 4; kernel side in `sensor-ebpf/src/open.rs`).
 //!
-//! The kernel emits an [`OpenEvent`] for each successful `openat`/`openat2` of a regular file on a device
-//! in `PROTECTED_DEVS` ([`Prefilter::protect`]), by a process that is neither the sensor nor excluded in the
-//! process table; every other open is filtered out in the kernel. [`Prefilter::run`] polls the ring buffer
+//! The kernel emits an [`OpenEvent`] for each successful `openat`/`openat2` of a regular file under a
+//! protected tree ([`Prefilter::protect`]: the tree's device goes in `PROTECTED_DEVS`, its root directory's
+//! (dev, ino) in `PROTECTED_ROOTS`), by a process that is neither the sensor nor excluded in the process
+//! table; every other open is filtered out in the kernel. Whether a file is under a tree is decided at
+//! open time by walking its live dentry chain up to a root (kernel side), so directories created or
+//! renamed into a tree need no tracking here; a bind mount of a protected directory is covered too. [`Prefilter::run`] polls the ring buffer
 //! and hands each event on; [`reopen`] turns it into an fd the gate's workers can judge.
 //!
 //! The event carries the opener's fd number, not a file: [`reopen`] opens `/proc/<tgid>/fd/<fd>` at once
@@ -12,10 +15,12 @@
 
 use aya::maps::{HashMap, MapData, PerCpuArray, RingBuf};
 use sensor_common::{
-    kernel_dev, OpenEvent, OpenOffsets, OPEN_DROPS_MAP, OPEN_EVENTS_MAP, PROG_OPENAT2_EXIT,
-    PROG_OPENAT_EXIT, PROTECTED_DEVS_MAP,
+    kernel_dev, FileKey, OpenEvent, OpenOffsets, OPEN_DROPS_MAP, OPEN_EVENTS_MAP,
+    PROG_OPENAT2_EXIT, PROG_OPENAT_EXIT, PROTECTED_DEVS_MAP, PROTECTED_ROOTS_MAP,
 };
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -37,7 +42,9 @@ pub fn offsets() -> Result<OpenOffsets, String> {
         fdt_fd: o("fdtable", "fd")?,
         file_f_flags: o("file", "f_flags")?,
         inode_i_mode: o("inode", "i_mode")?,
-        _pad: 0,
+        file_f_path_dentry: o("file", "f_path")? + o("path", "dentry")?,
+        dentry_d_parent: o("dentry", "d_parent")?,
+        dentry_d_inode: o("dentry", "d_inode")?,
     })
 }
 
@@ -46,10 +53,11 @@ pub struct Prefilter {
     events: RingBuf<MapData>,
     drops: PerCpuArray<MapData, u64>,
     devs: HashMap<MapData, u32, u8>,
+    roots: HashMap<MapData, FileKey, u8>,
 }
 
 /// Attaches `sys_exit_openat` and `sys_exit_openat2` and takes the maps. Nothing is emitted until
-/// [`Prefilter::protect`] names a device.
+/// [`Prefilter::protect`] names a tree.
 pub fn attach(bpf: &mut aya::Ebpf) -> Result<Prefilter, String> {
     super::attach_tp(bpf, PROG_OPENAT_EXIT, "syscalls", "sys_exit_openat")?;
     super::attach_tp(bpf, PROG_OPENAT2_EXIT, "syscalls", "sys_exit_openat2")?;
@@ -57,22 +65,27 @@ pub fn attach(bpf: &mut aya::Ebpf) -> Result<Prefilter, String> {
     let events = RingBuf::try_from(take(OPEN_EVENTS_MAP)?).map_err(|e| e.to_string())?;
     let drops = PerCpuArray::try_from(take(OPEN_DROPS_MAP)?).map_err(|e| e.to_string())?;
     let devs = HashMap::try_from(take(PROTECTED_DEVS_MAP)?).map_err(|e| e.to_string())?;
+    let roots = HashMap::try_from(take(PROTECTED_ROOTS_MAP)?).map_err(|e| e.to_string())?;
     Ok(Prefilter {
         events,
         drops,
         devs,
+        roots,
     })
 }
 
 impl Prefilter {
-    /// Adds the devices (`stat::st_dev`, userspace encoding) of the protected filesystems; returns how
-    /// many the kernel map took.
-    pub fn protect(&mut self, st_devs: impl IntoIterator<Item = u64>) -> usize {
-        st_devs
+    /// Protects the trees rooted at `roots` (the include paths, mount paths and submounts; a path that
+    /// cannot be stat'ed is skipped): each one's device goes in `PROTECTED_DEVS` and its (dev, ino) in
+    /// `PROTECTED_ROOTS`. Returns how many trees the kernel maps took.
+    pub fn protect<P: AsRef<Path>>(&mut self, roots: impl IntoIterator<Item = P>) -> usize {
+        roots
             .into_iter()
-            .filter(|&d| {
-                let key = kernel_dev(libc::major(d), libc::minor(d)) as u32;
-                self.devs.insert(key, 1, 0).is_ok()
+            .filter_map(|r| std::fs::metadata(r).ok())
+            .filter(|m| {
+                let dev = kernel_dev(libc::major(m.dev()), libc::minor(m.dev()));
+                let key = FileKey { dev, ino: m.ino() };
+                self.devs.insert(dev as u32, 1, 0).is_ok() && self.roots.insert(key, 1, 0).is_ok()
             })
             .count()
     }
@@ -150,7 +163,6 @@ pub fn reopen(ev: &OpenEvent) -> std::io::Result<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn reopen_checks_that_the_fd_still_holds_the_file() {

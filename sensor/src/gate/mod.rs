@@ -345,9 +345,16 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     }
     // SAFETY: fresh fd owned here; the reader gets a duplicate.
     let stop_fd = unsafe { OwnedFd::from_raw_fd(stop_fd) };
-    // eBPF open prefilter hook (issue 4).
+    // eBPF open prefilter hook (issue 4): protected trees, not devices.
+    let trees: Vec<PathBuf> = cfg
+        .include
+        .iter()
+        .chain(&cfg.mount_paths)
+        .chain(&extra)
+        .cloned()
+        .collect();
     let prefilter = open_prefilter.and_then(|pf| {
-        prefilter::start(pf, &roots, tx.clone(), Arc::clone(&counters))
+        prefilter::start(pf, &trees, tx.clone(), Arc::clone(&counters))
             .map_err(|e| eprintln!("sensor run: warning: open prefilter not started: {e}"))
             .ok()
     });

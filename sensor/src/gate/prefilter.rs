@@ -1,5 +1,5 @@
 //! Gate side of the eBPF open prefilter (issue 4, `crate::ebpf::open`): in notify-only mode, a thread
-//! turns each kernel event (a regular file opened on a protected filesystem by a process neither the
+//! turns each kernel event (a regular file opened under a protected tree by a process neither the
 //! sensor nor excluded) into a notify-only job for the workers, which judge and report it as they do
 //! fanotify's notifications. Counters: `prefilter_events` (events received), `prefilter_jobs` (events
 //! reopened and queued), `prefilter_drops` (events the kernel lost to a full ring buffer).
@@ -7,13 +7,14 @@
 //! Fanotify's notify-only marks stay on alongside (they are the fallback when eBPF is off, and they keep
 //! catching opens the ring buffer dropped or whose fd was gone before it could be reopened). No dedupe: a
 //! file opened once may be judged twice (the second time from the verdict cache) and, if infected,
-//! reported twice. Devices are registered once at start: filesystems mounted or included later are
-//! covered by fanotify only.
+//! reported twice. Trees (the include paths, mount paths and submounts, not whole devices) are registered
+//! once at start: filesystems mounted or included later are covered by fanotify only. Directories created
+//! or renamed into a tree later need nothing: the kernel decides "under a tree" at each open by walking the
+//! file's live dentry chain up to a registered root (`sensor-ebpf/src/open.rs`).
 
 use super::reader::Job;
 use super::status::{bump, Counters};
 use crate::ebpf::open::{reopen, Prefilter};
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
@@ -25,18 +26,15 @@ pub struct Consumer {
     thread: JoinHandle<()>,
 }
 
-/// Registers the devices of `roots` with the kernel and starts the consumer thread.
+/// Registers the protected trees (`trees`: the include paths, mount paths and submounts) with the kernel
+/// and starts the consumer thread.
 pub fn start(
     mut pf: Prefilter,
-    roots: &[PathBuf],
+    trees: &[PathBuf],
     tx: SyncSender<Job>,
     counters: Arc<Counters>,
 ) -> std::io::Result<Consumer> {
-    let devs: Vec<u64> = roots
-        .iter()
-        .filter_map(|r| std::fs::metadata(r).ok().map(|m| m.dev()))
-        .collect();
-    pf.protect(devs);
+    pf.protect(trees);
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
         let stop = Arc::clone(&stop);
