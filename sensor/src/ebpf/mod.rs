@@ -177,11 +177,27 @@ impl Ebpf {
 pub struct Loaded {
     pub handle: Option<Ebpf>,
     pub features: String,
+    /// The same report as booleans (the status file's `ebpf` object).
+    pub enabled: Features,
+}
+
+/// Which features [`load`] turned on; `why_off` is empty when all are on, else why some are off.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Features {
+    pub exec_guard: bool,
+    pub process_table: bool,
+    pub uid_tracking: bool,
+    pub open_prefilter: bool,
+    pub why_off: String,
 }
 
 fn off(reason: &str) -> Loaded {
     Loaded {
         handle: None,
+        enabled: Features {
+            why_off: reason.to_string(),
+            ..Features::default()
+        },
         features: format!(
             "eBPF off ({reason}): exec guard off, process table off, uid tracking off; the gate runs on \
              fanotify alone"
@@ -302,7 +318,15 @@ pub fn load() -> Loaded {
     if !guard && !table {
         features.push_str("; the gate runs on fanotify alone");
     }
+    let enabled = Features {
+        exec_guard: guard,
+        process_table: table,
+        uid_tracking: uids,
+        open_prefilter: prefilter.is_some(),
+        why_off: problems.join("; "),
+    };
     Loaded {
+        enabled,
         handle: Some(Ebpf {
             infected: infected.filter(|_| guard).map(Mutex::new),
             procs: procs.map(RwLock::new),

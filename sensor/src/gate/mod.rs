@@ -358,6 +358,23 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
             .map_err(|e| eprintln!("sensor run: warning: open prefilter not started: {e}"))
             .ok()
     });
+    // eBPF features in the status file (hook, ebpfbench): the loader's report, with the open prefilter
+    // counted on only when it runs (it is used in notify-only mode only).
+    let mut enabled = ebpf.enabled;
+    if enabled.open_prefilter && prefilter.is_none() {
+        enabled.open_prefilter = false;
+        let why = if mode == Mode::NotifyOnly {
+            "open prefilter: not started"
+        } else {
+            "open prefilter: used in notify-only mode only"
+        };
+        enabled.why_off = [enabled.why_off.as_str(), why]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
+    let _ = counters.ebpf.set(enabled);
     let reader = reader::Reader {
         group: Arc::clone(&group),
         stop: match stop_fd.try_clone() {

@@ -1,9 +1,11 @@
 //! Counters of the gate and the status file that publishes them. Counters are relaxed atomics: statistics,
 //! never synchronisation. The status file is written by the main thread only (never the reader).
 
+use crate::ebpf::Features;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 macro_rules! counters {
     ($($name:ident: $doc:literal),* $(,)?) => {
@@ -11,6 +13,8 @@ macro_rules! counters {
         #[derive(Debug, Default)]
         pub struct Counters {
             pub ready: AtomicBool,
+            /// What the eBPF loader turned on, set once at start (published as `ebpf`).
+            pub ebpf: OnceLock<Features>,
             $(#[doc = $doc] pub $name: AtomicU64,)*
         }
 
@@ -19,6 +23,7 @@ macro_rules! counters {
                 let mut m = serde_json::Map::new();
                 m.insert("ready".into(), self.ready.load(Ordering::Relaxed).into());
                 m.insert("mode".into(), mode.into());
+                m.insert("ebpf".into(), ebpf_json(self.ebpf.get()));
                 $(m.insert(stringify!($name).into(), self.$name.load(Ordering::Relaxed).into());)*
                 serde_json::Value::Object(m)
             }
@@ -53,6 +58,22 @@ counters! {
     prefilter_jobs: "Prefilter events turned into jobs (the opener's fd still held the file when reopened).",
 }
 
+/// The status file's `ebpf` object. Before the loader has reported, everything is off.
+fn ebpf_json(f: Option<&Features>) -> serde_json::Value {
+    let unset = Features {
+        why_off: "not loaded yet".into(),
+        ..Features::default()
+    };
+    let f = f.unwrap_or(&unset);
+    serde_json::json!({
+        "exec_guard": f.exec_guard,
+        "process_table": f.process_table,
+        "uid_tracking": f.uid_tracking,
+        "open_prefilter": f.open_prefilter,
+        "why_off": f.why_off,
+    })
+}
+
 pub fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
@@ -66,4 +87,33 @@ pub fn write_file(path: &Path, counters: &Counters, mode: &str) -> std::io::Resu
         f.write_all(b"\n")?;
     }
     std::fs::rename(tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ebpf_features_are_published() {
+        let c = Counters::default();
+        let v = c.snapshot("notify-only");
+        assert_eq!(v["ebpf"]["exec_guard"], false);
+        assert_eq!(v["ebpf"]["why_off"], "not loaded yet");
+        c.ebpf
+            .set(Features {
+                exec_guard: true,
+                process_table: true,
+                uid_tracking: false,
+                open_prefilter: true,
+                why_off: "setuid: no".into(),
+            })
+            .unwrap();
+        let v = c.snapshot("notify-only");
+        assert_eq!(
+            v["ebpf"],
+            serde_json::json!({"exec_guard": true, "process_table": true, "uid_tracking": false,
+                "open_prefilter": true, "why_off": "setuid: no"})
+        );
+        assert_eq!(v["mode"], "notify-only");
+    }
 }

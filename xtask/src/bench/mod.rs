@@ -5,6 +5,7 @@
 //! [`onaccess`] for the measurements and the targets they are judged against.
 
 mod clamav;
+mod ebpf;
 mod engine;
 mod measure;
 mod onaccess;
@@ -23,6 +24,9 @@ pub enum BenchCmd {
     /// Signature engine at scale: database load, memory, throughput and verdicts, clamscan vs sensor.
     /// Writes target/bench/engine.md.
     Engine(engine::EngineArgs),
+    /// eBPF open prefilter: throughput, counted ring-buffer drops, and the tracepoints' overhead on
+    /// opens outside the protected tree. Needs root. Writes target/bench/ebpf.md.
+    Ebpf(ebpf::EbpfArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -67,5 +71,6 @@ pub fn run(root: &Path, cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Onaccess(args) => onaccess::run(root, &args),
         BenchCmd::Engine(args) => engine::run(root, &args),
+        BenchCmd::Ebpf(args) => ebpf::run(root, &args),
     }
 }
