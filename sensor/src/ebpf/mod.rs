@@ -233,7 +233,17 @@ fn ensure_tracefs() -> Result<(), String> {
 }
 
 /// Loads and attaches everything that can be; never fails (see the module doc).
-pub fn load() -> Loaded {
+/// Which optional programs to attach. Both hang on syscall tracepoints, whose mere presence slows every
+/// syscall of every task (the kernel's traced syscall path), so the gate asks only for what it uses.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted {
+    /// set{,re,res}uid tracking of the EXCLUDED flag: needed only when some uid is excluded.
+    pub uid_tracking: bool,
+    /// The open prefilter: feeds notify-only mode.
+    pub open_prefilter: bool,
+}
+
+pub fn load(want: Wanted) -> Loaded {
     if std::env::var_os(ENV_NO_BPF).is_some() {
         return off(&format!("{ENV_NO_BPF} is set"));
     }
@@ -280,9 +290,10 @@ pub fn load() -> Loaded {
         .and_then(|m| HashMap::try_from(m).map_err(|e| e.to_string()))
         .map_err(|e| problems.push(e))
         .ok();
-    let setuid = attach_setuid(&mut bpf)
-        .map_err(|e| problems.push(e))
-        .is_ok();
+    let setuid = want.uid_tracking
+        && attach_setuid(&mut bpf)
+            .map_err(|e| problems.push(e))
+            .is_ok();
     let excluded_uids = bpf
         .take_map(EXCLUDED_UIDS_MAP)
         .ok_or_else(|| format!("no map {EXCLUDED_UIDS_MAP}"))
@@ -296,10 +307,14 @@ pub fn load() -> Loaded {
         .map_err(|e| problems.push(e))
         .ok();
     // Open prefilter hook (issue 4).
-    let prefilter = open_offsets
-        .and_then(|_| open::attach(&mut bpf))
-        .map_err(|e| problems.push(format!("open prefilter: {e}")))
-        .ok();
+    let prefilter = if want.open_prefilter {
+        open_offsets
+            .and_then(|_| open::attach(&mut bpf))
+            .map_err(|e| problems.push(format!("open prefilter: {e}")))
+            .ok()
+    } else {
+        None
+    };
     let guard = exec && infected.is_some();
     let table = exec && exit && fork && procs.is_some();
     let uids = table && setuid && excluded_uids.is_some();
@@ -309,9 +324,24 @@ pub fn load() -> Loaded {
         if guard || table { "on" } else { "off" },
         onoff(guard),
         onoff(table),
-        onoff(uids)
+        if uids {
+            "on"
+        } else if want.uid_tracking {
+            "off"
+        } else {
+            "off (no excluded uid)"
+        }
     );
-    features.push_str(&format!(", open prefilter {}", onoff(prefilter.is_some()))); // issue 4
+    features.push_str(&format!(
+        ", open prefilter {}",
+        if prefilter.is_some() {
+            "on"
+        } else if want.open_prefilter {
+            "off"
+        } else {
+            "off (notify-only mode uses it)"
+        }
+    ));
     if !problems.is_empty() {
         features.push_str(&format!(" ({})", problems.join("; ")));
     }
@@ -323,7 +353,16 @@ pub fn load() -> Loaded {
         process_table: table,
         uid_tracking: uids,
         open_prefilter: prefilter.is_some(),
-        why_off: problems.join("; "),
+        why_off: problems
+            .iter()
+            .map(String::as_str)
+            .chain((!want.uid_tracking).then_some("uid tracking: not attached, no uid is excluded"))
+            .chain(
+                (!want.open_prefilter)
+                    .then_some("open prefilter: not attached, notify-only mode uses it"),
+            )
+            .collect::<Vec<_>>()
+            .join("; "),
     };
     Loaded {
         enabled,
@@ -396,7 +435,10 @@ mod tests {
 
     /// Everything loaded, or None after a SKIPPED line (a panic with env `CI` set).
     fn load_or_skip(test: &str) -> Option<Ebpf> {
-        let l = load();
+        let l = load(Wanted {
+            uid_tracking: true,
+            open_prefilter: true,
+        });
         match l.handle {
             Some(h) if l.features.contains("exec guard on, process table on") => Some(h),
             _ if std::env::var_os("CI").is_some() => {
