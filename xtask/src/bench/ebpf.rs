@@ -117,13 +117,17 @@ pub fn run(root: &Path, args: &EbpfArgs) -> Result<()> {
 
     // 2. Overhead.
     println!("== bench: overhead on /usr/share reads");
-    match overhead(&bin, tmp.path(), &db, &logs, &outside, args) {
-        Ok(o) => o.rows(&outside, args, &mut rows),
-        Err(e) => rows.push([
-            "tracepoint overhead".into(),
-            format!("n/a ({e:#})"),
-            "".into(),
-        ]),
+    // Notify-only attaches the open prefilter (syscall tracepoints); prevent mode without excluded uids
+    // attaches only the sched tracepoints.
+    for mode in ["--notify-only", "--prevent"] {
+        match overhead(&bin, tmp.path(), &db, &logs, &outside, args, mode) {
+            Ok(o) => o.rows(&outside, args, &mut rows),
+            Err(e) => rows.push([
+                format!("tracepoint overhead, {mode}"),
+                format!("n/a ({e:#})"),
+                "".into(),
+            ]),
+        }
     }
 
     let mut md = String::from("# bench ebpf\n\n");
@@ -152,17 +156,18 @@ pub fn run(root: &Path, args: &EbpfArgs) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // The sensor
 
-/// Starts `sensor run --notify-only` protecting `protected`; waits (bounded) for ready.
+/// Starts `sensor run MODE` (`--notify-only` or `--prevent`) protecting `protected`; waits (bounded) for ready.
 fn start_sensor(
     bin: &Path,
     db: &Path,
     protected: &Path,
     status: &Path,
     log: &Path,
+    mode: &str,
 ) -> Result<Proc> {
     let _ = std::fs::remove_file(status);
     let mut cmd = Command::new(bin);
-    cmd.args(["run", "--notify-only", "--foreground", "-d"])
+    cmd.args(["run", mode, "--foreground", "-d"])
         .arg(db)
         .arg("--include")
         .arg(protected)
@@ -260,7 +265,14 @@ fn throughput(
         })
         .collect::<Result<_>>()?;
     let status = tmp.join("status-throughput.json");
-    let mut sensor = start_sensor(bin, db, &dir, &status, &logs.join("ebpf-throughput.out"))?;
+    let mut sensor = start_sensor(
+        bin,
+        db,
+        &dir,
+        &status,
+        &logs.join("ebpf-throughput.out"),
+        "--notify-only",
+    )?;
     let _dog = Watchdog::start(SENSOR_LIMIT, vec![sensor.pid()]);
     prefilter_on(&status).map_err(anyhow::Error::msg)?;
     // Wait for a status refresh, then take the starting counters.
@@ -454,6 +466,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Interleaved rounds: a pass with no sensor, then a pass with the sensor (started for that round,
 /// stopped after it), in alternating order, so drift of the shared machine hits both sides alike.
 struct Overhead {
+    mode: &'static str,
     without: Vec<f64>,
     with: Vec<f64>,
 }
@@ -465,11 +478,13 @@ fn overhead(
     logs: &Path,
     paths: &[CString],
     args: &EbpfArgs,
+    mode: &'static str,
 ) -> Result<Overhead> {
     let _mnt = Tmpfs::mount(&tmp.join("prot2"), 16)?;
     let status = tmp.join("status-overhead.json");
     read_pass(paths); // warm the page and dentry caches
     let mut r = Overhead {
+        mode,
         without: Vec::new(),
         with: Vec::new(),
     };
@@ -482,9 +497,12 @@ fn overhead(
             &tmp.join("prot2"),
             &status,
             &logs.join("ebpf-overhead.out"),
+            mode,
         )?;
         let _dog = Watchdog::start(SENSOR_LIMIT, vec![sensor.pid()]);
-        prefilter_on(&status).map_err(anyhow::Error::msg)?;
+        if mode == "--notify-only" {
+            prefilter_on(&status).map_err(anyhow::Error::msg)?;
+        }
         std::thread::sleep(SETTLE); // steady state: the sensor's start-up work is over
         let w1 = read_pass(paths);
         sensor.stop();
@@ -517,7 +535,7 @@ impl Overhead {
         for (label, v) in [
             ("no sensor", &self.without),
             (
-                "sensor --notify-only on a tmpfs (programs loaded)",
+                &format!("sensor {} on a tmpfs (programs loaded)", self.mode),
                 &self.with,
             ),
         ] {
@@ -537,7 +555,7 @@ impl Overhead {
             ]);
         }
         rows.push([
-            "overhead: ratio sensor / no sensor".into(),
+            format!("overhead: ratio sensor {} / no sensor", self.mode),
             format!(
                 "{ratio:.3}x (median of the rounds' ratios; best vs best {:.3}x; rounds {})",
                 min(&self.with) / min(&self.without),
