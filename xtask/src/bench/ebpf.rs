@@ -90,7 +90,7 @@ pub fn run(root: &Path, args: &EbpfArgs) -> Result<()> {
     let logs = root.join("target/bench/logs");
     std::fs::create_dir_all(&logs)?;
 
-    let outside = list_small(Path::new("/usr/share"), args.outside, args.max_size);
+    let outside = super::measure::list_files(Path::new("/usr/share"), args.outside, args.max_size);
     ensure!(
         !outside.is_empty(),
         "no small readable files under /usr/share"
@@ -404,36 +404,6 @@ impl Throughput {
 
 // ---------------------------------------------------------------------------------------------
 // 2. Overhead
-
-/// Up to `n` readable regular files of at most `max` bytes under `dir`, in a stable order.
-fn list_small(dir: &Path, n: usize, max: u64) -> Vec<CString> {
-    fn walk(dir: &Path, n: usize, max: u64, out: &mut Vec<CString>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        let mut entries: Vec<_> = rd.filter_map(|e| e.ok()).collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            if out.len() >= n {
-                return;
-            }
-            let Ok(ft) = e.file_type() else { continue };
-            if ft.is_dir() {
-                walk(&e.path(), n, max, out);
-            } else if ft.is_file() && e.metadata().is_ok_and(|m| m.len() <= max) {
-                if let Ok(c) = CString::new(e.path().as_os_str().as_bytes()) {
-                    // SAFETY: valid C string.
-                    if unsafe { libc::access(c.as_ptr(), libc::R_OK) } == 0 {
-                        out.push(c);
-                    }
-                }
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(n.min(100_000));
-    walk(dir, n, max, &mut out);
-    out
-}
 
 /// One pass: open, read to the end, close each file. Returns the elapsed seconds.
 fn read_pass(paths: &[CString]) -> f64 {

@@ -361,7 +361,12 @@ pub fn exec(tree: &Tree, n: usize, abort: Abort) -> Result<Stats> {
 
 /// Up to `n` readable regular files under `dir`, in a stable order (listed once per run).
 pub fn list_outside(dir: &Path, n: usize) -> Vec<CString> {
-    fn walk(dir: &Path, n: usize, out: &mut Vec<CString>) {
+    list_files(dir, n, u64::MAX)
+}
+
+/// Up to `n` readable regular files of at most `max` bytes under `dir`, in a stable order.
+pub fn list_files(dir: &Path, n: usize, max: u64) -> Vec<CString> {
+    fn walk(dir: &Path, n: usize, max: u64, out: &mut Vec<CString>) {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return;
         };
@@ -373,8 +378,10 @@ pub fn list_outside(dir: &Path, n: usize) -> Vec<CString> {
             }
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_dir() {
-                walk(&e.path(), n, out);
-            } else if ft.is_file() {
+                walk(&e.path(), n, max, out);
+            } else if ft.is_file()
+                && (max == u64::MAX || e.metadata().is_ok_and(|m| m.len() <= max))
+            {
                 let c = cpath(&e.path());
                 // SAFETY: valid C string.
                 if unsafe { libc::access(c.as_ptr(), libc::R_OK) } == 0 {
@@ -383,8 +390,8 @@ pub fn list_outside(dir: &Path, n: usize) -> Vec<CString> {
             }
         }
     }
-    let mut out = Vec::with_capacity(n);
-    walk(dir, n, &mut out);
+    let mut out = Vec::with_capacity(n.min(100_000));
+    walk(dir, n, max, &mut out);
     out
 }
 
