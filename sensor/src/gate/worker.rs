@@ -102,10 +102,13 @@ enum Judgement {
     /// Not the gate's to judge (outside the trees, excluded path): allow at once, then scan anyway so that
     /// a clean file earns an ignore mark and its next opens stay in the kernel. Only content-based marks are
     /// ever placed: a mark that meant "outside" would follow the inode when it is moved into a tree.
-    AllowThenLearn,
+    /// Carries the stat `judge` took, before any byte was read.
+    AllowThenLearn(libc::stat),
     Deny {
         path: PathBuf,
         name: String,
+        /// (dev, ino) of the file, as judged.
+        id: (u64, u64),
     },
     Error,
 }
@@ -205,11 +208,11 @@ impl Worker {
                     Judgement::Allow => {
                         permit.answer(true);
                     }
-                    Judgement::AllowThenLearn => {
+                    Judgement::AllowThenLearn(st) => {
                         permit.answer(true);
-                        self.learn(&file);
+                        self.learn(&file, &st);
                     }
-                    Judgement::Deny { path, name } => {
+                    Judgement::Deny { path, name, .. } => {
                         // Answer first: the opener waits; reporting and quarantine do not need it to.
                         let pid = permit.pid;
                         permit.answer(false);
@@ -231,18 +234,16 @@ impl Worker {
                     .unignore_inode(fd.as_fd(), self.shared.ignore_mask);
             }
             Job::Notify { fd, pid } => match self.judge(&fd, pid) {
-                Judgement::Deny { path, name } => {
+                Judgement::Deny { path, name, id } => {
                     // In notify-only mode one open can arrive twice (eBPF prefilter and fanotify): report
                     // (and quarantine) a file once per window.
-                    let key = fstat(&fd).map(|st| (st.st_dev, st.st_ino)).ok();
-                    if key.is_none_or(|k| self.shared.notified.first(k, std::time::Instant::now()))
-                    {
+                    if self.shared.notified.first(id, std::time::Instant::now()) {
                         let opener = self.shared.opener(pid);
                         self.shared.reporter.detection(&path, &name, &opener)
                     }
                 }
                 Judgement::Error => bump(&self.shared.counters.errors),
-                Judgement::AllowThenLearn => self.learn(&fd),
+                Judgement::AllowThenLearn(st) => self.learn(&fd, &st),
                 Judgement::Allow => {}
             },
         }
@@ -271,11 +272,11 @@ impl Worker {
         match path.as_ref().map(|p| filter.classify(p)) {
             Some(Coverage::Outside) => {
                 bump(&c.outside);
-                return Judgement::AllowThenLearn;
+                return Judgement::AllowThenLearn(st);
             }
             Some(Coverage::Excluded) => {
                 bump(&c.excluded);
-                return Judgement::AllowThenLearn;
+                return Judgement::AllowThenLearn(st);
             }
             Some(Coverage::Covered) | None => {}
         }
@@ -300,24 +301,23 @@ impl Worker {
             Verdict::Infected(name) => Judgement::Deny {
                 path: path_or_lookup(path, file),
                 name,
+                id: (st.st_dev, st.st_ino),
             },
             Verdict::Error => Judgement::Error,
         }
     }
 
     /// After an allow that needed no verdict: a clean file gets its ignore mark; nothing is reported.
-    fn learn(&mut self, file: &OwnedFd) {
+    /// `st` is `judge`'s stat; if the file changed since, `mark_clean`'s fresh stat withdraws the mark.
+    fn learn(&mut self, file: &OwnedFd, st: &libc::stat) {
         let max = self.shared.max_file_size;
         let limit = if max == 0 {
             LEARN_MAX_SIZE
         } else {
             LEARN_MAX_SIZE.min(max)
         };
-        match fstat(file) {
-            Ok(st) if (st.st_size as u64) <= limit => {
-                let _ = self.verdict(file, &st);
-            }
-            _ => {}
+        if (st.st_size as u64) <= limit {
+            let _ = self.verdict(file, st);
         }
     }
 
