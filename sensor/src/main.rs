@@ -1,6 +1,7 @@
 //! The `sensor` binary: command line -> subcommand. Owns only the dispatch; never parses options
 //! itself (that is `cli`) nor does any scanning work (that is each subcommand's module).
 
+mod audit;
 mod cli;
 mod config;
 mod ebpf;

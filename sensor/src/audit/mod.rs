@@ -1,0 +1,25 @@
+//! The audit trail (issue 5): one structured record per decision and notable event, written off the
+//! decision path, hash-chained, exportable.
+//!
+//! Data flow: producers (gate workers, the main thread) build a [`Record`] and hand it to the audit
+//! queue (bounded; full = dropped and counted, never waited on). One audit thread takes records from
+//! the queue, chains them (`seq`, `prev`, `hash`), appends them to the local log and passes each to
+//! every configured [`Sink`] (syslog, journald).
+
+// Wired into the gate piece by piece (issue 5); until then parts are unused.
+#![allow(dead_code)]
+
+pub mod record;
+
+pub use record::{Ancestor, FileInfo, Kind, Mode, ProcessInfo, Record, Verdict};
+
+/// A destination besides the local log. Called on the audit thread only, one record at a time, after
+/// the record is chained. Must return within a bounded time (socket timeouts, no unbounded retries):
+/// a slow sink delays the audit thread, which fills the bounded queue, which drops (and counts)
+/// records; it must never block the gate. An error is counted by the caller; the sink may reconnect
+/// on its next call.
+pub trait Sink: Send {
+    /// Short name for status and error messages (`syslog`, `journald`).
+    fn name(&self) -> &str;
+    fn send(&mut self, record: &Record) -> std::io::Result<()>;
+}
