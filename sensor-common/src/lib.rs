@@ -285,3 +285,66 @@ mod open_tests {
         assert_eq!(core::mem::size_of::<super::OpenOffsets>(), 40);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Executable paths and exec-guard kills (issues 4 and 5: audit records name the executable and report
+// kills)
+
+/// Executable paths: LRU hash, key tgid (`u32`), value [`ExePath`]: the file name the process's last
+/// exec was given (`sched_process_exec`'s `filename`, as the caller spelled it, resolved by the kernel
+/// for `#!` scripts' interpreters). Kept after exit like [`PROCS_MAP`], so a record of a short-lived
+/// process can still name its executable.
+pub const EXE_PATHS_MAP: &str = "EXE_PATHS";
+/// Per-CPU scratch ([`ExePath`], one slot) the exec program builds the value in (it does not fit the
+/// 512-byte BPF stack next to the rest).
+pub const EXE_SCRATCH_MAP: &str = "EXE_SCRATCH";
+/// Bytes of an executable path kept (NUL-terminated; longer names are cut).
+pub const EXE_PATH_LEN: usize = 256;
+/// Ring buffer of [`KillEvent`]s: one per exec the guard killed, so userspace can record it.
+pub const KILLS_MAP: &str = "KILLS";
+pub const KILLS_BYTES: u32 = 16 * 1024;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExePath {
+    pub bytes: [u8; EXE_PATH_LEN],
+}
+
+impl Default for ExePath {
+    fn default() -> Self {
+        ExePath {
+            bytes: [0; EXE_PATH_LEN],
+        }
+    }
+}
+
+/// An exec the guard killed: who, and which file (kernel `dev_t`, inode).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KillEvent {
+    pub tgid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub _pad: u32,
+    pub dev: u64,
+    pub ino: u64,
+    /// `bpf_ktime_get_ns()` at the kill.
+    pub time_ns: u64,
+}
+
+#[cfg(feature = "user")]
+mod user_exe {
+    // SAFETY: repr(C) plain data with no implicit padding.
+    unsafe impl aya::Pod for super::ExePath {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::KillEvent {}
+}
+
+#[cfg(test)]
+mod exe_tests {
+    #[test]
+    fn exe_layouts_have_no_implicit_padding() {
+        assert_eq!(core::mem::size_of::<super::ExePath>(), super::EXE_PATH_LEN);
+        assert_eq!(core::mem::size_of::<super::KillEvent>(), 40);
+    }
+}

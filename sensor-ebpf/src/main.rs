@@ -26,18 +26,19 @@
 
 mod open; // open prefilter (issue 4)
 
+use aya_ebpf::EbpfContext;
 use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,
         bpf_probe_read_kernel, generated::bpf_send_signal,
     },
     macros::{map, raw_tracepoint, tracepoint},
-    maps::{HashMap, LruHashMap},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::{RawTracePointContext, TracePointContext},
 };
 use sensor_common::{
-    flags, FileKey, Infected, Offsets, ProcEntry, CTIME_NSEC_MASK, EXCLUDED_UIDS_MAX, INFECTED_MAX,
-    PROCS_MAX,
+    flags, ExePath, FileKey, Infected, KillEvent, Offsets, ProcEntry, CTIME_NSEC_MASK,
+    EXCLUDED_UIDS_MAX, INFECTED_MAX, KILLS_BYTES, PROCS_MAX,
 };
 
 /// Name of the ELF section holding [`sched_process_exec`]; `cargo xtask build-ebpf` checks for it.
@@ -62,6 +63,21 @@ static INFECTED: HashMap<FileKey, Infected> = HashMap::with_max_entries(INFECTED
 /// Effective uids the gate excludes -> 1 (name `sensor_common::EXCLUDED_UIDS_MAP`).
 #[map(name = "EXCLUDED_UIDS")]
 static EXCLUDED_UIDS: HashMap<u32, u8> = HashMap::with_max_entries(EXCLUDED_UIDS_MAX, 0);
+
+/// tgid -> the file name of its last exec (name `sensor_common::EXE_PATHS_MAP`).
+#[map(name = "EXE_PATHS")]
+static EXE_PATHS: LruHashMap<u32, ExePath> = LruHashMap::with_max_entries(PROCS_MAX, 0);
+
+/// Where the exec program builds an [`ExePath`] (too big for the stack beside the rest).
+#[map(name = "EXE_SCRATCH")]
+static EXE_SCRATCH: PerCpuArray<ExePath> = PerCpuArray::with_max_entries(1, 0);
+
+/// One [`KillEvent`] per exec the guard killed (name `sensor_common::KILLS_MAP`).
+#[map(name = "KILLS")]
+static KILLS: RingBuf = RingBuf::with_byte_size(KILLS_BYTES, 0);
+
+/// Offset of `__data_loc char[] filename` in `sched_process_exec`'s record (its format file).
+const EXEC_FILENAME_LOC: usize = 8;
 
 #[inline(always)]
 fn offsets() -> Offsets {
@@ -214,7 +230,7 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
 /// Tracepoint `sched:sched_process_exec`, in the context of the task that just exec'd (its mm and comm
 /// are the new program's).
 #[tracepoint(category = "sched", name = "sched_process_exec")]
-pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     let o = offsets();
     if o.valid == 0 {
         return 0;
@@ -248,6 +264,21 @@ pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
         e.exe_dev = k.dev;
         e.exe_ino = k.ino;
     }
+    if killed {
+        let _ = KILLS.output::<KillEvent>(
+            &KillEvent {
+                tgid,
+                ppid: e.ppid,
+                uid: uid_of(&o, task),
+                _pad: 0,
+                dev: exe.map_or(0, |k| k.dev),
+                ino: exe.map_or(0, |k| k.ino),
+                time_ns: unsafe { bpf_ktime_get_ns() },
+            },
+            0,
+        );
+    }
+    record_exe_path(&ctx, tgid);
     if let Ok(c) = bpf_get_current_comm() {
         e.comm = c;
     }
@@ -263,6 +294,28 @@ pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
     }
     let _ = PROCS.insert(&tgid, &e, 0);
     0
+}
+
+/// Copies the exec's file name (the tracepoint's `filename`) into [`EXE_PATHS`] for `tgid`. Best effort:
+/// a failed read leaves the previous entry (userspace then falls back to `/proc/PID/exe`).
+#[inline(always)]
+fn record_exe_path(ctx: &TracePointContext, tgid: u32) -> Option<()> {
+    // SAFETY: the offset is inside the record (format file); a __data_loc is a u32.
+    let loc: u32 = unsafe { ctx.read_at(EXEC_FILENAME_LOC) }.ok()?;
+    let off = (loc & 0xffff) as u64;
+    let buf = EXE_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: this CPU's scratch slot, used only here and with preemption off in a tracepoint.
+    let buf = unsafe { &mut *buf };
+    buf.bytes[0] = 0;
+    // SAFETY: the string lies inside the tracepoint record; the helper bounds the copy by the buffer.
+    unsafe {
+        aya_ebpf::helpers::bpf_probe_read_kernel_str_bytes(
+            (ctx.as_ptr() as u64 + off) as *const u8,
+            &mut buf.bytes,
+        )
+    }
+    .ok()?;
+    EXE_PATHS.insert(&tgid, buf, 0).ok()
 }
 
 /// Tracepoint `sched:sched_process_exit` (once per exiting thread): the leader's exit marks the process

@@ -85,6 +85,11 @@ pub struct RunArgs {
     /// Write a JSON snapshot of the counters here, refreshed while running (tests and monitoring).
     #[arg(long = "status-file", value_name = "FILE")]
     pub status_file: Option<PathBuf>,
+    /// Notify-only mode: also attach the eBPF open prefilter (syscall tracepoints) even where fanotify
+    /// can watch the trees. Off by default: on kernels without fentry/LSM it slows every syscall of every
+    /// task (see the README); it is attached automatically for trees fanotify cannot watch.
+    #[arg(long = "open-prefilter")]
+    pub open_prefilter: bool,
 }
 
 /// clamscan's `yes/no` booleans (also accepts true/false and 1/0).

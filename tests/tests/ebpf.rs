@@ -165,6 +165,17 @@ fn exec_of_a_file_found_infected_is_killed() {
         "exec of the infected binary must be SIGKILLed by the exec guard, got {st:?}\n{}",
         s.diag()
     );
+    // The kernel tells the sensor, which reports the kill with the signature and the executable.
+    let killed = format!("{}: Ebpf.Test.Exec.UNOFFICIAL exec killed", bad.display());
+    assert!(
+        s.wait_stdout_line(&killed, Duration::from_secs(10)),
+        "expected `{killed}` on stdout\n{}",
+        s.diag()
+    );
+    let st = s.wait_status("exec_kills >= 1", Duration::from_secs(10), |v| {
+        counter(v, "exec_kills") >= 1
+    });
+    assert_eq!(counter(&st, "exec_kills"), 1, "{st}");
     let st = exec(&good);
     assert!(
         st.success(),
@@ -392,8 +403,9 @@ fn short_lived_opener_is_identified_in_the_log() {
     );
     let m = fs::metadata(&cat).unwrap();
     let want = format!(
-        "{plain} (pid {pid}, ppid {}, exe {}:{}, comm cat)",
+        "{plain} (pid {pid}, ppid {}, exe {} ({}:{}), comm cat)",
         std::process::id(),
+        cat.display(),
         m.dev(),
         m.ino()
     );
@@ -422,12 +434,45 @@ fn require_prefilter_on(test: &str, s: &mut Sensor) -> bool {
     true
 }
 
-/// (d) Notify-only with eBPF on: opening EICAR on the protected tmpfs reaches the sensor through the
-/// prefilter (an event, reopened through /proc/PID/fd and queued as a job while the opener holds the fd)
-/// and is reported; `prefilter_drops` is published.
+/// Notify-only mode with eBPF on and a tree fanotify watches: the open prefilter is NOT attached (its
+/// syscall tracepoints would slow every syscall of the machine for nothing fanotify does not already
+/// deliver), and the status says why.
 #[test]
-fn prefilter_reports_eicar_opened_on_a_protected_fs() {
-    let t = "prefilter_reports_eicar_opened_on_a_protected_fs";
+fn prefilter_stays_off_where_fanotify_watches() {
+    let t = "prefilter_stays_off_where_fanotify_watches";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let opts = SensorOpts {
+        notify_only: true,
+        ..SensorOpts::protect(&[prot.path()])
+    };
+    let mut s = env.start(&db, &opts);
+    let Some(line) = require_ebpf_on(t, &mut s) else {
+        return;
+    };
+    assert!(
+        line.contains("open prefilter off (not needed"),
+        "prefilter attached without need: {line}"
+    );
+    let st = s.wait_ready(Duration::from_secs(30));
+    assert_eq!(st["ebpf"]["open_prefilter"], false, "{st}");
+    assert!(
+        st["ebpf"]["why_off"]
+            .as_str()
+            .is_some_and(|w| w.contains("fanotify watches the trees")),
+        "{st}"
+    );
+    assert_eq!(counter(&st, "marked_filesystems"), 1, "{st}");
+}
+
+/// (d) Notify-only with eBPF on and a tree fanotify cannot watch (forced with the test hook): the open
+/// prefilter is attached on its own and is the only thing that sees the open (no fanotify mark at all):
+/// opening EICAR reaches the sensor through it (an event, reopened through /proc/PID/fd and queued as a
+/// job while the opener holds the fd) and is reported; `prefilter_drops` is published.
+#[test]
+fn prefilter_covers_a_tree_fanotify_cannot_watch() {
+    let t = "prefilter_covers_a_tree_fanotify_cannot_watch";
     let Some(env) = require_gate(t) else { return };
     let prot = env.tmpfs("prot");
     let file = prot.join("eicar.com");
@@ -435,12 +480,19 @@ fn prefilter_reports_eicar_opened_on_a_protected_fs() {
     let db = env.write_db(&[eicar_hdb_line()], &[]);
     let opts = SensorOpts {
         notify_only: true,
+        env: vec![("SENSOR_TEST_FANOTIFY_UNWATCHABLE".into(), "1".into())],
         ..SensorOpts::protect(&[prot.path()])
     };
     let mut s = env.start(&db, &opts);
     if !require_prefilter_on(t, &mut s) {
         return;
     }
+    let st = s.wait_ready(Duration::from_secs(30));
+    assert_eq!(
+        counter(&st, "marked_filesystems"),
+        0,
+        "the prefilter alone covers the tree: {st}"
+    );
     // Held open until judged: the sensor reopens the opener's fd (best effort by design).
     let held = fs::File::open(&file).expect("notify-only must not block the open");
     let line = found_line(&file, EICAR_NAME);
@@ -454,7 +506,7 @@ fn prefilter_reports_eicar_opened_on_a_protected_fs() {
     });
     drop(held);
     counter(&st, "prefilter_drops");
-    // The prefilter and fanotify both saw the one open: it is still one detection, one line.
+    // One open, one detection, one line.
     let st = s.settled_status();
     assert_eq!(
         counter(&st, "detections"),
@@ -494,6 +546,7 @@ fn prefilter_ignores_opens_on_unprotected_filesystems() {
     let db = env.write_db(&[eicar_hdb_line()], &[]);
     let opts = SensorOpts {
         notify_only: true,
+        extra: vec!["--open-prefilter".into()],
         ..SensorOpts::protect(&[prot.path()])
     };
     let mut s = env.start(&db, &opts);
@@ -559,6 +612,7 @@ fn prefilter_covers_only_protected_trees_including_dirs_renamed_in() {
     let db = env.write_db(&[eicar_hdb_line()], &[]);
     let opts = SensorOpts {
         notify_only: true,
+        extra: vec!["--open-prefilter".into()],
         ..SensorOpts::protect(&[&prot])
     };
     let mut s = env.start(&db, &opts);
@@ -648,6 +702,7 @@ fn prefilter_covers_a_protected_tree_reached_through_a_bind_mount() {
     let db = env.write_db(&[eicar_hdb_line()], &[]);
     let opts = SensorOpts {
         notify_only: true,
+        extra: vec!["--open-prefilter".into()],
         ..SensorOpts::protect(&[&prot])
     };
     let mut s = env.start(&db, &opts);

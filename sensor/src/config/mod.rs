@@ -34,6 +34,7 @@
 //! log = "/var/log/sensor.log"
 //! move_to = "/var/lib/sensor/quarantine"  # or copy_to = "DIR", or remove = true
 //! status_file = "/run/sensor/status.json"
+//! open_prefilter = false                 # notify-only: eBPF open prefilter even where fanotify watches
 //! ```
 //!
 //! Relative paths (in either format) are taken from the working directory, like the flags'.
@@ -112,6 +113,9 @@ pub struct RunConfig {
     /// Move/Copy hold the quarantine directory, canonical.
     pub action: Option<Action>,
     pub status_file: Option<PathBuf>,
+    /// Notify-only mode: attach the eBPF open prefilter even where fanotify watches the trees
+    /// (`--open-prefilter`, TOML `open_prefilter`).
+    pub open_prefilter: bool,
     pub foreground: bool,
     /// Settings accepted without effect, and legal but suspicious ones: one line each, for the caller to
     /// print (`sensor run: warning: ...`).
@@ -143,6 +147,7 @@ struct FileSettings {
     log: Option<PathBuf>,
     action: Option<(Action, String)>,
     status_file: Option<PathBuf>,
+    open_prefilter: Option<bool>,
     warnings: Vec<String>,
 }
 
@@ -410,6 +415,7 @@ fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, ConfigError> {
         log: args.log.clone().or(file.log),
         action,
         status_file: args.status_file.clone().or(file.status_file),
+        open_prefilter: args.open_prefilter || file.open_prefilter.unwrap_or(false),
         foreground: args.foreground,
         warnings,
     })

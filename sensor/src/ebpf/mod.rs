@@ -15,12 +15,14 @@
 //!   excluded user without stat'ing /proc/PID ([`Ebpf::uid_excluded`]).
 
 mod btf;
+pub mod kills;
 pub mod open; // open prefilter (issue 4)
 
 use aya::maps::{HashMap, MapData};
 use sensor_common::{
-    flags, kernel_dev, FileKey, Infected, ProcEntry, EXCLUDED_UIDS_MAP, INFECTED_MAP,
-    OFFSETS_GLOBAL, PROCS_MAP, PROG_EXEC, PROG_EXIT, PROG_FORK, PROG_SETUID, SETUID_TRACEPOINTS,
+    flags, kernel_dev, ExePath, FileKey, Infected, ProcEntry, EXCLUDED_UIDS_MAP, EXE_PATHS_MAP,
+    INFECTED_MAP, KILLS_MAP, OFFSETS_GLOBAL, PROCS_MAP, PROG_EXEC, PROG_EXIT, PROG_FORK,
+    PROG_SETUID, SETUID_TRACEPOINTS,
 };
 use std::sync::{Mutex, RwLock};
 
@@ -48,6 +50,8 @@ pub struct ProcInfo {
     /// `Some(ktime ns)` once the process has exited.
     pub exit_ns: Option<u64>,
     pub flags: u32,
+    /// File name of the last exec (or the parent's, for a child that did not exec), when known.
+    pub exe_path: Option<String>,
 }
 
 impl From<ProcEntry> for ProcInfo {
@@ -64,6 +68,7 @@ impl From<ProcEntry> for ProcInfo {
             start_ns: e.start_ns,
             exit_ns: (e.flags & flags::EXITED != 0).then_some(e.exit_ns),
             flags: e.flags,
+            exe_path: None,
         }
     }
 }
@@ -77,6 +82,12 @@ pub struct Ebpf {
     excluded_uids: Option<Mutex<HashMap<MapData, u32, u8>>>,
     /// Open prefilter (issue 4), until the gate takes it ([`Ebpf::take_prefilter`]).
     prefilter: Option<open::Prefilter>,
+    /// tgid -> file name of its last exec.
+    exe_paths: Option<HashMap<MapData, u32, ExePath>>,
+    /// Exec-guard kills, until the gate takes them ([`Ebpf::take_kills`]).
+    kills: Option<kills::Kills>,
+    /// Signature names of the files in `INFECTED`, for the kill reports (kernel `dev_t`, ino).
+    infected_names: Mutex<std::collections::HashMap<FileKey, String>>,
     // Last: the programs (and their links) go after the maps' userspace handles.
     _bpf: aya::Ebpf,
 }
@@ -85,12 +96,21 @@ impl Ebpf {
     /// Adds a file the engine found infected: its next exec is SIGKILLed in the kernel, as long as its
     /// ctime is still `ctime` (`stat::st_ctime`, `st_ctime_nsec`, taken before the scan). `st_dev` is
     /// `stat::st_dev` (userspace encoding); the map key holds the kernel's (`super_block::s_dev`).
-    pub fn mark_infected(&self, st_dev: u64, st_ino: u64, ctime: (i64, i64)) {
+    pub fn mark_infected(&self, st_dev: u64, st_ino: u64, ctime: (i64, i64), name: &str) {
         let Some(m) = &self.infected else { return };
         let key = FileKey {
             dev: kernel_dev(libc::major(st_dev), libc::minor(st_dev)),
             ino: st_ino,
         };
+        {
+            let mut names = self
+                .infected_names
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if names.len() < sensor_common::INFECTED_MAX as usize || names.contains_key(&key) {
+                names.insert(key, name.to_string());
+            }
+        }
         let mut m = m.lock().unwrap_or_else(|e| e.into_inner());
         // A full map keeps the older entries; the gate still denies the file's opens.
         let value = Infected {
@@ -105,6 +125,10 @@ impl Ebpf {
     /// marked again when next scanned).
     pub fn clear_infected(&self) {
         let Some(m) = &self.infected else { return };
+        self.infected_names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         let mut m = m.lock().unwrap_or_else(|e| e.into_inner());
         let keys: Vec<FileKey> = m.keys().filter_map(Result::ok).collect();
         for k in keys {
@@ -117,11 +141,73 @@ impl Ebpf {
         self.prefilter.take()
     }
 
-    /// The process table's entry of `tgid` (alive, or exited and not yet evicted).
+    /// The signature name a killed executable (kernel `dev_t`, inode, as in a kill event) was found with.
+    pub fn infected_name(&self, dev: u64, ino: u64) -> Option<String> {
+        let names = self
+            .infected_names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        names.get(&FileKey { dev, ino }).cloned()
+    }
+
+    /// Exec-guard kill events, for the gate's audit thread (None if the ring buffer is missing).
+    pub fn take_kills(&mut self) -> Option<kills::Kills> {
+        self.kills.take()
+    }
+
+    /// The process table's entry of `tgid` (alive, or exited and not yet evicted), with the file name of
+    /// its last exec (a child that forked without exec runs its parent's executable: the parent's name).
     pub fn process(&self, tgid: u32) -> Option<ProcInfo> {
         let procs = self.procs.as_ref()?;
+        let mut info = {
+            let procs = procs.read().unwrap_or_else(|e| e.into_inner());
+            ProcInfo::from(procs.get(&tgid, 0).ok()?)
+        };
+        info.exe_path = self.exe_path(tgid).or_else(|| {
+            let parent = self.process_entry(info.ppid)?;
+            (parent.exe_dev == info.exe_dev && parent.exe_ino == info.exe_ino)
+                .then(|| self.exe_path(info.ppid))
+                .flatten()
+        });
+        Some(info)
+    }
+
+    fn process_entry(&self, tgid: u32) -> Option<ProcEntry> {
+        let procs = self.procs.as_ref()?;
         let procs = procs.read().unwrap_or_else(|e| e.into_inner());
-        procs.get(&tgid, 0).ok().map(ProcInfo::from)
+        procs.get(&tgid, 0).ok()
+    }
+
+    fn exe_path(&self, tgid: u32) -> Option<String> {
+        let p = self.exe_paths.as_ref()?.get(&tgid, 0).ok()?;
+        let end = p
+            .bytes
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(p.bytes.len());
+        (end > 0).then(|| String::from_utf8_lossy(&p.bytes[..end]).into_owned())
+    }
+
+    /// `tgid`'s ancestors, parent first (at most `max`; stops at pid 1 or at a loop). From the table, which
+    /// outlives exits; a process it never saw (started before the sensor) is read from /proc while alive.
+    #[allow(dead_code)] // wired into the audit records next (issue 5)
+    pub fn lineage(&self, tgid: u32, max: usize) -> Vec<ProcInfo> {
+        let mut out: Vec<ProcInfo> = Vec::new();
+        let mut next = self
+            .process_entry(tgid)
+            .map(|e| e.ppid)
+            .or_else(|| from_proc(tgid).map(|p| p.ppid));
+        while let Some(pid) = next {
+            if pid == 0 || out.len() >= max || out.iter().any(|p| p.tgid == pid) {
+                break;
+            }
+            let Some(p) = self.process(pid).or_else(|| from_proc(pid)) else {
+                break;
+            };
+            next = (pid != 1).then_some(p.ppid);
+            out.push(p);
+        }
+        out
     }
 
     /// Is the effective uid of `tgid` one of the excluded ones, as the kernel tracked it? `None` when the
@@ -306,6 +392,14 @@ pub fn load(want: Wanted) -> Loaded {
         .and_then(|m| HashMap::try_from(m).map_err(|e| e.to_string()))
         .map_err(|e| problems.push(e))
         .ok();
+    // Audit hooks (issue 5): exec file names and kill events; missing ones only make records poorer.
+    let exe_paths = bpf
+        .take_map(EXE_PATHS_MAP)
+        .and_then(|m| HashMap::try_from(m).ok());
+    let kills = bpf
+        .take_map(KILLS_MAP)
+        .and_then(|m| aya::maps::RingBuf::try_from(m).ok())
+        .map(kills::Kills::new);
     // Open prefilter hook (issue 4).
     let prefilter = if want.open_prefilter {
         open_offsets
@@ -339,7 +433,7 @@ pub fn load(want: Wanted) -> Loaded {
         } else if want.open_prefilter {
             "off"
         } else {
-            "off (notify-only mode uses it)"
+            "off (not needed: fanotify watches the trees; --open-prefilter attaches it in notify-only mode)"
         }
     ));
     if !problems.is_empty() {
@@ -359,7 +453,7 @@ pub fn load(want: Wanted) -> Loaded {
             .chain((!want.uid_tracking).then_some("uid tracking: not attached, no uid is excluded"))
             .chain(
                 (!want.open_prefilter)
-                    .then_some("open prefilter: not attached, notify-only mode uses it"),
+                    .then_some("open prefilter: not attached, fanotify watches the trees (--open-prefilter attaches it in notify-only mode)"),
             )
             .collect::<Vec<_>>()
             .join("; "),
@@ -371,10 +465,39 @@ pub fn load(want: Wanted) -> Loaded {
             procs: procs.map(RwLock::new),
             excluded_uids: excluded_uids.filter(|_| uids).map(Mutex::new),
             prefilter,
+            exe_paths,
+            kills,
+            infected_names: Mutex::default(),
             _bpf: bpf,
         }),
         features,
     }
+}
+
+#[allow(dead_code)] // see lineage
+/// What /proc says of a live process (ppid, uid, executable, comm), for processes the table never saw.
+fn from_proc(tgid: u32) -> Option<ProcInfo> {
+    use std::os::unix::fs::MetadataExt;
+    let stat = std::fs::read_to_string(format!("/proc/{tgid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`: comm may hold spaces and parentheses, so split at the last ')'.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1.to_string();
+    let ppid = rest.split_whitespace().nth(1)?.parse().ok()?;
+    let meta = std::fs::metadata(format!("/proc/{tgid}")).ok()?;
+    let exe = std::fs::read_link(format!("/proc/{tgid}/exe")).ok();
+    Some(ProcInfo {
+        tgid,
+        ppid,
+        uid: meta.uid(),
+        euid: meta.uid(),
+        exe_dev: 0,
+        exe_ino: 0,
+        comm,
+        start_ns: 0,
+        exit_ns: None,
+        flags: 0,
+        exe_path: exe.map(|p| p.to_string_lossy().into_owned()),
+    })
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -560,6 +683,37 @@ mod tests {
         assert_eq!(h.uid_excluded(sh), Some(false));
     }
 
+    /// As root: the table names a process's executable as its exec named it, also after it exited, and
+    /// knows its lineage (sh -> our test process).
+    #[test]
+    fn exe_path_and_lineage_survive_the_exit_when_privileged() {
+        // SAFETY: no preconditions.
+        if unsafe { libc::geteuid() } != 0 || OBJECT.is_empty() {
+            eprintln!("SKIPPED: exe_path_and_lineage_survive_the_exit_when_privileged: needs root and the eBPF object");
+            return;
+        }
+        let Some(h) = load_or_skip("exe_path_and_lineage_survive_the_exit_when_privileged") else {
+            return;
+        };
+        // sh forks a child that execs /bin/true, prints its pid and exits; sh then exits too.
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", "/bin/true & echo $!; wait"])
+            .output()
+            .unwrap();
+        let child: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let p = h.process(child).expect("exited child still in the table");
+        assert!(p.exit_ns.is_some(), "{p:?}");
+        assert_eq!(p.exe_path.as_deref(), Some("/bin/true"), "{p:?}");
+        let lineage = h.lineage(child, 8);
+        assert!(lineage.len() >= 2, "{lineage:?}");
+        assert_eq!(
+            lineage[0].exe_path.as_deref(),
+            Some("/bin/sh"),
+            "{lineage:?}"
+        );
+        assert_eq!(lineage[1].tgid, std::process::id(), "{lineage:?}");
+    }
+
     /// As root: the exec guard kills an exec of a marked file only while its ctime is the judged one.
     #[test]
     fn exec_guard_kills_only_the_judged_version_when_privileged() {
@@ -583,9 +737,9 @@ mod tests {
         let run = || std::process::Command::new(&bin).status().unwrap();
         assert!(run().success(), "unmarked: runs");
         let m = std::fs::metadata(&bin).unwrap();
-        h.mark_infected(m.dev(), m.ino(), (m.ctime(), m.ctime_nsec() + 1));
+        h.mark_infected(m.dev(), m.ino(), (m.ctime(), m.ctime_nsec() + 1), "T");
         assert!(run().success(), "marked with another ctime: runs");
-        h.mark_infected(m.dev(), m.ino(), (m.ctime(), m.ctime_nsec()));
+        h.mark_infected(m.dev(), m.ino(), (m.ctime(), m.ctime_nsec()), "T");
         assert_eq!(
             run().signal(),
             Some(libc::SIGKILL),
@@ -593,7 +747,7 @@ mod tests {
         );
         h.clear_infected();
         assert!(run().success(), "cleared (reload): runs");
-        h.mark_infected(m.dev(), m.ino(), (m.ctime(), m.ctime_nsec()));
+        h.mark_infected(m.dev(), m.ino(), (m.ctime(), m.ctime_nsec()), "T");
         assert_eq!(run().signal(), Some(libc::SIGKILL), "marked again: killed");
         // Changing the inode (chmod updates ctime) makes the mark stale: no kill.
         std::thread::sleep(std::time::Duration::from_millis(5));

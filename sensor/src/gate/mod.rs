@@ -11,6 +11,7 @@
 
 mod cache;
 mod filter;
+mod kills;
 mod mounts;
 mod notify;
 mod permit;
@@ -39,6 +40,9 @@ pub const ENV_NO_PERMISSION_EVENTS: &str = "SENSOR_TEST_NO_PERMISSION_EVENTS";
 
 /// Test hook: every scan first sleeps this many milliseconds, to prove the deadline watchdog answers for
 /// a worker that is stuck.
+/// Test hook: notify-only mode treats every root as one fanotify cannot watch (as on a filesystem that
+/// refuses filesystem marks), so the eBPF open prefilter must cover it.
+pub const ENV_UNWATCHABLE: &str = "SENSOR_TEST_FANOTIFY_UNWATCHABLE";
 pub const ENV_SCAN_DELAY_MS: &str = "SENSOR_TEST_SCAN_DELAY_MS";
 
 /// How often the status file is refreshed.
@@ -142,6 +146,30 @@ fn permission_events_supported(roots: &[PathBuf]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Notify-only mode: the roots a fanotify notification group cannot put a filesystem mark on (some
+/// filesystems refuse them), with the reason. The eBPF open prefilter covers these (it sees opens on any
+/// filesystem); prevent mode has no such fallback (nothing else can block an open).
+fn unwatchable_roots(roots: &[PathBuf]) -> Vec<(PathBuf, String)> {
+    if std::env::var_os(ENV_UNWATCHABLE).is_some() {
+        let why = format!("{ENV_UNWATCHABLE} is set");
+        return roots.iter().map(|r| (r.clone(), why.clone())).collect();
+    }
+    let probe = match sys::Group::new(sys::Class::Notify) {
+        Ok(g) => g,
+        Err(e) => return roots.iter().map(|r| (r.clone(), e.to_string())).collect(),
+    };
+    roots
+        .iter()
+        .filter_map(|r| match probe.mark_filesystem(r, sys::FAN_OPEN) {
+            Ok(()) => {
+                let _ = probe.unmark_filesystem(r, sys::FAN_OPEN);
+                None
+            }
+            Err(e) => Some((r.clone(), e.to_string())),
+        })
+        .collect()
+}
+
 fn group_for(mode: Mode) -> std::io::Result<(sys::Group, u64)> {
     match mode {
         // FAN_CLOSE_WRITE too: writes through a shared mapping raise no modify event, so the ignore mark of a
@@ -238,13 +266,28 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
             mode = Mode::NotifyOnly;
         }
     }
+    // Notify-only: trees fanotify cannot watch are left to the eBPF open prefilter.
+    let unwatchable = if mode == Mode::NotifyOnly {
+        unwatchable_roots(&roots)
+    } else {
+        Vec::new()
+    };
+    for (r, why) in &unwatchable {
+        eprintln!(
+            "sensor run: fanotify cannot watch {} ({why}); the open prefilter is to cover it",
+            r.display()
+        );
+    }
     // eBPF layer (issue 4): exec guard and process table. Never stops the gate: what fails is reported off.
     // Syscall tracepoints put every syscall of every task on the kernel's slower traced path (measured:
-    // opens outside the trees 1.3x slower), so they are attached only when used: the open prefilter in
-    // notify-only mode, set*uid tracking when some uid is excluded.
+    // with the open prefilter attached, reads of small files outside the trees take 1.2x as long, and
+    // merely enabling one syscall event costs ~5%), and fanotify already delivers notify-only mode's opens
+    // for the filesystems it watches, with evictable ignore marks that make repeated opens free. So they are
+    // attached only when needed: the open prefilter for trees fanotify cannot watch (or when asked, with
+    // `--open-prefilter`), set*uid tracking when some uid is excluded.
     let ebpf = crate::ebpf::load(crate::ebpf::Wanted {
         uid_tracking: !cfg.exclude_uids.is_empty(),
-        open_prefilter: mode == Mode::NotifyOnly,
+        open_prefilter: mode == Mode::NotifyOnly && (cfg.open_prefilter || !unwatchable.is_empty()),
     });
     eprintln!("sensor run: {}", ebpf.features);
     let (group, mask) = match group_for(mode) {
@@ -378,6 +421,18 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
             .join("; ");
     }
     let _ = counters.ebpf.set(enabled);
+    // Exec-guard kills are reported from the kernel's ring buffer (the kill itself needs no userspace).
+    let kill_reporter = shared
+        .ebpf
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_mut()
+        .and_then(|e| e.take_kills())
+        .and_then(|k| {
+            kills::start(k, Arc::clone(&shared))
+                .map_err(|e| eprintln!("sensor run: warning: exec kills not reported: {e}"))
+                .ok()
+        });
     let reader = reader::Reader {
         group: Arc::clone(&group),
         stop: match stop_fd.try_clone() {
@@ -400,6 +455,17 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     // Only now, with every thread that answers running, may the marks go on: from here any open on these
     // filesystems, the sensor's own included, waits for an answer.
     for r in &roots {
+        if let Some((_, why)) = unwatchable.iter().find(|(u, _)| u == r) {
+            if prefilter.is_some() {
+                continue; // covered by the open prefilter
+            }
+            eprintln!(
+                "sensor run: cannot watch {}: fanotify refuses it ({why}) and the open prefilter \
+                 is off",
+                r.display()
+            );
+            return ExitCode::from(2);
+        }
         if let Err(e) = group.mark_filesystem(r, mask) {
             eprintln!("sensor run: cannot watch {}: {e}", r.display());
             for r in &roots {
@@ -487,6 +553,9 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     }
     if let Some(p) = prefilter {
         p.stop(); // eBPF open prefilter hook (issue 4)
+    }
+    if let Some(k) = kill_reporter {
+        k.stop();
     }
     for w in workers {
         let _ = w.join();

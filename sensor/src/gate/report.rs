@@ -42,7 +42,7 @@ impl Reporter {
 
     /// As [`Reporter::line`], with `log_suffix` appended in the log file only (stdout keeps clamonacc's
     /// format, which scripts parse).
-    fn line_with(&self, path: &Path, rest: &str, log_suffix: &str) {
+    pub fn line_with(&self, path: &Path, rest: &str, log_suffix: &str) {
         let mut line = path.as_os_str().as_bytes().to_vec();
         line.extend_from_slice(b": ");
         line.extend_from_slice(rest.as_bytes());

@@ -51,6 +51,7 @@ counters! {
     overflow: "Kernel queue overflows (notify-only mode).",
     ignore_marks: "Clean files given a kernel ignore mark.",
     detections: "Malicious files found.",
+    exec_kills: "Execs of files found infected that the eBPF exec guard killed in the kernel.",
     reloads: "Database reloads.",
     marked_filesystems: "Filesystems under fanotify marks (include paths and the mounts inside them).",
     prefilter_events: "Events of the eBPF open prefilter (notify-only mode; issue 4).",

@@ -50,23 +50,28 @@ pub struct Shared {
 
 impl Shared {
     /// eBPF hook (issue 4): what the process table knows of an opener, for the log's detection line:
-    /// ` (pid N, ppid M, exe DEV:INO, comm X)` (DEV as `stat::st_dev` encodes it), or "" without an entry.
-    fn opener(&self, pid: i32) -> String {
+    /// ` (pid N, ppid M, exe PATH (DEV:INO), comm X)` (DEV as `stat::st_dev` encodes it; PATH as the exec
+    /// named it, left out when unknown), or "" without an entry.
+    pub(super) fn opener(&self, pid: i32) -> String {
         let ebpf = self.ebpf.read().unwrap_or_else(|e| e.into_inner());
         let Some(p) = ebpf.as_ref().and_then(|e| e.process(pid as u32)) else {
             return String::new();
         };
         let dev = libc::makedev((p.exe_dev >> 20) as u32, (p.exe_dev & 0xf_ffff) as u32);
+        let exe = match &p.exe_path {
+            Some(path) => format!("{path} ({dev}:{})", p.exe_ino),
+            None => format!("{dev}:{}", p.exe_ino),
+        };
         format!(
-            " (pid {}, ppid {}, exe {dev}:{}, comm {})",
-            p.tgid, p.ppid, p.exe_ino, p.comm
+            " (pid {}, ppid {}, exe {exe}, comm {})",
+            p.tgid, p.ppid, p.comm
         )
     }
 
     /// eBPF hook (issue 4): the kernel SIGKILLs any later exec of this file (no-op without eBPF).
-    fn guard_exec(&self, dev: u64, ino: u64, stamp: &Stamp) {
+    fn guard_exec(&self, dev: u64, ino: u64, stamp: &Stamp, name: &str) {
         if let Some(e) = self.ebpf.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            e.mark_infected(dev, ino, stamp.ctime);
+            e.mark_infected(dev, ino, stamp.ctime, name);
         }
     }
 }
@@ -338,7 +343,7 @@ impl Worker {
                     Verdict::Clean
                 }
                 Cached::Infected(name) => {
-                    sh.guard_exec(dev, ino, &stamp); // eBPF hook (issue 4)
+                    sh.guard_exec(dev, ino, &stamp, &name); // eBPF hook (issue 4)
                     Verdict::Infected(name)
                 }
             };
@@ -356,7 +361,7 @@ impl Worker {
                 let name = name.to_string();
                 sh.cache
                     .put(dev, ino, stamp, generation, Cached::Infected(name.clone()));
-                sh.guard_exec(dev, ino, &stamp); // eBPF hook (issue 4)
+                sh.guard_exec(dev, ino, &stamp, &name); // eBPF hook (issue 4)
                 return Verdict::Infected(name);
             }
             // Clean as read. The stat was taken before reading; with multigrain timestamps any write since

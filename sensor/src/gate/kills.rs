@@ -1,0 +1,56 @@
+//! Reports the exec guard's kills (issue 4's kernel-side enforcement, issue 5's records): the kernel
+//! already killed the exec; this thread says so, on stdout and in the log, with what the process table
+//! knows of the process: `EXE: NAME exec killed` (`EXE` as the exec named it, or `DEV:INO`).
+
+use super::status::bump;
+use super::worker::Shared;
+use crate::ebpf::kills::Kills;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+pub struct Reporter {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+pub fn start(kills: Kills, shared: Arc<Shared>) -> std::io::Result<Reporter> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("exec-kills".into())
+            .spawn(move || {
+                kills.run(&stop, |k| {
+                    bump(&shared.counters.exec_kills);
+                    let (path, name) = {
+                        let ebpf = shared.ebpf.read().unwrap_or_else(|e| e.into_inner());
+                        let e = ebpf.as_ref();
+                        (
+                            e.and_then(|e| e.process(k.tgid)).and_then(|p| p.exe_path),
+                            e.and_then(|e| e.infected_name(k.dev, k.ino)),
+                        )
+                    };
+                    let dev = libc::makedev((k.dev >> 20) as u32, (k.dev & 0xf_ffff) as u32);
+                    let path = PathBuf::from(path.unwrap_or_else(|| format!("{dev}:{}", k.ino)));
+                    let name = name
+                        .as_deref()
+                        .unwrap_or("(a signature of an earlier database)");
+                    shared.reporter.line_with(
+                        &path,
+                        &format!("{name} exec killed"),
+                        &shared.opener(k.tgid as i32),
+                    );
+                })
+            })?
+    };
+    Ok(Reporter { stop, thread })
+}
+
+impl Reporter {
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
