@@ -9,8 +9,11 @@
 // Wired into the gate piece by piece (issue 5); until then parts are unused.
 #![allow(dead_code, unused_imports)]
 
+pub mod fields;
+pub mod priority;
 pub mod record;
 
+pub use priority::{Facility, Severity};
 pub use record::{Ancestor, FileInfo, Kind, Mode, ProcessInfo, Record, Verdict};
 
 /// A destination besides the local log. Called on the audit thread only, one record at a time, after
