@@ -10,8 +10,10 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod fields;
+pub mod link;
 pub mod priority;
 pub mod record;
+pub mod sockio;
 
 pub use priority::{Facility, Severity};
 pub use record::{Ancestor, FileInfo, Kind, Mode, ProcessInfo, Record, Verdict};
