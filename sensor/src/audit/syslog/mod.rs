@@ -128,4 +128,6 @@ impl Sink for SyslogSink {
 }
 
 #[cfg(test)]
+mod rsyslog_tests;
+#[cfg(test)]
 mod tests;
