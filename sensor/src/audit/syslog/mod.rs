@@ -6,6 +6,11 @@
 //! imuxsock and journald's `/dev/log` are) and then as a stream socket with LF framing (syslog-ng's
 //! `unix-stream()` source and most stream readers split on LF; the message never holds one).
 //! Timing and reconnects are [`Link`]'s: every send ends within about 0.9 s, most within 200 ms.
+//!
+//! `unix:/dev/log` with a stock rsyslog: imuxsock's default "special parser" reads only the
+//! traditional local format, so it stores an RFC 5424 message with app-name `1` and the whole rest as
+//! the text (seen with rsyslog 8.2302). Such a receiver needs `module(load="imuxsock"
+//! SysSock.UseSpecialParser="off" SysSock.ParseHostname="on")`; or use UDP/TCP, or `--journald`.
 
 pub mod rfc5424;
 pub mod target;
