@@ -12,8 +12,9 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
-/// Debian packages: clamscan and freshclam-free test files, used by the differential tests and the demo.
-const APT_PACKAGES: &[&str] = &["clamav", "clamav-daemon", "clamav-testfiles"];
+/// Debian packages: clamscan and freshclam-free test files, used by the differential tests and the demo;
+/// rsyslog, whose daemon the audit syslog sink's test delivers to (a private instance, never the system one).
+const APT_PACKAGES: &[&str] = &["clamav", "clamav-daemon", "clamav-testfiles", "rsyslog"];
 /// The eBPF crate builds with this toolchain (`-Z build-std`), never with the default one.
 const NIGHTLY: &str = "nightly";
 const BPF_TARGET: &str = "bpfel-unknown-none";
@@ -178,7 +179,7 @@ fn path_with_cargo_bin() -> std::ffi::OsString {
 
 fn setup() -> Result<()> {
     println!("== setup: checking prerequisites");
-    setup_apt().context("setup: ClamAV packages")?;
+    setup_apt().context("setup: Debian packages")?;
     setup_rust().context("setup: Rust toolchain components")?;
     setup_bpf_linker().context("setup: bpf-linker")?;
     println!("== setup: all prerequisites present");

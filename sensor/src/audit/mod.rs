@@ -10,9 +10,20 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod export;
+pub mod fields;
+pub mod journald;
+pub mod link;
+pub mod priority;
 pub mod record;
+pub mod sinks;
+pub mod sockio;
+pub mod syslog;
 
+pub use journald::{JournaldSink, JOURNAL_SOCKET};
+pub use priority::{Facility, Severity};
 pub use record::{Ancestor, FileInfo, Kind, Mode, ProcessInfo, Record, Verdict};
+pub use sinks::{sinks_from, SinkError};
+pub use syslog::{SyslogSink, SyslogTarget};
 
 /// A destination besides the local log. Called on the audit thread only, one record at a time, after
 /// the record is chained. Must return within a bounded time (socket timeouts, no unbounded retries):
