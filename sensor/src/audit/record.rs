@@ -204,8 +204,9 @@ pub fn rfc3339(t: SystemTime) -> String {
 /// Parses RFC 3339 timestamps: `2026-11-24T15:30:32Z`, with optional fraction and `+HH:MM`/`-HH:MM`
 /// offset, or a plain date `2026-11-24` (midnight UTC).
 pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    // At most 4 digits per field (a fraction is checked apart): no arithmetic below can overflow.
     let num = |s: &str| -> Option<i64> {
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        (!s.is_empty() && s.len() <= 4 && s.bytes().all(|b| b.is_ascii_digit()))
             .then(|| s.parse().ok())
             .flatten()
     };
@@ -236,7 +237,9 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
         }
         secs += h * 3600 + mi * 60 + sec;
         if let Some(f) = frac {
-            num(f)?;
+            if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
             let digits: String = f.chars().chain("000000000".chars()).take(9).collect();
             nanos = digits.parse().ok()?;
         }
@@ -245,7 +248,11 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
             o => {
                 let sign = if o.starts_with('-') { -1 } else { 1 };
                 let (oh, om) = o[1..].split_once(':')?;
-                secs -= sign * (num(oh)? * 3600 + num(om)? * 60);
+                let (oh, om) = (num(oh)?, num(om)?);
+                if oh > 23 || om > 59 {
+                    return None;
+                }
+                secs -= sign * (oh * 3600 + om * 60);
             }
         }
     }
