@@ -9,6 +9,7 @@
 // Wired into the gate piece by piece (issue 5); until then parts are unused.
 #![allow(dead_code, unused_imports)]
 
+pub mod chain;
 pub mod record;
 
 pub use record::{Ancestor, FileInfo, Kind, Mode, ProcessInfo, Record, Verdict};
