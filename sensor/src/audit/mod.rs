@@ -10,7 +10,9 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod chain;
+pub mod read;
 pub mod record;
+pub mod rotate;
 
 pub use record::{Ancestor, FileInfo, Kind, Mode, ProcessInfo, Record, Verdict};
 
