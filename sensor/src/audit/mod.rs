@@ -12,9 +12,12 @@
 pub mod chain;
 pub mod read;
 pub mod record;
+pub mod resume;
 pub mod rotate;
+pub mod writer;
 
 pub use record::{Ancestor, FileInfo, Kind, Mode, ProcessInfo, Record, Verdict};
+pub use writer::{Audit, AuditConfig, AuditError, AuditHandle, AuditStats};
 
 /// A destination besides the local log. Called on the audit thread only, one record at a time, after
 /// the record is chained. Must return within a bounded time (socket timeouts, no unbounded retries):
