@@ -3,7 +3,7 @@
 //! Owns: option names, short forms, value syntaxes (`--opt=value`, `--opt value`, `--flag[=yes/no]`)
 //! and defaults, all spelled like clamscan's so scripts written for clamscan keep working.
 //! Never: validates semantics (regexes, sizes, directories) or touches the filesystem; that is
-//! `scan::config`. Later subcommands (`run`, `status`, `audit`, `db`) get their own variants here.
+//! `scan::config`. Later subcommands (`status`, `db`) get their own variants here.
 
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
@@ -22,6 +22,26 @@ pub enum Command {
     Scan(ScanArgs),
     /// Guard files on access: block (or report) malicious files when a process opens or executes them.
     Run(RunArgs),
+    /// Work with the audit log (verify its hash chain).
+    Audit(AuditArgs),
+}
+
+/// `sensor audit <SUBCOMMAND>`.
+#[derive(Args, Debug, Clone)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum AuditCommand {
+    /// Check the audit log's hash chain: exit 0 when intact, 1 at the first broken line (printed as
+    /// FILE:LINE: what), 2 when the log cannot be read.
+    Verify {
+        /// The audit log directory.
+        #[arg(long = "audit-dir", value_name = "DIR", default_value = crate::audit::DEFAULT_DIR)]
+        audit_dir: PathBuf,
+    },
 }
 
 /// `sensor run`: flags override the configuration files (`--config` clamd.conf or TOML).
@@ -241,8 +261,27 @@ mod tests {
         v.extend_from_slice(args);
         match Cli::try_parse_from(v).unwrap().command {
             Command::Scan(a) => a,
-            Command::Run(_) => panic!("parsed `run` for a `scan` command line"),
+            other => panic!("parsed {other:?} for a `scan` command line"),
         }
+    }
+
+    #[test]
+    fn audit_verify_takes_a_directory_with_a_default() {
+        let dir = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Command::Audit(AuditArgs {
+                command: AuditCommand::Verify { audit_dir },
+            }) => audit_dir,
+            other => panic!("parsed {other:?}"),
+        };
+        assert_eq!(
+            dir(&["sensor", "audit", "verify"]),
+            PathBuf::from(crate::audit::DEFAULT_DIR)
+        );
+        assert_eq!(
+            dir(&["sensor", "audit", "verify", "--audit-dir", "/x"]),
+            PathBuf::from("/x")
+        );
+        assert!(Cli::try_parse_from(["sensor", "audit"]).is_err());
     }
 
     #[test]

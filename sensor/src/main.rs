@@ -15,6 +15,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli.command {
         cli::Command::Scan(args) => scan::run(args),
+        cli::Command::Audit(args) => audit::cmd::run(args),
         cli::Command::Run(args) => match config::load(&args) {
             Ok(cfg) => {
                 for w in &cfg.warnings {
