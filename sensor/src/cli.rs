@@ -42,6 +42,27 @@ pub enum AuditCommand {
         #[arg(long = "audit-dir", value_name = "DIR", default_value = crate::audit::DEFAULT_DIR)]
         audit_dir: PathBuf,
     },
+    /// Write the audit log's records (oldest first) to stdout in a format SIEMs ingest. Exit 0; 1 when
+    /// some lines could not be read (they are named on stderr and skipped); 2 on bad arguments or an
+    /// unreadable directory.
+    Export {
+        /// The audit log directory.
+        #[arg(long = "audit-dir", value_name = "DIR", default_value = crate::audit::DEFAULT_DIR)]
+        audit_dir: PathBuf,
+        /// Only records at or after T: RFC 3339 (`2026-11-24T15:00:00Z`, a date) or an age (`30m`,
+        /// `12h`, `7d`).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// Only records before T (same forms as --since).
+        #[arg(long, value_name = "T")]
+        until: Option<String>,
+        /// Only records with this verdict: blocked, allowed or killed.
+        #[arg(long, value_name = "V")]
+        verdict: Option<String>,
+        /// json (the native lines), ecs (Elastic Common Schema), ocsf (OCSF 1.3) or csv.
+        #[arg(long, value_name = "FORMAT", default_value = "json")]
+        format: String,
+    },
 }
 
 /// `sensor run`: flags override the configuration files (`--config` clamd.conf or TOML).

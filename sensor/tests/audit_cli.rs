@@ -135,3 +135,73 @@ fn a_missing_directory_cannot_be_verified() {
     assert_eq!(r.code, 2, "{}{}", r.out, r.err);
     assert!(r.err.contains("absent"), "{}", r.err);
 }
+
+fn export(dir: &Path, args: &[&str]) -> Run {
+    let o = Command::new(BIN)
+        .args(["audit", "export", "--audit-dir"])
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run sensor");
+    Run {
+        out: String::from_utf8_lossy(&o.stdout).into_owned(),
+        err: String::from_utf8_lossy(&o.stderr).into_owned(),
+        code: o.status.code().unwrap_or(-1),
+    }
+}
+
+#[test]
+fn export_writes_every_format_and_filters_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    log(dir.path());
+    let r = export(dir.path(), &[]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert_eq!(r.out.lines().count(), 30, "{}", r.out);
+    let r = export(
+        dir.path(),
+        &[
+            "--since",
+            "2026-11-24T15:30:10Z",
+            "--until",
+            "2026-11-24T15:30:20Z",
+            "--format",
+            "ecs",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    let docs: Vec<serde_json::Value> = r
+        .out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 10, "{}", r.out);
+    assert_eq!(docs[0]["@timestamp"], "2026-11-24T15:30:10.000000Z");
+    assert_eq!(docs[0]["event"]["action"], "detect");
+    let r = export(dir.path(), &["--format", "ocsf", "--verdict", "allowed"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert_eq!(r.out.lines().count(), 30);
+    let r = export(dir.path(), &["--verdict", "blocked"]);
+    assert_eq!((r.code, r.out.as_str()), (0, ""), "{}", r.err);
+    let r = export(dir.path(), &["--format", "csv"]);
+    assert_eq!(r.out.lines().count(), 31, "header + 30 rows");
+}
+
+#[test]
+fn export_names_bad_lines_and_bad_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = log(dir.path());
+    let mut text = std::fs::read_to_string(&files[1]).unwrap();
+    text = text.replacen("{\"seq\":12", "{garbage", 1);
+    std::fs::write(&files[1], text).unwrap();
+    let r = export(dir.path(), &[]);
+    assert_eq!(r.code, 1, "{}", r.err);
+    assert_eq!(r.out.lines().count(), 29);
+    assert!(
+        r.err.contains("audit-00000000000000000010.jsonl:3"),
+        "{}",
+        r.err
+    );
+    assert_eq!(export(dir.path(), &["--format", "xml"]).code, 2);
+    assert_eq!(export(dir.path(), &["--since", "yesterday"]).code, 2);
+    assert_eq!(export(&dir.path().join("missing"), &[]).code, 2);
+}
