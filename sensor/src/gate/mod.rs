@@ -10,7 +10,9 @@
 //! This thread (main) owns start-up, signals (SIGHUP reload, SIGTERM/SIGINT stop) and the status file.
 
 mod cache;
+mod dbinfo;
 mod filter;
+mod latency;
 mod mounts;
 mod notify;
 mod permit;
@@ -210,6 +212,7 @@ impl Undecided {
 
 /// Runs until SIGTERM or SIGINT; SIGHUP reloads configuration and database.
 pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
+    let started = std::time::Instant::now();
     let db = match load_database(&cfg.databases) {
         Ok(db) => Arc::new(db),
         Err(e) => {
@@ -217,6 +220,7 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let db_info = dbinfo::DbInfo::of(&cfg.databases, &db);
     // Every thread inherits this mask, so the signals wait for the main thread's sigtimedwait.
     let sigs = blocked_signals();
     // SAFETY: valid set; blocking signals in the calling thread.
@@ -260,6 +264,12 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     };
     let group = Arc::new(group);
     let counters = Arc::new(status::Counters::default());
+    let status = Arc::new(status::Status::new(
+        Arc::clone(&counters),
+        mode_name,
+        db_info,
+        started,
+    ));
     let fail = if cfg.deny_on_error {
         FailPolicy::Deny
     } else {
@@ -443,7 +453,7 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     loop {
         undecided.report(&counters, fail);
         if let Some(path) = &cfg.status_file {
-            let _ = status::write_file(path, &counters, mode_name);
+            let _ = status::write_file(path, &status);
         }
         notifier.send("WATCHDOG=1");
         let ts = libc::timespec {
@@ -455,7 +465,7 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         match sig {
             libc::SIGTERM | libc::SIGINT => break,
             libc::SIGHUP => {
-                cfg = reload(&args, cfg, &shared);
+                cfg = reload(&args, cfg, &shared, &status);
                 *watcher.cfg.lock().unwrap_or_else(|e| e.into_inner()) = cfg.clone();
                 watcher.refresh();
             }
@@ -507,14 +517,19 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     }
     if let Some(path) = &cfg.status_file {
         counters.ready.store(false, Ordering::Relaxed);
-        let _ = status::write_file(path, &counters, mode_name);
+        let _ = status::write_file(path, &status);
     }
     ExitCode::SUCCESS
 }
 
 /// SIGHUP: a new configuration and database are built beside the old ones and swapped in; events keep
 /// being answered with the old ones meanwhile. Anything that fails keeps the old state.
-fn reload(args: &RunArgs, old: RunConfig, shared: &worker::Shared) -> RunConfig {
+fn reload(
+    args: &RunArgs,
+    old: RunConfig,
+    shared: &worker::Shared,
+    status: &status::Status,
+) -> RunConfig {
     let cfg = match crate::config::load(args) {
         Ok(c) => c,
         Err(e) => {
@@ -524,6 +539,7 @@ fn reload(args: &RunArgs, old: RunConfig, shared: &worker::Shared) -> RunConfig 
     };
     match load_database(&cfg.databases) {
         Ok(db) => {
+            status.set_database(dbinfo::DbInfo::of(&cfg.databases, &db));
             *shared.db.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(db);
             shared.generation.fetch_add(1, Ordering::AcqRel);
             // eBPF hook (issue 4): the exec guard forgets the old database's verdicts too.
