@@ -34,6 +34,7 @@
 //! log = "/var/log/sensor.log"
 //! move_to = "/var/lib/sensor/quarantine"  # or copy_to = "DIR", or remove = true
 //! status_file = "/run/sensor/status.json"
+//! socket = "/run/sensor/control.sock"  # control socket for `sensor status`
 //! ```
 //!
 //! Relative paths (in either format) are taken from the working directory, like the flags'.
@@ -47,7 +48,8 @@
 //!   rather than starting to deny opens on a host that never did.
 //! - `-d`, `--include`, `--exclude` given on the command line REPLACE the file's lists; `--exclude-uid`
 //!   and `--exclude-user` ADD to the file's excluded uids.
-//! - `--threads`, `--deadline`, `--max-filesize`, `--log`, `--status-file` replace the file's value;
+//! - `--threads`, `--deadline`, `--max-filesize`, `--log`, `--status-file`, `--socket`
+//!   (OnAccessControlSocket) replace the file's value;
 //!   `--deny-on-error` turns it on whatever the file says; any of `--move`/`--copy`/`--remove`
 //!   replaces the file's action; `--foreground` is flag-only (clamd's `Foreground` is clamd's).
 //! - Defaults: databases `/var/lib/clamav`, recursive, threads = CPUs, queue 4096, deadline 5 s,
@@ -58,7 +60,8 @@
 //! Include, exclude and mount paths must exist and are made absolute and canonical; at least one include
 //! or mount path is needed. `/` as an include or mount path in prevent mode is refused unless `--force`.
 //! An exclude path inside no protected tree is a warning. The quarantine directory (`--move`/`--copy`)
-//! must be an existing directory outside every protected tree (or inside an excluded one).
+//! must be an existing directory outside every protected tree (or inside an excluded one). The control
+//! socket is taken at start; a reload does not move it.
 
 mod clamd;
 mod native;
@@ -112,6 +115,8 @@ pub struct RunConfig {
     /// Move/Copy hold the quarantine directory, canonical.
     pub action: Option<Action>,
     pub status_file: Option<PathBuf>,
+    /// Control socket for `sensor status` (OnAccessControlSocket, --socket).
+    pub socket: Option<PathBuf>,
     pub foreground: bool,
     /// Settings accepted without effect, and legal but suspicious ones: one line each, for the caller to
     /// print (`sensor run: warning: ...`).
@@ -143,6 +148,7 @@ struct FileSettings {
     log: Option<PathBuf>,
     action: Option<(Action, String)>,
     status_file: Option<PathBuf>,
+    socket: Option<PathBuf>,
     warnings: Vec<String>,
 }
 
@@ -410,6 +416,7 @@ fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, ConfigError> {
         log: args.log.clone().or(file.log),
         action,
         status_file: args.status_file.clone().or(file.status_file),
+        socket: args.socket.clone().or(file.socket),
         foreground: args.foreground,
         warnings,
     })

@@ -43,6 +43,7 @@ struct Run {
     copy_to: Option<Spanned<PathBuf>>,
     remove: Option<Spanned<bool>>,
     status_file: Option<PathBuf>,
+    socket: Option<PathBuf>,
 }
 
 /// `max_file_size = 5242880` or `max_file_size = "5M"`.
@@ -149,6 +150,7 @@ pub fn parse(file: &Path, text: &str) -> Result<FileSettings, String> {
         max_file_size: run.max_file_size.map(|s| s.0),
         log: run.log,
         status_file: run.status_file,
+        socket: run.socket,
         ..FileSettings::default()
     };
     for u in &run.exclude_users {
@@ -250,6 +252,7 @@ mod tests {
             s.status_file,
             Some(PathBuf::from("/run/sensor/status.json"))
         );
+        assert_eq!(s.socket, Some(PathBuf::from("/run/sensor/control.sock")));
         assert!(
             s.include[0].1.starts_with("/etc/sensor.toml:"),
             "{}",

@@ -389,3 +389,42 @@ fn debian_clamd_conf_loads_with_include_flags() {
     assert_eq!(c.databases, [PathBuf::from("/var/lib/clamav")]);
     eprintln!("warnings: {:?}", c.warnings);
 }
+
+#[test]
+fn control_socket_from_flags_and_files() {
+    let f = Fixture::new();
+    assert_eq!(load(&f.args()).unwrap().socket, None);
+    let conf = f.write(
+        "clamd.conf",
+        &format!(
+            "OnAccessIncludePath {}\nOnAccessPrevention yes\nOnAccessControlSocket /run/s.sock\n",
+            f.p("a").display()
+        ),
+    );
+    let mut args = RunArgs {
+        config: Some(conf),
+        ..RunArgs::default()
+    };
+    assert_eq!(
+        load(&args).unwrap().socket,
+        Some(PathBuf::from("/run/s.sock"))
+    );
+    args.socket = Some(PathBuf::from("/flag.sock"));
+    assert_eq!(
+        load(&args).unwrap().socket,
+        Some(PathBuf::from("/flag.sock")),
+        "the flag wins"
+    );
+    let toml = f.write(
+        "s.toml",
+        &format!(
+            "[run]\ninclude = [\"{}\"]\nsocket = \"/t.sock\"\n",
+            f.p("a").display()
+        ),
+    );
+    let args = RunArgs {
+        config: Some(toml),
+        ..RunArgs::default()
+    };
+    assert_eq!(load(&args).unwrap().socket, Some(PathBuf::from("/t.sock")));
+}

@@ -8,8 +8,10 @@
 //! cheap because clean files and out-of-tree directories get evictable kernel ignore marks.
 //!
 //! This thread (main) owns start-up, signals (SIGHUP reload, SIGTERM/SIGINT stop) and the status file.
+//! The control socket (`--socket`) has a thread of its own (`control`) that only reads the counters.
 
 mod cache;
+mod control;
 mod dbinfo;
 mod filter;
 mod latency;
@@ -19,6 +21,7 @@ mod permit;
 mod prefilter; // eBPF open prefilter (issue 4)
 mod reader;
 mod report;
+mod serve;
 mod status;
 mod sys;
 mod watchdog;
@@ -221,6 +224,15 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         }
     };
     let db_info = dbinfo::DbInfo::of(&cfg.databases, &db);
+    // Bound before anything starts, so a socket that is taken stops the sensor with nothing to undo;
+    // served once the status exists (below).
+    let control_socket = match cfg.socket.as_deref().map(control::bind).transpose() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("sensor run: control socket: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // Every thread inherits this mask, so the signals wait for the main thread's sigtimedwait.
     let sigs = blocked_signals();
     // SAFETY: valid set; blocking signals in the calling thread.
@@ -270,6 +282,14 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         db_info,
         started,
     ));
+    // Dropped at the end of `run` (whatever the return): stops its thread and removes the socket file.
+    let mut services = Vec::new();
+    if let Some(b) = control_socket {
+        match control::start(b, Arc::clone(&status)) {
+            Ok(s) => services.push(s),
+            Err(e) => eprintln!("sensor run: warning: control socket not served: {e}"),
+        }
+    }
     let fail = if cfg.deny_on_error {
         FailPolicy::Deny
     } else {
@@ -519,6 +539,8 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         counters.ready.store(false, Ordering::Relaxed);
         let _ = status::write_file(path, &status);
     }
+    counters.ready.store(false, Ordering::Relaxed);
+    drop(services);
     ExitCode::SUCCESS
 }
 
@@ -537,6 +559,12 @@ fn reload(
             return old;
         }
     };
+    if cfg.socket != old.socket {
+        eprintln!(
+            "sensor run: reload: warning: the control socket stays where it was at start; restart the \
+             sensor to move it"
+        );
+    }
     match load_database(&cfg.databases) {
         Ok(db) => {
             status.set_database(dbinfo::DbInfo::of(&cfg.databases, &db));
