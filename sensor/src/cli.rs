@@ -113,6 +113,13 @@ pub struct RunArgs {
     /// Serve the control socket here (mode 0600) for `sensor status --socket PATH`; OnAccessControlSocket.
     #[arg(long = "socket", value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (an IP address and port, loopback only unless
+    /// --metrics-allow-remote), e.g. 127.0.0.1:9464.
+    #[arg(long = "metrics", value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// Let --metrics listen on a non-loopback address (the metrics have no authentication).
+    #[arg(long = "metrics-allow-remote")]
+    pub metrics_allow_remote: bool,
 }
 
 /// clamscan's `yes/no` booleans (also accepts true/false and 1/0).
@@ -290,12 +297,23 @@ mod tests {
     }
 
     #[test]
-    fn run_takes_socket() {
-        let c = Cli::try_parse_from(["sensor", "run", "--socket", "/run/sensor.sock"]).unwrap();
+    fn run_takes_socket_and_metrics() {
+        let c = Cli::try_parse_from([
+            "sensor",
+            "run",
+            "--socket",
+            "/run/sensor.sock",
+            "--metrics",
+            "127.0.0.1:9464",
+            "--metrics-allow-remote",
+        ])
+        .unwrap();
         let Command::Run(a) = c.command else {
             panic!("not run")
         };
         assert_eq!(a.socket, Some(PathBuf::from("/run/sensor.sock")));
+        assert_eq!(a.metrics.as_deref(), Some("127.0.0.1:9464"));
+        assert!(a.metrics_allow_remote);
     }
 
     #[test]

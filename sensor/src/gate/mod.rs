@@ -8,13 +8,15 @@
 //! cheap because clean files and out-of-tree directories get evictable kernel ignore marks.
 //!
 //! This thread (main) owns start-up, signals (SIGHUP reload, SIGTERM/SIGINT stop) and the status file.
-//! The control socket (`--socket`) has a thread of its own (`control`) that only reads the counters.
+//! The control socket (`--socket`) and the metrics endpoint (`--metrics`) have a thread each
+//! (`control`, `metrics`) that only reads the counters.
 
 mod cache;
 mod control;
 mod dbinfo;
 mod filter;
 mod latency;
+mod metrics;
 mod mounts;
 mod notify;
 mod permit;
@@ -224,12 +226,22 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         }
     };
     let db_info = dbinfo::DbInfo::of(&cfg.databases, &db);
-    // Bound before anything starts, so a socket that is taken stops the sensor with nothing to undo;
-    // served once the status exists (below).
+    // Bound before anything starts, so a socket or port that is taken stops the sensor with nothing to
+    // undo; served once the status exists (below).
     let control_socket = match cfg.socket.as_deref().map(control::bind).transpose() {
         Ok(b) => b,
         Err(e) => {
             eprintln!("sensor run: control socket: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let metrics_listener = match cfg.metrics.map(metrics::bind).transpose() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "sensor run: metrics: cannot listen on {}: {e}",
+                cfg.metrics.map(|a| a.to_string()).unwrap_or_default()
+            );
             return ExitCode::from(2);
         }
     };
@@ -282,12 +294,23 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         db_info,
         started,
     ));
-    // Dropped at the end of `run` (whatever the return): stops its thread and removes the socket file.
+    // Dropped at the end of `run` (whatever the return): each stops its thread, and the control socket's
+    // file is removed.
     let mut services = Vec::new();
     if let Some(b) = control_socket {
         match control::start(b, Arc::clone(&status)) {
             Ok(s) => services.push(s),
             Err(e) => eprintln!("sensor run: warning: control socket not served: {e}"),
+        }
+    }
+    if let Some(l) = metrics_listener {
+        let at = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        match metrics::start(l, Arc::clone(&status)) {
+            Ok(s) => {
+                eprintln!("sensor run: metrics at http://{at}/metrics");
+                services.push(s);
+            }
+            Err(e) => eprintln!("sensor run: warning: metrics not served: {e}"),
         }
     }
     let fail = if cfg.deny_on_error {
@@ -559,10 +582,10 @@ fn reload(
             return old;
         }
     };
-    if cfg.socket != old.socket {
+    if (&cfg.socket, cfg.metrics) != (&old.socket, old.metrics) {
         eprintln!(
-            "sensor run: reload: warning: the control socket stays where it was at start; restart the \
-             sensor to move it"
+            "sensor run: reload: warning: the control socket and metrics address stay as they were \
+             at start; restart the sensor to move them"
         );
     }
     match load_database(&cfg.databases) {

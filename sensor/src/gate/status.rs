@@ -27,6 +27,12 @@ macro_rules! counters {
         }
 
         impl Counters {
+            /// Every counter as (name, help, value), in declaration order.
+            pub fn each(&self) -> impl Iterator<Item = (&'static str, &'static str, u64)> + '_ {
+                [$((stringify!($name), $doc, &self.$name)),*]
+                    .into_iter()
+                    .map(|(n, d, v)| (n, d, v.load(Ordering::Relaxed)))
+            }
 
             pub fn snapshot(&self, mode: &str) -> serde_json::Value {
                 let mut m = serde_json::Map::new();
@@ -156,6 +162,10 @@ impl Status {
                 .unwrap_or_else(SystemTime::now),
             database: Mutex::new(database),
         }
+    }
+
+    pub fn mode(&self) -> &'static str {
+        self.mode
     }
 
     pub fn uptime(&self) -> Duration {
