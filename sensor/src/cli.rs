@@ -3,7 +3,7 @@
 //! Owns: option names, short forms, value syntaxes (`--opt=value`, `--opt value`, `--flag[=yes/no]`)
 //! and defaults, all spelled like clamscan's so scripts written for clamscan keep working.
 //! Never: validates semantics (regexes, sizes, directories) or touches the filesystem; that is
-//! `scan::config`. Later subcommands (`status`, `db`) get their own variants here.
+//! `scan::config`. Later subcommands (`db`) get their own variants here.
 
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
@@ -24,6 +24,8 @@ pub enum Command {
     Run(RunArgs),
     /// Work with the audit log (verify its hash chain).
     Audit(AuditArgs),
+    /// Ask a running `sensor run --socket PATH` for its status.
+    Status(StatusArgs),
 }
 
 /// `sensor audit <SUBCOMMAND>`.
@@ -63,6 +65,29 @@ pub enum AuditCommand {
         #[arg(long, value_name = "FORMAT", default_value = "json")]
         format: String,
     },
+}
+
+/// `sensor status`: exit 0 with the status printed, 2 when the sensor cannot be asked.
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    /// The control socket the sensor serves (`sensor run --socket PATH`).
+    #[arg(long, value_name = "PATH")]
+    pub socket: PathBuf,
+    /// Print the status document as JSON (one line), as the sensor sent it.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds to wait for the answer.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_timeout)]
+    pub timeout: f64,
+}
+
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(t) if t > 0.0 && t <= 3600.0 => Ok(t),
+        _ => Err(format!(
+            "expected seconds, more than 0 and at most 3600, got '{s}'"
+        )),
+    }
 }
 
 /// `sensor run`: flags override the configuration files (`--config` clamd.conf or TOML).
@@ -131,6 +156,16 @@ pub struct RunArgs {
     /// task (see the README); it is attached automatically for trees fanotify cannot watch.
     #[arg(long = "open-prefilter")]
     pub open_prefilter: bool,
+    /// Serve the control socket here (mode 0600) for `sensor status --socket PATH`; OnAccessControlSocket.
+    #[arg(long = "socket", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (an IP address and port, loopback only unless
+    /// --metrics-allow-remote), e.g. 127.0.0.1:9464.
+    #[arg(long = "metrics", value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// Let --metrics listen on a non-loopback address (the metrics have no authentication).
+    #[arg(long = "metrics-allow-remote")]
+    pub metrics_allow_remote: bool,
 }
 
 /// clamscan's `yes/no` booleans (also accepts true/false and 1/0).
@@ -303,6 +338,47 @@ mod tests {
             PathBuf::from("/x")
         );
         assert!(Cli::try_parse_from(["sensor", "audit"]).is_err());
+    }
+
+    #[test]
+    fn status_takes_a_socket_json_and_a_timeout() {
+        let parse = |args: &[&str]| {
+            let mut v = vec!["sensor", "status"];
+            v.extend_from_slice(args);
+            Cli::try_parse_from(v).map(|c| match c.command {
+                Command::Status(a) => a,
+                other => panic!("parsed {other:?}"),
+            })
+        };
+        let a = parse(&["--socket", "/run/s.sock"]).unwrap();
+        assert_eq!(a.socket, PathBuf::from("/run/s.sock"));
+        assert!(!a.json);
+        assert_eq!(a.timeout, 5.0);
+        let a = parse(&["--socket=/s", "--json", "--timeout", "0.5"]).unwrap();
+        assert!(a.json);
+        assert_eq!(a.timeout, 0.5);
+        assert!(parse(&[]).is_err(), "the socket is required");
+        assert!(parse(&["--socket", "/s", "--timeout", "0"]).is_err());
+    }
+
+    #[test]
+    fn run_takes_socket_and_metrics() {
+        let c = Cli::try_parse_from([
+            "sensor",
+            "run",
+            "--socket",
+            "/run/sensor.sock",
+            "--metrics",
+            "127.0.0.1:9464",
+            "--metrics-allow-remote",
+        ])
+        .unwrap();
+        let Command::Run(a) = c.command else {
+            panic!("not run")
+        };
+        assert_eq!(a.socket, Some(PathBuf::from("/run/sensor.sock")));
+        assert_eq!(a.metrics.as_deref(), Some("127.0.0.1:9464"));
+        assert!(a.metrics_allow_remote);
     }
 
     #[test]

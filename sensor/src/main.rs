@@ -4,6 +4,7 @@
 mod audit;
 mod cli;
 mod config;
+mod control;
 mod ebpf;
 mod gate;
 mod scan;
@@ -16,6 +17,7 @@ fn main() -> ExitCode {
     match cli.command {
         cli::Command::Scan(args) => scan::run(args),
         cli::Command::Audit(args) => audit::cmd::run(args),
+        cli::Command::Status(args) => control::run(args),
         cli::Command::Run(args) => match config::load(&args) {
             Ok(cfg) => {
                 for w in &cfg.warnings {

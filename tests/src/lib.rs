@@ -1,11 +1,13 @@
 //! Shared test kit: test-data generation and helpers for end-to-end tests.
 //!
+//! * [`control`]: `sensor status` and metrics scraping helpers.
 //! * [`gen`]: deterministic database + file corpus generator with a manifest of expected verdicts.
 //! * [`oracle`]: locating `clamscan` / the `sensor` binary, skip-or-fail policy for missing tools.
 //! * [`results`]: parsing clamscan-style result lines into a map path -> verdict.
 //!
 //! Behaviours of clamscan 1.4.6 that the generator relies on are recorded in `tests/ORACLE.md`.
 
+pub mod control;
 pub mod gate;
 pub mod gen;
 pub mod oracle;

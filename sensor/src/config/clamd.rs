@@ -2,7 +2,8 @@
 //! comment line, option names are case sensitive, values are BOOL (yes/no, true/false, 1/0), NUMBER,
 //! SIZE (bytes, K or M suffix) or STRING. The same file configures clamd, so every option clamd 1.4
 //! documents is accepted; only the on-access ones (plus `DatabaseDirectory` and `LogFile`) mean anything
-//! here. Unknown options and malformed values are errors `FILE:LINE: Option: what is wrong`, like clamd
+//! here, with two of the sensor's own: `OnAccessDeadline` and `OnAccessControlSocket` (the socket
+//! `sensor status` asks; clamd's `LocalSocket` stays clamd's). Unknown options and malformed values are errors `FILE:LINE: Option: what is wrong`, like clamd
 //! refuses to start on them.
 
 use super::{size, uid_of, FileSettings, Mode};
@@ -183,6 +184,7 @@ const HONOURED: &[(&str, Kind)] = &[
     ("OnAccessDisableDDD", Kind::Bool),
     ("OnAccessMountPath", Kind::Str),
     ("OnAccessDeadline", Kind::Str),
+    ("OnAccessControlSocket", Kind::Str),
     ("DatabaseDirectory", Kind::Str),
     ("LogFile", Kind::Str),
 ];
@@ -310,6 +312,7 @@ pub fn parse(file: &Path, text: &str) -> Result<FileSettings, String> {
                 super::check_deadline(secs).map_err(&at)?;
                 s.deadline = Some(secs);
             }
+            "OnAccessControlSocket" => s.socket = Some(PathBuf::from(val)),
             "DatabaseDirectory" => s.databases = vec![PathBuf::from(val)],
             "LogFile" => s.log = Some(PathBuf::from(val)),
             _ => {

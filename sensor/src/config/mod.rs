@@ -35,6 +35,8 @@
 //! move_to = "/var/lib/sensor/quarantine"  # or copy_to = "DIR", or remove = true
 //! status_file = "/run/sensor/status.json"
 //! open_prefilter = false                 # notify-only: eBPF open prefilter even where fanotify watches
+//! socket = "/run/sensor/control.sock"  # control socket for `sensor status`
+//! metrics = "127.0.0.1:9464"      # Prometheus endpoint (loopback unless metrics_allow_remote = true)
 //! ```
 //!
 //! Relative paths (in either format) are taken from the working directory, like the flags'.
@@ -48,7 +50,8 @@
 //!   rather than starting to deny opens on a host that never did.
 //! - `-d`, `--include`, `--exclude` given on the command line REPLACE the file's lists; `--exclude-uid`
 //!   and `--exclude-user` ADD to the file's excluded uids.
-//! - `--threads`, `--deadline`, `--max-filesize`, `--log`, `--status-file` replace the file's value;
+//! - `--threads`, `--deadline`, `--max-filesize`, `--log`, `--status-file`, `--socket`
+//!   (OnAccessControlSocket), `--metrics` replace the file's value; `--metrics-allow-remote` turns it on;
 //!   `--deny-on-error` turns it on whatever the file says; any of `--move`/`--copy`/`--remove`
 //!   replaces the file's action; `--foreground` is flag-only (clamd's `Foreground` is clamd's).
 //! - Defaults: databases `/var/lib/clamav`, recursive, threads = CPUs, queue 4096, deadline 5 s,
@@ -59,7 +62,10 @@
 //! Include, exclude and mount paths must exist and are made absolute and canonical; at least one include
 //! or mount path is needed. `/` as an include or mount path in prevent mode is refused unless `--force`.
 //! An exclude path inside no protected tree is a warning. The quarantine directory (`--move`/`--copy`)
-//! must be an existing directory outside every protected tree (or inside an excluded one).
+//! must be an existing directory outside every protected tree (or inside an excluded one). The metrics
+//! address is an IP address and a port; a non-loopback one is refused without `metrics_allow_remote`
+//! (the endpoint has no authentication). The control socket and the metrics address are taken at start;
+//! a reload does not move them.
 
 mod clamd;
 mod native;
@@ -67,6 +73,7 @@ mod size;
 
 use crate::cli::RunArgs;
 use std::ffi::CString;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -116,6 +123,11 @@ pub struct RunConfig {
     /// Notify-only mode: attach the eBPF open prefilter even where fanotify watches the trees
     /// (`--open-prefilter`, TOML `open_prefilter`).
     pub open_prefilter: bool,
+    /// Control socket for `sensor status` (OnAccessControlSocket, --socket).
+    pub socket: Option<PathBuf>,
+    /// Prometheus endpoint (--metrics); loopback unless `metrics_allow_remote`.
+    pub metrics: Option<SocketAddr>,
+    pub metrics_allow_remote: bool,
     pub foreground: bool,
     /// Settings accepted without effect, and legal but suspicious ones: one line each, for the caller to
     /// print (`sensor run: warning: ...`).
@@ -148,6 +160,10 @@ struct FileSettings {
     action: Option<(Action, String)>,
     status_file: Option<PathBuf>,
     open_prefilter: Option<bool>,
+    socket: Option<PathBuf>,
+    /// The address as written, and where (`FILE:LINE: key`).
+    metrics: Option<(String, String)>,
+    metrics_allow_remote: Option<bool>,
     warnings: Vec<String>,
 }
 
@@ -221,6 +237,20 @@ fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
         clamd::parse(path, &text)
     };
     parsed.map_err(ConfigError)
+}
+
+/// The metrics address: an IP and a port, loopback unless `allow_remote`.
+fn metrics_addr(text: &str, allow_remote: bool) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = text.parse().map_err(|_| {
+        format!("'{text}' is not an IP address and port (e.g. 127.0.0.1:9464 or [::1]:9464)")
+    })?;
+    if !addr.ip().is_loopback() && !allow_remote {
+        return Err(format!(
+            "{addr} is not a loopback address: the metrics have no authentication; listen on \
+             127.0.0.1 or [::1], or allow it explicitly (--metrics-allow-remote, metrics_allow_remote = true)"
+        ));
+    }
+    Ok(addr)
 }
 
 fn canonical(paths: &[(PathBuf, String)]) -> Result<Vec<PathBuf>, ConfigError> {
@@ -399,6 +429,19 @@ fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, ConfigError> {
         }
     };
 
+    let metrics_allow_remote =
+        args.metrics_allow_remote || file.metrics_allow_remote.unwrap_or(false);
+    let metrics = match (&args.metrics, &file.metrics) {
+        (Some(a), _) => {
+            Some(metrics_addr(a, metrics_allow_remote).map_err(|e| err("--metrics", e))?)
+        }
+        (None, Some((a, origin))) => Some(
+            metrics_addr(a, metrics_allow_remote)
+                .map_err(|e| ConfigError(format!("{origin}: {e}")))?,
+        ),
+        (None, None) => None,
+    };
+
     Ok(RunConfig {
         mode,
         databases,
@@ -416,6 +459,9 @@ fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, ConfigError> {
         action,
         status_file: args.status_file.clone().or(file.status_file),
         open_prefilter: args.open_prefilter || file.open_prefilter.unwrap_or(false),
+        socket: args.socket.clone().or(file.socket),
+        metrics,
+        metrics_allow_remote,
         foreground: args.foreground,
         warnings,
     })

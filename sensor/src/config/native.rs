@@ -44,6 +44,9 @@ struct Run {
     remove: Option<Spanned<bool>>,
     status_file: Option<PathBuf>,
     open_prefilter: Option<bool>,
+    socket: Option<PathBuf>,
+    metrics: Option<Spanned<String>>,
+    metrics_allow_remote: Option<bool>,
 }
 
 /// `max_file_size = 5242880` or `max_file_size = "5M"`.
@@ -151,8 +154,14 @@ pub fn parse(file: &Path, text: &str) -> Result<FileSettings, String> {
         log: run.log,
         status_file: run.status_file,
         open_prefilter: run.open_prefilter,
+        socket: run.socket,
+        metrics_allow_remote: run.metrics_allow_remote,
         ..FileSettings::default()
     };
+    if let Some(m) = &run.metrics {
+        let (line, key) = line_and_key(text, m.span().start);
+        s.metrics = Some((m.get_ref().clone(), format!("{f}:{line}: {key}")));
+    }
     for u in &run.exclude_users {
         match uid_of(u.get_ref()).map_err(|e| at(u.span(), &e))? {
             Some(uid) => s.exclude_uids.push(uid),
@@ -252,6 +261,13 @@ mod tests {
             s.status_file,
             Some(PathBuf::from("/run/sensor/status.json"))
         );
+        assert_eq!(s.socket, Some(PathBuf::from("/run/sensor/control.sock")));
+        assert_eq!(
+            s.metrics.as_ref().map(|m| m.0.as_str()),
+            Some("127.0.0.1:9464")
+        );
+        assert!(s.metrics.as_ref().unwrap().1.ends_with(": metrics"));
+        assert_eq!(s.metrics_allow_remote, None);
         assert!(
             s.include[0].1.starts_with("/etc/sensor.toml:"),
             "{}",

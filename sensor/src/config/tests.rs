@@ -389,3 +389,104 @@ fn debian_clamd_conf_loads_with_include_flags() {
     assert_eq!(c.databases, [PathBuf::from("/var/lib/clamav")]);
     eprintln!("warnings: {:?}", c.warnings);
 }
+
+#[test]
+fn control_socket_and_metrics_from_flags_and_files() {
+    let f = Fixture::new();
+    let c = load(&f.args()).unwrap();
+    assert_eq!(
+        (c.socket, c.metrics, c.metrics_allow_remote),
+        (None, None, false)
+    );
+
+    let conf = f.write(
+        "clamd.conf",
+        &format!(
+            "OnAccessIncludePath {}\nOnAccessPrevention yes\nOnAccessControlSocket /run/s.sock\n",
+            f.p("a").display()
+        ),
+    );
+    let mut args = RunArgs {
+        config: Some(conf),
+        ..RunArgs::default()
+    };
+    assert_eq!(
+        load(&args).unwrap().socket,
+        Some(PathBuf::from("/run/s.sock"))
+    );
+    args.socket = Some(PathBuf::from("/flag.sock"));
+    assert_eq!(
+        load(&args).unwrap().socket,
+        Some(PathBuf::from("/flag.sock")),
+        "the flag wins"
+    );
+
+    let toml = f.write(
+        "s.toml",
+        &format!(
+            "[run]\ninclude = [\"{}\"]\nsocket = \"/t.sock\"\nmetrics = \"[::1]:9464\"\n",
+            f.p("a").display()
+        ),
+    );
+    let mut args = RunArgs {
+        config: Some(toml),
+        ..RunArgs::default()
+    };
+    let c = load(&args).unwrap();
+    assert_eq!(c.socket, Some(PathBuf::from("/t.sock")));
+    assert_eq!(c.metrics, Some("[::1]:9464".parse().unwrap()));
+    args.metrics = Some("127.0.0.1:9100".into());
+    assert_eq!(
+        load(&args).unwrap().metrics,
+        Some("127.0.0.1:9100".parse().unwrap())
+    );
+}
+
+#[test]
+fn metrics_off_loopback_need_an_explicit_allowance() {
+    let f = Fixture::new();
+    let mut a = f.args();
+    a.metrics = Some("0.0.0.0:9464".into());
+    let e = load_err(&a);
+    assert!(
+        e.starts_with("--metrics: 0.0.0.0:9464 is not a loopback address"),
+        "{e}"
+    );
+    a.metrics_allow_remote = true;
+    assert_eq!(
+        load(&a).unwrap().metrics,
+        Some("0.0.0.0:9464".parse().unwrap())
+    );
+    let mut a = f.args();
+    a.metrics = Some("localhost:9464".into());
+    assert!(load_err(&a).contains("not an IP address and port"));
+
+    let toml = f.write(
+        "m.toml",
+        &format!(
+            "[run]\ninclude = [\"{}\"]\n\nmetrics = \"10.0.0.1:9464\"\n",
+            f.p("a").display()
+        ),
+    );
+    let mut a = RunArgs {
+        config: Some(toml.clone()),
+        ..RunArgs::default()
+    };
+    let e = load_err(&a);
+    assert!(
+        e.starts_with(&format!(
+            "{}:4: metrics: 10.0.0.1:9464 is not a loopback",
+            toml.display()
+        )),
+        "{e}"
+    );
+    let allowed = f.write(
+        "m2.toml",
+        &format!(
+            "[run]\ninclude = [\"{}\"]\nmetrics = \"10.0.0.1:9464\"\nmetrics_allow_remote = true\n",
+            f.p("a").display()
+        ),
+    );
+    a.config = Some(allowed);
+    assert!(load(&a).unwrap().metrics_allow_remote);
+}

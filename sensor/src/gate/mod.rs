@@ -8,18 +8,25 @@
 //! cheap because clean files and out-of-tree directories get evictable kernel ignore marks.
 //!
 //! This thread (main) owns start-up, signals (SIGHUP reload, SIGTERM/SIGINT stop) and the status file.
+//! The control socket (`--socket`) and the metrics endpoint (`--metrics`) have a thread each
+//! (`control`, `metrics`) that only reads the counters.
 
 #[allow(dead_code)] // wired next (issue 5)
 mod audit;
 mod cache;
+mod control;
+mod dbinfo;
 mod filter;
 mod kills;
+mod latency;
+mod metrics;
 mod mounts;
 mod notify;
 mod permit;
 mod prefilter; // eBPF open prefilter (issue 4)
 mod reader;
 mod report;
+mod serve;
 mod status;
 mod sys;
 mod watchdog;
@@ -240,10 +247,31 @@ impl Undecided {
 
 /// Runs until SIGTERM or SIGINT; SIGHUP reloads configuration and database.
 pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
+    let started = std::time::Instant::now();
     let db = match load_database(&cfg.databases) {
         Ok(db) => Arc::new(db),
         Err(e) => {
             eprintln!("sensor run: cannot load the database:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let db_info = dbinfo::DbInfo::of(&cfg.databases, &db);
+    // Bound before anything starts, so a socket or port that is taken stops the sensor with nothing to
+    // undo; served once the status exists (below).
+    let control_socket = match cfg.socket.as_deref().map(control::bind).transpose() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("sensor run: control socket: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let metrics_listener = match cfg.metrics.map(metrics::bind).transpose() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "sensor run: metrics: cannot listen on {}: {e}",
+                cfg.metrics.map(|a| a.to_string()).unwrap_or_default()
+            );
             return ExitCode::from(2);
         }
     };
@@ -305,6 +333,31 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     };
     let group = Arc::new(group);
     let counters = Arc::new(status::Counters::default());
+    let status = Arc::new(status::Status::new(
+        Arc::clone(&counters),
+        mode_name,
+        db_info,
+        started,
+    ));
+    // Dropped at the end of `run` (whatever the return): each stops its thread, and the control socket's
+    // file is removed.
+    let mut services = Vec::new();
+    if let Some(b) = control_socket {
+        match control::start(b, Arc::clone(&status)) {
+            Ok(s) => services.push(s),
+            Err(e) => eprintln!("sensor run: warning: control socket not served: {e}"),
+        }
+    }
+    if let Some(l) = metrics_listener {
+        let at = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        match metrics::start(l, Arc::clone(&status)) {
+            Ok(s) => {
+                eprintln!("sensor run: metrics at http://{at}/metrics");
+                services.push(s);
+            }
+            Err(e) => eprintln!("sensor run: warning: metrics not served: {e}"),
+        }
+    }
     let fail = if cfg.deny_on_error {
         FailPolicy::Deny
     } else {
@@ -511,7 +564,7 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     loop {
         undecided.report(&counters, fail);
         if let Some(path) = &cfg.status_file {
-            let _ = status::write_file(path, &counters, mode_name);
+            let _ = status::write_file(path, &status);
         }
         notifier.send("WATCHDOG=1");
         let ts = libc::timespec {
@@ -523,7 +576,7 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         match sig {
             libc::SIGTERM | libc::SIGINT => break,
             libc::SIGHUP => {
-                cfg = reload(&args, cfg, &shared);
+                cfg = reload(&args, cfg, &shared, &status);
                 *watcher.cfg.lock().unwrap_or_else(|e| e.into_inner()) = cfg.clone();
                 watcher.refresh();
             }
@@ -578,14 +631,21 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     }
     if let Some(path) = &cfg.status_file {
         counters.ready.store(false, Ordering::Relaxed);
-        let _ = status::write_file(path, &counters, mode_name);
+        let _ = status::write_file(path, &status);
     }
+    counters.ready.store(false, Ordering::Relaxed);
+    drop(services);
     ExitCode::SUCCESS
 }
 
 /// SIGHUP: a new configuration and database are built beside the old ones and swapped in; events keep
 /// being answered with the old ones meanwhile. Anything that fails keeps the old state.
-fn reload(args: &RunArgs, old: RunConfig, shared: &worker::Shared) -> RunConfig {
+fn reload(
+    args: &RunArgs,
+    old: RunConfig,
+    shared: &worker::Shared,
+    status: &status::Status,
+) -> RunConfig {
     let cfg = match crate::config::load(args) {
         Ok(c) => c,
         Err(e) => {
@@ -593,8 +653,15 @@ fn reload(args: &RunArgs, old: RunConfig, shared: &worker::Shared) -> RunConfig 
             return old;
         }
     };
+    if (&cfg.socket, cfg.metrics) != (&old.socket, old.metrics) {
+        eprintln!(
+            "sensor run: reload: warning: the control socket and metrics address stay as they were \
+             at start; restart the sensor to move them"
+        );
+    }
     match load_database(&cfg.databases) {
         Ok(db) => {
+            status.set_database(dbinfo::DbInfo::of(&cfg.databases, &db));
             *shared.db.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(db);
             shared.generation.fetch_add(1, Ordering::AcqRel);
             // eBPF hook (issue 4): the exec guard forgets the old database's verdicts too.

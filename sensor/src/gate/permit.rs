@@ -6,6 +6,7 @@
 //! fd (taken with [`Permit::file`]), never through the raw number. A permit dropped unanswered answers the
 //! fail policy and is counted. Nothing here logs or blocks beyond one short lock and one write.
 
+use super::latency::Route;
 use super::status::{bump, Counters};
 use super::sys::Group;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -29,12 +30,15 @@ impl FailPolicy {
 #[derive(Debug)]
 pub struct Pending {
     fd: Mutex<Option<OwnedFd>>,
+    /// When the reader read the event: the start of its decision latency.
+    arrived: Instant,
     pub deadline: Instant,
 }
 
 impl Pending {
-    /// Answers once: returns false if someone else already did.
-    pub fn answer(&self, group: &Group, allow: bool, counters: &Counters) -> bool {
+    /// Answers once: returns false if someone else already did. The answer's latency is recorded under
+    /// `route`.
+    pub fn answer(&self, group: &Group, allow: bool, counters: &Counters, route: Route) -> bool {
         // A poisoned lock only means another thread panicked mid-answer; the slot itself is still sound.
         let mut slot = self.fd.lock().unwrap_or_else(|p| p.into_inner());
         let Some(fd) = slot.take() else { return false };
@@ -46,6 +50,7 @@ impl Pending {
         } else {
             &counters.denied
         });
+        counters.latency.record(route, self.arrived);
         drop(fd);
         true
     }
@@ -64,9 +69,11 @@ pub struct Permit {
 }
 
 impl Permit {
+    /// `arrived`: when the reader read the event.
     pub fn new(
         fd: OwnedFd,
         pid: i32,
+        arrived: Instant,
         deadline: Instant,
         group: Arc<Group>,
         counters: Arc<Counters>,
@@ -74,6 +81,7 @@ impl Permit {
     ) -> Permit {
         let pending = Arc::new(Pending {
             fd: Mutex::new(Some(fd)),
+            arrived,
             deadline,
         });
         Permit {
@@ -96,24 +104,27 @@ impl Permit {
         slot.as_ref().map(|fd| fd.try_clone())
     }
 
-    /// Answers the kernel; returns false if the watchdog answered first.
-    pub fn answer(self, allow: bool) -> bool {
-        self.pending.answer(&self.group, allow, &self.counters)
+    /// Answers the kernel with a verdict reached by `route`; returns false if the watchdog answered first.
+    pub fn answer(self, allow: bool, route: Route) -> bool {
+        self.pending
+            .answer(&self.group, allow, &self.counters, route)
     }
 
     /// Answers the fail policy (scan error, unreadable file, full queue).
     pub fn fail(self) -> bool {
         let allow = self.fail.allows();
-        self.answer(allow)
+        self.answer(allow, Route::FailPolicy)
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        if self
-            .pending
-            .answer(&self.group, self.fail.allows(), &self.counters)
-        {
+        if self.pending.answer(
+            &self.group,
+            self.fail.allows(),
+            &self.counters,
+            Route::FailPolicy,
+        ) {
             bump(&self.counters.dropped);
         }
     }

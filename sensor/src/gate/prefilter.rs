@@ -12,7 +12,7 @@
 //! or renamed into a tree later need nothing: the kernel decides "under a tree" at each open by walking the
 //! file's live dentry chain up to a registered root (`sensor-ebpf/src/open.rs`).
 
-use super::reader::Job;
+use super::reader::{enqueue, Job};
 use super::status::{bump, Counters};
 use crate::ebpf::open::{reopen, Prefilter};
 use std::path::PathBuf;
@@ -51,7 +51,7 @@ pub fn start(
                             fd,
                             pid: ev.tgid as i32,
                         };
-                        match tx.try_send(job) {
+                        match enqueue(&tx, &counters.queue_depth, job) {
                             Ok(()) => bump(&counters.prefilter_jobs),
                             Err(_) => bump(&counters.queue_full),
                         }

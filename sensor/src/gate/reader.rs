@@ -2,11 +2,13 @@
 //! (the sensor's own process: allow; full queue: fail policy) and NEVER logs, blocks on anything but poll,
 //! or allocates beyond one small record per event in flight (bounded by the queue and the watchdog).
 
+use super::latency::Route;
 use super::permit::{FailPolicy, Permit};
 use super::status::{bump, Counters};
 use super::sys::{self, Events, Group};
 use super::watchdog::Watch;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +19,17 @@ pub enum Job {
     Perm(Permit),
     /// A notification (notify-only mode): judged and reported, nothing to answer.
     Notify { fd: OwnedFd, pid: i32 },
+}
+
+/// Queues a job without waiting, counted in the queue-depth gauge `depth` (which workers decrement as they
+/// take jobs). Counted before the send, so a worker's decrement never precedes the increment.
+pub fn enqueue(tx: &SyncSender<Job>, depth: &AtomicU64, job: Job) -> Result<(), TrySendError<Job>> {
+    depth.fetch_add(1, Ordering::Relaxed);
+    let sent = tx.try_send(job);
+    if sent.is_err() {
+        depth.fetch_sub(1, Ordering::Relaxed);
+    }
+    sent
 }
 
 /// Bytes read per read(2): many events per system call under load.
@@ -61,8 +74,11 @@ impl Reader {
                 match self.group.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
+                        // One clock read per batch: an event's latency includes its wait behind the
+                        // events dispatched before it.
+                        let read_at = Instant::now();
                         for ev in Events::new(&buf[..n]) {
-                            self.dispatch(ev);
+                            self.dispatch(ev, read_at);
                         }
                     }
                     Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
@@ -76,7 +92,11 @@ impl Reader {
         }
     }
 
-    fn dispatch(&self, ev: sys::RawEvent) {
+    fn send(&self, job: Job) -> Result<(), TrySendError<Job>> {
+        enqueue(&self.tx, &self.counters.queue_depth, job)
+    }
+
+    fn dispatch(&self, ev: sys::RawEvent, read_at: Instant) {
         bump(&self.counters.events);
         if ev.mask & sys::FAN_Q_OVERFLOW != 0 {
             bump(&self.counters.overflow);
@@ -91,11 +111,12 @@ impl Reader {
             if perm {
                 let _ = self.group.respond(fd.as_raw_fd(), true);
                 bump(&self.counters.allowed);
+                self.counters.latency.record(Route::Fast, read_at);
             }
             return;
         }
         if !perm {
-            if self.tx.try_send(Job::Notify { fd, pid: ev.pid }).is_err() {
+            if self.send(Job::Notify { fd, pid: ev.pid }).is_err() {
                 bump(&self.counters.queue_full);
             }
             return;
@@ -103,7 +124,8 @@ impl Reader {
         let permit = Permit::new(
             fd,
             ev.pid,
-            Instant::now() + self.deadline,
+            read_at,
+            read_at + self.deadline,
             Arc::clone(&self.group),
             Arc::clone(&self.counters),
             self.fail,
@@ -113,7 +135,7 @@ impl Reader {
             permit.fail();
             return;
         }
-        match self.tx.try_send(Job::Perm(permit)) {
+        match self.send(Job::Perm(permit)) {
             Ok(()) => {}
             Err(TrySendError::Full(Job::Perm(p)) | TrySendError::Disconnected(Job::Perm(p))) => {
                 bump(&self.counters.queue_full);

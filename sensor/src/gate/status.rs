@@ -1,11 +1,15 @@
-//! Counters of the gate and the status file that publishes them. Counters are relaxed atomics: statistics,
-//! never synchronisation. The status file is written by the main thread only (never the reader).
+//! Counters of the gate and the snapshot that publishes them (status file, control socket, metrics).
+//! Counters are relaxed atomics: statistics, never synchronisation. Snapshots are taken by the main,
+//! control and metrics threads only, never by a thread that answers the kernel.
 
+use super::dbinfo::DbInfo;
+use super::latency::{Latency, Route, Snapshot};
 use crate::ebpf::Features;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 macro_rules! counters {
     ($($name:ident: $doc:literal),* $(,)?) => {
@@ -15,10 +19,21 @@ macro_rules! counters {
             pub ready: AtomicBool,
             /// What the eBPF loader turned on, set once at start (published as `ebpf`).
             pub ebpf: OnceLock<Features>,
+            /// Gauge: jobs queued for the workers, not yet taken (see `reader::enqueue`).
+            pub queue_depth: AtomicU64,
+            /// Decision latency of every permission event answered.
+            pub latency: Latency,
             $(#[doc = $doc] pub $name: AtomicU64,)*
         }
 
         impl Counters {
+            /// Every counter as (name, help, value), in declaration order.
+            pub fn each(&self) -> impl Iterator<Item = (&'static str, &'static str, u64)> + '_ {
+                [$((stringify!($name), $doc, &self.$name)),*]
+                    .into_iter()
+                    .map(|(n, d, v)| (n, d, v.load(Ordering::Relaxed)))
+            }
+
             pub fn snapshot(&self, mode: &str) -> serde_json::Value {
                 let mut m = serde_json::Map::new();
                 m.insert("ready".into(), self.ready.load(Ordering::Relaxed).into());
@@ -79,12 +94,137 @@ pub fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Replaces `path` atomically with the counters (write a temp file, then rename).
-pub fn write_file(path: &Path, counters: &Counters, mode: &str) -> std::io::Result<()> {
+impl Counters {
+    /// Events answered or lost without a verdict because something was full: the scan queue (or the
+    /// deadline watchdog's list), the kernel's queue, the prefilter's ring buffer; and permits dropped
+    /// unanswered.
+    pub fn drops(&self) -> u64 {
+        [
+            &self.queue_full,
+            &self.dropped,
+            &self.overflow,
+            &self.prefilter_drops,
+        ]
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum()
+    }
+}
+
+/// Everything `sensor status`, the status file and the metrics publish: the counters and what does not
+/// change per event (mode, start time, database).
+#[derive(Debug)]
+pub struct Status {
+    pub counters: Arc<Counters>,
+    mode: &'static str,
+    started: Instant,
+    started_at: SystemTime,
+    /// Replaced on reload (main thread); read by the snapshot takers.
+    database: Mutex<DbInfo>,
+}
+
+/// The sensor's own version, as `sensor --version` prints it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Microseconds with a fraction (sub-microsecond answers are common), or null without samples.
+fn micros(d: Option<Duration>) -> serde_json::Value {
+    d.map_or(serde_json::Value::Null, |d| {
+        serde_json::json!((d.as_nanos() as f64 / 10.0).round() / 100.0)
+    })
+}
+
+fn latency_json(s: &Snapshot) -> serde_json::Value {
+    serde_json::json!({
+        "count": s.count(),
+        "p50_us": micros(s.quantile(0.5)),
+        "p99_us": micros(s.quantile(0.99)),
+    })
+}
+
+impl Status {
+    /// `started`: when `sensor run` started (uptime counts the database load too).
+    pub fn new(
+        counters: Arc<Counters>,
+        mode: &'static str,
+        database: DbInfo,
+        started: Instant,
+    ) -> Status {
+        Status {
+            counters,
+            mode,
+            started,
+            started_at: SystemTime::now()
+                .checked_sub(started.elapsed())
+                .unwrap_or_else(SystemTime::now),
+            database: Mutex::new(database),
+        }
+    }
+
+    pub fn mode(&self) -> &'static str {
+        self.mode
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Unix time of the start, in seconds.
+    pub fn started_at(&self) -> u64 {
+        unix_secs(self.started_at)
+    }
+
+    pub fn database(&self) -> DbInfo {
+        self.database
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_database(&self, db: DbInfo) {
+        *self.database.lock().unwrap_or_else(|e| e.into_inner()) = db;
+    }
+
+    /// The JSON document of the status file and the control socket's STATUS: every counter under its
+    /// own name (as the status file always had them), plus the fields below.
+    pub fn snapshot(&self) -> serde_json::Value {
+        let c = &self.counters;
+        let mut v = c.snapshot(self.mode);
+        let overall = c.latency.overall();
+        let mut latency = latency_json(&overall);
+        latency["sum_us"] = serde_json::json!(overall.sum_ns / 1_000);
+        latency["by_route"] = Route::ALL
+            .iter()
+            .map(|r| (r.name().to_string(), latency_json(&c.latency.snapshot(*r))))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        if let Some(m) = v.as_object_mut() {
+            m.insert("version".into(), VERSION.into());
+            m.insert("uptime_secs".into(), self.uptime().as_secs().into());
+            m.insert("started_at".into(), self.started_at().into());
+            m.insert("database".into(), self.database().to_json());
+            m.insert(
+                "queue_depth".into(),
+                c.queue_depth.load(Ordering::Relaxed).into(),
+            );
+            m.insert("drops".into(), c.drops().into());
+            m.insert("timeouts".into(), c.deadline.load(Ordering::Relaxed).into());
+            m.insert("latency".into(), latency);
+        }
+        v
+    }
+}
+
+/// Replaces `path` atomically with the snapshot (write a temp file, then rename).
+pub fn write_file(path: &Path, status: &Status) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = std::fs::File::create(&tmp)?;
-        serde_json::to_writer(&mut f, &counters.snapshot(mode))?;
+        serde_json::to_writer(&mut f, &status.snapshot())?;
         f.write_all(b"\n")?;
     }
     std::fs::rename(tmp, path)
@@ -116,5 +256,53 @@ mod tests {
                 "open_prefilter": true, "why_off": "setuid: no"})
         );
         assert_eq!(v["mode"], "notify-only");
+    }
+
+    fn status() -> Status {
+        let db = DbInfo::for_tests(42);
+        Status::new(Arc::new(Counters::default()), "prevent", db, Instant::now())
+    }
+
+    #[test]
+    fn the_snapshot_adds_uptime_database_queue_drops_timeouts_and_latency() {
+        let s = status();
+        let c = &s.counters;
+        c.queue_full.store(1, Ordering::Relaxed);
+        c.dropped.store(2, Ordering::Relaxed);
+        c.overflow.store(4, Ordering::Relaxed);
+        c.prefilter_drops.store(8, Ordering::Relaxed);
+        c.deadline.store(3, Ordering::Relaxed);
+        c.queue_depth.store(5, Ordering::Relaxed);
+        c.events.store(9, Ordering::Relaxed);
+        let v = s.snapshot();
+        assert_eq!(v["mode"], "prevent");
+        assert_eq!(v["events"], 9, "the counters keep their names");
+        assert_eq!(v["ready"], false);
+        assert_eq!(v["drops"], 15);
+        assert_eq!(v["timeouts"], 3);
+        assert_eq!(v["queue_depth"], 5);
+        assert_eq!(v["version"], VERSION);
+        assert!(v["uptime_secs"].is_u64());
+        assert!(v["started_at"].as_u64().unwrap() > 1_600_000_000);
+        assert_eq!(v["database"]["signatures"], 42);
+        assert_eq!(v["latency"]["count"], 0);
+        assert!(v["latency"]["p50_us"].is_null(), "no sample, no quantile");
+    }
+
+    #[test]
+    fn latency_is_published_overall_and_by_route() {
+        let s = status();
+        let t = Instant::now() - Duration::from_millis(3);
+        s.counters.latency.record(Route::Scanned, t);
+        s.counters.latency.record(Route::Fast, Instant::now());
+        let v = s.snapshot();
+        let l = &v["latency"];
+        assert_eq!(l["count"], 2);
+        assert_eq!(l["by_route"]["scanned"]["count"], 1);
+        assert_eq!(l["by_route"]["fast"]["count"], 1);
+        assert_eq!(l["by_route"]["fail_policy"]["count"], 0);
+        let p99 = l["p99_us"].as_f64().unwrap();
+        assert!((2_000.0..=5_000.0).contains(&p99), "{l}");
+        assert!(l["sum_us"].as_u64().unwrap() >= 3_000, "{l}");
     }
 }

@@ -2,6 +2,7 @@
 //! policy by this thread, whatever the worker that holds it is doing. Entries are kept in arrival order, so
 //! deadlines are monotonic and only the front needs looking at.
 
+use super::latency::Route;
 use super::permit::Pending;
 use super::status::{bump, Counters};
 use super::sys::Group;
@@ -52,7 +53,7 @@ impl Watch {
                 }
             };
             if let Some(p) = front {
-                if p.answer(group, allow, counters) {
+                if p.answer(group, allow, counters, Route::FailPolicy) {
                     bump(&counters.deadline);
                 }
             }

@@ -5,6 +5,7 @@
 
 use super::cache::{Cache, Cached, Stamp};
 use super::filter::{Coverage, Filter};
+use super::latency::Route;
 use super::reader::Job;
 use super::report::Reporter;
 use super::status::{bump, Counters};
@@ -124,6 +125,7 @@ pub fn run(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Job>>>) {
         scanner: SharedScanner::new(db),
         buf: Vec::new(),
         shared,
+        scanned: false,
     };
     loop {
         let job = {
@@ -131,6 +133,10 @@ pub fn run(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Job>>>) {
             next_job(&rx)
         };
         let Ok(job) = job else { return };
+        w.shared
+            .counters
+            .queue_depth
+            .fetch_sub(1, Ordering::Relaxed);
         // A bug in one judgement must not shrink the pool: the job's permit answers the fail policy as it
         // unwinds (its Drop), the failure is counted, and the worker starts over with fresh scan state.
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.handle(job)));
@@ -169,6 +175,8 @@ struct Worker {
     scanner: SharedScanner,
     buf: Vec<u8>,
     shared: Arc<Shared>,
+    /// Whether the event being handled needed a scan (its answer's latency route).
+    scanned: bool,
 }
 
 /// The path the kernel has for an open file (absolute; may end in " (deleted)").
@@ -198,6 +206,7 @@ fn fstat(fd: &OwnedFd) -> std::io::Result<libc::stat> {
 
 impl Worker {
     fn handle(&mut self, job: Job) {
+        self.scanned = false;
         match job {
             Job::Perm(permit) => {
                 let file = match permit.file() {
@@ -209,18 +218,24 @@ impl Worker {
                         return;
                     }
                 };
-                match self.judge(&file, permit.pid) {
+                let judgement = self.judge(&file, permit.pid);
+                let route = if self.scanned {
+                    Route::Scanned
+                } else {
+                    Route::Fast
+                };
+                match judgement {
                     Judgement::Allow => {
-                        permit.answer(true);
+                        permit.answer(true, route);
                     }
                     Judgement::AllowThenLearn(st) => {
-                        permit.answer(true);
+                        permit.answer(true, route);
                         self.learn(&file, &st);
                     }
                     Judgement::Deny { path, name, .. } => {
                         // Answer first: the opener waits; reporting and quarantine do not need it to.
                         let pid = permit.pid;
-                        permit.answer(false);
+                        permit.answer(false, route);
                         let opener = self.shared.opener(pid);
                         self.shared.reporter.detection(&path, &name, &opener);
                     }
@@ -353,6 +368,7 @@ impl Worker {
                 return Verdict::Error;
             }
             bump(&c.scanned);
+            self.scanned = true;
             if let Some(d) = sh.scan_delay {
                 std::thread::sleep(d);
             }

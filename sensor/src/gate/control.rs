@@ -1,0 +1,247 @@
+//! The control socket of `sensor run --socket PATH`: the server side of `crate::control`'s protocol,
+//! on its own thread (`serve`).
+//!
+//! The socket file is created mode 0600 (root's, like the gate itself): the permission is set on the
+//! socket before bind(2), so there is no moment at which others could connect. A stale socket left by a
+//! sensor that died is replaced; a live one (something answers a connect) or a file that is not a
+//! socket is an error, never overwritten. The file is removed at stop, unless it was replaced meanwhile.
+
+use super::serve::{self, Listen, Service};
+use super::status::{Status, VERSION};
+use crate::control::{self, Command, IO_BUDGET, MAX_REQUEST};
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("{0}: another process serves this socket (is a sensor already running?)")]
+    InUse(String),
+    #[error("{0}: exists and is not a socket; not replacing it")]
+    NotSocket(String),
+    #[error("{0}: path too long for a unix socket (at most 107 bytes)")]
+    TooLong(String),
+    #[error("{path}: {source}")]
+    Io { path: String, source: io::Error },
+}
+
+/// The bound control socket; dropping it removes the socket file if it is still this one.
+#[derive(Debug)]
+pub struct Bound {
+    listener: UnixListener,
+    path: PathBuf,
+    /// (dev, ino) of the socket file, to tell it from one put in its place later.
+    id: (u64, u64),
+}
+
+/// socket + fchmod(0600) + bind + listen: the file is born with the final mode.
+fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    // SAFETY: plain syscalls; the fd is owned right after creation.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh fd, owned here.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_un is plain data; the path fits (checked by the caller) and stays NUL-terminated.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in addr.sun_path.iter_mut().zip(path.as_os_str().as_bytes()) {
+        *d = *s as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + path.as_os_str().len() + 1;
+    // SAFETY: valid fd and address of `len` bytes.
+    unsafe {
+        if libc::fchmod(fd.as_raw_fd(), 0o600) != 0
+            || libc::bind(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_un).cast(),
+                len as libc::socklen_t,
+            ) != 0
+            || libc::listen(fd.as_raw_fd(), 16) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(UnixListener::from(fd))
+}
+
+/// Binds `path`, replacing a stale socket.
+pub fn bind(path: &Path) -> Result<Bound, BindError> {
+    let name = path.display().to_string();
+    let io = |source| BindError::Io {
+        path: name.clone(),
+        source,
+    };
+    if path.as_os_str().len() > 107 {
+        return Err(BindError::TooLong(name));
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            if UnixStream::connect(path).is_ok() {
+                return Err(BindError::InUse(name));
+            }
+            std::fs::remove_file(path).map_err(io)?;
+        }
+        Ok(_) => return Err(BindError::NotSocket(name)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let listener = bind_private(path).map_err(io)?;
+    // Belt and braces: the mode is already 0600 unless the umask took more away.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    let m = std::fs::metadata(path).map_err(io)?;
+    Ok(Bound {
+        listener,
+        path: path.to_path_buf(),
+        id: (m.dev(), m.ino()),
+    })
+}
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        let ours = std::fs::symlink_metadata(&self.path)
+            .map(|m| (m.dev(), m.ino()) == self.id)
+            .unwrap_or(false);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl AsRawFd for Bound {
+    fn as_raw_fd(&self) -> RawFd {
+        self.listener.as_raw_fd()
+    }
+}
+
+impl Listen for Bound {
+    type Conn = UnixStream;
+    fn set_nonblocking(&self) -> io::Result<()> {
+        self.listener.set_nonblocking(true)
+    }
+    fn accept_conn(&self) -> io::Result<UnixStream> {
+        self.listener.accept_conn()
+    }
+}
+
+/// The answer to one request, without its terminator.
+fn answer(command: Command, status: &Status) -> String {
+    match command {
+        Command::Status => status.snapshot().to_string(),
+        Command::Ping => "PONG".into(),
+        Command::Version => {
+            let db = status.database();
+            format!("sensor {VERSION}/{}/{}", db.version, db.signatures)
+        }
+        Command::Unknown => "UNKNOWN COMMAND".into(),
+    }
+}
+
+fn handle(conn: &mut UnixStream, status: &Status) {
+    let Ok(req) = serve::read_request(conn, MAX_REQUEST, IO_BUDGET, control::complete) else {
+        return;
+    };
+    if req.is_empty() {
+        return; // connected and closed: nothing to answer
+    }
+    let req = control::parse(&req);
+    let mut out = answer(req.command, status).into_bytes();
+    out.push(req.terminator);
+    if serve::Conn::set_timeouts(conn, IO_BUDGET).is_ok() {
+        let _ = conn.write_all(&out);
+    }
+}
+
+/// Serves `bound` on thread `control` until the returned service is dropped.
+pub fn start(bound: Bound, status: Arc<Status>) -> io::Result<Service> {
+    serve::spawn("control", bound, IO_BUDGET, move |conn| {
+        handle(conn, &status)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::dbinfo::DbInfo;
+    use crate::gate::status::Counters;
+    use std::io::Read;
+
+    fn status() -> Arc<Status> {
+        Arc::new(Status::new(
+            Arc::new(Counters::default()),
+            "prevent",
+            DbInfo::for_tests(3),
+            std::time::Instant::now(),
+        ))
+    }
+
+    fn ask(path: &Path, req: &[u8]) -> String {
+        let mut s = UnixStream::connect(path).unwrap();
+        s.write_all(req).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn answers_status_ping_version_and_unknown() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.sock");
+        let _svc = start(bind(&p).unwrap(), status()).unwrap();
+        let st = ask(&p, b"STATUS\n");
+        assert!(st.ends_with('\n'));
+        let v: serde_json::Value = serde_json::from_str(&st).unwrap();
+        assert_eq!(v["mode"], "prevent");
+        assert_eq!(v["database"]["signatures"], 3);
+        assert_eq!(ask(&p, b"PING\n"), "PONG\n");
+        assert_eq!(ask(&p, b"zPING\0"), "PONG\0");
+        assert_eq!(
+            ask(&p, b"nVERSION\n"),
+            format!("sensor {VERSION}/sha256:0123456789abcdef/3\n")
+        );
+        assert_eq!(ask(&p, b"SCAN /etc\n"), "UNKNOWN COMMAND\n");
+    }
+
+    #[test]
+    fn the_socket_is_private_replaces_a_stale_one_and_is_removed_at_stop() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.sock");
+        drop(UnixListener::bind(&p).unwrap()); // stale: nobody listens
+        let b = bind(&p).unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(
+            matches!(bind(&p), Err(BindError::InUse(_))),
+            "a live socket is not taken over"
+        );
+        let svc = start(b, status()).unwrap();
+        drop(svc);
+        assert!(!p.exists(), "removed at stop");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_socket_is_left_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("not-a-socket");
+        std::fs::write(&p, "data").unwrap();
+        assert!(matches!(bind(&p), Err(BindError::NotSocket(_))));
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "data");
+    }
+
+    #[test]
+    fn a_socket_replaced_meanwhile_is_not_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.sock");
+        let b = bind(&p).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        let other = UnixListener::bind(&p).unwrap();
+        drop(b);
+        assert!(p.exists(), "the newcomer's socket stays");
+        drop(other);
+    }
+}
