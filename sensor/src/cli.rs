@@ -166,6 +166,22 @@ pub struct RunArgs {
     /// Let --metrics listen on a non-loopback address (the metrics have no authentication).
     #[arg(long = "metrics-allow-remote")]
     pub metrics_allow_remote: bool,
+    /// Write the audit log (hash-chained JSON lines, rotated) here; default /var/lib/sensor/audit.
+    #[arg(long = "audit-dir", value_name = "DIR", conflicts_with = "no_audit")]
+    pub audit_dir: Option<PathBuf>,
+    /// Keep no audit log.
+    #[arg(long = "no-audit")]
+    pub no_audit: bool,
+    /// Also send every audit record to syslog (RFC 5424): unix:/dev/log, udp://HOST[:PORT] or
+    /// tcp://HOST[:PORT].
+    #[arg(long = "syslog", value_name = "TARGET")]
+    pub syslog: Option<String>,
+    /// Facility of the syslog and journald records (default authpriv).
+    #[arg(long = "syslog-facility", value_name = "FACILITY")]
+    pub syslog_facility: Option<String>,
+    /// Also send every audit record to journald (native protocol).
+    #[arg(long = "journald")]
+    pub journald: bool,
 }
 
 /// clamscan's `yes/no` booleans (also accepts true/false and 1/0).

@@ -328,6 +328,8 @@ pub struct SensorOpts {
     pub status_file: Option<PathBuf>,
     /// `--log` (default `<scratch>/sensor.log`).
     pub log_file: Option<PathBuf>,
+    /// `--audit-dir` (default `<scratch>/audit`, so tests never write the system's audit log).
+    pub audit_dir: Option<PathBuf>,
 }
 
 impl SensorOpts {
@@ -347,6 +349,8 @@ pub struct Sensor {
     pub argv: Vec<String>,
     pub status_path: PathBuf,
     pub log_path: PathBuf,
+    /// The sensor's `--audit-dir`.
+    pub audit_dir: PathBuf,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
 }
@@ -378,6 +382,10 @@ impl Sensor {
             .log_file
             .clone()
             .unwrap_or_else(|| env.scratch.join("sensor.log"));
+        let audit_dir = opts
+            .audit_dir
+            .clone()
+            .unwrap_or_else(|| env.scratch.join("audit"));
         let _ = std::fs::remove_file(&status_path);
         let _ = std::fs::remove_file(&log_path);
         let mut argv: Vec<String> = vec!["run".into()];
@@ -419,6 +427,10 @@ impl Sensor {
         argv.push(status_path.display().to_string());
         argv.push("--log".into());
         argv.push(log_path.display().to_string());
+        if !opts.extra.iter().any(|a| a == "--no-audit") {
+            argv.push("--audit-dir".into());
+            argv.push(audit_dir.display().to_string());
+        }
         argv.extend(opts.extra.iter().cloned());
         let mut child = Command::new(&env.bin)
             .args(&argv)
@@ -438,6 +450,7 @@ impl Sensor {
             argv,
             status_path,
             log_path,
+            audit_dir,
             stdout,
             stderr,
         }
@@ -561,6 +574,55 @@ impl Sensor {
     }
 
     /// Wait until the log file contains `needle`; returns whether it did within `timeout`.
+    /// Every record of the audit log so far (files in name order, lines in order; a line not yet
+    /// complete is left out).
+    pub fn audit_records(&self) -> Vec<Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.audit_dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        let mut out = Vec::new();
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+                if let Ok(v) = serde_json::from_str::<Value>(line) {
+                    out.push(v);
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits (bounded) for an audit record that satisfies `pred`; panics with the records and the
+    /// diagnostics if none comes.
+    pub fn wait_audit(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let mut found = None;
+        wait_until(timeout, || {
+            found = self.audit_records().into_iter().find(|r| pred(r));
+            found.is_some()
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "no audit record {what} within {timeout:?}; records:\n{}\n{}",
+                self.audit_records()
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                self.diag()
+            )
+        })
+    }
+
     pub fn wait_log_contains(&self, needle: &str, timeout: Duration) -> bool {
         wait_until(timeout, || self.log().contains(needle))
     }
@@ -592,7 +654,7 @@ impl Sensor {
         let _ = wait_until(Duration::from_secs(10), || self.exited().is_some());
     }
 
-    fn signal(&mut self, sig: i32) {
+    pub fn signal(&mut self, sig: i32) {
         if self.exited().is_none() {
             // SAFETY: our own, not yet reaped child: the pid cannot have been recycled.
             unsafe {

@@ -176,6 +176,16 @@ fn exec_of_a_file_found_infected_is_killed() {
         counter(v, "exec_kills") >= 1
     });
     assert_eq!(counter(&st, "exec_kills"), 1, "{st}");
+    // ... and records it (issue 5): the process, the file, the signature.
+    let r = s.wait_audit("exec_kill", Duration::from_secs(10), |r| {
+        r["kind"] == "exec_kill"
+    });
+    assert_eq!(r["verdict"], "killed", "{r}");
+    assert_eq!(r["signature"], "Ebpf.Test.Exec.UNOFFICIAL", "{r}");
+    assert_eq!(r["file"]["path"], bad.display().to_string(), "{r}");
+    assert_eq!(r["file"]["ino"], fs::metadata(&bad).unwrap().ino(), "{r}");
+    assert_eq!(r["process"]["ppid"], std::process::id(), "{r}");
+    assert_eq!(r["access"], "exec", "{r}");
     let st = exec(&good);
     assert!(
         st.success(),

@@ -37,6 +37,13 @@
 //! open_prefilter = false                 # notify-only: eBPF open prefilter even where fanotify watches
 //! socket = "/run/sensor/control.sock"  # control socket for `sensor status`
 //! metrics = "127.0.0.1:9464"      # Prometheus endpoint (loopback unless metrics_allow_remote = true)
+//! audit_dir = "/var/lib/sensor/audit"  # audit log (audit = false: none)
+//! audit_max_file_size = "64M"      # rotation by size ...
+//! audit_max_age_hours = 24         # ... and by age
+//! audit_keep_files = 30            # retention by count (audit_retain_days = N: by age too)
+//! syslog = "udp://127.0.0.1:514"   # audit records to syslog too (unix:/dev/log, udp://, tcp://)
+//! syslog_facility = "authpriv"
+//! journald = false                 # audit records to journald too
 //! ```
 //!
 //! Relative paths (in either format) are taken from the working directory, like the flags'.
@@ -128,15 +135,42 @@ pub struct RunConfig {
     /// Prometheus endpoint (--metrics); loopback unless `metrics_allow_remote`.
     pub metrics: Option<SocketAddr>,
     pub metrics_allow_remote: bool,
+    /// The audit log (`--audit-dir`, TOML `audit_dir` and `audit_*`); None with `--no-audit`/`audit = false`.
+    pub audit: Option<AuditSettings>,
+    /// Audit sinks: a syslog target (`unix:PATH`, `udp://HOST[:PORT]`, `tcp://HOST[:PORT]`), its facility,
+    /// and journald. Checked here; connected by the gate.
+    pub syslog: Option<String>,
+    pub syslog_facility: Option<String>,
+    pub journald: bool,
     pub foreground: bool,
     /// Settings accepted without effect, and legal but suspicious ones: one line each, for the caller to
     /// print (`sensor run: warning: ...`).
     pub warnings: Vec<String>,
 }
 
+/// Where the audit log goes and how it rotates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditSettings {
+    pub dir: PathBuf,
+    pub policy: crate::audit::rotate::Policy,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
+
+pub(crate) fn check_syslog(target: &str) -> Result<(), String> {
+    target
+        .parse::<crate::audit::SyslogTarget>()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+pub(crate) fn check_facility(f: &str) -> Result<(), String> {
+    f.parse::<crate::audit::Facility>()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
 
 /// What a file says, before the flags. A path or action carries where it came from (`FILE:LINE: key`)
 /// so the validation errors can point at it.
@@ -164,6 +198,15 @@ struct FileSettings {
     /// The address as written, and where (`FILE:LINE: key`).
     metrics: Option<(String, String)>,
     metrics_allow_remote: Option<bool>,
+    audit: Option<bool>,
+    audit_dir: Option<PathBuf>,
+    audit_max_file_size: Option<u64>,
+    audit_max_age: Option<Duration>,
+    audit_keep_files: Option<usize>,
+    audit_retain: Option<Duration>,
+    syslog: Option<String>,
+    syslog_facility: Option<String>,
+    journald: Option<bool>,
     warnings: Vec<String>,
 }
 
@@ -442,6 +485,30 @@ fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, ConfigError> {
         (None, None) => None,
     };
 
+    let audit_on = !args.no_audit && file.audit.unwrap_or(true);
+    let audit = audit_on.then(|| {
+        let d = crate::audit::rotate::Policy::default();
+        AuditSettings {
+            dir: args
+                .audit_dir
+                .clone()
+                .or(file.audit_dir.clone())
+                .unwrap_or_else(|| PathBuf::from(crate::audit::DEFAULT_DIR)),
+            policy: crate::audit::rotate::Policy {
+                max_bytes: file.audit_max_file_size.unwrap_or(d.max_bytes),
+                max_age: file.audit_max_age.unwrap_or(d.max_age),
+                keep_files: file.audit_keep_files.unwrap_or(d.keep_files),
+                retain_age: file.audit_retain.or(d.retain_age),
+            },
+        }
+    });
+    if let Some(t) = &args.syslog {
+        check_syslog(t).map_err(|e| err("--syslog", e))?;
+    }
+    if let Some(f) = &args.syslog_facility {
+        check_facility(f).map_err(|e| err("--syslog-facility", e))?;
+    }
+
     Ok(RunConfig {
         mode,
         databases,
@@ -462,6 +529,10 @@ fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, ConfigError> {
         socket: args.socket.clone().or(file.socket),
         metrics,
         metrics_allow_remote,
+        audit,
+        syslog: args.syslog.clone().or(file.syslog),
+        syslog_facility: args.syslog_facility.clone().or(file.syslog_facility),
+        journald: args.journald || file.journald.unwrap_or(false),
         foreground: args.foreground,
         warnings,
     })

@@ -47,6 +47,15 @@ struct Run {
     socket: Option<PathBuf>,
     metrics: Option<Spanned<String>>,
     metrics_allow_remote: Option<bool>,
+    audit: Option<bool>,
+    audit_dir: Option<PathBuf>,
+    audit_max_file_size: Option<Size>,
+    audit_max_age_hours: Option<Spanned<f64>>,
+    audit_keep_files: Option<Spanned<usize>>,
+    audit_retain_days: Option<Spanned<f64>>,
+    syslog: Option<Spanned<String>>,
+    syslog_facility: Option<Spanned<String>>,
+    journald: Option<bool>,
 }
 
 /// `max_file_size = 5242880` or `max_file_size = "5M"`.
@@ -156,6 +165,10 @@ pub fn parse(file: &Path, text: &str) -> Result<FileSettings, String> {
         open_prefilter: run.open_prefilter,
         socket: run.socket,
         metrics_allow_remote: run.metrics_allow_remote,
+        audit: run.audit,
+        audit_dir: run.audit_dir,
+        audit_max_file_size: run.audit_max_file_size.map(|s| s.0),
+        journald: run.journald,
         ..FileSettings::default()
     };
     if let Some(m) = &run.metrics {
@@ -167,6 +180,37 @@ pub fn parse(file: &Path, text: &str) -> Result<FileSettings, String> {
             Some(uid) => s.exclude_uids.push(uid),
             None => return Err(at(u.span(), &format!("no such user '{}'", u.get_ref()))),
         }
+    }
+    if let Some(h) = &run.audit_max_age_hours {
+        let v = *h.get_ref();
+        if !(v > 0.0 && v <= 24.0 * 3650.0) {
+            return Err(at(
+                h.span(),
+                "must be more than 0 hours and at most 10 years",
+            ));
+        }
+        s.audit_max_age = Some(std::time::Duration::from_secs_f64(v * 3600.0));
+    }
+    if let Some(k) = &run.audit_keep_files {
+        if *k.get_ref() == 0 {
+            return Err(at(k.span(), "must be at least 1"));
+        }
+        s.audit_keep_files = Some(*k.get_ref());
+    }
+    if let Some(d) = &run.audit_retain_days {
+        let v = *d.get_ref();
+        if !(v > 0.0 && v <= 3650.0) {
+            return Err(at(d.span(), "must be more than 0 days and at most 3650"));
+        }
+        s.audit_retain = Some(std::time::Duration::from_secs_f64(v * 86400.0));
+    }
+    if let Some(t) = &run.syslog {
+        super::check_syslog(t.get_ref()).map_err(|e| at(t.span(), &e))?;
+        s.syslog = Some(t.get_ref().clone());
+    }
+    if let Some(f) = &run.syslog_facility {
+        super::check_facility(f.get_ref()).map_err(|e| at(f.span(), &e))?;
+        s.syslog_facility = Some(f.get_ref().clone());
     }
     if let Some(t) = &run.threads {
         super::check_threads(*t.get_ref()).map_err(|e| at(t.span(), &e))?;

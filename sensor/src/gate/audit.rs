@@ -67,20 +67,34 @@ impl Trail {
         mode: Mode,
         ebpf: Arc<RwLock<Option<Ebpf>>>,
         mut deliver: impl FnMut(Record) + Send + 'static,
-    ) -> std::io::Result<(Trail, std::thread::JoinHandle<()>)> {
+    ) -> std::io::Result<(Trail, Enricher)> {
         let (tx, rx): (SyncSender<Note>, Receiver<Note>) = sync_channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
-        let thread = std::thread::Builder::new()
-            .name("audit-enrich".into())
-            .spawn(move || {
-                for note in rx {
-                    let ebpf = ebpf.read().unwrap_or_else(|e| e.into_inner());
-                    let record = enrich(note, mode, ebpf.as_ref());
-                    drop(ebpf);
-                    deliver(record);
-                }
-            })?;
-        Ok((Trail { tx, dropped }, thread))
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("audit-enrich".into())
+                .spawn(move || loop {
+                    // Producers keep their handles until the very end, so the queue never disconnects
+                    // by itself: stop is a flag, honoured once the queue is empty.
+                    match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                        Ok(note) => {
+                            let ebpf = ebpf.read().unwrap_or_else(|e| e.into_inner());
+                            let record = enrich(note, mode, ebpf.as_ref());
+                            drop(ebpf);
+                            deliver(record);
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                            if stop.load(Ordering::Relaxed) {
+                                return;
+                            }
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                })?
+        };
+        Ok((Trail { tx, dropped }, Enricher { stop, thread }))
     }
 
     /// Hands a note over; never blocks. `false` (and counted) when the queue is full.
@@ -95,6 +109,20 @@ impl Trail {
     /// A `dup` of `fd` for a note (None if the process is out of descriptors: the record is then poorer).
     pub fn dup(fd: &OwnedFd) -> Option<OwnedFd> {
         fd.try_clone().ok()
+    }
+}
+
+/// The enricher thread.
+pub struct Enricher {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Enricher {
+    /// Returns once every note queued so far has become a record (call after the producers stopped).
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
     }
 }
 

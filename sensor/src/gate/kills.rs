@@ -2,8 +2,10 @@
 //! already killed the exec; this thread says so, on stdout and in the log, with what the process table
 //! knows of the process: `EXE: NAME exec killed` (`EXE` as the exec named it, or `DEV:INO`).
 
+use super::audit::Note;
 use super::status::bump;
 use super::worker::Shared;
+use crate::audit::{Kind, Verdict};
 use crate::ebpf::kills::Kills;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +35,18 @@ pub fn start(kills: Kills, shared: Arc<Shared>) -> std::io::Result<Reporter> {
                         )
                     };
                     let dev = libc::makedev((k.dev >> 20) as u32, (k.dev & 0xf_ffff) as u32);
+                    if let Some(t) = &shared.trail {
+                        t.note(Note {
+                            verdict: Some(Verdict::Killed),
+                            signature: name.clone(),
+                            path: path.as_ref().map(PathBuf::from),
+                            id: Some((dev, k.ino)),
+                            pid: Some(k.tgid),
+                            access: Some("exec"),
+                            message: Some("exec killed in the kernel by the exec guard".into()),
+                            ..Note::new(Kind::ExecKill)
+                        });
+                    }
                     let path = PathBuf::from(path.unwrap_or_else(|| format!("{dev}:{}", k.ino)));
                     let name = name
                         .as_deref()

@@ -11,7 +11,6 @@
 //! The control socket (`--socket`) and the metrics endpoint (`--metrics`) have a thread each
 //! (`control`, `metrics`) that only reads the counters.
 
-#[allow(dead_code)] // wired next (issue 5)
 mod audit;
 mod cache;
 mod control;
@@ -67,6 +66,144 @@ fn load_database(paths: &[PathBuf]) -> Result<Database, String> {
         eprintln!("{n} signatures skipped: {reason}");
     }
     Ok(db)
+}
+
+/// A database load or reload, for the audit trail.
+fn db_note(kind: crate::audit::Kind, cfg: &RunConfig, db: &Database, what: &str) -> audit::Note {
+    let info = dbinfo::DbInfo::of(&cfg.databases, db);
+    let mut counts = std::collections::BTreeMap::new();
+    counts.insert("signatures".to_string(), db.signature_count());
+    counts.insert("files".to_string(), info.files as u64);
+    audit::Note {
+        message: Some(format!(
+            "database {what}: version {}, {} signatures from {}",
+            info.version,
+            db.signature_count(),
+            cfg.databases
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        counts,
+        ..audit::Note::new(kind)
+    }
+}
+
+/// Losses since the last look (kernel queue overflows, full scan queue, dropped permits, eBPF ring-buffer
+/// drops, audit notes dropped): one `loss` record per second at most, with the increments.
+#[derive(Default)]
+struct LossWatch {
+    last: [u64; 5],
+    when: Option<std::time::Instant>,
+}
+
+impl LossWatch {
+    const NAMES: [&'static str; 5] = [
+        "overflow",
+        "queue_full",
+        "dropped",
+        "prefilter_drops",
+        "audit_notes_dropped",
+    ];
+
+    fn check(&mut self, c: &status::Counters, trail: &audit::Trail) {
+        if self
+            .when
+            .is_some_and(|w| w.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        let now = [
+            c.overflow.load(Ordering::Relaxed),
+            c.queue_full.load(Ordering::Relaxed),
+            c.dropped.load(Ordering::Relaxed),
+            c.prefilter_drops.load(Ordering::Relaxed),
+            trail.dropped.load(Ordering::Relaxed),
+        ];
+        let counts: std::collections::BTreeMap<String, u64> = Self::NAMES
+            .iter()
+            .zip(now.iter().zip(self.last))
+            .filter(|(_, (n, l))| *n > l)
+            .map(|(k, (n, l))| (k.to_string(), n - l))
+            .collect();
+        self.last = now;
+        if counts.is_empty() {
+            return;
+        }
+        self.when = Some(std::time::Instant::now());
+        trail.note(audit::Note {
+            message: Some(format!(
+                "events lost or answered without a verdict: {}",
+                counts
+                    .iter()
+                    .map(|(k, v)| format!("{k} +{v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            counts,
+            ..audit::Note::new(crate::audit::Kind::Loss)
+        });
+    }
+}
+
+/// The running audit trail: the enricher (producers hold `trail`) in front of the writer.
+struct AuditRun {
+    trail: Arc<audit::Trail>,
+    enricher: audit::Enricher,
+    writer: crate::audit::Audit,
+    handle: crate::audit::AuditHandle,
+}
+
+impl AuditRun {
+    /// Stops after every producer has: the enricher drains its queue into the writer, which flushes.
+    fn stop(self) {
+        let AuditRun {
+            trail,
+            enricher,
+            writer,
+            handle,
+        } = self;
+        drop(trail);
+        enricher.stop();
+        drop(handle);
+        if let Err(e) = writer.shutdown(Duration::from_secs(5)) {
+            eprintln!("sensor run: audit log: {e}");
+        }
+    }
+}
+
+fn start_audit(
+    cfg: &RunConfig,
+    mode: crate::audit::Mode,
+    ebpf: &Arc<RwLock<Option<crate::ebpf::Ebpf>>>,
+) -> Result<Option<AuditRun>, String> {
+    let Some(settings) = &cfg.audit else {
+        return Ok(None);
+    };
+    let journald = cfg
+        .journald
+        .then_some(std::path::Path::new(crate::audit::JOURNAL_SOCKET));
+    let sinks = crate::audit::sinks_from(
+        cfg.syslog.as_deref(),
+        journald,
+        cfg.syslog_facility.as_deref(),
+    )
+    .map_err(|e| format!("audit sinks: {e}"))?;
+    let mut acfg = crate::audit::AuditConfig::new(&settings.dir, mode);
+    acfg.policy = settings.policy.clone();
+    let (handle, writer) = crate::audit::Audit::start(acfg, sinks).map_err(|e| e.to_string())?;
+    let deliver = handle.clone();
+    let (trail, enricher) = audit::Trail::start(mode, Arc::clone(ebpf), move |r| {
+        deliver.submit(r);
+    })
+    .map_err(|e| format!("audit: cannot start: {e}"))?;
+    Ok(Some(AuditRun {
+        trail: Arc::new(trail),
+        enricher,
+        writer,
+        handle,
+    }))
 }
 
 /// The filesystems to mark: one path per distinct device among the include and mount paths.
@@ -331,6 +468,21 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         Mode::Prevent => "prevent",
         Mode::NotifyOnly => "notify-only",
     };
+    let audit_mode = match mode {
+        Mode::Prevent => crate::audit::Mode::Prevent,
+        Mode::NotifyOnly => crate::audit::Mode::NotifyOnly,
+    };
+    // Audit trail (issue 5): the writer (local log + sinks), then the enricher in front of it. A log that
+    // cannot be opened stops the start, like a log file that cannot be (nothing would record decisions).
+    let ebpf_shared = Arc::new(RwLock::new(None));
+    let audit = match start_audit(&cfg, audit_mode, &ebpf_shared) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("sensor run: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let trail = audit.as_ref().map(|a| Arc::clone(&a.trail));
     let group = Arc::new(group);
     let counters = Arc::new(status::Counters::default());
     let status = Arc::new(status::Status::new(
@@ -339,6 +491,17 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         db_info,
         started,
     ));
+    if let Some(a) = &audit {
+        status.set_audit(status::AuditView {
+            dir: cfg
+                .audit
+                .as_ref()
+                .map(|a| a.dir.clone())
+                .unwrap_or_default(),
+            handle: a.handle.clone(),
+            notes_dropped: Arc::clone(&a.trail.dropped),
+        });
+    }
     // Dropped at the end of `run` (whatever the return): each stops its thread, and the control socket's
     // file is removed.
     let mut services = Vec::new();
@@ -401,7 +564,11 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
             .ok()
             .and_then(|v| v.parse().ok())
             .map(Duration::from_millis),
-        ebpf: RwLock::new(ebpf_handle), // eBPF hook (issue 4)
+        ebpf: {
+            *ebpf_shared.write().unwrap_or_else(|e| e.into_inner()) = ebpf_handle; // eBPF hook (issue 4)
+            Arc::clone(&ebpf_shared)
+        },
+        trail: trail.clone(),
     });
     if let Some(e) = shared
         .ebpf
@@ -437,9 +604,10 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
             Arc::clone(&counters),
             Arc::clone(&stop),
         );
-        std::thread::Builder::new()
-            .name("deadline".into())
-            .spawn(move || watch.run(&group, fail.allows(), &counters, &stop))
+        std::thread::Builder::new().name("deadline".into()).spawn({
+            let trail = trail.clone();
+            move || watch.run(&group, fail.allows(), &counters, &stop, trail)
+        })
     };
     // SAFETY: eventfd returns a new fd or -1.
     let stop_fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
@@ -557,12 +725,33 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         if cfg.deny_on_error { "deny" } else { "allow" },
     );
 
+    if let Some(t) = &trail {
+        let db = shared.db.read().unwrap_or_else(|e| e.into_inner()).clone();
+        t.note(audit::Note {
+            message: Some(format!(
+                "started in {mode_name} mode, protecting {}; {}",
+                cfg.include
+                    .iter()
+                    .chain(&cfg.mount_paths)
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                ebpf.features
+            )),
+            ..audit::Note::new(crate::audit::Kind::Mode)
+        });
+        t.note(db_note(crate::audit::Kind::DbLoad, &cfg, &db, "loaded"));
+    }
     let notifier = notify::Notifier::from_env();
     notifier.send("READY=1");
     let mut cfg = cfg;
     let mut undecided = Undecided::default();
+    let mut losses = LossWatch::default();
     loop {
         undecided.report(&counters, fail);
+        if let Some(t) = &trail {
+            losses.check(&counters, t);
+        }
         if let Some(path) = &cfg.status_file {
             let _ = status::write_file(path, &status);
         }
@@ -619,6 +808,19 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     if let Ok(w) = watchdog {
         let _ = w.join();
     }
+    // Every producer has stopped: the last records, then the trail drains and flushes (before the eBPF
+    // table goes: the enricher reads it).
+    if let Some(t) = &trail {
+        losses.check(&counters, t);
+        t.note(audit::Note {
+            message: Some(format!("stopped ({mode_name} mode)")),
+            ..audit::Note::new(crate::audit::Kind::Mode)
+        });
+    }
+    drop(trail);
+    if let Some(a) = audit {
+        a.stop();
+    }
     // eBPF hook (issue 4): detach and unload the programs.
     if shared
         .ebpf
@@ -661,6 +863,9 @@ fn reload(
     }
     match load_database(&cfg.databases) {
         Ok(db) => {
+            if let Some(t) = &shared.trail {
+                t.note(db_note(crate::audit::Kind::DbReload, &cfg, &db, "reloaded"));
+            }
             status.set_database(dbinfo::DbInfo::of(&cfg.databases, &db));
             *shared.db.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(db);
             shared.generation.fetch_add(1, Ordering::AcqRel);
@@ -680,6 +885,16 @@ fn reload(
         }
         Err(e) => {
             eprintln!("sensor run: reload: database refused, keeping the old one:\n{e}");
+            if let Some(t) = &shared.trail {
+                let mut why = e.clone();
+                why.truncate(why.floor_char_boundary(4096));
+                t.note(audit::Note {
+                    message: Some(format!(
+                        "reload refused, the old database stays in use: {why}"
+                    )),
+                    ..audit::Note::new(crate::audit::Kind::DbReload)
+                });
+            }
             return old;
         }
     }

@@ -33,15 +33,31 @@ pub struct Pending {
     /// When the reader read the event: the start of its decision latency.
     arrived: Instant,
     pub deadline: Instant,
+    /// The opener, and whether it opens to execute: for the audit record of an answer made here.
+    pub pid: i32,
+    pub exec: bool,
 }
 
 impl Pending {
     /// Answers once: returns false if someone else already did. The answer's latency is recorded under
     /// `route`.
     pub fn answer(&self, group: &Group, allow: bool, counters: &Counters, route: Route) -> bool {
+        self.answer_keeping(group, allow, counters, route).is_some()
+    }
+
+    /// As [`Pending::answer`], and hands the answered event's fd to the caller instead of closing it
+    /// (the watchdog gives it to the audit trail, which reads the file off the decision path). The number
+    /// cannot be answered again: the slot is empty.
+    pub fn answer_keeping(
+        &self,
+        group: &Group,
+        allow: bool,
+        counters: &Counters,
+        route: Route,
+    ) -> Option<OwnedFd> {
         // A poisoned lock only means another thread panicked mid-answer; the slot itself is still sound.
         let mut slot = self.fd.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(fd) = slot.take() else { return false };
+        let fd = slot.take()?;
         if group.respond(fd.as_raw_fd(), allow).is_err() {
             bump(&counters.respond_errors);
         }
@@ -51,8 +67,12 @@ impl Pending {
             &counters.denied
         });
         counters.latency.record(route, self.arrived);
-        drop(fd);
-        true
+        Some(fd)
+    }
+
+    /// Microseconds since the reader read the event.
+    pub fn waited_us(&self) -> u64 {
+        self.arrived.elapsed().as_micros() as u64
     }
 
     pub fn is_answered(&self) -> bool {
@@ -69,10 +89,12 @@ pub struct Permit {
 }
 
 impl Permit {
-    /// `arrived`: when the reader read the event.
+    /// `arrived`: when the reader read the event; `exec`: an open to execute (FAN_OPEN_EXEC_PERM).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         fd: OwnedFd,
         pid: i32,
+        exec: bool,
         arrived: Instant,
         deadline: Instant,
         group: Arc<Group>,
@@ -83,6 +105,8 @@ impl Permit {
             fd: Mutex::new(Some(fd)),
             arrived,
             deadline,
+            pid,
+            exec,
         });
         Permit {
             pending,
@@ -91,6 +115,20 @@ impl Permit {
             fail,
             pid,
         }
+    }
+
+    pub fn exec(&self) -> bool {
+        self.pending.exec
+    }
+
+    /// Whether [`Permit::fail`] allows.
+    pub fn fail_allows(&self) -> bool {
+        self.fail.allows()
+    }
+
+    /// Microseconds since the reader read the event.
+    pub fn waited_us(&self) -> u64 {
+        self.pending.waited_us()
     }
 
     /// The slot the watchdog keeps.

@@ -124,6 +124,7 @@ impl Reader {
         let permit = Permit::new(
             fd,
             ev.pid,
+            ev.mask & sys::FAN_OPEN_EXEC_PERM != 0,
             read_at,
             read_at + self.deadline,
             Arc::clone(&self.group),

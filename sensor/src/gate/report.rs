@@ -61,19 +61,20 @@ impl Reporter {
 
     /// `opener`: what the eBPF process table knows of the process (see `worker::Shared::opener`), written
     /// to the log only.
-    pub fn detection(&self, path: &Path, name: &str, opener: &str) {
+    /// Returns the quarantine's outcome (clamonacc's words), if one was asked for.
+    pub fn detection(&self, path: &Path, name: &str, opener: &str) -> Option<String> {
         bump(&self.counters.detections);
         self.line_with(path, &format!("{name} FOUND"), opener);
-        if let Some(action) = &self.action {
-            let msg = match quarantine(path, action) {
-                Ok(msg) => msg,
-                Err(e) => {
-                    bump(&self.counters.errors);
-                    e
-                }
-            };
-            self.line(path, &msg);
-        }
+        let action = self.action.as_ref()?;
+        let msg = match quarantine(path, action) {
+            Ok(msg) => msg,
+            Err(e) => {
+                bump(&self.counters.errors);
+                e
+            }
+        };
+        self.line(path, &msg);
+        Some(msg)
     }
 }
 

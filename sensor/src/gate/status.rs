@@ -121,6 +121,21 @@ pub struct Status {
     started_at: SystemTime,
     /// Replaced on reload (main thread); read by the snapshot takers.
     database: Mutex<DbInfo>,
+    /// The audit trail, once started: its directory, the writer's handle (for its statistics) and the
+    /// count of notes the enricher's queue dropped.
+    audit: std::sync::OnceLock<AuditView>,
+}
+
+pub struct AuditView {
+    pub dir: std::path::PathBuf,
+    pub handle: crate::audit::AuditHandle,
+    pub notes_dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for AuditView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditView").field("dir", &self.dir).finish()
+    }
 }
 
 /// The sensor's own version, as `sensor --version` prints it.
@@ -162,6 +177,7 @@ impl Status {
                 .checked_sub(started.elapsed())
                 .unwrap_or_else(SystemTime::now),
             database: Mutex::new(database),
+            audit: std::sync::OnceLock::new(),
         }
     }
 
@@ -214,8 +230,32 @@ impl Status {
             m.insert("drops".into(), c.drops().into());
             m.insert("timeouts".into(), c.deadline.load(Ordering::Relaxed).into());
             m.insert("latency".into(), latency);
+            m.insert(
+                "audit".into(),
+                match self.audit.get() {
+                    None => serde_json::json!({"enabled": false}),
+                    Some(a) => {
+                        let st = a.handle.stats();
+                        serde_json::json!({
+                            "enabled": true,
+                            "dir": a.dir.display().to_string(),
+                            "written": st.written,
+                            "dropped": st.dropped + a.notes_dropped.load(Ordering::Relaxed),
+                            "write_errors": st.write_errors,
+                            "sink_errors": st.sink_errors.iter().map(|(_, n)| n).sum::<u64>(),
+                            "queue_depth": st.queue_depth,
+                            "next_seq": st.next_seq,
+                        })
+                    }
+                },
+            );
         }
         v
+    }
+
+    /// Publishes the audit trail's statistics from now on (once).
+    pub fn set_audit(&self, view: AuditView) {
+        let _ = self.audit.set(view);
     }
 }
 

@@ -2,10 +2,12 @@
 //! policy by this thread, whatever the worker that holds it is doing. Entries are kept in arrival order, so
 //! deadlines are monotonic and only the front needs looking at.
 
+use super::audit::{Note, Trail};
 use super::latency::Route;
 use super::permit::Pending;
 use super::status::{bump, Counters};
 use super::sys::Group;
+use crate::audit::{Kind, Verdict};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,7 +41,14 @@ impl Watch {
     }
 
     /// One pass: drops answered entries at the front, answers expired ones.
-    pub fn expire(&self, now: Instant, group: &Group, allow: bool, counters: &Counters) {
+    pub fn expire(
+        &self,
+        now: Instant,
+        group: &Group,
+        allow: bool,
+        counters: &Counters,
+        trail: Option<&Trail>,
+    ) {
         loop {
             let front = {
                 let mut q = self.pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -53,17 +62,43 @@ impl Watch {
                 }
             };
             if let Some(p) = front {
-                if p.answer(group, allow, counters, Route::FailPolicy) {
+                if let Some(fd) = p.answer_keeping(group, allow, counters, Route::FailPolicy) {
                     bump(&counters.deadline);
+                    // The audit trail reads the file through the answered event's fd, off this thread.
+                    if let Some(t) = trail {
+                        t.note(Note {
+                            verdict: Some(if allow {
+                                Verdict::Allowed
+                            } else {
+                                Verdict::Blocked
+                            }),
+                            fd: Some(fd),
+                            pid: u32::try_from(p.pid).ok(),
+                            access: Some(if p.exec { "exec" } else { "open" }),
+                            latency_us: Some(p.waited_us()),
+                            message: Some(
+                                "no verdict within the deadline: answered with the fail policy"
+                                    .into(),
+                            ),
+                            ..Note::new(Kind::Timeout)
+                        });
+                    }
                 }
             }
         }
     }
 
-    pub fn run(&self, group: &Group, allow: bool, counters: &Counters, stop: &AtomicBool) {
+    pub fn run(
+        &self,
+        group: &Group,
+        allow: bool,
+        counters: &Counters,
+        stop: &AtomicBool,
+        trail: Option<Arc<Trail>>,
+    ) {
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(TICK);
-            self.expire(Instant::now(), group, allow, counters);
+            self.expire(Instant::now(), group, allow, counters, trail.as_deref());
         }
     }
 }

@@ -3,6 +3,7 @@
 //! opens never leave the kernel; the mark is placed only after the verdict and then checked against a fresh
 //! stat, so a write racing with the scan can never leave a stale "clean" mark (see `judge`).
 
+use super::audit::{Note, Trail};
 use super::cache::{Cache, Cached, Stamp};
 use super::filter::{Coverage, Filter};
 use super::latency::Route;
@@ -10,10 +11,11 @@ use super::reader::Job;
 use super::report::Reporter;
 use super::status::{bump, Counters};
 use super::sys::Group;
+use crate::audit::{Kind, Verdict as Answer};
 use engine::{Database, ScanOptions, SharedScanner};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, RwLock};
@@ -46,10 +48,56 @@ pub struct Shared {
     /// Test hook (`SENSOR_TEST_SCAN_DELAY_MS`): a stuck scanner.
     pub scan_delay: Option<std::time::Duration>,
     /// eBPF layer (issue 4), if it loaded: infected files go to its exec guard. Taken (detached) at stop.
-    pub ebpf: RwLock<Option<crate::ebpf::Ebpf>>,
+    /// Shared with the audit enricher, which reads the process table.
+    pub ebpf: Arc<RwLock<Option<crate::ebpf::Ebpf>>>,
+    /// The audit trail (issue 5), unless disabled.
+    pub trail: Option<Arc<Trail>>,
 }
 
 impl Shared {
+    /// Audit hook (issue 5): a note about one access, handed over without waiting (see `gate::audit`).
+    #[allow(clippy::too_many_arguments)]
+    fn audit_access(
+        &self,
+        kind: Kind,
+        verdict: Answer,
+        signature: Option<&str>,
+        file: Option<OwnedFd>,
+        pid: i32,
+        exec: bool,
+        latency_us: Option<u64>,
+        message: Option<String>,
+    ) {
+        let Some(t) = &self.trail else { return };
+        t.note(Note {
+            verdict: Some(verdict),
+            signature: signature.map(str::to_string),
+            fd: file,
+            pid: u32::try_from(pid).ok(),
+            access: Some(if exec { "exec" } else { "open" }),
+            latency_us,
+            message,
+            ..Note::new(kind)
+        });
+    }
+
+    /// Reports a detection (stdout, log, quarantine) and records the quarantine's outcome.
+    fn detected(&self, path: &Path, name: &str, file: OwnedFd, pid: i32) {
+        let opener = self.opener(pid);
+        if let Some(outcome) = self.reporter.detection(path, name, &opener) {
+            if let Some(t) = &self.trail {
+                t.note(Note {
+                    signature: Some(name.to_string()),
+                    fd: Some(file),
+                    path: Some(path.to_path_buf()),
+                    pid: u32::try_from(pid).ok(),
+                    message: Some(outcome),
+                    ..Note::new(Kind::Quarantine)
+                });
+            }
+        }
+    }
+
     /// eBPF hook (issue 4): what the process table knows of an opener, for the log's detection line:
     /// ` (pid N, ppid M, exe PATH (DEV:INO), comm X)` (DEV as `stat::st_dev` encodes it; PATH as the exec
     /// named it, left out when unknown), or "" without an entry.
@@ -234,14 +282,37 @@ impl Worker {
                     }
                     Judgement::Deny { path, name, .. } => {
                         // Answer first: the opener waits; reporting and quarantine do not need it to.
-                        let pid = permit.pid;
-                        permit.answer(false, route);
-                        let opener = self.shared.opener(pid);
-                        self.shared.reporter.detection(&path, &name, &opener);
+                        let (pid, exec, waited) = (permit.pid, permit.exec(), permit.waited_us());
+                        if permit.answer(false, route) {
+                            self.shared.audit_access(
+                                Kind::Deny,
+                                Answer::Blocked,
+                                Some(&name),
+                                Trail::dup(&file),
+                                pid,
+                                exec,
+                                Some(waited),
+                                None,
+                            );
+                        }
+                        self.shared.detected(&path, &name, file, pid);
                     }
                     Judgement::Error => {
                         bump(&self.shared.counters.errors);
-                        permit.fail();
+                        let (pid, exec, waited) = (permit.pid, permit.exec(), permit.waited_us());
+                        let allow = permit.fail_allows();
+                        if permit.fail() {
+                            self.shared.audit_access(
+                                Kind::Error,
+                                if allow { Answer::Allowed } else { Answer::Blocked },
+                                None,
+                                Some(file),
+                                pid,
+                                exec,
+                                Some(waited),
+                                Some("the file could not be read or judged: answered with the fail policy".into()),
+                            );
+                        }
                     }
                 }
             }
@@ -258,11 +329,32 @@ impl Worker {
                     // In notify-only mode one open can arrive twice (eBPF prefilter and fanotify): report
                     // (and quarantine) a file once per window.
                     if self.shared.notified.first(id, std::time::Instant::now()) {
-                        let opener = self.shared.opener(pid);
-                        self.shared.reporter.detection(&path, &name, &opener)
+                        self.shared.audit_access(
+                            Kind::Detect,
+                            Answer::Allowed,
+                            Some(&name),
+                            Trail::dup(&fd),
+                            pid,
+                            false,
+                            None,
+                            None,
+                        );
+                        self.shared.detected(&path, &name, fd, pid);
                     }
                 }
-                Judgement::Error => bump(&self.shared.counters.errors),
+                Judgement::Error => {
+                    bump(&self.shared.counters.errors);
+                    self.shared.audit_access(
+                        Kind::Error,
+                        Answer::Allowed,
+                        None,
+                        Some(fd),
+                        pid,
+                        false,
+                        None,
+                        Some("the file could not be read or judged".into()),
+                    );
+                }
                 Judgement::AllowThenLearn(st) => self.learn(&fd, &st),
                 Judgement::Allow => {}
             },
