@@ -57,7 +57,7 @@ impl PublicKey {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DsigError {
-    #[error("digital signature is missing")]
+    #[error("digital signature is missing (the header says X: an unsigned container, which loads as .cud)")]
     Missing,
     #[error("digital signature has a character outside its alphabet at position {0}")]
     BadDigit(usize),
@@ -90,7 +90,8 @@ pub(crate) fn parse_md5(md5_hex: &str) -> Result<[u8; 16], DsigError> {
 }
 
 fn decode(dsig: &str) -> Result<BigUint, DsigError> {
-    if dsig.is_empty() {
+    // sigtool writes `X` where an unsigned container has no signature.
+    if dsig.is_empty() || dsig == "X" {
         return Err(DsigError::Missing);
     }
     // Little-endian digits: build the big-endian digit list, then let num-bigint assemble it.
@@ -213,7 +214,8 @@ mod tests {
         let key = PublicKey::clamav();
         let (md5, dsig) = VECTORS[0];
         assert_eq!(verify(&key, md5, ""), Err(DsigError::Missing));
-        assert_eq!(verify(&key, md5, "X"), Err(DsigError::Mismatch));
+        assert_eq!(verify(&key, md5, "X"), Err(DsigError::Missing));
+        assert_eq!(verify(&key, md5, "Y"), Err(DsigError::Mismatch));
         assert_eq!(verify(&key, md5, "ab-c"), Err(DsigError::BadDigit(2)));
         assert_eq!(
             verify(&key, md5, &"/".repeat(200)),

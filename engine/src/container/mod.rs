@@ -9,6 +9,9 @@ pub mod header;
 pub mod manifest;
 pub mod payload;
 
+#[cfg(test)]
+mod tests;
+
 pub use dsig::{DsigError, PublicKey};
 pub use header::{Header, HeaderError, HEADER_LEN};
 pub use manifest::ManifestError;
