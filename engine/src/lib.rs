@@ -5,6 +5,7 @@
 //! Data flows one way: `db` (parse) -> `compile` (build) -> `scan` (match -> verdict).
 
 pub mod compile;
+pub mod container;
 pub mod db;
 mod error;
 pub mod exefmt;
@@ -13,6 +14,7 @@ pub mod matcher;
 pub mod scan;
 
 pub use compile::{Compiler, Database};
+pub use container::PublicKey;
 pub use error::{LineError, LoadError};
 pub use scan::{ScanOptions, Scanner, SharedScanner};
 

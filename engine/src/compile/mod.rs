@@ -2,13 +2,15 @@
 //!
 //! Loading is all-or-nothing: any bad line fails the whole build with every error named `FILE:LINE`, so a
 //! caller that already has a database keeps it. Ignore lists (`.ign`, `.ign2`) are read before any signature
-//! file, whatever the order of the sources, so they apply to every signature.
+//! file, whatever the order of the sources, so they apply to every signature. Containers (`.cvd` `.cld`
+//! `.cud`) are verified whole first; their members then load like files named `CONTAINER:MEMBER`.
 
 mod hashes;
 
+use crate::container::{self, Kind, PublicKey};
 use crate::db::hex::Elem;
 use crate::db::ign::IgnoreSet;
-use crate::db::load::{self, Format};
+use crate::db::load::{self, Entry, Format};
 use crate::db::{self, HashSig, LogicalSig, Offset, Parsed, Pattern, Target};
 use crate::logic::Expr;
 use crate::matcher::{Matcher, MatcherBuilder, PatternId};
@@ -22,9 +24,19 @@ enum Source {
     Text { name: PathBuf, text: Vec<u8> },
 }
 
+/// One database file to read: from disk (`text` is `None`) or from memory (a source or a container member).
+struct Input {
+    name: PathBuf,
+    format: Format,
+    text: Option<Vec<u8>>,
+    /// From a verified signed container: names keep no `.UNOFFICIAL` suffix.
+    official: bool,
+}
+
 pub struct Compiler {
     sources: Vec<Source>,
     flevel: u32,
+    key: PublicKey,
 }
 
 impl Default for Compiler {
@@ -32,6 +44,7 @@ impl Default for Compiler {
         Compiler {
             sources: Vec::new(),
             flevel: FUNCTIONALITY_LEVEL,
+            key: PublicKey::clamav(),
         }
     }
 }
@@ -41,16 +54,17 @@ impl Compiler {
         Self::default()
     }
 
-    /// Adds a database file or a directory of them. Read at [`Compiler::build`]; a path that does not exist is
-    /// reported then, with every other error.
+    /// Adds a database file, a container (`.cvd` `.cld` `.cud`) or a directory of them. Read at
+    /// [`Compiler::build`]; a path that does not exist is reported then, with every other error.
     pub fn add_path(&mut self, path: &Path) -> Result<(), LoadError> {
         self.sources.push(Source::Path(path.to_path_buf()));
         Ok(())
     }
 
-    /// Adds database text as if read from a file called `name` (its extension picks the format).
+    /// Adds database text, or a whole container, as if read from a file called `name` (its extension picks
+    /// the format).
     pub fn add_source(&mut self, name: &str, text: &[u8]) -> Result<(), LoadError> {
-        if Format::of(Path::new(name)).is_none() {
+        if Format::of(Path::new(name)).is_none() && Kind::of(Path::new(name)).is_none() {
             return Err(LoadError::single(name, 0, "unknown database type"));
         }
         self.sources.push(Source::Text {
@@ -60,10 +74,16 @@ impl Compiler {
         Ok(())
     }
 
+    /// The key `.cvd` and `.cld` signatures must verify against; ClamAV's published key unless replaced
+    /// (tests sign containers with their own).
+    pub fn set_container_key(&mut self, key: PublicKey) {
+        self.key = key;
+    }
+
     /// An empty database is an error: a scanner with no signatures protects nothing.
     pub fn build(self) -> Result<Database, LoadError> {
         let mut errors = LoadError::default();
-        let mut files: Vec<(PathBuf, Format, Option<Vec<u8>>)> = Vec::new();
+        let mut inputs: Vec<Input> = Vec::new();
         let source_names: Vec<PathBuf> = self
             .sources
             .iter()
@@ -75,7 +95,23 @@ impl Compiler {
         for source in self.sources {
             match source {
                 Source::Path(p) => match load::expand(&p) {
-                    Ok(list) => files.extend(list.into_iter().map(|(p, f)| (p, f, None))),
+                    Ok(list) => {
+                        for entry in list {
+                            match entry {
+                                Entry::File(name, format) => inputs.push(Input {
+                                    name,
+                                    format,
+                                    text: None,
+                                    official: false,
+                                }),
+                                Entry::Container(path, kind) => {
+                                    let opened = container::read(&path)
+                                        .and_then(|b| open_container(kind, &b, &self.key));
+                                    add_container(&path, opened, &mut inputs, &mut errors);
+                                }
+                            }
+                        }
+                    }
                     Err(message) => errors.push(LineError {
                         file: p,
                         line: 0,
@@ -83,25 +119,35 @@ impl Compiler {
                     }),
                 },
                 Source::Text { name, text } => {
-                    let format = Format::of(&name).unwrap_or(Format::Unsupported("unknown"));
-                    files.push((name, format, Some(text)));
+                    if let Some(kind) = Kind::of(&name) {
+                        let opened = open_container(kind, &text, &self.key);
+                        add_container(&name, opened, &mut inputs, &mut errors);
+                    } else {
+                        let format = Format::of(&name).unwrap_or(Format::Unsupported("unknown"));
+                        inputs.push(Input {
+                            name,
+                            format,
+                            text: Some(text),
+                            official: false,
+                        });
+                    }
                 }
             }
         }
         let mut builder = Builder::new(self.flevel);
         // Two rounds, as ClamAV reads a directory: ignore lists first.
         for round in [true, false] {
-            for (path, format, text) in &files {
-                if (*format == Format::Ignore) != round {
+            for input in &inputs {
+                if (input.format == Format::Ignore) != round {
                     continue;
                 }
-                let bytes = match text {
+                let bytes = match &input.text {
                     Some(t) => std::borrow::Cow::Borrowed(t.as_slice()),
-                    None => match std::fs::read(path) {
+                    None => match std::fs::read(&input.name) {
                         Ok(b) => std::borrow::Cow::Owned(b),
                         Err(e) => {
                             errors.push(LineError {
-                                file: path.clone(),
+                                file: input.name.clone(),
                                 line: 0,
                                 message: format!("cannot read: {e}"),
                             });
@@ -109,7 +155,13 @@ impl Compiler {
                         }
                     },
                 };
-                builder.add_file(path, *format, &bytes, &mut errors);
+                builder.add_file(
+                    &input.name,
+                    input.format,
+                    &bytes,
+                    input.official,
+                    &mut errors,
+                );
             }
         }
         if !errors.is_empty() {
@@ -125,6 +177,57 @@ impl Compiler {
             ));
         }
         Ok(builder.finish())
+    }
+}
+
+fn open_container(
+    kind: Kind,
+    bytes: &[u8],
+    key: &PublicKey,
+) -> Result<container::Container, container::ContainerError> {
+    container::open(kind, bytes, key, |name| {
+        Format::of(Path::new(name)).is_some()
+    })
+}
+
+/// Queues a verified container's database members as `CONTAINER:MEMBER`, so that their errors read
+/// `main.cvd:main.ndb:LINE: ...`; a container that failed any check is one error naming it.
+fn add_container(
+    path: &Path,
+    opened: Result<container::Container, container::ContainerError>,
+    inputs: &mut Vec<Input>,
+    errors: &mut LoadError,
+) {
+    let c = match opened {
+        Ok(c) => c,
+        Err(e) => {
+            errors.push(LineError {
+                file: path.to_path_buf(),
+                line: 0,
+                message: e.to_string(),
+            });
+            return;
+        }
+    };
+    let official = c.kind.signed();
+    for member in c.members {
+        // Members without a database extension (the licence text) are not signatures; an empty member is
+        // loaded by clamscan as nothing, where an empty loose file is refused as a failed download.
+        let Some(format) = Format::of(Path::new(&member.name)) else {
+            continue;
+        };
+        if member.bytes.is_empty() {
+            continue;
+        }
+        let mut name = path.as_os_str().to_os_string();
+        name.push(":");
+        name.push(&member.name);
+        inputs.push(Input {
+            name: PathBuf::from(name),
+            format,
+            text: Some(member.bytes),
+            official,
+        });
     }
 }
 
@@ -266,9 +369,14 @@ impl Builder {
         *self.skipped.entry(reason).or_default() += 1;
     }
 
-    fn add_file(&mut self, path: &Path, format: Format, bytes: &[u8], errors: &mut LoadError) {
-        // Signed containers come with a later issue; until then every signature here is unofficial.
-        let official = false;
+    fn add_file(
+        &mut self,
+        path: &Path,
+        format: Format,
+        bytes: &[u8],
+        official: bool,
+        errors: &mut LoadError,
+    ) {
         if bytes.is_empty() {
             // A zero-byte file is what a failed download or a full disk leaves: refuse it, as clamscan does.
             errors.push(LineError {

@@ -1,7 +1,31 @@
 //! Reads database files: picks the format from the file name, splits lines, and hands each line to the
 //! format's parser. Directories are read in name order so that loads are reproducible.
 
+use crate::container::{self, Kind};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+
+/// A database file, or a container of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    File(PathBuf, Format),
+    Container(PathBuf, Kind),
+}
+
+impl Entry {
+    fn path(&self) -> &Path {
+        match self {
+            Entry::File(p, _) | Entry::Container(p, _) => p,
+        }
+    }
+
+    fn of(path: &Path) -> Option<Entry> {
+        if let Some(k) = Kind::of(path) {
+            return Some(Entry::Container(path.to_path_buf(), k));
+        }
+        Format::of(path).map(|f| Entry::File(path.to_path_buf(), f))
+    }
+}
 
 /// What a database file holds, by its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,20 +65,18 @@ impl Format {
             "cbc" => Format::Unsupported("bytecode (.cbc) not supported"),
             "pdb" | "gdb" | "wdb" => Format::Unsupported("phishing signature not supported"),
             "ftm" => Format::Unsupported("file type magic (.ftm) not supported"),
+            "cfg" => Format::Unsupported("dynamic configuration (.cfg) not supported"),
             "yar" | "yara" => Format::Unsupported("YARA rule not supported"),
             "pwdb" => Format::Unsupported("password database (.pwdb) not supported"),
             "hwp" | "cat" => Format::Unsupported("unsupported database type"),
-            "cvd" | "cld" | "cud" => {
-                Format::Unsupported("signed container (.cvd/.cld) not supported yet")
-            }
             _ => return None,
         })
     }
 }
 
-/// The database files a path names: the file itself, or the known database files of a directory in name order.
-/// A file named explicitly must have a known database extension.
-pub fn expand(path: &Path) -> Result<Vec<(PathBuf, Format)>, String> {
+/// The database files and containers a path names: the file itself, or the known ones of a directory in
+/// name order. A file named explicitly must have a known extension.
+pub fn expand(path: &Path) -> Result<Vec<Entry>, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot access database: {e}"))?;
     if meta.is_dir() {
         let mut files = Vec::new();
@@ -65,22 +87,56 @@ pub fn expand(path: &Path) -> Result<Vec<(PathBuf, Format)>, String> {
             let p = entry.path();
             // Only regular files (or links to them): a database dir may hold other things, e.g. a mirror's temp dir.
             if p.is_file() {
-                if let Some(f) = Format::of(&p) {
-                    files.push((p, f));
-                }
+                files.extend(Entry::of(&p));
             }
         }
-        files.sort_by(|a, b| a.0.cmp(&b.0));
+        files.sort_by(|a, b| a.path().cmp(b.path()));
+        drop_older_copies(&mut files);
         Ok(files)
     } else {
-        match Format::of(path) {
-            Some(f) => Ok(vec![(path.to_path_buf(), f)]),
-            None => Err(
-                "unknown database type (expected .hdb .hsb .fp .sfp .ndb .ldb .ign .ign2 ...)"
-                    .into(),
-            ),
-        }
+        Entry::of(path).map(|e| vec![e]).ok_or_else(|| {
+            "unknown database type (expected .hdb .hsb .fp .sfp .ndb .ldb .ign .ign2 .cvd .cld .cud ...)"
+                .into()
+        })
     }
+}
+
+/// freshclam keeps one copy of each database, as `NAME.cvd` or `NAME.cld`; when both are there the higher
+/// header version is the current one (a tie keeps the `.cvd`, whose payload the signature covers). If
+/// either header cannot be read both stay, so the load reports what is wrong with it.
+fn drop_older_copies(files: &mut Vec<Entry>) {
+    let stem = |e: &Entry| -> Option<OsString> {
+        match e {
+            Entry::Container(p, Kind::Cvd | Kind::Cld) => {
+                Some(p.with_extension("").into_os_string())
+            }
+            _ => None,
+        }
+    };
+    let mut drop = Vec::new();
+    for (i, a) in files.iter().enumerate() {
+        let Entry::Container(pa, Kind::Cvd) = a else {
+            continue;
+        };
+        let Some(j) = files
+            .iter()
+            .position(|b| matches!(b, Entry::Container(_, Kind::Cld)) && stem(b) == stem(a))
+        else {
+            continue;
+        };
+        let (Ok(cvd), Ok(cld)) = (
+            container::read_header(pa),
+            container::read_header(files[j].path()),
+        ) else {
+            continue;
+        };
+        drop.push(if cld.version > cvd.version { i } else { j });
+    }
+    let mut index = 0;
+    files.retain(|_| {
+        index += 1;
+        !drop.contains(&(index - 1))
+    });
 }
 
 /// Non-empty, non-comment lines with their 1-based numbers. A trailing CR is dropped (files edited on Windows).
@@ -111,10 +167,11 @@ mod tests {
         assert_eq!(Format::of(Path::new("a/daily.HDB")), Some(Format::Hash));
         assert_eq!(Format::of(Path::new("x.sfp")), Some(Format::Allow));
         assert_eq!(Format::of(Path::new("x.ign2")), Some(Format::Ignore));
-        assert!(matches!(
-            Format::of(Path::new("main.cvd")),
-            Some(Format::Unsupported(_))
-        ));
+        assert_eq!(Format::of(Path::new("main.cvd")), None);
+        assert_eq!(
+            Entry::of(Path::new("d/main.CVD")),
+            Some(Entry::Container("d/main.CVD".into(), Kind::Cvd))
+        );
         assert_eq!(Format::of(Path::new("README")), None);
     }
 
@@ -136,7 +193,7 @@ mod tests {
         let got: Vec<_> = expand(d.path())
             .unwrap()
             .into_iter()
-            .map(|(p, _)| p.file_name().unwrap().to_owned())
+            .map(|e| e.path().file_name().unwrap().to_owned())
             .collect();
         assert_eq!(got, vec!["a.hdb", "b.ndb"]);
         assert!(expand(&d.path().join("notes.txt"))

@@ -1,0 +1,165 @@
+//! Database containers: `.cvd` (signed, gzip), `.cld` (signed, tar or gzip), `.cud` (unsigned).
+//!
+//! A container is checked whole before any of it is used: header, payload MD5, the RSA signature for the
+//! signed kinds, the archive, and the `.info` manifest's sizes and SHA-256s. Its database members then go
+//! to the compiler like files. The facts this relies on, with their sources, are in FORMAT.md.
+
+pub mod dsig;
+pub mod header;
+pub mod manifest;
+pub mod payload;
+
+#[cfg(test)]
+mod tests;
+
+pub use dsig::{DsigError, PublicKey};
+pub use header::{Header, HeaderError, HEADER_LEN};
+pub use manifest::ManifestError;
+pub use payload::{Member, PayloadError};
+
+use md5::{Digest, Md5};
+use std::io::Read;
+use std::path::Path;
+
+/// Container files larger than this are refused before being read: official ones are a few hundred MB.
+pub const MAX_CONTAINER_BYTES: u64 = 512 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Cvd,
+    Cld,
+    Cud,
+}
+
+impl Kind {
+    pub fn of(path: &Path) -> Option<Kind> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "cvd" => Some(Kind::Cvd),
+            "cld" => Some(Kind::Cld),
+            "cud" => Some(Kind::Cud),
+            _ => None,
+        }
+    }
+
+    /// Signed kinds must verify; their signatures are official (no `.UNOFFICIAL` suffix).
+    pub fn signed(self) -> bool {
+        matches!(self, Kind::Cvd | Kind::Cld)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContainerError {
+    #[error("cannot read: {0}")]
+    Io(String),
+    #[error("file is {0} bytes, more than the {max} MiB a container may be", max = MAX_CONTAINER_BYTES >> 20)]
+    TooLarge(u64),
+    #[error("{0}")]
+    Header(#[from] HeaderError),
+    #[error("truncated: nothing after the 512-byte header")]
+    NoPayload,
+    #[error("header MD5 is not 32 hex digits: {0:?}")]
+    BadMd5(String),
+    #[error("MD5 mismatch: the header says {header}, the payload's is {actual} (tampered or truncated){hint}")]
+    Md5Mismatch {
+        header: String,
+        actual: String,
+        hint: &'static str,
+    },
+    #[error("signature check failed: {0}")]
+    Signature(DsigError),
+    #[error("{0}")]
+    Payload(#[from] PayloadError),
+    #[error("{0}")]
+    Manifest(#[from] ManifestError),
+    #[error("{0}: DSIG line in an unsigned container")]
+    UnsignedDsig(String),
+}
+
+/// A container that passed every check.
+#[derive(Debug)]
+pub struct Container {
+    pub kind: Kind,
+    pub header: Header,
+    /// Archive members other than the manifest, in archive order.
+    pub members: Vec<Member>,
+}
+
+/// Reads a container file, refusing absurd sizes before reading them.
+pub fn read(path: &Path) -> Result<Vec<u8>, ContainerError> {
+    let file = std::fs::File::open(path).map_err(|e| ContainerError::Io(e.to_string()))?;
+    let len = file
+        .metadata()
+        .map_err(|e| ContainerError::Io(e.to_string()))?
+        .len();
+    if len > MAX_CONTAINER_BYTES {
+        return Err(ContainerError::TooLarge(len));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    // `take` in case the file grows while it is read.
+    file.take(MAX_CONTAINER_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ContainerError::Io(e.to_string()))?;
+    if bytes.len() as u64 > MAX_CONTAINER_BYTES {
+        return Err(ContainerError::TooLarge(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// Only the header of a container file: enough to choose between `daily.cvd` and `daily.cld`.
+pub fn read_header(path: &Path) -> Result<Header, ContainerError> {
+    let mut block = Vec::with_capacity(HEADER_LEN);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(HEADER_LEN as u64).read_to_end(&mut block))
+        .map_err(|e| ContainerError::Io(e.to_string()))?;
+    Ok(Header::parse_block(&block)?)
+}
+
+/// Checks a whole container held in memory. `is_database` names the members the manifest must list.
+pub fn open(
+    kind: Kind,
+    bytes: &[u8],
+    key: &PublicKey,
+    is_database: impl Fn(&str) -> bool,
+) -> Result<Container, ContainerError> {
+    let header = Header::parse_block(bytes)?;
+    let payload = &bytes[HEADER_LEN..];
+    if payload.is_empty() {
+        return Err(ContainerError::NoPayload);
+    }
+    // clamscan skips this for `.cud` and `.cld` (FORMAT.md §5); an unsigned container is still refused
+    // when it does not match, as that is the one check that catches a tar cut at a member boundary.
+    let want =
+        dsig::parse_md5(&header.md5).map_err(|_| ContainerError::BadMd5(header.md5.clone()))?;
+    let actual: [u8; 16] = Md5::digest(payload).into();
+    if actual != want {
+        return Err(ContainerError::Md5Mismatch {
+            header: header.md5.to_ascii_lowercase(),
+            actual: hex::encode(actual),
+            hint: if kind == Kind::Cld {
+                "; a .cld that freshclam patched is vouched for only by its .info DSIG, which this engine \
+                 cannot verify"
+            } else {
+                ""
+            },
+        });
+    }
+    if kind.signed() {
+        dsig::verify(key, &header.md5, &header.dsig).map_err(ContainerError::Signature)?;
+    }
+    let mut members = payload::unpack(payload)?;
+    let info = manifest::find(&members)?;
+    let listing = manifest::Manifest::parse(&info.name, &info.bytes)?;
+    listing.check_header(&info.name, &header)?;
+    if !kind.signed() && listing.dsig.is_some() {
+        return Err(ContainerError::UnsignedDsig(info.name.clone()));
+    }
+    let info_name = info.name.clone();
+    listing.check_members(&members, &is_database)?;
+    members.retain(|m| m.name != info_name);
+    Ok(Container {
+        kind,
+        header,
+        members,
+    })
+}
