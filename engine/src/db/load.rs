@@ -13,7 +13,7 @@ pub enum Entry {
 }
 
 impl Entry {
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         match self {
             Entry::File(p, _) | Entry::Container(p, _) => p,
         }

@@ -58,14 +58,20 @@ fn info_versions(paths: &[PathBuf]) -> BTreeMap<String, u64> {
         };
         for e in entries.flatten() {
             let p = e.path();
-            if p.extension().and_then(|x| x.to_str()) != Some("info") {
+            // `.info` of an unpacked container, or the container itself (its first 512 bytes are the
+            // same header).
+            if !matches!(
+                p.extension().and_then(|x| x.to_str()),
+                Some("info" | "cvd" | "cld" | "cud")
+            ) {
                 continue;
             }
             let Some(name) = p.file_stem().and_then(|s| s.to_str()) else {
                 continue;
             };
             if let Some(v) = first_line(&p).as_deref().and_then(header_version) {
-                out.insert(name.to_string(), v);
+                let e = out.entry(name.to_string()).or_insert(v);
+                *e = (*e).max(v);
             }
         }
     }
@@ -89,11 +95,12 @@ fn digest(paths: &[PathBuf]) -> (String, usize) {
     let mut h = Sha256::new();
     let mut files = 0;
     for p in paths {
-        for (file, _) in engine::db::load::expand(p).unwrap_or_default() {
+        for entry in engine::db::load::expand(p).unwrap_or_default() {
+            let file = entry.path();
             files += 1;
             h.update(file.as_os_str().as_encoded_bytes());
             h.update([0]);
-            match std::fs::read(&file) {
+            match std::fs::read(file) {
                 Ok(bytes) => {
                     h.update((bytes.len() as u64).to_le_bytes());
                     h.update(&bytes);
