@@ -83,6 +83,7 @@ impl Compiler {
     /// An empty database is an error: a scanner with no signatures protects nothing.
     pub fn build(self) -> Result<Database, LoadError> {
         let mut errors = LoadError::default();
+        let mut notices: Vec<String> = Vec::new();
         let mut inputs: Vec<Input> = Vec::new();
         let source_names: Vec<PathBuf> = self
             .sources
@@ -107,7 +108,13 @@ impl Compiler {
                                 Entry::Container(path, kind) => {
                                     let opened = container::read(&path)
                                         .and_then(|b| open_container(kind, &b, &self.key));
-                                    add_container(&path, opened, &mut inputs, &mut errors);
+                                    add_container(
+                                        &path,
+                                        opened,
+                                        &mut inputs,
+                                        &mut errors,
+                                        &mut notices,
+                                    );
                                 }
                             }
                         }
@@ -121,7 +128,7 @@ impl Compiler {
                 Source::Text { name, text } => {
                     if let Some(kind) = Kind::of(&name) {
                         let opened = open_container(kind, &text, &self.key);
-                        add_container(&name, opened, &mut inputs, &mut errors);
+                        add_container(&name, opened, &mut inputs, &mut errors, &mut notices);
                     } else {
                         let format = Format::of(&name).unwrap_or(Format::Unsupported("unknown"));
                         inputs.push(Input {
@@ -176,7 +183,9 @@ impl Compiler {
                 "no signatures loaded: the database is empty",
             ));
         }
-        Ok(builder.finish())
+        let mut db = builder.finish();
+        db.notices = notices;
+        Ok(db)
     }
 }
 
@@ -197,6 +206,7 @@ fn add_container(
     opened: Result<container::Container, container::ContainerError>,
     inputs: &mut Vec<Input>,
     errors: &mut LoadError,
+    notices: &mut Vec<String>,
 ) {
     let c = match opened {
         Ok(c) => c,
@@ -210,6 +220,9 @@ fn add_container(
         }
     };
     let official = c.kind.signed();
+    if let Some(why) = &c.unverified {
+        notices.push(format!("{}: {why}", path.display()));
+    }
     for member in c.members {
         // Members without a database extension (the licence text) are not signatures; an empty member is
         // loaded by clamscan as nothing, where an empty loose file is refused as a failed download.
@@ -270,6 +283,8 @@ pub struct Database {
     pub(crate) matcher: Matcher,
     signature_count: u64,
     skipped: BTreeMap<&'static str, u64>,
+    /// What the load could not verify but accepted (a patched `.cld`), one sentence each.
+    notices: Vec<String>,
 }
 
 impl std::fmt::Debug for Database {
@@ -290,6 +305,11 @@ impl Database {
         self.signature_count
     }
     /// Signatures left out at load, by reason.
+    /// What the load accepted without being able to verify it, for the caller to show as warnings.
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+
     pub fn skipped(&self) -> &BTreeMap<&'static str, u64> {
         &self.skipped
     }
@@ -538,6 +558,7 @@ impl Builder {
             matcher: self.matcher.build(),
             signature_count: self.signature_count,
             skipped: self.skipped,
+            notices: Vec::new(),
         }
     }
 }

@@ -74,6 +74,8 @@ pub enum ContainerError {
     Manifest(#[from] ManifestError),
     #[error("{0}: DSIG line in an unsigned container")]
     UnsignedDsig(String),
+    #[error("cannot be verified: {0} (tampered, truncated, or not written by freshclam)")]
+    UnverifiedCld(String),
 }
 
 /// A container that passed every check.
@@ -83,6 +85,8 @@ pub struct Container {
     pub header: Header,
     /// Archive members other than the manifest, in archive order.
     pub members: Vec<Member>,
+    /// What could not be verified, for a patched `.cld` loaded on its manifest (see [`open`]).
+    pub unverified: Option<String>,
 }
 
 /// Reads a container file, refusing absurd sizes before reading them.
@@ -132,20 +136,32 @@ pub fn open(
     let want =
         dsig::parse_md5(&header.md5).map_err(|_| ContainerError::BadMd5(header.md5.clone()))?;
     let actual: [u8; 16] = Md5::digest(payload).into();
+    // A `.cld` that freshclam patched with a cdiff keeps its old header: neither the header's MD5 nor its
+    // signature covers the new payload, and clamscan does not check them for a lone `.cld` (FORMAT.md
+    // §5); what vouches for it is the `.info` DSIG line, whose scheme is undocumented. Such a `.cld` is
+    // loaded when its manifest (sizes, SHA-256 of every member) checks out and carries a DSIG line, and
+    // the load says what could not be verified ([`Container::unverified`]). Anything else must verify.
+    let mut unverified = None;
     if actual != want {
-        return Err(ContainerError::Md5Mismatch {
-            header: header.md5.to_ascii_lowercase(),
-            actual: hex::encode(actual),
-            hint: if kind == Kind::Cld {
-                "; a .cld that freshclam patched is vouched for only by its .info DSIG, which this engine \
-                 cannot verify"
-            } else {
-                ""
-            },
-        });
-    }
-    if kind.signed() {
-        dsig::verify(key, &header.md5, &header.dsig).map_err(ContainerError::Signature)?;
+        if kind != Kind::Cld {
+            return Err(ContainerError::Md5Mismatch {
+                header: header.md5.to_ascii_lowercase(),
+                actual: hex::encode(actual),
+                hint: "",
+            });
+        }
+        unverified = Some(format!(
+            "the header's MD5 ({}) is not the payload's ({}): a .cld patched by freshclam",
+            header.md5.to_ascii_lowercase(),
+            hex::encode(actual)
+        ));
+    } else if kind.signed() {
+        if let Err(e) = dsig::verify(key, &header.md5, &header.dsig) {
+            if kind != Kind::Cld {
+                return Err(ContainerError::Signature(e));
+            }
+            unverified = Some(format!("the header's signature does not verify ({e})"));
+        }
     }
     let mut members = payload::unpack(payload)?;
     let info = manifest::find(&members)?;
@@ -154,6 +170,21 @@ pub fn open(
     if !kind.signed() && listing.dsig.is_some() {
         return Err(ContainerError::UnsignedDsig(info.name.clone()));
     }
+    if let Some(why) = &unverified {
+        if listing.dsig.is_none() {
+            return Err(ContainerError::UnverifiedCld(format!(
+                "{why}, and its {} carries no DSIG line",
+                info.name
+            )));
+        }
+    }
+    let unverified = unverified.map(|why| {
+        format!(
+            "{why}; loaded on its {} manifest (every member's size and SHA-256 checked), whose DSIG \
+             line this engine cannot verify (undocumented scheme)",
+            info.name
+        )
+    });
     let info_name = info.name.clone();
     listing.check_members(&members, &is_database)?;
     members.retain(|m| m.name != info_name);
@@ -161,5 +192,6 @@ pub fn open(
         kind,
         header,
         members,
+        unverified,
     })
 }

@@ -162,10 +162,70 @@ fn one_flipped_payload_byte_is_an_md5_mismatch() {
             "{at}: {e}"
         );
     }
+    // A .cld is not vouched for by its header alone (see the next test), but a damaged payload still
+    // fails: here the gzip stream or the manifest.
     let mut bad = good.clone();
     bad[512 + 40] ^= 1;
-    let e = error(load("daily.cld", &bad));
-    assert!(e.contains("cannot verify"), "{e}");
+    assert!(load("daily.cld", &bad).is_err());
+}
+
+/// freshclam patches a `.cld` with cdiffs: the payload changes, its manifest is rewritten (with a DSIG
+/// line) and the header keeps the old MD5 and signature. Such a `.cld` loads on its manifest, with a
+/// notice saying what was not verified; the same bytes as a `.cvd`, or a `.cld` whose manifest has no DSIG
+/// line, are refused.
+#[test]
+fn a_cld_patched_by_freshclam_loads_on_its_manifest_with_a_notice() {
+    let old = container(Spec::default());
+    let new = container(Spec {
+        files: vec![
+            ("daily.hdb".into(), hdb()),
+            (
+                "daily.ndb".into(),
+                b"Patched.Sig:0:*:7061746368656420627920667265736863\n".to_vec(),
+            ),
+        ],
+        ..Spec::default()
+    });
+    let header_of = |c: &[u8]| Header::parse_block(c).unwrap();
+    let mut h = header_of(&new);
+    let o = header_of(&old);
+    h.md5 = o.md5.clone();
+    h.dsig = o.dsig.clone();
+    let patch = |payload: &[u8]| {
+        let mut out = h.to_string().into_bytes();
+        out.resize(512, b' ');
+        out.extend_from_slice(payload);
+        out
+    };
+    let patched = patch(&new[512..]);
+    let db = load("daily.cld", &patched).unwrap();
+    assert_eq!(db.notices().len(), 1, "{:?}", db.notices());
+    let n = &db.notices()[0];
+    assert!(n.starts_with("daily.cld: the header's MD5"), "{n}");
+    assert!(
+        n.contains("patched by freshclam") && n.contains("DSIG"),
+        "{n}"
+    );
+    assert_eq!(
+        scan(&db, b"xx patched by freshc yy"),
+        vec!["Patched.Sig".to_string()],
+        "official name, no .UNOFFICIAL"
+    );
+    assert!(error(load("daily.cvd", &patched)).contains("MD5 mismatch"));
+    // An unsigned manifest under a stale header: nothing vouches for it.
+    let unsigned = container(Spec {
+        sign: false,
+        ..Spec::default()
+    });
+    let mut hu = header_of(&unsigned);
+    hu.md5 = o.md5.clone();
+    let mut bytes = hu.to_string().into_bytes();
+    bytes.resize(512, b' ');
+    bytes.extend_from_slice(&unsigned[512..]);
+    let e = error(load("daily.cld", &bytes));
+    assert!(e.contains("carries no DSIG line"), "{e}");
+    // An intact, correctly signed .cld has nothing to report.
+    assert!(load("daily.cld", &old).unwrap().notices().is_empty());
 }
 
 #[test]

@@ -65,6 +65,9 @@ fn load_database(paths: &[PathBuf]) -> Result<Database, String> {
     for (reason, n) in db.skipped() {
         eprintln!("{n} signatures skipped: {reason}");
     }
+    for n in db.notices() {
+        eprintln!("sensor run: warning: {n}");
+    }
     Ok(db)
 }
 

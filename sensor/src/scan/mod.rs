@@ -116,6 +116,9 @@ fn scan(args: &ScanArgs, cfg: &Config, rep: &mut Reporter) -> u8 {
                 format!("{n} signatures skipped: {reason}").as_bytes(),
             );
         }
+        for n in db.notices() {
+            rep.message(Kind::Error, format!("WARNING: {n}").as_bytes());
+        }
     }
     if args.file_list.is_some() && !args.paths.is_empty() {
         rep.message(
