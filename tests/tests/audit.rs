@@ -277,3 +277,24 @@ fn the_syslog_sink_delivers_the_gates_records() {
     assert!(deny.contains(&file.display().to_string()), "{deny}");
     assert!(deny.contains(EICAR_SIG), "{deny}");
 }
+
+#[test]
+fn a_fallback_to_notify_only_is_recorded_as_the_mode() {
+    let t = "a_fallback_to_notify_only_is_recorded_as_the_mode";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let opts = SensorOpts {
+        env: vec![("SENSOR_TEST_NO_PERMISSION_EVENTS".into(), "1".into())],
+        ..SensorOpts::protect(&[prot.path()])
+    };
+    let mut s = env.start(&db, &opts);
+    let r = s.wait_audit("mode", WAIT, |r| r["kind"] == "mode");
+    assert_eq!(r["mode"], "notify-only", "{r}");
+    let m = r["message"].as_str().unwrap_or("");
+    assert!(
+        m.starts_with("started in notify-only mode (prevent mode was asked for")
+            && m.contains("NOT blocked"),
+        "{r}"
+    );
+}

@@ -426,8 +426,13 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     let extra = submounts(&cfg);
     let roots = mark_roots(&cfg, &extra);
     let mut mode = cfg.mode;
+    let mut fallback = None;
     if mode == Mode::Prevent {
         if let Err(e) = permission_events_supported(&roots) {
+            fallback = Some(format!(
+                "prevent mode was asked for, but the kernel refuses fanotify permission events ({e}): \
+                 running notify-only, malicious files are NOT blocked"
+            ));
             eprintln!(
                 "sensor run: WARNING: the kernel refuses fanotify permission events ({e}); it lacks \
                  CONFIG_FANOTIFY_ACCESS_PERMISSIONS. Running NOTIFY-ONLY: malicious files are reported \
@@ -731,8 +736,13 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     if let Some(t) = &trail {
         let db = shared.db.read().unwrap_or_else(|e| e.into_inner()).clone();
         t.note(audit::Note {
+            verdict: None,
             message: Some(format!(
-                "started in {mode_name} mode, protecting {}; {}",
+                "started in {mode_name} mode{}, protecting {}; {}",
+                fallback
+                    .as_ref()
+                    .map(|f| format!(" ({f})"))
+                    .unwrap_or_default(),
                 cfg.include
                     .iter()
                     .chain(&cfg.mount_paths)
