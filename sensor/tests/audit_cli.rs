@@ -16,10 +16,12 @@ struct Run {
     code: i32,
 }
 
-fn verify(dir: &Path) -> Run {
+/// `sensor audit SUBCOMMAND --audit-dir DIR ARGS...`.
+fn sensor_audit(sub: &str, dir: &Path, args: &[&str]) -> Run {
     let o = Command::new(BIN)
-        .args(["audit", "verify", "--audit-dir"])
+        .args(["audit", sub, "--audit-dir"])
         .arg(dir)
+        .args(args)
         .output()
         .expect("run sensor");
     Run {
@@ -27,6 +29,10 @@ fn verify(dir: &Path) -> Run {
         err: String::from_utf8_lossy(&o.stderr).into_owned(),
         code: o.status.code().unwrap_or(-1),
     }
+}
+
+fn verify(dir: &Path) -> Run {
+    sensor_audit("verify", dir, &[])
 }
 
 /// `hex(SHA-256(prev || "\n" || body))`, body = the line with an empty hash value.
@@ -137,17 +143,7 @@ fn a_missing_directory_cannot_be_verified() {
 }
 
 fn export(dir: &Path, args: &[&str]) -> Run {
-    let o = Command::new(BIN)
-        .args(["audit", "export", "--audit-dir"])
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("run sensor");
-    Run {
-        out: String::from_utf8_lossy(&o.stdout).into_owned(),
-        err: String::from_utf8_lossy(&o.stderr).into_owned(),
-        code: o.status.code().unwrap_or(-1),
-    }
+    sensor_audit("export", dir, args)
 }
 
 #[test]

@@ -17,6 +17,7 @@
 mod btf;
 pub mod kills;
 pub mod open; // open prefilter (issue 4)
+mod ring;
 
 use aya::maps::{HashMap, MapData};
 use sensor_common::{

@@ -21,11 +21,9 @@ use sensor_common::{
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-/// How long one poll of the ring buffer waits before looking at the stop flag.
-const POLL_MS: i32 = 200;
 /// How often the drop counter is read.
 const DROPS_PERIOD: Duration = Duration::from_millis(500);
 
@@ -104,28 +102,14 @@ impl Prefilter {
         mut on_drops: impl FnMut(u64),
     ) {
         let mut last_drops = Instant::now();
-        while !stop.load(Ordering::Relaxed) {
-            let mut pfd = libc::pollfd {
-                fd: self.events.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
-            while let Some(item) = self.events.next() {
-                if item.len() >= std::mem::size_of::<OpenEvent>() {
-                    // SAFETY: at least size_of::<OpenEvent>() bytes of plain data written by the kernel
-                    // program as an OpenEvent.
-                    let ev = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<OpenEvent>()) };
-                    drop(item);
-                    on_event(ev);
-                }
-            }
+        let drops = &self.drops;
+        let total = || drops.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(0);
+        super::ring::drain(&mut self.events, stop, &mut on_event, || {
             if last_drops.elapsed() >= DROPS_PERIOD {
-                on_drops(self.drops());
+                on_drops(total());
                 last_drops = Instant::now();
             }
-        }
+        });
         on_drops(self.drops());
     }
 }
