@@ -818,6 +818,7 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         let _ = w.join();
     }
     stop.store(true, Ordering::Relaxed);
+    watch.wake();
     if let Ok(w) = watchdog {
         let _ = w.join();
     }

@@ -10,15 +10,23 @@ use super::sys::Group;
 use crate::audit::{Kind, Verdict};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often the watchdog looks; an event is answered at most this late after its deadline.
 pub const TICK: Duration = Duration::from_millis(20);
 
+/// How long the idle watchdog sleeps between looks at the stop flag (a push or [`Watch::wake`] wakes it
+/// at once).
+const IDLE: Duration = Duration::from_secs(1);
+
 pub struct Watch {
     pending: Mutex<VecDeque<Arc<Pending>>>,
     capacity: usize,
+    /// The watchdog waits here while nothing is pending, so an idle sensor costs no wakeups.
+    wake: Condvar,
+    /// Set (under the lock) while the watchdog waits: only then does a push pay for a wakeup.
+    idle: AtomicBool,
 }
 
 impl Watch {
@@ -26,18 +34,31 @@ impl Watch {
         Watch {
             pending: Mutex::new(VecDeque::with_capacity(capacity)),
             capacity,
+            wake: Condvar::new(),
+            idle: AtomicBool::new(false),
         }
     }
 
     /// Registers a pending event; `false` when full (the caller answers the fail policy at once).
-    /// Holds the lock only to push: the reader thread calls this.
+    /// Holds the lock only to push (and, when the watchdog sleeps, to wake it: a futex wake, which never
+    /// blocks): the reader thread calls this.
     pub fn push(&self, p: Arc<Pending>) -> bool {
         let mut q = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if q.len() >= self.capacity {
             return false;
         }
         q.push_back(p);
+        if self.idle.load(Ordering::Relaxed) {
+            self.idle.store(false, Ordering::Relaxed);
+            self.wake.notify_one();
+        }
         true
+    }
+
+    /// Wakes an idle watchdog (at stop, so it sees the flag at once).
+    pub fn wake(&self) {
+        let _q = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        self.wake.notify_one();
     }
 
     /// One pass: drops answered entries at the front, answers expired ones.
@@ -97,6 +118,16 @@ impl Watch {
         trail: Option<Arc<Trail>>,
     ) {
         while !stop.load(Ordering::Relaxed) {
+            {
+                let q = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                if q.is_empty() {
+                    // `idle` is set under the lock the pushers take, so no push can slip in unseen.
+                    self.idle.store(true, Ordering::Relaxed);
+                    let _ = self.wake.wait_timeout(q, IDLE);
+                    self.idle.store(false, Ordering::Relaxed);
+                    continue;
+                }
+            }
             std::thread::sleep(TICK);
             self.expire(Instant::now(), group, allow, counters, trail.as_deref());
         }
