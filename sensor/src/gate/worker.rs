@@ -439,8 +439,10 @@ impl Worker {
         let c = &sh.counters;
         let (dev, ino) = (st.st_dev, st.st_ino);
         let mut stamp = Stamp::of(st);
-        let db = sh.db.read().unwrap_or_else(|e| e.into_inner()).clone();
+        // Generation first: a reload swaps the database, then bumps the generation, so a verdict reached
+        // with an old database can only be cached under an old generation (a miss), never a new one.
         let generation = sh.generation.load(Ordering::Acquire);
+        let db = sh.db.read().unwrap_or_else(|e| e.into_inner()).clone();
         self.scanner.set_database(db);
         if let Some(v) = sh.cache.get(dev, ino, stamp, generation) {
             bump(&c.cache_hits);
