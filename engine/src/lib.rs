@@ -5,15 +5,19 @@
 //! Data flows one way: `db` (parse) -> `compile` (build) -> `scan` (match -> verdict).
 
 pub mod compile;
+mod database;
 pub mod db;
 mod error;
 pub mod exefmt;
+mod image;
 pub mod logic;
 pub mod matcher;
 pub mod scan;
 
-pub use compile::{Compiler, Database};
+pub use compile::Compiler;
+pub use database::Database;
 pub use error::{LineError, LoadError};
+pub use image::{ImageError, FORMAT_VERSION};
 pub use scan::{ScanOptions, Scanner, SharedScanner};
 
 /// The functionality level this engine declares; `MinFL`/`MaxFL` and ldb `Engine:` ranges are compared with it.

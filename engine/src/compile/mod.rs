@@ -4,16 +4,23 @@
 //! caller that already has a database keeps it. Ignore lists (`.ign`, `.ign2`) are read before any signature
 //! file, whatever the order of the sources, so they apply to every signature.
 
-mod hashes;
+pub(crate) mod entries;
+pub(crate) mod hashes;
+pub(crate) mod names;
 
+use crate::database::{Database, DbMeta};
 use crate::db::hex::Elem;
 use crate::db::ign::IgnoreSet;
 use crate::db::load::{self, Format};
-use crate::db::{self, HashSig, LogicalSig, Offset, Parsed, Pattern, Target};
+use crate::db::{self, LogicalSig, Offset, Parsed, Pattern, Target};
+use crate::image::{ids, ImageBuilder};
 use crate::logic::Expr;
-use crate::matcher::{Matcher, MatcherBuilder, PatternId};
+use crate::matcher::{MatcherBuilder, PatternId};
 use crate::{LineError, LoadError, FUNCTIONALITY_LEVEL};
-pub(crate) use hashes::{HashIndex, KINDS as HASH_KINDS};
+use entries::{BodyRec, LogicalsBuilder, OwnerRec};
+use hashes::HashIndexBuilder;
+pub(crate) use hashes::KINDS as HASH_KINDS;
+use names::NamesBuilder;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -124,12 +131,12 @@ impl Compiler {
                 "no signatures loaded: the database is empty",
             ));
         }
-        Ok(builder.finish())
+        builder.finish()
     }
 }
 
 /// Where a pattern came from: an ndb signature, or one subsignature of an ldb signature.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Owner {
     Body(u32),
     Sub { lsig: u32, sub: u32 },
@@ -153,43 +160,6 @@ pub(crate) struct LogicalEntry {
     pub offsets: Vec<Offset>,
     /// Index of subsignature 0's match counter in the scanner's flat counter array.
     pub first_counter: u32,
-}
-
-/// Immutable, `Send + Sync`, shared by every scanner thread.
-pub struct Database {
-    pub(crate) names: Vec<Box<str>>,
-    pub(crate) hashes: HashIndex,
-    pub(crate) allow: HashIndex,
-    pub(crate) bodies: Vec<BodyEntry>,
-    pub(crate) logicals: Vec<LogicalEntry>,
-    pub(crate) owners: Vec<Owner>,
-    pub(crate) counters: u32,
-    pub(crate) matcher: Matcher,
-    signature_count: u64,
-    skipped: BTreeMap<&'static str, u64>,
-}
-
-impl std::fmt::Debug for Database {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Database")
-            .field("signatures", &self.signature_count)
-            .field("hashes", &self.hashes.len())
-            .field("bodies", &self.bodies.len())
-            .field("logicals", &self.logicals.len())
-            .field("skipped", &self.skipped)
-            .finish()
-    }
-}
-
-impl Database {
-    /// What clamscan calls "Known viruses": loaded detection signatures (allowlist entries not counted).
-    pub fn signature_count(&self) -> u64 {
-        self.signature_count
-    }
-    /// Signatures left out at load, by reason.
-    pub fn skipped(&self) -> &BTreeMap<&'static str, u64> {
-        &self.skipped
-    }
 }
 
 fn is_exact(e: &Elem) -> bool {
@@ -232,12 +202,12 @@ fn check_body_pattern(p: &Pattern) -> Result<(), String> {
 struct Builder {
     flevel: u32,
     ignore: IgnoreSet,
-    names: Vec<Box<str>>,
-    hashes: HashIndex,
-    allow: HashIndex,
-    bodies: Vec<BodyEntry>,
-    logicals: Vec<LogicalEntry>,
-    owners: Vec<Owner>,
+    names: NamesBuilder,
+    hashes: HashIndexBuilder,
+    allow: HashIndexBuilder,
+    bodies: Vec<BodyRec>,
+    logicals: LogicalsBuilder,
+    owners: Vec<OwnerRec>,
     counters: u32,
     matcher: MatcherBuilder,
     signature_count: u64,
@@ -249,11 +219,11 @@ impl Builder {
         Builder {
             flevel,
             ignore: IgnoreSet::default(),
-            names: Vec::new(),
-            hashes: HashIndex::default(),
-            allow: HashIndex::default(),
+            names: NamesBuilder::default(),
+            hashes: HashIndexBuilder::default(),
+            allow: HashIndexBuilder::default(),
             bodies: Vec::new(),
-            logicals: Vec::new(),
+            logicals: LogicalsBuilder::default(),
             owners: Vec::new(),
             counters: 0,
             matcher: MatcherBuilder::new(),
@@ -305,18 +275,20 @@ impl Builder {
                 self.skip(reason);
                 Ok(())
             }
-            Format::Hash | Format::Allow => match db::hash::parse_line(line, fl)? {
+            Format::Hash | Format::Allow => match db::hash::parse(line, fl)? {
                 Parsed::Skip(r) => {
                     self.skip(r);
                     Ok(())
                 }
                 Parsed::Sig(sig) => {
                     if format == Format::Allow {
-                        self.allow.insert(&sig, 0);
+                        self.allow.insert(sig.kind, sig.digest(), sig.size, 0);
                         // clamscan counts allowlist lines among its "Known viruses" (tests/ORACLE.md §5).
                         self.signature_count += 1;
-                    } else if !self.ignored(&sig.name, line) {
-                        self.add_hash(sig, official);
+                    } else if !self.ignored(sig.name, line) {
+                        let name = self.intern(sig.name, official)?;
+                        self.hashes.insert(sig.kind, sig.digest(), sig.size, name);
+                        self.signature_count += 1;
                     }
                     Ok(())
                 }
@@ -333,14 +305,15 @@ impl Builder {
                     check_body_pattern(&sig.pattern)?;
                     let id = self.owners.len() as PatternId;
                     self.matcher.add(id, &sig.pattern)?;
-                    let name = self.intern(&sig.name, official);
-                    self.owners.push(Owner::Body(self.bodies.len() as u32));
-                    self.bodies.push(BodyEntry {
+                    let name = self.intern(&sig.name, official)?;
+                    self.owners
+                        .push(entries::encode_owner(Owner::Body(self.bodies.len() as u32)));
+                    self.bodies.push(entries::encode_body(&BodyEntry {
                         name,
                         target: sig.target,
                         offset: sig.offset,
                         is_static: is_static(&sig.pattern),
-                    });
+                    }));
                     self.signature_count += 1;
                     Ok(())
                 }
@@ -368,24 +341,13 @@ impl Builder {
         true
     }
 
-    fn intern(&mut self, name: &str, official: bool) -> u32 {
-        let full = if official {
-            name.to_string()
-        } else {
-            format!("{name}.UNOFFICIAL")
-        };
-        self.names.push(full.into_boxed_str());
-        (self.names.len() - 1) as u32
-    }
-
-    fn add_hash(&mut self, sig: HashSig, official: bool) {
-        let name = self.intern(&sig.name, official);
-        self.hashes.insert(&sig, name);
-        self.signature_count += 1;
+    fn intern(&mut self, name: &str, official: bool) -> Result<u32, String> {
+        self.names
+            .push(name, if official { "" } else { ".UNOFFICIAL" })
     }
 
     fn add_logical(&mut self, sig: LogicalSig, official: bool) -> Result<(), String> {
-        let lsig = self.logicals.len() as u32;
+        let lsig = self.logicals.recs.len() as u32;
         // A pattern the matcher refuses fails the whole build, so ids never drift from `owners`.
         let mut matcher_ids = Vec::new();
         for (sub, s) in sig.subsigs.iter().enumerate() {
@@ -394,17 +356,17 @@ impl Builder {
                 self.matcher
                     .add(id, p)
                     .map_err(|e| format!("subsignature {sub}: {e}"))?;
-                matcher_ids.push(Owner::Sub {
+                matcher_ids.push(entries::encode_owner(Owner::Sub {
                     lsig,
                     sub: sub as u32,
-                });
+                }));
             }
         }
         self.owners.extend(matcher_ids);
-        let name = self.intern(&sig.name, official);
+        let name = self.intern(&sig.name, official)?;
         let first_counter = self.counters;
         self.counters += sig.subsigs.len() as u32;
-        self.logicals.push(LogicalEntry {
+        self.logicals.push(&LogicalEntry {
             name,
             target: sig.target,
             file_size: sig.file_size,
@@ -418,18 +380,37 @@ impl Builder {
         Ok(())
     }
 
-    fn finish(self) -> Database {
-        Database {
-            names: self.names,
-            hashes: self.hashes,
-            allow: self.allow,
-            bodies: self.bodies,
-            logicals: self.logicals,
-            owners: self.owners,
-            counters: self.counters,
-            matcher: self.matcher.build(),
-            signature_count: self.signature_count,
-            skipped: self.skipped,
+    /// Lays the database out as image sections (on the heap) and opens it as a compiled file is opened,
+    /// so that both kinds of load run the same code.
+    fn finish(self) -> Result<Database, LoadError> {
+        let mut img = ImageBuilder::new(self.flevel);
+        self.names.write(&mut img);
+        let metas = [
+            self.hashes.write(0, &mut img),
+            self.allow.write(1, &mut img),
+        ]
+        .concat();
+        img.put(ids::HASH_META, metas);
+        img.put(ids::BODIES, self.bodies);
+        img.put(ids::OWNERS, self.owners);
+        img.put(ids::LSIGS, self.logicals.recs);
+        img.put(ids::LSIG_OFFSETS, self.logicals.offsets);
+        img.put(ids::LSIG_EXPR, self.logicals.exprs);
+        self.matcher.write(&mut img);
+        img.put(
+            ids::DB_META,
+            vec![DbMeta {
+                signature_count: self.signature_count,
+                counters: self.counters,
+                _pad: 0,
+            }],
+        );
+        let mut skipped = String::new();
+        for (reason, n) in &self.skipped {
+            skipped.push_str(&format!("{n}\t{reason}\n"));
         }
+        img.put(ids::SKIPPED, skipped.into_bytes());
+        Database::from_image(img.finish())
+            .map_err(|e| LoadError::single("(database)", 0, format!("internal error: {e}")))
     }
 }

@@ -159,3 +159,66 @@ fn an_empty_database_directory_is_named() {
         "{e}"
     );
 }
+
+#[test]
+fn duplicate_signatures_load_and_the_first_loaded_hash_wins() {
+    let line = md5_line(b"dup file", "Dup.First");
+    let text = format!("{line}\n{line}\n{}\n", md5_line(b"dup file", "Dup.Second"));
+    let db = build(&[
+        ("t.hdb", &text),
+        (
+            "t.ndb",
+            "Dup.Body:0:*:6475702066\nDup.Body:0:*:6475702066\n",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(db.signature_count(), 5);
+    // Both body duplicates are loaded and each is reported once; the hash reports the first line only.
+    assert_eq!(
+        scan_all(&db, b"dup file"),
+        vec![
+            "Dup.Body.UNOFFICIAL",
+            "Dup.Body.UNOFFICIAL",
+            "Dup.First.UNOFFICIAL"
+        ]
+    );
+}
+
+#[test]
+fn a_line_of_several_megabytes_loads_or_fails_cleanly() {
+    // A 4 MB signature name is kept whole.
+    let name = "N".repeat(4 << 20);
+    let db = build(&[("t.hdb", &md5_line(b"long name", &name))]).unwrap();
+    assert_eq!(
+        scan_all(&db, b"long name")[0].len(),
+        name.len() + ".UNOFFICIAL".len()
+    );
+    // A 3 MB body pattern (1.5 MB of bytes) loads and matches.
+    // Not periodic: every atom of it occurs once in the data, so verification stays linear.
+    let bytes: Vec<u8> = (0..94_000u32)
+        .flat_map(|i| Md5::digest(i.to_le_bytes()))
+        .collect();
+    let db = build(&[("t.ndb", &format!("Huge:0:*:{}", hex::encode(&bytes)))]).unwrap();
+    let mut data = b"xx".to_vec();
+    data.extend_from_slice(&bytes);
+    assert_eq!(scan_all(&db, &data), vec!["Huge.UNOFFICIAL"]);
+    // A 6 MB line that is not a signature is one error naming the line, not one per byte.
+    let e = build(&[("t.hdb", &format!("x{}\n", "z".repeat(6 << 20)))]).unwrap_err();
+    assert_eq!(e.errors.len(), 1);
+    assert!(
+        e.to_string()
+            .starts_with("t.hdb:1: expected HASH:SIZE:NAME"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_name_that_is_not_utf8_fails_the_whole_load() {
+    let mut text = format!("{}\n", md5_line(b"good", "Good")).into_bytes();
+    text.extend_from_slice(format!("{}:3:", hex::encode(Md5::digest(b"bad"))).as_bytes());
+    text.extend_from_slice(b"Na\xffme\n");
+    let mut c = Compiler::new();
+    c.add_source("t.hdb", &text).unwrap();
+    let e = c.build().unwrap_err();
+    assert_eq!(e.to_string(), "t.hdb:2: line is not valid UTF-8 (byte 37)");
+}
