@@ -22,6 +22,32 @@ pub enum Command {
     Scan(ScanArgs),
     /// Guard files on access: block (or report) malicious files when a process opens or executes them.
     Run(RunArgs),
+    /// Signature database tools.
+    Db(DbArgs),
+}
+
+/// `sensor db`: work on signature databases.
+#[derive(Args, Debug, Clone)]
+pub struct DbArgs {
+    #[command(subcommand)]
+    pub command: DbCommand,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum DbCommand {
+    /// Compile ClamAV database files or directories into one compiled database file, which `scan -d` and
+    /// `run -d` map at load instead of compiling the text again.
+    Compile(CompileArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompileArgs {
+    /// ClamAV database files (.hdb .hsb .fp .sfp .ndb .ldb .ign2 ...) or directories of them.
+    #[arg(value_name = "SRC", required = true)]
+    pub sources: Vec<PathBuf>,
+    /// The compiled database to write (by convention NAME.sensordb); replaced atomically.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
 }
 
 /// `sensor run`: flags override the configuration files (`--config` clamd.conf or TOML).
@@ -241,8 +267,24 @@ mod tests {
         v.extend_from_slice(args);
         match Cli::try_parse_from(v).unwrap().command {
             Command::Scan(a) => a,
-            Command::Run(_) => panic!("parsed `run` for a `scan` command line"),
+            other => panic!("parsed {other:?} for a `scan` command line"),
         }
+    }
+
+    #[test]
+    fn db_compile_takes_sources_and_an_output() {
+        let c = Cli::try_parse_from(["sensor", "db", "compile", "a", "b.hdb", "-o", "x.sensordb"]);
+        match c.unwrap().command {
+            Command::Db(DbArgs {
+                command: DbCommand::Compile(a),
+            }) => {
+                assert_eq!(a.sources, vec![PathBuf::from("a"), PathBuf::from("b.hdb")]);
+                assert_eq!(a.output, PathBuf::from("x.sensordb"));
+            }
+            other => panic!("parsed {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["sensor", "db", "compile", "-o", "x"]).is_err());
+        assert!(Cli::try_parse_from(["sensor", "db", "compile", "a"]).is_err());
     }
 
     #[test]

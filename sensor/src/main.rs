@@ -4,6 +4,7 @@
 mod audit;
 mod cli;
 mod config;
+mod db;
 mod ebpf;
 mod gate;
 mod scan;
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli.command {
         cli::Command::Scan(args) => scan::run(args),
+        cli::Command::Db(args) => db::run(args),
         cli::Command::Run(args) => match config::load(&args) {
             Ok(cfg) => {
                 for w in &cfg.warnings {
