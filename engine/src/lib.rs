@@ -15,7 +15,7 @@ pub mod matcher;
 pub mod scan;
 mod sources;
 
-pub use compile::Compiler;
+pub use compile::{Compiler, Parallel, Sequential};
 pub use database::Database;
 pub use error::{LineError, LoadError};
 pub use image::{ImageError, FORMAT_VERSION};

@@ -5,7 +5,7 @@
 //! or found in one directory, because which one should win (or how to merge them) would be a guess. Such a
 //! mix is refused with an error that names both, so nothing loads half of what was meant.
 
-use crate::{Compiler, Database, LoadError};
+use crate::{Compiler, Database, LoadError, Parallel};
 use std::path::{Path, PathBuf};
 
 /// The extension of compiled database files. ClamAV uses none like it (its `.sdb` would be a near miss).
@@ -54,8 +54,9 @@ fn survey(path: &Path) -> Found {
 }
 
 /// Loads the databases `paths` name (files or directories): one compiled database, or ClamAV databases
-/// built in memory. Every error names its file; nothing of a failed load is kept.
-pub fn load(paths: &[PathBuf]) -> Result<Database, LoadError> {
+/// built in memory (with `par`, see [`Compiler::build_with`]). Every error names its file; nothing of a
+/// failed load is kept.
+pub fn load(paths: &[PathBuf], par: &dyn Parallel) -> Result<Database, LoadError> {
     let found: Vec<Found> = paths.iter().map(|p| survey(p)).collect();
     let compiled: Vec<&PathBuf> = found.iter().flat_map(|f| &f.compiled).collect();
     let Some(&first) = compiled.first() else {
@@ -63,7 +64,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Database, LoadError> {
         for p in paths {
             c.add_path(p)?;
         }
-        return c.build();
+        return c.build_with(par);
     };
     if let Some(second) = compiled.get(1) {
         return Err(LoadError::single(
@@ -105,6 +106,10 @@ mod tests {
         let p = dir.join(name);
         c.build().unwrap().save(&p).unwrap();
         p
+    }
+
+    fn load(paths: &[PathBuf]) -> Result<Database, LoadError> {
+        super::load(paths, &crate::Sequential)
     }
 
     fn err(paths: &[PathBuf]) -> String {

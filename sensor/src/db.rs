@@ -29,7 +29,7 @@ fn compile(a: &CompileArgs) -> u8 {
             return 2;
         }
     }
-    let db = match c.build() {
+    let db = match c.build_with(&crate::threads::Threads) {
         Ok(db) => db,
         Err(e) => {
             eprintln!("{e}");

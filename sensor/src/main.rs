@@ -8,6 +8,7 @@ mod db;
 mod ebpf;
 mod gate;
 mod scan;
+mod threads;
 
 use clap::Parser;
 use std::process::ExitCode;

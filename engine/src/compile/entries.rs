@@ -133,6 +133,12 @@ pub(crate) fn decode_body(r: &BodyRec) -> Option<BodyEntry> {
     })
 }
 
+/// Moves the name references of body and logical records by `shift` (their names moved in the table).
+pub(crate) fn shift_names(bodies: &mut [BodyRec], logicals: &mut [LsigRec], shift: u32) {
+    bodies.iter_mut().for_each(|b| b.name += shift);
+    logicals.iter_mut().for_each(|l| l.name += shift);
+}
+
 pub(crate) fn encode_owner(o: Owner) -> OwnerRec {
     match o {
         Owner::Body(b) => [b, NOT_SUB],

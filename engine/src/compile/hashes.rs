@@ -46,7 +46,7 @@ fn prefix_bits(n: usize) -> u32 {
 }
 
 #[inline]
-fn bucket(digest: &[u8], bits: u32) -> usize {
+fn bucket_of(digest: &[u8], bits: u32) -> usize {
     if bits == 0 {
         return 0;
     }
@@ -85,18 +85,31 @@ impl<const N: usize> Rec<N> {
     }
 }
 
-/// Collects hash signatures; `write` sorts them into a table per kind.
-#[derive(Default)]
-pub(crate) struct HashIndexBuilder {
-    md5: Vec<Rec<16>>,
-    sha1: Vec<Rec<20>>,
-    sha256: Vec<Rec<32>>,
+/// The signatures of one digest kind, already split by their digest's first byte: a record goes to its
+/// bucket as it is loaded, which saves a pass over all of them later (an in-place radix pass over 6M MD5
+/// records cost a cache and TLB miss per swap).
+struct Column<const N: usize> {
+    buckets: Vec<Vec<Rec<N>>>,
+    count: u32,
 }
 
-fn push<const N: usize>(v: &mut Vec<Rec<N>>, digest: &[u8], size: Option<u64>, value: u32) {
-    if let Ok(digest) = digest.try_into() {
-        let seq = v.len() as u32;
-        v.push(Rec {
+impl<const N: usize> Default for Column<N> {
+    fn default() -> Self {
+        Column {
+            buckets: (0..256).map(|_| Vec::new()).collect(),
+            count: 0,
+        }
+    }
+}
+
+impl<const N: usize> Column<N> {
+    fn push(&mut self, digest: &[u8], size: Option<u64>, value: u32) {
+        let Ok(digest) = <[u8; N]>::try_from(digest) else {
+            return;
+        };
+        let seq = self.count;
+        self.count += 1;
+        self.buckets[usize::from(digest[0])].push(Rec {
             digest,
             size: size.unwrap_or(ANY_SIZE),
             value,
@@ -105,14 +118,22 @@ fn push<const N: usize>(v: &mut Vec<Rec<N>>, digest: &[u8], size: Option<u64>, v
     }
 }
 
+/// Collects hash signatures; `write` sorts them into a table per kind.
+#[derive(Default)]
+pub(crate) struct HashIndexBuilder {
+    md5: Column<16>,
+    sha1: Column<20>,
+    sha256: Column<32>,
+}
+
 impl HashIndexBuilder {
     /// `digest` has the kind's length; `value` is what a lookup returns (a name id).
     pub fn insert(&mut self, kind: HashKind, digest: &[u8], size: Option<u64>, value: u32) {
         debug_assert_eq!(digest.len(), digest_len(kind));
         match kind {
-            HashKind::Md5 => push(&mut self.md5, digest, size, value),
-            HashKind::Sha1 => push(&mut self.sha1, digest, size, value),
-            HashKind::Sha256 => push(&mut self.sha256, digest, size, value),
+            HashKind::Md5 => self.md5.push(digest, size, value),
+            HashKind::Sha1 => self.sha1.push(digest, size, value),
+            HashKind::Sha256 => self.sha256.push(digest, size, value),
         }
     }
 
@@ -154,51 +175,43 @@ fn partition<const N: usize>(recs: &mut [Rec<N>], shift: u32, bits: u32) -> Vec<
     start
 }
 
-/// Sorts by (digest, load order) in place: an American-flag radix pass on the leading 8 bits (256 write
-/// heads, which the TLB and the prefetchers keep up with), a second one on the next 12 bits inside each
-/// bucket (which fits in cache), then a comparison sort of the few records left per bucket. A comparison
-/// sort of 6M MD5 records, a counting sort of indices with gathers, and a single 12-bit pass over the whole
-/// array (4096 heads: a cache and TLB miss per swap) each took 0.4-1.2 s of a 3 s load.
-fn sort_records<const N: usize>(recs: &mut [Rec<N>]) {
+/// Sorts one first-byte bucket by (digest, load order) in place: an American-flag radix pass on the next
+/// 12 bits (the bucket fits in cache), then a comparison sort of the few records left per sub-bucket. A
+/// comparison sort of all records, a counting sort of indices with gathers, and radix passes over the
+/// whole array each took 0.5-1.3 s of a 3 s load of 6M MD5s.
+fn sort_bucket<const N: usize>(bucket: &mut [Rec<N>]) {
     let by_digest = |x: &Rec<N>, y: &Rec<N>| x.digest.cmp(&y.digest).then(x.seq.cmp(&y.seq));
-    let outer = partition(recs, 24, 8);
-    for w in outer.windows(2) {
-        let bucket = &mut recs[w[0]..w[1]];
-        if bucket.len() <= 64 {
-            bucket.sort_unstable_by(by_digest);
-            continue;
-        }
-        let inner = partition(bucket, 12, 12);
-        for v in inner.windows(2) {
-            if v[1] - v[0] > 1 {
-                bucket[v[0]..v[1]].sort_unstable_by(by_digest);
-            }
+    if bucket.len() <= 64 {
+        bucket.sort_unstable_by(by_digest);
+        return;
+    }
+    let inner = partition(bucket, 12, 12);
+    for v in inner.windows(2) {
+        if v[1] - v[0] > 1 {
+            bucket[v[0]..v[1]].sort_unstable_by(by_digest);
         }
     }
 }
 
-fn write_table<const N: usize>(
-    mut recs: Vec<Rec<N>>,
-    table: u32,
-    img: &mut ImageBuilder,
-) -> TableMeta {
-    let n = recs.len();
+fn write_table<const N: usize>(col: Column<N>, table: u32, img: &mut ImageBuilder) -> TableMeta {
+    let n = col.count as usize;
     let bits = prefix_bits(n);
-    sort_records(&mut recs);
     let mut prefix = vec![0u32; (1 << bits) + 1];
-    for r in &recs {
-        prefix[bucket(&r.digest, bits) + 1] += 1;
+    let mut digests = Vec::with_capacity(n * N);
+    let mut sizes = Vec::with_capacity(n);
+    let mut values = Vec::with_capacity(n);
+    for mut bucket in col.buckets {
+        sort_bucket(&mut bucket);
+        for r in &bucket {
+            prefix[bucket_of(&r.digest, bits) + 1] += 1;
+            digests.extend_from_slice(&r.digest);
+            sizes.push(r.size);
+            values.push(r.value);
+        }
     }
     for b in 0..1 << bits {
         prefix[b + 1] += prefix[b];
     }
-    let mut digests = Vec::with_capacity(n * N);
-    for r in &recs {
-        digests.extend_from_slice(&r.digest);
-    }
-    let sizes: Vec<u64> = recs.iter().map(|r| r.size).collect();
-    let values: Vec<u32> = recs.iter().map(|r| r.value).collect();
-    drop(recs);
     let any_size = sizes.contains(&ANY_SIZE);
     // With a `*` signature every file wants the digest anyway: no size set to keep.
     let mut sizeset: Vec<u64> = if any_size { Vec::new() } else { sizes.clone() };
@@ -294,7 +307,7 @@ impl HashIndex {
             return None;
         }
         let prefix = img.get(t.prefix);
-        let b = bucket(digest, t.meta.prefix_bits);
+        let b = bucket_of(digest, t.meta.prefix_bits);
         let (lo, hi) = (*prefix.get(b)? as usize, *prefix.get(b + 1)? as usize);
         let mut buf = [0u8; FETCH_BYTES];
         let per_chunk = FETCH_BYTES / t.dlen;

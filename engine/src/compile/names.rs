@@ -34,6 +34,19 @@ impl NamesBuilder {
         Ok(self.offs.len() as u32 - 2)
     }
 
+    /// Appends `other`'s names after these; returns how far their ids moved.
+    pub fn append(&mut self, other: NamesBuilder) -> Result<u32, String> {
+        let shift = self.offs.len() as u32 - 1;
+        let base = *self.offs.last().unwrap_or(&0);
+        if u32::try_from(self.bytes.len() + other.bytes.len()).is_err() {
+            return Err("signature names exceed 4 GiB".into());
+        }
+        self.bytes.extend_from_slice(&other.bytes);
+        self.offs
+            .extend(other.offs.iter().skip(1).map(|&e| e + base));
+        Ok(shift)
+    }
+
     pub fn write(self, img: &mut ImageBuilder) {
         img.put(ids::NAME_OFFS, self.offs);
         img.put(ids::NAME_BYTES, self.bytes);

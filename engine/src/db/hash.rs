@@ -57,14 +57,36 @@ fn decode_hex(hex: &str, out: &mut [u8; 32]) -> Option<()> {
 }
 
 pub fn parse(line: &str, fl: u32) -> Result<Parsed<HashLine<'_>>, String> {
+    // Fields by one pass over the bytes (':' is ASCII, so every cut is a char boundary): `str::split`
+    // set up a search per field. A digest is 32, 40 or 64 hex digits, so the first colon is looked for
+    // there first, and only the short rest of the line is scanned.
     let mut fields = [""; 5];
     let mut count = 0;
-    for f in line.split(':') {
-        if let Some(slot) = fields.get_mut(count) {
-            *slot = f;
+    let mut start = 0;
+    let bytes = line.as_bytes();
+    if let Some(&at) = [32, 40, 64]
+        .iter()
+        .find(|&&at| bytes.get(at) == Some(&b':'))
+    {
+        if !bytes[..at].contains(&b':') {
+            fields[0] = &line[..at];
+            count = 1;
+            start = at + 1;
         }
-        count += 1;
     }
+    for (i, &b) in bytes.iter().enumerate().skip(start) {
+        if b == b':' {
+            if let Some(slot) = fields.get_mut(count) {
+                *slot = &line[start..i];
+            }
+            count += 1;
+            start = i + 1;
+        }
+    }
+    if let Some(slot) = fields.get_mut(count) {
+        *slot = &line[start..];
+    }
+    count += 1;
     if count < 3 {
         return Err(format!("expected HASH:SIZE:NAME, found {count} field(s)"));
     }

@@ -106,7 +106,9 @@ fn tail_of(a: &[u8]) -> u32 {
 /// Collects the distinct atoms of one index and what each is for.
 pub(crate) struct AtomsBuilder {
     nocase: bool,
-    slots: FastMap<Vec<u8>, u32>,
+    /// Atoms of up to 8 bytes by value (bytes and length in one integer): no allocation per atom.
+    short_slots: FastMap<u128, u32>,
+    long_slots: FastMap<Vec<u8>, u32>,
     offs: Vec<u32>,
     bytes: Vec<u8>,
     refs: Vec<(u32, AtomRef)>,
@@ -116,7 +118,8 @@ impl AtomsBuilder {
     pub fn new(nocase: bool) -> Self {
         AtomsBuilder {
             nocase,
-            slots: FastMap::default(),
+            short_slots: FastMap::default(),
+            long_slots: FastMap::default(),
             offs: vec![0],
             bytes: Vec::new(),
             refs: Vec::new(),
@@ -125,16 +128,29 @@ impl AtomsBuilder {
 
     /// `atom` is at least 2 bytes, folded to lower case already when the index is case-insensitive.
     pub fn add(&mut self, atom: &[u8], r: AtomRef) {
-        let slot = match self.slots.get(atom) {
-            Some(&s) => s,
-            None => {
-                let s = self.offs.len() as u32 - 1;
-                self.bytes.extend_from_slice(atom);
-                self.offs.push(self.bytes.len() as u32);
-                self.slots.insert(atom.to_vec(), s);
-                s
+        let next = self.offs.len() as u32 - 1;
+        let (slot, new) = if atom.len() <= 8 {
+            let mut k = [0u8; 16];
+            k[..atom.len()].copy_from_slice(atom);
+            k[15] = atom.len() as u8;
+            let slot = *self
+                .short_slots
+                .entry(u128::from_le_bytes(k))
+                .or_insert(next);
+            (slot, slot == next)
+        } else {
+            match self.long_slots.get(atom) {
+                Some(&s) => (s, false),
+                None => {
+                    self.long_slots.insert(atom.to_vec(), next);
+                    (next, true)
+                }
             }
         };
+        if new {
+            self.bytes.extend_from_slice(atom);
+            self.offs.push(self.bytes.len() as u32);
+        }
         self.refs.push((slot, r));
     }
 

@@ -53,7 +53,7 @@ const STATUS_PERIOD: Duration = Duration::from_millis(200);
 /// ClamAV databases are compiled in memory, a compiled database is mapped; on reload the new one is built
 /// beside the old, which the workers keep until the swap (and which stays if this fails).
 fn load_database(paths: &[PathBuf]) -> Result<Database, String> {
-    let db = engine::load(paths).map_err(|e| e.to_string())?;
+    let db = engine::load(paths, &crate::threads::Threads).map_err(|e| e.to_string())?;
     for (reason, n) in db.skipped() {
         eprintln!("{n} signatures skipped: {reason}");
     }

@@ -136,7 +136,7 @@ fn scan(args: &ScanArgs, cfg: &Config, rep: &mut Reporter) -> u8 {
 
 /// ClamAV databases are compiled in memory; a compiled database (`sensor db compile`) is mapped.
 fn load(paths: &[std::path::PathBuf]) -> Result<engine::Database> {
-    engine::load(paths).map_err(|e| anyhow::anyhow!("{e}"))
+    engine::load(paths, &crate::threads::Threads).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// `--file-list` entries (one a line, empty lines skipped; positional paths are then ignored, as
