@@ -21,15 +21,16 @@
 //!
 //! # Atoms and complexity
 //!
-//! Each segment contributes one atom: the best window of up to 4 exact bytes (letters of `::i` patterns
+//! Each segment contributes one atom: the best window of up to 8 exact bytes (letters of `::i` patterns
 //! count, in the ASCII-case-insensitive index), or a small alternative of exact branches of >= 2 bytes (one
 //! index entry per branch). Rarer atoms (0x00, 0xFF, spaces, NOPs and lower-case text score less) mean
-//! fewer false candidates, and candidates are what verification pays for. Four bytes is what the index
-//! filters on (one 32-bit load per position) and, measured with the earlier Aho-Corasick automaton and
-//! 4,000 random 16-byte signatures, also its best atom length: a cache-cold 4 KiB scan took 104 us with
-//! 8-byte atoms, 56 us with 4 and 70 us with 3. The index itself then took that scan to 10 us and 16 MiB
-//! from 78 to 480 MB/s (see `atoms`). A segment with no atom of >= 2 bytes is
-//! checked at every offset ([`MatcherView::fallback_count`] tells how many patterns need that).
+//! fewer false candidates, and candidates are what verification pays for. The index filters on an atom's
+//! first four bytes (one 32-bit load per position) and compares the next four inside the same table
+//! entry, so a longer atom costs no more per position and refuses most chance hits before verification;
+//! with an Aho-Corasick automaton, 8-byte atoms had been slower than 4 (more states: a cache-cold 4 KiB
+//! scan of 4,000 signatures took 104 us against 56). See `atoms` for the index and its measurements. A
+//! segment with no atom of >= 2 bytes is checked at every offset ([`MatcherView::fallback_count`] tells
+//! how many patterns need that).
 //!
 //! The atom pass is linear in the data plus the number of atom hits. Verifying a hit runs a position-set
 //! simulation over the segment's elements (gaps inside a segment are at most 32 wide, so sets stay small):
