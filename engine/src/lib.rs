@@ -6,17 +6,23 @@
 
 pub mod compile;
 pub mod container;
+mod database;
 pub mod db;
 mod error;
 pub mod exefmt;
+mod image;
 pub mod logic;
 pub mod matcher;
 pub mod scan;
+mod sources;
 
-pub use compile::{Compiler, Database};
+pub use compile::{Compiler, Parallel, Sequential};
 pub use container::PublicKey;
+pub use database::Database;
 pub use error::{LineError, LoadError};
+pub use image::{ImageError, FORMAT_VERSION};
 pub use scan::{ScanOptions, Scanner, SharedScanner};
+pub use sources::{is_compiled, load, COMPILED_EXTENSION};
 
 /// The functionality level this engine declares; `MinFL`/`MaxFL` and ldb `Engine:` ranges are compared with it.
 /// It is clamscan 1.4.6's level (bisected with MinFL, tests/ORACLE.md §1), so that a database written for it

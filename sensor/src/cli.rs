@@ -26,6 +26,8 @@ pub enum Command {
     Audit(AuditArgs),
     /// Ask a running `sensor run --socket PATH` for its status.
     Status(StatusArgs),
+    /// Signature database tools.
+    Db(DbArgs),
 }
 
 /// `sensor audit <SUBCOMMAND>`.
@@ -88,6 +90,30 @@ fn parse_timeout(s: &str) -> Result<f64, String> {
             "expected seconds, more than 0 and at most 3600, got '{s}'"
         )),
     }
+}
+
+/// `sensor db`: work on signature databases.
+#[derive(Args, Debug, Clone)]
+pub struct DbArgs {
+    #[command(subcommand)]
+    pub command: DbCommand,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum DbCommand {
+    /// Compile ClamAV database files or directories into one compiled database file, which `scan -d` and
+    /// `run -d` map at load instead of compiling the text again.
+    Compile(CompileArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompileArgs {
+    /// ClamAV database files (.hdb .hsb .fp .sfp .ndb .ldb .ign2 ...) or directories of them.
+    #[arg(value_name = "SRC", required = true)]
+    pub sources: Vec<PathBuf>,
+    /// The compiled database to write (by convention NAME.sensordb); replaced atomically.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
 }
 
 /// `sensor run`: flags override the configuration files (`--config` clamd.conf or TOML).
@@ -395,6 +421,22 @@ mod tests {
         assert_eq!(a.socket, Some(PathBuf::from("/run/sensor.sock")));
         assert_eq!(a.metrics.as_deref(), Some("127.0.0.1:9464"));
         assert!(a.metrics_allow_remote);
+    }
+
+    #[test]
+    fn db_compile_takes_sources_and_an_output() {
+        let c = Cli::try_parse_from(["sensor", "db", "compile", "a", "b.hdb", "-o", "x.sensordb"]);
+        match c.unwrap().command {
+            Command::Db(DbArgs {
+                command: DbCommand::Compile(a),
+            }) => {
+                assert_eq!(a.sources, vec![PathBuf::from("a"), PathBuf::from("b.hdb")]);
+                assert_eq!(a.output, PathBuf::from("x.sensordb"));
+            }
+            other => panic!("parsed {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["sensor", "db", "compile", "-o", "x"]).is_err());
+        assert!(Cli::try_parse_from(["sensor", "db", "compile", "a"]).is_err());
     }
 
     #[test]

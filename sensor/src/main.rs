@@ -5,9 +5,11 @@ mod audit;
 mod cli;
 mod config;
 mod control;
+mod db;
 mod ebpf;
 mod gate;
 mod scan;
+mod threads;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -18,6 +20,7 @@ fn main() -> ExitCode {
         cli::Command::Scan(args) => scan::run(args),
         cli::Command::Audit(args) => audit::cmd::run(args),
         cli::Command::Status(args) => control::run(args),
+        cli::Command::Db(args) => db::run(args),
         cli::Command::Run(args) => match config::load(&args) {
             Ok(cfg) => {
                 for w in &cfg.warnings {

@@ -258,6 +258,58 @@ fn sensor_matches_clamscan() {
     assert!(failures.is_empty(), "{failures}");
 }
 
+/// `sensor db compile` of each generated database, then the same scans from the compiled file: the output
+/// must be the text database's, line for line (including the order of `-z` names). Needs no clamscan.
+#[test]
+fn compiled_database_matches_text_database() {
+    let t = "compiled_database_matches_text_database";
+    let Some(sensor) = oracle::require_sensor_scan(t) else {
+        return;
+    };
+    let mut failures = String::new();
+    for f in fixtures() {
+        let m = &f.manifest;
+        let out = tempfile::tempdir().unwrap();
+        let compiled = out.path().join("db.sensordb");
+        let c = std::process::Command::new(&sensor)
+            .args(["db", "compile"])
+            .arg(&m.db_dir)
+            .arg("-o")
+            .arg(&compiled)
+            .output()
+            .unwrap();
+        assert!(
+            c.status.success(),
+            "seed {}: db compile failed: {}",
+            m.seed,
+            String::from_utf8_lossy(&c.stderr)
+        );
+        for z in [false, true] {
+            let text = oracle::run_scanner(&sensor, &["scan"], &m.db_dir, &m.data_dir, z);
+            let comp = oracle::run_scanner(&sensor, &["scan"], &compiled, &m.data_dir, z);
+            let mut lines = diff(
+                &parse_output(&text.stdout),
+                &parse_output(&comp.stdout),
+                &BTreeMap::new(),
+            );
+            if text.code != comp.code {
+                lines.push(format!("exit code: {:?} vs {:?}", text.code, comp.code));
+            }
+            if !lines.is_empty() {
+                failures.push_str(&report(
+                    &format!(
+                        "seed {} {}: text database (expected) vs compiled (actual)",
+                        m.seed,
+                        if z { "-z" } else { "no -z" }
+                    ),
+                    &lines,
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures}");
+}
+
 /// Keep the corpus for inspection: `ORACLE_KEEP=/some/dir cargo test -p sensor-tests --test differential keep_corpus`
 #[test]
 fn keep_corpus() {

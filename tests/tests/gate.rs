@@ -1515,6 +1515,55 @@ fn sighup_reloads_the_database_and_forgets_clean_verdicts() {
     );
 }
 
+/// Test 22b: the gate runs on a compiled database (`sensor db compile`), and SIGHUP maps a recompiled one
+/// that replaced it by rename: a file clean under the old one is denied under the new one.
+#[test]
+fn sighup_maps_a_recompiled_database() {
+    let t = "sighup_maps_a_recompiled_database";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let file = prot.join("later-known.bin");
+    let data = noise(4343, 777);
+    write(&file, &data);
+    let compiled = env.scratch().join("gate.sensordb");
+    let compile = |db: &Path| {
+        let o = Command::new(&env.bin)
+            .args(["db", "compile"])
+            .arg(db)
+            .arg("-o")
+            .arg(&compiled)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    compile(&env.write_db(&[eicar_hdb_line()], &[]));
+    let mut s = env.start(&compiled, &SensorOpts::protect(&[prot.path()]));
+    s.wait_ready(READY_TIMEOUT);
+    let infected = prot.join("eicar.com");
+    write(&infected, &eicar());
+    assert!(is_eperm(&open_read_bounded(&infected)), "{}", s.diag());
+    let r = open_read_bounded(&file);
+    assert!(
+        matches!(&r, Ok(v) if *v == data),
+        "before reload: {}",
+        describe(&r)
+    );
+    compile(&env.write_db(&[eicar_hdb_line(), hdb_line(&data, "Gate.Recompiled")], &[]));
+    // SAFETY: signalling our own running child.
+    unsafe { libc::kill(s.pid(), libc::SIGHUP) };
+    s.wait_status("reloads >= 1", Duration::from_secs(20), |v| {
+        v["reloads"].as_u64().unwrap_or(0) >= 1
+    });
+    let r = open_read_bounded(&file);
+    assert!(
+        is_eperm(&r),
+        "after SIGHUP with a recompiled database: expected EPERM, got {}\n{}",
+        describe(&r),
+        s.diag()
+    );
+    assert!(is_eperm(&open_read_bounded(&infected)), "{}", s.diag());
+}
+
 /// Test 23: a filesystem mounted INSIDE a protected tree (after the sensor started, as a USB stick or a
 /// container volume would be) is part of the tree: its EICAR file is denied.
 #[test]

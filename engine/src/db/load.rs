@@ -142,20 +142,33 @@ fn drop_older_copies(files: &mut Vec<Entry>) {
 /// Non-empty, non-comment lines with their 1-based numbers. A trailing CR is dropped (files edited on Windows).
 /// Invalid UTF-8 is reported per line, never a panic.
 pub fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, Result<&str, String>)> {
-    bytes
-        .split(|&b| b == b'\n')
-        .enumerate()
-        .filter_map(|(i, raw)| {
-            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-            if raw.is_empty() || raw[0] == b'#' {
-                return None;
+    // memchr rather than `split` with a closure, which compares byte by byte: 5% of a 6.9M-line load.
+    let mut rest = Some(bytes);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        Some(match memchr::memchr(b'\n', r) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                &r[..i]
             }
-            Some((
-                i + 1,
-                std::str::from_utf8(raw)
-                    .map_err(|e| format!("line is not valid UTF-8 (byte {})", e.valid_up_to())),
-            ))
+            None => {
+                rest = None;
+                r
+            }
         })
+    })
+    .enumerate()
+    .filter_map(|(i, raw)| {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.is_empty() || raw[0] == b'#' {
+            return None;
+        }
+        Some((
+            i + 1,
+            std::str::from_utf8(raw)
+                .map_err(|e| format!("line is not valid UTF-8 (byte {})", e.valid_up_to())),
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -6,8 +6,9 @@ use crate::db::Pattern;
 /// Gaps whose width (`max - min`) is at most this stay inside a segment and are verified around the atom;
 /// wider or unbounded gaps split the pattern into chained segments.
 pub(crate) const MAX_INLINE_SPAN: u32 = 32;
-/// Longest atom taken from a run of bytes.
-const MAX_ATOM: usize = 4;
+/// Longest atom taken from a run of bytes: the index filters on the first four and compares the next four
+/// inside the same table entry (see `atoms`).
+const MAX_ATOM: usize = 8;
 /// Most branches of an alternative that are turned into separate atoms.
 const MAX_ALT_ATOMS: usize = 8;
 
@@ -24,15 +25,14 @@ pub(crate) struct Atom {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct Segment {
-    pub elems: Vec<Elem>,
+pub(crate) struct Segment<'p> {
+    pub elems: &'p [Elem],
     pub atom: Option<Atom>,
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct Compiled {
-    pub id: u32,
-    pub segs: Vec<Segment>,
+pub(crate) struct Compiled<'p> {
+    pub segs: Vec<Segment<'p>>,
     /// `gaps[i]` lies between `segs[i]` and `segs[i + 1]`.
     pub gaps: Vec<(u32, Option<u32>)>,
     /// Whether two atom hits may imply the same start (variable-length elements before the atom).
@@ -94,43 +94,40 @@ fn run_score(bytes: impl Iterator<Item = u8>) -> u32 {
 
 /// Picks the atom of a segment: the best window of up to [`MAX_ATOM`] exact (or case-folded) bytes, or a
 /// small alternative of exact branches, scored by weighted length (the shortest branch for alternatives,
-/// minus a little per branch because each branch is one more automaton entry and verification).
+/// minus a little per branch because each branch is one more index entry and verification).
+/// Candidates are scored without allocating; only the winner is materialised (a 300k-signature load
+/// spent a fifth of its time allocating losing candidates).
 fn choose_atom(elems: &[Elem]) -> Option<Atom> {
-    let mut best: Option<(u32, Atom)> = None;
-    let mut consider = |score: u32, atom: Atom| {
+    enum Best {
+        Run { first: usize, len: usize },
+        Alt { at: usize },
+    }
+    let mut best: Option<(u32, Best)> = None;
+    let mut consider = |score: u32, b: Best| {
         if best.as_ref().is_none_or(|(s, _)| score > *s) {
-            best = Some((score, atom));
+            best = Some((score, b));
         }
     };
+    let bytes: Vec<Option<(u8, bool)>> = elems
+        .iter()
+        .map(|e| match e {
+            Elem::Byte(c) => atom_byte(c),
+            _ => None,
+        })
+        .collect();
+    let byte_at = |k: usize| bytes[k];
     let mut i = 0;
     while i < elems.len() {
         // Runs of atom bytes.
         let mut j = i;
-        while j < elems.len() && matches!(&elems[j], Elem::Byte(c) if atom_byte(c).is_some()) {
+        while j < elems.len() && byte_at(j).is_some() {
             j += 1;
         }
         if j - i >= 2 {
-            let run: Vec<(u8, bool)> = elems[i..j]
-                .iter()
-                .map(|e| match e {
-                    Elem::Byte(c) => atom_byte(c).unwrap(),
-                    _ => unreachable!(),
-                })
-                .collect();
-            let w = run.len().min(MAX_ATOM);
-            for s in 0..=run.len() - w {
-                let win = &run[s..s + w];
-                let score = run_score(win.iter().map(|(b, _)| *b));
-                let nocase = win.iter().any(|(_, n)| *n);
-                consider(
-                    score * 4,
-                    Atom {
-                        first: i + s,
-                        last: i + s + w,
-                        variants: vec![win.iter().map(|(b, _)| *b).collect()],
-                        nocase,
-                    },
-                );
+            let w = (j - i).min(MAX_ATOM);
+            for s in i..=j - w {
+                let score = run_score((s..s + w).filter_map(|k| byte_at(k).map(|(b, _)| b)));
+                consider(score * 4, Best::Run { first: s, len: w });
             }
         }
         if j > i {
@@ -142,40 +139,54 @@ fn choose_atom(elems: &[Elem]) -> Option<Atom> {
             negated: false,
         } = &elems[i]
         {
-            let conv: Option<Vec<Vec<(u8, bool)>>> = branches
-                .iter()
-                .map(|b| b.iter().map(atom_byte).collect::<Option<Vec<_>>>())
-                .collect();
-            if let Some(conv) = conv {
-                if branches.len() <= MAX_ALT_ATOMS && conv.iter().all(|b| b.len() >= 2) {
-                    let score = conv
-                        .iter()
-                        .map(|b| run_score(b.iter().map(|(x, _)| *x)))
-                        .min()
-                        .unwrap_or(0);
-                    let nocase = conv.iter().flatten().any(|(_, n)| *n);
-                    let penalty = branches.len() as u32 - 1;
-                    consider(
-                        (score * 4).saturating_sub(penalty),
-                        Atom {
-                            first: i,
-                            last: i + 1,
-                            variants: conv
-                                .iter()
-                                .map(|b| b.iter().map(|(x, _)| *x).collect())
-                                .collect(),
-                            nocase,
-                        },
-                    );
-                }
+            let usable = branches.len() <= MAX_ALT_ATOMS
+                && branches
+                    .iter()
+                    .all(|b| b.len() >= 2 && b.iter().all(|c| atom_byte(c).is_some()));
+            if usable {
+                let score = branches
+                    .iter()
+                    .map(|b| run_score(b.iter().filter_map(|c| atom_byte(c).map(|(x, _)| x))))
+                    .min()
+                    .unwrap_or(0);
+                let penalty = branches.len() as u32 - 1;
+                consider((score * 4).saturating_sub(penalty), Best::Alt { at: i });
             }
         }
         i += 1;
     }
-    best.map(|(_, a)| a)
+    Some(match best?.1 {
+        Best::Run { first, len } => {
+            let run: Vec<(u8, bool)> = (first..first + len).filter_map(byte_at).collect();
+            Atom {
+                first,
+                last: first + len,
+                variants: vec![run.iter().map(|(b, _)| *b).collect()],
+                nocase: run.iter().any(|(_, n)| *n),
+            }
+        }
+        Best::Alt { at } => {
+            let Elem::Alt { branches, .. } = &elems[at] else {
+                return None;
+            };
+            let conv: Vec<Vec<(u8, bool)>> = branches
+                .iter()
+                .map(|b| b.iter().filter_map(atom_byte).collect())
+                .collect();
+            Atom {
+                first: at,
+                last: at + 1,
+                variants: conv
+                    .iter()
+                    .map(|b| b.iter().map(|(x, _)| *x).collect())
+                    .collect(),
+                nocase: conv.iter().flatten().any(|(_, n)| *n),
+            }
+        }
+    })
 }
 
-pub(crate) fn compile(id: u32, p: &Pattern) -> Result<Compiled, String> {
+pub(crate) fn compile(p: &Pattern) -> Result<Compiled<'_>, String> {
     if !p.elems.iter().any(consumes) {
         return Err("pattern matches no bytes".into());
     }
@@ -192,12 +203,16 @@ pub(crate) fn compile(id: u32, p: &Pattern) -> Result<Compiled, String> {
     if matches!(p.elems[first], Elem::Gap { .. }) || matches!(p.elems[last], Elem::Gap { .. }) {
         return Err("pattern starts or ends with a gap".into());
     }
-    let mut segs = Vec::new();
+    // Segments are the runs of elements between splitting gaps, borrowed from the pattern.
+    let mut bounds: Vec<(usize, usize)> = Vec::new();
     let mut gaps: Vec<(u32, Option<u32>)> = Vec::new();
-    let mut cur: Vec<Elem> = Vec::new();
+    let mut cur_start = 0;
     let mut pending: Option<(u32, Option<u32>)> = None;
-    for e in &p.elems {
+    for (i, e) in p.elems.iter().enumerate() {
         if let Some((min, max)) = splits(e) {
+            if pending.is_none() {
+                bounds.push((cur_start, i));
+            }
             pending = Some(match pending {
                 None => (min, max),
                 Some((a, b)) => (
@@ -205,26 +220,28 @@ pub(crate) fn compile(id: u32, p: &Pattern) -> Result<Compiled, String> {
                     b.zip(max).map(|(x, y)| x.saturating_add(y)),
                 ),
             });
+            cur_start = i + 1;
             continue;
         }
         if let Some(g) = pending.take() {
-            if !cur.iter().any(consumes) {
-                return Err("a segment between gaps matches no bytes".into());
-            }
-            segs.push(std::mem::take(&mut cur));
             gaps.push(g);
         }
-        cur.push(e.clone());
     }
-    if !cur.iter().any(consumes) {
+    bounds.push((cur_start, p.elems.len()));
+    if bounds
+        .iter()
+        .any(|&(a, b)| !p.elems[a..b].iter().any(consumes))
+    {
         return Err("a segment between gaps matches no bytes".into());
     }
-    segs.push(cur);
-    let segs: Vec<Segment> = segs
+    let segs: Vec<Segment> = bounds
         .into_iter()
-        .map(|elems| {
-            let atom = choose_atom(&elems);
-            Segment { elems, atom }
+        .map(|(a, b)| {
+            let elems = &p.elems[a..b];
+            Segment {
+                elems,
+                atom: choose_atom(elems),
+            }
         })
         .collect();
     let may_repeat_start = segs[0].atom.as_ref().is_none_or(|a| {
@@ -235,7 +252,6 @@ pub(crate) fn compile(id: u32, p: &Pattern) -> Result<Compiled, String> {
         }) || matches!(&segs[0].elems[a.first], Elem::Alt { .. })
     });
     Ok(Compiled {
-        id,
         segs,
         gaps,
         may_repeat_start,

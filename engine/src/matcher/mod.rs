@@ -21,15 +21,16 @@
 //!
 //! # Atoms and complexity
 //!
-//! Each segment contributes one atom: the best window of up to 4 exact bytes (letters of `::i` patterns
+//! Each segment contributes one atom: the best window of up to 8 exact bytes (letters of `::i` patterns
 //! count, in the ASCII-case-insensitive index), or a small alternative of exact branches of >= 2 bytes (one
 //! index entry per branch). Rarer atoms (0x00, 0xFF, spaces, NOPs and lower-case text score less) mean
-//! fewer false candidates, and candidates are what verification pays for. Four bytes is what the index
-//! filters on (one 32-bit load per position) and, measured with the earlier Aho-Corasick automaton and
-//! 4,000 random 16-byte signatures, also its best atom length: a cache-cold 4 KiB scan took 104 us with
-//! 8-byte atoms, 56 us with 4 and 70 us with 3. The index itself then took that scan to 10 us and 16 MiB
-//! from 78 to 480 MB/s (see `atoms`). A segment with no atom of >= 2 bytes is
-//! checked at every offset ([`Matcher::fallback_count`] tells how many patterns need that).
+//! fewer false candidates, and candidates are what verification pays for. The index filters on an atom's
+//! first four bytes (one 32-bit load per position) and compares the next four inside the same table
+//! entry, so a longer atom costs no more per position and refuses most chance hits before verification;
+//! with an Aho-Corasick automaton, 8-byte atoms had been slower than 4 (more states: a cache-cold 4 KiB
+//! scan of 4,000 signatures took 104 us against 56). See `atoms` for the index and its measurements. A
+//! segment with no atom of >= 2 bytes is checked at every offset ([`MatcherView::fallback_count`] tells
+//! how many patterns need that).
 //!
 //! The atom pass is linear in the data plus the number of atom hits. Verifying a hit runs a position-set
 //! simulation over the segment's elements (gaps inside a segment are at most 32 wide, so sets stay small):
@@ -40,20 +41,23 @@
 //! O(H log H) for H recorded segment hits, so a 100 MB file costs time and memory linear in its hits.
 
 mod atoms;
+mod code;
 mod compile;
+mod fasthash;
 mod verify;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::collections::HashSet;
 
-use atoms::AtomIndex;
-
-use crate::db::hex::Elem;
 use crate::db::Pattern;
-use compile::{compile, Compiled};
+use crate::image::ids;
+use crate::image::{Arr, Image, ImageBuilder, ImageError};
+use atoms::{AtomIndex, AtomRef, AtomView, AtomsBuilder};
+use bytemuck::{Pod, Zeroable};
+use code::{AltRec, BranchRec, Code, Lowerer, Op, PatRec, SegRec, OP_ALT, SEG_HAS_ATOM, UNBOUNDED};
+use compile::compile;
 
 pub type PatternId = u32;
 
@@ -65,101 +69,216 @@ pub trait MatchSink {
     fn on_match(&mut self, id: PatternId, start: usize, end: usize) -> bool;
 }
 
-#[derive(Default)]
+/// Patterns are lowered to the flat arrays as they are added, so a build never holds both forms.
 pub struct MatcherBuilder {
-    patterns: Vec<Compiled>,
+    pats: Vec<PatRec>,
+    segs: Vec<SegRec>,
+    ops: Vec<Op>,
+    lower: Lowerer,
+    naive: Vec<[u32; 2]>,
+    chained_segs: u32,
+    atoms: [AtomsBuilder; 2],
+}
+
+impl Default for MatcherBuilder {
+    fn default() -> Self {
+        MatcherBuilder {
+            pats: Vec::new(),
+            segs: Vec::new(),
+            ops: Vec::new(),
+            lower: Lowerer::default(),
+            naive: Vec::new(),
+            chained_segs: 0,
+            atoms: [AtomsBuilder::new(false), AtomsBuilder::new(true)],
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+struct MatchMeta {
+    patterns: u32,
+    chained_segs: u32,
+    fallback: u32,
+    _pad: u32,
 }
 
 impl MatcherBuilder {
     pub fn new() -> Self {
         Self::default()
     }
+
     /// Adds a pattern; `Err` when it cannot be matched (no byte is consumed, it starts or ends with a gap,
     /// or a segment between two wide gaps consumes nothing).
     pub fn add(&mut self, id: PatternId, pattern: &Pattern) -> Result<(), String> {
-        self.patterns.push(compile(id, pattern)?);
-        Ok(())
-    }
-    pub fn build(self) -> Matcher {
-        let mut refs: [Vec<Vec<AtomRef>>; 2] = [Vec::new(), Vec::new()];
-        let mut strings: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
-        let mut index: [HashMap<Vec<u8>, usize>; 2] = [HashMap::new(), HashMap::new()];
-        let mut naive = Vec::new();
-        let mut seg_base = Vec::with_capacity(self.patterns.len());
-        let mut chained_segs = 0usize;
-        for (pi, p) in self.patterns.iter().enumerate() {
-            seg_base.push(chained_segs as u32);
-            if p.segs.len() > 1 {
-                chained_segs += p.segs.len();
+        let c = compile(pattern)?;
+        let pi = self.pats.len() as u32;
+        let first_seg = self.segs.len() as u32;
+        let seg_base = self.chained_segs;
+        if c.segs.len() > 1 {
+            self.chained_segs += c.segs.len() as u32;
+        }
+        for (si, seg) in c.segs.iter().enumerate() {
+            let op_start = self.ops.len() as u32;
+            for e in seg.elems {
+                let op = self.lower.op(e);
+                self.ops.push(op);
             }
-            for (si, seg) in p.segs.iter().enumerate() {
-                let Some(atom) = &seg.atom else {
-                    naive.push((pi as u32, si as u32));
-                    continue;
-                };
-                let k = atom.nocase as usize;
-                for (vi, v) in atom.variants.iter().enumerate() {
-                    let key = if atom.nocase {
-                        v.to_ascii_lowercase()
-                    } else {
-                        v.clone()
-                    };
-                    let slot = *index[k].entry(key.clone()).or_insert_with(|| {
-                        strings[k].push(key);
-                        refs[k].push(Vec::new());
-                        refs[k].len() - 1
-                    });
-                    refs[k][slot].push(AtomRef {
-                        pat: pi as u32,
-                        seg: si as u32,
-                        variant: vi as u32,
-                    });
+            let (gap_min, gap_max) = c
+                .gaps
+                .get(si)
+                .map_or((0, UNBOUNDED), |&(lo, hi)| (lo, hi.unwrap_or(UNBOUNDED)));
+            let mut rec = SegRec {
+                op_start,
+                op_len: seg.elems.len() as u32,
+                atom_first: 0,
+                atom_last: 0,
+                gap_min,
+                gap_max,
+                flags: 0,
+            };
+            match &seg.atom {
+                None => self.naive.push([pi, si as u32]),
+                Some(a) => {
+                    rec.flags = SEG_HAS_ATOM;
+                    rec.atom_first = a.first as u32;
+                    rec.atom_last = a.last as u32;
+                    for (vi, v) in a.variants.iter().enumerate() {
+                        let r = AtomRef {
+                            pat: pi,
+                            seg: si as u32,
+                            variant: vi as u32,
+                        };
+                        if a.nocase {
+                            self.atoms[1].add(&v.to_ascii_lowercase(), r);
+                        } else {
+                            self.atoms[0].add(v, r);
+                        }
+                    }
                 }
             }
+            self.segs.push(rec);
         }
-        let index = |atoms: &[Vec<u8>], nocase: bool| {
-            (!atoms.is_empty()).then(|| AtomIndex::new(atoms, nocase))
-        };
-        let fallback = {
-            let mut v: Vec<u32> = naive.iter().map(|(p, _)| *p).collect();
-            v.dedup();
-            v.len()
-        };
-        let [exact_refs, nocase_refs] = refs;
-        Matcher {
-            exact: index(&strings[0], false),
-            nocase: index(&strings[1], true),
-            exact_refs,
-            nocase_refs,
-            pats: self.patterns,
-            naive,
+        self.pats.push(PatRec {
+            id,
+            first_seg,
+            nsegs: c.segs.len() as u32,
             seg_base,
-            chained_segs,
-            fallback,
+            may_repeat_start: u32::from(c.may_repeat_start),
+        });
+        Ok(())
+    }
+
+    /// Number of patterns added.
+    pub fn len(&self) -> usize {
+        self.pats.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pats.is_empty()
+    }
+
+    pub(crate) fn write(self, img: &mut ImageBuilder) {
+        let fallback = {
+            let mut v: Vec<u32> = self.naive.iter().map(|n| n[0]).collect();
+            v.dedup();
+            v.len() as u32
+        };
+        img.put(
+            ids::MATCH_META,
+            vec![MatchMeta {
+                patterns: self.pats.len() as u32,
+                chained_segs: self.chained_segs,
+                fallback,
+                _pad: 0,
+            }],
+        );
+        img.put(ids::MATCH_PATS, self.pats);
+        img.put(ids::MATCH_SEGS, self.segs);
+        img.put(ids::MATCH_OPS, self.ops);
+        img.put(ids::MATCH_CLASSES, self.lower.classes);
+        img.put(ids::MATCH_ALTS, self.lower.alts);
+        img.put(ids::MATCH_BRANCHES, self.lower.branches);
+        img.put(ids::MATCH_ALT_OPS, self.lower.alt_ops);
+        img.put(ids::MATCH_NAIVE, self.naive);
+        let [exact, nocase] = self.atoms;
+        exact.write(0, img);
+        nocase.write(1, img);
+    }
+}
+
+/// The matcher of a database: descriptors of its arrays in the image.
+#[derive(Clone, Copy)]
+pub(crate) struct Matcher {
+    meta: MatchMeta,
+    pats: Arr<PatRec>,
+    segs: Arr<SegRec>,
+    ops: Arr<Op>,
+    classes: Arr<[u64; 4]>,
+    alts: Arr<AltRec>,
+    branches: Arr<BranchRec>,
+    alt_ops: Arr<Op>,
+    naive: Arr<[u32; 2]>,
+    atoms: [Option<AtomIndex>; 2],
+}
+
+impl Matcher {
+    pub fn open(img: &Image) -> Result<Matcher, ImageError> {
+        let meta: MatchMeta = img.single(ids::MATCH_META)?;
+        let m = Matcher {
+            meta,
+            pats: img.arr(ids::MATCH_PATS)?,
+            segs: img.arr(ids::MATCH_SEGS)?,
+            ops: img.arr(ids::MATCH_OPS)?,
+            classes: img.arr(ids::MATCH_CLASSES)?,
+            alts: img.arr(ids::MATCH_ALTS)?,
+            branches: img.arr(ids::MATCH_BRANCHES)?,
+            alt_ops: img.arr(ids::MATCH_ALT_OPS)?,
+            naive: img.arr(ids::MATCH_NAIVE)?,
+            atoms: [AtomIndex::open(img, 0)?, AtomIndex::open(img, 1)?],
+        };
+        // Scanners allocate per chained segment: the count may not exceed the segments there are.
+        if m.pats.len() != meta.patterns as usize || meta.chained_segs as usize > m.segs.len() {
+            return Err(ImageError::Corrupt(format!(
+                "matcher: {} patterns and {} segments, the header says {} and {} chained",
+                m.pats.len(),
+                m.segs.len(),
+                meta.patterns,
+                meta.chained_segs
+            )));
+        }
+        Ok(m)
+    }
+
+    pub fn view<'a>(&self, img: &'a Image) -> MatcherView<'a> {
+        MatcherView {
+            pats: img.get(self.pats),
+            segs: img.get(self.segs),
+            code: Code {
+                ops: img.get(self.ops),
+                classes: img.get(self.classes),
+                alts: img.get(self.alts),
+                branches: img.get(self.branches),
+                alt_ops: img.get(self.alt_ops),
+            },
+            naive: img.get(self.naive),
+            chained_segs: self.meta.chained_segs as usize,
+            fallback: self.meta.fallback as usize,
+            atoms: self.atoms.map(|a| a.map(|a| a.view(img))),
         }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct AtomRef {
-    pat: u32,
-    seg: u32,
-    variant: u32,
-}
-
-/// Immutable and shared by all scanning threads.
-pub struct Matcher {
-    pats: Vec<Compiled>,
-    exact: Option<AtomIndex>,
-    exact_refs: Vec<Vec<AtomRef>>,
-    nocase: Option<AtomIndex>,
-    nocase_refs: Vec<Vec<AtomRef>>,
+/// A matcher borrowed for scanning. Immutable and shared by all scanning threads.
+pub struct MatcherView<'a> {
+    pats: &'a [PatRec],
+    segs: &'a [SegRec],
+    code: Code<'a>,
     /// Segments without an atom, as (pattern index, segment index).
-    naive: Vec<(u32, u32)>,
-    /// Per pattern, the index of its first segment among all chained patterns' segments.
-    seg_base: Vec<u32>,
+    naive: &'a [[u32; 2]],
     chained_segs: usize,
     fallback: usize,
+    atoms: [Option<AtomView<'a>>; 2],
 }
 
 /// Per-thread scratch reused across scans: keeps a scan from allocating per pattern.
@@ -191,7 +310,7 @@ impl MatchScratch {
         Self::default()
     }
 
-    fn prepare(&mut self, m: &Matcher) {
+    fn prepare(&mut self, m: &MatcherView) {
         if self.slot_gen.len() != m.chained_segs {
             self.slot_gen = vec![0; m.chained_segs];
             self.slot_idx = vec![0; m.chained_segs];
@@ -208,11 +327,14 @@ impl MatchScratch {
     }
 
     fn hits(&self, seg: usize) -> Option<&Vec<Run>> {
-        (self.slot_gen[seg] == self.generation).then(|| &self.pool[self.slot_idx[seg] as usize])
+        (self.slot_gen.get(seg) == Some(&self.generation))
+            .then(|| self.pool.get(self.slot_idx[seg] as usize))
+            .flatten()
     }
 
-    fn hits_mut(&mut self, seg: usize) -> &mut Vec<Run> {
-        if self.slot_gen[seg] != self.generation {
+    /// `None` only for a segment index beyond the database's chained segments (a damaged file).
+    fn hits_mut(&mut self, seg: usize) -> Option<&mut Vec<Run>> {
+        if *self.slot_gen.get(seg)? != self.generation {
             self.slot_gen[seg] = self.generation;
             self.slot_idx[seg] = self.used as u32;
             if self.pool.len() == self.used {
@@ -221,7 +343,7 @@ impl MatchScratch {
             self.pool[self.used].clear();
             self.used += 1;
         }
-        &mut self.pool[self.slot_idx[seg] as usize]
+        self.pool.get_mut(self.slot_idx[seg] as usize)
     }
 }
 
@@ -229,7 +351,7 @@ fn in_range(r: (u64, u64), s: usize) -> bool {
     (r.0..=r.1).contains(&(s as u64))
 }
 
-impl Matcher {
+impl<'a> MatcherView<'a> {
     /// Number of patterns.
     pub fn len(&self) -> usize {
         self.pats.len()
@@ -243,12 +365,23 @@ impl Matcher {
         self.fallback
     }
 
+    fn seg(&self, pat: &PatRec, si: usize) -> Option<&'a SegRec> {
+        if si >= pat.nsegs as usize {
+            return None;
+        }
+        self.segs.get(pat.first_seg as usize + si)
+    }
+
+    fn ops(&self, seg: &SegRec) -> &'a [Op] {
+        self.code.ops(seg.op_start, seg.op_len)
+    }
+
     /// Reports every match, in the order documented in the module, each (id, start) at most once.
     pub fn scan(&self, data: &[u8], sink: &mut dyn MatchSink) {
         self.scan_with(&mut MatchScratch::new(), data, sink)
     }
 
-    /// [`Matcher::scan`] with caller-owned scratch, reused across scans.
+    /// [`MatcherView::scan`] with caller-owned scratch, reused across scans.
     pub fn scan_with(&self, scratch: &mut MatchScratch, data: &[u8], sink: &mut dyn MatchSink) {
         scratch.prepare(self);
         if self.atom_pass(scratch, data, sink) && self.naive_pass(scratch, data, sink) {
@@ -258,15 +391,16 @@ impl Matcher {
 
     fn atom_pass(&self, sc: &mut MatchScratch, data: &[u8], sink: &mut dyn MatchSink) -> bool {
         let mut pending = std::mem::take(&mut sc.pending);
-        let refs = [&self.exact_refs, &self.nocase_refs];
         let done = atoms::for_each_hit(
-            [self.exact.as_ref(), self.nocase.as_ref()],
+            [self.atoms[0].as_ref(), self.atoms[1].as_ref()],
             data,
             &mut pending,
             |kind, slot, start| {
-                refs[kind][slot as usize]
-                    .iter()
-                    .all(|r| self.on_atom(sc, data, sink, *r, start))
+                self.atoms[kind].as_ref().is_none_or(|a| {
+                    a.refs(slot)
+                        .iter()
+                        .all(|r| self.on_atom(sc, data, sink, *r, start))
+                })
             },
         );
         sc.pending = pending;
@@ -282,28 +416,42 @@ impl Matcher {
         r: AtomRef,
         p: usize,
     ) -> bool {
-        let pat = &self.pats[r.pat as usize];
+        let Some(pat) = self.pats.get(r.pat as usize) else {
+            return true;
+        };
         let si = r.seg as usize;
-        let seg = &pat.segs[si];
         // Atom refs are only built for segments that have an atom; a scan never panics on a broken invariant.
-        let Some(atom) = seg.atom.as_ref() else {
+        let Some(seg) = self.seg(pat, si) else {
+            return true;
+        };
+        let Some((first, last)) = seg.atom() else {
             return true;
         };
         // Chained: a later segment is useless before the previous one has a hit (hits come in end order).
         if si > 0
-            && pat.segs[si - 1].atom.is_some()
-            && sc
-                .hits(self.seg_base[r.pat as usize] as usize + si - 1)
-                .is_none()
+            && self.seg(pat, si - 1).is_some_and(|s| s.atom().is_some())
+            && sc.hits(pat.seg_base as usize + si - 1).is_none()
         {
             return true;
         }
+        let ops = self.ops(seg);
+        let (Some(before), Some(atom), Some(after)) =
+            (ops.get(..first), ops.get(first..last), ops.get(last..))
+        else {
+            return true;
+        };
+        let code = &self.code;
         sc.ends.clear();
-        match &seg.elems[atom.first] {
-            Elem::Alt { branches, .. } if atom.last == atom.first + 1 => {
-                let br = &branches[r.variant as usize];
+        match atom {
+            [alt] if alt.kind == OP_ALT => {
+                let Some(br) = code.branches(alt.arg).nth(r.variant as usize) else {
+                    return true;
+                };
                 if p + br.len() > data.len()
-                    || !br.iter().zip(&data[p..]).all(|(c, b)| c.contains(*b))
+                    || !br
+                        .iter()
+                        .zip(&data[p..])
+                        .all(|(op, b)| code.byte_ok(*op, *b))
                 {
                     return true;
                 }
@@ -311,21 +459,16 @@ impl Matcher {
             }
             _ => {
                 sc.ends.push(p);
-                verify::forward(
-                    data,
-                    &seg.elems[atom.first..atom.last],
-                    &mut sc.ends,
-                    &mut sc.tmp,
-                );
+                verify::forward(code, data, atom, &mut sc.ends, &mut sc.tmp);
             }
         }
-        verify::forward(data, &seg.elems[atom.last..], &mut sc.ends, &mut sc.tmp);
+        verify::forward(code, data, after, &mut sc.ends, &mut sc.tmp);
         if sc.ends.is_empty() {
             return true;
         }
         sc.starts.clear();
         sc.starts.push(p);
-        verify::backward(data, &seg.elems[..atom.first], &mut sc.starts, &mut sc.tmp);
+        verify::backward(code, data, before, &mut sc.starts, &mut sc.tmp);
         if sc.starts.is_empty() {
             return true;
         }
@@ -340,15 +483,21 @@ impl Matcher {
         pi: u32,
         si: usize,
     ) -> bool {
-        let pat = &self.pats[pi as usize];
-        if pat.segs.len() == 1 {
+        let Some(pat) = self.pats.get(pi as usize) else {
+            return true;
+        };
+        if pat.nsegs == 1 {
             let Some(range) = sink.start_range(pat.id) else {
                 return true;
             };
-            let end = sc.ends[0];
+            let Some(&end) = sc.ends.first() else {
+                return true;
+            };
             for k in 0..sc.starts.len() {
                 let s = sc.starts[k];
-                if !in_range(range, s) || (pat.may_repeat_start && !sc.reported.insert((pi, s))) {
+                if !in_range(range, s)
+                    || (pat.may_repeat_start != 0 && !sc.reported.insert((pi, s)))
+                {
                     continue;
                 }
                 if !sink.on_match(pat.id, s, end) {
@@ -366,15 +515,16 @@ impl Matcher {
                 return true;
             }
         }
-        let slot = self.seg_base[pi as usize] as usize + si;
-        if sc.hits(self.seg_base[pi as usize] as usize).is_none() && si == 0 {
+        let base = pat.seg_base as usize;
+        if sc.hits(base).is_none() && si == 0 {
             sc.touched.push(pi);
         }
         let (starts, ends) = (std::mem::take(&mut sc.starts), std::mem::take(&mut sc.ends));
-        let hits = sc.hits_mut(slot);
-        for &s in &starts {
-            for &e in &ends {
-                Run::push(hits, s, e);
+        if let Some(hits) = sc.hits_mut(base + si) {
+            for &s in &starts {
+                for &e in &ends {
+                    Run::push(hits, s, e);
+                }
             }
         }
         sc.starts = starts;
@@ -383,10 +533,15 @@ impl Matcher {
     }
 
     fn naive_pass(&self, sc: &mut MatchScratch, data: &[u8], sink: &mut dyn MatchSink) -> bool {
-        for &(pi, si) in &self.naive {
-            let pat = &self.pats[pi as usize];
+        for &[pi, si] in self.naive {
+            let Some(pat) = self.pats.get(pi as usize) else {
+                continue;
+            };
             let si = si as usize;
-            let range = if pat.segs.len() == 1 || si == 0 {
+            let Some(seg) = self.seg(pat, si) else {
+                continue;
+            };
+            let range = if pat.nsegs == 1 || si == 0 {
                 match sink.start_range(pat.id) {
                     Some(r) => Some(r),
                     None => continue,
@@ -394,14 +549,14 @@ impl Matcher {
             } else {
                 None
             };
-            let elems = &pat.segs[si].elems;
+            let ops = self.ops(seg);
             for p in 0..=data.len() {
                 if range.is_some_and(|r| !in_range(r, p)) {
                     continue;
                 }
                 sc.ends.clear();
                 sc.ends.push(p);
-                verify::forward(data, elems, &mut sc.ends, &mut sc.tmp);
+                verify::forward(&self.code, data, ops, &mut sc.ends, &mut sc.tmp);
                 if sc.ends.is_empty() {
                     continue;
                 }
@@ -425,19 +580,24 @@ impl Matcher {
         let mut reach = std::mem::take(&mut sc.reach);
         let mut go = true;
         for &pi in &touched {
-            let pat = &self.pats[pi as usize];
-            let base = self.seg_base[pi as usize] as usize;
-            if (0..pat.segs.len()).any(|si| sc.hits(base + si).is_none_or(|h| h.is_empty())) {
+            let Some(pat) = self.pats.get(pi as usize) else {
+                continue;
+            };
+            let base = pat.seg_base as usize;
+            let nsegs = pat.nsegs as usize;
+            if nsegs == 0 || (0..nsegs).any(|si| sc.hits(base + si).is_none_or(|h| h.is_empty())) {
                 continue;
             }
-            let k = pat.segs.len() - 1;
+            let k = nsegs - 1;
             good.clear();
-            good.extend(sc.hits(base + k).unwrap().iter().map(|r| GoodRun {
-                start: r.start,
-                count: r.count,
-                full: r.start + r.len as usize,
-                step: 1,
-            }));
+            if let Some(last) = sc.hits(base + k) {
+                good.extend(last.iter().map(|r| GoodRun {
+                    start: r.start,
+                    count: r.count,
+                    full: r.start + r.len as usize,
+                    step: 1,
+                }));
+            }
             for si in (0..k).rev() {
                 good.sort_unstable_by_key(|g| g.start);
                 reach.clear();
@@ -448,9 +608,12 @@ impl Matcher {
                     }
                     reach.push(best);
                 }
-                let (min, max) = pat.gaps[si];
+                let Some((min, max)) = self.seg(pat, si).map(SegRec::gap) else {
+                    good.clear();
+                    break;
+                };
                 next.clear();
-                for r in sc.hits(base + si).unwrap() {
+                for r in sc.hits(base + si).map_or(&[][..], |h| h.as_slice()) {
                     for j in 0..r.count as usize {
                         let (s, e) = (r.start + j, r.start + j + r.len as usize);
                         let lo = e + min as usize;

@@ -1,6 +1,7 @@
 use super::*;
 use crate::db::hex::{parse, Anchor, ByteClass, Elem};
 use proptest::prelude::*;
+use std::collections::HashMap;
 
 /// Collects matches; optional per-id start ranges and a stop-after count.
 #[derive(Default)]
@@ -22,7 +23,39 @@ impl MatchSink for Sink {
     }
 }
 
-fn matcher(pats: &[&str]) -> Matcher {
+/// A standalone matcher: its own image and the descriptors into it.
+struct Built {
+    img: Image,
+    m: Matcher,
+}
+
+impl Built {
+    fn scan(&self, data: &[u8], sink: &mut dyn MatchSink) {
+        self.m.view(&self.img).scan(data, sink)
+    }
+    fn scan_with(&self, sc: &mut MatchScratch, data: &[u8], sink: &mut dyn MatchSink) {
+        self.m.view(&self.img).scan_with(sc, data, sink)
+    }
+    fn fallback_count(&self) -> usize {
+        self.m.view(&self.img).fallback_count()
+    }
+}
+
+trait Build {
+    fn build(self) -> Built;
+}
+
+impl Build for MatcherBuilder {
+    fn build(self) -> Built {
+        let mut ib = ImageBuilder::new(0);
+        self.write(&mut ib);
+        let img = ib.finish();
+        let m = Matcher::open(&img).unwrap();
+        Built { img, m }
+    }
+}
+
+fn matcher(pats: &[&str]) -> Built {
     let mut b = MatcherBuilder::new();
     for (i, p) in pats.iter().enumerate() {
         b.add(i as u32, &parse(p).unwrap()).unwrap();

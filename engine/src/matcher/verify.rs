@@ -1,49 +1,50 @@
 //! Verification of segment elements around an atom, as sets of positions (a bounded NFA simulation: each
 //! element maps a small sorted set of positions to the next, so backtracking never explodes).
 
-use crate::db::hex::{ByteClass, Elem};
+use super::code::{Code, Op, OP_ALT, OP_ANCHOR, OP_CLASS, OP_EXACT, OP_GAP};
 
-fn class_seq_at(data: &[u8], pos: usize, seq: &[ByteClass]) -> bool {
-    data.len() >= pos + seq.len() && seq.iter().zip(&data[pos..]).all(|(c, b)| c.contains(*b))
+fn seq_at(code: &Code, data: &[u8], pos: usize, seq: &[Op]) -> bool {
+    data.len() >= pos + seq.len()
+        && seq
+            .iter()
+            .zip(&data[pos..])
+            .all(|(op, b)| code.byte_ok(*op, *b))
 }
 
 /// Whether `data[pos..]` starts with one of the branches of an alternative, and the lengths that fit.
-fn alt_forward(
-    data: &[u8],
-    pos: usize,
-    branches: &[Vec<ByteClass>],
-    negated: bool,
-    out: &mut Vec<usize>,
-) {
-    if negated {
-        let len = branches[0].len();
-        if pos + len <= data.len() && !branches.iter().any(|b| class_seq_at(data, pos, b)) {
+fn alt_forward(code: &Code, data: &[u8], pos: usize, alt: Op, out: &mut Vec<usize>) {
+    if alt.a != 0 {
+        // Negated: the branches have one length and none of them may match.
+        let Some(len) = code.branches(alt.arg).next().map(<[Op]>::len) else {
+            return;
+        };
+        if pos + len <= data.len() && !code.branches(alt.arg).any(|b| seq_at(code, data, pos, b)) {
             out.push(pos + len);
         }
     } else {
-        for b in branches {
-            if class_seq_at(data, pos, b) {
+        for b in code.branches(alt.arg) {
+            if seq_at(code, data, pos, b) {
                 out.push(pos + b.len());
             }
         }
     }
 }
 
-fn alt_backward(
-    data: &[u8],
-    pos: usize,
-    branches: &[Vec<ByteClass>],
-    negated: bool,
-    out: &mut Vec<usize>,
-) {
-    if negated {
-        let len = branches[0].len();
-        if pos >= len && !branches.iter().any(|b| class_seq_at(data, pos - len, b)) {
+fn alt_backward(code: &Code, data: &[u8], pos: usize, alt: Op, out: &mut Vec<usize>) {
+    if alt.a != 0 {
+        let Some(len) = code.branches(alt.arg).next().map(<[Op]>::len) else {
+            return;
+        };
+        if pos >= len
+            && !code
+                .branches(alt.arg)
+                .any(|b| seq_at(code, data, pos - len, b))
+        {
             out.push(pos - len);
         }
     } else {
-        for b in branches {
-            if pos >= b.len() && class_seq_at(data, pos - b.len(), b) {
+        for b in code.branches(alt.arg) {
+            if pos >= b.len() && seq_at(code, data, pos - b.len(), b) {
                 out.push(pos - b.len());
             }
         }
@@ -55,66 +56,88 @@ fn normalize(v: &mut Vec<usize>) {
     v.dedup();
 }
 
-/// Matches `elems` forward from every position in `cur`; leaves the reachable end positions in `cur`
+/// Matches `ops` forward from every position in `cur`; leaves the reachable end positions in `cur`
 /// (sorted, deduplicated). `tmp` is scratch.
-pub(crate) fn forward(data: &[u8], elems: &[Elem], cur: &mut Vec<usize>, tmp: &mut Vec<usize>) {
-    for e in elems {
+pub(crate) fn forward(
+    code: &Code,
+    data: &[u8],
+    ops: &[Op],
+    cur: &mut Vec<usize>,
+    tmp: &mut Vec<usize>,
+) {
+    for &op in ops {
         if cur.is_empty() {
             return;
         }
         tmp.clear();
-        match e {
-            Elem::Byte(c) => tmp.extend(
+        match op.kind {
+            OP_EXACT | OP_CLASS => tmp.extend(
                 cur.iter()
-                    .filter(|&&p| p < data.len() && c.contains(data[p]))
+                    .filter(|&&p| p < data.len() && code.byte_ok(op, data[p]))
                     .map(|p| p + 1),
             ),
-            Elem::Alt { branches, negated } => cur
+            OP_ALT => cur
                 .iter()
-                .for_each(|&p| alt_forward(data, p, branches, *negated, tmp)),
-            Elem::Gap { min, max } => {
+                .for_each(|&p| alt_forward(code, data, p, op, tmp)),
+            OP_GAP => {
                 for &p in cur.iter() {
-                    let lo = p + *min as usize;
-                    let hi = max.map_or(data.len(), |m| (p + m as usize).min(data.len()));
+                    let lo = p + op.arg as usize;
+                    let hi = (lo + op.a as usize).min(data.len());
                     if lo <= hi {
                         tmp.extend(lo..=hi);
                     }
                 }
             }
-            Elem::Anchor(a) => tmp.extend(cur.iter().copied().filter(|&p| a.holds(data, p))),
+            OP_ANCHOR => tmp.extend(
+                cur.iter()
+                    .copied()
+                    .filter(|&p| Code::anchor_holds(op.a, data, p)),
+            ),
+            _ => {}
         }
         normalize(tmp);
         std::mem::swap(cur, tmp);
     }
 }
 
-/// Matches `elems` backward (right to left) ending at every position in `cur`; leaves the possible start
+/// Matches `ops` backward (right to left) ending at every position in `cur`; leaves the possible start
 /// positions in `cur` (sorted, deduplicated).
-pub(crate) fn backward(data: &[u8], elems: &[Elem], cur: &mut Vec<usize>, tmp: &mut Vec<usize>) {
-    for e in elems.iter().rev() {
+pub(crate) fn backward(
+    code: &Code,
+    data: &[u8],
+    ops: &[Op],
+    cur: &mut Vec<usize>,
+    tmp: &mut Vec<usize>,
+) {
+    for &op in ops.iter().rev() {
         if cur.is_empty() {
             return;
         }
         tmp.clear();
-        match e {
-            Elem::Byte(c) => tmp.extend(
+        match op.kind {
+            OP_EXACT | OP_CLASS => tmp.extend(
                 cur.iter()
-                    .filter(|&&p| p > 0 && c.contains(data[p - 1]))
+                    .filter(|&&p| p > 0 && p <= data.len() && code.byte_ok(op, data[p - 1]))
                     .map(|p| p - 1),
             ),
-            Elem::Alt { branches, negated } => cur
+            OP_ALT => cur
                 .iter()
-                .for_each(|&p| alt_backward(data, p, branches, *negated, tmp)),
-            Elem::Gap { min, max } => {
+                .for_each(|&p| alt_backward(code, data, p, op, tmp)),
+            OP_GAP => {
                 for &p in cur.iter() {
-                    let Some(hi) = p.checked_sub(*min as usize) else {
+                    let Some(hi) = p.checked_sub(op.arg as usize) else {
                         continue;
                     };
-                    let lo = max.map_or(0, |m| p.saturating_sub(m as usize));
+                    let lo = hi.saturating_sub(op.a as usize);
                     tmp.extend(lo..=hi);
                 }
             }
-            Elem::Anchor(a) => tmp.extend(cur.iter().copied().filter(|&p| a.holds(data, p))),
+            OP_ANCHOR => tmp.extend(
+                cur.iter()
+                    .copied()
+                    .filter(|&p| Code::anchor_holds(op.a, data, p)),
+            ),
+            _ => {}
         }
         normalize(tmp);
         std::mem::swap(cur, tmp);

@@ -159,3 +159,176 @@ fn an_empty_database_directory_is_named() {
         "{e}"
     );
 }
+
+#[test]
+fn duplicate_signatures_load_and_the_first_loaded_hash_wins() {
+    let line = md5_line(b"dup file", "Dup.First");
+    let text = format!("{line}\n{line}\n{}\n", md5_line(b"dup file", "Dup.Second"));
+    let db = build(&[
+        ("t.hdb", &text),
+        (
+            "t.ndb",
+            "Dup.Body:0:*:6475702066\nDup.Body:0:*:6475702066\n",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(db.signature_count(), 5);
+    // Both body duplicates are loaded and each is reported once; the hash reports the first line only.
+    assert_eq!(
+        scan_all(&db, b"dup file"),
+        vec![
+            "Dup.Body.UNOFFICIAL",
+            "Dup.Body.UNOFFICIAL",
+            "Dup.First.UNOFFICIAL"
+        ]
+    );
+}
+
+#[test]
+fn a_line_of_several_megabytes_loads_or_fails_cleanly() {
+    // A 4 MB signature name is kept whole.
+    let name = "N".repeat(4 << 20);
+    let db = build(&[("t.hdb", &md5_line(b"long name", &name))]).unwrap();
+    assert_eq!(
+        scan_all(&db, b"long name")[0].len(),
+        name.len() + ".UNOFFICIAL".len()
+    );
+    // A 3 MB body pattern (1.5 MB of bytes) loads and matches.
+    // Not periodic: every atom of it occurs once in the data, so verification stays linear.
+    let bytes: Vec<u8> = (0..94_000u32)
+        .flat_map(|i| Md5::digest(i.to_le_bytes()))
+        .collect();
+    let db = build(&[("t.ndb", &format!("Huge:0:*:{}", hex::encode(&bytes)))]).unwrap();
+    let mut data = b"xx".to_vec();
+    data.extend_from_slice(&bytes);
+    assert_eq!(scan_all(&db, &data), vec!["Huge.UNOFFICIAL"]);
+    // A 6 MB line that is not a signature is one error naming the line, not one per byte.
+    let e = build(&[("t.hdb", &format!("x{}\n", "z".repeat(6 << 20)))]).unwrap_err();
+    assert_eq!(e.errors.len(), 1);
+    assert!(
+        e.to_string()
+            .starts_with("t.hdb:1: expected HASH:SIZE:NAME"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_name_that_is_not_utf8_fails_the_whole_load() {
+    let mut text = format!("{}\n", md5_line(b"good", "Good")).into_bytes();
+    text.extend_from_slice(format!("{}:3:", hex::encode(Md5::digest(b"bad"))).as_bytes());
+    text.extend_from_slice(b"Na\xffme\n");
+    let mut c = Compiler::new();
+    c.add_source("t.hdb", &text).unwrap();
+    let e = c.build().unwrap_err();
+    assert_eq!(e.to_string(), "t.hdb:2: line is not valid UTF-8 (byte 37)");
+}
+
+#[test]
+fn files_are_read_in_chunks_without_losing_lines_or_line_numbers() {
+    let d = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    // About 12 MB, several read chunks, CRLF on some lines; a 6 MB line; no newline at the end.
+    for i in 0..200_000 {
+        text.push_str(&md5_line(
+            format!("file {i}").as_bytes(),
+            &format!("Chunk.{i}"),
+        ));
+        text.push_str(if i % 3 == 0 { "\r\n" } else { "\n" });
+    }
+    let long = "L".repeat(6 << 20);
+    text.push_str(&md5_line(b"long data", &long));
+    text.push('\n');
+    let last = md5_line(b"last line", "Last");
+    let path = d.path().join("x.hdb");
+    std::fs::write(&path, format!("{text}bad line\n{last}")).unwrap();
+    let mut c = Compiler::new();
+    c.add_path(&path).unwrap();
+    let e = c.build().unwrap_err();
+    assert_eq!(e.errors.len(), 1, "{e}");
+    assert_eq!(e.errors[0].line, 200_002, "{e}");
+
+    std::fs::write(&path, format!("{text}{last}")).unwrap();
+    let mut c = Compiler::new();
+    c.add_path(&path).unwrap();
+    let db = c.build().unwrap();
+    assert_eq!(db.signature_count(), 200_002);
+    for (data, name) in [
+        (&b"file 0"[..], "Chunk.0.UNOFFICIAL".to_string()),
+        (b"file 199999", "Chunk.199999.UNOFFICIAL".into()),
+        (b"long data", format!("{long}.UNOFFICIAL")),
+        (b"last line", "Last.UNOFFICIAL".into()),
+    ] {
+        assert_eq!(scan_all(&db, data), vec![name]);
+    }
+    std::fs::write(&path, "").unwrap();
+    let mut c = Compiler::new();
+    c.add_path(&path).unwrap();
+    assert!(c
+        .build()
+        .unwrap_err()
+        .to_string()
+        .ends_with("x.hdb: empty database file"));
+}
+
+#[test]
+fn a_parallel_build_equals_a_sequential_one() {
+    struct Threads;
+    impl crate::Parallel for Threads {
+        fn run<'a>(&self, jobs: Vec<Box<dyn FnOnce() + Send + 'a>>) {
+            std::thread::scope(|s| {
+                for j in jobs {
+                    s.spawn(j);
+                }
+            });
+        }
+    }
+    let sources = [
+        ("a.ign2", "Ignored.Body\n".to_string()),
+        (
+            "b.hdb",
+            format!(
+                "{}\n{}",
+                md5_line(b"hash one", "H1"),
+                md5_line(b"shared x", "H2")
+            ),
+        ),
+        (
+            "c.ndb",
+            "Ignored.Body:0:*:7368617265\nB1:0:*:6f6e65\n".to_string(),
+        ),
+        (
+            "d.hsb",
+            format!("{}:*:H3:73", hex::encode(sha2::Sha256::digest(b"shared x"))),
+        ),
+        ("e.ldb", "L1;Target:0;0&1;68617368;6f6e65\n".to_string()),
+        ("f.fp", md5_line(b"allowed!", "Ok")),
+    ];
+    let build = |par: &dyn crate::Parallel| {
+        let mut c = Compiler::new();
+        for (n, t) in &sources {
+            c.add_source(n, t.as_bytes()).unwrap();
+        }
+        c.build_with(par).unwrap()
+    };
+    let (seq, par) = (build(&crate::Sequential), build(&Threads));
+    assert_eq!(format!("{seq:?}"), format!("{par:?}"));
+    for data in [&b"hash one"[..], b"shared x", b"one hash", b"allowed!"] {
+        assert_eq!(scan_all(&seq, data), scan_all(&par, data));
+    }
+    assert_eq!(
+        scan_all(&par, b"one hash"),
+        vec!["B1.UNOFFICIAL", "L1.UNOFFICIAL"]
+    );
+    assert_eq!(
+        scan_all(&par, b"shared x"),
+        vec!["H2.UNOFFICIAL", "H3.UNOFFICIAL"]
+    );
+    // Errors of both groups come back in file order, as a sequential build reports them.
+    let mut c = Compiler::new();
+    c.add_source("a.ndb", b"bad body\n").unwrap();
+    c.add_source("b.hdb", b"bad hash\n").unwrap();
+    c.add_source("c.ldb", b"bad logical\n").unwrap();
+    let e = c.build_with(&Threads).unwrap_err().to_string();
+    let files: Vec<&str> = e.lines().map(|l| &l[..5]).collect();
+    assert_eq!(files, vec!["a.ndb", "b.hdb", "c.ldb"], "{e}");
+}

@@ -56,12 +56,10 @@ pub const ENV_SCAN_DELAY_MS: &str = "SENSOR_TEST_SCAN_DELAY_MS";
 /// How often the status file is refreshed.
 const STATUS_PERIOD: Duration = Duration::from_millis(200);
 
+/// ClamAV databases are compiled in memory, a compiled database is mapped; on reload the new one is built
+/// beside the old, which the workers keep until the swap (and which stays if this fails).
 fn load_database(paths: &[PathBuf]) -> Result<Database, String> {
-    let mut c = engine::Compiler::new();
-    for p in paths {
-        c.add_path(p).map_err(|e| e.to_string())?;
-    }
-    let db = c.build().map_err(|e| e.to_string())?;
+    let db = engine::load(paths, &crate::threads::Threads).map_err(|e| e.to_string())?;
     for (reason, n) in db.skipped() {
         eprintln!("{n} signatures skipped: {reason}");
     }

@@ -137,12 +137,9 @@ fn scan(args: &ScanArgs, cfg: &Config, rep: &mut Reporter) -> u8 {
     rep.counters.exit_code()
 }
 
+/// ClamAV databases are compiled in memory; a compiled database (`sensor db compile`) is mapped.
 fn load(paths: &[std::path::PathBuf]) -> Result<engine::Database> {
-    let mut c = engine::Compiler::new();
-    for p in paths {
-        c.add_path(p).map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    c.build().map_err(|e| anyhow::anyhow!("{e}"))
+    engine::load(paths, &crate::threads::Threads).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// `--file-list` entries (one a line, empty lines skipped; positional paths are then ignored, as

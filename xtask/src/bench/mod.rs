@@ -4,6 +4,7 @@
 //! with no scanner, under Debian's clamd + clamonacc, and under `sensor run --prevent`. See
 //! [`onaccess`] for the measurements and the targets they are judged against.
 
+mod bounded;
 mod clamav;
 mod ebpf;
 mod engine;
