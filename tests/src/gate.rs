@@ -623,6 +623,14 @@ impl Sensor {
         })
     }
 
+    /// SIGHUP, then waits (bounded) until the status counts the first successful reload.
+    pub fn reload_first(&mut self) {
+        self.signal(libc::SIGHUP);
+        self.wait_status("reloads >= 1", Duration::from_secs(20), |v| {
+            v["reloads"].as_u64().unwrap_or(0) >= 1
+        });
+    }
+
     pub fn wait_log_contains(&self, needle: &str, timeout: Duration) -> bool {
         wait_until(timeout, || self.log().contains(needle))
     }

@@ -1495,11 +1495,7 @@ fn sighup_reloads_the_database_and_forgets_clean_verdicts() {
         );
     }
     env.write_db(&[eicar_hdb_line(), hdb_line(&data, "Gate.Reloaded")], &[]);
-    // SAFETY: signalling our own running child.
-    unsafe { libc::kill(s.pid(), libc::SIGHUP) };
-    s.wait_status("reloads >= 1", Duration::from_secs(20), |v| {
-        v["reloads"].as_u64().unwrap_or(0) >= 1
-    });
+    s.reload_first();
     let r = open_read_bounded(&file);
     assert!(
         is_eperm(&r),
@@ -1549,11 +1545,7 @@ fn sighup_maps_a_recompiled_database() {
         describe(&r)
     );
     compile(&env.write_db(&[eicar_hdb_line(), hdb_line(&data, "Gate.Recompiled")], &[]));
-    // SAFETY: signalling our own running child.
-    unsafe { libc::kill(s.pid(), libc::SIGHUP) };
-    s.wait_status("reloads >= 1", Duration::from_secs(20), |v| {
-        v["reloads"].as_u64().unwrap_or(0) >= 1
-    });
+    s.reload_first();
     let r = open_read_bounded(&file);
     assert!(
         is_eperm(&r),
