@@ -5,9 +5,12 @@
 //!    issued per second, `prefilter_events` received per second, and `prefilter_drops` (status file). A
 //!    burst that fills the 256 KiB ring buffer must show up as counted drops: received + drops = issued.
 //! 2. Overhead on an open-heavy workload outside the protected tree (the issue's: every file under
-//!    /usr/share read twice), timed in interleaved rounds: one workload with nothing running, one under a
-//!    [`Setup`] (the sensor in each mode as shipped, held to the 5% target; the sensor with the open
-//!    prefilter forced on; and the kernel's floor for any syscall tracepoint), in alternating order.
+//!    /usr/share read twice, in a single-threaded child process), timed in interleaved rounds: one workload
+//!    with nothing running, one under a [`Setup`] (the sensor in each mode as shipped, held to the 5%
+//!    target; the sensor with its eBPF part forced off and with the open prefilter forced on; the kernel's
+//!    floor for any syscall tracepoint; and nothing at all, an A/A row that shows the machine's noise), in
+//!    alternating order. Per-round ratios of wall time and of CPU time (workload + sensor), reported as a
+//!    median with a distribution-free 95% confidence interval.
 //! 3. Directory updates: directories created outside a protected tree and renamed into it per second,
 //!    with and without `sensor run --prevent`, and a file in a directory renamed in a moment before is
 //!    denied on its first open (coverage needs no directory tracking).
@@ -470,11 +473,10 @@ fn clock(id: libc::clockid_t) -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
-/// One pass: open, read to the end, close each file.
-fn read_pass(paths: &[CString]) {
-    let mut buf = vec![0u8; 64 * 1024];
+/// One pass: open, read to the end, close each file. No allocation (it runs in a forked child).
+fn read_pass(paths: &[CString], buf: &mut [u8]) {
     for p in paths {
-        // SAFETY: valid C string; reads into an owned buffer; the fd is closed.
+        // SAFETY: valid C string; reads into a caller's buffer; the fd is closed.
         unsafe {
             let fd = libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
             if fd < 0 {
@@ -486,18 +488,71 @@ fn read_pass(paths: &[CString]) {
     }
 }
 
-/// The workload: every listed file read to the end, twice.
-fn workload(paths: &[CString]) -> Sample {
-    let (w0, c0) = (
-        clock(libc::CLOCK_MONOTONIC),
-        clock(libc::CLOCK_THREAD_CPUTIME_ID),
+/// The workload: every listed file read to the end, twice, in a single-threaded child process of its own,
+/// like the `tar` or `cat` it stands for.
+///
+/// Not in the harness itself: while a sensor runs the harness has a watchdog thread, and in a process
+/// whose fd table is shared by threads the kernel takes a reference on the file for every read() and
+/// close() (it skips that for a single thread). That alone made the "with" passes 3.7% slower with a
+/// stand-in sensor that only sleeps (95% CI 1.032-1.043, 41 rounds), which the first versions of this
+/// bench reported as the sensor's overhead.
+fn workload(paths: &[CString]) -> Result<Sample> {
+    // Everything the child touches exists before the fork: after fork in a multi-threaded process the
+    // child may not allocate (another thread may hold the allocator's lock).
+    let mut buf = vec![1u8; 64 * 1024];
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 writes two fds into the array.
+    ensure!(
+        unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == 0,
+        "pipe2: {}",
+        std::io::Error::last_os_error()
     );
-    read_pass(paths);
-    read_pass(paths);
-    Sample {
-        wall: clock(libc::CLOCK_MONOTONIC) - w0,
-        cpu: clock(libc::CLOCK_THREAD_CPUTIME_ID) - c0,
+    // SAFETY: the child runs only async-signal-safe calls (open/read/close/clock_gettime/write/_exit) on
+    // memory that existed before the fork, and never returns.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // Copy-on-write faults of the buffer happen before the clocks start.
+        for page in buf.chunks_mut(4096) {
+            page[0] = 0;
+        }
+        let (w0, c0) = (
+            clock(libc::CLOCK_MONOTONIC),
+            clock(libc::CLOCK_THREAD_CPUTIME_ID),
+        );
+        read_pass(paths, &mut buf);
+        read_pass(paths, &mut buf);
+        let out = [
+            clock(libc::CLOCK_MONOTONIC) - w0,
+            clock(libc::CLOCK_THREAD_CPUTIME_ID) - c0,
+        ];
+        // SAFETY: writes 16 bytes of a local array; _exit skips every destructor and atexit handler.
+        unsafe {
+            libc::write(fds[1], out.as_ptr().cast(), 16);
+            libc::_exit(0);
+        }
     }
+    // SAFETY: closes our copy of the write end, so a dead child reads as EOF.
+    unsafe { libc::close(fds[1]) };
+    let mut out = [0f64; 2];
+    // SAFETY: reads at most 16 bytes into a local array; the fd is ours.
+    let n = unsafe { libc::read(fds[0], out.as_mut_ptr().cast(), 16) };
+    let mut status = 0;
+    // SAFETY: closes our read end; reaps our own child.
+    unsafe {
+        libc::close(fds[0]);
+        if pid > 0 {
+            libc::waitpid(pid, &mut status, 0);
+        }
+    }
+    ensure!(pid > 0, "fork: {}", std::io::Error::last_os_error());
+    ensure!(
+        n == 16 && status == 0,
+        "the workload child failed (read {n} bytes, wait status {status})"
+    );
+    Ok(Sample {
+        wall: out[0],
+        cpu: out[1],
+    })
 }
 
 /// CPU seconds the live threads of a process have run so far (first field of each
@@ -689,7 +744,7 @@ fn overhead(
     // two rounds of every setup ran 15-40% slower "with" than "without", even for the kernel floor) pass
     // before anything is timed.
     for _ in 0..3 {
-        workload(paths);
+        workload(paths)?;
     }
     let mut r = Overhead {
         setup,
@@ -705,7 +760,7 @@ fn overhead(
             std::thread::sleep(SETTLE);
             workload(paths)
         };
-        let mut w0 = if setup_first { None } else { Some(without()) };
+        let mut w0 = if setup_first { None } else { Some(without()?) };
         let running = Running::start(
             setup,
             bin,
@@ -718,10 +773,11 @@ fn overhead(
         let s0 = running.cpu();
         let w1 = workload(paths);
         let sensor_cpu = running.cpu() - s0;
-        running.stop();
+        running.stop(); // before any `?`: the floor's trace event must not stay enabled
+        let w1 = w1?;
         let w0 = match w0.take() {
             Some(w) => w,
-            None => without(),
+            None => without()?,
         };
         println!(
             "    {} round {round}: wall {:.1} vs {:.1} ms ({:.3}x), cpu {:.1} + sensor {:.1} vs {:.1} ms ({:.3}x)",
