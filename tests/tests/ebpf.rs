@@ -202,6 +202,108 @@ fn exec_of_a_file_found_infected_is_killed() {
     );
 }
 
+/// An overlayfs mount, lazily unmounted on drop (before the tmpfs its layers live on).
+struct Overlay(std::path::PathBuf);
+
+impl Overlay {
+    fn mount(lower: &Path, upper: &Path, work: &Path, merged: &Path) -> std::io::Result<Overlay> {
+        fs::create_dir_all(merged)?;
+        let st = Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o"])
+            .arg(format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.display(),
+                upper.display(),
+                work.display()
+            ))
+            .arg(merged)
+            .status()?;
+        if !st.success() {
+            return Err(std::io::Error::other(format!("mount -t overlay: {st}")));
+        }
+        Ok(Overlay(merged.to_path_buf()))
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// (a') The exec guard on overlayfs (containers' root filesystems) with the lower layer on another
+/// filesystem: `stat` there reports the layer's device and inode, not the overlay inode the kernel's exec
+/// hook sees, and the guard used to miss the file. The sensor enters the kernel's own key as well.
+#[test]
+fn exec_guard_covers_overlayfs_with_a_lower_layer_on_another_filesystem() {
+    let t = "exec_guard_covers_overlayfs_with_a_lower_layer_on_another_filesystem";
+    let Some(env) = require_gate(t) else { return };
+    let lower = env.tmpfs("lower");
+    let rw = env.tmpfs("rw");
+    let bad_data = unique_true(
+        &lower.join("bad-true"),
+        &format!("overlay-{}", std::process::id()),
+    );
+    fs::create_dir_all(rw.join("upper")).unwrap();
+    fs::create_dir_all(rw.join("work")).unwrap();
+    let merged = rw.join("merged");
+    let _ovl = match Overlay::mount(lower.path(), &rw.join("upper"), &rw.join("work"), &merged) {
+        Ok(o) => o,
+        Err(e) => {
+            skip_or_fail(t, &format!("no overlayfs here: {e}"));
+            return;
+        }
+    };
+    let bad = merged.join("bad-true");
+    let (lower_dev, merged_dev) = (
+        fs::metadata(lower.join("bad-true")).unwrap().dev(),
+        fs::metadata(&merged).unwrap().dev(),
+    );
+    assert_ne!(
+        lower_dev, merged_dev,
+        "the layer must be another filesystem"
+    );
+    let db = env.write_db(&[hdb_line(&bad_data, "Ebpf.Test.Overlay")], &[]);
+    let opts = SensorOpts {
+        notify_only: true,
+        ..SensorOpts::protect(&[merged.as_path()])
+    };
+    let mut s = env.start(&db, &opts);
+    let Some(_) = require_ebpf_on(t, &mut s) else {
+        return;
+    };
+    let st = exec(&bad);
+    assert!(
+        st.success(),
+        "notify-only: the first exec runs (and the file is scanned): {st:?}\n{}",
+        s.diag()
+    );
+    let line = found_line(&bad, "Ebpf.Test.Overlay");
+    assert!(
+        s.wait_stdout_line(&line, Duration::from_secs(10)),
+        "expected detection `{line}`\n{}",
+        s.diag()
+    );
+    let st = exec(&bad);
+    assert_eq!(
+        st.signal(),
+        Some(libc::SIGKILL),
+        "exec of the infected binary on overlayfs must be SIGKILLed: {st:?}\n{}",
+        s.diag()
+    );
+    let killed = format!(
+        "{}: Ebpf.Test.Overlay.UNOFFICIAL exec killed",
+        bad.display()
+    );
+    assert!(
+        s.wait_stdout_line(&killed, Duration::from_secs(10)),
+        "expected `{killed}` on stdout\n{}",
+        s.diag()
+    );
+    let st = s.terminate(Duration::from_secs(20));
+    assert!(st.success(), "sensor exit: {st:?}\n{}", s.diag());
+}
+
 /// (b) The sensor's BPF programs (two tracepoints, one raw tracepoint) exist while it runs and are gone
 /// after it stops.
 #[test]

@@ -15,6 +15,7 @@
 //!   excluded user without stat'ing /proc/PID ([`Ebpf::uid_excluded`]).
 
 mod btf;
+pub mod kernel_key;
 pub mod kills;
 pub mod open; // open prefilter (issue 4)
 mod ring;
@@ -97,29 +98,42 @@ impl Ebpf {
     /// Adds a file the engine found infected: its next exec is SIGKILLed in the kernel, as long as its
     /// ctime is still `ctime` (`stat::st_ctime`, `st_ctime_nsec`, taken before the scan). `st_dev` is
     /// `stat::st_dev` (userspace encoding); the map key holds the kernel's (`super_block::s_dev`).
-    pub fn mark_infected(&self, st_dev: u64, st_ino: u64, ctime: (i64, i64), name: &str) {
+    ///
+    /// `kernel` is the kernel's own key of the file where it differs from `stat`'s ([`kernel_key::of`]:
+    /// overlayfs, btrfs); both are entered.
+    pub fn mark_infected(
+        &self,
+        st_dev: u64,
+        st_ino: u64,
+        kernel: Option<FileKey>,
+        ctime: (i64, i64),
+        name: &str,
+    ) {
         let Some(m) = &self.infected else { return };
         let key = FileKey {
             dev: kernel_dev(libc::major(st_dev), libc::minor(st_dev)),
             ino: st_ino,
         };
-        {
-            let mut names = self
-                .infected_names
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if names.len() < sensor_common::INFECTED_MAX as usize || names.contains_key(&key) {
-                names.insert(key, name.to_string());
-            }
-        }
-        let mut m = m.lock().unwrap_or_else(|e| e.into_inner());
-        // A full map keeps the older entries; the gate still denies the file's opens.
+        let keys = std::iter::once(key).chain(kernel.filter(|k| *k != key));
         let value = Infected {
             ctime_sec: ctime.0,
             ctime_nsec: ctime.1 as u32,
             _pad: 0,
         };
-        let _ = m.insert(key, value, 0);
+        for key in keys {
+            {
+                let mut names = self
+                    .infected_names
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                if names.len() < sensor_common::INFECTED_MAX as usize || names.contains_key(&key) {
+                    names.insert(key, name.to_string());
+                }
+            }
+            let mut m = m.lock().unwrap_or_else(|e| e.into_inner());
+            // A full map keeps the older entries; the gate still denies the file's opens.
+            let _ = m.insert(key, value, 0);
+        }
     }
 
     /// Forgets every infected file (a new database may no longer flag them; files it still flags are
@@ -738,9 +752,9 @@ mod tests {
         let run = || std::process::Command::new(&bin).status().unwrap();
         assert!(run().success(), "unmarked: runs");
         let m = std::fs::metadata(&bin).unwrap();
-        h.mark_infected(m.dev(), m.ino(), (m.ctime(), m.ctime_nsec() + 1), "T");
+        h.mark_infected(m.dev(), m.ino(), None, (m.ctime(), m.ctime_nsec() + 1), "T");
         assert!(run().success(), "marked with another ctime: runs");
-        h.mark_infected(m.dev(), m.ino(), (m.ctime(), m.ctime_nsec()), "T");
+        h.mark_infected(m.dev(), m.ino(), None, (m.ctime(), m.ctime_nsec()), "T");
         assert_eq!(
             run().signal(),
             Some(libc::SIGKILL),
@@ -748,7 +762,7 @@ mod tests {
         );
         h.clear_infected();
         assert!(run().success(), "cleared (reload): runs");
-        h.mark_infected(m.dev(), m.ino(), (m.ctime(), m.ctime_nsec()), "T");
+        h.mark_infected(m.dev(), m.ino(), None, (m.ctime(), m.ctime_nsec()), "T");
         assert_eq!(run().signal(), Some(libc::SIGKILL), "marked again: killed");
         // Changing the inode (chmod updates ctime) makes the mark stale: no kill.
         std::thread::sleep(std::time::Duration::from_millis(5));

@@ -118,9 +118,10 @@ impl Shared {
     }
 
     /// eBPF hook (issue 4): the kernel SIGKILLs any later exec of this file (no-op without eBPF).
-    fn guard_exec(&self, dev: u64, ino: u64, stamp: &Stamp, name: &str) {
+    fn guard_exec(&self, file: &OwnedFd, dev: u64, ino: u64, stamp: &Stamp, name: &str) {
         if let Some(e) = self.ebpf.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            e.mark_infected(dev, ino, stamp.ctime, name);
+            let kernel = crate::ebpf::kernel_key::of(file.as_fd());
+            e.mark_infected(dev, ino, kernel, stamp.ctime, name);
         }
     }
 }
@@ -452,7 +453,7 @@ impl Worker {
                     Verdict::Clean
                 }
                 Cached::Infected(name) => {
-                    sh.guard_exec(dev, ino, &stamp, &name); // eBPF hook (issue 4)
+                    sh.guard_exec(file, dev, ino, &stamp, &name); // eBPF hook (issue 4)
                     Verdict::Infected(name)
                 }
             };
@@ -471,7 +472,7 @@ impl Worker {
                 let name = name.to_string();
                 sh.cache
                     .put(dev, ino, stamp, generation, Cached::Infected(name.clone()));
-                sh.guard_exec(dev, ino, &stamp, &name); // eBPF hook (issue 4)
+                sh.guard_exec(file, dev, ino, &stamp, &name); // eBPF hook (issue 4)
                 return Verdict::Infected(name);
             }
             // Clean as read. The stat was taken before reading; with multigrain timestamps any write since
