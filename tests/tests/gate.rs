@@ -1050,6 +1050,7 @@ fn file_that_turns_malicious_after_a_clean_verdict_is_denied() {
 
 /// Test 14: a directory whose files were opened while it was OUTSIDE the protected tree (the gate may give it
 /// a directory ignore mark) and is then renamed INTO the tree is guarded like any other: its EICAR is denied.
+/// The moves into and out of the tree are told in the log and the audit trail; a move inside it is not.
 #[test]
 fn directory_moved_into_the_protected_tree_from_outside_is_guarded() {
     let t = "directory_moved_into_the_protected_tree_from_outside_is_guarded";
@@ -1092,6 +1093,82 @@ fn directory_moved_into_the_protected_tree_from_outside_is_guarded() {
          (an ignore mark on the directory inode travels with it)\n{}",
         target.display(),
         describe(&r),
+        s.diag()
+    );
+    // The move is told (issue 4): a log line and a `dir_move` record; a move within the tree is not.
+    let moved_in = format!(
+        "{}: directory moved into a protected tree (from {})",
+        in_dir.display(),
+        out_dir.display()
+    );
+    let r = s.wait_audit("dir_move into", Duration::from_secs(10), |r| {
+        r["kind"] == "dir_move"
+    });
+    assert_eq!(r["file"]["path"], in_dir.display().to_string(), "{r}");
+    assert_eq!(
+        r["message"],
+        format!(
+            "directory moved into a protected tree (from {})",
+            out_dir.display()
+        ),
+        "{r}"
+    );
+    let inside = prot.join("renamed-inside");
+    fs::rename(&in_dir, &inside).unwrap();
+    let back = fsys.join("outside/back");
+    fs::rename(&inside, &back).unwrap();
+    let r = s.wait_audit("dir_move out of", Duration::from_secs(10), |r| {
+        r["kind"] == "dir_move" && r["file"]["path"] == back.display().to_string()
+    });
+    assert_eq!(
+        r["message"],
+        format!(
+            "directory moved out of a protected tree (from {})",
+            inside.display()
+        ),
+        "{r}"
+    );
+    let st = s.wait_status("dir_moves_out >= 1", Duration::from_secs(10), |v| {
+        counter(v, "dir_moves_out") >= 1
+    });
+    assert_eq!(counter(&st, "dir_renames"), 3, "{st}");
+    assert_eq!(counter(&st, "dir_moves_in"), 1, "{st}");
+    assert_eq!(counter(&st, "dir_moves_out"), 1, "{st}");
+    let log = fs::read_to_string(&s.log_path).unwrap_or_default();
+    assert!(
+        log.contains(&moved_in),
+        "expected `{moved_in}` in the log:\n{log}"
+    );
+}
+
+/// Test 14b: `--no-dir-moves` turns the telling off: the same move gives no record and no count.
+#[test]
+fn no_dir_moves_reports_no_directory_move() {
+    let t = "no_dir_moves_reports_no_directory_move";
+    let Some(env) = require_gate(t) else { return };
+    let fsys = env.tmpfs("fs");
+    let prot = fsys.join("protected");
+    let out_dir = fsys.join("outside/incoming");
+    fs::create_dir_all(&prot).unwrap();
+    fs::create_dir_all(&out_dir).unwrap();
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let opts = SensorOpts {
+        extra: vec!["--no-dir-moves".into()],
+        ..SensorOpts::protect(&[&prot])
+    };
+    let mut s = env.start(&db, &opts);
+    s.wait_ready(READY_TIMEOUT);
+    fs::rename(&out_dir, prot.join("incoming")).unwrap();
+    // A file opened after the move is judged after any notification of the move would have been handled.
+    write(&prot.join("incoming/eicar.com"), &eicar());
+    let r = open_read_bounded(&prot.join("incoming/eicar.com"));
+    assert!(is_eperm(&r), "EICAR moved in: {}\n{}", describe(&r), s.diag());
+    s.wait_audit("deny", Duration::from_secs(10), |r| r["kind"] == "deny");
+    let st = s.settled_status();
+    assert_eq!(counter(&st, "dir_renames"), 0, "{st}");
+    assert!(
+        !s.audit_records().iter().any(|r| r["kind"] == "dir_move"),
+        "no dir_move record with --no-dir-moves\n{}",
         s.diag()
     );
 }

@@ -24,6 +24,8 @@ pub enum Kind {
     Quarantine,
     /// The eBPF exec guard killed an exec of a file found infected earlier.
     ExecKill,
+    /// A directory moved into or out of a protected tree.
+    DirMove,
     /// Signature database loaded at start.
     DbLoad,
     /// Signature database reloaded (SIGHUP), or a reload refused (old database kept).

@@ -20,6 +20,7 @@ mod kills;
 mod latency;
 mod metrics;
 mod mounts;
+mod moves;
 mod notify;
 mod permit;
 mod prefilter; // eBPF open prefilter (issue 4)
@@ -704,6 +705,32 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         }
         status::bump(&counters.marked_filesystems);
     }
+    // Directory moves into and out of the trees: told to the log and the audit trail.
+    let moves = match cfg.dir_moves.then(moves::Moves::new) {
+        None => None,
+        Some(Ok(m)) => {
+            for r in &roots {
+                if let Err(e) = m.mark(r) {
+                    eprintln!(
+                        "sensor run: warning: directory moves on {} are not reported: {e}",
+                        r.display()
+                    );
+                }
+            }
+            Some(Arc::new(m))
+        }
+        Some(Err(e)) => {
+            eprintln!(
+                "sensor run: warning: directory moves are not reported (fanotify FAN_RENAME: {e})"
+            );
+            None
+        }
+    };
+    let moves_reporter = moves.as_ref().and_then(|m| {
+        moves::start(Arc::clone(m), Arc::clone(&shared))
+            .map_err(|e| eprintln!("sensor run: warning: directory moves are not reported: {e}"))
+            .ok()
+    });
     let watcher = mounts::Watcher {
         cfg: Arc::new(Mutex::new(cfg.clone())),
         marked: Mutex::new(roots.clone()),
@@ -711,6 +738,7 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         mask,
         shared: Arc::clone(&shared),
         stop: Arc::new(AtomicBool::new(false)),
+        moves: moves.clone(),
     };
     let watcher = Arc::new(watcher);
     let mount_thread = {
@@ -811,6 +839,9 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     }
     if let Some(k) = kill_reporter {
         k.stop();
+    }
+    if let Some(m) = moves_reporter {
+        m.stop();
     }
     for w in workers {
         let _ = w.join();

@@ -22,6 +22,8 @@ pub struct Watcher {
     pub mask: u64,
     pub shared: Arc<Shared>,
     pub stop: Arc<AtomicBool>,
+    /// Directory-move reporting, marked on the same filesystems.
+    pub moves: Option<Arc<super::moves::Moves>>,
 }
 
 /// How long one poll waits before looking at the stop flag.
@@ -64,6 +66,9 @@ impl Watcher {
             };
             if !devs.contains(&dev) && self.group.mark_filesystem(&root, self.mask).is_ok() {
                 bump(&self.shared.counters.marked_filesystems);
+                if let Some(m) = &self.moves {
+                    let _ = m.mark(&root);
+                }
                 marked.push(root);
             }
         }

@@ -40,6 +40,16 @@ impl Reporter {
         self.line_with(path, rest, "");
     }
 
+    /// One line to the log only (not a detection: stdout keeps clamonacc's format, which scripts parse).
+    pub fn log_line(&self, line: &str) {
+        if let Some(log) = &self.log {
+            let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
+            if writeln!(f, "{line}").is_err() {
+                bump(&self.counters.errors);
+            }
+        }
+    }
+
     /// As [`Reporter::line`], with `log_suffix` appended in the log file only (stdout keeps clamonacc's
     /// format, which scripts parse).
     pub fn line_with(&self, path: &Path, rest: &str, log_suffix: &str) {

@@ -72,6 +72,11 @@ counters! {
     prefilter_events: "Events of the eBPF open prefilter (notify-only mode; issue 4).",
     prefilter_drops: "Prefilter events the kernel lost to a full ring buffer.",
     prefilter_jobs: "Prefilter events turned into jobs (the opener's fd still held the file when reopened).",
+    dir_renames: "Directory renames seen on the protected filesystems.",
+    dir_moves_in: "Directories moved into a protected tree (reported).",
+    dir_moves_out: "Directories moved out of a protected tree (reported).",
+    dir_move_unresolved: "Directory renames whose old or new place could no longer be named (gone at once).",
+    dir_move_overflow: "Directory-rename notifications the kernel lost to a full queue.",
 }
 
 /// The status file's `ebpf` object. Before the loader has reported, everything is off.

@@ -176,6 +176,7 @@ pub(crate) fn kind_name(kind: Kind) -> &'static str {
         Kind::Error => "error",
         Kind::Quarantine => "quarantine",
         Kind::ExecKill => "exec_kill",
+        Kind::DirMove => "dir_move",
         Kind::DbLoad => "db_load",
         Kind::DbReload => "db_reload",
         Kind::Mode => "mode",
@@ -206,7 +207,7 @@ pub(crate) fn severity(kind: Kind) -> u8 {
         Kind::Detect | Kind::ExecKill => 4,
         Kind::Deny | Kind::Loss => 3,
         Kind::Timeout | Kind::Error | Kind::Quarantine => 2,
-        Kind::DbLoad | Kind::DbReload | Kind::Mode => 1,
+        Kind::DbLoad | Kind::DbReload | Kind::Mode | Kind::DirMove => 1,
     }
 }
 
@@ -215,13 +216,14 @@ pub(crate) mod tests {
     use super::*;
     use crate::audit::record::{Ancestor, FileInfo, ProcessInfo};
 
-    pub(crate) const ALL_KINDS: [Kind; 10] = [
+    pub(crate) const ALL_KINDS: [Kind; 11] = [
         Kind::Deny,
         Kind::Detect,
         Kind::Timeout,
         Kind::Error,
         Kind::Quarantine,
         Kind::ExecKill,
+        Kind::DirMove,
         Kind::DbLoad,
         Kind::DbReload,
         Kind::Mode,

@@ -124,6 +124,7 @@ fn classify(r: &Record) -> (&'static Class, u64, String) {
             (&FILE_SYSTEM_ACTIVITY, id, name)
         }
         Kind::Quarantine => (&FILE_SYSTEM_ACTIVITY, OTHER, "Quarantine".into()),
+        Kind::DirMove => (&FILE_SYSTEM_ACTIVITY, 5, "Rename".into()),
         Kind::DbLoad | Kind::DbReload => (&APPLICATION_LIFECYCLE, 8, "Update".into()),
         Kind::Mode => (&APPLICATION_LIFECYCLE, OTHER, "Mode".into()),
         Kind::Loss => (&BASE_EVENT, OTHER, "Loss".into()),
