@@ -96,17 +96,18 @@ fn db_note(kind: crate::audit::Kind, cfg: &RunConfig, db: &Database, what: &str)
 /// drops, audit notes dropped): one `loss` record per second at most, with the increments.
 #[derive(Default)]
 struct LossWatch {
-    last: [u64; 5],
+    last: [u64; 6],
     when: Option<std::time::Instant>,
 }
 
 impl LossWatch {
-    const NAMES: [&'static str; 5] = [
+    const NAMES: [&'static str; 6] = [
         "overflow",
         "queue_full",
         "dropped",
         "prefilter_drops",
         "audit_notes_dropped",
+        "dir_move_overflow",
     ];
 
     fn check(&mut self, c: &status::Counters, trail: &audit::Trail) {
@@ -122,6 +123,7 @@ impl LossWatch {
             c.dropped.load(Ordering::Relaxed),
             c.prefilter_drops.load(Ordering::Relaxed),
             trail.dropped.load(Ordering::Relaxed),
+            c.dir_move_overflow.load(Ordering::Relaxed),
         ];
         let counts: std::collections::BTreeMap<String, u64> = Self::NAMES
             .iter()
