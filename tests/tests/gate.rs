@@ -1128,11 +1128,30 @@ fn directory_moved_into_the_protected_tree_from_outside_is_guarded() {
         ),
         "{r}"
     );
-    let st = s.wait_status("dir_moves_out >= 1", Duration::from_secs(10), |v| {
-        counter(v, "dir_moves_out") >= 1
+    // The parent of a directory moves (outside: not reported), then the directory moves in: the record
+    // names where it was, under the parent's new place (not a remembered old path of the parent).
+    let elsewhere = fsys.join("elsewhere");
+    fs::rename(fsys.join("outside"), &elsewhere).unwrap();
+    let again = prot.join("again");
+    fs::rename(elsewhere.join("back"), &again).unwrap();
+    let r = s.wait_audit(
+        "dir_move after a parent moved",
+        Duration::from_secs(10),
+        |r| r["kind"] == "dir_move" && r["file"]["path"] == again.display().to_string(),
+    );
+    assert_eq!(
+        r["message"],
+        format!(
+            "directory moved into a protected tree (from {})",
+            elsewhere.join("back").display()
+        ),
+        "{r}"
+    );
+    let st = s.wait_status("dir_moves_in >= 2", Duration::from_secs(10), |v| {
+        counter(v, "dir_moves_in") >= 2
     });
-    assert_eq!(counter(&st, "dir_renames"), 3, "{st}");
-    assert_eq!(counter(&st, "dir_moves_in"), 1, "{st}");
+    assert_eq!(counter(&st, "dir_renames"), 5, "{st}");
+    assert_eq!(counter(&st, "dir_moves_in"), 2, "{st}");
     assert_eq!(counter(&st, "dir_moves_out"), 1, "{st}");
     let log = fs::read_to_string(&s.log_path).unwrap_or_default();
     assert!(
@@ -1162,7 +1181,12 @@ fn no_dir_moves_reports_no_directory_move() {
     // A file opened after the move is judged after any notification of the move would have been handled.
     write(&prot.join("incoming/eicar.com"), &eicar());
     let r = open_read_bounded(&prot.join("incoming/eicar.com"));
-    assert!(is_eperm(&r), "EICAR moved in: {}\n{}", describe(&r), s.diag());
+    assert!(
+        is_eperm(&r),
+        "EICAR moved in: {}\n{}",
+        describe(&r),
+        s.diag()
+    );
     s.wait_audit("deny", Duration::from_secs(10), |r| r["kind"] == "deny");
     let st = s.settled_status();
     assert_eq!(counter(&st, "dir_renames"), 0, "{st}");

@@ -25,6 +25,8 @@ use std::thread::JoinHandle;
 
 /// Events per read: 64 KiB holds a few hundred rename events.
 const READ_BUF: usize = 64 * 1024;
+/// Directory paths remembered by handle (a burst of moves shares a few parents); past it, start over.
+const CACHE_MAX: usize = 1024;
 
 /// The notification group and the filesystems it watches.
 pub struct Moves {
@@ -32,7 +34,14 @@ pub struct Moves {
     /// (fsid, an open directory on that filesystem): `open_by_handle_at` resolves a directory
     /// handle against the filesystem the event names.
     roots: Mutex<Vec<([i32; 2], OwnedFd)>>,
+    /// (fsid, handle) -> path, as resolved. Kept true by [`Moves::moved`]: every directory rename on the
+    /// watched filesystems passes through it, in order, and drops the entries under the old path (an
+    /// overflow drops them all). Only the thread that reads the events uses it.
+    cache: Mutex<std::collections::HashMap<HandleKey, PathBuf>>,
 }
+
+/// A directory's identity in an event: the filesystem's fsid and the file handle.
+type HandleKey = ([i32; 2], Vec<u8>);
 
 impl Moves {
     /// The group; None (with the reason) on kernels or filesystems that cannot report renames.
@@ -54,6 +63,7 @@ impl Moves {
             // SAFETY: a fresh fd we own.
             fan: unsafe { OwnedFd::from_raw_fd(fd) },
             roots: Mutex::default(),
+            cache: Mutex::default(),
         })
     }
 
@@ -99,6 +109,35 @@ impl Moves {
     /// The directory a handle of an event names, as a path (through the mount the filesystem was marked
     /// by). None if it is gone or on no watched filesystem.
     fn resolve(&self, fsid: [i32; 2], handle: &[u8]) -> Option<PathBuf> {
+        let key = (fsid, handle.to_vec());
+        if let Some(p) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Some(p.clone());
+        }
+        let path = self.open_by_handle(fsid, handle)?;
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(key, path.clone());
+        Some(path)
+    }
+
+    /// A directory at `old` moved (`None`: the events overflowed, or the old place could not be named):
+    /// forget what may have moved with it.
+    fn moved(&self, old: Option<&Path>) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        match old {
+            Some(old) => cache.retain(|_, p| !p.starts_with(old)),
+            None => cache.clear(),
+        }
+    }
+
+    fn open_by_handle(&self, fsid: [i32; 2], handle: &[u8]) -> Option<PathBuf> {
         let roots = self.roots.lock().unwrap_or_else(|e| e.into_inner());
         let mount = roots.iter().find(|(f, _)| *f == fsid)?.1.as_raw_fd();
         // `struct file_handle` wants 4-byte alignment: copy into u32 words.
@@ -306,6 +345,7 @@ fn handle(moves: &Moves, shared: &Shared, ev: Event<'_>) {
         Event::DirRenamed { from, to } => (from, to),
         Event::Overflow => {
             bump(&c.dir_move_overflow);
+            moves.moved(None);
             return;
         }
         Event::Other => return,
@@ -316,7 +356,9 @@ fn handle(moves: &Moves, shared: &Shared, ev: Event<'_>) {
             .resolve(d.fsid, d.handle)
             .map(|p| p.join(OsStr::from_bytes(d.name)))
     };
-    let (Some(old), Some(new)) = (path(&from), path(&to)) else {
+    let (old, new) = (path(&from), path(&to));
+    moves.moved(old.as_deref());
+    let (Some(old), Some(new)) = (old, new) else {
         bump(&c.dir_move_unresolved);
         return;
     };
@@ -445,6 +487,30 @@ mod tests {
         // A handle longer than its record.
         buf[24 + 12..24 + 16].copy_from_slice(&500u32.to_ne_bytes());
         assert_eq!(events(&buf), vec![Event::Other]);
+    }
+
+    #[test]
+    fn a_move_forgets_the_paths_under_the_old_place_only() {
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let m = Moves {
+            fan: OwnedFd::from(null),
+            roots: Mutex::default(),
+            cache: Mutex::default(),
+        };
+        let put = |h: &[u8], p: &str| {
+            m.cache
+                .lock()
+                .unwrap()
+                .insert(([1, 2], h.to_vec()), PathBuf::from(p));
+        };
+        put(b"a", "/t/a");
+        put(b"b", "/t/a/b");
+        put(b"c", "/t/ab");
+        m.moved(Some(Path::new("/t/a")));
+        let left: Vec<PathBuf> = m.cache.lock().unwrap().values().cloned().collect();
+        assert_eq!(left, vec![PathBuf::from("/t/ab")]);
+        m.moved(None);
+        assert!(m.cache.lock().unwrap().is_empty());
     }
 
     #[test]
