@@ -122,6 +122,32 @@ fn bpf_prog_exists(id: u32) -> bool {
     std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOENT)
 }
 
+/// `file` is reported found with signature `name`; then its next exec is SIGKILLed by the exec guard, and
+/// the kernel's report of the kill reaches stdout with the signature and the executable.
+fn killed_after_detection(s: &mut Sensor, file: &Path, name: &str) {
+    let line = found_line(file, name);
+    assert!(
+        s.wait_stdout_line(&line, Duration::from_secs(10)),
+        "expected detection `{line}`\n{}",
+        s.diag()
+    );
+    // The worker puts the file in INFECTED before it reports the detection.
+    let st = exec(file);
+    assert_eq!(
+        st.signal(),
+        Some(libc::SIGKILL),
+        "exec of {} (found infected) must be SIGKILLed by the exec guard, got {st:?}\n{}",
+        file.display(),
+        s.diag()
+    );
+    let killed = format!("{}: {name}.UNOFFICIAL exec killed", file.display());
+    assert!(
+        s.wait_stdout_line(&killed, Duration::from_secs(10)),
+        "expected `{killed}` on stdout\n{}",
+        s.diag()
+    );
+}
+
 /// (a) Notify-only mode: a binary the engine found infected (opened once, so it is scanned) is SIGKILLed
 /// by the kernel when it is executed again; a clean binary on the same tree runs normally.
 #[test]
@@ -151,27 +177,7 @@ fn exec_of_a_file_found_infected_is_killed() {
         "notify-only must not block the open\n{}",
         s.diag()
     );
-    let line = found_line(&bad, "Ebpf.Test.Exec");
-    assert!(
-        s.wait_stdout_line(&line, Duration::from_secs(10)),
-        "expected detection `{line}`\n{}",
-        s.diag()
-    );
-    // The worker puts the file in INFECTED before it reports the detection.
-    let st = exec(&bad);
-    assert_eq!(
-        st.signal(),
-        Some(libc::SIGKILL),
-        "exec of the infected binary must be SIGKILLed by the exec guard, got {st:?}\n{}",
-        s.diag()
-    );
-    // The kernel tells the sensor, which reports the kill with the signature and the executable.
-    let killed = format!("{}: Ebpf.Test.Exec.UNOFFICIAL exec killed", bad.display());
-    assert!(
-        s.wait_stdout_line(&killed, Duration::from_secs(10)),
-        "expected `{killed}` on stdout\n{}",
-        s.diag()
-    );
+    killed_after_detection(&mut s, &bad, "Ebpf.Test.Exec");
     let st = s.wait_status("exec_kills >= 1", Duration::from_secs(10), |v| {
         counter(v, "exec_kills") >= 1
     });
@@ -278,28 +284,7 @@ fn exec_guard_covers_overlayfs_with_a_lower_layer_on_another_filesystem() {
         "notify-only: the first exec runs (and the file is scanned): {st:?}\n{}",
         s.diag()
     );
-    let line = found_line(&bad, "Ebpf.Test.Overlay");
-    assert!(
-        s.wait_stdout_line(&line, Duration::from_secs(10)),
-        "expected detection `{line}`\n{}",
-        s.diag()
-    );
-    let st = exec(&bad);
-    assert_eq!(
-        st.signal(),
-        Some(libc::SIGKILL),
-        "exec of the infected binary on overlayfs must be SIGKILLed: {st:?}\n{}",
-        s.diag()
-    );
-    let killed = format!(
-        "{}: Ebpf.Test.Overlay.UNOFFICIAL exec killed",
-        bad.display()
-    );
-    assert!(
-        s.wait_stdout_line(&killed, Duration::from_secs(10)),
-        "expected `{killed}` on stdout\n{}",
-        s.diag()
-    );
+    killed_after_detection(&mut s, &bad, "Ebpf.Test.Overlay");
     let st = s.terminate(Duration::from_secs(20));
     assert!(st.success(), "sensor exit: {st:?}\n{}", s.diag());
 }
