@@ -28,6 +28,7 @@ mod reader;
 mod report;
 mod serve;
 mod status;
+mod stop;
 mod sys;
 mod watchdog;
 mod worker;
@@ -36,7 +37,6 @@ use crate::cli::RunArgs;
 use crate::config::{Mode, RunConfig};
 use engine::Database;
 use permit::FailPolicy;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -618,14 +618,14 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
             move || watch.run(&group, fail.allows(), &counters, &stop, trail)
         })
     };
-    // SAFETY: eventfd returns a new fd or -1.
-    let stop_fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-    if stop_fd < 0 {
-        eprintln!("sensor run: eventfd: {}", std::io::Error::last_os_error());
-        return ExitCode::from(2);
-    }
-    // SAFETY: fresh fd owned here; the reader gets a duplicate.
-    let stop_fd = unsafe { OwnedFd::from_raw_fd(stop_fd) };
+    // The reader's stop signal; the reader gets a duplicate.
+    let stop_fd = match stop::Stop::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sensor run: eventfd: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // eBPF open prefilter hook (issue 4): protected trees, not devices.
     let trees: Vec<PathBuf> = cfg
         .include
@@ -830,9 +830,7 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     {
         let _ = group.unmark_filesystem(r, mask);
     }
-    // SAFETY: writing 8 bytes to an eventfd we own.
-    let one: u64 = 1;
-    unsafe { libc::write(stop_fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    stop_fd.signal();
     if let Ok(r) = reader {
         let _ = r.join();
     }

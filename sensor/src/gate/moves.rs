@@ -12,6 +12,7 @@
 use super::audit::Note;
 use super::filter::Coverage;
 use super::status::bump;
+use super::stop::Stop;
 use super::worker::Shared;
 use crate::audit::Kind;
 use std::ffi::OsStr;
@@ -34,17 +35,10 @@ pub struct Moves {
     /// (fsid, an open directory on that filesystem): `open_by_handle_at` resolves a directory
     /// handle against the filesystem the event names.
     roots: Mutex<Vec<([i32; 2], OwnedFd)>>,
-    /// (fsid, handle) -> path, as resolved. Kept true by [`Moves::moved`]: every directory rename on the
-    /// watched filesystems passes through it, in order, and drops the entries under the old path (an
-    /// overflow drops them all). Only the thread that reads the events uses it.
-    cache: Mutex<std::collections::HashMap<HandleKey, PathBuf>>,
 }
 
-/// A directory's identity in an event: the filesystem's fsid and the file handle.
-type HandleKey = ([i32; 2], Vec<u8>);
-
 impl Moves {
-    /// The group; None (with the reason) on kernels or filesystems that cannot report renames.
+    /// The group; an error on kernels that cannot report directory handles and names.
     pub fn new() -> io::Result<Moves> {
         // SAFETY: plain syscall; returns a new fd or -1.
         let fd = unsafe {
@@ -63,7 +57,6 @@ impl Moves {
             // SAFETY: a fresh fd we own.
             fan: unsafe { OwnedFd::from_raw_fd(fd) },
             roots: Mutex::default(),
-            cache: Mutex::default(),
         })
     }
 
@@ -108,35 +101,6 @@ impl Moves {
 
     /// The directory a handle of an event names, as a path (through the mount the filesystem was marked
     /// by). None if it is gone or on no watched filesystem.
-    fn resolve(&self, fsid: [i32; 2], handle: &[u8]) -> Option<PathBuf> {
-        let key = (fsid, handle.to_vec());
-        if let Some(p) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return Some(p.clone());
-        }
-        let path = self.open_by_handle(fsid, handle)?;
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(key, path.clone());
-        Some(path)
-    }
-
-    /// A directory at `old` moved (`None`: the events overflowed, or the old place could not be named):
-    /// forget what may have moved with it.
-    fn moved(&self, old: Option<&Path>) {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        match old {
-            Some(old) => cache.retain(|_, p| !p.starts_with(old)),
-            None => cache.clear(),
-        }
-    }
-
     fn open_by_handle(&self, fsid: [i32; 2], handle: &[u8]) -> Option<PathBuf> {
         let roots = self.roots.lock().unwrap_or_else(|e| e.into_inner());
         let mount = roots.iter().find(|(f, _)| *f == fsid)?.1.as_raw_fd();
@@ -165,6 +129,38 @@ impl Moves {
         // SAFETY: a fresh fd we own.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()
+    }
+}
+
+/// Directory paths by (fsid, file handle), as resolved: a burst of moves shares a few parents. Kept true by
+/// [`Paths::moved`]: every directory rename on the watched filesystems passes through it, in order, and
+/// drops the entries under the old path (an overflow drops them all). Owned by the thread that reads the
+/// events.
+#[derive(Default)]
+struct Paths(std::collections::HashMap<([i32; 2], Vec<u8>), PathBuf>);
+
+impl Paths {
+    /// [`Moves::open_by_handle`], remembered.
+    fn resolve(&mut self, moves: &Moves, fsid: [i32; 2], handle: &[u8]) -> Option<PathBuf> {
+        let key = (fsid, handle.to_vec());
+        if let Some(p) = self.0.get(&key) {
+            return Some(p.clone());
+        }
+        let path = moves.open_by_handle(fsid, handle)?;
+        if self.0.len() >= CACHE_MAX {
+            self.0.clear();
+        }
+        self.0.insert(key, path.clone());
+        Some(path)
+    }
+
+    /// A directory at `old` moved (`None`: the events overflowed, or the old place could not be named):
+    /// forget what may have moved with it.
+    fn moved(&mut self, old: Option<&Path>) {
+        match old {
+            Some(old) => self.0.retain(|_, p| !p.starts_with(old)),
+            None => self.0.clear(),
+        }
     }
 }
 
@@ -271,19 +267,13 @@ fn change(was: Coverage, is: Coverage) -> Option<&'static str> {
 }
 
 pub struct Reporter {
-    stop: OwnedFd,
+    stop: Stop,
     thread: JoinHandle<()>,
 }
 
 /// Starts the thread; `moves` must already watch the protected filesystems (more may follow).
 pub fn start(moves: Arc<Moves>, shared: Arc<Shared>) -> io::Result<Reporter> {
-    // SAFETY: eventfd returns a new fd or -1.
-    let stop = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-    if stop < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd we own; the thread gets a duplicate.
-    let stop = unsafe { OwnedFd::from_raw_fd(stop) };
+    let stop = Stop::new()?;
     let theirs = stop.try_clone()?;
     let thread = std::thread::Builder::new()
         .name("dir-moves".into())
@@ -293,36 +283,15 @@ pub fn start(moves: Arc<Moves>, shared: Arc<Shared>) -> io::Result<Reporter> {
 
 impl Reporter {
     pub fn stop(self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes to an eventfd we own.
-        unsafe { libc::write(self.stop.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        self.stop.signal();
         let _ = self.thread.join();
     }
 }
 
-fn run(moves: &Moves, shared: &Shared, stop: &OwnedFd) {
+fn run(moves: &Moves, shared: &Shared, stop: &Stop) {
     let mut buf = vec![0u64; READ_BUF / 8];
-    loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: moves.fan.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: stop.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfds; no timeout: nothing to do until an event or the stop.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return;
-        }
-        if fds[1].revents != 0 {
-            return;
-        }
+    let mut paths = Paths::default();
+    while stop.wait(moves.fan.as_raw_fd()) {
         loop {
             // SAFETY: reads into a buffer we own, at most its size.
             let n = unsafe { libc::read(moves.fan.as_raw_fd(), buf.as_mut_ptr().cast(), READ_BUF) };
@@ -333,31 +302,31 @@ fn run(moves: &Moves, shared: &Shared, stop: &OwnedFd) {
             let bytes =
                 unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n as usize) };
             for ev in events(bytes) {
-                handle(moves, shared, ev);
+                handle(moves, &mut paths, shared, ev);
             }
         }
     }
 }
 
-fn handle(moves: &Moves, shared: &Shared, ev: Event<'_>) {
+fn handle(moves: &Moves, paths: &mut Paths, shared: &Shared, ev: Event<'_>) {
     let c = &shared.counters;
     let (from, to) = match ev {
         Event::DirRenamed { from, to } => (from, to),
         Event::Overflow => {
             bump(&c.dir_move_overflow);
-            moves.moved(None);
+            paths.moved(None);
             return;
         }
         Event::Other => return,
     };
     bump(&c.dir_renames);
-    let path = |d: &DirName| {
-        moves
-            .resolve(d.fsid, d.handle)
+    let mut path = |d: &DirName| {
+        paths
+            .resolve(moves, d.fsid, d.handle)
             .map(|p| p.join(OsStr::from_bytes(d.name)))
     };
     let (old, new) = (path(&from), path(&to));
-    moves.moved(old.as_deref());
+    paths.moved(old.as_deref());
     let (Some(old), Some(new)) = (old, new) else {
         bump(&c.dir_move_unresolved);
         return;
@@ -383,11 +352,12 @@ fn handle(moves: &Moves, shared: &Shared, ev: Event<'_>) {
         .reporter
         .log_line(&format!("{}: {message}", new.display()));
     if let Some(t) = &shared.trail {
+        let id = std::fs::symlink_metadata(&new)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
         t.note(Note {
-            path: Some(new.clone()),
-            id: std::fs::symlink_metadata(&new)
-                .ok()
-                .map(|m| (m.dev(), m.ino())),
+            path: Some(new),
+            id,
             message: Some(message),
             ..Note::new(Kind::DirMove)
         });
@@ -491,26 +461,15 @@ mod tests {
 
     #[test]
     fn a_move_forgets_the_paths_under_the_old_place_only() {
-        let null = std::fs::File::open("/dev/null").unwrap();
-        let m = Moves {
-            fan: OwnedFd::from(null),
-            roots: Mutex::default(),
-            cache: Mutex::default(),
-        };
-        let put = |h: &[u8], p: &str| {
-            m.cache
-                .lock()
-                .unwrap()
-                .insert(([1, 2], h.to_vec()), PathBuf::from(p));
-        };
-        put(b"a", "/t/a");
-        put(b"b", "/t/a/b");
-        put(b"c", "/t/ab");
-        m.moved(Some(Path::new("/t/a")));
-        let left: Vec<PathBuf> = m.cache.lock().unwrap().values().cloned().collect();
-        assert_eq!(left, vec![PathBuf::from("/t/ab")]);
-        m.moved(None);
-        assert!(m.cache.lock().unwrap().is_empty());
+        let mut paths = Paths::default();
+        for (h, p) in [(b"a", "/t/a"), (b"b", "/t/a/b"), (b"c", "/t/ab")] {
+            paths.0.insert(([1, 2], h.to_vec()), PathBuf::from(p));
+        }
+        paths.moved(Some(Path::new("/t/a")));
+        let left: Vec<&PathBuf> = paths.0.values().collect();
+        assert_eq!(left, vec![&PathBuf::from("/t/ab")]);
+        paths.moved(None);
+        assert!(paths.0.is_empty());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use super::latency::Route;
 use super::permit::{FailPolicy, Permit};
 use super::status::{bump, Counters};
+use super::stop::Stop;
 use super::sys::{self, Events, Group};
 use super::watchdog::Watch;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -37,7 +38,7 @@ const READ_BUF: usize = 64 * 1024;
 
 pub struct Reader {
     pub group: Arc<Group>,
-    pub stop: OwnedFd,
+    pub stop: Stop,
     pub tx: SyncSender<Job>,
     pub watch: Arc<Watch>,
     pub counters: Arc<Counters>,
@@ -49,27 +50,7 @@ pub struct Reader {
 impl Reader {
     pub fn run(self) {
         let mut buf = vec![0u8; READ_BUF];
-        loop {
-            let mut fds = [
-                libc::pollfd {
-                    fd: self.group.fd().as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.stop.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: fds is a valid array of two pollfd.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-            if r < 0 {
-                continue; // EINTR; nothing else can fail with valid fds
-            }
-            if fds[1].revents != 0 {
-                return;
-            }
+        while self.stop.wait(self.group.fd().as_raw_fd()) {
             loop {
                 match self.group.read(&mut buf) {
                     Ok(0) => break,

@@ -6,9 +6,10 @@
 //! Stopping: dropping the [`Service`] wakes the thread through an eventfd and joins it; the listener
 //! is dropped with the thread (the control socket's file is removed then, see `control::Bound`).
 
+use super::stop::Stop;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -62,7 +63,7 @@ impl Conn for TcpStream {
 
 /// A running accept loop; dropping it stops the thread.
 pub struct Service {
-    wake: OwnedFd,
+    wake: Stop,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -79,18 +80,12 @@ pub fn spawn<L: Listen>(
 ) -> io::Result<Service> {
     // A readiness notice with nothing to accept (a client that gave up) must not block the thread.
     listener.set_nonblocking()?;
-    // SAFETY: eventfd returns a new fd or -1.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd owned here.
-    let wake = unsafe { OwnedFd::from_raw_fd(fd) };
+    let wake = Stop::new()?;
     let stop = wake.try_clone()?;
     let thread = std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
-            while wait(listener.as_raw_fd(), stop.as_raw_fd()) {
+            while stop.wait(listener.as_raw_fd()) {
                 let mut conn = match listener.accept_conn() {
                     Ok(c) => c,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -113,40 +108,9 @@ pub fn spawn<L: Listen>(
     })
 }
 
-/// Waits for a connection; false once woken to stop.
-fn wait(listener: RawFd, stop: RawFd) -> bool {
-    loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: listener,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: stop,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: fds is a valid array of two pollfd.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if r < 0 {
-            continue; // EINTR
-        }
-        if fds[1].revents != 0 {
-            return false;
-        }
-        if fds[0].revents != 0 {
-            return true;
-        }
-    }
-}
-
 impl Drop for Service {
     fn drop(&mut self) {
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes to an eventfd we own.
-        unsafe { libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        self.wake.signal();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
