@@ -114,23 +114,20 @@ impl Ebpf {
             dev: kernel_dev(libc::major(st_dev), libc::minor(st_dev)),
             ino: st_ino,
         };
-        let keys = std::iter::once(key).chain(kernel.filter(|k| *k != key));
         let value = Infected {
             ctime_sec: ctime.0,
             ctime_nsec: ctime.1 as u32,
             _pad: 0,
         };
-        for key in keys {
-            {
-                let mut names = self
-                    .infected_names
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                if names.len() < sensor_common::INFECTED_MAX as usize || names.contains_key(&key) {
-                    names.insert(key, name.to_string());
-                }
+        let mut names = self
+            .infected_names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut m = m.lock().unwrap_or_else(|e| e.into_inner());
+        for key in std::iter::once(key).chain(kernel.filter(|k| *k != key)) {
+            if names.len() < sensor_common::INFECTED_MAX as usize || names.contains_key(&key) {
+                names.insert(key, name.to_string());
             }
-            let mut m = m.lock().unwrap_or_else(|e| e.into_inner());
             // A full map keeps the older entries; the gate still denies the file's opens.
             let _ = m.insert(key, value, 0);
         }
