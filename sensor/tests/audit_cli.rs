@@ -10,25 +10,18 @@ use std::process::Command;
 const BIN: &str = env!("CARGO_BIN_EXE_sensor");
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-struct Run {
-    out: String,
-    err: String,
-    code: i32,
-}
+mod common;
+use common::Run;
 
 /// `sensor audit SUBCOMMAND --audit-dir DIR ARGS...`.
 fn sensor_audit(sub: &str, dir: &Path, args: &[&str]) -> Run {
-    let o = Command::new(BIN)
+    Command::new(BIN)
         .args(["audit", sub, "--audit-dir"])
         .arg(dir)
         .args(args)
         .output()
-        .expect("run sensor");
-    Run {
-        out: String::from_utf8_lossy(&o.stdout).into_owned(),
-        err: String::from_utf8_lossy(&o.stderr).into_owned(),
-        code: o.status.code().unwrap_or(-1),
-    }
+        .expect("run sensor")
+        .into()
 }
 
 fn verify(dir: &Path) -> Run {

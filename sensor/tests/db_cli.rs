@@ -7,25 +7,18 @@ use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sensor");
 
-struct Run {
-    out: String,
-    err: String,
-    code: i32,
-}
+mod common;
+use common::Run;
 
 fn sensor(cwd: &Path, args: &[&str]) -> Run {
-    let o = Command::new(BIN)
+    Command::new(BIN)
         .args(args)
         .current_dir(cwd)
         .env("TZ", "UTC")
         .stdin(Stdio::null())
         .output()
-        .expect("run sensor");
-    Run {
-        out: String::from_utf8_lossy(&o.stdout).into_owned(),
-        err: String::from_utf8_lossy(&o.stderr).into_owned(),
-        code: o.status.code().unwrap_or(-1),
-    }
+        .expect("run sensor")
+        .into()
 }
 
 /// The 68-byte EICAR test string, assembled so that this source never holds it literally.

@@ -7,16 +7,13 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sensor");
 
-struct Run {
-    out: String,
-    err: String,
-    code: i32,
-}
+mod common;
+use common::Run;
 
 /// Runs `prog args` in `cwd` with optional stdin; kills it after 30 s (a blocked scan fails the test).
 fn run_cmd(prog: &[&str], args: &[&OsStr], cwd: &Path, stdin: Option<&[u8]>) -> Run {
@@ -46,16 +43,7 @@ fn run_cmd(prog: &[&str], args: &[&OsStr], cwd: &Path, stdin: Option<&[u8]>) -> 
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = child.wait_with_output().unwrap();
-    Run {
-        out: String::from_utf8_lossy(&stdout).into_owned(),
-        err: String::from_utf8_lossy(&stderr).into_owned(),
-        code: status.code().unwrap_or(-1),
-    }
+    child.wait_with_output().unwrap().into()
 }
 
 fn os(args: &[&str]) -> Vec<&'static OsStr> {
