@@ -513,6 +513,15 @@ fn workload(paths: &[CString]) -> Result<Sample> {
     // SAFETY: the child runs only async-signal-safe calls (open/read/close/clock_gettime/write/_exit) on
     // memory that existed before the fork, and never returns.
     let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        let e = std::io::Error::last_os_error();
+        // SAFETY: closes the pipe we made.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+        bail!("fork: {e}");
+    }
     if pid == 0 {
         // Copy-on-write faults of the buffer happen before the clocks start.
         for page in buf.chunks_mut(4096) {
@@ -543,11 +552,8 @@ fn workload(paths: &[CString]) -> Result<Sample> {
     // SAFETY: closes our read end; reaps our own child.
     unsafe {
         libc::close(fds[0]);
-        if pid > 0 {
-            libc::waitpid(pid, &mut status, 0);
-        }
+        libc::waitpid(pid, &mut status, 0);
     }
-    ensure!(pid > 0, "fork: {}", std::io::Error::last_os_error());
     ensure!(
         n == 16 && status == 0,
         "the workload child failed (read {n} bytes, wait status {status})"
