@@ -1062,7 +1062,11 @@ fn directory_moved_into_the_protected_tree_from_outside_is_guarded() {
     write(&out_dir.join("clean.txt"), b"clean\n");
     write(&out_dir.join("eicar.com"), &eicar());
     let db = env.write_db(&[eicar_hdb_line()], &[]);
-    let mut s = env.start(&db, &SensorOpts::protect(&[&prot]));
+    let opts = SensorOpts {
+        extra: vec!["--dir-moves".into()],
+        ..SensorOpts::protect(&[&prot])
+    };
+    let mut s = env.start(&db, &opts);
     s.wait_ready(READY_TIMEOUT);
 
     let r = open_read_bounded(&out_dir.join("clean.txt"));
@@ -1160,10 +1164,10 @@ fn directory_moved_into_the_protected_tree_from_outside_is_guarded() {
     );
 }
 
-/// Test 14b: `--no-dir-moves` turns the telling off: the same move gives no record and no count.
+/// Test 14b: without `--dir-moves` (the default) the same move gives no record and no count.
 #[test]
-fn no_dir_moves_reports_no_directory_move() {
-    let t = "no_dir_moves_reports_no_directory_move";
+fn without_dir_moves_no_directory_move_is_reported() {
+    let t = "without_dir_moves_no_directory_move_is_reported";
     let Some(env) = require_gate(t) else { return };
     let fsys = env.tmpfs("fs");
     let prot = fsys.join("protected");
@@ -1171,11 +1175,7 @@ fn no_dir_moves_reports_no_directory_move() {
     fs::create_dir_all(&prot).unwrap();
     fs::create_dir_all(&out_dir).unwrap();
     let db = env.write_db(&[eicar_hdb_line()], &[]);
-    let opts = SensorOpts {
-        extra: vec!["--no-dir-moves".into()],
-        ..SensorOpts::protect(&[&prot])
-    };
-    let mut s = env.start(&db, &opts);
+    let mut s = env.start(&db, &SensorOpts::protect(&[&prot]));
     s.wait_ready(READY_TIMEOUT);
     fs::rename(&out_dir, prot.join("incoming")).unwrap();
     // A file opened after the move is judged after any notification of the move would have been handled.
@@ -1192,7 +1192,7 @@ fn no_dir_moves_reports_no_directory_move() {
     assert_eq!(counter(&st, "dir_renames"), 0, "{st}");
     assert!(
         !s.audit_records().iter().any(|r| r["kind"] == "dir_move"),
-        "no dir_move record with --no-dir-moves\n{}",
+        "no dir_move record without --dir-moves\n{}",
         s.diag()
     );
 }

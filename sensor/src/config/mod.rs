@@ -35,7 +35,7 @@
 //! move_to = "/var/lib/sensor/quarantine"  # or copy_to = "DIR", or remove = true
 //! status_file = "/run/sensor/status.json"
 //! open_prefilter = false                 # notify-only: eBPF open prefilter even where fanotify watches
-//! dir_moves = true                 # report directories moved into/out of the trees (log, audit)
+//! dir_moves = false                # report directories moved into/out of the trees (log, audit)
 //! socket = "/run/sensor/control.sock"  # control socket for `sensor status`
 //! metrics = "127.0.0.1:9464"      # Prometheus endpoint (loopback unless metrics_allow_remote = true)
 //! audit_dir = "/var/lib/sensor/audit"  # audit log (audit = false: none)
@@ -131,7 +131,7 @@ pub struct RunConfig {
     /// Notify-only mode: attach the eBPF open prefilter even where fanotify watches the trees
     /// (`--open-prefilter`, TOML `open_prefilter`).
     pub open_prefilter: bool,
-    /// Report directories moved into or out of the trees (`--no-dir-moves`, TOML `dir_moves`).
+    /// Report directories moved into or out of the trees (`--dir-moves`, TOML `dir_moves`).
     pub dir_moves: bool,
     /// Control socket for `sensor status` (OnAccessControlSocket, --socket).
     pub socket: Option<PathBuf>,
@@ -530,7 +530,7 @@ fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, ConfigError> {
         action,
         status_file: args.status_file.clone().or(file.status_file),
         open_prefilter: args.open_prefilter || file.open_prefilter.unwrap_or(false),
-        dir_moves: !args.no_dir_moves && file.dir_moves.unwrap_or(true),
+        dir_moves: args.dir_moves || file.dir_moves.unwrap_or(false),
         socket: args.socket.clone().or(file.socket),
         metrics,
         metrics_allow_remote,

@@ -12,8 +12,9 @@
 //!    alternating order. Per-round ratios of wall time and of CPU time (workload + sensor), reported as a
 //!    median with a distribution-free 95% confidence interval.
 //! 3. Directory updates: directories created outside a protected tree and renamed into it per second,
-//!    with and without `sensor run --prevent` (which tells every move: counted from its status), and a file
-//!    in a directory renamed in a moment before is denied on its first open (coverage needs no tracking).
+//!    with and without `sensor run --prevent --dir-moves` (which tells every move: counted from its
+//!    status), and a file in a directory renamed in a moment before is denied on its first open (coverage
+//!    needs no tracking).
 //!
 //! Bounded: the sensor is a [`Proc`] (SIGTERM then SIGKILL on drop) under a [`Watchdog`], the tmpfs is a
 //! [`Tmpfs`] (unmounted on drop), every measuring loop is bounded by time or count.
@@ -888,8 +889,8 @@ fn verdict(ratios: &[f64]) -> String {
 // 3. Directory updates
 
 /// Directories created outside a protected tree and renamed into it, per second, with no sensor and with
-/// `sensor run --prevent` protecting the tree (which tells every move: log line, `dir_move` record, counted
-/// here); then proof that the last one is covered at once: a file with the test signature in a directory
+/// `sensor run --prevent --dir-moves` protecting the tree (which tells every move: log line, `dir_move`
+/// record, counted here); then proof that the last one is covered at once: a file with the test signature in a directory
 /// renamed in a moment before is denied on its first open.
 struct DirUpdates {
     n: usize,
@@ -937,7 +938,7 @@ fn dir_updates(bin: &Path, tmp: &Path, logs: &Path, args: &EbpfArgs) -> Result<D
         &prot,
         &status,
         &logs.join("ebpf-dirs.out"),
-        &["--prevent"],
+        &["--prevent", "--dir-moves"],
         &[],
     )?;
     let _dog = Watchdog::start(SENSOR_LIMIT, vec![sensor.pid()]);
@@ -999,7 +1000,7 @@ impl DirUpdates {
                 self.n
             ),
             format!(
-                "{:.0}/s with `sensor run --prevent` vs {:.0}/s without (mean of a run before and \
+                "{:.0}/s with `sensor run --prevent --dir-moves` vs {:.0}/s without (mean of a run before and \
                  one after; {:.3}x as long)",
                 self.with,
                 self.without,
