@@ -180,6 +180,16 @@ impl GateEnv {
             .unwrap_or_else(|e| panic!("{}: mount tmpfs {name}: {e}", self.test))
     }
 
+    /// Mount a fresh 64 MiB ext4 filesystem (a loop-mounted image in the scratch directory) at
+    /// `<scratch>/<name>`; panics (with the reason) if that fails.
+    pub fn ext4(&self, name: &str) -> Tmpfs {
+        Tmpfs::try_ext4(
+            &self.scratch.join(format!("{name}.img")),
+            &self.scratch.join(name),
+        )
+        .unwrap_or_else(|e| panic!("{}: mount ext4 {name}: {e}", self.test))
+    }
+
     /// Write the test database directory `<scratch>/db` with `gate.hdb` and `gate.ndb` (each only if it has
     /// lines). Returns the directory (for `-d`).
     pub fn write_db(&self, hdb: &[String], ndb: &[String]) -> PathBuf {
@@ -251,6 +261,31 @@ impl Tmpfs {
         // Canonical path: what the sensor reports in detection lines.
         let path = std::fs::canonicalize(path)?;
         Ok(Tmpfs { path })
+    }
+
+    /// Make a 64 MiB ext4 image at `image` and loop-mount it at `path` (created); unmounted in `Drop` like a
+    /// tmpfs (the loop device goes with the last unmount: `mount -o loop` sets it to auto-clear).
+    pub fn try_ext4(image: &Path, path: &Path) -> io::Result<Tmpfs> {
+        std::fs::create_dir_all(path)?;
+        std::fs::File::create(image)?.set_len(64 << 20)?;
+        let run = |cmd: &mut Command| -> io::Result<()> {
+            let out = cmd.stdin(Stdio::null()).output()?;
+            if out.status.success() {
+                return Ok(());
+            }
+            Err(io::Error::other(format!(
+                "{cmd:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        };
+        run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(image))?;
+        run(Command::new("mount")
+            .args(["-o", "loop,nosuid,nodev"])
+            .arg(image)
+            .arg(path))?;
+        Ok(Tmpfs {
+            path: std::fs::canonicalize(path)?,
+        })
     }
 
     /// Bind-mount `src` (a directory) at `path` (created); unmounted in `Drop` like a tmpfs.

@@ -1,27 +1,70 @@
-//! Verdict cache keyed by (dev, ino), valid only while the file's change stamp and the database generation
-//! are the ones it was judged with: any mismatch is a miss. Backs up the kernel ignore marks (which the
-//! kernel may evict) and remembers infected files, whose opens keep reaching userspace.
+//! What the gate remembers about files it judged — kernel ignore marks for clean files and a verdict cache —
+//! and the protocol that keeps any of it from outliving a modification it did not see (issue 11).
+//!
+//! # Why timestamps cannot be trusted
+//! A write updates the file's times *before* it copies its data, so a stat taken in between already shows
+//! the new times over the old bytes; filesystems without multigrain timestamps give equal times to changes
+//! within one tick; and a write through a shared mapping on tmpfs changes no time at all and raises no
+//! fanotify event. The kernel's own clearing of ignore marks on modification does not see mapped writes
+//! either, and a clean file's ignore mark silences the very open for writing that comes before them. Probed:
+//! a file rewritten through a mapping right after a clean verdict was read back as EICAR 2,997 times of
+//! 3,000; a write through a second fd, 2 of 3,000.
+//!
+//! # The protocol: a verdict is kept only under a read lease
+//! `fcntl(F_SETLEASE, F_RDLCK)` is granted only while no one has the file open for writing (a writable
+//! mapping keeps its file open), and the kernel breaks it as soon as anyone opens the file for writing or
+//! truncates it — holding that open(2) or truncate(2) until the holder lets go. So:
+//!
+//! 1. Before reading, the worker takes a read lease on its own descriptor of the file ([`Cache::hold`]),
+//!    set to signal [`lease_signal`] with the descriptor when broken. Refused (the file is open for writing,
+//!    or its filesystem has no leases): the file is judged and answered as usual, and nothing is kept.
+//! 2. It reads and scans. No writer can change the bytes meanwhile: one that was open made step 1 fail;
+//!    one that opens later waits in open(2) until the lease is let go.
+//! 3. Under the table lock ([`Cache::keep`]) it asks whether the lease is still whole (F_GETLEASE; a
+//!    break flags the lease before it signals) and whether the database is still the one it judged with.
+//!    Both: a clean file gets its ignore mark and the entry, holding the descriptor and so the lease, goes
+//!    into the table. Otherwise it lets go and keeps nothing.
+//! 4. A break signal, read by the `leases` thread ([`Leases`]), names the descriptor: under the table lock
+//!    the entry leaves the table, its ignore mark is withdrawn, and only then is the lease let go and the
+//!    writer's open(2) returns. A lease still held by a worker mid-scan is let go at once (a writer never
+//!    waits for a scan); that worker then finds it broken at step 3.
+//!
+//! Invariant: **an ignore mark or a cache entry exists only while its read lease is whole, and no lease is
+//! whole across a modification.** Truncate by path breaks leases too; a rename over the file makes a new
+//! inode, judged afresh. Not covered: writes that bypass the filesystem (the raw block device), and a
+//! sensor stalled longer than `fs.lease-break-time` (the kernel then revokes the lease and the writer goes
+//! on while the mark stays).
+//!
+//! If the real-time signal queue overflows, the kernel sends a bare SIGIO: every held lease is checked.
+//! Each entry holds an open file, which pins its inode, so the table is bounded ([`max_entries`], oldest
+//! let go first). Locking: workers and the `leases` thread hold the table lock only around a few
+//! non-blocking system calls; the thread that reads the kernel never touches it.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use super::status::{bump, Counters};
+use super::stop::Stop;
+use super::sys::Group;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-/// What a file looked like when judged. Multigrain timestamps (Linux 6.13+ on tmpfs, ext4, xfs, btrfs)
-/// guarantee a write after a stat changes ctime, so equal stamps mean unchanged content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
-    pub size: u64,
-    pub mtime: (i64, i64),
-    pub ctime: (i64, i64),
+/// The real-time signal lease breaks are delivered with (glibc keeps the first real-time signals for
+/// itself; `SIGRTMIN()` already skips them). Blocked in every thread; read from a signalfd.
+pub fn lease_signal() -> i32 {
+    libc::SIGRTMIN() + 3
 }
 
-impl Stamp {
-    pub fn of(st: &libc::stat) -> Stamp {
-        Stamp {
-            size: st.st_size as u64,
-            mtime: (st.st_mtime, st.st_mtime_nsec),
-            ctime: (st.st_ctime, st.st_ctime_nsec),
-        }
-    }
+/// Entries kept at most: each holds an open file (a pinned inode and dentry, 1-2 KiB of kernel memory
+/// that the hot files it stands for mostly hold anyway), so 65536 cost about 100 MiB at worst. Past it the
+/// oldest entry is let go (mark withdrawn): a working set larger than this is scanned again in turn.
+pub const MAX_ENTRIES: usize = 64 * 1024;
+
+/// The table's bound under an open-file limit of `nofile`, leaving `reserve` descriptors (the event fds of
+/// a full queue and more: the kernel *denies* an open whose event fd it cannot create) and a quarter of the
+/// limit to everything else.
+pub fn max_entries(nofile: u64, reserve: usize) -> usize {
+    let spare = (nofile as usize).saturating_sub(reserve.max(nofile as usize / 4));
+    MAX_ENTRIES.min(spare).max(1)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,51 +73,382 @@ pub enum Cached {
     Infected(String),
 }
 
-/// Entries kept at most; past it the cache starts over (cheaper than an LRU, and misses only cost a scan).
-const MAX_ENTRIES: usize = 1 << 16;
+/// A file: (st_dev, st_ino).
+pub type Key = (u64, u64);
 
-/// (dev, ino) -> (stamp, database generation, verdict).
-type Entries = HashMap<(u64, u64), (Stamp, u64, Cached)>;
+struct Entry {
+    /// Holds the read lease: the entry is valid exactly as long as the lease is whole.
+    fd: OwnedFd,
+    generation: u64,
+    verdict: Cached,
+}
 
 #[derive(Default)]
+struct Table {
+    entries: HashMap<Key, Entry>,
+    /// Descriptor -> entry, for break signals.
+    by_fd: HashMap<RawFd, Key>,
+    /// Leases taken by workers still reading or scanning (step 2).
+    in_flight: HashSet<RawFd>,
+    /// Insertion order for letting the oldest go; stale pairs (entry replaced or gone) are skipped.
+    order: VecDeque<(Key, RawFd)>,
+}
+
+/// What was kept and what was not, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// In the table (and, for a clean file, marked).
+    Yes,
+    /// The lease broke during the judgement, or the database changed: nothing kept.
+    Broken,
+}
+
 pub struct Cache {
-    map: Mutex<Entries>,
+    table: Mutex<Table>,
+    group: Arc<Group>,
+    /// Events the ignore marks silence.
+    mask: u64,
+    max: usize,
+    /// Bumped with every database swap (under the table lock, which [`Cache::keep`] also holds): verdicts
+    /// reached with an older database are never kept.
+    generation: AtomicU64,
+    counters: Arc<Counters>,
+}
+
+/// A read lease a worker holds while it reads and scans (step 1 to 3). Dropped unkept, it is let go.
+pub struct Hold<'c> {
+    cache: &'c Cache,
+    fd: Option<OwnedFd>,
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            self.cache.lock().in_flight.remove(&fd.as_raw_fd());
+            let_go(fd);
+        }
+    }
+}
+
+/// fcntl(2)'s F_SETSIG (Linux; not in the libc crate): the signal sent when the lease breaks, with the
+/// descriptor in its siginfo.
+const F_SETSIG: libc::c_int = 10;
+
+fn fcntl(fd: RawFd, cmd: libc::c_int, arg: libc::c_int) -> libc::c_int {
+    // SAFETY: fcntl with an integer argument on a descriptor the caller keeps open for the call.
+    unsafe { libc::fcntl(fd, cmd, arg) }
+}
+
+fn lease_whole(fd: RawFd) -> bool {
+    fcntl(fd, libc::F_GETLEASE, 0) == libc::F_RDLCK
+}
+
+/// Lets go of a lease and its descriptor.
+fn let_go(fd: OwnedFd) {
+    fcntl(fd.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK);
+    drop(fd);
 }
 
 impl Cache {
-    pub fn get(&self, dev: u64, ino: u64, stamp: Stamp, generation: u64) -> Option<Cached> {
-        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(&(dev, ino)) {
-            Some((s, g, v)) if *s == stamp && *g == generation => Some(v.clone()),
-            _ => None,
+    pub fn new(group: Arc<Group>, mask: u64, max: usize, counters: Arc<Counters>) -> Cache {
+        Cache {
+            table: Mutex::new(Table::default()),
+            group,
+            mask,
+            max,
+            generation: AtomicU64::new(0),
+            counters,
         }
     }
 
-    pub fn put(&self, dev: u64, ino: u64, stamp: Stamp, generation: u64, v: Cached) {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_ENTRIES {
-            map.clear();
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // A panic while holding the lock leaves the table consistent enough: every path that changes it
+        // makes no call that can panic between its steps.
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The database generation to judge with; read before the database itself, so a verdict reached
+    /// with a database that was replaced meanwhile carries an old generation.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// A new database is in place: nothing judged with an older one is kept or served any more. The
+    /// caller flushes the ignore marks after this (a mark placed before it is flushed; none after).
+    pub fn renew(&self) {
+        let mut t = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let entries = std::mem::take(&mut t.entries);
+        t.by_fd.clear();
+        t.order.clear();
+        drop(t);
+        for (_, e) in entries {
+            let_go(e.fd);
         }
-        map.insert((dev, ino), (stamp, generation, v));
+    }
+
+    /// A kept verdict of `key` under `generation` whose lease is still whole; a clean file gets its
+    /// ignore mark again (an event reached userspace, so the mark is gone or was never placed).
+    pub fn get(&self, key: Key, generation: u64) -> Option<Cached> {
+        let mut t = self.lock();
+        let e = t.entries.get(&key)?;
+        if e.generation != generation || !lease_whole(e.fd.as_raw_fd()) {
+            let e = t.remove(key)?;
+            drop(t);
+            self.forget(e);
+            return None;
+        }
+        if e.verdict == Cached::Clean {
+            let _ = self.group.ignore_inode(e.fd.as_fd(), self.mask);
+        }
+        Some(e.verdict.clone())
+    }
+
+    /// Step 1: a read lease on a descriptor of its own for `file`, or `None` when the kernel refuses it
+    /// (the file is open for writing, or its filesystem has no leases): then nothing may be kept.
+    pub fn hold(&self, file: &OwnedFd) -> Option<Hold<'_>> {
+        let fd = file.try_clone().ok()?;
+        let raw = fd.as_raw_fd();
+        if fcntl(raw, F_SETSIG, lease_signal()) != 0 {
+            return None;
+        }
+        let mut t = self.lock();
+        // In the set before the lease exists: a break signal can arrive as soon as it does.
+        t.in_flight.insert(raw);
+        if fcntl(raw, libc::F_SETLEASE, libc::F_RDLCK) != 0 {
+            t.in_flight.remove(&raw);
+            return None;
+        }
+        Some(Hold {
+            cache: self,
+            fd: Some(fd),
+        })
+    }
+
+    /// Step 3: keeps `verdict` for `key` if the lease held all along and the database is still the one
+    /// judged with (`generation`); a clean file gets its ignore mark.
+    pub fn keep(&self, mut hold: Hold<'_>, key: Key, generation: u64, verdict: Cached) -> Kept {
+        let Some(fd) = hold.fd.take() else {
+            return Kept::Broken;
+        };
+        let raw = fd.as_raw_fd();
+        let mut t = self.lock();
+        t.in_flight.remove(&raw);
+        let marked = lease_whole(raw)
+            && generation == self.generation.load(Ordering::Acquire)
+            && match verdict {
+                Cached::Clean => self.group.ignore_inode(fd.as_fd(), self.mask).is_ok(),
+                // A mark of an earlier verdict would let this file through.
+                Cached::Infected(_) => self.group.unignore_inode(fd.as_fd(), self.mask).is_ok(),
+            };
+        if !marked {
+            drop(t);
+            let_go(fd);
+            return Kept::Broken;
+        }
+        let replaced = t.remove(key);
+        t.by_fd.insert(raw, key);
+        t.order.push_back((key, raw));
+        t.entries.insert(
+            key,
+            Entry {
+                fd,
+                generation,
+                verdict,
+            },
+        );
+        let mut gone: Vec<Entry> = replaced.into_iter().collect();
+        while t.entries.len() > self.max {
+            match t.order.pop_front() {
+                Some((k, fd)) if t.by_fd.get(&fd) == Some(&k) => gone.extend(t.remove(k)),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        if t.order.len() > 2 * self.max {
+            let live: VecDeque<_> = t
+                .order
+                .iter()
+                .copied()
+                .filter(|(k, fd)| t.by_fd.get(fd) == Some(k))
+                .collect();
+            t.order = live;
+        }
+        // Marks go under the lock (a writer must not see the lease let go before the mark is gone).
+        for e in &gone {
+            let _ = self.group.unignore_inode(e.fd.as_fd(), self.mask);
+        }
+        drop(t);
+        gone.into_iter().for_each(|e| let_go(e.fd));
+        Kept::Yes
+    }
+
+    /// Step 4: the lease of descriptor `fd` is being broken by a writer. Its mark goes first, then the
+    /// lease; an in-flight lease is let go at once (its worker keeps nothing).
+    pub fn broken(&self, fd: RawFd) {
+        let mut t = self.lock();
+        if let Some(&key) = t.by_fd.get(&fd) {
+            if let Some(e) = t.remove(key) {
+                let _ = self.group.unignore_inode(e.fd.as_fd(), self.mask);
+                drop(t);
+                let_go(e.fd);
+                bump(&self.counters.lease_breaks);
+            }
+        } else if t.in_flight.contains(&fd) {
+            // Still open: the worker takes it out of the set under this lock before closing it.
+            fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK);
+            bump(&self.counters.lease_breaks);
+        }
+    }
+
+    /// A bare SIGIO (the real-time signal queue overflowed): which leases broke is unknown; check all.
+    pub fn sweep(&self) {
+        let t = self.lock();
+        let broken: Vec<RawFd> = t
+            .by_fd
+            .keys()
+            .chain(t.in_flight.iter())
+            .copied()
+            .filter(|&fd| !lease_whole(fd))
+            .collect();
+        drop(t);
+        for fd in broken {
+            self.broken(fd);
+        }
+    }
+
+    /// Removes an entry whose lease is no longer whole (or whose database is gone): mark first, then lease.
+    fn forget(&self, e: Entry) {
+        let _ = self.group.unignore_inode(e.fd.as_fd(), self.mask);
+        let_go(e.fd);
+    }
+}
+
+impl Table {
+    fn remove(&mut self, key: Key) -> Option<Entry> {
+        let e = self.entries.remove(&key)?;
+        self.by_fd.remove(&e.fd.as_raw_fd());
+        Some(e)
+    }
+}
+
+/// The `leases` thread: reads break signals from a signalfd and hands each to [`Cache::broken`]. Sleeps in
+/// poll until a signal or the stop.
+pub struct Leases {
+    signals: OwnedFd,
+    stop: Stop,
+}
+
+/// The signals this module needs blocked in every thread (added to the gate's blocked set before any
+/// thread starts): the lease signal and SIGIO, its fallback.
+pub fn signals() -> [i32; 2] {
+    [lease_signal(), libc::SIGIO]
+}
+
+impl Leases {
+    pub fn new(stop: Stop) -> std::io::Result<Leases> {
+        // SAFETY: sigset_t is plain data initialised by sigemptyset; signalfd returns a new fd or -1.
+        let fd = unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for s in signals() {
+                libc::sigaddset(&mut set, s);
+            }
+            libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK)
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a fresh fd we own.
+        let signals = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Leases { signals, stop })
+    }
+
+    pub fn run(self, cache: &Cache) {
+        // SAFETY: signalfd_siginfo is plain data; zero is a valid value.
+        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        while self.stop.wait(self.signals.as_raw_fd()) {
+            loop {
+                // SAFETY: reads one signalfd_siginfo into a buffer of its size.
+                let n = unsafe {
+                    libc::read(
+                        self.signals.as_raw_fd(),
+                        (&mut info as *mut libc::signalfd_siginfo).cast(),
+                        size,
+                    )
+                };
+                if n != size as isize {
+                    break; // EAGAIN: drained
+                }
+                if info.ssi_signo as i32 == lease_signal() {
+                    cache.broken(info.ssi_fd);
+                } else {
+                    cache.sweep();
+                }
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::{File, OpenOptions};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
 
+    /// The kernel behaviour the protocol stands on (a file owner may take leases, so no root is needed):
+    /// a read lease is refused while the file is open for writing, and an open for writing flags the lease
+    /// broken (F_GETLEASE) and waits until the holder lets go.
     #[test]
-    fn any_stamp_or_generation_change_is_a_miss() {
-        let c = Cache::default();
-        let s = Stamp {
-            size: 1,
-            mtime: (1, 2),
-            ctime: (3, 4),
-        };
-        c.put(1, 2, s, 7, Cached::Clean);
-        assert_eq!(c.get(1, 2, s, 7), Some(Cached::Clean));
-        assert_eq!(c.get(1, 2, s, 8), None);
-        assert_eq!(c.get(1, 2, Stamp { ctime: (3, 5), ..s }, 7), None);
-        assert_eq!(c.get(1, 3, s, 7), None);
+    fn read_lease_is_refused_to_open_writers_and_holds_back_a_new_one() {
+        // The break signal is discarded here (the protocol reads it from a signalfd); without this its
+        // default action would end the test process.
+        // SAFETY: setting a signal's disposition to SIG_IGN.
+        unsafe { libc::signal(lease_signal(), libc::SIG_IGN) };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"clean").unwrap();
+
+        let writer = OpenOptions::new().write(true).open(&path).unwrap();
+        let reader = File::open(&path).unwrap();
+        let fd = reader.as_raw_fd();
+        assert_ne!(
+            fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK),
+            0,
+            "granted to an open writer"
+        );
+        drop(writer);
+
+        assert_eq!(fcntl(fd, F_SETSIG, lease_signal()), 0);
+        assert_eq!(
+            fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK),
+            0,
+            "{}",
+            std::io::Error::last_os_error()
+        );
+        assert!(lease_whole(fd));
+        let (tx, rx) = mpsc::channel();
+        let p = path.clone();
+        std::thread::spawn(move || {
+            let r = OpenOptions::new().write(true).open(&p).map(drop);
+            let _ = tx.send(r);
+        });
+        let until = Instant::now() + Duration::from_secs(10);
+        while lease_whole(fd) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(!lease_whole(fd), "a writer's open did not break the lease");
+        assert!(
+            rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "the writer's open returned before the lease was let go"
+        );
+        let_go(OwnedFd::from(reader));
+        let opened = rx.recv_timeout(Duration::from_secs(10));
+        assert!(
+            matches!(opened, Ok(Ok(()))),
+            "writer after let go: {opened:?}"
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! (`permit`) -> report. The thread that reads events never logs, never blocks, never allocates unboundedly;
 //! the `watchdog` answers what a worker does not answer in time. Coverage is race-free because the marks are
 //! on whole filesystems (a file in a directory created a microsecond ago raises events like any other), and
-//! cheap because clean files and out-of-tree directories get evictable kernel ignore marks.
+//! cheap because clean files get kernel ignore marks, kept only under a read lease that no writer broke (`cache`).
 //!
 //! This thread (main) owns start-up, signals (SIGHUP reload, SIGTERM/SIGINT stop) and the status file.
 //! The control socket (`--socket`) and the metrics endpoint (`--metrics`) have a thread each
@@ -39,7 +39,7 @@ use engine::Database;
 use permit::FailPolicy;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -335,12 +335,15 @@ fn group_for(mode: Mode) -> std::io::Result<(sys::Group, u64)> {
     }
 }
 
-fn blocked_signals() -> libc::sigset_t {
+/// The signals the main thread waits for.
+const CONTROL_SIGNALS: [i32; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+
+fn signal_set(signals: &[i32]) -> libc::sigset_t {
     // SAFETY: sigset_t is plain data initialised by sigemptyset.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        for &s in signals {
             libc::sigaddset(&mut set, s);
         }
         set
@@ -416,13 +419,20 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Every thread inherits this mask, so the signals wait for the main thread's sigtimedwait.
-    let sigs = blocked_signals();
+    // Every thread inherits this mask, so the control signals wait for the main thread's sigtimedwait and
+    // the lease-break signals for the `leases` thread's signalfd (a lease signal delivered to a thread
+    // that does not block it would kill the process).
+    let sigs = signal_set(&CONTROL_SIGNALS);
+    let blocked = signal_set(&[&CONTROL_SIGNALS[..], &cache::signals()[..]].concat());
     // SAFETY: valid set; blocking signals in the calling thread.
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &sigs, std::ptr::null_mut()) };
-    if let Err(e) = sys::raise_nofile_limit() {
-        eprintln!("sensor run: warning: cannot raise the open-file limit ({e}): a burst may be denied by the kernel");
-    }
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &blocked, std::ptr::null_mut()) };
+    let nofile = match sys::raise_nofile_limit() {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("sensor run: warning: cannot raise the open-file limit ({e}): a burst may be denied by the kernel");
+            1024
+        }
+    };
 
     let extra = submounts(&cfg);
     let roots = mark_roots(&cfg, &extra);
@@ -551,6 +561,14 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     } else {
         sys::FAN_OPEN
     };
+    let remembered = cache::max_entries(nofile, 2 * cfg.queue_size + 1024);
+    if remembered < cache::MAX_ENTRIES {
+        eprintln!(
+            "sensor run: warning: the open-file limit ({nofile}) lets the gate remember {remembered} clean \
+             files (each needs an open file; {} wanted): raise LimitNOFILE",
+            cache::MAX_ENTRIES
+        );
+    }
     // eBPF open prefilter hook (issue 4): notify-only mode only.
     let mut ebpf_handle = ebpf.handle;
     let open_prefilter = ebpf_handle
@@ -562,8 +580,12 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         counters: Arc::clone(&counters),
         filter: RwLock::new(Arc::new(filter_of(&cfg, &extra))),
         db: RwLock::new(db),
-        generation: AtomicU64::new(0),
-        cache: cache::Cache::default(),
+        cache: cache::Cache::new(
+            Arc::clone(&group),
+            ignore_mask,
+            remembered,
+            Arc::clone(&counters),
+        ),
         max_file_size: cfg.max_file_size,
         reporter,
         ignore_mask,
@@ -623,6 +645,21 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("sensor run: eventfd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Lease breaks (issue 11) are handled until the last worker is gone: a writer waits on every lease.
+    let leases_stop = stop::Stop::new().and_then(|s| Ok((cache::Leases::new(s.try_clone()?)?, s)));
+    let (leases, leases_stop) = match leases_stop {
+        Ok((l, s)) => {
+            let shared = Arc::clone(&shared);
+            let t = std::thread::Builder::new()
+                .name("leases".into())
+                .spawn(move || l.run(&shared.cache));
+            (t, s)
+        }
+        Err(e) => {
+            eprintln!("sensor run: signalfd for lease breaks: {e}");
             return ExitCode::from(2);
         }
     };
@@ -846,6 +883,12 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     for w in workers {
         let _ = w.join();
     }
+    // No worker holds a lease any more: let every kept one go, then stop listening for breaks.
+    shared.cache.renew();
+    leases_stop.signal();
+    if let Ok(l) = leases {
+        let _ = l.join();
+    }
     stop.store(true, Ordering::Relaxed);
     watch.wake();
     if let Ok(w) = watchdog {
@@ -911,7 +954,7 @@ fn reload(
             }
             status.set_database(dbinfo::DbInfo::of(&cfg.databases, &db));
             *shared.db.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(db);
-            shared.generation.fetch_add(1, Ordering::AcqRel);
+            shared.cache.renew();
             // eBPF hook (issue 4): the exec guard forgets the old database's verdicts too.
             if let Some(e) = shared
                 .ebpf

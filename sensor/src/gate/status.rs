@@ -65,6 +65,8 @@ counters! {
     respond_errors: "Answers the kernel refused.",
     overflow: "Kernel queue overflows (notify-only mode).",
     ignore_marks: "Clean files given a kernel ignore mark.",
+    unkept: "Files judged but not remembered (no mark, no cached verdict): open for writing meanwhile, on a filesystem without leases, or over the size limit.",
+    lease_breaks: "Remembered verdicts dropped (mark withdrawn) because a writer opened or truncated the file.",
     detections: "Malicious files found.",
     exec_kills: "Execs of files found infected that the eBPF exec guard killed in the kernel.",
     reloads: "Database reloads.",

@@ -239,7 +239,12 @@ pub unsafe fn own_event_fd(fd: RawFd) -> Option<OwnedFd> {
     (fd >= 0).then(|| OwnedFd::from_raw_fd(fd))
 }
 
-/// Raises the soft limit of open files to the hard limit: an event fd that cannot be created is a DENY.
+/// The open-file limit the gate asks for: event fds of bursts plus one descriptor per remembered verdict
+/// (`cache`), with room to spare. Root may raise its hard limit up to `fs.nr_open`.
+const WANTED_NOFILE: u64 = 1 << 20;
+
+/// Raises the open-file limit (soft and, as root, hard) towards [`WANTED_NOFILE`]: an event fd that cannot
+/// be created is a DENY. Returns the soft limit now in force.
 pub fn raise_nofile_limit() -> io::Result<u64> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -248,6 +253,21 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
     // SAFETY: lim is a valid rlimit to fill.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return Err(io::Error::last_os_error());
+    }
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let wanted = WANTED_NOFILE.min(nr_open);
+    if lim.rlim_max < wanted {
+        let raised = libc::rlimit {
+            rlim_cur: wanted,
+            rlim_max: wanted,
+        };
+        // SAFETY: raised is a valid rlimit. Fails without CAP_SYS_RESOURCE: the hard limit then stays.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return Ok(wanted);
+        }
     }
     lim.rlim_cur = lim.rlim_max;
     // SAFETY: lim is a valid rlimit.

@@ -1,10 +1,10 @@
 //! Scanner workers: filter -> cache -> scan -> verdict -> answer -> report, one event at a time, each worker
 //! with its own scanner over the shared database. A clean file gets a kernel ignore mark so that its next
-//! opens never leave the kernel; the mark is placed only after the verdict and then checked against a fresh
-//! stat, so a write racing with the scan can never leave a stale "clean" mark (see `judge`).
+//! opens never leave the kernel, but only if it was read and judged under a read lease that no writer broke
+//! (`cache` owns that protocol), so no mark or kept verdict outlives a modification it did not see.
 
 use super::audit::{Note, Trail};
-use super::cache::{Cache, Cached, Stamp};
+use super::cache::{Cache, Cached, Kept};
 use super::filter::{Coverage, Filter};
 use super::latency::Route;
 use super::reader::Job;
@@ -16,13 +16,9 @@ use engine::{Database, ScanOptions, SharedScanner};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, RwLock};
-
-/// How often a file that keeps changing under the scan is re-read before the gate gives up and answers on
-/// the last content read (without a mark or a cache entry, so the next open is judged again).
-const MAX_ATTEMPTS: usize = 3;
 
 /// Files outside the trees are scanned after their open was allowed, only to earn a clean mark; larger ones
 /// are not worth the background scan and keep costing one round trip per open.
@@ -34,8 +30,8 @@ pub struct Shared {
     pub counters: Arc<Counters>,
     pub filter: RwLock<Arc<Filter>>,
     pub db: RwLock<Arc<Database>>,
-    /// Bumped with every database swap: cached verdicts of older generations are misses.
-    pub generation: AtomicU64,
+    /// Ignore marks and kept verdicts, each valid only under a read lease (issue 11), and the database
+    /// generation they were reached with.
     pub cache: Cache,
     pub max_file_size: u64,
     pub reporter: Reporter,
@@ -118,10 +114,11 @@ impl Shared {
     }
 
     /// eBPF hook (issue 4): the kernel SIGKILLs any later exec of this file (no-op without eBPF).
-    fn guard_exec(&self, file: &OwnedFd, dev: u64, ino: u64, stamp: &Stamp, name: &str) {
+    fn guard_exec(&self, file: &OwnedFd, st: &libc::stat, name: &str) {
         if let Some(e) = self.ebpf.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
             let kernel = crate::ebpf::kernel_key::of(file.as_fd());
-            e.mark_infected(dev, ino, kernel, stamp.ctime, name);
+            let ctime = (st.st_ctime, st.st_ctime_nsec);
+            e.mark_infected(st.st_dev, st.st_ino, kernel, ctime, name);
         }
     }
 }
@@ -421,7 +418,7 @@ impl Worker {
     }
 
     /// After an allow that needed no verdict: a clean file gets its ignore mark; nothing is reported.
-    /// `st` is `judge`'s stat; if the file changed since, `mark_clean`'s fresh stat withdraws the mark.
+    /// `st` is `judge`'s stat.
     fn learn(&mut self, file: &OwnedFd, st: &libc::stat) {
         let max = self.shared.max_file_size;
         let limit = if max == 0 {
@@ -434,77 +431,68 @@ impl Worker {
         }
     }
 
-    /// Cache, else scan; a clean file gets its ignore mark. `st` was taken before any byte was read.
+    /// Cache, else scan under a read lease; a clean file whose lease held gets its ignore mark (the
+    /// protocol is `cache`'s). `st` was taken before any byte was read.
     fn verdict(&mut self, file: &OwnedFd, st: &libc::stat) -> Verdict {
         let sh = Arc::clone(&self.shared);
         let c = &sh.counters;
-        let (dev, ino) = (st.st_dev, st.st_ino);
-        let mut stamp = Stamp::of(st);
+        let key = (st.st_dev, st.st_ino);
         // Generation first: a reload swaps the database, then bumps the generation, so a verdict reached
-        // with an old database can only be cached under an old generation (a miss), never a new one.
-        let generation = sh.generation.load(Ordering::Acquire);
+        // with an old database carries an old generation and is never kept.
+        let generation = sh.cache.generation();
         let db = sh.db.read().unwrap_or_else(|e| e.into_inner()).clone();
         self.scanner.set_database(db);
-        if let Some(v) = sh.cache.get(dev, ino, stamp, generation) {
+        if let Some(v) = sh.cache.get(key, generation) {
             bump(&c.cache_hits);
             return match v {
-                Cached::Clean => {
-                    self.mark_clean(file, stamp);
-                    Verdict::Clean
-                }
+                Cached::Clean => Verdict::Clean,
                 Cached::Infected(name) => {
-                    sh.guard_exec(file, dev, ino, &stamp, &name); // eBPF hook (issue 4)
+                    sh.guard_exec(file, st, &name); // eBPF hook (issue 4)
                     Verdict::Infected(name)
                 }
             };
         }
-        for _ in 0..MAX_ATTEMPTS {
-            if self.read_all(file, stamp.size).is_err() {
-                return Verdict::Error;
+        let mut hold = sh.cache.hold(file);
+        // The size to read is the one under the lease: the file may have grown since `st`.
+        let size = match (&hold, fstat(file)) {
+            (_, Err(_)) => return Verdict::Error,
+            (Some(_), Ok(now)) => now.st_size as u64,
+            (None, Ok(_)) => st.st_size as u64,
+        };
+        if sh.max_file_size != 0 && size > sh.max_file_size {
+            hold = None; // judged on a prefix: never remembered
+        }
+        if hold.is_none() {
+            bump(&c.unkept);
+        }
+        if self.read_all(file, size).is_err() {
+            return Verdict::Error;
+        }
+        bump(&c.scanned);
+        self.scanned = true;
+        if let Some(d) = sh.scan_delay {
+            std::thread::sleep(d);
+        }
+        let names = self.scanner.scan(&self.buf, ScanOptions::default());
+        let verdict = match names.first() {
+            Some(name) => Cached::Infected(name.to_string()),
+            None => Cached::Clean,
+        };
+        let kept = hold.map(|h| sh.cache.keep(h, key, generation, verdict.clone()));
+        match verdict {
+            Cached::Infected(name) => {
+                sh.guard_exec(file, st, &name); // eBPF hook (issue 4)
+                Verdict::Infected(name)
             }
-            bump(&c.scanned);
-            self.scanned = true;
-            if let Some(d) = sh.scan_delay {
-                std::thread::sleep(d);
-            }
-            let names = self.scanner.scan(&self.buf, ScanOptions::default());
-            if let Some(name) = names.first() {
-                let name = name.to_string();
-                sh.cache
-                    .put(dev, ino, stamp, generation, Cached::Infected(name.clone()));
-                sh.guard_exec(file, dev, ino, &stamp, &name); // eBPF hook (issue 4)
-                return Verdict::Infected(name);
-            }
-            // Clean as read. The stat was taken before reading; with multigrain timestamps any write since
-            // then shows in a fresh stat, and any write after the mark clears the mark in the kernel.
-            if self.mark_clean(file, stamp) {
-                sh.cache.put(dev, ino, stamp, generation, Cached::Clean);
-                return Verdict::Clean;
-            }
-            match fstat(file) {
-                Ok(st) => stamp = Stamp::of(&st),
-                Err(_) => return Verdict::Error,
+            Cached::Clean => {
+                match kept {
+                    Some(Kept::Yes) => bump(&c.ignore_marks),
+                    Some(Kept::Broken) => bump(&c.unkept),
+                    None => {}
+                }
+                Verdict::Clean
             }
         }
-        Verdict::Clean
-    }
-
-    /// Places the ignore mark and confirms the file is still as judged; withdraws it otherwise.
-    /// Returns whether the file is unchanged since `stamp`.
-    fn mark_clean(&self, file: &OwnedFd, stamp: Stamp) -> bool {
-        let sh = &self.shared;
-        let marked = sh.group.ignore_inode(file.as_fd(), sh.ignore_mask).is_ok();
-        let unchanged = fstat(file)
-            .map(|st| Stamp::of(&st) == stamp)
-            .unwrap_or(false);
-        if marked {
-            if unchanged {
-                bump(&sh.counters.ignore_marks);
-            } else {
-                let _ = sh.group.unignore_inode(file.as_fd(), sh.ignore_mask);
-            }
-        }
-        unchanged
     }
 
     /// Reads the whole file (up to the size limit) into the worker's buffer through the event fd, which
