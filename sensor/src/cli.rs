@@ -306,6 +306,16 @@ pub struct ScanArgs {
     #[arg(long = "max-filesize", value_name = "SIZE", default_value = "100M")]
     pub max_filesize: String,
 
+    /// At most this much data is scanned of one file: larger files are skipped and assumed clean, as
+    /// clamscan's MaxScanSize (suffixes K, M, G; 0 = no limit).
+    #[arg(long = "max-scansize", value_name = "SIZE", default_value = "400M")]
+    pub max_scansize: String,
+
+    /// Report files skipped for a size limit as Heuristics.Limits.Exceeded.MaxFileSize (or MaxScanSize).
+    #[arg(long = "alert-exceeds-max", value_name = "yes/no", num_args = 0..=1, require_equals = true,
+          default_value = "no", default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub alert_exceeds_max: bool,
+
     /// Maximum directory recursion level (the command-line directory is level 1; 0 scans no directory).
     #[arg(long = "max-dir-recursion", value_name = "N", default_value_t = 15)]
     pub max_dir_recursion: u32,

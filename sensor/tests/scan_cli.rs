@@ -5,7 +5,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{symlink, FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -801,4 +801,111 @@ fn mount_points_cross_fs_and_pseudo_filesystems() {
             );
         }
     }
+}
+
+/// Issue 11: a file over `--max-filesize` or `--max-scansize` is not read, and is reported as clamscan
+/// reports it (`OK`, or a `Heuristics.Limits.Exceeded.*` detection with `--alert-exceeds-max`).
+#[test]
+fn size_limits_and_alert_exceeds_max_as_clamscan() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let hex: String = EVIL.iter().map(|b| format!("{b:02x}")).collect();
+    fs::write(root.join("db.ndb"), format!("Test.Body:0:*:{hex}\n")).unwrap();
+    let big = fs::File::create(root.join("big.bin")).unwrap();
+    big.write_all_at(EVIL, 0).unwrap();
+    big.set_len(3 << 20).unwrap();
+    for (args, want) in [
+        (&[][..], "big.bin: Test.Body.UNOFFICIAL FOUND"),
+        (&["--max-filesize=1M"][..], "big.bin: OK"),
+        (
+            &["--max-filesize=1M", "--alert-exceeds-max"][..],
+            "big.bin: Heuristics.Limits.Exceeded.MaxFileSize FOUND",
+        ),
+        (
+            &["--max-filesize=0", "--max-scansize=1M"][..],
+            "big.bin: OK",
+        ),
+        (
+            &[
+                "--max-filesize=0",
+                "--max-scansize=1M",
+                "--alert-exceeds-max",
+            ][..],
+            "big.bin: Heuristics.Limits.Exceeded.MaxScanSize FOUND",
+        ),
+    ] {
+        let mut all = vec!["--no-summary", "-d", "db.ndb"];
+        all.extend_from_slice(args);
+        all.push("big.bin");
+        let s = sensor(root, &all);
+        assert_eq!(s.out, format!("{want}\n"), "{args:?}: {}", s.err);
+        agrees_with_clamscan(root, &all);
+    }
+}
+
+/// Runs `sensor scan ARGS -` on endless zeros and returns its stdout and peak resident memory (KiB),
+/// read from the kernel's accounting of this one child (wait4), never another test's.
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives its rusage
+fn scan_endless_stdin(args: &[&str]) -> (String, i64) {
+    let mut child = Command::new(BIN)
+        .arg("scan")
+        .args(args)
+        .arg("-")
+        .stdin(fs::File::open("/dev/zero").unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::read_to_string(out).unwrap_or_default());
+    let pid = child.id() as libc::pid_t;
+    let start = Instant::now();
+    // SAFETY: rusage is plain data the kernel fills; wait4 reaps only our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        let mut status = 0;
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("sensor scan {args:?} - did not finish on endless stdin within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (reader.join().unwrap(), usage.ru_maxrss)
+}
+
+/// Issue 11: stdin is honoured like a file: an endless stream ends at the size limits, and memory stays
+/// bounded by them whatever the input length.
+#[test]
+fn endless_stdin_ends_at_the_size_limits_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db.hdb");
+    fs::write(&db, "44d88612fea8a8f36de82e1278abb02f:68:Test.Eicar\n").unwrap();
+    let db = db.to_str().unwrap();
+    for args in [
+        &["--max-filesize", "4M"][..],
+        &["--max-filesize", "0", "--max-scansize", "4M"][..],
+        &["--max-filesize", "4M", "--max-scansize", "64M"][..],
+    ] {
+        let mut all = vec!["--no-summary", "-d", db];
+        all.extend_from_slice(args);
+        let (out, max_rss_kib) = scan_endless_stdin(&all);
+        assert_eq!(out, "stdin: OK\n", "{args:?}");
+        assert!(
+            max_rss_kib < 48 * 1024,
+            "{args:?}: peak RSS {max_rss_kib} KiB for a 4 MiB limit"
+        );
+    }
+    let (out, _) = scan_endless_stdin(&[
+        "--no-summary",
+        "-d",
+        db,
+        "--max-filesize",
+        "4M",
+        "--alert-exceeds-max",
+    ]);
+    assert_eq!(out, "stdin: Heuristics.Limits.Exceeded.MaxFileSize FOUND\n");
 }

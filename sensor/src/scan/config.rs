@@ -51,6 +51,9 @@ pub struct Config {
     pub follow_file: u8,
     /// 0 means no limit.
     pub max_filesize: u64,
+    /// clamscan's MaxScanSize: files larger are not scanned; 0 means no limit.
+    pub max_scansize: u64,
+    pub alert_exceeds_max: bool,
     /// Deepest directory level entered (the command-line directory is level 1).
     pub max_dir_recursion: u32,
     pub allmatch: bool,
@@ -102,6 +105,10 @@ impl Config {
             max_filesize: parse_size(&a.max_filesize).map_err(|_| {
                 anyhow::anyhow!("Incorrect argument format for option --max-filesize")
             })?,
+            max_scansize: parse_size(&a.max_scansize).map_err(|_| {
+                anyhow::anyhow!("Incorrect argument format for option --max-scansize")
+            })?,
+            alert_exceeds_max: a.alert_exceeds_max,
             max_dir_recursion: a.max_dir_recursion,
             allmatch: a.allmatch,
             scan_pseudo_fs: a.scan_pseudo_fs,

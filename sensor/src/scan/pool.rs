@@ -47,7 +47,7 @@ pub fn run(
             let rx = Arc::clone(&job_rx);
             let tx = res_tx.clone();
             s.spawn(move || {
-                let mut reader = Reader::new(db, cfg.allmatch, cfg.max_filesize);
+                let mut reader = Reader::new(db, cfg);
                 loop {
                     let next = rx.lock().map(|r| r.recv());
                     let Ok(Ok((seq, job))) = next else { break };
@@ -59,7 +59,7 @@ pub fn run(
                     let outcome = match catch_unwind(AssertUnwindSafe(|| reader.run(job))) {
                         Ok(o) => o,
                         Err(_) => {
-                            reader = Reader::new(db, cfg.allmatch, cfg.max_filesize);
+                            reader = Reader::new(db, cfg);
                             let error = std::io::Error::other("internal scanner error");
                             Outcome::ReadError { path, error }
                         }

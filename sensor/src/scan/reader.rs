@@ -2,9 +2,14 @@
 //!
 //! Owns: O_NONBLOCK|O_NOCTTY opens, fstat re-checks (the walk's lstat may be stale), empty and
 //! oversize files, stdin. Files are read into a buffer each worker reuses, not memory-mapped: a file
-//! truncated while mapped faults the scanner with SIGBUS, and a scanner must never die of a file. Never: follows policy about which paths to scan, prints, or
-//! modifies files.
+//! truncated while mapped faults the scanner with SIGBUS, and a scanner must never die of a file.
+//! Memory stays bounded by the size limits whatever the input (issue 11): a file over `--max-filesize` or
+//! `--max-scansize` is never read, and stdin is kept only up to the smaller limit (the rest is counted,
+//! not kept, and only as far as the larger one), as clamscan reports it: `OK`, or with
+//! `--alert-exceeds-max` `Heuristics.Limits.Exceeded.MaxFileSize` / `.MaxScanSize`.
+//! Never: follows policy about which paths to scan, prints, or modifies files.
 
+use super::config::Config;
 use super::outcome::{Job, Outcome};
 use engine::{ScanOptions, Scanner};
 use std::fs::OpenOptions;
@@ -15,19 +20,84 @@ use std::path::PathBuf;
 pub struct Reader<'db> {
     scanner: Scanner<'db>,
     opts: ScanOptions,
-    max_filesize: u64,
+    limits: Limits,
     /// Reused for every file this worker reads; grows to the largest file scanned (bounded by
-    /// `--max-filesize`).
+    /// [`Limits::keep`]).
     buf: Vec<u8>,
 }
 
+/// clamscan's size limits (0: none).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_filesize: u64,
+    max_scansize: u64,
+    alert: bool,
+}
+
+impl Limits {
+    /// The limit a file of `size` bytes exceeds, if any: MaxFileSize is checked first, as clamscan does.
+    fn exceeded(&self, size: u64) -> Option<&'static str> {
+        let over = |limit: u64| limit != 0 && size > limit;
+        if over(self.max_filesize) {
+            Some("MaxFileSize")
+        } else if over(self.max_scansize) {
+            Some("MaxScanSize")
+        } else {
+            None
+        }
+    }
+
+    /// Bytes of one input worth keeping: more than this is never scanned.
+    fn keep(&self) -> u64 {
+        match (self.max_filesize, self.max_scansize) {
+            (0, 0) => u64::MAX,
+            (0, n) | (n, 0) => n,
+            (a, b) => a.min(b),
+        }
+    }
+
+    /// Bytes of one input worth counting: past this, which limit it exceeds is known.
+    fn count(&self) -> u64 {
+        if self.max_filesize == 0 || self.max_scansize == 0 {
+            self.keep()
+        } else {
+            self.max_filesize.max(self.max_scansize)
+        }
+    }
+}
+
 impl<'db> Reader<'db> {
-    pub fn new(db: &'db engine::Database, allmatch: bool, max_filesize: u64) -> Self {
+    pub fn new(db: &'db engine::Database, cfg: &Config) -> Self {
         Reader {
             scanner: Scanner::new(db),
-            opts: ScanOptions { allmatch },
-            max_filesize,
+            opts: ScanOptions {
+                allmatch: cfg.allmatch,
+            },
+            limits: Limits {
+                max_filesize: cfg.max_filesize,
+                max_scansize: cfg.max_scansize,
+                alert: cfg.alert_exceeds_max,
+            },
             buf: Vec::new(),
+        }
+    }
+
+    /// A file of `size` bytes over a limit: not scanned; reported clean, or found with
+    /// `--alert-exceeds-max`.
+    fn too_large(&self, path: PathBuf, size: u64, limit: &str, stdin: bool) -> Outcome {
+        if self.limits.alert {
+            Outcome::Found {
+                path,
+                size,
+                names: vec![format!("Heuristics.Limits.Exceeded.{limit}")],
+                stdin,
+            }
+        } else {
+            Outcome::Ok {
+                path,
+                size,
+                scanned: false,
+            }
         }
     }
 
@@ -59,12 +129,18 @@ impl<'db> Reader<'db> {
     }
 
     fn stdin(&mut self) -> Outcome {
-        let mut data = Vec::new();
         let path = PathBuf::from("stdin");
-        if let Err(error) = io::stdin().lock().read_to_end(&mut data) {
-            return Outcome::ReadError { path, error };
-        }
-        self.verdict(path, &data, true)
+        let mut data = std::mem::take(&mut self.buf);
+        data.clear();
+        let outcome = match read_bounded(io::stdin().lock(), &mut data, &self.limits) {
+            Err(error) => Outcome::ReadError { path, error },
+            Ok(size) => match self.limits.exceeded(size) {
+                Some(limit) => self.too_large(path, size, limit, true),
+                None => self.verdict(path, &data, true),
+            },
+        };
+        self.buf = data;
+        outcome
     }
 
     fn file(&mut self, path: PathBuf) -> Outcome {
@@ -91,26 +167,73 @@ impl<'db> Reader<'db> {
         if size == 0 {
             return Outcome::Empty { path };
         }
-        if self.max_filesize != 0 && size > self.max_filesize {
-            return Outcome::Ok {
-                path,
-                size,
-                scanned: false,
-            };
+        if let Some(limit) = self.limits.exceeded(size) {
+            return self.too_large(path, size, limit, false);
         }
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
-        // The size limit also bounds a file that grows while it is read.
-        let limit = if self.max_filesize == 0 {
-            u64::MAX
-        } else {
-            self.max_filesize
-        };
-        let outcome = match (&file).take(limit).read_to_end(&mut buf) {
+        // The size limits also bound a file that grows while it is read.
+        let outcome = match (&file).take(self.limits.keep()).read_to_end(&mut buf) {
             Ok(_) => self.verdict(path, &buf, false),
             Err(error) => Outcome::ReadError { path, error },
         };
         self.buf = buf;
         outcome
+    }
+}
+
+/// Reads `input` to its end or to [`Limits::count`], keeping at most [`Limits::keep`] bytes in `data`;
+/// returns how many bytes were read (more than kept means a limit was exceeded).
+fn read_bounded(mut input: impl Read, data: &mut Vec<u8>, limits: &Limits) -> io::Result<u64> {
+    let keep = limits.keep();
+    // One byte past the limit tells that it was exceeded.
+    let got = (&mut input)
+        .take(keep.saturating_add(1))
+        .read_to_end(data)? as u64;
+    if got <= keep {
+        return Ok(got);
+    }
+    data.truncate(keep as usize);
+    let rest = limits.count().saturating_add(1).saturating_sub(got);
+    Ok(got + io::copy(&mut input.take(rest), &mut io::sink())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max_filesize: u64, max_scansize: u64) -> Limits {
+        Limits {
+            max_filesize,
+            max_scansize,
+            alert: false,
+        }
+    }
+
+    /// Issue 11: stdin is never kept beyond the smaller limit, and counted no further than the larger.
+    #[test]
+    fn stdin_is_kept_up_to_the_smaller_limit_and_counted_up_to_the_larger() {
+        let endless = io::repeat(0);
+        let mut data = Vec::new();
+        let l = limits(10, 40);
+        let n = read_bounded(endless.take(1 << 30), &mut data, &l).unwrap();
+        assert_eq!((data.len(), n), (10, 41));
+        assert_eq!(l.exceeded(n), Some("MaxFileSize"));
+
+        let l = limits(40, 10);
+        data.clear();
+        let n = read_bounded(io::repeat(0).take(25), &mut data, &l).unwrap();
+        assert_eq!((data.len(), n), (10, 25));
+        assert_eq!(l.exceeded(n), Some("MaxScanSize"));
+
+        data.clear();
+        let n = read_bounded(io::repeat(7).take(8), &mut data, &l).unwrap();
+        assert_eq!((data, n), (vec![7; 8], 8));
+        assert_eq!(l.exceeded(n), None);
+
+        let l = limits(0, 0);
+        let mut data = Vec::new();
+        let n = read_bounded(io::repeat(1).take(1000), &mut data, &l).unwrap();
+        assert_eq!((data.len(), n), (1000, 1000));
     }
 }
