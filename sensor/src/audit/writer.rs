@@ -458,7 +458,10 @@ impl Writer {
     }
 
     /// Seals `record` as the next in the chain and adds it to `seg`, rotating first when it would
-    /// not fit the current file.
+    /// not fit the current file: at most one rotation per record, never of an empty file (see
+    /// [`Policy::rotate_before`]), and never for a retention note. A note goes into the current file
+    /// whatever its size: a note that started a file would give retention a file to remove for each
+    /// one it removed, and with a rotation size below one record that was a loop (issue 11).
     fn add(&mut self, seg: &mut Segment, mut record: Record, origin: Origin, now: SystemTime) {
         let mut line = match self.seal(&mut record, origin) {
             Some(l) => l,
@@ -469,9 +472,10 @@ impl Writer {
             Some(c) => (c.size, c.opened),
             None => (0, now),
         };
-        let rotate = self
-            .policy
-            .rotate_before(size + seg.buf.len() as u64, next, opened, now);
+        let rotate = origin != Origin::Retention
+            && self
+                .policy
+                .rotate_before(size + seg.buf.len() as u64, next, opened, now);
         if rotate {
             self.flush(seg);
             self.close_current();
@@ -741,12 +745,12 @@ impl Writer {
             return;
         }
         let now = SystemTime::now();
+        let before = self.shared.notes.load(Relaxed);
         let mut seg = self.segment();
         for (_, note) in &doomed {
             let r = note.to_record(self.mode);
             self.add(&mut seg, r, Origin::Retention, now);
         }
-        let before = self.shared.notes.load(Relaxed);
         self.flush(&mut seg);
         let written = self.shared.notes.load(Relaxed) - before;
         self.sync();
