@@ -39,7 +39,7 @@
 //! socket = "/run/sensor/control.sock"  # control socket for `sensor status`
 //! metrics = "127.0.0.1:9464"      # Prometheus endpoint (loopback unless metrics_allow_remote = true)
 //! audit_dir = "/var/lib/sensor/audit"  # audit log (audit = false: none)
-//! audit_max_file_size = "64M"      # rotation by size ...
+//! audit_max_file_size = "64M"      # rotation by size (at least 64K) ...
 //! audit_max_age_hours = 24         # ... and by age
 //! audit_keep_files = 30            # retention by count (audit_retain_days = N: by age too)
 //! syslog = "udp://127.0.0.1:514"   # audit records to syslog too (unix:/dev/log, udp://, tcp://)
