@@ -381,13 +381,21 @@ fn a_rotation_size_below_one_record_cannot_make_files_without_end() {
         assert!(stats.notes <= 40, "{max_bytes}: {stats:?}");
         let s = verify(dir.path()).unwrap();
         assert_eq!(s.files, files.len(), "{max_bytes}");
-        assert!(s.vouched_by.is_some(), "{max_bytes}: removals are on record");
+        assert!(
+            s.vouched_by.is_some(),
+            "{max_bytes}: removals are on record"
+        );
         for f in &files {
             let first = read::records(dir.path())
                 .map(|r| r.unwrap())
                 .find(|(path, _, _)| path == f)
                 .unwrap();
-            assert_eq!(first.2.kind, Kind::Deny, "{max_bytes}: {} starts with a note", f.display());
+            assert_eq!(
+                first.2.kind,
+                Kind::Deny,
+                "{max_bytes}: {} starts with a note",
+                f.display()
+            );
         }
     }
 }

@@ -457,6 +457,15 @@ fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, ConfigError> {
                     dir.display()
                 )));
             }
+            // Issue 11: others who can change the directory's entries could take, swap or read
+            // what is quarantined there.
+            crate::safefile::check_dir(&c).map_err(|e| {
+                ConfigError(format!(
+                    "{origin} {}: {e}: refusing it as the quarantine directory (others could remove \
+                     or replace what is put there); make it and its parents writable by root only",
+                    dir.display()
+                ))
+            })?;
             let excluded = exclude.iter().any(|e| c.starts_with(e));
             if let Some(p) = protected.iter().find(|p| c.starts_with(p)) {
                 if !excluded {
@@ -490,22 +499,48 @@ fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, ConfigError> {
     };
 
     let audit_on = !args.no_audit && file.audit.unwrap_or(true);
-    let audit = audit_on.then(|| {
-        let d = crate::audit::rotate::Policy::default();
-        AuditSettings {
-            dir: args
-                .audit_dir
-                .clone()
-                .or(file.audit_dir.clone())
-                .unwrap_or_else(|| PathBuf::from(crate::audit::DEFAULT_DIR)),
-            policy: crate::audit::rotate::Policy {
-                max_bytes: file.audit_max_file_size.unwrap_or(d.max_bytes),
-                max_age: file.audit_max_age.unwrap_or(d.max_age),
-                keep_files: file.audit_keep_files.unwrap_or(d.keep_files),
-                retain_age: file.audit_retain.or(d.retain_age),
-            },
+    let audit = match audit_on {
+        false => None,
+        true => {
+            let d = crate::audit::rotate::Policy::default();
+            let (dir, origin) = match (&args.audit_dir, &file.audit_dir) {
+                (Some(dir), _) => (dir.clone(), "--audit-dir"),
+                (None, Some(dir)) => (dir.clone(), "audit_dir"),
+                (None, None) => (PathBuf::from(crate::audit::DEFAULT_DIR), "audit directory"),
+            };
+            // Issue 11: whoever can change the directory's entries can plant, swap or remove log
+            // files; the chain would show it, but only after the fact.
+            crate::safefile::check_dir(&dir).map_err(|e| {
+                ConfigError(format!(
+                    "{origin} {}: {e}: refusing it for the audit log (others could remove, replace \
+                     or plant its files); make it and its parents writable by root only",
+                    dir.display()
+                ))
+            })?;
+            Some(AuditSettings {
+                dir,
+                policy: crate::audit::rotate::Policy {
+                    max_bytes: file.audit_max_file_size.unwrap_or(d.max_bytes),
+                    max_age: file.audit_max_age.unwrap_or(d.max_age),
+                    keep_files: file.audit_keep_files.unwrap_or(d.keep_files),
+                    retain_age: file.audit_retain.or(d.retain_age),
+                },
+            })
         }
-    });
+    };
+    let log = args.log.clone().or(file.log);
+    let status_file = args.status_file.clone().or(file.status_file);
+    for (what, path) in [("log file", &log), ("status file", &status_file)] {
+        let Some(path) = path else { continue };
+        let dir = path.parent().unwrap_or(Path::new(""));
+        if let Err(e) = crate::safefile::check_dir(dir) {
+            warnings.push(format!(
+                "{what} {}: {e}: others could remove or replace it (it is never written through \
+                 a symlink); make its directory writable by root only",
+                path.display()
+            ));
+        }
+    }
     if let Some(t) = &args.syslog {
         check_syslog(t).map_err(|e| err("--syslog", e))?;
     }
@@ -526,9 +561,9 @@ fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, ConfigError> {
         deadline: Duration::from_secs_f64(deadline),
         deny_on_error,
         max_file_size,
-        log: args.log.clone().or(file.log),
+        log,
         action,
-        status_file: args.status_file.clone().or(file.status_file),
+        status_file,
         open_prefilter: args.open_prefilter || file.open_prefilter.unwrap_or(false),
         dir_moves: args.dir_moves || file.dir_moves.unwrap_or(false),
         socket: args.socket.clone().or(file.socket),
