@@ -525,7 +525,13 @@ fn move_copy_remove() {
 
 /// `sensor scan ARGS` under `umask 000`.
 fn sensor_umask_000(cwd: &Path, args: &[&str]) -> Run {
-    let prog = ["/bin/sh", "-c", "umask 000; exec \"$0\" \"$@\"", BIN, "scan"];
+    let prog = [
+        "/bin/sh",
+        "-c",
+        "umask 000; exec \"$0\" \"$@\"",
+        BIN,
+        "scan",
+    ];
     run_cmd(&prog, &os(args), cwd, None)
 }
 
