@@ -70,7 +70,9 @@
 //! Include, exclude and mount paths must exist and are made absolute and canonical; at least one include
 //! or mount path is needed. `/` as an include or mount path in prevent mode is refused unless `--force`.
 //! An exclude path inside no protected tree is a warning. The quarantine directory (`--move`/`--copy`)
-//! must be an existing directory outside every protected tree (or inside an excluded one). The metrics
+//! must be an existing directory outside every protected tree (or inside an excluded one). An audit or
+//! quarantine directory others can write (or one under such a directory) is refused, and a log or status
+//! file in one is a warning (see `crate::safefile::check_dir`). The metrics
 //! address is an IP address and a port; a non-loopback one is refused without `metrics_allow_remote`
 //! (the endpoint has no authentication). The control socket and the metrics address are taken at start;
 //! a reload does not move them.
