@@ -6,7 +6,8 @@
 //! - Files are created [`FILE_MODE`] (0600), directories [`DIR_MODE`] (0700); the umask can only
 //!   take bits away from those.
 //! - The daemon appends with `O_NOFOLLOW` ([`Links::Refuse`]): a symlink at the path is an error.
-//!   An existing file must be the sensor's user's, and loses group and other write permission.
+//!   An existing file must be the sensor's user's (or root's, or the directory owner's), have one
+//!   name only, and loses group and other write permission.
 //!   `sensor scan -l` follows a symlink only in a directory no one else can write
 //!   ([`Links::FollowInTrustedDir`]): `clamscan -l /dev/stderr` is common and must keep working.
 //! - A file that must be new (a quarantined file) is created `O_EXCL` ([`create_new`],
@@ -77,7 +78,8 @@ fn append_options(extra_flags: i32) -> OpenOptions {
 ///
 /// With [`Links::Refuse`] the open is also non-blocking (a FIFO planted at the path would otherwise
 /// hold the open forever; the flag is cleared once open), the file must belong to the sensor's user,
-/// and an existing file that group or others may write loses that permission.
+/// root or the directory's owner and have no other name (hard link), and an existing file that group
+/// or others may write loses that permission.
 pub fn open_append(path: &Path, links: Links) -> io::Result<File> {
     match links {
         Links::Refuse => {
@@ -92,14 +94,27 @@ pub fn open_append(path: &Path, links: Links) -> io::Result<File> {
                 })?;
             set_blocking(&file)?;
             let meta = file.metadata()?;
-            if meta.uid() != euid() {
+            // Whoever owns the directory controls the name anyway (clamd.conf's LogFile is the
+            // clamav user's file in the clamav user's directory); anyone else's file may be a
+            // forgery planted beforehand.
+            let dir_owner = std::fs::metadata(parent(path))?.uid();
+            if ![euid(), 0, dir_owner].contains(&meta.uid()) {
                 return Err(io::Error::new(
                     io::ErrorKind::PermissionDenied,
                     format!(
-                        "belongs to uid {}, not to the sensor's user (uid {}): not appending to a \
-                         file someone else controls",
-                        meta.uid(),
-                        euid()
+                        "belongs to uid {}, neither the sensor's user nor the directory's owner: \
+                         not appending to a file someone else controls",
+                        meta.uid()
+                    ),
+                ));
+            }
+            // A second name is a hard link someone may have made to a file that is not a log.
+            if meta.nlink() > 1 {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!(
+                        "has {} hard links: not appending to a file that is also elsewhere",
+                        meta.nlink()
                     ),
                 ));
             }
@@ -366,6 +381,26 @@ mod tests {
         std::fs::set_permissions(&new, Permissions::from_mode(0o666)).unwrap();
         open_append(&new, Links::Refuse).unwrap();
         assert_eq!(mode(&new), 0o644);
+
+        // A second name for a file that is not a log (here: the target) is not appended to.
+        let hard = d.path().join("hard.log");
+        std::fs::hard_link(&target, &hard).unwrap();
+        let e = open_append(&hard, Links::Refuse).unwrap_err();
+        assert!(e.to_string().contains("2 hard links"), "{e}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "root's\n");
+
+        if euid() == 0 {
+            // Someone else's file: refused, unless that someone owns the directory too.
+            let c = c_path(&new).unwrap();
+            // SAFETY: NUL-terminated path.
+            assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+            let e = open_append(&new, Links::Refuse).unwrap_err();
+            assert!(e.to_string().contains("belongs to uid 65534"), "{e}");
+            let c = c_path(d.path()).unwrap();
+            // SAFETY: NUL-terminated path.
+            assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+            open_append(&new, Links::Refuse).unwrap();
+        }
     }
 
     #[test]

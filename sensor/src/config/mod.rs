@@ -535,7 +535,11 @@ fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, ConfigError> {
     for (what, path) in [("log file", &log), ("status file", &status_file)] {
         let Some(path) = path else { continue };
         let dir = path.parent().unwrap_or(Path::new(""));
-        if let Err(e) = crate::safefile::check_dir(dir) {
+        // Only writability is warned about: a directory of another service's user (Debian's
+        // /var/log/clamav for clamd.conf's LogFile) is that user's to manage.
+        if let Err(e @ crate::safefile::Untrusted::Writable { .. }) =
+            crate::safefile::check_dir(dir)
+        {
             warnings.push(format!(
                 "{what} {}: {e}: others could remove or replace it (it is never written through \
                  a symlink); make its directory writable by root only",
