@@ -8,6 +8,7 @@ mod control;
 mod db;
 mod ebpf;
 mod gate;
+mod safefile;
 mod scan;
 mod threads;
 

@@ -523,6 +523,70 @@ fn move_copy_remove() {
     );
 }
 
+/// `sensor scan ARGS` under `umask 000`.
+fn sensor_umask_000(cwd: &Path, args: &[&str]) -> Run {
+    let prog = [
+        "/bin/sh",
+        "-c",
+        "umask 000; exec \"$0\" \"$@\"",
+        BIN,
+        "scan",
+    ];
+    run_cmd(&prog, &os(args), cwd, None)
+}
+
+fn mode(p: &Path) -> u32 {
+    fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// Issue 11: quarantined files and the log are 0600 whatever the umask and the original's mode
+/// (fs::copy kept the original's 0644); the log is never written through a symlink planted in a
+/// directory others can write, but is through one where only the user could have put it
+/// (`-l /dev/stderr` works as with clamscan).
+#[test]
+fn quarantine_and_log_are_private_and_links_are_followed_only_where_safe() {
+    let f = Fixture::new();
+    fs::create_dir(f.p("q")).unwrap();
+    fs::set_permissions(f.p("t/evil.bin"), fs::Permissions::from_mode(0o644)).unwrap();
+    let args = ["-d", "db.hdb", "--no-summary", "-l", "scan.log"];
+    let r = sensor_umask_000(f.path(), &[&args[..], &["--copy=q", "t/evil.bin"]].concat());
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    assert_eq!(mode(&f.p("q/evil.bin")), 0o600, "the copy");
+    assert_eq!(mode(&f.p("scan.log")), 0o600, "the log");
+    let r = sensor_umask_000(f.path(), &[&args[..], &["--move=q", "t/evil.bin"]].concat());
+    assert!(r.out.contains("moved to"), "{}", r.out);
+    assert_eq!(mode(&f.p("q/evil.bin.001")), 0o600, "the moved file");
+
+    let target = f.p("target");
+    fs::write(&target, "not a log\n").unwrap();
+    fs::create_dir(f.p("shared")).unwrap();
+    fs::set_permissions(f.p("shared"), fs::Permissions::from_mode(0o777)).unwrap();
+    symlink(&target, f.p("shared/scan.log")).unwrap();
+    let r = sensor(
+        f.path(),
+        &["-d", "db.hdb", "-l", "shared/scan.log", "t/clean.txt"],
+    );
+    assert_eq!(
+        (r.code, r.out.as_str(), r.err.as_str()),
+        (
+            2,
+            "ERROR: Failed to open log file shared/scan.log: Too many levels of symbolic links\n",
+            "ERROR: Problem with internal logger.\n"
+        )
+    );
+    assert_eq!(fs::read_to_string(&target).unwrap(), "not a log\n");
+
+    symlink(&target, f.p("mine.log")).unwrap();
+    let r = sensor(f.path(), &["-d", "db.hdb", "-l", "mine.log", "t/clean.txt"]);
+    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+    assert!(
+        fs::read_to_string(&target)
+            .unwrap()
+            .starts_with(&format!("not a log\n\n{}\n", "-".repeat(79))),
+        "followed in the user's own directory"
+    );
+}
+
 #[test]
 fn file_list_and_stdin() {
     let f = Fixture::new();

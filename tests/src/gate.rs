@@ -365,6 +365,8 @@ pub struct SensorOpts {
     pub log_file: Option<PathBuf>,
     /// `--audit-dir` (default `<scratch>/audit`, so tests never write the system's audit log).
     pub audit_dir: Option<PathBuf>,
+    /// The sensor's umask (default: the test's).
+    pub umask: Option<u32>,
 }
 
 impl SensorOpts {
@@ -467,12 +469,22 @@ impl Sensor {
             argv.push(audit_dir.display().to_string());
         }
         argv.extend(opts.extra.iter().cloned());
-        let mut child = Command::new(&env.bin)
-            .args(&argv)
+        let mut cmd = Command::new(&env.bin);
+        cmd.args(&argv)
             .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(mask) = opts.umask {
+            // SAFETY: umask is async-signal-safe and cannot fail.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::umask(mask as libc::mode_t);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", env.bin.display()));
         let stdout = Arc::new(Mutex::new(String::new()));

@@ -54,6 +54,11 @@ pub struct Policy {
 }
 
 pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
+/// The smallest `max_bytes` the configuration accepts (`audit_max_file_size`): one access record,
+/// with its lineage of up to 8 processes and their command lines (4 KiB each) and two forms of a
+/// long path, is tens of KiB, and a file should hold more than one. A smaller size only multiplies
+/// files (the writer copes: one file per record at worst), so it is refused at start as a mistake.
+pub const MIN_MAX_BYTES: u64 = 64 << 10;
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_KEEP_FILES: usize = 30;
 

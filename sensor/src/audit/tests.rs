@@ -349,3 +349,53 @@ fn an_oversized_record_is_refused_and_reported() {
     assert_eq!(lost(&records, "audit_oversize"), 1);
     verify(dir.path()).unwrap();
 }
+
+/// Issue 11: a rotation size below one record (0, 1, 100 bytes) gives each record a file of its own,
+/// and retention then keeps `keep_files` of them. Retention used to start a file for each note it
+/// wrote (each note was "too big" for the current file) and, miscounting its own notes, removed
+/// nothing: every pass left more files than it found, with no new event, until the disk filled.
+#[test]
+fn a_rotation_size_below_one_record_cannot_make_files_without_end() {
+    for max_bytes in [0, 1, 100] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path());
+        cfg.policy.max_bytes = max_bytes;
+        cfg.policy.keep_files = 3;
+        let (handle, audit) = Audit::start(cfg, Vec::new()).unwrap();
+        for i in 0..40 {
+            handle.submit(event(i));
+        }
+        // Long enough for a runaway to show (it made hundreds of files a second), idle otherwise:
+        // nothing but housekeeping may happen now.
+        std::thread::sleep(Duration::from_millis(500));
+        let stats = audit.shutdown(WAIT).unwrap();
+        assert_eq!(stats.written, 40, "{max_bytes}: {stats:?}");
+        let files = read::files(dir.path()).unwrap();
+        assert!(
+            files.len() <= 3,
+            "{max_bytes}: {} files, {} notes",
+            files.len(),
+            stats.notes
+        );
+        // One note per removed file, and a file was only ever started by an event.
+        assert!(stats.notes <= 40, "{max_bytes}: {stats:?}");
+        let s = verify(dir.path()).unwrap();
+        assert_eq!(s.files, files.len(), "{max_bytes}");
+        assert!(
+            s.vouched_by.is_some(),
+            "{max_bytes}: removals are on record"
+        );
+        for f in &files {
+            let first = read::records(dir.path())
+                .map(|r| r.unwrap())
+                .find(|(path, _, _)| path == f)
+                .unwrap();
+            assert_eq!(
+                first.2.kind,
+                Kind::Deny,
+                "{max_bytes}: {} starts with a note",
+                f.display()
+            );
+        }
+    }
+}

@@ -29,10 +29,9 @@ use super::record::{Kind, Mode, Record};
 use super::resume::{self, Damage, ResumeError, Tail};
 use super::rotate::{self, Policy, RetentionNote};
 use super::Sink;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
@@ -189,14 +188,10 @@ impl Audit {
         cfg: AuditConfig,
         sinks: Vec<Box<dyn Sink>>,
     ) -> Result<(AuditHandle, Audit), AuditError> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&cfg.dir)
-            .map_err(|source| AuditError::CreateDir {
-                dir: cfg.dir.clone(),
-                source,
-            })?;
+        crate::safefile::create_dir_all(&cfg.dir).map_err(|source| AuditError::CreateDir {
+            dir: cfg.dir.clone(),
+            source,
+        })?;
         let lock = lock(&cfg.dir)?;
         let tail = resume::resume(&cfg.dir)?;
         let shared = Arc::new(Shared {
@@ -261,16 +256,10 @@ impl Drop for Audit {
 /// chain.
 fn lock(dir: &Path) -> Result<File, AuditError> {
     let file = dir.join(".lock");
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&file)
-        .map_err(|source| AuditError::Lock {
-            file: file.clone(),
-            source,
-        })?;
+    let f = open_append(&file).map_err(|source| AuditError::Lock {
+        file: file.clone(),
+        source,
+    })?;
     // SAFETY: flock on an fd we own.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let e = io::Error::last_os_error();
@@ -458,7 +447,10 @@ impl Writer {
     }
 
     /// Seals `record` as the next in the chain and adds it to `seg`, rotating first when it would
-    /// not fit the current file.
+    /// not fit the current file: at most one rotation per record, never of an empty file (see
+    /// [`Policy::rotate_before`]), and never for a retention note. A note goes into the current file
+    /// whatever its size: a note that started a file would give retention a file to remove for each
+    /// one it removed, and with a rotation size below one record that was a loop (issue 11).
     fn add(&mut self, seg: &mut Segment, mut record: Record, origin: Origin, now: SystemTime) {
         let mut line = match self.seal(&mut record, origin) {
             Some(l) => l,
@@ -469,9 +461,10 @@ impl Writer {
             Some(c) => (c.size, c.opened),
             None => (0, now),
         };
-        let rotate = self
-            .policy
-            .rotate_before(size + seg.buf.len() as u64, next, opened, now);
+        let rotate = origin != Origin::Retention
+            && self
+                .policy
+                .rotate_before(size + seg.buf.len() as u64, next, opened, now);
         if rotate {
             self.flush(seg);
             self.close_current();
@@ -741,12 +734,12 @@ impl Writer {
             return;
         }
         let now = SystemTime::now();
+        let before = self.shared.notes.load(Relaxed);
         let mut seg = self.segment();
         for (_, note) in &doomed {
             let r = note.to_record(self.mode);
             self.add(&mut seg, r, Origin::Retention, now);
         }
-        let before = self.shared.notes.load(Relaxed);
         self.flush(&mut seg);
         let written = self.shared.notes.load(Relaxed) - before;
         self.sync();
@@ -779,10 +772,5 @@ fn note_for(file: &Path, next: &Path) -> Option<RetentionNote> {
 
 /// Append-only, owner-only; never through a symlink planted in the directory.
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
+    crate::safefile::open_append(path, crate::safefile::Links::Refuse)
 }

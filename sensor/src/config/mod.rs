@@ -39,7 +39,7 @@
 //! socket = "/run/sensor/control.sock"  # control socket for `sensor status`
 //! metrics = "127.0.0.1:9464"      # Prometheus endpoint (loopback unless metrics_allow_remote = true)
 //! audit_dir = "/var/lib/sensor/audit"  # audit log (audit = false: none)
-//! audit_max_file_size = "64M"      # rotation by size ...
+//! audit_max_file_size = "64M"      # rotation by size (at least 64K) ...
 //! audit_max_age_hours = 24         # ... and by age
 //! audit_keep_files = 30            # retention by count (audit_retain_days = N: by age too)
 //! syslog = "udp://127.0.0.1:514"   # audit records to syslog too (unix:/dev/log, udp://, tcp://)
@@ -70,7 +70,9 @@
 //! Include, exclude and mount paths must exist and are made absolute and canonical; at least one include
 //! or mount path is needed. `/` as an include or mount path in prevent mode is refused unless `--force`.
 //! An exclude path inside no protected tree is a warning. The quarantine directory (`--move`/`--copy`)
-//! must be an existing directory outside every protected tree (or inside an excluded one). The metrics
+//! must be an existing directory outside every protected tree (or inside an excluded one). An audit or
+//! quarantine directory others can write (or one under such a directory) is refused, and a log or status
+//! file in one is a warning (see `crate::safefile::check_dir`). The metrics
 //! address is an IP address and a port; a non-loopback one is refused without `metrics_allow_remote`
 //! (the endpoint has no authentication). The control socket and the metrics address are taken at start;
 //! a reload does not move them.
@@ -457,6 +459,15 @@ fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, ConfigError> {
                     dir.display()
                 )));
             }
+            // Issue 11: others who can change the directory's entries could take, swap or read
+            // what is quarantined there.
+            crate::safefile::check_dir(&c).map_err(|e| {
+                ConfigError(format!(
+                    "{origin} {}: {e}: refusing it as the quarantine directory (others could remove \
+                     or replace what is put there); make it and its parents writable by root only",
+                    dir.display()
+                ))
+            })?;
             let excluded = exclude.iter().any(|e| c.starts_with(e));
             if let Some(p) = protected.iter().find(|p| c.starts_with(p)) {
                 if !excluded {
@@ -490,22 +501,52 @@ fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, ConfigError> {
     };
 
     let audit_on = !args.no_audit && file.audit.unwrap_or(true);
-    let audit = audit_on.then(|| {
-        let d = crate::audit::rotate::Policy::default();
-        AuditSettings {
-            dir: args
-                .audit_dir
-                .clone()
-                .or(file.audit_dir.clone())
-                .unwrap_or_else(|| PathBuf::from(crate::audit::DEFAULT_DIR)),
-            policy: crate::audit::rotate::Policy {
-                max_bytes: file.audit_max_file_size.unwrap_or(d.max_bytes),
-                max_age: file.audit_max_age.unwrap_or(d.max_age),
-                keep_files: file.audit_keep_files.unwrap_or(d.keep_files),
-                retain_age: file.audit_retain.or(d.retain_age),
-            },
+    let audit = match audit_on {
+        false => None,
+        true => {
+            let d = crate::audit::rotate::Policy::default();
+            let (dir, origin) = match (&args.audit_dir, &file.audit_dir) {
+                (Some(dir), _) => (dir.clone(), "--audit-dir"),
+                (None, Some(dir)) => (dir.clone(), "audit_dir"),
+                (None, None) => (PathBuf::from(crate::audit::DEFAULT_DIR), "audit directory"),
+            };
+            // Issue 11: whoever can change the directory's entries can plant, swap or remove log
+            // files; the chain would show it, but only after the fact.
+            crate::safefile::check_dir(&dir).map_err(|e| {
+                ConfigError(format!(
+                    "{origin} {}: {e}: refusing it for the audit log (others could remove, replace \
+                     or plant its files); make it and its parents writable by root only",
+                    dir.display()
+                ))
+            })?;
+            Some(AuditSettings {
+                dir,
+                policy: crate::audit::rotate::Policy {
+                    max_bytes: file.audit_max_file_size.unwrap_or(d.max_bytes),
+                    max_age: file.audit_max_age.unwrap_or(d.max_age),
+                    keep_files: file.audit_keep_files.unwrap_or(d.keep_files),
+                    retain_age: file.audit_retain.or(d.retain_age),
+                },
+            })
         }
-    });
+    };
+    let log = args.log.clone().or(file.log);
+    let status_file = args.status_file.clone().or(file.status_file);
+    for (what, path) in [("log file", &log), ("status file", &status_file)] {
+        let Some(path) = path else { continue };
+        let dir = path.parent().unwrap_or(Path::new(""));
+        // Only writability is warned about: a directory of another service's user (Debian's
+        // /var/log/clamav for clamd.conf's LogFile) is that user's to manage.
+        if let Err(e @ crate::safefile::Untrusted::Writable { .. }) =
+            crate::safefile::check_dir(dir)
+        {
+            warnings.push(format!(
+                "{what} {}: {e}: others could remove or replace it (it is never written through \
+                 a symlink); make its directory writable by root only",
+                path.display()
+            ));
+        }
+    }
     if let Some(t) = &args.syslog {
         check_syslog(t).map_err(|e| err("--syslog", e))?;
     }
@@ -526,9 +567,9 @@ fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, ConfigError> {
         deadline: Duration::from_secs_f64(deadline),
         deny_on_error,
         max_file_size,
-        log: args.log.clone().or(file.log),
+        log,
         action,
-        status_file: args.status_file.clone().or(file.status_file),
+        status_file,
         open_prefilter: args.open_prefilter || file.open_prefilter.unwrap_or(false),
         dir_moves: args.dir_moves || file.dir_moves.unwrap_or(false),
         socket: args.socket.clone().or(file.socket),

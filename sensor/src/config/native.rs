@@ -3,6 +3,7 @@
 //! line and the key; relative paths are taken from the working directory, like the flags.
 
 use super::{size, uid_of, Action, FileSettings, Mode};
+use crate::audit::rotate::MIN_MAX_BYTES;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::fmt;
@@ -50,7 +51,7 @@ struct Run {
     metrics_allow_remote: Option<bool>,
     audit: Option<bool>,
     audit_dir: Option<PathBuf>,
-    audit_max_file_size: Option<Size>,
+    audit_max_file_size: Option<Spanned<Size>>,
     audit_max_age_hours: Option<Spanned<f64>>,
     audit_keep_files: Option<Spanned<usize>>,
     audit_retain_days: Option<Spanned<f64>>,
@@ -169,7 +170,6 @@ pub fn parse(file: &Path, text: &str) -> Result<FileSettings, String> {
         metrics_allow_remote: run.metrics_allow_remote,
         audit: run.audit,
         audit_dir: run.audit_dir,
-        audit_max_file_size: run.audit_max_file_size.map(|s| s.0),
         journald: run.journald,
         ..FileSettings::default()
     };
@@ -182,6 +182,20 @@ pub fn parse(file: &Path, text: &str) -> Result<FileSettings, String> {
             Some(uid) => s.exclude_uids.push(uid),
             None => return Err(at(u.span(), &format!("no such user '{}'", u.get_ref()))),
         }
+    }
+    if let Some(m) = &run.audit_max_file_size {
+        let v = m.get_ref().0;
+        if v < MIN_MAX_BYTES {
+            // Issue 11: a size below one record made the writer rotate without end.
+            return Err(at(
+                m.span(),
+                &format!(
+                    "must be at least {}K (one record can be tens of KiB), got {v} bytes",
+                    MIN_MAX_BYTES >> 10
+                ),
+            ));
+        }
+        s.audit_max_file_size = Some(v);
     }
     if let Some(h) = &run.audit_max_age_hours {
         let v = *h.get_ref();
@@ -339,6 +353,8 @@ mod tests {
         assert_eq!(s.action.unwrap().0, Action::Remove);
         assert_eq!(s.deadline, Some(7.0));
         assert!(p("[run]\nremove = false\n").unwrap().action.is_none());
+        let s = p("[run]\naudit_max_file_size = \"64K\"\n").unwrap();
+        assert_eq!(s.audit_max_file_size, Some(64 << 10));
         // An empty [run] or no [run] at all: nothing set.
         assert!(p("[run]\n").unwrap().include.is_empty());
     }
@@ -355,6 +371,10 @@ mod tests {
             ("[run]\nmode = \"block\"\n", "/etc/sensor.toml:2: mode: unknown variant `block`"),
             ("[run]\nmax_file_size = \"5X\"\n", "/etc/sensor.toml:2: max_file_size: expected a size"),
             ("[run]\nmax_file_size = -1\n", "/etc/sensor.toml:2: max_file_size: a size cannot be negative"),
+            // Issue 11: a rotation size below one record is refused (it used to make files without end).
+            ("[run]\naudit_max_file_size = \"0\"\n", "/etc/sensor.toml:2: audit_max_file_size: must be at least 64K"),
+            ("[run]\n\naudit_max_file_size = 100\n", "/etc/sensor.toml:3: audit_max_file_size: must be at least 64K"),
+            ("[run]\naudit_max_file_size = \"63K\"\n", "/etc/sensor.toml:2: audit_max_file_size: must be at least 64K"),
             ("[run]\nrecursive = \"yes\"\n", "/etc/sensor.toml:2: recursive: invalid type"),
             ("[run]\nexclude_users = [\"no-such-user-sensor-test\"]\n", "/etc/sensor.toml:2: exclude_users: no such user 'no-such-user-sensor-test'"),
             ("[run]\nmove_to = \"/q\"\ncopy_to = \"/r\"\n", "/etc/sensor.toml:3: copy_to: move_to, copy_to and remove = true exclude each other"),

@@ -490,3 +490,78 @@ fn metrics_off_loopback_need_an_explicit_allowance() {
     a.config = Some(allowed);
     assert!(load(&a).unwrap().metrics_allow_remote);
 }
+
+/// Issue 11: an audit or quarantine directory others can write (or under one) is refused, naming it
+/// and the directory at fault; a log or status file in one is a warning. root's sticky directories
+/// (/tmp) are fine.
+#[test]
+fn directories_others_can_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new();
+    let open = f.dir.path().join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let open = open.canonicalize().unwrap();
+    let fault = format!("{} is writable by others (mode 0777)", open.display());
+
+    let mut a = f.args();
+    a.audit_dir = Some(open.join("audit"));
+    let e = load_err(&a);
+    let want = format!("--audit-dir {}/audit: {fault}", open.display());
+    assert!(e.starts_with(&want), "{e}");
+    assert!(e.contains("refusing it for the audit log"), "{e}");
+    let toml = f.write(
+        "dirs.toml",
+        &format!("[run]\naudit_dir = \"{}\"\n", open.display()),
+    );
+    let a = RunArgs {
+        config: Some(toml),
+        ..f.args()
+    };
+    assert!(
+        load_err(&a).starts_with(&format!("audit_dir {}: {fault}", open.display())),
+        "{}",
+        load_err(&a)
+    );
+
+    for (flag, set) in [
+        (
+            "--copy",
+            (|a: &mut RunArgs, d| a.copy_to = Some(d)) as fn(&mut RunArgs, PathBuf),
+        ),
+        ("--move", |a: &mut RunArgs, d| a.move_to = Some(d)),
+    ] {
+        let mut a = f.args();
+        set(&mut a, open.clone());
+        let e = load_err(&a);
+        assert!(
+            e.starts_with(&format!("{flag} {}: {fault}", open.display())),
+            "{e}"
+        );
+        assert!(e.contains("refusing it as the quarantine directory"), "{e}");
+    }
+
+    let mut a = f.args();
+    a.log = Some(open.join("sensor.log"));
+    a.status_file = Some(open.join("status.json"));
+    let c = load(&a).unwrap();
+    for what in ["log file", "status file"] {
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.starts_with(what) && w.contains(&fault)),
+            "{what}: {:?}",
+            c.warnings
+        );
+    }
+
+    if unsafe { libc::geteuid() } == 0 {
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).unwrap();
+        let mut a = f.args();
+        a.audit_dir = Some(open.join("audit"));
+        a.copy_to = Some(open.clone());
+        a.log = Some(open.join("sensor.log"));
+        let c = load(&a).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+}

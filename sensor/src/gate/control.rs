@@ -12,7 +12,7 @@ use crate::control::{self, Command, IO_BUDGET, MAX_REQUEST};
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -92,8 +92,9 @@ pub fn bind(path: &Path) -> Result<Bound, BindError> {
         Err(e) => return Err(io(e)),
     }
     let listener = bind_private(path).map_err(io)?;
-    // Belt and braces: the mode is already 0600 unless the umask took more away.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    // Belt and braces: the mode is already 0600 unless the umask took more away. Not through a
+    // symlink someone swapped in since the bind.
+    crate::safefile::chmod_nofollow(path, 0o600).map_err(io)?;
     let m = std::fs::metadata(path).map_err(io)?;
     Ok(Bound {
         listener,
@@ -213,7 +214,7 @@ mod tests {
         let p = d.path().join("c.sock");
         drop(UnixListener::bind(&p).unwrap()); // stale: nobody listens
         let b = bind(&p).unwrap();
-        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        let mode = std::fs::metadata(&p).unwrap().mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(
             matches!(bind(&p), Err(BindError::InUse(_))),

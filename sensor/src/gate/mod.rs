@@ -552,7 +552,11 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     ) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("sensor run: cannot open the log file: {e}");
+            let log = cfg.log.as_deref().unwrap_or(std::path::Path::new(""));
+            eprintln!(
+                "sensor run: cannot open the log file {}: {e}",
+                log.display()
+            );
             return ExitCode::from(2);
         }
     };

@@ -1,13 +1,15 @@
 //! What the gate tells people: detection lines (`PATH: NAME FOUND`, as clamonacc prints them) on stdout and
 //! in the log file, and quarantine (move, copy, remove) after the answer. Called by workers, never by the
-//! reader. Quarantine never deletes anything unless the copy it makes first succeeded.
+//! reader. Quarantine never deletes anything unless the copy it makes first succeeded. The log and
+//! the quarantined files are opened by `crate::safefile`: never through a symlink, mode 0600.
 
 use super::status::{bump, Counters};
 use crate::config::Action;
-use std::fs::{File, OpenOptions};
+use crate::safefile::{self, Links, Moved};
+use std::fs::File;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 pub struct Reporter {
@@ -23,9 +25,7 @@ impl Reporter {
         counters: Arc<Counters>,
     ) -> std::io::Result<Reporter> {
         let log = match log {
-            Some(p) => Some(Mutex::new(
-                OpenOptions::new().create(true).append(true).open(p)?,
-            )),
+            Some(p) => Some(Mutex::new(safefile::open_append(p, Links::Refuse)?)),
             None => None,
         };
         Ok(Reporter {
@@ -88,50 +88,39 @@ impl Reporter {
     }
 }
 
-/// `dir/name`, or `dir/name.001`, `.002`... when taken.
-fn free_name(dir: &Path, path: &Path) -> Option<PathBuf> {
-    let name = path.file_name()?;
-    let first = dir.join(name);
-    if !first.exists() {
-        return Some(first);
-    }
-    (1..1000)
-        .map(|i| {
-            let mut n = name.to_os_string();
-            n.push(format!(".{i:03}"));
-            dir.join(n)
-        })
-        .find(|p| !p.exists())
-}
-
+/// Puts `path` in the quarantine directory `dir` under its own name, or `NAME.001`, `.002`... when
+/// taken (never replacing what is there), mode 0600.
 fn quarantine(path: &Path, action: &Action) -> Result<String, String> {
+    let name = || {
+        path.file_name()
+            .ok_or_else(|| std::io::Error::other("the path names no file"))
+    };
     match action {
         Action::Remove => std::fs::remove_file(path)
             .map(|()| "Removed.".to_string())
             .map_err(|e| format!("Can't remove file: {e}")),
-        Action::Copy(dir) => {
-            let dest = free_name(dir, path)
-                .ok_or("Can't copy file: no free name in the quarantine directory")?;
-            std::fs::copy(path, &dest)
-                .map(|_| format!("copied to '{}'", dest.display()))
-                .map_err(|e| format!("Can't copy file: {e}"))
-        }
-        Action::Move(dir) => {
-            let dest = free_name(dir, path)
-                .ok_or("Can't move file: no free name in the quarantine directory")?;
-            match std::fs::rename(path, &dest) {
+        Action::Copy(dir) => match name()
+            .and_then(|n| safefile::first_free(dir, n, |d| safefile::copy_new(path, d)))
+        {
+            Ok(Some((dest, _))) => Ok(format!("copied to '{}'", dest.display())),
+            Ok(None) => Err("Can't copy file: no free name in the quarantine directory".into()),
+            Err(e) => Err(format!("Can't copy file: {e}")),
+        },
+        Action::Move(dir) => match name()
+            .and_then(|n| safefile::first_free(dir, n, |d| safefile::move_new(path, d)))
+        {
+            Ok(Some((dest, Moved::Renamed))) => Ok(format!("moved to '{}'", dest.display())),
+            // Another filesystem: the copy is complete, only now may the original go.
+            Ok(Some((dest, Moved::Copied))) => match std::fs::remove_file(path) {
                 Ok(()) => Ok(format!("moved to '{}'", dest.display())),
-                Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                    // Another filesystem: copy, and delete the original only once the copy is complete.
-                    std::fs::copy(path, &dest).map_err(|e| format!("Can't move file: {e}"))?;
-                    std::fs::remove_file(path).map_err(|e| {
-                        format!("Can't move file: copied to '{}' but {e}", dest.display())
-                    })?;
-                    Ok(format!("moved to '{}'", dest.display()))
-                }
-                Err(e) => Err(format!("Can't move file: {e}")),
-            }
-        }
+                Err(e) => Err(format!(
+                    "Can't move file: copied to '{}' but {e}",
+                    dest.display()
+                )),
+            },
+            Ok(None) => Err("Can't move file: no free name in the quarantine directory".into()),
+            Err(e) => Err(format!("Can't move file: {e}")),
+        },
     }
 }
 
@@ -141,19 +130,25 @@ mod tests {
 
     #[test]
     fn move_copy_remove() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
         let d = tempfile::tempdir().unwrap();
         let q = d.path().join("q");
         std::fs::create_dir(&q).unwrap();
         let f = d.path().join("bad");
         std::fs::write(&f, "x").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(quarantine(&f, &Action::Copy(q.clone()))
             .unwrap()
             .starts_with("copied to"));
         assert!(f.exists());
+        // Issue 11: quarantined malware is the sensor's user's only, not the original's 0644.
+        assert_eq!(mode(&q.join("bad")), 0o600);
         assert!(quarantine(&f, &Action::Move(q.clone()))
             .unwrap()
             .ends_with("bad.001'"));
         assert!(!f.exists());
+        assert_eq!(mode(&q.join("bad.001")), 0o600);
         std::fs::write(&f, "x").unwrap();
         assert_eq!(quarantine(&f, &Action::Remove).unwrap(), "Removed.");
         assert!(quarantine(&f, &Action::Remove)

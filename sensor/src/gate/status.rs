@@ -266,15 +266,14 @@ impl Status {
     }
 }
 
-/// Replaces `path` atomically with the snapshot (write a temp file, then rename).
+/// Replaces `path` atomically with the snapshot: a fresh temporary beside it (random name, created
+/// exclusively, 0600), then a rename, so a symlink planted at either name is never written through
+/// (issue 11; see `crate::safefile`).
 pub fn write_file(path: &Path, status: &Status) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        serde_json::to_writer(&mut f, &status.snapshot())?;
-        f.write_all(b"\n")?;
-    }
-    std::fs::rename(tmp, path)
+    crate::safefile::replace(path, |f| {
+        serde_json::to_writer(&mut *f, &status.snapshot())?;
+        f.write_all(b"\n")
+    })
 }
 
 #[cfg(test)]

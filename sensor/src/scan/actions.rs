@@ -1,11 +1,12 @@
 //! What happens to an infected file: `--move`, `--copy`, `--remove`.
 //!
-//! Owns: quarantine naming (basename, then `.001`...`.999` on collision), cross-device moves,
-//! clamscan's action messages. Never: acts on a file that was not reported FOUND, on stdin, or
-//! after a failed step (a move that cannot copy leaves the original in place).
+//! Owns: clamscan's action messages, and the order of a cross-device move. Never: acts on a file
+//! that was not reported FOUND, on stdin, or after a failed step (a move that cannot copy leaves the
+//! original in place). Quarantine names (basename, then `.001`...`.999` on collision) and the files
+//! themselves (created exclusively, mode 0600, never through a symlink) are `crate::safefile`'s.
 
 use super::config::Action;
-use std::ffi::OsString;
+use crate::safefile::{self, Moved};
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -41,7 +42,13 @@ impl Actions {
         Ok(Actions { action, dir })
     }
 
-    fn destination(&self, real: &Path) -> io::Result<PathBuf> {
+    /// Puts `real` in the quarantine directory with `place` (copy or move) under the first free
+    /// name; returns that name.
+    fn quarantine<T>(
+        &self,
+        real: &Path,
+        place: impl FnMut(&Path) -> io::Result<T>,
+    ) -> io::Result<(PathBuf, T)> {
         let dir = self
             .dir
             .as_ref()
@@ -49,21 +56,9 @@ impl Actions {
         let base = real
             .file_name()
             .ok_or_else(|| io::Error::other("no file name"))?;
-        let first = dir.join(base);
-        if fs::symlink_metadata(&first).is_err() {
-            return Ok(first);
-        }
-        for n in 1..=999 {
-            let mut name = OsString::from(base);
-            name.push(format!(".{n:03}"));
-            let cand = dir.join(name);
-            if fs::symlink_metadata(&cand).is_err() {
-                return Ok(cand);
-            }
-        }
-        Err(io::Error::other(
-            "too many files with this name in the quarantine directory",
-        ))
+        safefile::first_free(dir, base, place)?.ok_or_else(|| {
+            io::Error::other("too many files with this name in the quarantine directory")
+        })
     }
 
     /// Applies the configured action to `path` (as printed). `None` when there is nothing to do.
@@ -84,14 +79,18 @@ impl Actions {
         line.extend_from_slice(b"'): ");
         let result = match self.action {
             Action::Remove => fs::remove_file(&real).map(|_| b"Removed.".to_vec()),
-            Action::Copy => self.destination(&real).and_then(|dest| {
-                fs::copy(&real, &dest)?;
-                Ok(quoted(b"copied to", &dest))
-            }),
-            Action::Move => self.destination(&real).and_then(|dest| {
-                move_file(&real, &dest)?;
-                Ok(quoted(b"moved to", &dest))
-            }),
+            Action::Copy => self
+                .quarantine(&real, |dest| safefile::copy_new(&real, dest))
+                .map(|(dest, _)| quoted(b"copied to", &dest)),
+            Action::Move => self
+                .quarantine(&real, |dest| safefile::move_new(&real, dest))
+                .and_then(|(dest, how)| {
+                    if how == Moved::Copied {
+                        // Another filesystem: the copy is complete, only now may the original go.
+                        fs::remove_file(&real)?;
+                    }
+                    Ok(quoted(b"moved to", &dest))
+                }),
             Action::None => unreachable!(),
         };
         match result {
@@ -123,21 +122,6 @@ fn quoted(verb: &[u8], p: &Path) -> Vec<u8> {
     v
 }
 
-/// rename, or copy + remove across filesystems; the original stays if the copy fails.
-fn move_file(from: &Path, to: &Path) -> io::Result<()> {
-    match fs::rename(from, to) {
-        Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-            if let Err(e) = fs::copy(from, to) {
-                let _ = fs::remove_file(to);
-                return Err(e);
-            }
-            fs::remove_file(from)
-        }
-        Err(e) => Err(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +133,8 @@ mod tests {
         fs::create_dir(&q).unwrap();
         let f = t.path().join("v");
         fs::write(&f, b"x").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
         let a = Actions::setup(Action::Copy, Some(q.clone())).unwrap();
         let r1 = a.apply(&f).unwrap();
         let r2 = a.apply(&f).unwrap();
@@ -158,6 +144,15 @@ mod tests {
             .unwrap()
             .ends_with(&format!("copied to '{}'", q.join("v.001").display())));
         assert!(f.exists());
+        // Issue 11: 0600 whatever the original's mode (fs::copy kept its 0644).
+        use std::os::unix::fs::MetadataExt;
+        for name in ["v", "v.001"] {
+            assert_eq!(
+                fs::metadata(q.join(name)).unwrap().mode() & 0o777,
+                0o600,
+                "{name}"
+            );
+        }
     }
 
     #[test]

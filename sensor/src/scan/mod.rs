@@ -21,7 +21,6 @@ use config::Config;
 use report::{Gates, Kind, Reporter};
 use serde_json::json;
 use std::ffi::OsString;
-use std::fs::OpenOptions;
 use std::os::unix::ffi::OsStringExt;
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
@@ -49,19 +48,21 @@ pub fn run(args: ScanArgs) -> ExitCode {
         }
     };
     let log = match &args.log {
-        Some(p) => match OpenOptions::new().create(true).append(true).open(p) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                // clamscan's two lines, on its two streams.
-                println!(
-                    "ERROR: Failed to open log file {}: {}",
-                    p.display(),
-                    report::strerror(&e)
-                );
-                eprintln!("ERROR: Problem with internal logger.");
-                return ExitCode::from(2);
+        Some(p) => {
+            match crate::safefile::open_append(p, crate::safefile::Links::FollowInTrustedDir) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    // clamscan's two lines, on its two streams.
+                    println!(
+                        "ERROR: Failed to open log file {}: {}",
+                        p.display(),
+                        report::strerror(&e)
+                    );
+                    eprintln!("ERROR: Problem with internal logger.");
+                    return ExitCode::from(2);
+                }
             }
-        },
+        }
         None => None,
     };
     let gates = Gates {
