@@ -257,10 +257,10 @@ impl Cache {
                 verdict,
             },
         );
-        let mut gone: Vec<Entry> = replaced.into_iter().collect();
+        let mut evicted = Vec::new();
         while t.entries.len() > self.max {
             match t.order.pop_front() {
-                Some((k, fd)) if t.by_fd.get(&fd) == Some(&k) => gone.extend(t.remove(k)),
+                Some((k, fd)) if t.by_fd.get(&fd) == Some(&k) => evicted.extend(t.remove(k)),
                 Some(_) => {}
                 None => break,
             }
@@ -274,12 +274,16 @@ impl Cache {
                 .collect();
             t.order = live;
         }
-        // Marks go under the lock (a writer must not see the lease let go before the mark is gone).
-        for e in &gone {
+        // Marks go under the lock (a writer must not see the lease let go before the mark is gone). A
+        // replaced entry's file is this one: its mark is the one just placed and stays.
+        for e in &evicted {
             let _ = self.group.unignore_inode(e.fd.as_fd(), self.mask);
         }
         drop(t);
-        gone.into_iter().for_each(|e| let_go(e.fd));
+        evicted
+            .into_iter()
+            .chain(replaced)
+            .for_each(|e| let_go(e.fd));
         Kept::Yes
     }
 
@@ -449,6 +453,102 @@ mod tests {
         assert!(
             matches!(opened, Ok(Ok(()))),
             "writer after let go: {opened:?}"
+        );
+    }
+
+    /// Inode numbers of the group's inode marks that ignore something, from the kernel's own listing.
+    fn ignoring(group: &Group) -> Vec<u64> {
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", group.fd().as_raw_fd()))
+            .unwrap();
+        info.lines()
+            .filter(|l| l.starts_with("fanotify ino:"))
+            .filter(|l| !l.contains("ignored_mask:0 ") && !l.ends_with("ignored_mask:0"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.strip_prefix("ino:"))
+            .map(|h| u64::from_str_radix(h, 16).unwrap())
+            .collect()
+    }
+
+    fn judged_clean(cache: &Cache, path: &std::path::Path) -> (Key, RawFd) {
+        use std::os::unix::fs::MetadataExt;
+        let f = OwnedFd::from(File::open(path).unwrap());
+        let md = std::fs::metadata(path).unwrap();
+        let key = (md.dev(), md.ino());
+        let hold = cache.hold(&f).expect("lease refused");
+        let fd = hold.fd.as_ref().unwrap().as_raw_fd();
+        assert_eq!(
+            cache.keep(hold, key, cache.generation(), Cached::Clean),
+            Kept::Yes
+        );
+        (key, fd)
+    }
+
+    /// The table's own bookkeeping against the kernel's marks (root: fanotify): a clean verdict is marked,
+    /// the oldest is let go past the bound with its mark, a verdict kept again for the same file keeps its
+    /// mark, and a writer's open takes entry and mark away before it returns.
+    #[test]
+    fn marks_follow_the_table_through_eviction_replacement_and_a_writer() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "needs root (fanotify) and CI runs as root"
+            );
+            eprintln!("SKIPPED: needs root (fanotify)");
+            return;
+        }
+        // SAFETY: setting a signal's disposition to SIG_IGN (the sweep below finds the break instead).
+        unsafe { libc::signal(lease_signal(), libc::SIG_IGN) };
+        let group = Arc::new(Group::new(super::super::sys::Class::Content).unwrap());
+        let cache = Cache::new(
+            Arc::clone(&group),
+            super::super::sys::PERM_EVENTS,
+            2,
+            Arc::new(Counters::default()),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p: Vec<_> = (0..3).map(|i| dir.path().join(format!("f{i}"))).collect();
+        for f in &p {
+            std::fs::write(f, b"clean").unwrap();
+        }
+        let (a, _) = judged_clean(&cache, &p[0]);
+        let (b, _) = judged_clean(&cache, &p[1]);
+        let mut marked = ignoring(&group);
+        marked.sort();
+        assert_eq!(marked, {
+            let mut v = vec![a.1, b.1];
+            v.sort();
+            v
+        });
+        let (c, _) = judged_clean(&cache, &p[2]);
+        let marked = ignoring(&group);
+        assert!(!marked.contains(&a.1), "evicted, still marked: {marked:?}");
+        assert!(marked.contains(&b.1) && marked.contains(&c.1), "{marked:?}");
+        judged_clean(&cache, &p[2]);
+        assert!(ignoring(&group).contains(&c.1), "kept again, mark lost");
+        assert_eq!(cache.get(c, cache.generation()), Some(Cached::Clean));
+
+        let (tx, rx) = mpsc::channel();
+        let w = p[2].clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(OpenOptions::new().write(true).open(&w).map(drop));
+        });
+        let until = Instant::now() + Duration::from_secs(10);
+        while ignoring(&group).contains(&c.1) && Instant::now() < until {
+            cache.sweep();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            !ignoring(&group).contains(&c.1),
+            "a writer's open left the mark"
+        );
+        assert!(matches!(
+            rx.recv_timeout(Duration::from_secs(10)),
+            Ok(Ok(()))
+        ));
+        assert_eq!(cache.get(c, cache.generation()), None);
+        assert!(
+            ignoring(&group).contains(&b.1),
+            "another file's mark went too"
         );
     }
 }
