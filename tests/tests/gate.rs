@@ -1704,3 +1704,35 @@ fn filesystem_mounted_inside_the_protected_tree_is_guarded() {
         );
     }
 }
+
+/// Issue 11 (item 4): with `--max-filesize 0` a file is still never read whole past clamd's MaxScanSize
+/// (400 MiB): a 1 GiB sparse file in the tree is allowed unscanned (`too_large`), not read into memory.
+#[test]
+fn huge_sparse_file_is_not_read_whole_with_max_filesize_zero() {
+    let t = "huge_sparse_file_is_not_read_whole_with_max_filesize_zero";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let huge = prot.join("huge.bin");
+    fs::File::create(&huge).unwrap().set_len(1 << 30).unwrap();
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let mut s = env.start(
+        &db,
+        &SensorOpts {
+            extra: vec!["--max-filesize".into(), "0".into()],
+            ..SensorOpts::protect(&[prot.path()])
+        },
+    );
+    s.wait_ready(READY_TIMEOUT);
+    let h = huge.clone();
+    let opened = bounded("open the huge file", OP_TIMEOUT, move || {
+        fs::File::open(&h).map(drop)
+    });
+    assert!(opened.is_ok(), "open: {opened:?}\n{}", s.diag());
+    let st = s.settled_status();
+    assert_eq!(
+        (counter(&st, "too_large"), counter(&st, "scanned")),
+        (1, 0),
+        "the 1 GiB file was read for a scan\n{}",
+        s.diag()
+    );
+}

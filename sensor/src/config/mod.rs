@@ -30,7 +30,7 @@
 //! queue_size = 4096                # events waiting for a scanner (at least 16)
 //! deadline_secs = 5                # every open/exec is answered within this (0 < s <= 600)
 //! deny_on_error = false            # deny when a file cannot be judged in time or at all
-//! max_file_size = "5M"             # or bytes; larger files pass unscanned; 0: no limit
+//! max_file_size = "5M"             # or bytes; larger files pass unscanned; 0: clamd's MaxScanSize, 400M
 //! log = "/var/log/sensor.log"
 //! move_to = "/var/lib/sensor/quarantine"  # or copy_to = "DIR", or remove = true
 //! status_file = "/run/sensor/status.json"

@@ -590,7 +590,7 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
             remembered,
             Arc::clone(&counters),
         ),
-        max_file_size: cfg.max_file_size,
+        max_file_size: worker::scan_limit(cfg.max_file_size),
         reporter,
         ignore_mask,
         prevent: mode == Mode::Prevent,

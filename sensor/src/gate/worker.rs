@@ -20,6 +20,19 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, RwLock};
 
+/// What clamd's MaxScanSize defaults to: with OnAccessMaxFileSize 0 ("no limit") a file is still read whole
+/// into a worker's buffer, so a huge (even sparse) file in a protected tree must not take the host's memory.
+const MAX_SCAN_SIZE: u64 = 400 << 20;
+
+/// The size over which files pass unscanned: the configured limit, or [`MAX_SCAN_SIZE`] for 0.
+pub fn scan_limit(max_file_size: u64) -> u64 {
+    if max_file_size == 0 {
+        MAX_SCAN_SIZE
+    } else {
+        max_file_size
+    }
+}
+
 /// Files outside the trees are scanned after their open was allowed, only to earn a clean mark; larger ones
 /// are not worth the background scan and keep costing one round trip per open.
 const LEARN_MAX_SIZE: u64 = 1024 * 1024;
@@ -33,6 +46,7 @@ pub struct Shared {
     /// Ignore marks and kept verdicts, each valid only under a read lease (issue 11), and the database
     /// generation they were reached with.
     pub cache: Cache,
+    /// Files larger are allowed unscanned (never 0: see [`scan_limit`]).
     pub max_file_size: u64,
     pub reporter: Reporter,
     /// Events the kernel ignore marks silence: the permission events, or FAN_OPEN in notify-only mode.
@@ -402,7 +416,7 @@ impl Worker {
             }
             return Judgement::Allow;
         }
-        if sh.max_file_size != 0 && st.st_size as u64 > sh.max_file_size {
+        if st.st_size as u64 > sh.max_file_size {
             bump(&c.too_large);
             return Judgement::Allow;
         }
@@ -420,13 +434,7 @@ impl Worker {
     /// After an allow that needed no verdict: a clean file gets its ignore mark; nothing is reported.
     /// `st` is `judge`'s stat.
     fn learn(&mut self, file: &OwnedFd, st: &libc::stat) {
-        let max = self.shared.max_file_size;
-        let limit = if max == 0 {
-            LEARN_MAX_SIZE
-        } else {
-            LEARN_MAX_SIZE.min(max)
-        };
-        if (st.st_size as u64) <= limit {
+        if (st.st_size as u64) <= LEARN_MAX_SIZE.min(self.shared.max_file_size) {
             let _ = self.verdict(file, st);
         }
     }
@@ -459,7 +467,7 @@ impl Worker {
             (Some(_), Ok(now)) => now.st_size as u64,
             (None, Ok(_)) => st.st_size as u64,
         };
-        if sh.max_file_size != 0 && size > sh.max_file_size {
+        if size > sh.max_file_size {
             hold = None; // judged on a prefix: never remembered
         }
         if hold.is_none() {
@@ -498,12 +506,7 @@ impl Worker {
     /// Reads the whole file (up to the size limit) into the worker's buffer through the event fd, which
     /// raises no new events.
     fn read_all(&mut self, file: &OwnedFd, size: u64) -> std::io::Result<()> {
-        let limit = if self.shared.max_file_size == 0 {
-            u64::MAX
-        } else {
-            self.shared.max_file_size
-        };
-        let want = size.min(limit) as usize;
+        let want = size.min(self.shared.max_file_size) as usize;
         self.buf.clear();
         self.buf.resize(want, 0);
         // Borrow the fd as a File without taking ownership: no dup, no close.
