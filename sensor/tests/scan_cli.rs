@@ -523,6 +523,77 @@ fn move_copy_remove() {
     );
 }
 
+/// A small tmpfs mounted by a test (root only); unmounted, lazily if busy, when dropped.
+struct SmallTmpfs(PathBuf);
+
+impl SmallTmpfs {
+    fn mount(path: &Path, size: &str) -> SmallTmpfs {
+        fs::create_dir_all(path).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("run mount");
+        assert!(st.success(), "mount -t tmpfs {}: {st}", path.display());
+        SmallTmpfs(path.to_path_buf())
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Issue 11: a `--copy` (or a cross-filesystem `--move`) onto a full filesystem left a 0-byte file in the
+/// quarantine directory. The partial copy is removed, the original stays, the failure is said, and
+/// clamscan leaves nothing behind either.
+#[test]
+fn a_quarantine_copy_that_fills_its_filesystem_leaves_nothing_issue_11() {
+    if !is_root() {
+        eprintln!("needs root to mount a small tmpfs: skipped");
+        return;
+    }
+    let f = Fixture::new();
+    let q = f.p("q");
+    let _tmpfs = SmallTmpfs::mount(&q, "64k");
+    let mut big = EVIL.to_vec();
+    big.resize(256 * 1024, b'x');
+    fs::write(f.p("t/big.bin"), &big).unwrap();
+    let md5 = md5_hex(&f.p("t/big.bin"));
+    fs::write(f.p("big.hdb"), format!("{md5}:{}:Test.Big\n", big.len())).unwrap();
+    let leftovers = || fs::read_dir(&q).unwrap().count();
+    for (action, verb) in [("--copy=q", "copy"), ("--move=q", "move")] {
+        let r = sensor(
+            f.path(),
+            &["-d", "big.hdb", "--no-summary", action, "t/big.bin"],
+        );
+        assert_eq!(r.code, 1, "{action}: {}{}", r.out, r.err);
+        assert!(
+            r.out.contains(&format!("Can't {verb} file: ")),
+            "{action}: {}",
+            r.out
+        );
+        assert!(
+            r.out.contains("No space left on device"),
+            "{action}: {}",
+            r.out
+        );
+        assert_eq!(leftovers(), 0, "{action}: a partial copy was left in q");
+        assert_eq!(fs::read(f.p("t/big.bin")).unwrap(), big, "{action}");
+        if have_clamscan() {
+            let c = run_cmd(
+                &["clamscan"],
+                &os(&["-d", "big.hdb", "--no-summary", action, "t/big.bin"]),
+                f.path(),
+                None,
+            );
+            assert_eq!(c.code, 1, "clamscan {action}: {}{}", c.out, c.err);
+            assert_eq!(leftovers(), 0, "clamscan {action} left a file in q");
+        }
+    }
+}
+
 #[test]
 fn file_list_and_stdin() {
     let f = Fixture::new();

@@ -1435,6 +1435,71 @@ fn quarantine_move_copy_remove_act_on_denied_files() {
     }
 }
 
+/// Issue 11: `--copy` onto a full quarantine filesystem left a 0-byte file, and stderr said "1 event(s) could
+/// not be read or judged (allowed by the fail policy)" though the open was denied. The open is denied, the
+/// partial copy removed, and what failed is said (stdout, stderr, its own counter), not a judging error.
+#[test]
+fn a_quarantine_copy_onto_a_full_filesystem_is_said_and_leaves_nothing_issue_11() {
+    let t = "a_quarantine_copy_onto_a_full_filesystem_is_said_and_leaves_nothing_issue_11";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let q = Tmpfs::try_sized(&env.scratch().join("q"), "64k")
+        .unwrap_or_else(|e| panic!("{t}: mount a 64k tmpfs: {e}"));
+    let mut big = eicar();
+    big.resize(256 * 1024, b'\n');
+    let file = prot.join("big.com");
+    write(&file, &big);
+    let db = env.write_db(&[hdb_line(&big, "Big")], &[]);
+    let opts = SensorOpts {
+        extra: vec!["--copy".into(), q.path().display().to_string()],
+        ..SensorOpts::protect(&[prot.path()])
+    };
+    let mut s = env.start(&db, &opts);
+    s.wait_ready(READY_TIMEOUT);
+    let r = open_read_bounded(&file);
+    assert!(
+        is_eperm(&r),
+        "expected EPERM, got {}\n{}",
+        describe(&r),
+        s.diag()
+    );
+    let failed = format!(
+        "{}: Can't copy file to '{}': No space left on device (os error 28)",
+        file.display(),
+        q.join("big.com").display()
+    );
+    assert!(
+        s.wait_stdout_line(&failed, Duration::from_secs(10)),
+        "expected stdout line `{failed}`\n{}",
+        s.diag()
+    );
+    let v = s.settled_status();
+    assert_eq!(counter(&v, "denied"), 1, "{v}");
+    assert_eq!(counter(&v, "quarantine_errors"), 1, "{v}");
+    assert_eq!(
+        counter(&v, "errors"),
+        0,
+        "not a file that could not be judged: {v}"
+    );
+    let err = s.stderr();
+    assert!(
+        !err.contains("could not be read or judged"),
+        "stderr blames the judging:\n{err}"
+    );
+    assert!(
+        err.contains(&format!("quarantine failed: {}", failed)),
+        "stderr does not say what failed:\n{err}"
+    );
+    let left: Vec<_> = fs::read_dir(q.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "partial copies left: {left:?}");
+    s.kill();
+    assert_eq!(fs::read(&file).unwrap(), big, "the original stays");
+}
+
 /// Test 19: the sensor's own files inside the protected tree: its own opens are let through (`own_process`)
 /// without deadlocking the gate. Two runs: the status file inside the tree, then the log inside the tree.
 /// (A gate that opens one of them after placing its marks but before its reader runs waits forever for its

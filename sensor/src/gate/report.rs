@@ -1,6 +1,7 @@
 //! What the gate tells people: detection lines (`PATH: NAME FOUND`, as clamonacc prints them) on stdout and
 //! in the log file, and quarantine (move, copy, remove) after the answer. Called by workers, never by the
-//! reader. Quarantine never deletes anything unless the copy it makes first succeeded.
+//! reader. Quarantine never deletes anything unless the copy it makes first succeeded, and a copy that fails
+//! part way (a full filesystem) is removed: nothing that looks like a quarantined file stays behind.
 
 use super::status::{bump, Counters};
 use crate::config::Action;
@@ -45,7 +46,7 @@ impl Reporter {
         if let Some(log) = &self.log {
             let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
             if writeln!(f, "{line}").is_err() {
-                bump(&self.counters.errors);
+                bump(&self.counters.log_errors);
             }
         }
     }
@@ -64,14 +65,15 @@ impl Reporter {
             line.push(b'\n');
             let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
             if f.write_all(&line).is_err() {
-                bump(&self.counters.errors);
+                bump(&self.counters.log_errors);
             }
         }
     }
 
     /// `opener`: what the eBPF process table knows of the process (see `worker::Shared::opener`), written
     /// to the log only.
-    /// Returns the quarantine's outcome (clamonacc's words), if one was asked for.
+    /// Returns the quarantine's outcome (clamonacc's words), if one was asked for. A failed quarantine is
+    /// told on stderr too (issue 11): it is not a file that could not be judged, the verdict stands.
     pub fn detection(&self, path: &Path, name: &str, opener: &str) -> Option<String> {
         bump(&self.counters.detections);
         self.line_with(path, &format!("{name} FOUND"), opener);
@@ -79,7 +81,11 @@ impl Reporter {
         let msg = match quarantine(path, action) {
             Ok(msg) => msg,
             Err(e) => {
-                bump(&self.counters.errors);
+                bump(&self.counters.quarantine_errors);
+                eprintln!(
+                    "sensor run: quarantine failed: {}: {e} (found {name}; the verdict stands)",
+                    path.display()
+                );
                 e
             }
         };
@@ -104,6 +110,14 @@ fn free_name(dir: &Path, path: &Path) -> Option<PathBuf> {
         .find(|p| !p.exists())
 }
 
+/// `fs::copy`, removing a partial copy when it fails (issue 11: a full quarantine filesystem left a 0-byte
+/// file). `dest` was free a moment before (`free_name`), so what is removed is this copy.
+fn copy_or_remove(path: &Path, dest: &Path) -> std::io::Result<()> {
+    std::fs::copy(path, dest).map(drop).inspect_err(|_| {
+        let _ = std::fs::remove_file(dest);
+    })
+}
+
 fn quarantine(path: &Path, action: &Action) -> Result<String, String> {
     match action {
         Action::Remove => std::fs::remove_file(path)
@@ -112,9 +126,9 @@ fn quarantine(path: &Path, action: &Action) -> Result<String, String> {
         Action::Copy(dir) => {
             let dest = free_name(dir, path)
                 .ok_or("Can't copy file: no free name in the quarantine directory")?;
-            std::fs::copy(path, &dest)
-                .map(|_| format!("copied to '{}'", dest.display()))
-                .map_err(|e| format!("Can't copy file: {e}"))
+            copy_or_remove(path, &dest)
+                .map(|()| format!("copied to '{}'", dest.display()))
+                .map_err(|e| format!("Can't copy file to '{}': {e}", dest.display()))
         }
         Action::Move(dir) => {
             let dest = free_name(dir, path)
@@ -123,7 +137,8 @@ fn quarantine(path: &Path, action: &Action) -> Result<String, String> {
                 Ok(()) => Ok(format!("moved to '{}'", dest.display())),
                 Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
                     // Another filesystem: copy, and delete the original only once the copy is complete.
-                    std::fs::copy(path, &dest).map_err(|e| format!("Can't move file: {e}"))?;
+                    copy_or_remove(path, &dest)
+                        .map_err(|e| format!("Can't move file to '{}': {e}", dest.display()))?;
                     std::fs::remove_file(path).map_err(|e| {
                         format!("Can't move file: copied to '{}' but {e}", dest.display())
                     })?;

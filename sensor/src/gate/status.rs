@@ -62,6 +62,8 @@ counters! {
     queue_full: "Events answered with the fail policy because the scan queue was full.",
     dropped: "Permits dropped unanswered and answered by their Drop with the fail policy.",
     errors: "Files that could not be read or judged (answered with the fail policy).",
+    quarantine_errors: "Quarantine actions (move, copy, remove) that failed; the verdict stood (issue 11).",
+    log_errors: "Lines the log file refused (a full disk, say).",
     respond_errors: "Answers the kernel refused.",
     overflow: "Kernel queue overflows (notify-only mode).",
     ignore_marks: "Clean files given a kernel ignore mark.",

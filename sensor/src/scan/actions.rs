@@ -85,7 +85,7 @@ impl Actions {
         let result = match self.action {
             Action::Remove => fs::remove_file(&real).map(|_| b"Removed.".to_vec()),
             Action::Copy => self.destination(&real).and_then(|dest| {
-                fs::copy(&real, &dest)?;
+                copy_or_remove(&real, &dest)?;
                 Ok(quoted(b"copied to", &dest))
             }),
             Action::Move => self.destination(&real).and_then(|dest| {
@@ -123,15 +123,20 @@ fn quoted(verb: &[u8], p: &Path) -> Vec<u8> {
     v
 }
 
+/// `fs::copy`, removing a partial copy when it fails, as clamscan does (issue 11: a full quarantine
+/// filesystem left a 0-byte file). `to` was free a moment before (`destination`).
+fn copy_or_remove(from: &Path, to: &Path) -> io::Result<()> {
+    fs::copy(from, to).map(drop).inspect_err(|_| {
+        let _ = fs::remove_file(to);
+    })
+}
+
 /// rename, or copy + remove across filesystems; the original stays if the copy fails.
 fn move_file(from: &Path, to: &Path) -> io::Result<()> {
     match fs::rename(from, to) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-            if let Err(e) = fs::copy(from, to) {
-                let _ = fs::remove_file(to);
-                return Err(e);
-            }
+            copy_or_remove(from, to)?;
             fs::remove_file(from)
         }
         Err(e) => Err(e),
