@@ -492,3 +492,51 @@ fn audit_write_errors_and_a_refused_reload_show_in_status_and_metrics_issue_11()
         "{body}"
     );
 }
+
+/// Issue 11: the control socket and the metrics endpoint served one connection at a time (2 s each): 10
+/// idle connections made `sensor status` time out, 20 slow ones stalled scrapes for 14 s. With idle and
+/// trickling connections held on both, `sensor status` (its own 5 s timeout) and a scrape (5 s socket
+/// timeouts) still answer.
+#[test]
+fn idle_connections_do_not_starve_sensor_status_or_a_scrape_issue_11() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::os::unix::net::UnixStream;
+    let t = "idle_connections_do_not_starve_sensor_status_or_a_scrape_issue_11";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let sock = env.scratch().join("control.sock");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut opts = socket_opts(&sock, &[prot.path()]);
+    opts.extra.extend(["--metrics".into(), addr.to_string()]);
+    let mut s = env.start(&db, &opts);
+    s.wait_ready(READY_TIMEOUT);
+
+    let idle_control: Vec<UnixStream> = (0..12)
+        .map(|_| UnixStream::connect(&sock).unwrap())
+        .collect();
+    let mut slow_control = UnixStream::connect(&sock).unwrap();
+    slow_control.write_all(b"STA").unwrap();
+    let idle_metrics: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let mut slow_metrics = TcpStream::connect(addr).unwrap();
+    slow_metrics.write_all(b"GET /metr").unwrap();
+
+    let (out, took) = sensor_status(&env.bin, &sock, &["--timeout", "5"]);
+    assert!(
+        out.status.success(),
+        "sensor status behind idle connections: {:?} after {took:?}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        s.diag()
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("mode:         prevent (ready)"), "{text}");
+    let scrape = http_get(addr, "/metrics");
+    assert!(
+        scrape.as_ref().is_ok_and(|(st, _)| st == "HTTP/1.0 200 OK"),
+        "scrape behind idle connections: {:?}\n{}",
+        scrape.map(|(st, _)| st),
+        s.diag()
+    );
+    drop((idle_control, slow_control, idle_metrics, slow_metrics));
+}

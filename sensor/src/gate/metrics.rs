@@ -1,6 +1,6 @@
 //! The Prometheus endpoint of `sensor run --metrics ADDR`: `GET /metrics` in the text exposition format
-//! 0.0.4, served by a few lines of HTTP/1.0 on its own thread (`serve`): one request per connection,
-//! answered with `Connection: close`, the request head bounded in size and time.
+//! 0.0.4, served by a few lines of HTTP/1.0 on its own thread (`serve`, many connections at once): one
+//! request per connection, answered with `Connection: close`, the request head bounded in size and time.
 //!
 //! What is exported (the status snapshot's content):
 //! - `sensor_info{mode,version,database} 1`, `sensor_ready`, `sensor_uptime_seconds`,
@@ -21,8 +21,8 @@ use super::latency::{Route, Snapshot, BOUNDS_NS};
 use super::serve::{self, Service};
 use super::status::{Status, VERSION};
 use std::fmt::Write as _;
-use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -315,22 +315,21 @@ fn head_complete(b: &[u8]) -> bool {
     b.windows(4).any(|w| w == b"\r\n\r\n") || b.windows(2).any(|w| w == b"\n\n")
 }
 
-fn handle(conn: &mut TcpStream, status: &Status) {
-    let out = match serve::read_request(conn, MAX_HEAD, IO_BUDGET, head_complete) {
-        Ok(h) if h.is_empty() => return,
-        Ok(h) if !head_complete(&h) && h.len() >= MAX_HEAD => reply(
+/// The answer to a request head; nothing for a client that closed without asking.
+fn answer(head: &[u8], status: &Status) -> Option<Vec<u8>> {
+    if head.is_empty() {
+        return None;
+    }
+    if !head_complete(head) && head.len() >= MAX_HEAD {
+        return Some(reply(
             "431 Request Header Fields Too Large",
             "text/plain; charset=utf-8",
             "",
             "request head too large\n",
             false,
-        ),
-        Ok(h) => respond(&h, status),
-        Err(_) => return,
-    };
-    if serve::Conn::set_timeouts(conn, IO_BUDGET).is_ok() && conn.write_all(&out).is_ok() {
-        let _ = conn.shutdown(std::net::Shutdown::Write);
+        ));
     }
+    Some(respond(head, status))
 }
 
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -339,9 +338,13 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Serves `listener` on thread `metrics` until the returned service is dropped.
 pub fn start(listener: TcpListener, status: Arc<Status>) -> io::Result<Service> {
-    serve::spawn("metrics", listener, IO_BUDGET, move |conn| {
-        handle(conn, &status)
-    })
+    let protocol = serve::Protocol {
+        max_request: MAX_HEAD,
+        budget: IO_BUDGET,
+        complete: head_complete,
+        answer: move |head: &[u8]| answer(head, &status),
+    };
+    serve::spawn("metrics", listener, protocol)
 }
 
 #[cfg(test)]
@@ -350,7 +353,8 @@ mod tests {
     use crate::gate::dbinfo::DbInfo;
     use crate::gate::status::Counters;
     use std::collections::BTreeMap;
-    use std::io::Read;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
     use std::time::Instant;
 
     /// One sample line: `name{labels} value`.
