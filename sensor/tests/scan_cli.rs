@@ -873,3 +873,37 @@ fn mount_points_cross_fs_and_pseudo_filesystems() {
         }
     }
 }
+
+/// Issue 11: `-r /proc/self` sometimes exited 2 on a file that vanished during the walk (the fdinfo of an
+/// fd closed meanwhile). clamscan excludes every file of /proc ("Excluded (/proc)"), and so does the sensor
+/// now: the same lines as clamscan, exit 0, every run.
+#[test]
+fn proc_files_are_excluded_like_clamscan_issue_11() {
+    if !Path::new("/proc/self/status").is_file() {
+        eprintln!("no /proc: skipped");
+        return;
+    }
+    let f = Fixture::new();
+    agrees_with_clamscan(f.path(), &["-d", "db.hdb", "/proc/self/status"]);
+    // The same in every process of this network namespace: byte for byte.
+    agrees_with_clamscan(f.path(), &["-d", "db.hdb", "-r", "/proc/self/net"]);
+    // Different in every process (its fds and threads), and changing while it is walked.
+    for run in 0..10 {
+        let r = sensor(
+            f.path(),
+            &["-d", "db.hdb", "--no-summary", "-r", "/proc/self"],
+        );
+        assert_eq!((r.code, r.err.as_str()), (0, ""), "run {run}:\n{}", r.out);
+        assert!(
+            r.out.contains("/proc/self/status: Excluded (/proc)\n"),
+            "run {run}:\n{}",
+            r.out
+        );
+        for line in r.out.lines() {
+            assert!(
+                line.ends_with(": Excluded (/proc)") || line.ends_with(": Symbolic link"),
+                "run {run}: {line}"
+            );
+        }
+    }
+}

@@ -52,7 +52,7 @@ pub fn run(
                     let next = rx.lock().map(|r| r.recv());
                     let Ok(Ok((seq, job))) = next else { break };
                     let path = match &job {
-                        Job::File { path } => path.clone(),
+                        Job::File { path, .. } => path.clone(),
                         Job::Stdin => "stdin".into(),
                     };
                     // An engine panic costs one file (reported as an error), never the ordered output.

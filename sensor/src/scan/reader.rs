@@ -5,7 +5,7 @@
 //! truncated while mapped faults the scanner with SIGBUS, and a scanner must never die of a file. Never: follows policy about which paths to scan, prints, or
 //! modifies files.
 
-use super::outcome::{Job, Outcome};
+use super::outcome::{gone, Job, Outcome};
 use engine::{ScanOptions, Scanner};
 use std::fs::OpenOptions;
 use std::io::{self, Read};
@@ -33,7 +33,7 @@ impl<'db> Reader<'db> {
 
     pub fn run(&mut self, job: Job) -> Outcome {
         match job {
-            Job::File { path } => self.file(path),
+            Job::File { path, pseudo } => self.file(path, pseudo),
             Job::Stdin => self.stdin(),
         }
     }
@@ -67,7 +67,18 @@ impl<'db> Reader<'db> {
         self.verdict(path, &data, true)
     }
 
-    fn file(&mut self, path: PathBuf) -> Outcome {
+    /// `pseudo`: see [`Job::File`].
+    fn file(&mut self, path: PathBuf, pseudo: bool) -> Outcome {
+        let outcome = self.open_and_scan(path);
+        match outcome {
+            Outcome::ReadError { path, error } if pseudo && gone(&error) => {
+                Outcome::Vanished { path }
+            }
+            o => o,
+        }
+    }
+
+    fn open_and_scan(&mut self, path: PathBuf) -> Outcome {
         let file = match OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
@@ -112,5 +123,36 @@ impl<'db> Reader<'db> {
         };
         self.buf = buf;
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 11: a file of a pseudo filesystem gone by the time it is opened is no error; elsewhere it is.
+    #[test]
+    fn a_file_gone_before_the_open_is_an_error_only_off_pseudo_filesystems() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("t.hdb"),
+            "0123456789abcdef0123456789abcdef:5:T\n",
+        )
+        .unwrap();
+        let mut c = engine::Compiler::new();
+        c.add_path(d.path()).unwrap();
+        let db = c.build().unwrap();
+        let mut r = Reader::new(&db, false, 0);
+        let path = PathBuf::from("/nonexistent-sensor-test/f");
+        let pseudo = r.run(Job::File {
+            path: path.clone(),
+            pseudo: true,
+        });
+        assert!(matches!(pseudo, Outcome::Vanished { .. }), "{pseudo:?}");
+        let plain = r.run(Job::File {
+            path,
+            pseudo: false,
+        });
+        assert!(matches!(plain, Outcome::ReadError { .. }), "{plain:?}");
     }
 }
