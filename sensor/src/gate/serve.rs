@@ -31,6 +31,9 @@ pub const MAX_CONNECTIONS: usize = 64;
 /// Connections accepted per wake-up, so that a flood of connects cannot keep the loop from the others.
 const ACCEPT_BATCH: usize = 16;
 
+/// Most bytes read and dropped after an answer (see `discard_unread`).
+const DISCARD_MAX: usize = 64 * 1024;
+
 /// After a failed accept (out of fds, say), the listener rests this long rather than spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -320,7 +323,24 @@ where
         }
     }
     s.conn.shutdown_write();
+    discard_unread(&mut s.conn);
     Step::Finished
+}
+
+/// Reads and drops what the client sent beyond its request (a request cut at the size limit): a socket
+/// closed with unread bytes resets the connection, which can destroy the answer before the client reads
+/// it. Only what has already arrived, [`DISCARD_MAX`] bytes at most: this never waits.
+fn discard_unread(conn: &mut impl Conn) {
+    let mut chunk = [0u8; 512];
+    let mut total = 0;
+    while total < DISCARD_MAX {
+        match conn.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(n) => total += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
 }
 
 #[cfg(test)]
