@@ -907,3 +907,73 @@ fn proc_files_are_excluded_like_clamscan_issue_11() {
         }
     }
 }
+
+/// Issue 11: `--threads 100000` aborted (out of memory maps) and a process limit made the first refused
+/// thread panic. A count above 1024 is refused like any bad option (clamscan's exit 2), and threads the
+/// system refuses are done without: the results are the same with those that started.
+#[test]
+fn impossible_thread_counts_are_refused_and_refused_threads_done_without_issue_11() {
+    let f = Fixture::new();
+    let r = sensor(
+        f.path(),
+        &["-d", "db.hdb", "--threads", "100000", "t/evil.bin"],
+    );
+    assert_eq!(r.code, 2, "{}{}", r.out, r.err);
+    assert!(
+        r.err
+            .contains("ERROR: --threads: must be at most 1024, got 100000\nERROR: Can't parse command line options\n"),
+        "{}",
+        r.err
+    );
+    let tools = ["prlimit", "setpriv"]
+        .iter()
+        .all(|t| Command::new(t).arg("--version").output().is_ok());
+    if !is_root() || !tools {
+        eprintln!("process-limit half skipped: needs root, prlimit and setpriv");
+        return;
+    }
+    fs::set_permissions(f.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    // A uid of its own: RLIMIT_NPROC counts every thread of the real uid, system-wide.
+    let as_limited = |nproc: &str| {
+        let limit = format!("--nproc={nproc}");
+        let prog = [
+            "prlimit",
+            &limit,
+            "setpriv",
+            "--reuid=54311",
+            "--regid=54311",
+            "--clear-groups",
+            BIN,
+            "scan",
+        ];
+        let args = [
+            "-d",
+            "db.hdb",
+            "--no-summary",
+            "--threads",
+            "32",
+            "t/evil.bin",
+            "t/clean.txt",
+        ];
+        run_cmd(&prog, &os(&args), f.path(), None)
+    };
+    let r = as_limited("3");
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    assert_eq!(
+        lines(&r.out),
+        ["t/evil.bin: Test.Evil.UNOFFICIAL FOUND", "t/clean.txt: OK"]
+    );
+    assert!(
+        r.err.starts_with("WARNING: scanned with ") && r.err.contains(" of 32 scanner threads"),
+        "{}",
+        r.err
+    );
+    let r = as_limited("1");
+    assert_eq!(r.code, 2, "{}{}", r.out, r.err);
+    assert!(
+        r.err
+            .contains("ERROR: cannot start a scanner thread: Resource temporarily unavailable"),
+        "{}",
+        r.err
+    );
+}

@@ -8,7 +8,7 @@ use sensor_tests::gate::{
     output_with_timeout, require_gate, wait_until, ForkOpen, SensorOpts, Tmpfs, EICAR_NAME,
     OP_TIMEOUT, READY_TIMEOUT,
 };
-use sensor_tests::oracle::run_scanner;
+use sensor_tests::oracle::{run_scanner, sensor_bin};
 use sensor_tests::results::{parse_output, Verdict};
 use std::fs;
 use std::io::Write;
@@ -1768,4 +1768,45 @@ fn filesystem_mounted_inside_the_protected_tree_is_guarded() {
             s.diag()
         );
     }
+}
+
+/// Issue 11: `threads = 100000` panicked at start ("Resource temporarily unavailable") and exited 2. The
+/// count is validated with the rest of the configuration: exit 64, naming FILE:LINE and the key, or the
+/// flag; nothing is started. No privilege needed.
+#[test]
+fn an_impossible_thread_count_is_a_configuration_error_issue_11() {
+    let bin = sensor_bin().unwrap_or_else(|e| panic!("cannot build the sensor: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sensor.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[run]\ninclude = [\"{}\"]\nthreads = 100000\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(&bin);
+        cmd.args(["run", "--prevent", "--no-audit"]).args(args);
+        let o = output_with_timeout(cmd, Duration::from_secs(60)).unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["-c", &cfg.display().to_string()]);
+    assert_eq!(code, Some(64), "{err}");
+    let want = format!(
+        "{}:3: threads: must be at most 1024, got 100000",
+        cfg.display()
+    );
+    assert!(err.contains(&want), "want {want:?} in {err:?}");
+    let inc = dir.path().display().to_string();
+    let (code, err) = run(&["--include", &inc, "--threads", "100000"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("--threads: must be at most 1024, got 100000"),
+        "{err}"
+    );
 }
