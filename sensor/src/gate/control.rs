@@ -159,6 +159,7 @@ pub fn start(bound: Bound, status: Arc<Status>) -> io::Result<Service> {
         max_request: MAX_REQUEST,
         budget: IO_BUDGET,
         complete: control::complete,
+        counters: Arc::clone(&status.counters),
         answer: move |req: &[u8]| respond(req, &status),
     };
     serve::spawn("control", bound, protocol)

@@ -342,6 +342,7 @@ pub fn start(listener: TcpListener, status: Arc<Status>) -> io::Result<Service> 
         max_request: MAX_HEAD,
         budget: IO_BUDGET,
         complete: head_complete,
+        counters: Arc::clone(&status.counters),
         answer: move |head: &[u8]| answer(head, &status),
     };
     serve::spawn("metrics", listener, protocol)

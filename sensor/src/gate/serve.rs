@@ -16,11 +16,13 @@
 //! and the connections are dropped with the thread (the control socket's file is removed then, see
 //! `control::Bound`).
 
+use super::status::{bump, Counters};
 use super::stop::Stop;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -101,6 +103,8 @@ pub struct Protocol<F> {
     /// The answer to a request (complete, cut at `max_request`, or ended by the client's close);
     /// `None`: close without answering.
     pub answer: F,
+    /// Where connections closed unanswered (out of time, or dropped for a newcomer) are counted.
+    pub counters: Arc<Counters>,
 }
 
 /// A running server; dropping it stops the thread.
@@ -229,7 +233,14 @@ where
                 !ready.next().unwrap_or(false) || advance(s, protocol) == Step::Waiting
             });
             let now = Instant::now();
-            self.slots.retain(|s| s.deadline > now);
+            let counters = &self.protocol.counters;
+            self.slots.retain(|s| {
+                let in_time = s.deadline > now;
+                if !in_time {
+                    bump(&counters.connections_cut_off); // counted before the close the client sees
+                }
+                in_time
+            });
             if listening && fds[1].revents != 0 {
                 self.accept();
             }
@@ -253,6 +264,7 @@ where
             }
             if self.slots.len() >= MAX_CONNECTIONS {
                 if let Some(oldest) = (0..self.slots.len()).min_by_key(|&i| self.slots[i].number) {
+                    bump(&self.protocol.counters.connections_cut_off);
                     self.slots.swap_remove(oldest);
                 }
             }
@@ -347,8 +359,16 @@ fn discard_unread(conn: &mut impl Conn) {
 mod tests {
     use super::*;
 
+    struct Echo {
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+        service: Service,
+        counters: Arc<Counters>,
+    }
+
     /// An echo server: a request is a line (at most 16 bytes); the answer is the line.
-    fn echo(budget: Duration) -> (tempfile::TempDir, std::path::PathBuf, Service) {
+    fn echo(budget: Duration) -> Echo {
+        let counters = Arc::new(Counters::default());
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("s.sock");
         let l = UnixListener::bind(&p).unwrap();
@@ -360,10 +380,22 @@ mod tests {
                 budget,
                 complete: |b| b.contains(&b'\n'),
                 answer: |req: &[u8]| (!req.is_empty()).then(|| req.to_vec()),
+                counters: Arc::clone(&counters),
             },
         )
         .unwrap();
-        (d, p, svc)
+        Echo {
+            _dir: d,
+            path: p,
+            service: svc,
+            counters,
+        }
+    }
+
+    fn cut_off(e: &Echo) -> u64 {
+        e.counters
+            .connections_cut_off
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Sends `word` and reads the answer to the close (5 s at most: a starved client fails).
@@ -378,46 +410,50 @@ mod tests {
 
     #[test]
     fn serves_requests_and_stops_on_drop() {
-        let (_d, p, svc) = echo(Duration::from_secs(1));
+        let e = echo(Duration::from_secs(1));
+        let p = &e.path;
         for word in ["a\n", "bc\n", "cut at sixteen bytes\n"] {
             let want = &word[..word.len().min(16)];
-            assert_eq!(ask(&p, word).unwrap(), want);
+            assert_eq!(ask(p, word).unwrap(), want);
         }
+        assert_eq!(cut_off(&e), 0);
         let t0 = Instant::now();
-        drop(svc);
+        drop(e.service);
         assert!(t0.elapsed() < Duration::from_secs(1));
     }
 
     /// Issue 11: one connection at a time with 2 s each, ten idle connections starved everyone else.
     #[test]
     fn idle_connections_do_not_hold_up_the_others_issue_11() {
-        let (_d, p, _svc) = echo(Duration::from_secs(30));
-        let idle: Vec<UnixStream> = (0..20).map(|_| UnixStream::connect(&p).unwrap()).collect();
-        let trickling = UnixStream::connect(&p).unwrap();
+        let e = echo(Duration::from_secs(30));
+        let p = &e.path;
+        let idle: Vec<UnixStream> = (0..20).map(|_| UnixStream::connect(p).unwrap()).collect();
+        let trickling = UnixStream::connect(p).unwrap();
         (&trickling).write_all(b"half a req").unwrap();
         for i in 0..5 {
             let word = format!("w{i}\n");
-            assert_eq!(ask(&p, &word).unwrap(), word, "answer {i}");
+            assert_eq!(ask(p, &word).unwrap(), word, "answer {i}");
         }
         drop((idle, trickling));
     }
 
     #[test]
     fn a_silent_client_is_cut_off_at_the_budget() {
-        let (_d, p, _svc) = echo(Duration::from_millis(200));
-        let mut silent = UnixStream::connect(&p).unwrap();
+        let e = echo(Duration::from_millis(200));
+        let mut silent = UnixStream::connect(&e.path).unwrap();
         silent
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
         let mut cut = String::new();
         silent.read_to_string(&mut cut).unwrap();
         assert_eq!(cut, "", "closed without an answer");
+        assert_eq!(cut_off(&e), 1);
     }
 
     #[test]
     fn a_trickling_client_cannot_stretch_the_budget() {
-        let (_d, p, _svc) = echo(Duration::from_millis(300));
-        let mut s = UnixStream::connect(&p).unwrap();
+        let e = echo(Duration::from_millis(300));
+        let mut s = UnixStream::connect(&e.path).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let t0 = Instant::now();
         // One byte every 100 ms: each read comes well within the budget, the whole request does not.
@@ -441,18 +477,20 @@ mod tests {
 
     #[test]
     fn when_every_slot_is_taken_the_oldest_connection_makes_room() {
-        let (_d, p, _svc) = echo(Duration::from_secs(30));
-        let mut first = UnixStream::connect(&p).unwrap();
+        let e = echo(Duration::from_secs(30));
+        let p = &e.path;
+        let mut first = UnixStream::connect(p).unwrap();
         first
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
         // Fill every slot; wait until the server has them all (the first is then the oldest).
         let _rest: Vec<UnixStream> = (1..MAX_CONNECTIONS)
-            .map(|_| UnixStream::connect(&p).unwrap())
+            .map(|_| UnixStream::connect(p).unwrap())
             .collect();
-        assert_eq!(ask(&p, "new\n").unwrap(), "new\n", "a newcomer is served");
+        assert_eq!(ask(p, "new\n").unwrap(), "new\n", "a newcomer is served");
         let mut cut = String::new();
         first.read_to_string(&mut cut).unwrap();
         assert_eq!(cut, "", "the oldest idle connection was dropped");
+        assert_eq!(cut_off(&e), 1);
     }
 }

@@ -64,6 +64,7 @@ counters! {
     errors: "Files that could not be read or judged (answered with the fail policy).",
     quarantine_errors: "Quarantine actions (move, copy, remove) that failed; the verdict stood (issue 11).",
     log_errors: "Lines the log file refused (a full disk, say).",
+    connections_cut_off: "Control-socket and metrics connections closed unanswered: out of time, or dropped for a newcomer when every slot was taken (issue 11).",
     respond_errors: "Answers the kernel refused.",
     overflow: "Kernel queue overflows (notify-only mode).",
     ignore_marks: "Clean files given a kernel ignore mark.",
