@@ -587,6 +587,77 @@ fn quarantine_and_log_are_private_and_links_are_followed_only_where_safe() {
     );
 }
 
+/// A small tmpfs mounted by a test (root only); unmounted, lazily if busy, when dropped.
+struct SmallTmpfs(PathBuf);
+
+impl SmallTmpfs {
+    fn mount(path: &Path, size: &str) -> SmallTmpfs {
+        fs::create_dir_all(path).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("run mount");
+        assert!(st.success(), "mount -t tmpfs {}: {st}", path.display());
+        SmallTmpfs(path.to_path_buf())
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Issue 11: a `--copy` (or a cross-filesystem `--move`) onto a full filesystem left a 0-byte file in the
+/// quarantine directory. The partial copy is removed, the original stays, the failure is said, and
+/// clamscan leaves nothing behind either.
+#[test]
+fn a_quarantine_copy_that_fills_its_filesystem_leaves_nothing_issue_11() {
+    if !is_root() {
+        eprintln!("needs root to mount a small tmpfs: skipped");
+        return;
+    }
+    let f = Fixture::new();
+    let q = f.p("q");
+    let _tmpfs = SmallTmpfs::mount(&q, "64k");
+    let mut big = EVIL.to_vec();
+    big.resize(256 * 1024, b'x');
+    fs::write(f.p("t/big.bin"), &big).unwrap();
+    let md5 = md5_hex(&f.p("t/big.bin"));
+    fs::write(f.p("big.hdb"), format!("{md5}:{}:Test.Big\n", big.len())).unwrap();
+    let leftovers = || fs::read_dir(&q).unwrap().count();
+    for (action, verb) in [("--copy=q", "copy"), ("--move=q", "move")] {
+        let r = sensor(
+            f.path(),
+            &["-d", "big.hdb", "--no-summary", action, "t/big.bin"],
+        );
+        assert_eq!(r.code, 1, "{action}: {}{}", r.out, r.err);
+        assert!(
+            r.out.contains(&format!("Can't {verb} file: ")),
+            "{action}: {}",
+            r.out
+        );
+        assert!(
+            r.out.contains("No space left on device"),
+            "{action}: {}",
+            r.out
+        );
+        assert_eq!(leftovers(), 0, "{action}: a partial copy was left in q");
+        assert_eq!(fs::read(f.p("t/big.bin")).unwrap(), big, "{action}");
+        if have_clamscan() {
+            let c = run_cmd(
+                &["clamscan"],
+                &os(&["-d", "big.hdb", "--no-summary", action, "t/big.bin"]),
+                f.path(),
+                None,
+            );
+            assert_eq!(c.code, 1, "clamscan {action}: {}{}", c.out, c.err);
+            assert_eq!(leftovers(), 0, "clamscan {action} left a file in q");
+        }
+    }
+}
+
 #[test]
 fn file_list_and_stdin() {
     let f = Fixture::new();
@@ -972,4 +1043,108 @@ fn endless_stdin_ends_at_the_size_limits_in_bounded_memory() {
         "--alert-exceeds-max",
     ]);
     assert_eq!(out, "stdin: Heuristics.Limits.Exceeded.MaxFileSize FOUND\n");
+}
+
+/// Issue 11: `-r /proc/self` sometimes exited 2 on a file that vanished during the walk (the fdinfo of an
+/// fd closed meanwhile). clamscan excludes every file of /proc ("Excluded (/proc)"), and so does the sensor
+/// now: the same lines as clamscan, exit 0, every run.
+#[test]
+fn proc_files_are_excluded_like_clamscan_issue_11() {
+    if !Path::new("/proc/self/status").is_file() {
+        eprintln!("no /proc: skipped");
+        return;
+    }
+    let f = Fixture::new();
+    agrees_with_clamscan(f.path(), &["-d", "db.hdb", "/proc/self/status"]);
+    // The same in every process of this network namespace: byte for byte.
+    agrees_with_clamscan(f.path(), &["-d", "db.hdb", "-r", "/proc/self/net"]);
+    // Different in every process (its fds and threads), and changing while it is walked.
+    for run in 0..10 {
+        let r = sensor(
+            f.path(),
+            &["-d", "db.hdb", "--no-summary", "-r", "/proc/self"],
+        );
+        assert_eq!((r.code, r.err.as_str()), (0, ""), "run {run}:\n{}", r.out);
+        assert!(
+            r.out.contains("/proc/self/status: Excluded (/proc)\n"),
+            "run {run}:\n{}",
+            r.out
+        );
+        for line in r.out.lines() {
+            assert!(
+                line.ends_with(": Excluded (/proc)") || line.ends_with(": Symbolic link"),
+                "run {run}: {line}"
+            );
+        }
+    }
+}
+
+/// Issue 11: `--threads 100000` aborted (out of memory maps) and a process limit made the first refused
+/// thread panic. A count above 1024 is refused like any bad option (clamscan's exit 2), and threads the
+/// system refuses are done without: the results are the same with those that started.
+#[test]
+fn impossible_thread_counts_are_refused_and_refused_threads_done_without_issue_11() {
+    let f = Fixture::new();
+    let r = sensor(
+        f.path(),
+        &["-d", "db.hdb", "--threads", "100000", "t/evil.bin"],
+    );
+    assert_eq!(r.code, 2, "{}{}", r.out, r.err);
+    assert!(
+        r.err
+            .contains("ERROR: --threads: must be at most 1024, got 100000\nERROR: Can't parse command line options\n"),
+        "{}",
+        r.err
+    );
+    let tools = ["prlimit", "setpriv"]
+        .iter()
+        .all(|t| Command::new(t).arg("--version").output().is_ok());
+    if !is_root() || !tools {
+        eprintln!("process-limit half skipped: needs root, prlimit and setpriv");
+        return;
+    }
+    fs::set_permissions(f.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    // A uid of its own: RLIMIT_NPROC counts every thread of the real uid, system-wide.
+    let as_limited = |nproc: &str| {
+        let limit = format!("--nproc={nproc}");
+        let prog = [
+            "prlimit",
+            &limit,
+            "setpriv",
+            "--reuid=54311",
+            "--regid=54311",
+            "--clear-groups",
+            BIN,
+            "scan",
+        ];
+        let args = [
+            "-d",
+            "db.hdb",
+            "--no-summary",
+            "--threads",
+            "32",
+            "t/evil.bin",
+            "t/clean.txt",
+        ];
+        run_cmd(&prog, &os(&args), f.path(), None)
+    };
+    let r = as_limited("3");
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    assert_eq!(
+        lines(&r.out),
+        ["t/evil.bin: Test.Evil.UNOFFICIAL FOUND", "t/clean.txt: OK"]
+    );
+    assert!(
+        r.err.starts_with("WARNING: scanned with ") && r.err.contains(" of 32 scanner threads"),
+        "{}",
+        r.err
+    );
+    let r = as_limited("1");
+    assert_eq!(r.code, 2, "{}{}", r.out, r.err);
+    assert!(
+        r.err
+            .contains("ERROR: cannot start a scanner thread: Resource temporarily unavailable"),
+        "{}",
+        r.err
+    );
 }

@@ -231,7 +231,7 @@ fn is_mountpoint_any_below(dir: &Path) -> bool {
 // ---------------------------------------------------------------------------------------------------------
 // tmpfs guard
 
-/// A tmpfs (`size=64m,mode=0755`) or bind mount made by the test; unmounted in `Drop` (MNT_DETACH when busy)
+/// A tmpfs (`size=64m,mode=0755` unless sized) or bind mount made by the test; unmounted in `Drop` (MNT_DETACH when busy)
 /// and its mountpoint removed.
 pub struct Tmpfs {
     path: PathBuf,
@@ -239,10 +239,15 @@ pub struct Tmpfs {
 
 impl Tmpfs {
     pub fn try_new(path: &Path) -> io::Result<Tmpfs> {
+        Tmpfs::try_sized(path, "64m")
+    }
+
+    /// A tmpfs of `size` (mount's `size=` option: `64k`, `1m`...), to fill up on purpose.
+    pub fn try_sized(path: &Path, size: &str) -> io::Result<Tmpfs> {
         std::fs::create_dir_all(path)?;
         let src = CString::new("tmpfs").unwrap();
         let target = CString::new(path.as_os_str().as_bytes()).unwrap();
-        let opts = CString::new("size=64m,mode=0755").unwrap();
+        let opts = CString::new(format!("size={size},mode=0755")).unwrap();
         // SAFETY: valid NUL-terminated strings that outlive the call.
         let r = unsafe {
             libc::mount(

@@ -8,7 +8,7 @@ use sensor_tests::gate::{
     output_with_timeout, require_gate, wait_until, ForkOpen, SensorOpts, Tmpfs, EICAR_NAME,
     OP_TIMEOUT, READY_TIMEOUT,
 };
-use sensor_tests::oracle::run_scanner;
+use sensor_tests::oracle::{run_scanner, sensor_bin};
 use sensor_tests::results::{parse_output, Verdict};
 use std::fs;
 use std::io::Write;
@@ -1435,6 +1435,71 @@ fn quarantine_move_copy_remove_act_on_denied_files() {
     }
 }
 
+/// Issue 11: `--copy` onto a full quarantine filesystem left a 0-byte file, and stderr said "1 event(s) could
+/// not be read or judged (allowed by the fail policy)" though the open was denied. The open is denied, the
+/// partial copy removed, and what failed is said (stdout, stderr, its own counter), not a judging error.
+#[test]
+fn a_quarantine_copy_onto_a_full_filesystem_is_said_and_leaves_nothing_issue_11() {
+    let t = "a_quarantine_copy_onto_a_full_filesystem_is_said_and_leaves_nothing_issue_11";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let q = Tmpfs::try_sized(&env.scratch().join("q"), "64k")
+        .unwrap_or_else(|e| panic!("{t}: mount a 64k tmpfs: {e}"));
+    let mut big = eicar();
+    big.resize(256 * 1024, b'\n');
+    let file = prot.join("big.com");
+    write(&file, &big);
+    let db = env.write_db(&[hdb_line(&big, "Big")], &[]);
+    let opts = SensorOpts {
+        extra: vec!["--copy".into(), q.path().display().to_string()],
+        ..SensorOpts::protect(&[prot.path()])
+    };
+    let mut s = env.start(&db, &opts);
+    s.wait_ready(READY_TIMEOUT);
+    let r = open_read_bounded(&file);
+    assert!(
+        is_eperm(&r),
+        "expected EPERM, got {}\n{}",
+        describe(&r),
+        s.diag()
+    );
+    let failed = format!(
+        "{}: Can't copy file to '{}': No space left on device (os error 28)",
+        file.display(),
+        q.join("big.com").display()
+    );
+    assert!(
+        s.wait_stdout_line(&failed, Duration::from_secs(10)),
+        "expected stdout line `{failed}`\n{}",
+        s.diag()
+    );
+    let v = s.settled_status();
+    assert_eq!(counter(&v, "denied"), 1, "{v}");
+    assert_eq!(counter(&v, "quarantine_errors"), 1, "{v}");
+    assert_eq!(
+        counter(&v, "errors"),
+        0,
+        "not a file that could not be judged: {v}"
+    );
+    let err = s.stderr();
+    assert!(
+        !err.contains("could not be read or judged"),
+        "stderr blames the judging:\n{err}"
+    );
+    assert!(
+        err.contains(&format!("quarantine failed: {}", failed)),
+        "stderr does not say what failed:\n{err}"
+    );
+    let left: Vec<_> = fs::read_dir(q.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "partial copies left: {left:?}");
+    s.kill();
+    assert_eq!(fs::read(&file).unwrap(), big, "the original stays");
+}
+
 /// Test 19: the sensor's own files inside the protected tree: its own opens are let through (`own_process`)
 /// without deadlocking the gate. Two runs: the status file inside the tree, then the log inside the tree.
 /// (A gate that opens one of them after placing its marks but before its reader runs waits forever for its
@@ -1734,5 +1799,46 @@ fn huge_sparse_file_is_not_read_whole_with_max_filesize_zero() {
         (1, 0),
         "the 1 GiB file was read for a scan\n{}",
         s.diag()
+    );
+}
+
+/// Issue 11: `threads = 100000` panicked at start ("Resource temporarily unavailable") and exited 2. The
+/// count is validated with the rest of the configuration: exit 64, naming FILE:LINE and the key, or the
+/// flag; nothing is started. No privilege needed.
+#[test]
+fn an_impossible_thread_count_is_a_configuration_error_issue_11() {
+    let bin = sensor_bin().unwrap_or_else(|e| panic!("cannot build the sensor: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sensor.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[run]\ninclude = [\"{}\"]\nthreads = 100000\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(&bin);
+        cmd.args(["run", "--prevent", "--no-audit"]).args(args);
+        let o = output_with_timeout(cmd, Duration::from_secs(60)).unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["-c", &cfg.display().to_string()]);
+    assert_eq!(code, Some(64), "{err}");
+    let want = format!(
+        "{}:3: threads: must be at most 1024, got 100000",
+        cfg.display()
+    );
+    assert!(err.contains(&want), "want {want:?} in {err:?}");
+    let inc = dir.path().display().to_string();
+    let (code, err) = run(&["--include", &inc, "--threads", "100000"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("--threads: must be at most 1024, got 100000"),
+        "{err}"
     );
 }

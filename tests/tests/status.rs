@@ -8,7 +8,7 @@ use sensor_tests::control::{
 };
 use sensor_tests::gate::{
     counter, describe, eicar, eicar_hdb_line, is_eperm, open_read, open_read_bounded,
-    output_with_timeout, require_gate, wait_until, SensorOpts, READY_TIMEOUT,
+    output_with_timeout, require_gate, wait_until, SensorOpts, Tmpfs, READY_TIMEOUT,
 };
 use sensor_tests::oracle::{sensor_bin, visible};
 use serde_json::Value;
@@ -409,4 +409,134 @@ fn metrics_on_a_non_loopback_address_need_an_explicit_allowance() {
     assert_eq!(o.status.code(), Some(64), "{err}");
     assert!(err.contains("is not a loopback address"), "{err}");
     assert!(err.contains("--metrics-allow-remote"), "{err}");
+}
+
+/// Fills the filesystem holding `dir` with one file, until it refuses a write.
+fn fill(dir: &Path) {
+    use std::io::Write;
+    let mut f = fs::File::create(dir.join("zz-filler")).unwrap();
+    let block = vec![0u8; 4096];
+    while f.write_all(&block).is_ok() {}
+    let _ = f.sync_all();
+}
+
+/// Issue 11: audit write losses and refused reloads showed only in `status --json` (and a `loss` record):
+/// plain `sensor status` and the metrics show them now. The audit log's filesystem is filled up after the
+/// start (writes fail), and a reload is refused (a broken database file).
+#[test]
+fn audit_write_errors_and_a_refused_reload_show_in_status_and_metrics_issue_11() {
+    let t = "audit_write_errors_and_a_refused_reload_show_in_status_and_metrics_issue_11";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let audit = Tmpfs::try_sized(&env.scratch().join("audit"), "256k")
+        .unwrap_or_else(|e| panic!("{t}: mount a small tmpfs: {e}"));
+    let infected = prot.join("eicar.com");
+    write(&infected, &eicar());
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let sock = env.scratch().join("control.sock");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut opts = socket_opts(&sock, &[prot.path()]);
+    opts.extra.extend(["--metrics".into(), addr.to_string()]);
+    opts.audit_dir = Some(audit.path().to_path_buf());
+    let mut s = env.start(&db, &opts);
+    s.wait_ready(READY_TIMEOUT);
+
+    fill(audit.path());
+    let mut v = Value::Null;
+    let failing = wait_until(Duration::from_secs(15), || {
+        let r = open_read_bounded(&infected);
+        assert!(is_eperm(&r), "EICAR: {}\n{}", describe(&r), s.diag());
+        v = status_json(&env.bin, &sock).0;
+        v["audit"]["write_errors"].as_u64() > Some(0)
+    });
+    assert!(
+        failing,
+        "no audit write error on a full filesystem: {v}\n{}",
+        s.diag()
+    );
+
+    write(&db.join("broken.hdb"), b"this is not a signature\n");
+    s.signal(libc::SIGHUP);
+    let refused = wait_until(Duration::from_secs(15), || {
+        v = status_json(&env.bin, &sock).0;
+        counter(&v, "reload_failures") == 1
+    });
+    assert!(refused, "the reload was not refused: {v}\n{}", s.diag());
+    assert_eq!(v["last_reload"]["ok"], false, "{v}");
+
+    let (out, _) = sensor_status(&env.bin, &sock, &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{:?}", out.stderr);
+    let line = |key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no `{key}` line in:\n{text}"))
+            .to_string()
+    };
+    let reloads = line("reloads:");
+    assert!(reloads.contains("0 taken, 1 refused"), "{reloads}");
+    assert!(reloads.contains("REFUSED (database refused"), "{reloads}");
+    let audit_line = line("audit:");
+    assert!(audit_line.starts_with("audit:        on, "), "{audit_line}");
+    assert!(!audit_line.contains(" 0 write errors"), "{audit_line}");
+
+    let (status, body) = http_get(addr, "/metrics").unwrap_or_else(|e| panic!("GET /metrics: {e}"));
+    assert_eq!(status, "HTTP/1.0 200 OK", "{body}");
+    let samples = parse_exposition(&body);
+    assert_eq!(sample(&samples, "sensor_reload_failures_total"), 1.0);
+    assert_eq!(sample(&samples, "sensor_last_reload_successful"), 0.0);
+    assert!(sample(&samples, "sensor_last_reload_timestamp_seconds") > 1.6e9);
+    assert_eq!(sample(&samples, "sensor_audit_enabled"), 1.0);
+    assert!(
+        sample(&samples, "sensor_audit_write_errors_total") >= 1.0,
+        "{body}"
+    );
+}
+
+/// Issue 11: the control socket and the metrics endpoint served one connection at a time (2 s each): 10
+/// idle connections made `sensor status` time out, 20 slow ones stalled scrapes for 14 s. With idle and
+/// trickling connections held on both, `sensor status` (its own 5 s timeout) and a scrape (5 s socket
+/// timeouts) still answer.
+#[test]
+fn idle_connections_do_not_starve_sensor_status_or_a_scrape_issue_11() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::os::unix::net::UnixStream;
+    let t = "idle_connections_do_not_starve_sensor_status_or_a_scrape_issue_11";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let sock = env.scratch().join("control.sock");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut opts = socket_opts(&sock, &[prot.path()]);
+    opts.extra.extend(["--metrics".into(), addr.to_string()]);
+    let mut s = env.start(&db, &opts);
+    s.wait_ready(READY_TIMEOUT);
+
+    let idle_control: Vec<UnixStream> = (0..12)
+        .map(|_| UnixStream::connect(&sock).unwrap())
+        .collect();
+    let mut slow_control = UnixStream::connect(&sock).unwrap();
+    slow_control.write_all(b"STA").unwrap();
+    let idle_metrics: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let mut slow_metrics = TcpStream::connect(addr).unwrap();
+    slow_metrics.write_all(b"GET /metr").unwrap();
+
+    let (out, took) = sensor_status(&env.bin, &sock, &["--timeout", "5"]);
+    assert!(
+        out.status.success(),
+        "sensor status behind idle connections: {:?} after {took:?}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        s.diag()
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("mode:         prevent (ready)"), "{text}");
+    let scrape = http_get(addr, "/metrics");
+    assert!(
+        scrape.as_ref().is_ok_and(|(st, _)| st == "HTTP/1.0 200 OK"),
+        "scrape behind idle connections: {:?}\n{}",
+        scrape.map(|(st, _)| st),
+        s.diag()
+    );
+    drop((idle_control, slow_control, idle_metrics, slow_metrics));
 }

@@ -476,6 +476,7 @@ mod tests {
             ("\n\nOnAccessPrevention maybe", "/etc/clamd.conf:3: OnAccessPrevention: expected yes/no"),
             ("OnAccessMaxThreads many", "/etc/clamd.conf:1: OnAccessMaxThreads: expected a whole number"),
             ("OnAccessMaxThreads 0", "/etc/clamd.conf:1: OnAccessMaxThreads: must be at least 1"),
+            ("OnAccessMaxThreads 100000", "/etc/clamd.conf:1: OnAccessMaxThreads: must be at most 1024, got 100000"),
             ("OnAccessMaxThreads -2", "/etc/clamd.conf:1: OnAccessMaxThreads: expected a whole number >= 0"),
             ("OnAccessMaxFileSize 5X", "/etc/clamd.conf:1: OnAccessMaxFileSize: expected a size"),
             ("OnAccessIncludePath", "/etc/clamd.conf:1: OnAccessIncludePath: missing value"),

@@ -26,8 +26,8 @@
 //! recursive = true                 # false: only files directly inside an include path
 //! exclude_uids = [998]             # processes of these uids pass unscanned
 //! exclude_users = ["root"]         # the same, by user name
-//! threads = 4                      # scanner threads (default: the number of CPUs)
-//! queue_size = 4096                # events waiting for a scanner (at least 16)
+//! threads = 4                      # scanner threads (default: the number of CPUs; at most 1024)
+//! queue_size = 4096                # events waiting for a scanner (16 to 1048576)
 //! deadline_secs = 5                # every open/exec is answered within this (0 < s <= 600)
 //! deny_on_error = false            # deny when a file cannot be judged in time or at all
 //! max_file_size = "5M"             # or bytes; larger files pass unscanned; 0: clamd's MaxScanSize, 400M
@@ -222,16 +222,32 @@ const DEFAULT_DEADLINE_SECS: f64 = 5.0;
 /// clamd.conf's documented default for OnAccessMaxFileSize.
 const DEFAULT_MAX_FILE_SIZE: u64 = 5 << 20;
 
-fn check_threads(n: usize) -> Result<(), String> {
+/// Most scanner threads (`threads`, OnAccessMaxThreads, `--threads`, and `sensor scan --threads`). Scans are
+/// CPU-bound, so threads beyond the cores only help while others wait on reads; and the kernel refuses
+/// far fewer than a typo asks for (issue 11: `threads = 100000` ran out of memory maps near 16000 and
+/// died), so a count it could refuse is a configuration error, said at start.
+pub(crate) const MAX_THREADS: usize = 1024;
+
+/// Largest scan queue: its slots are allocated at start (issue 11: `queue_size = 1000000000000` aborted
+/// on a 40 TB allocation). A million waiting events is minutes of scanning already; the kernel's own
+/// fanotify queue holds 16384.
+const MAX_QUEUE_SIZE: usize = 1 << 20;
+
+pub(crate) fn check_threads(n: usize) -> Result<(), String> {
     if n == 0 {
         return Err("must be at least 1".into());
+    }
+    if n > MAX_THREADS {
+        return Err(format!("must be at most {MAX_THREADS}, got {n}"));
     }
     Ok(())
 }
 
 fn check_queue_size(n: usize) -> Result<(), String> {
-    if n < 16 {
-        return Err(format!("must be at least 16, got {n}"));
+    if !(16..=MAX_QUEUE_SIZE).contains(&n) {
+        return Err(format!(
+            "must be at least 16 and at most {MAX_QUEUE_SIZE}, got {n}"
+        ));
     }
     Ok(())
 }

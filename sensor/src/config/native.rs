@@ -365,6 +365,9 @@ mod tests {
             ("[run]\ninclude = [\"/a\"]\nthreds = 4\n", "/etc/sensor.toml:3: threds: unknown field `threds`"),
             ("[run]\n\nthreads = \"four\"\n", "/etc/sensor.toml:3: threads: invalid type"),
             ("[run]\nthreads = 0\n", "/etc/sensor.toml:2: threads: must be at least 1"),
+            // Issue 11: a count the kernel refuses panicked at start and exited 2.
+            ("[run]\nthreads = 100000\n", "/etc/sensor.toml:2: threads: must be at most 1024, got 100000"),
+            ("[run]\nqueue_size = 1000000000000\n", "/etc/sensor.toml:2: queue_size: must be at least 16 and at most 1048576"),
             ("[run]\nqueue_size = 8\n", "/etc/sensor.toml:2: queue_size: must be at least 16"),
             ("[run]\ndeadline_secs = 0\n", "/etc/sensor.toml:2: deadline_secs: must be more than 0"),
             ("[run]\ndeadline_secs = 900\n", "/etc/sensor.toml:2: deadline_secs: must be more than 0"),

@@ -113,7 +113,60 @@ pub fn human(v: &Value, now: u64) -> String {
         latency(&l["p99_us"]),
         num(&l["count"]),
     );
+    let _ = writeln!(o, "reloads:      {}", reloads(v, now));
+    let _ = writeln!(o, "audit:        {}", audit(&v["audit"]));
     o
+}
+
+/// A refused reload's reason is cut to this many characters on the status line (`--json` has it whole).
+const REASON_CHARS: usize = 160;
+
+/// `2 taken, 1 refused; last 4s ago: refused (database refused: ...)` (issue 11: a refused reload showed
+/// only in the JSON).
+fn reloads(v: &Value, now: u64) -> String {
+    let mut s = format!(
+        "{} taken, {} refused",
+        num(&v["reloads"]),
+        num(&v["reload_failures"])
+    );
+    let last = &v["last_reload"];
+    if last.is_null() {
+        return s;
+    }
+    let ago = last["at"]
+        .as_u64()
+        .map_or_else(|| "?".into(), |t| duration(now.saturating_sub(t)));
+    let _ = write!(s, "; last {ago} ago: ");
+    match (last["ok"].as_bool(), last["error"].as_str()) {
+        (Some(true), _) => s.push_str("taken"),
+        (Some(false), why) => {
+            let why = why.unwrap_or("?").lines().collect::<Vec<_>>().join("; ");
+            let mut cut: String = why.chars().take(REASON_CHARS).collect();
+            if cut.len() < why.len() {
+                cut.push_str("...");
+            }
+            let _ = write!(s, "REFUSED ({cut})");
+        }
+        (None, _) => s.push('?'),
+    }
+    s
+}
+
+/// `on, 1234 records written, 0 dropped, 3 write errors (12 records lost), 0 sink errors`, or `off`
+/// (issue 11: write losses showed only in the JSON).
+fn audit(a: &Value) -> String {
+    match a["enabled"].as_bool() {
+        None => "?".into(),
+        Some(false) => "off".into(),
+        Some(true) => format!(
+            "on, {} written, {} dropped, {} ({} lost), {}",
+            count(&a["written"], "record"),
+            num(&a["dropped"]),
+            count(&a["write_errors"], "write error"),
+            count(&a["write_lost"], "record"),
+            count(&a["sink_errors"], "sink error"),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +197,10 @@ mod tests {
             "uptime_secs": 3723, "events": 10, "allowed": 8, "denied": 2, "queue_depth": 0,
             "drops": 1, "timeouts": 0,
             "latency": {"count": 10, "p50_us": 3.2, "p99_us": 1500.0},
+            "reloads": 2, "reload_failures": 1,
+            "last_reload": {"at": 1056, "ok": false, "error": "database refused: a.hdb:3: bad\nline"},
+            "audit": {"enabled": true, "written": 1234, "dropped": 0, "write_errors": 3, "write_lost": 12,
+                      "sink_errors": 0},
         });
         let text = human(&v, 1060);
         for want in [
@@ -158,9 +215,39 @@ mod tests {
             "drops:        1\n",
             "timeouts:     0\n",
             "latency:      p50 3.2 us, p99 1.5 ms (10 answers)\n",
+            "reloads:      2 taken, 1 refused; last 4s ago: REFUSED (database refused: a.hdb:3: bad; line)\n",
+            "audit:        on, 1234 records written, 0 dropped, 3 write errors (12 records lost), 0 sink errors\n",
         ] {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn reloads_and_audit_lines_issue_11() {
+        let v = serde_json::json!({"reloads": 0, "reload_failures": 0, "last_reload": null,
+                                   "audit": {"enabled": false}});
+        let text = human(&v, 0);
+        assert!(
+            text.contains("reloads:      0 taken, 0 refused\n"),
+            "{text}"
+        );
+        assert!(text.contains("audit:        off\n"), "{text}");
+        let v = serde_json::json!({"reloads": 1, "reload_failures": 0,
+                                   "last_reload": {"at": 100, "ok": true, "error": null}});
+        assert!(
+            human(&v, 3700)
+                .contains("reloads:      1 taken, 0 refused; last 1h 00m 00s ago: taken\n"),
+            "{}",
+            human(&v, 3700)
+        );
+        let long = "x".repeat(500);
+        let v = serde_json::json!({"last_reload": {"at": 0, "ok": false, "error": long}});
+        let text = human(&v, 0);
+        let line = text.lines().find(|l| l.starts_with("reloads:")).unwrap();
+        assert!(
+            line.ends_with(&format!("({}...)", "x".repeat(REASON_CHARS))),
+            "{line}"
+        );
     }
 
     #[test]
@@ -169,6 +256,11 @@ mod tests {
         assert!(text.contains("mode:         ? (?)"), "{text}");
         assert!(text.contains("events:       ?"), "{text}");
         assert!(text.contains("? signatures, ? files"), "{text}");
+        assert!(
+            text.contains("reloads:      ? taken, ? refused\n"),
+            "{text}"
+        );
+        assert!(text.contains("audit:        ?\n"), "{text}");
         assert!(
             text.contains("latency:      p50 -, p99 - (? answers)"),
             "{text}"

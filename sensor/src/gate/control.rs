@@ -1,5 +1,5 @@
 //! The control socket of `sensor run --socket PATH`: the server side of `crate::control`'s protocol,
-//! on its own thread (`serve`).
+//! on its own thread (`serve`, which serves many connections at once).
 //!
 //! The socket file is created mode 0600 (root's, like the gate itself): the permission is set on the
 //! socket before bind(2), so there is no moment at which others could connect. A stale socket left by a
@@ -9,7 +9,7 @@
 use super::serve::{self, Listen, Service};
 use super::status::{Status, VERSION};
 use crate::control::{self, Command, IO_BUDGET, MAX_REQUEST};
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -143,26 +143,27 @@ fn answer(command: Command, status: &Status) -> String {
     }
 }
 
-fn handle(conn: &mut UnixStream, status: &Status) {
-    let Ok(req) = serve::read_request(conn, MAX_REQUEST, IO_BUDGET, control::complete) else {
-        return;
-    };
+/// The answer to a request, terminator included; nothing for a client that closed without asking.
+fn respond(req: &[u8], status: &Status) -> Option<Vec<u8>> {
     if req.is_empty() {
-        return; // connected and closed: nothing to answer
+        return None; // connected and closed: nothing to answer
     }
-    let req = control::parse(&req);
+    let req = control::parse(req);
     let mut out = answer(req.command, status).into_bytes();
     out.push(req.terminator);
-    if serve::Conn::set_timeouts(conn, IO_BUDGET).is_ok() {
-        let _ = conn.write_all(&out);
-    }
+    Some(out)
 }
 
 /// Serves `bound` on thread `control` until the returned service is dropped.
 pub fn start(bound: Bound, status: Arc<Status>) -> io::Result<Service> {
-    serve::spawn("control", bound, IO_BUDGET, move |conn| {
-        handle(conn, &status)
-    })
+    let protocol = serve::Protocol {
+        max_request: MAX_REQUEST,
+        budget: IO_BUDGET,
+        complete: control::complete,
+        counters: Arc::clone(&status.counters),
+        answer: move |req: &[u8]| respond(req, &status),
+    };
+    serve::spawn("control", bound, protocol)
 }
 
 #[cfg(test)]
@@ -170,7 +171,7 @@ mod tests {
     use super::*;
     use crate::gate::dbinfo::DbInfo;
     use crate::gate::status::Counters;
-    use std::io::Read;
+    use std::io::{Read, Write};
 
     fn status() -> Arc<Status> {
         Arc::new(Status::new(

@@ -1,13 +1,18 @@
 //! The Prometheus endpoint of `sensor run --metrics ADDR`: `GET /metrics` in the text exposition format
-//! 0.0.4, served by a few lines of HTTP/1.0 on its own thread (`serve`): one request per connection,
-//! answered with `Connection: close`, the request head bounded in size and time.
+//! 0.0.4, served by a few lines of HTTP/1.0 on its own thread (`serve`, many connections at once): one
+//! request per connection, answered with `Connection: close`, the request head bounded in size and time.
 //!
 //! What is exported (the status snapshot's content):
 //! - `sensor_info{mode,version,database} 1`, `sensor_ready`, `sensor_uptime_seconds`,
 //!   `sensor_start_time_seconds`, `sensor_signatures`, `sensor_database_loaded_timestamp_seconds`,
 //!   `sensor_queue_depth`, `sensor_marked_filesystems`, `sensor_ebpf_feature{feature} 0|1`;
-//! - every gate counter as `sensor_NAME_total` (`sensor_events_total`, `sensor_denied_total`, ...), plus
-//!   `sensor_drops_total` and `sensor_timeouts_total` (the sums `sensor status` shows);
+//! - every gate counter as `sensor_NAME_total` (`sensor_events_total`, `sensor_denied_total`,
+//!   `sensor_reload_failures_total`, ...), plus `sensor_drops_total` and `sensor_timeouts_total` (the sums
+//!   `sensor status` shows);
+//! - the last reload: `sensor_last_reload_successful` (1 also before any), `sensor_last_reload_timestamp_seconds`;
+//! - the audit trail: `sensor_audit_enabled`, `sensor_audit_records_written_total`,
+//!   `sensor_audit_records_dropped_total`, `sensor_audit_write_errors_total`, `sensor_audit_records_lost_total`
+//!   (lost with a failed write), `sensor_audit_sink_errors_total`;
 //! - `sensor_decision_latency_seconds` (histogram, every answered permission event) and
 //!   `sensor_decision_latency_by_route_seconds{route="scanned|fast|fail_policy"}` (the same events by
 //!   how they were answered: a separate family, so that summing it never counts an event twice).
@@ -16,8 +21,8 @@ use super::latency::{Route, Snapshot, BOUNDS_NS};
 use super::serve::{self, Service};
 use super::status::{Status, VERSION};
 use std::fmt::Write as _;
-use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -173,6 +178,7 @@ pub fn render(status: &Status) -> String {
         "sensor_timeouts_total {}",
         c.deadline.load(Ordering::Relaxed)
     );
+    reload_and_audit(&mut o, status);
     family(
         &mut o,
         "sensor_decision_latency_seconds",
@@ -200,6 +206,63 @@ pub fn render(status: &Status) -> String {
         );
     }
     o
+}
+
+/// The last reload's result and the audit trail's losses (issue 11: they showed only in the status JSON).
+fn reload_and_audit(o: &mut String, status: &Status) {
+    let last = status.last_reload();
+    let gauges = [
+        (
+            "sensor_last_reload_successful",
+            "1 if the last reload (SIGHUP) took, or none was asked for; 0 if it was refused.",
+            u64::from(last.as_ref().is_none_or(|r| r.error.is_none())),
+        ),
+        (
+            "sensor_last_reload_timestamp_seconds",
+            "Unix time of the last reload, taken or refused (0: none yet).",
+            last.as_ref().map_or(0, |r| r.at),
+        ),
+        (
+            "sensor_audit_enabled",
+            "1 when the audit trail is written.",
+            u64::from(status.audit_numbers().is_some()),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(o, name, "gauge", help);
+        let _ = writeln!(o, "{name} {value}");
+    }
+    let a = status.audit_numbers().unwrap_or_default();
+    for (name, help, value) in [
+        (
+            "sensor_audit_records_written_total",
+            "Audit records written to the log.",
+            a.written,
+        ),
+        (
+            "sensor_audit_records_dropped_total",
+            "Audit records dropped before the writer (a full queue).",
+            a.dropped,
+        ),
+        (
+            "sensor_audit_write_errors_total",
+            "Failed writes to the audit log (a full or failing disk).",
+            a.write_errors,
+        ),
+        (
+            "sensor_audit_records_lost_total",
+            "Audit records lost with failed writes.",
+            a.write_lost,
+        ),
+        (
+            "sensor_audit_sink_errors_total",
+            "Errors sending audit records to syslog or the journal.",
+            a.sink_errors,
+        ),
+    ] {
+        family(o, name, "counter", help);
+        let _ = writeln!(o, "{name} {value}");
+    }
 }
 
 fn reply(code: &str, content_type: &str, extra: &str, body: &str, head_only: bool) -> Vec<u8> {
@@ -252,22 +315,21 @@ fn head_complete(b: &[u8]) -> bool {
     b.windows(4).any(|w| w == b"\r\n\r\n") || b.windows(2).any(|w| w == b"\n\n")
 }
 
-fn handle(conn: &mut TcpStream, status: &Status) {
-    let out = match serve::read_request(conn, MAX_HEAD, IO_BUDGET, head_complete) {
-        Ok(h) if h.is_empty() => return,
-        Ok(h) if !head_complete(&h) && h.len() >= MAX_HEAD => reply(
+/// The answer to a request head; nothing for a client that closed without asking.
+fn answer(head: &[u8], status: &Status) -> Option<Vec<u8>> {
+    if head.is_empty() {
+        return None;
+    }
+    if !head_complete(head) && head.len() >= MAX_HEAD {
+        return Some(reply(
             "431 Request Header Fields Too Large",
             "text/plain; charset=utf-8",
             "",
             "request head too large\n",
             false,
-        ),
-        Ok(h) => respond(&h, status),
-        Err(_) => return,
-    };
-    if serve::Conn::set_timeouts(conn, IO_BUDGET).is_ok() && conn.write_all(&out).is_ok() {
-        let _ = conn.shutdown(std::net::Shutdown::Write);
+        ));
     }
+    Some(respond(head, status))
 }
 
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -276,9 +338,14 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Serves `listener` on thread `metrics` until the returned service is dropped.
 pub fn start(listener: TcpListener, status: Arc<Status>) -> io::Result<Service> {
-    serve::spawn("metrics", listener, IO_BUDGET, move |conn| {
-        handle(conn, &status)
-    })
+    let protocol = serve::Protocol {
+        max_request: MAX_HEAD,
+        budget: IO_BUDGET,
+        complete: head_complete,
+        counters: Arc::clone(&status.counters),
+        answer: move |head: &[u8]| answer(head, &status),
+    };
+    serve::spawn("metrics", listener, protocol)
 }
 
 #[cfg(test)]
@@ -287,7 +354,8 @@ mod tests {
     use crate::gate::dbinfo::DbInfo;
     use crate::gate::status::Counters;
     use std::collections::BTreeMap;
-    use std::io::Read;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
     use std::time::Instant;
 
     /// One sample line: `name{labels} value`.
@@ -494,6 +562,38 @@ mod tests {
                 1,
                 "{want}"
             );
+        }
+    }
+
+    #[test]
+    fn a_refused_reload_and_the_audit_counters_are_exported_issue_11() {
+        let s = status();
+        let samples = parse(&render(&s));
+        assert_eq!(
+            one(&samples, "sensor_last_reload_successful"),
+            1.0,
+            "none yet"
+        );
+        assert_eq!(one(&samples, "sensor_last_reload_timestamp_seconds"), 0.0);
+        assert_eq!(one(&samples, "sensor_reload_failures_total"), 0.0);
+        assert_eq!(one(&samples, "sensor_audit_enabled"), 0.0);
+        assert_eq!(one(&samples, "sensor_audit_write_errors_total"), 0.0);
+        s.record_reload(Err("database refused".into()));
+        let samples = parse(&render(&s));
+        assert_eq!(one(&samples, "sensor_last_reload_successful"), 0.0);
+        assert!(one(&samples, "sensor_last_reload_timestamp_seconds") > 1.6e9);
+        assert_eq!(one(&samples, "sensor_reload_failures_total"), 1.0);
+        s.record_reload(Ok(()));
+        let samples = parse(&render(&s));
+        assert_eq!(one(&samples, "sensor_last_reload_successful"), 1.0);
+        assert_eq!(one(&samples, "sensor_reloads_total"), 1.0);
+        for name in [
+            "sensor_audit_records_written_total",
+            "sensor_audit_records_dropped_total",
+            "sensor_audit_records_lost_total",
+            "sensor_audit_sink_errors_total",
+        ] {
+            assert_eq!(one(&samples, name), 0.0, "{name}");
         }
     }
 

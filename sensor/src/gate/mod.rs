@@ -942,6 +942,7 @@ fn reload(
         Ok(c) => c,
         Err(e) => {
             eprintln!("sensor run: reload: configuration refused, keeping the old one: {e}");
+            status.record_reload(Err(format!("configuration refused: {e}")));
             return old;
         }
     };
@@ -971,10 +972,11 @@ fn reload(
             }
             // Files the old database passed may be found by the new one: forget every clean mark.
             let _ = shared.group.flush_inode_marks();
-            status::bump(&shared.counters.reloads);
+            status.record_reload(Ok(()));
         }
         Err(e) => {
             eprintln!("sensor run: reload: database refused, keeping the old one:\n{e}");
+            status.record_reload(Err(format!("database refused: {e}")));
             if let Some(t) = &shared.trail {
                 let mut why = e.clone();
                 why.truncate(why.floor_char_boundary(4096));

@@ -1,7 +1,8 @@
 //! What the gate tells people: detection lines (`PATH: NAME FOUND`, as clamonacc prints them) on stdout and
 //! in the log file, and quarantine (move, copy, remove) after the answer. Called by workers, never by the
-//! reader. Quarantine never deletes anything unless the copy it makes first succeeded. The log and
-//! the quarantined files are opened by `crate::safefile`: never through a symlink, mode 0600.
+//! reader. Quarantine never deletes anything unless the copy it makes first succeeded, and a copy that fails
+//! part way (a full filesystem) is removed: nothing that looks like a quarantined file stays behind. The
+//! log and the quarantined files are opened by `crate::safefile`: never through a symlink, mode 0600.
 
 use super::status::{bump, Counters};
 use crate::config::Action;
@@ -45,7 +46,7 @@ impl Reporter {
         if let Some(log) = &self.log {
             let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
             if writeln!(f, "{line}").is_err() {
-                bump(&self.counters.errors);
+                bump(&self.counters.log_errors);
             }
         }
     }
@@ -64,14 +65,15 @@ impl Reporter {
             line.push(b'\n');
             let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
             if f.write_all(&line).is_err() {
-                bump(&self.counters.errors);
+                bump(&self.counters.log_errors);
             }
         }
     }
 
     /// `opener`: what the eBPF process table knows of the process (see `worker::Shared::opener`), written
     /// to the log only.
-    /// Returns the quarantine's outcome (clamonacc's words), if one was asked for.
+    /// Returns the quarantine's outcome (clamonacc's words), if one was asked for. A failed quarantine is
+    /// told on stderr too (issue 11): it is not a file that could not be judged, the verdict stands.
     pub fn detection(&self, path: &Path, name: &str, opener: &str) -> Option<String> {
         bump(&self.counters.detections);
         self.line_with(path, &format!("{name} FOUND"), opener);
@@ -79,7 +81,11 @@ impl Reporter {
         let msg = match quarantine(path, action) {
             Ok(msg) => msg,
             Err(e) => {
-                bump(&self.counters.errors);
+                bump(&self.counters.quarantine_errors);
+                eprintln!(
+                    "sensor run: quarantine failed: {}: {e} (found {name}; the verdict stands)",
+                    path.display()
+                );
                 e
             }
         };

@@ -62,6 +62,9 @@ counters! {
     queue_full: "Events answered with the fail policy because the scan queue was full.",
     dropped: "Permits dropped unanswered and answered by their Drop with the fail policy.",
     errors: "Files that could not be read or judged (answered with the fail policy).",
+    quarantine_errors: "Quarantine actions (move, copy, remove) that failed; the verdict stood (issue 11).",
+    log_errors: "Lines the log file refused (a full disk, say).",
+    connections_cut_off: "Control-socket and metrics connections closed unanswered: out of time, or dropped for a newcomer when every slot was taken (issue 11).",
     respond_errors: "Answers the kernel refused.",
     overflow: "Kernel queue overflows (notify-only mode).",
     ignore_marks: "Clean files given a kernel ignore mark.",
@@ -70,6 +73,7 @@ counters! {
     detections: "Malicious files found.",
     exec_kills: "Execs of files found infected that the eBPF exec guard killed in the kernel.",
     reloads: "Database reloads.",
+    reload_failures: "Reloads refused (configuration or database); the old ones stayed in use (issue 11).",
     marked_filesystems: "Filesystems under fanotify marks (include paths and the mounts inside them).",
     prefilter_events: "Events of the eBPF open prefilter (notify-only mode; issue 4).",
     prefilter_drops: "Prefilter events the kernel lost to a full ring buffer.",
@@ -131,6 +135,34 @@ pub struct Status {
     /// The audit trail, once started: its directory, the writer's handle (for its statistics) and the
     /// count of notes the enricher's queue dropped.
     audit: std::sync::OnceLock<AuditView>,
+    /// The last SIGHUP reload's result (main thread), `None` before the first.
+    last_reload: Mutex<Option<LastReload>>,
+}
+
+/// What the last reload came to, published so that a refused one is seen without reading logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastReload {
+    /// Unix time, seconds.
+    pub at: u64,
+    /// Why it was refused (first [`MAX_RELOAD_ERROR`] bytes); `None` when it took.
+    pub error: Option<String>,
+}
+
+/// A refused reload's reason is kept up to this many bytes (a database error can list many lines).
+const MAX_RELOAD_ERROR: usize = 1024;
+
+/// The audit trail's numbers as `sensor status` and the metrics publish them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditNumbers {
+    pub written: u64,
+    /// Records dropped before the writer (full queues), the enricher's included.
+    pub dropped: u64,
+    /// Failed writes to the log; `write_lost` records went with them.
+    pub write_errors: u64,
+    pub write_lost: u64,
+    pub sink_errors: u64,
+    pub queue_depth: u64,
+    pub next_seq: u64,
 }
 
 pub struct AuditView {
@@ -185,6 +217,7 @@ impl Status {
                 .unwrap_or_else(SystemTime::now),
             database: Mutex::new(database),
             audit: std::sync::OnceLock::new(),
+            last_reload: Mutex::new(None),
         }
     }
 
@@ -239,25 +272,70 @@ impl Status {
             m.insert("latency".into(), latency);
             m.insert(
                 "audit".into(),
-                match self.audit.get() {
-                    None => serde_json::json!({"enabled": false}),
-                    Some(a) => {
-                        let st = a.handle.stats();
-                        serde_json::json!({
-                            "enabled": true,
-                            "dir": a.dir.display().to_string(),
-                            "written": st.written,
-                            "dropped": st.dropped + a.notes_dropped.load(Ordering::Relaxed),
-                            "write_errors": st.write_errors,
-                            "sink_errors": st.sink_errors.iter().map(|(_, n)| n).sum::<u64>(),
-                            "queue_depth": st.queue_depth,
-                            "next_seq": st.next_seq,
-                        })
-                    }
+                match (self.audit.get(), self.audit_numbers()) {
+                    (Some(a), Some(n)) => serde_json::json!({
+                        "enabled": true,
+                        "dir": a.dir.display().to_string(),
+                        "written": n.written,
+                        "dropped": n.dropped,
+                        "write_errors": n.write_errors,
+                        "write_lost": n.write_lost,
+                        "sink_errors": n.sink_errors,
+                        "queue_depth": n.queue_depth,
+                        "next_seq": n.next_seq,
+                    }),
+                    _ => serde_json::json!({"enabled": false}),
                 },
+            );
+            m.insert(
+                "last_reload".into(),
+                self.last_reload().map_or(
+                    serde_json::Value::Null,
+                    |r| serde_json::json!({"at": r.at, "ok": r.error.is_none(), "error": r.error}),
+                ),
             );
         }
         v
+    }
+
+    /// The audit trail's numbers, `None` when there is no audit trail.
+    pub fn audit_numbers(&self) -> Option<AuditNumbers> {
+        let a = self.audit.get()?;
+        let st = a.handle.stats();
+        Some(AuditNumbers {
+            written: st.written,
+            dropped: st.dropped + a.notes_dropped.load(Ordering::Relaxed),
+            write_errors: st.write_errors,
+            write_lost: st.write_lost,
+            sink_errors: st.sink_errors.iter().map(|(_, n)| n).sum(),
+            queue_depth: st.queue_depth,
+            next_seq: st.next_seq,
+        })
+    }
+
+    /// Counts a reload (`reloads` or `reload_failures`) and keeps its result for the status and metrics.
+    pub fn record_reload(&self, result: Result<(), String>) {
+        let error = match result {
+            Ok(()) => {
+                bump(&self.counters.reloads);
+                None
+            }
+            Err(mut why) => {
+                bump(&self.counters.reload_failures);
+                why.truncate(why.floor_char_boundary(MAX_RELOAD_ERROR));
+                Some(why)
+            }
+        };
+        let at = unix_secs(SystemTime::now());
+        *self.last_reload.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(LastReload { at, error });
+    }
+
+    pub fn last_reload(&self) -> Option<LastReload> {
+        self.last_reload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Publishes the audit trail's statistics from now on (once).
@@ -333,6 +411,38 @@ mod tests {
         assert_eq!(v["database"]["signatures"], 42);
         assert_eq!(v["latency"]["count"], 0);
         assert!(v["latency"]["p50_us"].is_null(), "no sample, no quantile");
+    }
+
+    #[test]
+    fn reloads_are_counted_and_the_last_result_published_issue_11() {
+        let s = status();
+        assert!(s.snapshot()["last_reload"].is_null(), "no reload yet");
+        s.record_reload(Err("database refused: x.hdb:3: bad line".into()));
+        let v = s.snapshot();
+        assert_eq!(v["reload_failures"], 1);
+        assert_eq!(v["reloads"], 0);
+        assert_eq!(v["last_reload"]["ok"], false);
+        assert_eq!(
+            v["last_reload"]["error"],
+            "database refused: x.hdb:3: bad line"
+        );
+        assert!(v["last_reload"]["at"].as_u64().unwrap() > 1_600_000_000);
+        s.record_reload(Err("é".repeat(MAX_RELOAD_ERROR)));
+        let kept = s.last_reload().unwrap().error.unwrap();
+        assert!(
+            kept.len() <= MAX_RELOAD_ERROR && kept.starts_with('é'),
+            "{}",
+            kept.len()
+        );
+        s.record_reload(Ok(()));
+        let v = s.snapshot();
+        assert_eq!(
+            (v["reloads"].as_u64(), v["reload_failures"].as_u64()),
+            (Some(1), Some(2))
+        );
+        assert_eq!(v["last_reload"]["ok"], true);
+        assert!(v["last_reload"]["error"].is_null());
+        assert_eq!(v["audit"], serde_json::json!({"enabled": false}));
     }
 
     #[test]

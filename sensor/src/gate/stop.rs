@@ -1,5 +1,5 @@
-//! The stop signal of a thread that blocks in poll(2) on one fd (the fanotify reader, the control and
-//! metrics services, the directory-move reporter): an eventfd polled beside that fd, so the thread sleeps
+//! The stop signal of a thread that blocks in poll(2) (the fanotify reader, the control and metrics
+//! services, the directory-move reporter): an eventfd polled beside that fd, so the thread sleeps
 //! until it has work and wakes at once when told to stop. Never logs, never allocates.
 
 use std::io;
@@ -29,6 +29,11 @@ impl Stop {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes to an eventfd we own.
         unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    /// The eventfd itself, for a thread that polls it among other fds (it is readable once signalled).
+    pub fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
     }
 
     /// Blocks until `fd` is readable (or in error): true; or until the stop is signalled: false.

@@ -91,8 +91,10 @@ fn compile_all(opt: &str, patterns: &[String]) -> Result<Vec<Regex>> {
 impl Config {
     pub fn from_args(a: &ScanArgs) -> Result<Config> {
         let threads = match a.threads {
-            Some(0) => bail!("--threads: must be at least 1"),
-            Some(n) => n,
+            Some(n) => {
+                crate::config::check_threads(n).map_err(|e| anyhow::anyhow!("--threads: {e}"))?;
+                n
+            }
             None => std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),

@@ -134,7 +134,30 @@ fn scan(args: &ScanArgs, cfg: &Config, rep: &mut Reporter) -> u8 {
             return 2;
         }
     };
-    pool::run(cfg, &db, &targets, |o| rep.handle(o));
+    match pool::run(cfg, &db, &targets, |o| rep.handle(o)) {
+        Ok(None) => {}
+        Ok(Some(short)) => rep.message(
+            Kind::Warning,
+            format!(
+                "WARNING: scanned with {} of {} scanner threads: the system refused more ({})",
+                short.started,
+                short.asked,
+                report::strerror(&short.error)
+            )
+            .as_bytes(),
+        ),
+        Err(e) => {
+            rep.message(
+                Kind::Error,
+                format!(
+                    "ERROR: cannot start a scanner thread: {}",
+                    report::strerror(&e)
+                )
+                .as_bytes(),
+            );
+            return 2;
+        }
+    }
     rep.counters.exit_code()
 }
 

@@ -8,9 +8,11 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 /// A file handed to a worker. `path` is the path as clamscan prints it; it is also opened as is.
+/// `pseudo`: it lies on a pseudo filesystem (sysfs, cgroup...), where files come and go with what they
+/// describe, so one gone by the time it is opened is no error.
 #[derive(Debug)]
 pub enum Job {
-    File { path: PathBuf },
+    File { path: PathBuf, pseudo: bool },
     Stdin,
 }
 
@@ -36,6 +38,14 @@ pub enum Outcome {
         path: PathBuf,
     },
     Excluded {
+        path: PathBuf,
+    },
+    /// A file on the /proc filesystem: clamscan never scans those ("Excluded (/proc)").
+    ExcludedProc {
+        path: PathBuf,
+    },
+    /// A file of a pseudo filesystem that was gone when opened: silent, not counted (issue 11).
+    Vanished {
         path: PathBuf,
     },
     /// Could not open the file for reading: counted error.
@@ -81,6 +91,12 @@ impl Outcome {
             Outcome::Ok { .. } | Outcome::Found { .. } | Outcome::Empty { .. }
         )
     }
+}
+
+/// Whether an error says the path is no longer there: ENOENT, or ESRCH from a /proc file or directory
+/// whose process or thread ended.
+pub fn gone(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH))
 }
 
 /// Drops trailing slashes the way clamscan does before printing or joining ("t//" -> "t", "/" stays).

@@ -10,7 +10,7 @@
 //! Never: follows policy about which paths to scan, prints, or modifies files.
 
 use super::config::Config;
-use super::outcome::{Job, Outcome};
+use super::outcome::{gone, Job, Outcome};
 use engine::{ScanOptions, Scanner};
 use std::fs::OpenOptions;
 use std::io::{self, Read};
@@ -103,7 +103,7 @@ impl<'db> Reader<'db> {
 
     pub fn run(&mut self, job: Job) -> Outcome {
         match job {
-            Job::File { path } => self.file(path),
+            Job::File { path, pseudo } => self.file(path, pseudo),
             Job::Stdin => self.stdin(),
         }
     }
@@ -143,7 +143,18 @@ impl<'db> Reader<'db> {
         outcome
     }
 
-    fn file(&mut self, path: PathBuf) -> Outcome {
+    /// `pseudo`: see [`Job::File`].
+    fn file(&mut self, path: PathBuf, pseudo: bool) -> Outcome {
+        let outcome = self.open_and_scan(path);
+        match outcome {
+            Outcome::ReadError { path, error } if pseudo && gone(&error) => {
+                Outcome::Vanished { path }
+            }
+            o => o,
+        }
+    }
+
+    fn open_and_scan(&mut self, path: PathBuf) -> Outcome {
         let file = match OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
@@ -235,5 +246,38 @@ mod tests {
         let mut data = Vec::new();
         let n = read_bounded(io::repeat(1).take(1000), &mut data, &l).unwrap();
         assert_eq!((data.len(), n), (1000, 1000));
+    }
+
+    /// Issue 11: a file of a pseudo filesystem gone by the time it is opened is no error; elsewhere it is.
+    #[test]
+    fn a_file_gone_before_the_open_is_an_error_only_off_pseudo_filesystems() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("t.hdb"),
+            "0123456789abcdef0123456789abcdef:5:T\n",
+        )
+        .unwrap();
+        let mut c = engine::Compiler::new();
+        c.add_path(d.path()).unwrap();
+        let db = c.build().unwrap();
+        let argv = ["sensor", "scan", "--max-filesize", "0"];
+        let crate::cli::Command::Scan(args) =
+            <crate::cli::Cli as clap::Parser>::parse_from(argv).command
+        else {
+            unreachable!("a scan command line")
+        };
+        let cfg = Config::from_args(&args).unwrap();
+        let mut r = Reader::new(&db, &cfg);
+        let path = PathBuf::from("/nonexistent-sensor-test/f");
+        let pseudo = r.run(Job::File {
+            path: path.clone(),
+            pseudo: true,
+        });
+        assert!(matches!(pseudo, Outcome::Vanished { .. }), "{pseudo:?}");
+        let plain = r.run(Job::File {
+            path,
+            pseudo: false,
+        });
+        assert!(matches!(plain, Outcome::ReadError { .. }), "{plain:?}");
     }
 }

@@ -59,6 +59,7 @@ pub fn text_lines(o: &Outcome) -> Vec<(Kind, Vec<u8>)> {
         Outcome::Empty { path } => vec![(Kind::Info, with(path, ": Empty file"))],
         Outcome::Symlink { path } => vec![(Kind::Info, with(path, ": Symbolic link"))],
         Outcome::Excluded { path } => vec![(Kind::Info, with(path, ": Excluded"))],
+        Outcome::ExcludedProc { path } => vec![(Kind::Info, with(path, ": Excluded (/proc)"))],
         Outcome::AccessDenied { path } => vec![(Kind::Info, with(path, ": Access denied"))],
         Outcome::DirOpenFailed { path } => {
             vec![(Kind::Info, with(path, ": Can't open directory."))]
@@ -76,7 +77,10 @@ pub fn text_lines(o: &Outcome) -> Vec<(Kind, Vec<u8>)> {
         Outcome::Unsupported { path } => {
             vec![(Kind::Warning, warn(path, ": Not supported file type"))]
         }
-        Outcome::SkippedSpecial { .. } | Outcome::SkippedFs { .. } | Outcome::Dir => vec![],
+        Outcome::SkippedSpecial { .. }
+        | Outcome::SkippedFs { .. }
+        | Outcome::Vanished { .. }
+        | Outcome::Dir => vec![],
     }
 }
 
@@ -113,6 +117,16 @@ pub fn json_record(o: &Outcome) -> Option<Value> {
         Outcome::Empty { path } => (path, "empty", Some(0), None, None),
         Outcome::Symlink { path } => (path, "skipped", None, None, Some("Symbolic link".into())),
         Outcome::Excluded { path } => (path, "skipped", None, None, Some("Excluded".into())),
+        Outcome::ExcludedProc { path } => {
+            (path, "skipped", None, None, Some("Excluded (/proc)".into()))
+        }
+        Outcome::Vanished { path } => (
+            path,
+            "skipped",
+            None,
+            None,
+            Some("gone before it could be read (pseudo filesystem)".into()),
+        ),
         Outcome::SkippedSpecial { path } => (
             path,
             "skipped",
@@ -267,6 +281,8 @@ impl Reporter {
             Outcome::Empty { .. }
             | Outcome::Symlink { .. }
             | Outcome::Excluded { .. }
+            | Outcome::ExcludedProc { .. }
+            | Outcome::Vanished { .. }
             | Outcome::SkippedFs { .. } => {}
         }
     }
@@ -392,6 +408,11 @@ mod tests {
             lines(Outcome::Excluded { path: p() }),
             vec![(Kind::Info, "t/a: Excluded".into())]
         );
+        assert_eq!(
+            lines(Outcome::ExcludedProc { path: p() }),
+            vec![(Kind::Info, "t/a: Excluded (/proc)".into())]
+        );
+        assert!(lines(Outcome::Vanished { path: p() }).is_empty());
         assert_eq!(
             lines(Outcome::AccessDenied { path: p() }),
             vec![(Kind::Info, "t/a: Access denied".into())]

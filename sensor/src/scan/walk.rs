@@ -2,11 +2,16 @@
 //! entries in readdir order, depth first), deciding per entry what clamscan would do with it.
 //!
 //! Owns: lstat/stat decisions, symlink policy, recursion, exclude/include checks, cross-fs and
-//! pseudo-fs boundaries, loop protection. Never: opens regular files for reading or prints; it
-//! hands `Job`s (to scan) and `Outcome`s (decided without scanning) to a `Sink` in order.
+//! pseudo-fs boundaries, clamscan's "Excluded (/proc)", loop protection. Never: opens regular files for
+//! reading or prints; it hands `Job`s (to scan) and `Outcome`s (decided without scanning) to a `Sink` in
+//! order.
+//!
+//! Entries that vanish between the listing and the look (issue 11: `-r /proc/self` exited 2 on them) are
+//! skipped silently, as clamscan skips an entry it cannot lstat; a directory of a pseudo filesystem gone
+//! before it is opened too.
 
 use super::config::Config;
-use super::outcome::{join, strip_trailing_slashes, Job, Outcome};
+use super::outcome::{gone, join, strip_trailing_slashes, Job, Outcome};
 use super::pseudofs;
 use std::ffi::OsStr;
 use std::fs::{self, Metadata};
@@ -28,6 +33,10 @@ pub struct Walker<'a, S: Sink> {
     sink: &'a mut S,
     /// (dev, ino) of the directories being walked, to stop symlink loops.
     ancestors: Vec<(u64, u64)>,
+    /// The device of the proc filesystem mounted at /proc: clamscan excludes every file on it.
+    proc_dev: Option<u64>,
+    /// Devices met so far, and whether each is a pseudo filesystem (one statfs per device).
+    pseudo: Vec<(u64, bool)>,
 }
 
 /// The path clamscan matches `--exclude`/`--include` against: the file's real path.
@@ -41,11 +50,27 @@ fn real_path(path: &Path) -> PathBuf {
 
 impl<'a, S: Sink> Walker<'a, S> {
     pub fn new(cfg: &'a Config, sink: &'a mut S) -> Self {
+        let proc_dev = fs::metadata("/proc")
+            .ok()
+            .filter(|_| pseudofs::pseudo_fs_name(Path::new("/proc")) == Some("proc"))
+            .map(|m| m.dev());
         Walker {
             cfg,
             sink,
             ancestors: Vec::new(),
+            proc_dev,
+            pseudo: Vec::new(),
         }
+    }
+
+    /// Whether device `dev` (of `path`) is a pseudo filesystem.
+    fn is_pseudo(&mut self, dev: u64, path: &Path) -> bool {
+        if let Some((_, p)) = self.pseudo.iter().find(|(d, _)| *d == dev) {
+            return *p;
+        }
+        let p = pseudofs::pseudo_fs_name(path).is_some();
+        self.pseudo.push((dev, p));
+        p
     }
 
     /// One command-line (or `--file-list`) entry.
@@ -78,7 +103,7 @@ impl<'a, S: Sink> Walker<'a, S> {
                 }
             } else if target.is_file() {
                 if self.cfg.follow_file >= 1 {
-                    self.file(path);
+                    self.file(path, target.dev());
                 } else {
                     self.sink.done(Outcome::Symlink { path });
                 }
@@ -88,7 +113,7 @@ impl<'a, S: Sink> Walker<'a, S> {
         } else if md.is_dir() {
             self.top_dir(path, &md);
         } else if md.is_file() {
-            self.file(path);
+            self.file(path, md.dev());
         } else {
             self.sink.done(Outcome::Unsupported { path });
         }
@@ -104,7 +129,8 @@ impl<'a, S: Sink> Walker<'a, S> {
         self.dir(&path, md, 1);
     }
 
-    fn file(&mut self, path: PathBuf) {
+    /// A regular file (or a link to one) on device `dev`.
+    fn file(&mut self, path: PathBuf, dev: u64) {
         if self
             .cfg
             .filters
@@ -112,7 +138,11 @@ impl<'a, S: Sink> Walker<'a, S> {
         {
             return self.sink.done(Outcome::Excluded { path });
         }
-        self.sink.job(Job::File { path });
+        if self.proc_dev == Some(dev) {
+            return self.sink.done(Outcome::ExcludedProc { path });
+        }
+        let pseudo = self.is_pseudo(dev, &path);
+        self.sink.job(Job::File { path, pseudo });
     }
 
     fn dir(&mut self, path: &Path, md: &Metadata, depth: u32) {
@@ -124,6 +154,7 @@ impl<'a, S: Sink> Walker<'a, S> {
         }
         let entries = match fs::read_dir(path) {
             Ok(rd) => rd,
+            Err(e) if gone(&e) && self.is_pseudo(md.dev(), path) => return,
             Err(_) => {
                 return self.sink.done(Outcome::DirOpenFailed {
                     path: path.to_path_buf(),
@@ -143,6 +174,7 @@ impl<'a, S: Sink> Walker<'a, S> {
     fn entry(&mut self, path: PathBuf, parent_dev: u64, depth: u32) {
         let md = match fs::symlink_metadata(&path) {
             Ok(md) => md,
+            Err(error) if gone(&error) => return, // listed, then removed
             Err(error) => return self.sink.done(Outcome::ReadError { path, error }),
         };
         let cfg = self.cfg;
@@ -154,7 +186,7 @@ impl<'a, S: Sink> Walker<'a, S> {
                         self.subdir(path, &t, parent_dev, depth + 1);
                     }
                 }
-                Ok(t) if t.is_file() && cfg.follow_file == 2 => self.file(path),
+                Ok(t) if t.is_file() && cfg.follow_file == 2 => self.file(path, t.dev()),
                 _ => self.sink.done(Outcome::Symlink { path }),
             }
         } else if md.is_dir() {
@@ -162,7 +194,7 @@ impl<'a, S: Sink> Walker<'a, S> {
                 self.subdir(path, &md, parent_dev, depth + 1);
             }
         } else if md.is_file() {
-            self.file(path);
+            self.file(path, md.dev());
         } else {
             self.sink.done(Outcome::SkippedSpecial { path });
         }
@@ -187,5 +219,63 @@ impl<'a, S: Sink> Walker<'a, S> {
             }
         }
         self.dir(&path, md, depth);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    #[derive(Default)]
+    struct Collect(Vec<String>);
+
+    impl Sink for Collect {
+        fn job(&mut self, job: Job) {
+            self.0.push(format!("{job:?}"));
+        }
+        fn done(&mut self, outcome: Outcome) {
+            self.0.push(format!("{outcome:?}"));
+        }
+    }
+
+    fn config(args: &[&str]) -> Config {
+        let Command::Scan(a) = Cli::parse_from([&["sensor", "scan"], args].concat()).command else {
+            unreachable!()
+        };
+        Config::from_args(&a).unwrap()
+    }
+
+    /// Issue 11: an entry listed and then removed is skipped, as clamscan skips what it cannot lstat.
+    #[test]
+    fn an_entry_gone_after_the_listing_is_skipped() {
+        let cfg = config(&["-r"]);
+        let mut sink = Collect::default();
+        let d = tempfile::tempdir().unwrap();
+        Walker::new(&cfg, &mut sink).entry(d.path().join("gone"), 0, 1);
+        assert!(sink.0.is_empty(), "{:?}", sink.0);
+    }
+
+    #[test]
+    fn proc_files_are_excluded_and_others_flagged_pseudo() {
+        if !Path::new("/proc/self/status").is_file() {
+            return;
+        }
+        let cfg = config(&[]);
+        let mut sink = Collect::default();
+        let mut w = Walker::new(&cfg, &mut sink);
+        w.arg(OsStr::new("/proc/self/status"));
+        let d = tempfile::tempdir().unwrap();
+        let plain = d.path().join("f");
+        fs::write(&plain, b"x").unwrap();
+        w.arg(plain.as_os_str());
+        assert_eq!(
+            sink.0,
+            vec![
+                "ExcludedProc { path: \"/proc/self/status\" }".to_string(),
+                format!("File {{ path: {plain:?}, pseudo: false }}"),
+            ]
+        );
     }
 }
