@@ -10,7 +10,7 @@ use crate::safefile::{self, Links, Moved};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub struct Reporter {
@@ -101,20 +101,39 @@ fn quarantine(path: &Path, action: &Action) -> Result<String, String> {
         path.file_name()
             .ok_or_else(|| std::io::Error::other("the path names no file"))
     };
+    // The name last tried, for saying what failed (`first_free` skips the names already taken).
+    let tried = std::cell::RefCell::new(PathBuf::new());
+    let failed = |verb: &str, e: std::io::Error| {
+        let to = tried.borrow();
+        if to.as_os_str().is_empty() {
+            format!("Can't {verb} file: {e}")
+        } else {
+            format!("Can't {verb} file to '{}': {e}", to.display())
+        }
+    };
+    let attempt = |d: &Path| {
+        *tried.borrow_mut() = d.to_path_buf();
+    };
     match action {
         Action::Remove => std::fs::remove_file(path)
             .map(|()| "Removed.".to_string())
             .map_err(|e| format!("Can't remove file: {e}")),
-        Action::Copy(dir) => match name()
-            .and_then(|n| safefile::first_free(dir, n, |d| safefile::copy_new(path, d)))
-        {
+        Action::Copy(dir) => match name().and_then(|n| {
+            safefile::first_free(dir, n, |d| {
+                attempt(d);
+                safefile::copy_new(path, d)
+            })
+        }) {
             Ok(Some((dest, _))) => Ok(format!("copied to '{}'", dest.display())),
             Ok(None) => Err("Can't copy file: no free name in the quarantine directory".into()),
-            Err(e) => Err(format!("Can't copy file: {e}")),
+            Err(e) => Err(failed("copy", e)),
         },
-        Action::Move(dir) => match name()
-            .and_then(|n| safefile::first_free(dir, n, |d| safefile::move_new(path, d)))
-        {
+        Action::Move(dir) => match name().and_then(|n| {
+            safefile::first_free(dir, n, |d| {
+                attempt(d);
+                safefile::move_new(path, d)
+            })
+        }) {
             Ok(Some((dest, Moved::Renamed))) => Ok(format!("moved to '{}'", dest.display())),
             // Another filesystem: the copy is complete, only now may the original go.
             Ok(Some((dest, Moved::Copied))) => match std::fs::remove_file(path) {
@@ -125,7 +144,7 @@ fn quarantine(path: &Path, action: &Action) -> Result<String, String> {
                 )),
             },
             Ok(None) => Err("Can't move file: no free name in the quarantine directory".into()),
-            Err(e) => Err(format!("Can't move file: {e}")),
+            Err(e) => Err(failed("move", e)),
         },
     }
 }
