@@ -173,11 +173,13 @@ impl Cache {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// A new database is in place: nothing judged with an older one is kept or served any more. The
-    /// caller flushes the ignore marks after this (a mark placed before it is flushed; none after).
+    /// A new database is in place: nothing judged with an older one is kept or served any more, and
+    /// every ignore mark goes (the new database may find what the old one passed). All under the table
+    /// lock: no verdict of the old database is marked after the flush, and no mark outlives its lease.
     pub fn renew(&self) {
         let mut t = self.lock();
         self.generation.fetch_add(1, Ordering::AcqRel);
+        let _ = self.group.flush_inode_marks();
         let entries = std::mem::take(&mut t.entries);
         t.by_fd.clear();
         t.order.clear();

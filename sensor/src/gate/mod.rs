@@ -887,7 +887,7 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     for w in workers {
         let _ = w.join();
     }
-    // No worker holds a lease any more: let every kept one go, then stop listening for breaks.
+    // No worker holds a lease any more: let every kept one go (marks first), then stop listening for breaks.
     shared.cache.renew();
     leases_stop.signal();
     if let Ok(l) = leases {
@@ -970,8 +970,6 @@ fn reload(
                 e.clear_infected();
                 e.set_excluded_uids(&cfg.exclude_uids);
             }
-            // Files the old database passed may be found by the new one: forget every clean mark.
-            let _ = shared.group.flush_inode_marks();
             status.record_reload(Ok(()));
         }
         Err(e) => {
