@@ -44,6 +44,7 @@ mod atoms;
 mod code;
 mod compile;
 mod fasthash;
+mod linear;
 mod verify;
 
 #[cfg(test)]
@@ -56,8 +57,13 @@ use crate::image::ids;
 use crate::image::{Arr, Image, ImageBuilder, ImageError};
 use atoms::{AtomIndex, AtomRef, AtomView, AtomsBuilder};
 use bytemuck::{Pod, Zeroable};
-use code::{AltRec, BranchRec, Code, Lowerer, Op, PatRec, SegRec, OP_ALT, SEG_HAS_ATOM, UNBOUNDED};
+use code::{
+    AltRec, BranchRec, Code, Lowerer, Op, PatRec, SegRec, OP_ALT, SEG_HAS_ATOM, SEG_PLAIN,
+    SEG_SHORT_PERIOD, UNBOUNDED,
+};
 use compile::compile;
+use fasthash::FastMap;
+use linear::{Search, TwoWay};
 
 pub type PatternId = u32;
 
@@ -136,6 +142,8 @@ impl MatcherBuilder {
                 gap_min,
                 gap_max,
                 flags: 0,
+                crit: 0,
+                period: 0,
             };
             match &seg.atom {
                 None => self.naive.push([pi, si as u32]),
@@ -156,6 +164,11 @@ impl MatcherBuilder {
                         }
                     }
                 }
+            }
+            if let Some(tw) = linear::analyse(&self.ops[op_start as usize..], &self.lower.classes) {
+                rec.flags |= SEG_PLAIN | if tw.short { SEG_SHORT_PERIOD } else { 0 };
+                rec.crit = tw.crit;
+                rec.period = tw.period;
             }
             self.segs.push(rec);
         }
@@ -303,6 +316,10 @@ pub struct MatchScratch {
     next_good: Vec<GoodRun>,
     /// Per good run (sorted by start): the largest run end among it and the runs before it, and which run.
     reach: Vec<(usize, u32)>,
+    /// Per plain segment with a hit in this scan (by segment index): its two-way search.
+    searches: FastMap<u32, Search>,
+    /// Byte comparisons (and position-set steps) made verifying hits in this scan.
+    work: u64,
 }
 
 impl MatchScratch {
@@ -324,6 +341,15 @@ impl MatchScratch {
         self.used = 0;
         self.touched.clear();
         self.reported.clear();
+        self.searches.clear();
+        self.work = 0;
+    }
+
+    /// How much verifying atom hits cost the last scan: byte comparisons, and positions carried through
+    /// the elements of segments verified as position sets. Linear in the data for plain segments (see
+    /// `linear`), whatever their length; tests hold the matcher to it.
+    pub fn verify_work(&self) -> u64 {
+        self.work
     }
 
     fn hits(&self, seg: usize) -> Option<&Vec<Run>> {
@@ -434,6 +460,24 @@ impl<'a> MatcherView<'a> {
         {
             return true;
         }
+        if let Some(tw) = seg.two_way() {
+            // The atom's bytes follow the leading anchors, which take no room.
+            let (lead, _) = linear::split_anchors(self.ops(seg));
+            let Some(s) = first.checked_sub(lead).and_then(|k| p.checked_sub(k)) else {
+                return true;
+            };
+            let key = pat.first_seg.wrapping_add(si as u32);
+            return match self.plain_match(sc, data, key, seg, tw, s) {
+                Some(end) => {
+                    sc.starts.clear();
+                    sc.starts.push(s);
+                    sc.ends.clear();
+                    sc.ends.push(end);
+                    self.on_segment(sc, sink, r.pat, si)
+                }
+                None => true,
+            };
+        }
         let ops = self.ops(seg);
         let (Some(before), Some(atom), Some(after)) =
             (ops.get(..first), ops.get(first..last), ops.get(last..))
@@ -447,6 +491,7 @@ impl<'a> MatcherView<'a> {
                 let Some(br) = code.branches(alt.arg).nth(r.variant as usize) else {
                     return true;
                 };
+                sc.work += br.len() as u64;
                 if p + br.len() > data.len()
                     || !br
                         .iter()
@@ -459,20 +504,51 @@ impl<'a> MatcherView<'a> {
             }
             _ => {
                 sc.ends.push(p);
-                verify::forward(code, data, atom, &mut sc.ends, &mut sc.tmp);
+                verify::forward(code, data, atom, &mut sc.ends, &mut sc.tmp, &mut sc.work);
             }
         }
-        verify::forward(code, data, after, &mut sc.ends, &mut sc.tmp);
+        verify::forward(code, data, after, &mut sc.ends, &mut sc.tmp, &mut sc.work);
         if sc.ends.is_empty() {
             return true;
         }
         sc.starts.clear();
         sc.starts.push(p);
-        verify::backward(code, data, before, &mut sc.starts, &mut sc.tmp);
+        verify::backward(
+            code,
+            data,
+            before,
+            &mut sc.starts,
+            &mut sc.tmp,
+            &mut sc.work,
+        );
         if sc.starts.is_empty() {
             return true;
         }
         self.on_segment(sc, sink, r.pat, si)
+    }
+
+    /// Whether plain segment `seg` (segment index `key`) occurs at start `s`, and its end. Starts asked of
+    /// one segment in one scan must increase (see `linear`).
+    fn plain_match(
+        &self,
+        sc: &mut MatchScratch,
+        data: &[u8],
+        key: u32,
+        seg: &SegRec,
+        tw: TwoWay,
+        s: usize,
+    ) -> Option<usize> {
+        let ops = self.ops(seg);
+        let (lead, body) = linear::split_anchors(ops);
+        let search = sc.searches.entry(key).or_insert_with(|| Search::new(s));
+        if !search.resolve(&self.code, tw, body, data, s, &mut sc.work) {
+            return None;
+        }
+        let end = s + body.len();
+        let (before, after) = (&ops[..lead], &ops[lead + body.len()..]);
+        (before.iter().all(|a| Code::anchor_holds(a.a, data, s))
+            && after.iter().all(|a| Code::anchor_holds(a.a, data, end)))
+        .then_some(end)
     }
 
     /// Handles a verified segment occurrence: starts in `sc.starts`, ends in `sc.ends` (any combination).
@@ -550,13 +626,26 @@ impl<'a> MatcherView<'a> {
                 None
             };
             let ops = self.ops(seg);
+            let key = pat.first_seg.wrapping_add(si as u32);
             for p in 0..=data.len() {
                 if range.is_some_and(|r| !in_range(r, p)) {
                     continue;
                 }
                 sc.ends.clear();
-                sc.ends.push(p);
-                verify::forward(&self.code, data, ops, &mut sc.ends, &mut sc.tmp);
+                if let Some(tw) = seg.two_way() {
+                    let end = self.plain_match(sc, data, key, seg, tw, p);
+                    sc.ends.extend(end);
+                } else {
+                    sc.ends.push(p);
+                    verify::forward(
+                        &self.code,
+                        data,
+                        ops,
+                        &mut sc.ends,
+                        &mut sc.tmp,
+                        &mut sc.work,
+                    );
+                }
                 if sc.ends.is_empty() {
                     continue;
                 }

@@ -415,3 +415,129 @@ proptest! {
         prop_assert_eq!(got, ref_starts(&kept, &data));
     }
 }
+
+// ---- issue 11: long repetitive signatures ----
+
+/// `Big.Sig:0:*:` + 1,024 bytes of `41` over `(A x 1023, B)` repeated made every position an atom hit, each
+/// verified over up to 1 KiB: quadratic work (32 s for 10 MB). Verification must stay linear in the data,
+/// whether nothing matches or everything does, and whatever the signature's length.
+#[test]
+fn long_run_signatures_cost_linear_work() {
+    let block = |len: usize, unit: &[u8], last: &[u8]| -> Vec<u8> {
+        [unit.repeat(len - 1), last.to_vec()].concat()
+    };
+    let cases: Vec<(Pattern, Vec<u8>, usize)> = vec![
+        // 1 KiB run, 1 MiB of blocks: no match.
+        (
+            parse(&"41".repeat(1024)).unwrap(),
+            block(1024, b"A", b"B").repeat(1024),
+            0,
+        ),
+        // The same over 256 KiB of `A`: a match at every start.
+        (
+            parse(&"41".repeat(1024)).unwrap(),
+            vec![b'A'; 256 << 10],
+            (256 << 10) - 1023,
+        ),
+        // The longest subsignature a .ldb line can hold, over 8 of its blocks.
+        (
+            parse(&"41".repeat(16370)).unwrap(),
+            block(16370, b"A", b"B").repeat(8),
+            0,
+        ),
+        // Wide and case-insensitive forms (`::wi`): `41 00` and `[aA] 00` pairs.
+        (
+            parse(&"41".repeat(1024)).unwrap().nocase().wide(),
+            block(1024, b"a\0", b"B\0").repeat(256),
+            0,
+        ),
+    ];
+    for (i, (pattern, data, matches)) in cases.iter().enumerate() {
+        let mut b = MatcherBuilder::new();
+        b.add(0, pattern).unwrap();
+        let m = b.build();
+        let mut sc = MatchScratch::new();
+        let mut s = Sink::default();
+        m.scan_with(&mut sc, data, &mut s);
+        assert_eq!(s.got.len(), *matches, "case {i}");
+        let work = sc.verify_work();
+        assert!(
+            work <= 2 * data.len() as u64,
+            "case {i}: {work} comparisons for {} bytes",
+            data.len()
+        );
+    }
+}
+
+/// Long patterns of a repeated unit, some with a changed byte, a class, anchors or modifiers: plain ones take
+/// the two-way resolution, the others position sets; both must agree with the reference.
+fn long_pat_text() -> impl Strategy<Value = String> {
+    let unit = prop::collection::vec(
+        prop_oneof![4 => Just("41"), 4 => Just("42"), 1 => Just("43"), 1 => Just("4?")],
+        1..4,
+    );
+    (
+        unit,
+        64usize..90,
+        prop::option::of((0usize..90, "4[1-3]")),
+        prop_oneof![Just(""), Just("(B)"), Just("(L)")],
+        prop_oneof![Just(""), Just("(B)"), Just("(L)")],
+    )
+        .prop_map(|(unit, len, change, lead, trail)| {
+            let mut bytes: Vec<String> = unit
+                .iter()
+                .cycle()
+                .take(len)
+                .map(|s| s.to_string())
+                .collect();
+            if let Some((at, b)) = change {
+                bytes[at % len] = b;
+            }
+            format!("{lead}{}{trail}", bytes.concat())
+        })
+}
+
+fn long_data_strategy() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(
+        prop_oneof![
+            6 => prop::collection::vec(Just(b'A'), 1..120),
+            4 => prop::collection::vec(prop_oneof![Just(b'A'), Just(b'B')], 1..40)
+                .prop_map(|u| u.repeat(4)),
+            1 => prop::collection::vec(prop_oneof![Just(b'C'), Just(b'a'), Just(b' '), Just(b'\n'), Just(0u8)], 1..3),
+        ],
+        1..8,
+    )
+    .prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #[test]
+    fn long_patterns_match_reference(texts in prop::collection::vec((long_pat_text(), 0u8..4), 1..3), data in long_data_strategy()) {
+        let mut pats = Vec::new();
+        for (t, how) in &texts {
+            let p = parse(t).unwrap();
+            pats.push(match how {
+                1 => p.nocase(),
+                2 => p.wide(),
+                3 => p.fullword(),
+                _ => p,
+            });
+        }
+        let mut b = MatcherBuilder::new();
+        for (i, p) in pats.iter().enumerate() {
+            b.add(i as u32, p).unwrap();
+        }
+        let mut s = Sink::default();
+        b.build().scan(&data, &mut s);
+        for &(i, st, en) in &s.got {
+            prop_assert!(ref_match(&pats[i as usize].elems, &data, st, Some(en)), "bad end {} for {:?}", en, (i, st));
+        }
+        let mut got: Vec<_> = s.got.iter().map(|(i, st, _)| (*i, *st)).collect();
+        got.sort();
+        let n = got.len();
+        got.dedup();
+        prop_assert_eq!(n, got.len(), "duplicate (id, start)");
+        prop_assert_eq!(got, ref_starts(&pats, &data));
+    }
+}
