@@ -7,7 +7,6 @@
 //! fail to match, never a panic.
 
 use super::fasthash::FastMap;
-use super::linear::TwoWay;
 use crate::db::hex::{Anchor, ByteClass, Elem};
 use bytemuck::{Pod, Zeroable};
 
@@ -53,10 +52,6 @@ pub(crate) struct PatRec {
 }
 
 pub(crate) const SEG_HAS_ATOM: u32 = 1;
-/// A plain segment, resolved by a two-way search (`linear`) with `crit` and `period`.
-pub(crate) const SEG_PLAIN: u32 = 2;
-/// With `SEG_PLAIN`: `period` is the segment's exact period.
-pub(crate) const SEG_SHORT_PERIOD: u32 = 4;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -70,9 +65,9 @@ pub(crate) struct SegRec {
     pub gap_min: u32,
     pub gap_max: u32,
     pub flags: u32,
-    /// With [`SEG_PLAIN`]: the two-way critical position and period of the segment's byte ops.
-    pub crit: u32,
-    pub period: u32,
+    /// For a long fixed-length segment (`fixed`), 1 + the index of its [`FixedRec`](super::fixed::FixedRec);
+    /// 0 for the others.
+    pub fixed: u32,
 }
 
 pub(crate) const UNBOUNDED: u32 = u32::MAX;
@@ -82,12 +77,9 @@ impl SegRec {
         (self.flags & SEG_HAS_ATOM != 0)
             .then_some((self.atom_first as usize, self.atom_last as usize))
     }
-    pub fn two_way(&self) -> Option<TwoWay> {
-        (self.flags & SEG_PLAIN != 0).then_some(TwoWay {
-            crit: self.crit,
-            period: self.period,
-            short: self.flags & SEG_SHORT_PERIOD != 0,
-        })
+    /// The index of its fixed-segment record, if it is a long fixed-length segment.
+    pub fn fixed(&self) -> Option<usize> {
+        self.fixed.checked_sub(1).map(|i| i as usize)
     }
     pub fn gap(&self) -> (u32, Option<u32>) {
         (

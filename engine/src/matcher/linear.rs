@@ -1,39 +1,28 @@
-//! Atom hits of long plain segments resolved in time linear in the data, whatever the segment's length.
+//! Crochemore and Perrin's two-way string search, run over one *piece* of a long fixed-length segment (see
+//! `fixed`) to decide the atom hits of that segment in time linear in the data, whatever the piece's length.
 //!
-//! Why: a hit verified on its own costs up to the segment's length, and a run of one byte value makes every
-//! position a hit. `Big.Sig:0:*:` + 1,024 bytes of `41` over 10 MB of `(A x 1023, B)` meant about 10 M
-//! hits of up to 1 KiB each, 5 G comparisons (32 s; clamscan, which verifies the same way with a smaller
-//! constant, 2.5 s), so a file shaped for a signature could push an on-access scan past its deadline.
+//! A piece's ops have byte sets that are pairwise equal or disjoint, so every byte of the data is accepted
+//! by at most one of its distinct ops, and "op `i` accepts byte `b`" is an equality of symbols: string
+//! matching applies. Two-way needs two numbers per piece (a critical position and a period, computed at
+//! build by [`two_way`]) rather than a table.
 //!
-//! A *plain* segment is one of at least [`PLAIN_MIN_LEN`] byte ops (exact bytes or classes) whose byte
-//! sets are pairwise equal or disjoint, with zero-width anchors allowed only at its two ends: exact bytes,
-//! `::i` case pairs and `::w` zeros qualify; `??`, nibbles, gaps and alternatives do not. In such a
-//! segment every byte of the data is accepted by at most one of the segment's distinct ops, so "op `i`
-//! accepts byte `b`" is an equality of symbols, and string matching applies. We use Crochemore and Perrin's
-//! two-way algorithm, which needs two numbers per segment (a critical position and a period, computed at
-//! build in [`analyse`]) rather than a table.
-//!
-//! Hits of one segment come in increasing start order (its atom is at a fixed offset). Per segment and scan
-//! a [`Search`] keeps the next candidate start `pos` and the two-way memory: every start before `pos` is
-//! decided. A hit at start `s`:
-//! - `s < pos`: decided already, not a match (a match would have been found at its own hit): O(1);
+//! Hits of one segment come in increasing start order (its atom is at a fixed offset), so a piece is asked
+//! about increasing positions. Per piece and scan a [`Search`] keeps the next candidate position `pos` and
+//! the two-way memory: every position before `pos` is decided. Asked about position `s`:
+//! - `s < pos`: decided already, not an occurrence (one would have been found when it was asked): O(1);
 //! - `s` at or past the text compared so far: the search restarts at `s` (nothing is compared twice);
-//! - otherwise the search steps on from `pos` until it reaches `s` (at most the segment's length), and one
+//! - otherwise the search steps on from `pos` until it reaches `s` (at most the piece's length), and one
 //!   step at `s` decides it.
 //!
 //! Every comparison in a step's right half is at a text position past those compared before, and a step's
-//! left half compares fewer positions than the shift that follows it; `pos` only moves forward. So a
-//! segment costs at most two comparisons per byte of data per scan, plus O(1) per hit.
+//! left half compares fewer positions than the shift that follows it; `pos` only moves forward. So a piece
+//! costs at most two comparisons per byte of data per scan, plus O(1) per question.
 
-use super::code::{Code, Op, OP_ANCHOR, OP_CLASS, OP_EXACT};
+use super::code::{Code, Op};
 use std::cmp::Ordering;
 
-/// Shorter segments keep the per-hit verification: it compares at most this many bytes per hit, a bound
-/// independent of the signature, and skips the per-segment search state a linear resolution keeps.
-pub(crate) const PLAIN_MIN_LEN: usize = 64;
-
-/// How a plain segment is searched: the two-way critical position and period of its byte ops, and
-/// whether the period is the segment's exact period (`short`, with memory) or a lower bound on it.
+/// How a piece is searched: the two-way critical position and period of its ops, and whether the period
+/// is the piece's exact period (`short`, with memory) or a lower bound on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TwoWay {
     pub crit: u32,
@@ -41,64 +30,9 @@ pub(crate) struct TwoWay {
     pub short: bool,
 }
 
-fn is_byte(op: &Op) -> bool {
-    matches!(op.kind, OP_EXACT | OP_CLASS)
-}
-
-/// How many anchors lead a segment's ops, and the ops between its leading and trailing anchors. O(anchors):
-/// it runs for every hit, so it does not look at the ops between (`analyse` checked them at build; in a
-/// damaged compiled file another op there matches no byte).
-pub(crate) fn split_anchors(ops: &[Op]) -> (usize, &[Op]) {
-    let lead = ops.iter().take_while(|o| o.kind == OP_ANCHOR).count();
-    let trail = ops[lead..]
-        .iter()
-        .rev()
-        .take_while(|o| o.kind == OP_ANCHOR)
-        .count();
-    (lead, &ops[lead..ops.len() - trail])
-}
-
 /// A total order on ops for the critical factorization (any fixed order does).
 fn order(a: &Op, b: &Op) -> Ordering {
     (a.kind, a.a, a.arg).cmp(&(b.kind, b.a, b.arg))
-}
-
-/// Whether the distinct byte sets of `body` are pairwise equal or disjoint. `classes` are the builder's.
-fn disjoint(body: &[Op], classes: &[[u64; 4]]) -> bool {
-    // Which op (by its code) accepts each byte value so far.
-    let mut owner: [Option<(u8, u32)>; 256] = [None; 256];
-    let mut seen: Vec<(u8, u32)> = Vec::new();
-    for op in body {
-        let key = (
-            op.kind,
-            if op.kind == OP_EXACT {
-                u32::from(op.a)
-            } else {
-                op.arg
-            },
-        );
-        if seen.contains(&key) {
-            continue;
-        }
-        seen.push(key);
-        let set: Vec<u8> = if op.kind == OP_EXACT {
-            vec![op.a]
-        } else {
-            let Some(c) = classes.get(op.arg as usize) else {
-                return false;
-            };
-            (0..=255u8)
-                .filter(|&b| c[(b >> 6) as usize] & (1 << (b & 63)) != 0)
-                .collect()
-        };
-        for b in set {
-            if owner[b as usize].is_some_and(|o| o != key) {
-                return false;
-            }
-            owner[b as usize] = Some(key);
-        }
-    }
-    true
 }
 
 /// The maximal suffix of `x` under `order` (or its reverse): its start and period (Crochemore-Perrin).
@@ -135,16 +69,8 @@ fn maximal_suffix(x: &[Op], reverse: bool) -> (usize, usize) {
     (left, period)
 }
 
-/// The two-way parameters of a segment's ops, when it is plain (see the module doc).
-pub(crate) fn analyse(ops: &[Op], classes: &[[u64; 4]]) -> Option<TwoWay> {
-    let (_, body) = split_anchors(ops);
-    if body.len() < PLAIN_MIN_LEN
-        || u32::try_from(body.len()).is_err()
-        || !body.iter().all(is_byte)
-        || !disjoint(body, classes)
-    {
-        return None;
-    }
+/// The two-way parameters of a piece's ops, whose byte sets must be pairwise equal or disjoint.
+pub(crate) fn two_way(body: &[Op]) -> TwoWay {
     let (c1, p1) = maximal_suffix(body, false);
     let (c2, p2) = maximal_suffix(body, true);
     let (crit, period) = if c1 > c2 { (c1, p1) } else { (c2, p2) };
@@ -157,14 +83,14 @@ pub(crate) fn analyse(ops: &[Op], classes: &[[u64; 4]]) -> Option<TwoWay> {
     } else {
         crit.max(body.len() - crit) + 1
     };
-    Some(TwoWay {
+    TwoWay {
         crit: crit as u32,
         period: period as u32,
         short,
-    })
+    }
 }
 
-/// One plain segment's search through the data of one scan.
+/// One piece's search through the data of one scan.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Search {
     /// The next candidate start; every start before it is decided.
@@ -185,7 +111,7 @@ impl Search {
             .saturating_add(if tw.short { crit.max(self.mem) } else { crit })
     }
 
-    /// Whether `body` matches `data` at start `s`. Calls for one search must come with increasing `s`.
+    /// Whether `body` occurs in `data` at `s`. Calls for one search must come with increasing `s`.
     /// `work` counts the ops compared.
     pub fn resolve(
         &mut self,
@@ -251,6 +177,7 @@ impl Search {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::matcher::code::OP_EXACT;
 
     fn exact(bytes: &[u8]) -> Vec<Op> {
         bytes
@@ -277,7 +204,7 @@ mod tests {
     /// Every start at which `pat` occurs in `data`, found by resolving each candidate start in order.
     fn all_starts(pat: &[u8], data: &[u8]) -> (Vec<usize>, u64) {
         let body = exact(pat);
-        let tw = analyse(&body, &[]).unwrap();
+        let tw = two_way(&body);
         let c = code(&body);
         let mut search = Search::new(0);
         let mut work = 0;
@@ -335,7 +262,7 @@ mod tests {
             );
             // Atom hits are sparser: every occurrence and some other starts, which restarts and catch-ups meet.
             let body = exact(&pat);
-            let tw = analyse(&body, &[]).unwrap();
+            let tw = two_way(&body);
             let mut search = Search::new(0);
             let found: Vec<usize> = (0..data.len())
                 .filter(|s| want.contains(s) || rng.below(3) == 0)
@@ -362,36 +289,5 @@ mod tests {
         let (found, work) = all_starts(&pat, &all_a);
         assert_eq!(found.len(), all_a.len() - 1023);
         assert!(work <= 2 * all_a.len() as u64, "{work} comparisons");
-    }
-
-    #[test]
-    fn only_plain_segments_qualify() {
-        let mut ops = exact(&[b'A'; 64]);
-        assert!(analyse(&ops, &[]).is_some());
-        assert!(analyse(&ops[..63], &[]).is_none());
-        // A class overlapping an exact byte (`4?` against `41`) breaks the symbol equality.
-        let nibble = {
-            let mut c = [0u64; 4];
-            for b in 0x40..0x50u8 {
-                c[(b >> 6) as usize] |= 1 << (b & 63);
-            }
-            c
-        };
-        ops[10] = Op {
-            kind: OP_CLASS,
-            a: 0,
-            _pad: [0; 2],
-            arg: 0,
-        };
-        assert!(analyse(&ops, &[nibble]).is_none());
-        // A case pair disjoint from the exact bytes is fine.
-        let pair = {
-            let mut c = [0u64; 4];
-            for b in [b'x', b'X'] {
-                c[(b >> 6) as usize] |= 1 << (b & 63);
-            }
-            c
-        };
-        assert!(analyse(&ops, &[pair]).is_some());
     }
 }

@@ -44,6 +44,7 @@ mod atoms;
 mod code;
 mod compile;
 mod fasthash;
+mod fixed;
 mod linear;
 mod verify;
 
@@ -57,13 +58,11 @@ use crate::image::ids;
 use crate::image::{Arr, Image, ImageBuilder, ImageError};
 use atoms::{AtomIndex, AtomRef, AtomView, AtomsBuilder};
 use bytemuck::{Pod, Zeroable};
-use code::{
-    AltRec, BranchRec, Code, Lowerer, Op, PatRec, SegRec, OP_ALT, SEG_HAS_ATOM, SEG_PLAIN,
-    SEG_SHORT_PERIOD, UNBOUNDED,
-};
+use code::{AltRec, BranchRec, Code, Lowerer, Op, PatRec, SegRec, OP_ALT, SEG_HAS_ATOM, UNBOUNDED};
 use compile::compile;
 use fasthash::FastMap;
-use linear::{Search, TwoWay};
+use fixed::{FixedRec, PieceRec};
+use linear::Search;
 
 pub type PatternId = u32;
 
@@ -82,6 +81,8 @@ pub struct MatcherBuilder {
     ops: Vec<Op>,
     lower: Lowerer,
     naive: Vec<[u32; 2]>,
+    fixed: Vec<FixedRec>,
+    pieces: Vec<PieceRec>,
     chained_segs: u32,
     atoms: [AtomsBuilder; 2],
 }
@@ -94,6 +95,8 @@ impl Default for MatcherBuilder {
             ops: Vec::new(),
             lower: Lowerer::default(),
             naive: Vec::new(),
+            fixed: Vec::new(),
+            pieces: Vec::new(),
             chained_segs: 0,
             atoms: [AtomsBuilder::new(false), AtomsBuilder::new(true)],
         }
@@ -142,8 +145,7 @@ impl MatcherBuilder {
                 gap_min,
                 gap_max,
                 flags: 0,
-                crit: 0,
-                period: 0,
+                fixed: 0,
             };
             match &seg.atom {
                 None => self.naive.push([pi, si as u32]),
@@ -165,10 +167,13 @@ impl MatcherBuilder {
                     }
                 }
             }
-            if let Some(tw) = linear::analyse(&self.ops[op_start as usize..], &self.lower.classes) {
-                rec.flags |= SEG_PLAIN | if tw.short { SEG_SHORT_PERIOD } else { 0 };
-                rec.crit = tw.crit;
-                rec.period = tw.period;
+            let atom_first = seg.atom.as_ref().map(|a| a.first);
+            let ops = &self.ops[op_start as usize..];
+            if let Some((mut fx, pieces)) = fixed::analyse(ops, atom_first, &self.lower.classes) {
+                fx.first_piece = self.pieces.len() as u32;
+                self.pieces.extend(pieces);
+                self.fixed.push(fx);
+                rec.fixed = self.fixed.len() as u32;
             }
             self.segs.push(rec);
         }
@@ -214,6 +219,8 @@ impl MatcherBuilder {
         img.put(ids::MATCH_BRANCHES, self.lower.branches);
         img.put(ids::MATCH_ALT_OPS, self.lower.alt_ops);
         img.put(ids::MATCH_NAIVE, self.naive);
+        img.put(ids::MATCH_FIXED, self.fixed);
+        img.put(ids::MATCH_PIECES, self.pieces);
         let [exact, nocase] = self.atoms;
         exact.write(0, img);
         nocase.write(1, img);
@@ -232,6 +239,8 @@ pub(crate) struct Matcher {
     branches: Arr<BranchRec>,
     alt_ops: Arr<Op>,
     naive: Arr<[u32; 2]>,
+    fixed: Arr<FixedRec>,
+    pieces: Arr<PieceRec>,
     atoms: [Option<AtomIndex>; 2],
 }
 
@@ -248,6 +257,8 @@ impl Matcher {
             branches: img.arr(ids::MATCH_BRANCHES)?,
             alt_ops: img.arr(ids::MATCH_ALT_OPS)?,
             naive: img.arr(ids::MATCH_NAIVE)?,
+            fixed: img.arr(ids::MATCH_FIXED)?,
+            pieces: img.arr(ids::MATCH_PIECES)?,
             atoms: [AtomIndex::open(img, 0)?, AtomIndex::open(img, 1)?],
         };
         // Scanners allocate per chained segment: the count may not exceed the segments there are.
@@ -275,6 +286,8 @@ impl Matcher {
                 alt_ops: img.get(self.alt_ops),
             },
             naive: img.get(self.naive),
+            fixed: img.get(self.fixed),
+            pieces: img.get(self.pieces),
             chained_segs: self.meta.chained_segs as usize,
             fallback: self.meta.fallback as usize,
             atoms: self.atoms.map(|a| a.map(|a| a.view(img))),
@@ -289,6 +302,8 @@ pub struct MatcherView<'a> {
     code: Code<'a>,
     /// Segments without an atom, as (pattern index, segment index).
     naive: &'a [[u32; 2]],
+    fixed: &'a [FixedRec],
+    pieces: &'a [PieceRec],
     chained_segs: usize,
     fallback: usize,
     atoms: [Option<AtomView<'a>>; 2],
@@ -316,7 +331,7 @@ pub struct MatchScratch {
     next_good: Vec<GoodRun>,
     /// Per good run (sorted by start): the largest run end among it and the runs before it, and which run.
     reach: Vec<(usize, u32)>,
-    /// Per plain segment with a hit in this scan (by segment index): its two-way search.
+    /// Per piece of a fixed segment asked about in this scan (by piece index): its two-way search.
     searches: FastMap<u32, Search>,
     /// Byte comparisons (and position-set steps) made verifying hits in this scan.
     work: u64,
@@ -346,8 +361,9 @@ impl MatchScratch {
     }
 
     /// How much verifying atom hits cost the last scan: byte comparisons, and positions carried through
-    /// the elements of segments verified as position sets. Linear in the data for plain segments (see
-    /// `linear`), whatever their length; tests hold the matcher to it.
+    /// the elements of segments verified as position sets. For long fixed-length segments it is linear in
+    /// the data plus a bound per hit that does not grow with their length (see `fixed`); tests hold the
+    /// matcher to it.
     pub fn verify_work(&self) -> u64 {
         self.work
     }
@@ -460,14 +476,11 @@ impl<'a> MatcherView<'a> {
         {
             return true;
         }
-        if let Some(tw) = seg.two_way() {
-            // The atom's bytes follow the leading anchors, which take no room.
-            let (lead, _) = linear::split_anchors(self.ops(seg));
-            let Some(s) = first.checked_sub(lead).and_then(|k| p.checked_sub(k)) else {
+        if let Some(fx) = seg.fixed().and_then(|i| self.fixed.get(i)) {
+            let Some(s) = p.checked_sub(fx.atom_at as usize) else {
                 return true;
             };
-            let key = pat.first_seg.wrapping_add(si as u32);
-            return match self.plain_match(sc, data, key, seg, tw, s) {
+            return match self.fixed_match(sc, data, seg, fx, s) {
                 Some(end) => {
                     sc.starts.clear();
                     sc.starts.push(s);
@@ -527,24 +540,41 @@ impl<'a> MatcherView<'a> {
         self.on_segment(sc, sink, r.pat, si)
     }
 
-    /// Whether plain segment `seg` (segment index `key`) occurs at start `s`, and its end. Starts asked of
-    /// one segment in one scan must increase (see `linear`).
-    fn plain_match(
+    /// Whether fixed segment `seg` occurs at start `s`, and its end. Starts asked of one segment in one scan
+    /// must increase (see `fixed`).
+    fn fixed_match(
         &self,
         sc: &mut MatchScratch,
         data: &[u8],
-        key: u32,
         seg: &SegRec,
-        tw: TwoWay,
+        fx: &FixedRec,
         s: usize,
     ) -> Option<usize> {
         let ops = self.ops(seg);
-        let (lead, body) = linear::split_anchors(ops);
-        let search = sc.searches.entry(key).or_insert_with(|| Search::new(s));
-        if !search.resolve(&self.code, tw, body, data, s, &mut sc.work) {
+        let (lead, body) = fixed::split_anchors(ops);
+        let end = s
+            .checked_add(fx.len as usize)
+            .filter(|&e| e <= data.len())?;
+        let first = fx.first_piece as usize;
+        let pieces = self
+            .pieces
+            .get(first..first.checked_add(fx.pieces as usize)?)?;
+        // The pieces first: each answers in O(1) amortized, where a loose op costs one comparison.
+        for (k, pc) in pieces.iter().enumerate() {
+            let (op, len) = (pc.op as usize, pc.len as usize);
+            let piece = body.get(op..op.checked_add(len)?)?;
+            let at = s.checked_add(pc.at as usize)?;
+            let search = sc
+                .searches
+                .entry((first + k) as u32)
+                .or_insert_with(|| Search::new(at));
+            if !search.resolve(&self.code, pc.two_way(), piece, data, at, &mut sc.work) {
+                return None;
+            }
+        }
+        if !fixed::loose_ok(&self.code, body, pieces, data, s, &mut sc.work) {
             return None;
         }
-        let end = s + body.len();
         let (before, after) = (&ops[..lead], &ops[lead + body.len()..]);
         (before.iter().all(|a| Code::anchor_holds(a.a, data, s))
             && after.iter().all(|a| Code::anchor_holds(a.a, data, end)))
@@ -626,14 +656,14 @@ impl<'a> MatcherView<'a> {
                 None
             };
             let ops = self.ops(seg);
-            let key = pat.first_seg.wrapping_add(si as u32);
+            let fx = seg.fixed().and_then(|i| self.fixed.get(i));
             for p in 0..=data.len() {
                 if range.is_some_and(|r| !in_range(r, p)) {
                     continue;
                 }
                 sc.ends.clear();
-                if let Some(tw) = seg.two_way() {
-                    let end = self.plain_match(sc, data, key, seg, tw, p);
+                if let Some(fx) = fx {
+                    let end = self.fixed_match(sc, data, seg, fx, p);
                     sc.ends.extend(end);
                 } else {
                     sc.ends.push(p);

@@ -420,39 +420,60 @@ proptest! {
 
 /// `Big.Sig:0:*:` + 1,024 bytes of `41` over `(A x 1023, B)` repeated made every position an atom hit, each
 /// verified over up to 1 KiB: quadratic work (32 s for 10 MB). Verification must stay linear in the data,
-/// whether nothing matches or everything does, and whatever the signature's length.
+/// whether nothing matches or everything does, whatever the signature's length: within two comparisons per
+/// byte per piece of the segment, and one per loose op per hit.
 #[test]
 fn long_run_signatures_cost_linear_work() {
     let block = |len: usize, unit: &[u8], last: &[u8]| -> Vec<u8> {
         [unit.repeat(len - 1), last.to_vec()].concat()
     };
-    let cases: Vec<(Pattern, Vec<u8>, usize)> = vec![
+    let run = |n: usize| "41".repeat(n);
+    // (pattern, data, matches, comparisons allowed per byte of data)
+    let cases: Vec<(Pattern, Vec<u8>, usize, u64)> = vec![
         // 1 KiB run, 1 MiB of blocks: no match.
         (
-            parse(&"41".repeat(1024)).unwrap(),
+            parse(&run(1024)).unwrap(),
             block(1024, b"A", b"B").repeat(1024),
             0,
+            2,
         ),
         // The same over 256 KiB of `A`: a match at every start.
         (
-            parse(&"41".repeat(1024)).unwrap(),
+            parse(&run(1024)).unwrap(),
             vec![b'A'; 256 << 10],
             (256 << 10) - 1023,
+            2,
         ),
         // The longest subsignature a .ldb line can hold, over 8 of its blocks.
         (
-            parse(&"41".repeat(16370)).unwrap(),
+            parse(&run(16370)).unwrap(),
             block(16370, b"A", b"B").repeat(8),
             0,
+            2,
         ),
         // Wide and case-insensitive forms (`::wi`): `41 00` and `[aA] 00` pairs.
         (
-            parse(&"41".repeat(1024)).unwrap().nocase().wide(),
+            parse(&run(1024)).unwrap().nocase().wide(),
             block(1024, b"a\0", b"B\0").repeat(256),
             0,
+            2,
+        ),
+        // A wildcard in the middle: two pieces and a loose op; it matches where the `??` meets the `B`.
+        (
+            parse(&format!("{}??{}", run(512), run(511))).unwrap(),
+            block(1024, b"A", b"B").repeat(1024),
+            1023,
+            5,
+        ),
+        // A nibble and a fixed gap between runs, over runs of `A` only: every start matches.
+        (
+            parse(&format!("{}4?{}{{3}}{}", run(300), run(300), run(300))).unwrap(),
+            vec![b'A'; 256 << 10],
+            (256 << 10) - 903,
+            8,
         ),
     ];
-    for (i, (pattern, data, matches)) in cases.iter().enumerate() {
+    for (i, (pattern, data, matches, per_byte)) in cases.iter().enumerate() {
         let mut b = MatcherBuilder::new();
         b.add(0, pattern).unwrap();
         let m = b.build();
@@ -462,38 +483,51 @@ fn long_run_signatures_cost_linear_work() {
         assert_eq!(s.got.len(), *matches, "case {i}");
         let work = sc.verify_work();
         assert!(
-            work <= 2 * data.len() as u64,
+            work <= per_byte * data.len() as u64,
             "case {i}: {work} comparisons for {} bytes",
             data.len()
         );
     }
 }
 
-/// Long patterns of a repeated unit, some with a changed byte, a class, anchors or modifiers: plain ones take
-/// the two-way resolution, the others position sets; both must agree with the reference.
+/// Long patterns of a repeated unit, some with changed bytes, wildcards, fixed gaps, anchors or modifiers:
+/// fixed-length ones take the pieces and their two-way searches, the others position sets; both must agree
+/// with the reference.
 fn long_pat_text() -> impl Strategy<Value = String> {
-    let unit = prop::collection::vec(
-        prop_oneof![4 => Just("41"), 4 => Just("42"), 1 => Just("43"), 1 => Just("4?")],
-        1..4,
-    );
-    (
-        unit,
-        64usize..90,
-        prop::option::of((0usize..90, "4[1-3]")),
-        prop_oneof![Just(""), Just("(B)"), Just("(L)")],
-        prop_oneof![Just(""), Just("(B)"), Just("(L)")],
+    let piece = (
+        prop::collection::vec(
+            prop_oneof![4 => Just("41"), 3 => Just("42"), 1 => Just("43")],
+            1..4,
+        ),
+        16usize..50,
     )
-        .prop_map(|(unit, len, change, lead, trail)| {
-            let mut bytes: Vec<String> = unit
-                .iter()
-                .cycle()
-                .take(len)
-                .map(|s| s.to_string())
-                .collect();
-            if let Some((at, b)) = change {
-                bytes[at % len] = b;
+        .prop_map(|(unit, len)| unit.iter().cycle().take(len).copied().collect::<String>());
+    let joint = prop::collection::vec(
+        prop_oneof![
+            Just("??"),
+            Just("4?"),
+            Just("(41|42)"),
+            Just("(42|43)"),
+            Just("{1}"),
+            Just("{2}"),
+            Just("43"),
+        ],
+        1..3,
+    )
+    .prop_map(|v| v.concat());
+    (
+        prop::collection::vec((piece.clone(), joint), 0..4),
+        piece,
+        prop_oneof![4 => Just(""), 1 => Just("(B)"), 1 => Just("(L)")],
+        prop_oneof![4 => Just(""), 1 => Just("(B)"), 1 => Just("(L)")],
+    )
+        .prop_map(|(parts, last, lead, trail)| {
+            let mut t = lead.to_string();
+            for (piece, joint) in parts {
+                t.push_str(&piece);
+                t.push_str(&joint);
             }
-            format!("{lead}{}{trail}", bytes.concat())
+            format!("{t}{last}{trail}")
         })
 }
 
@@ -501,7 +535,7 @@ fn long_data_strategy() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(
         prop_oneof![
             6 => prop::collection::vec(Just(b'A'), 1..120),
-            4 => prop::collection::vec(prop_oneof![Just(b'A'), Just(b'B')], 1..40)
+            4 => prop::collection::vec(prop_oneof![4 => Just(b'A'), 2 => Just(b'B'), 1 => Just(b'C')], 1..40)
                 .prop_map(|u| u.repeat(4)),
             1 => prop::collection::vec(prop_oneof![Just(b'C'), Just(b'a'), Just(b' '), Just(b'\n'), Just(0u8)], 1..3),
         ],
@@ -510,10 +544,52 @@ fn long_data_strategy() -> impl Strategy<Value = Vec<u8>> {
     .prop_map(|v| v.concat())
 }
 
+/// A string `elems` match (when their anchors hold), bytes picked by `seed`.
+fn instance(elems: &[Elem], seed: &mut u64) -> Vec<u8> {
+    let mut pick = |n: usize| {
+        *seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (*seed >> 33) as usize % n.max(1)
+    };
+    let mut out = Vec::new();
+    for e in elems {
+        match e {
+            Elem::Byte(c) => {
+                // Mostly the letters the data is made of, so instances overlap runs of them.
+                let members: Vec<u8> = c.iter().collect();
+                let letters: Vec<u8> = members
+                    .iter()
+                    .copied()
+                    .filter(|b| (b'A'..=b'C').contains(b))
+                    .collect();
+                let from = if letters.is_empty() || pick(4) == 0 {
+                    &members
+                } else {
+                    &letters
+                };
+                out.push(from[pick(from.len())]);
+            }
+            Elem::Gap { min, .. } => out.extend((0..*min).map(|_| b'A' + pick(3) as u8)),
+            Elem::Alt { branches, .. } => {
+                let b = &branches[pick(branches.len())];
+                out.extend(b.iter().map(|c| c.iter().next().unwrap_or(b'A')));
+            }
+            // A neighbour that satisfies the anchor, on whichever side it looks.
+            Elem::Anchor(a) => out.extend(b"\n -".iter().copied().find(|&c| a.holds(&[c, c], 1))),
+        }
+    }
+    out
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
     #[test]
-    fn long_patterns_match_reference(texts in prop::collection::vec((long_pat_text(), 0u8..4), 1..3), data in long_data_strategy()) {
+    fn long_patterns_match_reference(
+        texts in prop::collection::vec((long_pat_text(), 0u8..4), 1..3),
+        noise in long_data_strategy(),
+        parts in prop::collection::vec((0u8..6, any::<u64>()), 1..10),
+    ) {
         let mut pats = Vec::new();
         for (t, how) in &texts {
             let p = parse(t).unwrap();
@@ -523,6 +599,35 @@ proptest! {
                 3 => p.fullword(),
                 _ => p,
             });
+        }
+        // Instances of the patterns, some with a byte changed, between runs and noise.
+        let mut data = Vec::new();
+        for (kind, mut seed) in parts {
+            let inst = instance(&pats[seed as usize % pats.len()].elems, &mut seed);
+            match kind {
+                0 => data.extend(&inst),
+                1 => {
+                    let mut inst = inst;
+                    for k in 0..3 {
+                        let at = (seed >> (k * 16)) as usize % inst.len().max(1);
+                        if let Some(b) = inst.get_mut(at) {
+                            *b = b"ABC \n"[(seed >> (k * 16 + 8)) as usize % 5];
+                        }
+                    }
+                    data.extend(inst);
+                }
+                2 => data.extend(&inst[..inst.len() / 2]),
+                3 => data.extend(&noise[..noise.len().min(seed as usize % 64)]),
+                4 => data.extend(std::iter::repeat_n(b'A', seed as usize % 100)),
+                _ => {
+                    // Two overlapping instances.
+                    data.extend(&inst);
+                    let again = instance(&pats[seed as usize % pats.len()].elems, &mut seed);
+                    let keep = data.len() - inst.len() / 3;
+                    data.truncate(keep);
+                    data.extend(again);
+                }
+            }
         }
         let mut b = MatcherBuilder::new();
         for (i, p) in pats.iter().enumerate() {
@@ -540,4 +645,31 @@ proptest! {
         prop_assert_eq!(n, got.len(), "duplicate (id, start)");
         prop_assert_eq!(got, ref_starts(&pats, &data));
     }
+}
+
+/// The ops between the pieces of a fixed segment are checked at every hit: a class, a nibble, a fixed gap.
+#[test]
+fn fixed_segments_check_the_ops_between_their_pieces() {
+    let run = |n: usize| "41".repeat(n);
+    let m = matcher(&[&format!("{}(41|42){}4?{{2}}{}", run(40), run(30), run(20))]);
+    let good = [
+        vec![b'A'; 40],
+        b"B".to_vec(),
+        vec![b'A'; 30],
+        b"Oxx".to_vec(),
+        vec![b'A'; 20],
+    ]
+    .concat();
+    assert_eq!(run_pats(&m, &good), vec![(0, 0, 94)]);
+    for (at, b) in [(40, b'C'), (71, b'P'), (60, b'B')] {
+        let mut bad = good.clone();
+        bad[at] = b;
+        assert_eq!(run_pats(&m, &bad), vec![], "byte {at} = {}", b as char);
+    }
+}
+
+fn run_pats(m: &Built, data: &[u8]) -> Vec<(u32, usize, usize)> {
+    let mut s = Sink::default();
+    m.scan(data, &mut s);
+    s.got
 }
