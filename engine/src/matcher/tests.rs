@@ -673,3 +673,15 @@ fn run_pats(m: &Built, data: &[u8]) -> Vec<(u32, usize, usize)> {
     m.scan(data, &mut s);
     s.got
 }
+
+/// issue 11 (found while adding sections moved the crafted-image test's mutations): an alternative atom
+/// with branches over 8 bytes indexed past the 4 tail bytes a table entry holds, a panic on any data
+/// holding a branch.
+#[test]
+fn alternative_atoms_longer_than_eight_bytes() {
+    let pat = "(41424344454647484950|5152535455565758595a)";
+    assert_eq!(starts(&[pat], b"xxABCDEFGHIPxx"), vec![(0, 2)]);
+    assert_eq!(starts(&[pat], b"xxQRSTUVWXYZ ABCDEFGHIQ"), vec![(0, 2)]);
+    // The first eight bytes of a branch are not enough.
+    assert_eq!(starts(&[pat], b"ABCDEFGHIQ"), vec![]);
+}
