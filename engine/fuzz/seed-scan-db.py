@@ -11,7 +11,8 @@ import os
 import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-KINDS = {"ndb": 0, "ldb": 1, "hdb": 2, "both": 3}
+# Database kinds (byte 0; bit 2 asks for an allmatch scan of the file).
+KINDS = {"ndb": 0, "ldb": 1, "hdb": 2, "both": 3, "ndb-allmatch": 4}
 
 
 def rle(runs):
@@ -39,15 +40,15 @@ def seed(kind, db_text, file_spec):
 def main():
     run = lambda n: "41" * n
     seeds = {
-        "run-1k-blocks": seed("ndb", f"Big.Sig:0:*:{run(1024)}\n", rle(blocks(1024, 1024))),
-        "run-1k-all-a": seed("ndb", f"Big.Sig:0:*:{run(1024)}\n", rle([(0x41, 256 << 10)])),
-        "run-4089-blocks": seed("ndb", f"Big.Sig:0:*:{run(4089)}\n", rle(blocks(4089, 256))),
-        "run-16k-ldb": seed("ldb", f"Big.Ldb;Target:0;0;{run(16370)}\n", rle(blocks(16370, 64))),
+        "run-1k-blocks": seed("ndb", f"Big.Sig:0:*:{run(1024)}\n", rle(blocks(1024, 256))),
+        "run-1k-all-a": seed("ndb-allmatch", f"Big.Sig:0:*:{run(1024)}\n", rle([(0x41, 256 << 10)])),
+        "run-4089-blocks": seed("ndb", f"Big.Sig:0:*:{run(4089)}\n", rle(blocks(4089, 64))),
+        "run-16k-ldb": seed("ldb", f"Big.Ldb;Target:0;0;{run(16370)}\n", rle(blocks(16370, 16))),
         "mixed-1k-match": seed(
-            "ndb", f"Mixed.Sig:0:*:{run(512)}??{run(511)}\n", rle(blocks(1024, 1024))
+            "ndb-allmatch", f"Mixed.Sig:0:*:{run(512)}??{run(511)}\n", rle(blocks(1024, 256))
         ),
         "mixed-1k-no-match": seed(
-            "ndb", f"Mixed.Sig:0:*:{run(512)}??{run(511)}\n", rle(blocks(500, 2048))
+            "ndb", f"Mixed.Sig:0:*:{run(512)}??{run(511)}\n", rle(blocks(500, 512))
         ),
         "nibble-gap": seed(
             "ndb", f"Gaps.Sig:0:*:{run(300)}4?{run(300)}{{3}}{run(300)}\n", rle([(0x41, 256 << 10)])
@@ -57,7 +58,7 @@ def main():
             f"Wide.Sig;Target:0;0;{run(1024)}::wi\n",
             rle([(0x61, 1), (0, 1)] * 1023 + [(0x42, 1), (0, 1)]),
         ),
-        "run-1k-both": seed("both", f"Big.Sig:0:*:{run(1024)}\n", rle(blocks(1024, 256))),
+        "run-1k-both": seed("both", f"Big.Sig:0:*:{run(1024)}\n", rle(blocks(1024, 64))),
         "plain-ndb": seed("ndb", "Test.Sig:0:*:68656c6c6f\nTest.Wild:0:*:68??6c{1-2}6f\n", b"xx hello world"),
         "plain-ldb": seed(
             "ldb", "Test.Ldb;Target:0;0&1;68656c6c6f;776f726c64::i\n", b"hello WORLD"
