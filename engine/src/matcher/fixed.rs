@@ -16,8 +16,12 @@
 //! loose ops one by one. A hit therefore costs O(pieces + loose ops): `41` x 1,024 is one piece, `41` x 512
 //! `??` `41` x 511 two pieces and one loose op.
 //!
-//! What stays proportional to the length is a long segment without a piece, one whose wildcards come more
-//! often than every [`PIECE_MIN_LEN`] bytes (`41 ?? 41 ?? ...`): those keep the position-set verification.
+//! What stays proportional to the length per hit: a long segment without a piece, one whose wildcards come
+//! more often than every [`PIECE_MIN_LEN`] bytes (`41 ?? 41 ?? ...`), and a segment of variable width (an
+//! inline gap `{n-m}`, alternatives of different lengths, an anchor between bytes: `41` x 512 `{0-2}` `41`
+//! x 511). Those keep the position-set verification, as clamscan verifies everything; deciding them in
+//! linear time too would need the pieces' searches to answer positions in a sliding window (a queue of
+//! recent occurrences per piece), which is left for later.
 
 use super::code::{Code, Op, OP_ANCHOR, OP_CLASS, OP_EXACT, OP_GAP};
 use super::linear::{self, TwoWay};
