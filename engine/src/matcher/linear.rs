@@ -104,7 +104,8 @@ impl Search {
         Search { pos: start, mem: 0 }
     }
 
-    /// Where the next step's right half starts comparing: the text before it has been compared.
+    /// Where the next step's right half starts comparing. Text from there on has not been compared yet, so
+    /// a question at or past it restarts the search there without comparing anything twice.
     fn frontier(&self, tw: TwoWay) -> usize {
         let crit = tw.crit as usize;
         self.pos
