@@ -427,7 +427,8 @@ impl Builder {
 
     /// Reads one database file (`text` when it came from memory) and adds its lines. A file is read in
     /// chunks of whole lines into one buffer: reading a 343 MB .hdb whole cost 0.25 s of page faults
-    /// and 343 MB of peak memory; a line longer than a chunk grows the buffer to hold it.
+    /// and 343 MB of peak memory; a line longer than a chunk grows the buffer to hold it, up to the format's
+    /// line limit (`Format::max_line`), past which it is refused and dropped.
     fn read_file(
         &mut self,
         path: &Path,
@@ -450,6 +451,8 @@ impl Builder {
         };
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
         let (mut before, mut total) = (0usize, 0u64);
+        // Inside a line already refused as too long: its bytes are dropped up to its newline.
+        let mut dropping = false;
         loop {
             if buf.capacity() - buf.len() < READ_CHUNK / 2 {
                 buf.reserve(READ_CHUNK);
@@ -464,16 +467,36 @@ impl Builder {
             };
             total += n as u64;
             if n == 0 {
-                if !buf.is_empty() {
+                if !buf.is_empty() && !dropping {
                     self.add_lines(path, format, &buf, before, official, errors);
                 }
                 break;
+            }
+            if dropping {
+                let Some(end) = memchr::memchr(b'\n', &buf) else {
+                    buf.clear();
+                    continue;
+                };
+                buf.drain(..=end);
+                before += 1;
+                dropping = false;
             }
             if let Some(last) = memchr::memrchr(b'\n', &buf) {
                 let done = &buf[..=last];
                 self.add_lines(path, format, done, before, official, errors);
                 before += memchr::memchr_iter(b'\n', done).count();
                 buf.drain(..=last);
+            }
+            // What is left is the start of one line: past the limit it is refused without being held
+            // (a 5 GB line would otherwise be read whole into memory).
+            if let Some(max) = format.max_line().filter(|&m| buf.len() > m) {
+                errors.push(LineError {
+                    file: path.to_path_buf(),
+                    line: before + 1,
+                    message: load::too_long(max),
+                });
+                buf.clear();
+                dropping = true;
             }
         }
         if total == 0 {
@@ -510,7 +533,7 @@ impl Builder {
         official: bool,
         errors: &mut LoadError,
     ) {
-        for (line_no, line) in load::lines(bytes) {
+        for (line_no, line) in load::lines(bytes, format.max_line()) {
             let fail = |message: String| LineError {
                 file: path.to_path_buf(),
                 line: before + line_no,

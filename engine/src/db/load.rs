@@ -74,6 +74,31 @@ impl Format {
     }
 }
 
+/// The longest line clamscan 1.4.6 reads in a `.hdb`, `.hsb`, `.fp`, `.sfp`, `.ndb` or `.ign2` file, in
+/// bytes before the newline (a CR counts): it reads lines into an 8 KiB buffer and parses the rest of a
+/// longer line as a line of its own, which makes any longer line an error (tests/ORACLE.md §6a). This is
+/// what bounds signature names and body signatures: clamscan refuses a 5 MB name or body.
+pub const MAX_LINE: usize = 8190;
+/// The same for `.ldb` lines, which clamscan reads into a 32 KiB buffer.
+pub const MAX_LDB_LINE: usize = 32767;
+
+impl Format {
+    /// The longest line clamscan reads in this format (see [`MAX_LINE`]); `None` for the formats this
+    /// engine only counts as skipped, whose lines it does not read.
+    pub fn max_line(self) -> Option<usize> {
+        match self {
+            Format::Logical => Some(MAX_LDB_LINE),
+            Format::Unsupported(_) => None,
+            Format::Hash | Format::Allow | Format::Body | Format::Ignore => Some(MAX_LINE),
+        }
+    }
+}
+
+/// The error for a line longer than `max` bytes.
+pub fn too_long(max: usize) -> String {
+    format!("line longer than {max} bytes, the most clamscan reads in this kind of file")
+}
+
 /// The database files and containers a path names: the file itself, or the known ones of a directory in
 /// name order. A file named explicitly must have a known extension.
 pub fn expand(path: &Path) -> Result<Vec<Entry>, String> {
@@ -140,8 +165,11 @@ fn drop_older_copies(files: &mut Vec<Entry>) {
 }
 
 /// Non-empty, non-comment lines with their 1-based numbers. A trailing CR is dropped (files edited on Windows).
-/// Invalid UTF-8 is reported per line, never a panic.
-pub fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, Result<&str, String>)> {
+/// Invalid UTF-8 and lines, comments included, of more than `max` bytes are reported per line, never a panic.
+pub fn lines(
+    bytes: &[u8],
+    max: Option<usize>,
+) -> impl Iterator<Item = (usize, Result<&str, String>)> {
     // memchr rather than `split` with a closure, which compares byte by byte: 5% of a 6.9M-line load.
     let mut rest = Some(bytes);
     std::iter::from_fn(move || {
@@ -158,7 +186,10 @@ pub fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, Result<&str, String>)
         })
     })
     .enumerate()
-    .filter_map(|(i, raw)| {
+    .filter_map(move |(i, raw)| {
+        if let Some(max) = max.filter(|&m| raw.len() > m) {
+            return Some((i + 1, Err(too_long(max))));
+        }
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if raw.is_empty() || raw[0] == b'#' {
             return None;
@@ -190,11 +221,24 @@ mod tests {
 
     #[test]
     fn lines_skip_blank_and_comments_and_strip_cr() {
-        let v: Vec<_> = lines(b"a\r\n\n# c\nb\n\xff\n").collect();
+        let v: Vec<_> = lines(b"a\r\n\n# c\nb\n\xff\n", None).collect();
         assert_eq!(v[0], (1, Ok("a")));
         assert_eq!(v[1], (4, Ok("b")));
         assert_eq!(v[2].0, 5);
         assert!(v[2].1.is_err());
+    }
+
+    /// issue 11: clamscan's line limit, CR included, comments included.
+    #[test]
+    fn lines_longer_than_the_limit_are_errors() {
+        let v: Vec<_> = lines(b"abcd\nabcde\nabcd\r\n#abcd\n#bcd\n", Some(4)).collect();
+        assert_eq!(v[0], (1, Ok("abcd")));
+        assert_eq!(v[1], (2, Err(too_long(4))));
+        assert_eq!(v[2], (3, Err(too_long(4))));
+        assert_eq!(v[3], (4, Err(too_long(4))));
+        assert_eq!(v.len(), 4);
+        assert_eq!(Format::Logical.max_line(), Some(32767));
+        assert_eq!(Format::Body.max_line(), Some(8190));
     }
 
     #[test]

@@ -43,8 +43,12 @@ pub const MATCH_ALTS: SectionId = SectionId(0x205);
 pub const MATCH_BRANCHES: SectionId = SectionId(0x206);
 pub const MATCH_ALT_OPS: SectionId = SectionId(0x207);
 pub const MATCH_NAIVE: SectionId = SectionId(0x208);
-const MATCH_NAMES: [&str; 9] = [
+/// Long fixed-length segments and their pieces (`matcher::fixed`).
+pub const MATCH_FIXED: SectionId = SectionId(0x209);
+pub const MATCH_PIECES: SectionId = SectionId(0x20a);
+const MATCH_NAMES: [&str; 11] = [
     "meta", "patterns", "segments", "ops", "classes", "alts", "branches", "alt-ops", "naive",
+    "fixed", "pieces",
 ];
 
 /// Atom indexes, 0 exact and 1 ASCII-case-insensitive: columns at `atom_column(index, c)`.

@@ -413,7 +413,8 @@ impl<'a> AtomView<'a> {
                         // The next bytes from the entry itself; only atoms over 8 bytes (alternative
                         // branches) read the atom table.
                         let mut t = [0u8; 4];
-                        for (k, &b) in data.iter().skip(i + 4).take(len - 4).enumerate() {
+                        // At most the four bytes an entry holds: longer atoms check the rest below.
+                        for (k, &b) in data.iter().skip(i + 4).take((len - 4).min(4)).enumerate() {
                             t[k] = fold(self.nocase, b);
                         }
                         if i + len > n || u32::from_le_bytes(t) != tail {

@@ -65,6 +65,9 @@ pub(crate) struct SegRec {
     pub gap_min: u32,
     pub gap_max: u32,
     pub flags: u32,
+    /// For a long fixed-length segment (`fixed`), 1 + the index of its [`FixedRec`](super::fixed::FixedRec);
+    /// 0 for the others.
+    pub fixed: u32,
 }
 
 pub(crate) const UNBOUNDED: u32 = u32::MAX;
@@ -73,6 +76,10 @@ impl SegRec {
     pub fn atom(&self) -> Option<(usize, usize)> {
         (self.flags & SEG_HAS_ATOM != 0)
             .then_some((self.atom_first as usize, self.atom_last as usize))
+    }
+    /// The index of its fixed-segment record, if it is a long fixed-length segment.
+    pub fn fixed(&self) -> Option<usize> {
+        self.fixed.checked_sub(1).map(|i| i as usize)
     }
     pub fn gap(&self) -> (u32, Option<u32>) {
         (

@@ -34,16 +34,22 @@
 //!
 //! The atom pass is linear in the data plus the number of atom hits. Verifying a hit runs a position-set
 //! simulation over the segment's elements (gaps inside a segment are at most 32 wide, so sets stay small):
-//! O(segment elements x set size), independent of the file size. Chained segments are not backtracked: each
+//! O(segment elements x set size), independent of the file size. That is per hit, and a run of one byte
+//! makes every position a hit: long fixed-length segments (`fixed`) are therefore decided by per-piece
+//! two-way searches (`linear`) instead, linear in the data per piece and O(pieces + loose ops) per hit,
+//! whatever the segment's length (issue 11); [`MatchScratch::verify_work`] counts the comparisons. Chained segments are not backtracked: each
 //! segment's hits are recorded during the pass (a segment is only recorded once the segment before it has a
 //! hit), and after the pass a backward dynamic programme marks, per segment, the hits from which the rest of
 //! the chain can complete, by binary search in the sorted good starts of the next segment:
 //! O(H log H) for H recorded segment hits, so a 100 MB file costs time and memory linear in its hits.
 
 mod atoms;
+mod chain;
 mod code;
 mod compile;
 mod fasthash;
+mod fixed;
+mod linear;
 mod verify;
 
 #[cfg(test)]
@@ -56,8 +62,12 @@ use crate::image::ids;
 use crate::image::{Arr, Image, ImageBuilder, ImageError};
 use atoms::{AtomIndex, AtomRef, AtomView, AtomsBuilder};
 use bytemuck::{Pod, Zeroable};
+use chain::{GoodRun, Run};
 use code::{AltRec, BranchRec, Code, Lowerer, Op, PatRec, SegRec, OP_ALT, SEG_HAS_ATOM, UNBOUNDED};
 use compile::compile;
+use fasthash::FastMap;
+use fixed::{FixedRec, PieceRec};
+use linear::Search;
 
 pub type PatternId = u32;
 
@@ -76,6 +86,8 @@ pub struct MatcherBuilder {
     ops: Vec<Op>,
     lower: Lowerer,
     naive: Vec<[u32; 2]>,
+    fixed: Vec<FixedRec>,
+    pieces: Vec<PieceRec>,
     chained_segs: u32,
     atoms: [AtomsBuilder; 2],
 }
@@ -88,6 +100,8 @@ impl Default for MatcherBuilder {
             ops: Vec::new(),
             lower: Lowerer::default(),
             naive: Vec::new(),
+            fixed: Vec::new(),
+            pieces: Vec::new(),
             chained_segs: 0,
             atoms: [AtomsBuilder::new(false), AtomsBuilder::new(true)],
         }
@@ -136,6 +150,7 @@ impl MatcherBuilder {
                 gap_min,
                 gap_max,
                 flags: 0,
+                fixed: 0,
             };
             match &seg.atom {
                 None => self.naive.push([pi, si as u32]),
@@ -156,6 +171,14 @@ impl MatcherBuilder {
                         }
                     }
                 }
+            }
+            let atom_first = seg.atom.as_ref().map(|a| a.first);
+            let ops = &self.ops[op_start as usize..];
+            if let Some((mut fx, pieces)) = fixed::analyse(ops, atom_first, &self.lower.classes) {
+                fx.first_piece = self.pieces.len() as u32;
+                self.pieces.extend(pieces);
+                self.fixed.push(fx);
+                rec.fixed = self.fixed.len() as u32;
             }
             self.segs.push(rec);
         }
@@ -201,6 +224,8 @@ impl MatcherBuilder {
         img.put(ids::MATCH_BRANCHES, self.lower.branches);
         img.put(ids::MATCH_ALT_OPS, self.lower.alt_ops);
         img.put(ids::MATCH_NAIVE, self.naive);
+        img.put(ids::MATCH_FIXED, self.fixed);
+        img.put(ids::MATCH_PIECES, self.pieces);
         let [exact, nocase] = self.atoms;
         exact.write(0, img);
         nocase.write(1, img);
@@ -219,6 +244,8 @@ pub(crate) struct Matcher {
     branches: Arr<BranchRec>,
     alt_ops: Arr<Op>,
     naive: Arr<[u32; 2]>,
+    fixed: Arr<FixedRec>,
+    pieces: Arr<PieceRec>,
     atoms: [Option<AtomIndex>; 2],
 }
 
@@ -235,6 +262,8 @@ impl Matcher {
             branches: img.arr(ids::MATCH_BRANCHES)?,
             alt_ops: img.arr(ids::MATCH_ALT_OPS)?,
             naive: img.arr(ids::MATCH_NAIVE)?,
+            fixed: img.arr(ids::MATCH_FIXED)?,
+            pieces: img.arr(ids::MATCH_PIECES)?,
             atoms: [AtomIndex::open(img, 0)?, AtomIndex::open(img, 1)?],
         };
         // Scanners allocate per chained segment: the count may not exceed the segments there are.
@@ -262,6 +291,8 @@ impl Matcher {
                 alt_ops: img.get(self.alt_ops),
             },
             naive: img.get(self.naive),
+            fixed: img.get(self.fixed),
+            pieces: img.get(self.pieces),
             chained_segs: self.meta.chained_segs as usize,
             fallback: self.meta.fallback as usize,
             atoms: self.atoms.map(|a| a.map(|a| a.view(img))),
@@ -276,6 +307,8 @@ pub struct MatcherView<'a> {
     code: Code<'a>,
     /// Segments without an atom, as (pattern index, segment index).
     naive: &'a [[u32; 2]],
+    fixed: &'a [FixedRec],
+    pieces: &'a [PieceRec],
     chained_segs: usize,
     fallback: usize,
     atoms: [Option<AtomView<'a>>; 2],
@@ -303,6 +336,10 @@ pub struct MatchScratch {
     next_good: Vec<GoodRun>,
     /// Per good run (sorted by start): the largest run end among it and the runs before it, and which run.
     reach: Vec<(usize, u32)>,
+    /// Per piece of a fixed segment asked about in this scan (by piece index): its two-way search.
+    searches: FastMap<u32, Search>,
+    /// Byte comparisons (and position-set steps) made verifying hits in this scan.
+    work: u64,
 }
 
 impl MatchScratch {
@@ -324,6 +361,16 @@ impl MatchScratch {
         self.used = 0;
         self.touched.clear();
         self.reported.clear();
+        self.searches.clear();
+        self.work = 0;
+    }
+
+    /// How much verifying atom hits cost the last scan: byte comparisons, and positions carried through
+    /// the elements of segments verified as position sets. For long fixed-length segments it is linear in
+    /// the data plus a bound per hit that does not grow with their length (see `fixed`); tests hold the
+    /// matcher to it.
+    pub fn verify_work(&self) -> u64 {
+        self.work
     }
 
     fn hits(&self, seg: usize) -> Option<&Vec<Run>> {
@@ -434,6 +481,21 @@ impl<'a> MatcherView<'a> {
         {
             return true;
         }
+        if let Some(fx) = seg.fixed().and_then(|i| self.fixed.get(i)) {
+            let Some(s) = p.checked_sub(fx.atom_at as usize) else {
+                return true;
+            };
+            return match self.fixed_match(sc, data, seg, fx, s) {
+                Some(end) => {
+                    sc.starts.clear();
+                    sc.starts.push(s);
+                    sc.ends.clear();
+                    sc.ends.push(end);
+                    self.on_segment(sc, sink, r.pat, si)
+                }
+                None => true,
+            };
+        }
         let ops = self.ops(seg);
         let (Some(before), Some(atom), Some(after)) =
             (ops.get(..first), ops.get(first..last), ops.get(last..))
@@ -447,6 +509,7 @@ impl<'a> MatcherView<'a> {
                 let Some(br) = code.branches(alt.arg).nth(r.variant as usize) else {
                     return true;
                 };
+                sc.work += br.len() as u64;
                 if p + br.len() > data.len()
                     || !br
                         .iter()
@@ -459,20 +522,68 @@ impl<'a> MatcherView<'a> {
             }
             _ => {
                 sc.ends.push(p);
-                verify::forward(code, data, atom, &mut sc.ends, &mut sc.tmp);
+                verify::forward(code, data, atom, &mut sc.ends, &mut sc.tmp, &mut sc.work);
             }
         }
-        verify::forward(code, data, after, &mut sc.ends, &mut sc.tmp);
+        verify::forward(code, data, after, &mut sc.ends, &mut sc.tmp, &mut sc.work);
         if sc.ends.is_empty() {
             return true;
         }
         sc.starts.clear();
         sc.starts.push(p);
-        verify::backward(code, data, before, &mut sc.starts, &mut sc.tmp);
+        verify::backward(
+            code,
+            data,
+            before,
+            &mut sc.starts,
+            &mut sc.tmp,
+            &mut sc.work,
+        );
         if sc.starts.is_empty() {
             return true;
         }
         self.on_segment(sc, sink, r.pat, si)
+    }
+
+    /// Whether fixed segment `seg` occurs at start `s`, and its end. Starts asked of one segment in one scan
+    /// must increase (see `fixed`).
+    fn fixed_match(
+        &self,
+        sc: &mut MatchScratch,
+        data: &[u8],
+        seg: &SegRec,
+        fx: &FixedRec,
+        s: usize,
+    ) -> Option<usize> {
+        let ops = self.ops(seg);
+        let (lead, body) = fixed::split_anchors(ops);
+        let end = s
+            .checked_add(fx.len as usize)
+            .filter(|&e| e <= data.len())?;
+        let first = fx.first_piece as usize;
+        let pieces = self
+            .pieces
+            .get(first..first.checked_add(fx.pieces as usize)?)?;
+        // The pieces first: each answers in O(1) amortized, where a loose op costs one comparison.
+        for (k, pc) in pieces.iter().enumerate() {
+            let (op, len) = (pc.op as usize, pc.len as usize);
+            let piece = body.get(op..op.checked_add(len)?)?;
+            let at = s.checked_add(pc.at as usize)?;
+            let search = sc
+                .searches
+                .entry((first + k) as u32)
+                .or_insert_with(|| Search::new(at));
+            if !search.resolve(&self.code, pc.two_way(), piece, data, at, &mut sc.work) {
+                return None;
+            }
+        }
+        if !fixed::loose_ok(&self.code, body, pieces, data, s, &mut sc.work) {
+            return None;
+        }
+        let (before, after) = (&ops[..lead], &ops[lead + body.len()..]);
+        (before.iter().all(|a| Code::anchor_holds(a.a, data, s))
+            && after.iter().all(|a| Code::anchor_holds(a.a, data, end)))
+        .then_some(end)
     }
 
     /// Handles a verified segment occurrence: starts in `sc.starts`, ends in `sc.ends` (any combination).
@@ -550,13 +661,26 @@ impl<'a> MatcherView<'a> {
                 None
             };
             let ops = self.ops(seg);
+            let fx = seg.fixed().and_then(|i| self.fixed.get(i));
             for p in 0..=data.len() {
                 if range.is_some_and(|r| !in_range(r, p)) {
                     continue;
                 }
                 sc.ends.clear();
-                sc.ends.push(p);
-                verify::forward(&self.code, data, ops, &mut sc.ends, &mut sc.tmp);
+                if let Some(fx) = fx {
+                    let end = self.fixed_match(sc, data, seg, fx, p);
+                    sc.ends.extend(end);
+                } else {
+                    sc.ends.push(p);
+                    verify::forward(
+                        &self.code,
+                        data,
+                        ops,
+                        &mut sc.ends,
+                        &mut sc.tmp,
+                        &mut sc.work,
+                    );
+                }
                 if sc.ends.is_empty() {
                     continue;
                 }
@@ -569,173 +693,4 @@ impl<'a> MatcherView<'a> {
         }
         true
     }
-
-    /// Resolves chained patterns from the recorded segment hits (see the module doc).
-    fn chain_pass(&self, sc: &mut MatchScratch, sink: &mut dyn MatchSink) {
-        let mut touched = std::mem::take(&mut sc.touched);
-        touched.sort_unstable();
-        touched.dedup();
-        let mut good = std::mem::take(&mut sc.good);
-        let mut next = std::mem::take(&mut sc.next_good);
-        let mut reach = std::mem::take(&mut sc.reach);
-        let mut go = true;
-        for &pi in &touched {
-            let Some(pat) = self.pats.get(pi as usize) else {
-                continue;
-            };
-            let base = pat.seg_base as usize;
-            let nsegs = pat.nsegs as usize;
-            if nsegs == 0 || (0..nsegs).any(|si| sc.hits(base + si).is_none_or(|h| h.is_empty())) {
-                continue;
-            }
-            let k = nsegs - 1;
-            good.clear();
-            if let Some(last) = sc.hits(base + k) {
-                good.extend(last.iter().map(|r| GoodRun {
-                    start: r.start,
-                    count: r.count,
-                    full: r.start + r.len as usize,
-                    step: 1,
-                }));
-            }
-            for si in (0..k).rev() {
-                good.sort_unstable_by_key(|g| g.start);
-                reach.clear();
-                let mut best = (0usize, 0u32);
-                for (i, g) in good.iter().enumerate() {
-                    if g.end() > best.0 {
-                        best = (g.end(), i as u32);
-                    }
-                    reach.push(best);
-                }
-                let Some((min, max)) = self.seg(pat, si).map(SegRec::gap) else {
-                    good.clear();
-                    break;
-                };
-                next.clear();
-                for r in sc.hits(base + si).map_or(&[][..], |h| h.as_slice()) {
-                    for j in 0..r.count as usize {
-                        let (s, e) = (r.start + j, r.start + j + r.len as usize);
-                        let lo = e + min as usize;
-                        if let Some((s2, full)) = first_good_at_or_after(&good, &reach, lo) {
-                            if max.is_none_or(|m| s2 <= e + m as usize) {
-                                GoodRun::push(&mut next, s, full);
-                            }
-                        }
-                    }
-                }
-                std::mem::swap(&mut good, &mut next);
-                if good.is_empty() {
-                    break;
-                }
-            }
-            good.sort_unstable_by_key(|g| g.start);
-            let mut cursor = 0usize;
-            'runs: for g in &good {
-                for s in g.start.max(cursor)..g.end() {
-                    if !sink.on_match(pat.id, s, g.full_at(s)) {
-                        go = false;
-                        break 'runs;
-                    }
-                }
-                cursor = cursor.max(g.end());
-            }
-            if !go {
-                break;
-            }
-        }
-        sc.good = good;
-        sc.next_good = next;
-        sc.reach = reach;
-        sc.touched = touched;
-    }
-}
-
-/// Recorded hits of one segment: `count` hits at starts `start, start + 1, ...`, each `len` bytes long.
-/// Dense hits (a run of one byte value) cost one entry.
-#[derive(Debug, Clone, Copy)]
-struct Run {
-    start: usize,
-    count: u32,
-    len: u32,
-}
-
-impl Run {
-    fn push(v: &mut Vec<Run>, s: usize, e: usize) {
-        let len = (e - s) as u32;
-        if let Some(last) = v.last_mut() {
-            if last.len == len && last.count < u32::MAX {
-                if last.start + last.count as usize == s {
-                    last.count += 1;
-                    return;
-                }
-                if (last.start..last.start + last.count as usize).contains(&s) {
-                    return;
-                }
-            }
-        }
-        v.push(Run {
-            start: s,
-            count: 1,
-            len,
-        });
-    }
-}
-
-/// Starts from which the rest of a chain completes: `count` starts from `start`, the `i`-th completing at
-/// `full + i * step` (step 0 or 1).
-#[derive(Debug, Clone, Copy)]
-struct GoodRun {
-    start: usize,
-    count: u32,
-    full: usize,
-    step: u32,
-}
-
-impl GoodRun {
-    fn end(&self) -> usize {
-        self.start + self.count as usize
-    }
-    fn full_at(&self, s: usize) -> usize {
-        self.full + (s - self.start) * self.step as usize
-    }
-    fn push(v: &mut Vec<GoodRun>, s: usize, full: usize) {
-        if let Some(last) = v.last_mut() {
-            if last.end() == s && last.count < u32::MAX {
-                if last.count == 1 && (full == last.full || full == last.full + 1) {
-                    last.step = (full - last.full) as u32;
-                    last.count += 1;
-                    return;
-                }
-                if full == last.full_at(s) {
-                    last.count += 1;
-                    return;
-                }
-            }
-        }
-        v.push(GoodRun {
-            start: s,
-            count: 1,
-            full,
-            step: 0,
-        });
-    }
-}
-
-/// The smallest good start `>= lo` and its full end. `good` is sorted by start; `reach[i]` is the largest
-/// end among `good[..=i]` and the run that has it.
-fn first_good_at_or_after(
-    good: &[GoodRun],
-    reach: &[(usize, u32)],
-    lo: usize,
-) -> Option<(usize, usize)> {
-    // Runs starting at or before `lo`: one of them covers `lo` iff the largest end among them exceeds it.
-    let i = good.partition_point(|g| g.start <= lo);
-    if i > 0 {
-        let (end, r) = reach[i - 1];
-        if end > lo {
-            return Some((lo, good[r as usize].full_at(lo)));
-        }
-    }
-    good.get(i).map(|g| (g.start, g.full))
 }

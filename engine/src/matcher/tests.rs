@@ -415,3 +415,273 @@ proptest! {
         prop_assert_eq!(got, ref_starts(&kept, &data));
     }
 }
+
+// ---- issue 11: long repetitive signatures ----
+
+/// `Big.Sig:0:*:` + 1,024 bytes of `41` over `(A x 1023, B)` repeated made every position an atom hit, each
+/// verified over up to 1 KiB: quadratic work (32 s for 10 MB). Verification must stay linear in the data,
+/// whether nothing matches or everything does, whatever the signature's length: within two comparisons per
+/// byte per piece of the segment, and one per loose op per hit.
+#[test]
+fn long_run_signatures_cost_linear_work() {
+    let block = |len: usize, unit: &[u8], last: &[u8]| -> Vec<u8> {
+        [unit.repeat(len - 1), last.to_vec()].concat()
+    };
+    let run = |n: usize| "41".repeat(n);
+    // (pattern, data, matches, comparisons allowed per byte of data)
+    let cases: Vec<(Pattern, Vec<u8>, usize, u64)> = vec![
+        // 1 KiB run, 1 MiB of blocks: no match.
+        (
+            parse(&run(1024)).unwrap(),
+            block(1024, b"A", b"B").repeat(1024),
+            0,
+            2,
+        ),
+        // The same over 256 KiB of `A`: a match at every start.
+        (
+            parse(&run(1024)).unwrap(),
+            vec![b'A'; 256 << 10],
+            (256 << 10) - 1023,
+            2,
+        ),
+        // The longest subsignature a .ldb line can hold, over 8 of its blocks.
+        (
+            parse(&run(16370)).unwrap(),
+            block(16370, b"A", b"B").repeat(8),
+            0,
+            2,
+        ),
+        // Wide and case-insensitive forms (`::wi`): `41 00` and `[aA] 00` pairs.
+        (
+            parse(&run(1024)).unwrap().nocase().wide(),
+            block(1024, b"a\0", b"B\0").repeat(256),
+            0,
+            2,
+        ),
+        // A wildcard in the middle: two pieces and a loose op; it matches where the `??` meets the `B`.
+        (
+            parse(&format!("{}??{}", run(512), run(511))).unwrap(),
+            block(1024, b"A", b"B").repeat(1024),
+            1023,
+            5,
+        ),
+        // A nibble and a fixed gap between runs, over runs of `A` only: every start matches.
+        (
+            parse(&format!("{}4?{}{{3}}{}", run(300), run(300), run(300))).unwrap(),
+            vec![b'A'; 256 << 10],
+            (256 << 10) - 903,
+            8,
+        ),
+    ];
+    for (i, (pattern, data, matches, per_byte)) in cases.iter().enumerate() {
+        let mut b = MatcherBuilder::new();
+        b.add(0, pattern).unwrap();
+        let m = b.build();
+        let mut sc = MatchScratch::new();
+        let mut s = Sink::default();
+        m.scan_with(&mut sc, data, &mut s);
+        assert_eq!(s.got.len(), *matches, "case {i}");
+        let work = sc.verify_work();
+        assert!(
+            work <= per_byte * data.len() as u64,
+            "case {i}: {work} comparisons for {} bytes",
+            data.len()
+        );
+    }
+}
+
+/// Long patterns of a repeated unit, some with changed bytes, wildcards, fixed gaps, anchors or modifiers:
+/// fixed-length ones take the pieces and their two-way searches, the others position sets; both must agree
+/// with the reference.
+fn long_pat_text() -> impl Strategy<Value = String> {
+    let piece = (
+        prop::collection::vec(
+            prop_oneof![4 => Just("41"), 3 => Just("42"), 1 => Just("43")],
+            1..4,
+        ),
+        16usize..50,
+    )
+        .prop_map(|(unit, len)| unit.iter().cycle().take(len).copied().collect::<String>());
+    let joint = prop::collection::vec(
+        prop_oneof![
+            Just("??"),
+            Just("4?"),
+            Just("(41|42)"),
+            Just("(42|43)"),
+            Just("{1}"),
+            Just("{2}"),
+            Just("43"),
+        ],
+        1..3,
+    )
+    .prop_map(|v| v.concat());
+    (
+        prop::collection::vec((piece.clone(), joint), 0..4),
+        piece,
+        prop_oneof![4 => Just(""), 1 => Just("(B)"), 1 => Just("(L)")],
+        prop_oneof![4 => Just(""), 1 => Just("(B)"), 1 => Just("(L)")],
+    )
+        .prop_map(|(parts, last, lead, trail)| {
+            let mut t = lead.to_string();
+            for (piece, joint) in parts {
+                t.push_str(&piece);
+                t.push_str(&joint);
+            }
+            format!("{t}{last}{trail}")
+        })
+}
+
+fn long_data_strategy() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(
+        prop_oneof![
+            6 => prop::collection::vec(Just(b'A'), 1..120),
+            4 => prop::collection::vec(prop_oneof![4 => Just(b'A'), 2 => Just(b'B'), 1 => Just(b'C')], 1..40)
+                .prop_map(|u| u.repeat(4)),
+            1 => prop::collection::vec(prop_oneof![Just(b'C'), Just(b'a'), Just(b' '), Just(b'\n'), Just(0u8)], 1..3),
+        ],
+        1..8,
+    )
+    .prop_map(|v| v.concat())
+}
+
+/// A string `elems` match (when their anchors hold), bytes picked by `seed`.
+fn instance(elems: &[Elem], seed: &mut u64) -> Vec<u8> {
+    let mut pick = |n: usize| {
+        *seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (*seed >> 33) as usize % n.max(1)
+    };
+    let mut out = Vec::new();
+    for e in elems {
+        match e {
+            Elem::Byte(c) => {
+                // Mostly the letters the data is made of, so instances overlap runs of them.
+                let members: Vec<u8> = c.iter().collect();
+                let letters: Vec<u8> = members
+                    .iter()
+                    .copied()
+                    .filter(|b| (b'A'..=b'C').contains(b))
+                    .collect();
+                let from = if letters.is_empty() || pick(4) == 0 {
+                    &members
+                } else {
+                    &letters
+                };
+                out.push(from[pick(from.len())]);
+            }
+            Elem::Gap { min, .. } => out.extend((0..*min).map(|_| b'A' + pick(3) as u8)),
+            Elem::Alt { branches, .. } => {
+                let b = &branches[pick(branches.len())];
+                out.extend(b.iter().map(|c| c.iter().next().unwrap_or(b'A')));
+            }
+            // A neighbour that satisfies the anchor, on whichever side it looks.
+            Elem::Anchor(a) => out.extend(b"\n -".iter().copied().find(|&c| a.holds(&[c, c], 1))),
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #[test]
+    fn long_patterns_match_reference(
+        texts in prop::collection::vec((long_pat_text(), 0u8..4), 1..3),
+        noise in long_data_strategy(),
+        parts in prop::collection::vec((0u8..6, any::<u64>()), 1..10),
+    ) {
+        let mut pats = Vec::new();
+        for (t, how) in &texts {
+            let p = parse(t).unwrap();
+            pats.push(match how {
+                1 => p.nocase(),
+                2 => p.wide(),
+                3 => p.fullword(),
+                _ => p,
+            });
+        }
+        // Instances of the patterns, some with a byte changed, between runs and noise.
+        let mut data = Vec::new();
+        for (kind, mut seed) in parts {
+            let inst = instance(&pats[seed as usize % pats.len()].elems, &mut seed);
+            match kind {
+                0 => data.extend(&inst),
+                1 => {
+                    let mut inst = inst;
+                    for k in 0..3 {
+                        let at = (seed >> (k * 16)) as usize % inst.len().max(1);
+                        if let Some(b) = inst.get_mut(at) {
+                            *b = b"ABC \n"[(seed >> (k * 16 + 8)) as usize % 5];
+                        }
+                    }
+                    data.extend(inst);
+                }
+                2 => data.extend(&inst[..inst.len() / 2]),
+                3 => data.extend(&noise[..noise.len().min(seed as usize % 64)]),
+                4 => data.extend(std::iter::repeat_n(b'A', seed as usize % 100)),
+                _ => {
+                    // Two overlapping instances.
+                    data.extend(&inst);
+                    let again = instance(&pats[seed as usize % pats.len()].elems, &mut seed);
+                    let keep = data.len() - inst.len() / 3;
+                    data.truncate(keep);
+                    data.extend(again);
+                }
+            }
+        }
+        let mut b = MatcherBuilder::new();
+        for (i, p) in pats.iter().enumerate() {
+            b.add(i as u32, p).unwrap();
+        }
+        let mut s = Sink::default();
+        b.build().scan(&data, &mut s);
+        for &(i, st, en) in &s.got {
+            prop_assert!(ref_match(&pats[i as usize].elems, &data, st, Some(en)), "bad end {} for {:?}", en, (i, st));
+        }
+        let mut got: Vec<_> = s.got.iter().map(|(i, st, _)| (*i, *st)).collect();
+        got.sort();
+        let n = got.len();
+        got.dedup();
+        prop_assert_eq!(n, got.len(), "duplicate (id, start)");
+        prop_assert_eq!(got, ref_starts(&pats, &data));
+    }
+}
+
+/// The ops between the pieces of a fixed segment are checked at every hit: a class, a nibble, a fixed gap.
+#[test]
+fn fixed_segments_check_the_ops_between_their_pieces() {
+    let run = |n: usize| "41".repeat(n);
+    let m = matcher(&[&format!("{}(41|42){}4?{{2}}{}", run(40), run(30), run(20))]);
+    let good = [
+        vec![b'A'; 40],
+        b"B".to_vec(),
+        vec![b'A'; 30],
+        b"Oxx".to_vec(),
+        vec![b'A'; 20],
+    ]
+    .concat();
+    assert_eq!(run_pats(&m, &good), vec![(0, 0, 94)]);
+    for (at, b) in [(40, b'C'), (71, b'P'), (60, b'B')] {
+        let mut bad = good.clone();
+        bad[at] = b;
+        assert_eq!(run_pats(&m, &bad), vec![], "byte {at} = {}", b as char);
+    }
+}
+
+fn run_pats(m: &Built, data: &[u8]) -> Vec<(u32, usize, usize)> {
+    let mut s = Sink::default();
+    m.scan(data, &mut s);
+    s.got
+}
+
+/// issue 11 (found while adding sections moved the crafted-image test's mutations): an alternative atom
+/// with branches over 8 bytes indexed past the 4 tail bytes a table entry holds, a panic on any data
+/// holding a branch.
+#[test]
+fn alternative_atoms_longer_than_eight_bytes() {
+    let pat = "(41424344454647484950|5152535455565758595a)";
+    assert_eq!(starts(&[pat], b"xxABCDEFGHIPxx"), vec![(0, 2)]);
+    assert_eq!(starts(&[pat], b"xxQRSTUVWXYZ ABCDEFGHIQ"), vec![(0, 2)]);
+    // The first eight bytes of a branch are not enough.
+    assert_eq!(starts(&[pat], b"ABCDEFGHIQ"), vec![]);
+}

@@ -56,19 +56,42 @@ fn normalize(v: &mut Vec<usize>) {
     v.dedup();
 }
 
+fn is_byte(op: Op) -> bool {
+    matches!(op.kind, OP_EXACT | OP_CLASS)
+}
+
 /// Matches `ops` forward from every position in `cur`; leaves the reachable end positions in `cur`
-/// (sorted, deduplicated). `tmp` is scratch.
+/// (sorted, deduplicated). `tmp` is scratch; `work` counts positions carried through an element.
 pub(crate) fn forward(
     code: &Code,
     data: &[u8],
     ops: &[Op],
     cur: &mut Vec<usize>,
     tmp: &mut Vec<usize>,
+    work: &mut u64,
 ) {
-    for &op in ops {
+    let mut k = 0;
+    while let Some(&op) = ops.get(k) {
         if cur.is_empty() {
             return;
         }
+        // One position through a run of byte ops: compare in place, without building sets.
+        if cur.len() == 1 && is_byte(op) {
+            let mut p = cur[0];
+            while let Some(&op) = ops.get(k).filter(|o| is_byte(**o)) {
+                *work += 1;
+                if !data.get(p).is_some_and(|&b| code.byte_ok(op, b)) {
+                    cur.clear();
+                    return;
+                }
+                p += 1;
+                k += 1;
+            }
+            cur[0] = p;
+            continue;
+        }
+        k += 1;
+        *work += cur.len() as u64;
         tmp.clear();
         match op.kind {
             OP_EXACT | OP_CLASS => tmp.extend(
@@ -101,18 +124,41 @@ pub(crate) fn forward(
 }
 
 /// Matches `ops` backward (right to left) ending at every position in `cur`; leaves the possible start
-/// positions in `cur` (sorted, deduplicated).
+/// positions in `cur` (sorted, deduplicated). `work` as in [`forward`].
 pub(crate) fn backward(
     code: &Code,
     data: &[u8],
     ops: &[Op],
     cur: &mut Vec<usize>,
     tmp: &mut Vec<usize>,
+    work: &mut u64,
 ) {
-    for &op in ops.iter().rev() {
+    let mut k = ops.len();
+    while k > 0 {
         if cur.is_empty() {
             return;
         }
+        let op = ops[k - 1];
+        if cur.len() == 1 && is_byte(op) {
+            let mut p = cur[0];
+            while k > 0 && is_byte(ops[k - 1]) {
+                *work += 1;
+                let ok = p > 0
+                    && data
+                        .get(p - 1)
+                        .is_some_and(|&b| code.byte_ok(ops[k - 1], b));
+                if !ok {
+                    cur.clear();
+                    return;
+                }
+                p -= 1;
+                k -= 1;
+            }
+            cur[0] = p;
+            continue;
+        }
+        k -= 1;
+        *work += cur.len() as u64;
         tmp.clear();
         match op.kind {
             OP_EXACT | OP_CLASS => tmp.extend(

@@ -184,32 +184,39 @@ fn duplicate_signatures_load_and_the_first_loaded_hash_wins() {
     );
 }
 
+/// issue 11: clamscan refuses lines longer than its buffers (tests/ORACLE.md §6a), and with them 5 MB names
+/// and bodies; the longest it reads load and match.
 #[test]
-fn a_line_of_several_megabytes_loads_or_fails_cleanly() {
-    // A 4 MB signature name is kept whole.
-    let name = "N".repeat(4 << 20);
+fn the_longest_lines_clamscan_reads_load_longer_ones_are_one_error() {
+    // The longest name a .hdb line can hold is kept whole.
+    let name = "N".repeat(8190 - md5_line(b"long name", "").len());
     let db = build(&[("t.hdb", &md5_line(b"long name", &name))]).unwrap();
     assert_eq!(
         scan_all(&db, b"long name")[0].len(),
         name.len() + ".UNOFFICIAL".len()
     );
-    // A 3 MB body pattern (1.5 MB of bytes) loads and matches.
-    // Not periodic: every atom of it occurs once in the data, so verification stays linear.
-    let bytes: Vec<u8> = (0..94_000u32)
+    // The longest .ndb body (4089 bytes) loads and matches.
+    let bytes: Vec<u8> = (0..256u32)
         .flat_map(|i| Md5::digest(i.to_le_bytes()))
+        .take(4089)
         .collect();
     let db = build(&[("t.ndb", &format!("Huge:0:*:{}", hex::encode(&bytes)))]).unwrap();
     let mut data = b"xx".to_vec();
     data.extend_from_slice(&bytes);
     assert_eq!(scan_all(&db, &data), vec!["Huge.UNOFFICIAL"]);
-    // A 6 MB line that is not a signature is one error naming the line, not one per byte.
-    let e = build(&[("t.hdb", &format!("x{}\n", "z".repeat(6 << 20)))]).unwrap_err();
-    assert_eq!(e.errors.len(), 1);
-    assert!(
-        e.to_string()
-            .starts_with("t.hdb:1: expected HASH:SIZE:NAME"),
-        "{e}"
-    );
+    // A 4 MB name, a 3 MB body, or a 6 MB line that is not a signature: one error naming the line.
+    for (file, line) in [
+        ("t.hdb", md5_line(b"long name", &"N".repeat(4 << 20))),
+        ("t.ndb", format!("Huge:0:*:{}", "41".repeat(3 << 19))),
+        ("t.hdb", format!("x{}\n", "z".repeat(6 << 20))),
+    ] {
+        let e = build(&[(file, &line)]).unwrap_err();
+        assert_eq!(e.errors.len(), 1);
+        assert_eq!(
+            e.to_string(),
+            format!("{file}:1: line longer than 8190 bytes, the most clamscan reads in this kind of file")
+        );
+    }
 }
 
 #[test]
@@ -227,7 +234,8 @@ fn a_name_that_is_not_utf8_fails_the_whole_load() {
 fn files_are_read_in_chunks_without_losing_lines_or_line_numbers() {
     let d = tempfile::tempdir().unwrap();
     let mut text = String::new();
-    // About 12 MB, several read chunks, CRLF on some lines; a 6 MB line; no newline at the end.
+    // About 12 MB, several read chunks, CRLF on some lines; the longest line clamscan reads; no newline
+    // at the end.
     for i in 0..200_000 {
         text.push_str(&md5_line(
             format!("file {i}").as_bytes(),
@@ -235,18 +243,24 @@ fn files_are_read_in_chunks_without_losing_lines_or_line_numbers() {
         ));
         text.push_str(if i % 3 == 0 { "\r\n" } else { "\n" });
     }
-    let long = "L".repeat(6 << 20);
-    text.push_str(&md5_line(b"long data", &long));
-    text.push('\n');
+    let long = "L".repeat(8190 - md5_line(b"long data", "").len());
+    let long_line = format!("{}\n", md5_line(b"long data", &long));
     let last = md5_line(b"last line", "Last");
     let path = d.path().join("x.hdb");
-    std::fs::write(&path, format!("{text}bad line\n{last}")).unwrap();
+    // A 6 MB line longer than that is refused as it is read, and the lines after it keep their numbers.
+    let too_long = format!("{}\n", md5_line(b"too long", &"L".repeat(6 << 20)));
+    std::fs::write(&path, format!("{text}{too_long}bad line\n{last}")).unwrap();
     let mut c = Compiler::new();
     c.add_path(&path).unwrap();
     let e = c.build().unwrap_err();
-    assert_eq!(e.errors.len(), 1, "{e}");
-    assert_eq!(e.errors[0].line, 200_002, "{e}");
+    assert_eq!(e.errors.len(), 2, "{e}");
+    assert_eq!(
+        (e.errors[0].line, e.errors[1].line),
+        (200_001, 200_002),
+        "{e}"
+    );
 
+    let text = format!("{text}{long_line}");
     std::fs::write(&path, format!("{text}{last}")).unwrap();
     let mut c = Compiler::new();
     c.add_path(&path).unwrap();

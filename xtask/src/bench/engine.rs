@@ -7,12 +7,13 @@
 //! file), peak RSS after load and while scanning, single- and multi-thread throughput over a corpus of
 //! real binaries, and checks that both scanners name every planted positive alike and find nothing in the
 //! corpus. Each figure is set against clamscan's from the same run, with the issue's target ratio.
-//! clamscan runs are bounded in time and output (see `bounded`).
+//! clamscan runs are bounded in time and output (see `bounded`). Then the worst cases of body-signature
+//! verification (`worst`). `--parts` runs only some of this.
 
 use super::bounded::{self, Outcome};
 use super::measure::Rng;
 use anyhow::{bail, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use md5::{Digest, Md5};
 use sha2::Sha256;
 use std::fmt::Write as _;
@@ -53,6 +54,16 @@ pub struct EngineArgs {
     /// Seconds after which a clamscan run is killed and reported as failed.
     #[arg(long, default_value_t = 1800)]
     pub clamscan_timeout: u64,
+    /// Which parts to run: `scale` (the generated database: loads, memory, throughput, verdicts; about 12
+    /// minutes) and `worst` (long repetitive signatures against files shaped for them; about a minute).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "scale,worst")]
+    pub parts: Vec<Part>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Scale,
+    Worst,
 }
 
 /// How many planted positives of each kind.
@@ -246,14 +257,14 @@ fn sensor_run(cmd: &mut Command, limit: Duration) -> Result<Outcome> {
 
 /// Repeated measurements of one thing: wall seconds and peak RSS (KiB), or why it failed.
 #[derive(Default)]
-struct Series {
+pub(super) struct Series {
     secs: Vec<f64>,
     rss: Vec<f64>,
     failed: Option<String>,
 }
 
 impl Series {
-    fn push(&mut self, o: &Outcome) {
+    pub(super) fn push(&mut self, o: &Outcome) {
         if o.ok() {
             self.secs.push(o.wall.as_secs_f64());
             self.rss.push(o.max_rss_kib as f64);
@@ -261,13 +272,13 @@ impl Series {
             self.failed = Some(o.failure());
         }
     }
-    fn secs(&self) -> Option<f64> {
+    pub(super) fn secs(&self) -> Option<f64> {
         median(self.secs.clone())
     }
     fn mib(&self) -> Option<f64> {
         median(self.rss.clone()).map(|k| k / 1024.0)
     }
-    fn show_secs(&self) -> String {
+    pub(super) fn show_secs(&self) -> String {
         match (&self.failed, self.secs()) {
             (Some(f), None) => format!("failed ({f})"),
             (_, Some(s)) if s < 1.0 => format!("{s:.3} s"),
@@ -285,7 +296,11 @@ impl Series {
 }
 
 /// `sensor / clamscan` and whether it meets `target` (`<= t` when `at_most`, else `>= t`).
-fn judge(sensor: Option<f64>, clam: Option<f64>, target: Option<(bool, f64)>) -> [String; 3] {
+pub(super) fn judge(
+    sensor: Option<f64>,
+    clam: Option<f64>,
+    target: Option<(bool, f64)>,
+) -> [String; 3] {
     let ratio = sensor.zip(clam).map(|(s, c)| s / c);
     let shown = ratio.map_or("-".into(), |r| format!("{r:.3}x"));
     match target {
@@ -303,8 +318,6 @@ fn judge(sensor: Option<f64>, clam: Option<f64>, target: Option<(bool, f64)>) ->
 }
 
 pub fn run(root: &Path, args: &EngineArgs) -> Result<()> {
-    println!("== bench engine: generate the database");
-    let g = generate(root, args)?;
     let sensor = match &args.sensor_bin {
         Some(p) => p.clone(),
         None => {
@@ -318,6 +331,31 @@ pub fn run(root: &Path, args: &EngineArgs) -> Result<()> {
             root.join("target/release/sensor")
         }
     };
+    let mut md = String::new();
+    if args.parts.contains(&Part::Scale) {
+        md.push_str(&scale(root, args, &sensor)?);
+    }
+    if args.parts.contains(&Part::Worst) {
+        md.push_str(&super::worst::run(
+            root,
+            &sensor,
+            args.rounds,
+            args.no_clamscan,
+            Duration::from_secs(args.clamscan_timeout),
+        )?);
+    }
+    println!("\n{md}");
+    let out = root.join("target/bench/engine.md");
+    std::fs::create_dir_all(root.join("target/bench"))?;
+    std::fs::write(&out, &md)?;
+    println!("Markdown table written to {}", out.display());
+    Ok(())
+}
+
+/// The database at ClamAV's scale: the markdown table.
+fn scale(root: &Path, args: &EngineArgs, sensor: &Path) -> Result<String> {
+    println!("== bench engine: generate the database");
+    let g = generate(root, args)?;
     let base = g.planted.parent().unwrap_or(root).to_path_buf();
     let tiny = base.join("tiny.bin");
     std::fs::write(&tiny, [0u8, 1, 2, 3, 4, 5, 6, 7, 8, 9])?;
@@ -336,7 +374,7 @@ pub fn run(root: &Path, args: &EngineArgs) -> Result<()> {
 
     println!("== bench engine: sensor db compile");
     let c = sensor_run(
-        Command::new(&sensor).args(["db", "compile", &db, "-o", &compiled]),
+        Command::new(sensor).args(["db", "compile", &db, "-o", &compiled]),
         sensor_limit,
     )?;
     let compiled_mib = std::fs::metadata(&compiled_path)?.len() as f64 / (1 << 20) as f64;
@@ -357,13 +395,13 @@ pub fn run(root: &Path, args: &EngineArgs) -> Result<()> {
             )?);
         }
         text_load.push(&sensor_run(
-            Command::new(&sensor)
+            Command::new(sensor)
                 .args(["scan", "--no-summary", "-d", &db])
                 .arg(&tiny),
             sensor_limit,
         )?);
         comp_load.push(&sensor_run(
-            Command::new(&sensor)
+            Command::new(sensor)
                 .args(["scan", "--no-summary", "-d", &compiled])
                 .arg(&tiny),
             sensor_limit,
@@ -375,7 +413,7 @@ pub fn run(root: &Path, args: &EngineArgs) -> Result<()> {
     let expected = std::fs::read_dir(&g.planted)?.count();
     let found = |dbarg: &str| -> Result<Vec<String>> {
         let o = sensor_run(
-            Command::new(&sensor).args(["scan", "-r", "--no-summary", "-d", dbarg, &planted]),
+            Command::new(sensor).args(["scan", "-r", "--no-summary", "-d", dbarg, &planted]),
             sensor_limit,
         )?;
         Ok(found_lines(&o.stdout))
@@ -432,7 +470,7 @@ pub fn run(root: &Path, args: &EngineArgs) -> Result<()> {
     for _ in 0..args.rounds {
         for (k, &n) in args.threads.iter().enumerate() {
             let o = sensor_run(
-                Command::new(&sensor)
+                Command::new(sensor)
                     .args(["scan", "-r", "-i", "--no-summary", "--threads"])
                     .arg(n.to_string())
                     .args(["-d", &compiled])
@@ -444,7 +482,7 @@ pub fn run(root: &Path, args: &EngineArgs) -> Result<()> {
         }
     }
     let text_scan = sensor_run(
-        Command::new(&sensor)
+        Command::new(sensor)
             .args([
                 "scan",
                 "-r",
@@ -594,9 +632,5 @@ pub fn run(root: &Path, args: &EngineArgs) -> Result<()> {
             r[0], r[1], r[2], r[3], r[4], r[5]
         );
     }
-    println!("\n{md}");
-    let out = root.join("target/bench/engine.md");
-    std::fs::write(&out, &md)?;
-    println!("Markdown table written to {}", out.display());
-    Ok(())
+    Ok(md)
 }

@@ -12,6 +12,7 @@ mod measure;
 mod onaccess;
 mod proc;
 mod sensor;
+mod worst;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
