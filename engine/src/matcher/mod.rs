@@ -51,6 +51,7 @@ mod fasthash;
 mod fixed;
 mod linear;
 mod verify;
+mod window;
 
 #[cfg(test)]
 mod tests;
@@ -68,6 +69,7 @@ use compile::compile;
 use fasthash::FastMap;
 use fixed::{FixedRec, PieceRec};
 use linear::Search;
+pub use window::Window;
 
 pub type PatternId = u32;
 
@@ -408,23 +410,6 @@ impl MatchScratch {
     }
 }
 
-/// Part of a file to scan: `data` holds its bytes from position `base`; the window decides the hits that
-/// start at positions `fresh.0..fresh.1` (the last window's range includes the file's length), and `data`
-/// reaches [`MatcherView::window_overlap`] bytes beyond them on each side, or to the file's start and end.
-#[derive(Clone, Copy)]
-pub struct Window<'d> {
-    pub data: &'d [u8],
-    pub base: usize,
-    pub fresh: (usize, usize),
-}
-
-impl Window<'_> {
-    fn is_fresh(&self, local: usize) -> bool {
-        let p = self.base + local;
-        self.fresh.0 <= p && p < self.fresh.1
-    }
-}
-
 fn in_range(r: (u64, u64), s: usize) -> bool {
     (r.0..=r.1).contains(&(s as u64))
 }
@@ -472,32 +457,6 @@ impl<'a> MatcherView<'a> {
         }
     }
 
-    /// How many bytes a [`Window`] must hold on each side of its fresh starts, beyond which no verification
-    /// of a hit that starts inside them reads: the longest segment of the database, plus the byte an anchor
-    /// looks at and the atom that starts last.
-    pub fn window_overlap(&self) -> usize {
-        self.max_span.saturating_add(16)
-    }
-
-    /// Starts a scan made of windows: [`MatcherView::scan_window`] for windows whose fresh ranges tile the
-    /// file in increasing order, then [`MatcherView::finish`].
-    pub fn begin(&self, scratch: &mut MatchScratch) {
-        scratch.prepare(self);
-    }
-
-    /// Reports the matches of single-segment patterns, and records the segment hits of chained ones, that
-    /// start in `w.fresh`; every position the sink sees is absolute. Returns `false` when the sink asked to
-    /// stop. Reporting order is the module's, window by window: fallback patterns after the atom hits of
-    /// each window rather than of the whole file.
-    pub fn scan_window(&self, sc: &mut MatchScratch, w: Window, sink: &mut dyn MatchSink) -> bool {
-        self.atom_pass(sc, w, sink) && self.naive_pass(sc, w, sink)
-    }
-
-    /// Ends a scan made of windows: reports the chained patterns.
-    pub fn finish(&self, scratch: &mut MatchScratch, sink: &mut dyn MatchSink) {
-        self.chain_pass(scratch, sink);
-    }
-
     fn atom_pass(&self, sc: &mut MatchScratch, w: Window, sink: &mut dyn MatchSink) -> bool {
         let mut pending = std::mem::take(&mut sc.pending);
         let done = atoms::for_each_hit(
@@ -516,14 +475,6 @@ impl<'a> MatcherView<'a> {
         );
         sc.pending = pending;
         done
-    }
-
-    /// Turns the verified local starts and ends in `sc` into file positions, for [`MatcherView::on_segment`].
-    fn to_absolute(sc: &mut MatchScratch, base: usize) {
-        if base != 0 {
-            sc.starts.iter_mut().for_each(|s| *s += base);
-            sc.ends.iter_mut().for_each(|e| *e += base);
-        }
     }
 
     /// Verifies one atom hit at `p`; returns `false` when the sink asked to stop.

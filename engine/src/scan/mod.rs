@@ -3,6 +3,10 @@
 //! Order of reporting (clamscan's, see tests/ORACLE.md): body signatures in the order the left-to-right pass
 //! confirms them, then whole-file hashes, then logical signatures in load order. An allowlisted file (`.fp`,
 //! `.sfp`) is clean whatever matched. Without `allmatch` only the first detection is reported.
+//!
+//! A file can be scanned from a buffer holding it ([`Scanner::scan`]) or by position in bounded windows
+//! ([`Scanner::scan_file`], `source`): the same verdicts in the same order, with memory that does not grow
+//! with the file (issue 11).
 
 use crate::compile::{LogicalEntry, Owner, HASH_KINDS};
 use crate::db::Target;
