@@ -9,6 +9,9 @@
 //! when it starts with `*`, run-length coded as (count u16 LE, byte) pairs expanded to at most
 //! [`MAX_FILE`] bytes, so that the long runs of the worst cases cost the fuzzer a few bytes.
 //!
+//! The file is also scanned in windows (issue 11), of `1 + 97 * (byte 0 >> 2)` bytes or 1/16 of the file,
+//! whichever is larger: the verdicts (with `allmatch`) must equal the whole-buffer scan's.
+//!
 //! Seeds (the worst cases and a few plain signatures): `engine/fuzz/seed-scan-db.py`.
 //! Run: `cd engine && cargo +nightly fuzz run scan_db -- -max_total_time=60 -timeout=10`.
 
@@ -59,7 +62,19 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut scanner = engine::Scanner::new(&db);
     let allmatch = kind & 4 != 0;
-    let _ = scanner.scan(&file(spec), engine::ScanOptions { allmatch });
+    let opts = engine::ScanOptions { allmatch };
+    let file = file(spec);
+    let whole: Vec<String> = scanner
+        .scan(&file, opts)
+        .into_iter()
+        .map(String::from)
+        .collect();
+    // One windowed scan more per input: every verdict, in order, from the whole-buffer one.
+    let window = (1 + 97 * usize::from(kind >> 3)).max(file.len() / 16);
+    let windowed = scanner
+        .scan_windowed(&&file[..], file.len() as u64, window, opts)
+        .expect("a buffer reads");
+    assert_eq!(windowed, whole, "windows of {window} bytes");
     let _ = scanner.scan(
         text,
         engine::ScanOptions {

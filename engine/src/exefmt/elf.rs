@@ -8,7 +8,7 @@
 //! including the null section 0; no section header table means no sections. When there are program headers
 //! but none covers the entry point, clamscan ignores the sections as well, and so does this reader.
 
-use super::{ExeInfo, ExeKind, Reader, Section, MAX_SECTIONS};
+use super::{ExeInfo, ExeKind, ReadAt, Reader, Section, MAX_SECTIONS};
 
 struct Layout {
     wide: bool,
@@ -25,21 +25,26 @@ impl Layout {
     }
 }
 
-pub(super) fn parse(data: &[u8]) -> Option<ExeInfo> {
-    if !data.starts_with(b"\x7fELF") {
+pub(super) fn parse(src: &dyn ReadAt) -> Option<ExeInfo> {
+    let mut ident = [0u8; 6];
+    if !src.read_at(0, &mut ident[..4]) || ident[..4] != *b"\x7fELF" {
         return None;
     }
-    let wide = match data.get(4)? {
+    let byte = |at: u64| {
+        let mut b = [0u8];
+        src.read_at(at, &mut b).then_some(b[0])
+    };
+    let wide = match byte(4)? {
         1 => false,
         2 => true,
         _ => return None,
     };
-    let big_endian = match data.get(5)? {
+    let big_endian = match byte(5)? {
         1 => false,
         2 => true,
         _ => return None,
     };
-    let r = Reader::new(data, big_endian);
+    let r = Reader::new(src, big_endian);
     let l = Layout { wide };
     // (e_entry, e_phoff, e_shoff) then (e_phentsize, e_phnum, e_shentsize, e_shnum) offsets per class.
     let (entry, phoff, shoff, halves) = if wide {

@@ -56,10 +56,16 @@ pub const MAX_SECTIONS: usize = 65_535;
 /// When the headers are missing or unusable the result has no entry offset and no sections, so the EP and
 /// section offset forms cannot match, as in clamscan. `None` means neither magic.
 pub fn parse(data: &[u8]) -> Option<ExeInfo> {
-    let (kind, info) = if data.starts_with(b"MZ") {
-        (ExeKind::Pe, pe::parse(data))
-    } else if data.starts_with(b"\x7fELF") {
-        (ExeKind::Elf, elf::parse(data))
+    parse_from(&data)
+}
+
+/// [`parse`] of a file read by position: only the headers it walks are read, wherever they lie.
+pub fn parse_from(src: &dyn ReadAt) -> Option<ExeInfo> {
+    let mut magic = [0u8; 4];
+    let (kind, info) = if src.read_at(0, &mut magic[..2]) && magic[..2] == *b"MZ" {
+        (ExeKind::Pe, pe::parse(src))
+    } else if src.read_at(0, &mut magic) && magic == *b"\x7fELF" {
+        (ExeKind::Elf, elf::parse(src))
     } else {
         return None;
     };
@@ -71,22 +77,42 @@ pub fn parse(data: &[u8]) -> Option<ExeInfo> {
     }))
 }
 
+/// A file's bytes by position, as the header walks read them.
+pub trait ReadAt {
+    /// Fills `buf` with the bytes at `at..`; `false` when they are not all there (past the end, or the file
+    /// could not be read).
+    fn read_at(&self, at: u64, buf: &mut [u8]) -> bool;
+}
+
+impl ReadAt for &[u8] {
+    fn read_at(&self, at: u64, buf: &mut [u8]) -> bool {
+        let Some(src) = usize::try_from(at)
+            .ok()
+            .and_then(|s| self.get(s..s.checked_add(buf.len())?))
+        else {
+            return false;
+        };
+        buf.copy_from_slice(src);
+        true
+    }
+}
+
 /// Bounds-checked fixed-width reads at absolute offsets; `None` past the end or on offset overflow.
 #[derive(Clone, Copy)]
 pub(crate) struct Reader<'a> {
-    data: &'a [u8],
+    src: &'a dyn ReadAt,
     big_endian: bool,
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(data: &'a [u8], big_endian: bool) -> Self {
-        Reader { data, big_endian }
+    pub(crate) fn new(src: &'a dyn ReadAt, big_endian: bool) -> Self {
+        Reader { src, big_endian }
     }
 
     fn bytes<const N: usize>(&self, at: u64) -> Option<[u8; N]> {
-        let start = usize::try_from(at).ok()?;
-        let end = start.checked_add(N)?;
-        self.data.get(start..end)?.try_into().ok()
+        let mut b = [0u8; N];
+        at.checked_add(N as u64)?;
+        self.src.read_at(at, &mut b).then_some(b)
     }
 
     pub(crate) fn u16(&self, at: u64) -> Option<u16> {

@@ -10,7 +10,7 @@
 //! - when the entry point maps nowhere, clamscan treats the file as a broken PE and no section offset matches
 //!   either: the result then has no entry offset and no sections (it is still recognised as a PE).
 
-use super::{ExeInfo, ExeKind, Reader, Section, MAX_SECTIONS};
+use super::{ExeInfo, ExeKind, ReadAt, Reader, Section, MAX_SECTIONS};
 
 const SECTION_HEADER_LEN: u64 = 40;
 
@@ -34,8 +34,8 @@ fn align_up(v: u64, align: u64) -> u64 {
     }
 }
 
-pub(super) fn parse(data: &[u8]) -> Option<ExeInfo> {
-    let r = Reader::new(data, false);
+pub(super) fn parse(src: &dyn ReadAt) -> Option<ExeInfo> {
+    let r = Reader::new(src, false);
     if r.u16(0)? != u16::from_le_bytes(*b"MZ") {
         return None;
     }

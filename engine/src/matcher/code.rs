@@ -146,6 +146,23 @@ impl<'a> Code<'a> {
         self.ops.get(s..s + len as usize).unwrap_or(&[])
     }
 
+    /// The most bytes `ops` can consume from where they start (anchors look one byte further on each side):
+    /// how far verifying one occurrence of a segment reaches, which bounds the overlap of scan windows.
+    pub fn max_span(&self, ops: &[Op]) -> u64 {
+        ops.iter()
+            .map(|op| match op.kind {
+                OP_EXACT | OP_CLASS => 1,
+                OP_GAP => u64::from(op.arg) + u64::from(op.a),
+                OP_ALT => self
+                    .branches(op.arg)
+                    .map(|b| b.len() as u64)
+                    .max()
+                    .unwrap_or(0),
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// The branches of alternative `alt`, each a run of byte ops.
     pub fn branches(&self, alt: u32) -> impl Iterator<Item = &'a [Op]> + 'a {
         let (branches, alt_ops) = (self.branches, self.alt_ops);

@@ -112,39 +112,53 @@ impl Search {
             .saturating_add(if tw.short { crit.max(self.mem) } else { crit })
     }
 
-    /// Whether `body` occurs in `data` at `s`. Calls for one search must come with increasing `s`.
-    /// `work` counts the ops compared.
+    /// Whether `body` occurs at file position `s`, given `text`: the file's bytes from a position (a scan
+    /// window, or the whole file from 0), holding `s..s + body.len()`. Calls for one search must come with
+    /// increasing `s`. `work` counts the ops compared.
     pub fn resolve(
         &mut self,
         code: &Code,
         tw: TwoWay,
         body: &[Op],
-        data: &[u8],
+        text: (&[u8], usize),
         s: usize,
         work: &mut u64,
     ) -> bool {
-        if s < self.pos || s.saturating_add(body.len()) > data.len() {
+        let (data, base) = text;
+        if s < self.pos || s < base || s.saturating_add(body.len()) > base + data.len() {
             return false;
         }
-        if s >= self.frontier(tw) {
+        // Past what was compared, or (in a later window) behind the text at hand: a fresh search from `s`
+        // decides `s` as well; the memory only saves comparisons.
+        if s >= self.frontier(tw) || self.pos < base {
             *self = Search::new(s);
         }
         while self.pos < s {
-            self.step(code, tw, body, data, work);
+            self.step(code, tw, body, text, work);
         }
-        self.pos == s && self.step(code, tw, body, data, work)
+        self.pos == s && self.step(code, tw, body, text, work)
     }
 
     /// One two-way step at `pos`: whether `body` matches there; `pos` moves past it either way.
-    fn step(&mut self, code: &Code, tw: TwoWay, body: &[Op], data: &[u8], work: &mut u64) -> bool {
+    fn step(
+        &mut self,
+        code: &Code,
+        tw: TwoWay,
+        body: &[Op],
+        (data, base): (&[u8], usize),
+        work: &mut u64,
+    ) -> bool {
         let (m, crit, period) = (body.len(), tw.crit as usize, tw.period as usize);
         let pos = self.pos;
         // Damaged parameters (a crafted compiled file) end the search rather than loop or index out.
-        if period == 0 || crit > m || pos.saturating_add(m) > data.len() {
+        let Some(text) = pos
+            .checked_sub(base)
+            .and_then(|p| data.get(p..p.checked_add(m)?))
+            .filter(|_| period != 0 && crit <= m)
+        else {
             self.pos = usize::MAX;
             return false;
-        }
-        let text = &data[pos..pos + m];
+        };
         let right = if tw.short { crit.max(self.mem) } else { crit };
         for i in right..m {
             *work += 1;
@@ -210,7 +224,7 @@ mod tests {
         let mut search = Search::new(0);
         let mut work = 0;
         let found = (0..data.len())
-            .filter(|&s| search.resolve(&c, tw, &body, data, s, &mut work))
+            .filter(|&s| search.resolve(&c, tw, &body, (data, 0), s, &mut work))
             .collect();
         (found, work)
     }
@@ -267,7 +281,7 @@ mod tests {
             let mut search = Search::new(0);
             let found: Vec<usize> = (0..data.len())
                 .filter(|s| want.contains(s) || rng.below(3) == 0)
-                .filter(|&s| search.resolve(&code(&body), tw, &body, &data, s, &mut 0))
+                .filter(|&s| search.resolve(&code(&body), tw, &body, (&data, 0), s, &mut 0))
                 .collect();
             assert_eq!(
                 found,

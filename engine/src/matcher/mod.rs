@@ -51,6 +51,7 @@ mod fasthash;
 mod fixed;
 mod linear;
 mod verify;
+mod window;
 
 #[cfg(test)]
 mod tests;
@@ -68,6 +69,7 @@ use compile::compile;
 use fasthash::FastMap;
 use fixed::{FixedRec, PieceRec};
 use linear::Search;
+pub use window::Window;
 
 pub type PatternId = u32;
 
@@ -89,6 +91,7 @@ pub struct MatcherBuilder {
     fixed: Vec<FixedRec>,
     pieces: Vec<PieceRec>,
     chained_segs: u32,
+    max_span: u64,
     atoms: [AtomsBuilder; 2],
 }
 
@@ -103,6 +106,7 @@ impl Default for MatcherBuilder {
             fixed: Vec::new(),
             pieces: Vec::new(),
             chained_segs: 0,
+            max_span: 0,
             atoms: [AtomsBuilder::new(false), AtomsBuilder::new(true)],
         }
     }
@@ -114,7 +118,9 @@ struct MatchMeta {
     patterns: u32,
     chained_segs: u32,
     fallback: u32,
-    _pad: u32,
+    /// The most bytes verifying one segment occurrence reads from its start (saturated): see
+    /// [`MatcherView::window_overlap`].
+    max_span: u32,
 }
 
 impl MatcherBuilder {
@@ -174,6 +180,14 @@ impl MatcherBuilder {
             }
             let atom_first = seg.atom.as_ref().map(|a| a.first);
             let ops = &self.ops[op_start as usize..];
+            let code = Code {
+                ops: &[],
+                classes: &self.lower.classes,
+                alts: &self.lower.alts,
+                branches: &self.lower.branches,
+                alt_ops: &self.lower.alt_ops,
+            };
+            self.max_span = self.max_span.max(code.max_span(ops));
             if let Some((mut fx, pieces)) = fixed::analyse(ops, atom_first, &self.lower.classes) {
                 fx.first_piece = self.pieces.len() as u32;
                 self.pieces.extend(pieces);
@@ -213,7 +227,7 @@ impl MatcherBuilder {
                 patterns: self.pats.len() as u32,
                 chained_segs: self.chained_segs,
                 fallback,
-                _pad: 0,
+                max_span: u32::try_from(self.max_span).unwrap_or(u32::MAX),
             }],
         );
         img.put(ids::MATCH_PATS, self.pats);
@@ -295,6 +309,7 @@ impl Matcher {
             pieces: img.get(self.pieces),
             chained_segs: self.meta.chained_segs as usize,
             fallback: self.meta.fallback as usize,
+            max_span: self.meta.max_span as usize,
             atoms: self.atoms.map(|a| a.map(|a| a.view(img))),
         }
     }
@@ -311,6 +326,7 @@ pub struct MatcherView<'a> {
     pieces: &'a [PieceRec],
     chained_segs: usize,
     fallback: usize,
+    max_span: usize,
     atoms: [Option<AtomView<'a>>; 2],
 }
 
@@ -430,24 +446,31 @@ impl<'a> MatcherView<'a> {
 
     /// [`MatcherView::scan`] with caller-owned scratch, reused across scans.
     pub fn scan_with(&self, scratch: &mut MatchScratch, data: &[u8], sink: &mut dyn MatchSink) {
-        scratch.prepare(self);
-        if self.atom_pass(scratch, data, sink) && self.naive_pass(scratch, data, sink) {
-            self.chain_pass(scratch, sink);
+        self.begin(scratch);
+        let whole = Window {
+            data,
+            base: 0,
+            fresh: (0, data.len() + 1),
+        };
+        if self.scan_window(scratch, whole, sink) {
+            self.finish(scratch, sink);
         }
     }
 
-    fn atom_pass(&self, sc: &mut MatchScratch, data: &[u8], sink: &mut dyn MatchSink) -> bool {
+    fn atom_pass(&self, sc: &mut MatchScratch, w: Window, sink: &mut dyn MatchSink) -> bool {
         let mut pending = std::mem::take(&mut sc.pending);
         let done = atoms::for_each_hit(
             [self.atoms[0].as_ref(), self.atoms[1].as_ref()],
-            data,
+            w.data,
             &mut pending,
             |kind, slot, start| {
-                self.atoms[kind].as_ref().is_none_or(|a| {
-                    a.refs(slot)
-                        .iter()
-                        .all(|r| self.on_atom(sc, data, sink, *r, start))
-                })
+                // Each atom hit is decided in the one window whose fresh range holds its start.
+                !w.is_fresh(start)
+                    || self.atoms[kind].as_ref().is_none_or(|a| {
+                        a.refs(slot)
+                            .iter()
+                            .all(|r| self.on_atom(sc, w, sink, *r, start))
+                    })
             },
         );
         sc.pending = pending;
@@ -458,11 +481,12 @@ impl<'a> MatcherView<'a> {
     fn on_atom(
         &self,
         sc: &mut MatchScratch,
-        data: &[u8],
+        w: Window,
         sink: &mut dyn MatchSink,
         r: AtomRef,
         p: usize,
     ) -> bool {
+        let data = w.data;
         let Some(pat) = self.pats.get(r.pat as usize) else {
             return true;
         };
@@ -485,12 +509,13 @@ impl<'a> MatcherView<'a> {
             let Some(s) = p.checked_sub(fx.atom_at as usize) else {
                 return true;
             };
-            return match self.fixed_match(sc, data, seg, fx, s) {
+            return match self.fixed_match(sc, w, seg, fx, s) {
                 Some(end) => {
                     sc.starts.clear();
                     sc.starts.push(s);
                     sc.ends.clear();
                     sc.ends.push(end);
+                    Self::to_absolute(sc, w.base);
                     self.on_segment(sc, sink, r.pat, si)
                 }
                 None => true,
@@ -542,19 +567,21 @@ impl<'a> MatcherView<'a> {
         if sc.starts.is_empty() {
             return true;
         }
+        Self::to_absolute(sc, w.base);
         self.on_segment(sc, sink, r.pat, si)
     }
 
-    /// Whether fixed segment `seg` occurs at start `s`, and its end. Starts asked of one segment in one scan
-    /// must increase (see `fixed`).
+    /// Whether fixed segment `seg` occurs at start `s` of the window, and its end there. Starts asked of one
+    /// segment in one scan must increase (see `fixed`).
     fn fixed_match(
         &self,
         sc: &mut MatchScratch,
-        data: &[u8],
+        w: Window,
         seg: &SegRec,
         fx: &FixedRec,
         s: usize,
     ) -> Option<usize> {
+        let (data, base) = (w.data, w.base);
         let ops = self.ops(seg);
         let (lead, body) = fixed::split_anchors(ops);
         let end = s
@@ -568,12 +595,20 @@ impl<'a> MatcherView<'a> {
         for (k, pc) in pieces.iter().enumerate() {
             let (op, len) = (pc.op as usize, pc.len as usize);
             let piece = body.get(op..op.checked_add(len)?)?;
-            let at = s.checked_add(pc.at as usize)?;
+            // Searches outlive a window: they keep file positions.
+            let at = s.checked_add(pc.at as usize)?.checked_add(base)?;
             let search = sc
                 .searches
                 .entry((first + k) as u32)
                 .or_insert_with(|| Search::new(at));
-            if !search.resolve(&self.code, pc.two_way(), piece, data, at, &mut sc.work) {
+            if !search.resolve(
+                &self.code,
+                pc.two_way(),
+                piece,
+                (data, base),
+                at,
+                &mut sc.work,
+            ) {
                 return None;
             }
         }
@@ -643,7 +678,11 @@ impl<'a> MatcherView<'a> {
         true
     }
 
-    fn naive_pass(&self, sc: &mut MatchScratch, data: &[u8], sink: &mut dyn MatchSink) -> bool {
+    fn naive_pass(&self, sc: &mut MatchScratch, w: Window, sink: &mut dyn MatchSink) -> bool {
+        let (data, base) = (w.data, w.base);
+        // The window's fresh starts, as positions in `data` (the end of the data is a start too).
+        let lo = w.fresh.0.saturating_sub(base);
+        let hi = w.fresh.1.saturating_sub(base).min(data.len() + 1);
         for &[pi, si] in self.naive {
             let Some(pat) = self.pats.get(pi as usize) else {
                 continue;
@@ -662,13 +701,13 @@ impl<'a> MatcherView<'a> {
             };
             let ops = self.ops(seg);
             let fx = seg.fixed().and_then(|i| self.fixed.get(i));
-            for p in 0..=data.len() {
-                if range.is_some_and(|r| !in_range(r, p)) {
+            for p in lo..hi {
+                if range.is_some_and(|r| !in_range(r, base + p)) {
                     continue;
                 }
                 sc.ends.clear();
                 if let Some(fx) = fx {
-                    let end = self.fixed_match(sc, data, seg, fx, p);
+                    let end = self.fixed_match(sc, w, seg, fx, p);
                     sc.ends.extend(end);
                 } else {
                     sc.ends.push(p);
@@ -686,6 +725,7 @@ impl<'a> MatcherView<'a> {
                 }
                 sc.starts.clear();
                 sc.starts.push(p);
+                Self::to_absolute(sc, base);
                 if !self.on_segment(sc, sink, pi, si) {
                     return false;
                 }

@@ -39,6 +39,42 @@ impl Built {
     fn fallback_count(&self) -> usize {
         self.m.view(&self.img).fallback_count()
     }
+    /// As the engine scans a file (issue 11): `window` fresh bytes at a time, each with the overlap.
+    fn scan_windowed(&self, data: &[u8], window: usize, sink: &mut dyn MatchSink) {
+        let m = self.m.view(&self.img);
+        let mut sc = MatchScratch::new();
+        let overlap = m.window_overlap();
+        m.begin(&mut sc);
+        let mut lo = 0;
+        loop {
+            let hi = (lo + window).min(data.len());
+            let read_lo = lo.saturating_sub(overlap);
+            let w = Window {
+                data: &data[read_lo..(hi + overlap).min(data.len())],
+                base: read_lo,
+                fresh: (lo, if hi == data.len() { hi + 1 } else { hi }),
+            };
+            if !m.scan_window(&mut sc, w, sink) {
+                return;
+            }
+            if hi == data.len() {
+                break;
+            }
+            lo = hi;
+        }
+        m.finish(&mut sc, sink);
+    }
+}
+
+/// Issue 11: a scan in windows of `window` bytes reports the same (id, start, end) as one over the whole
+/// buffer (in another order: fallback patterns come window by window).
+fn same_in_windows(m: &Built, data: &[u8], whole: &[(u32, usize, usize)], window: usize) {
+    let mut s = Sink::default();
+    m.scan_windowed(data, window, &mut s);
+    let (mut got, mut want) = (s.got, whole.to_vec());
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "windows of {window} bytes");
 }
 
 trait Build {
@@ -403,6 +439,9 @@ proptest! {
         let m = b.build();
         let mut s = Sink::default();
         m.scan(&data, &mut s);
+        for window in [1, 2, 3, 7] {
+            same_in_windows(&m, &data, &s.got, window);
+        }
         let mut got: Vec<_> = s.got.iter().map(|(i, st, _)| (*i, *st)).collect();
         // Every reported end is the end of a real match from the reported start.
         for &(i, st, en) in &s.got {
@@ -634,7 +673,11 @@ proptest! {
             b.add(i as u32, p).unwrap();
         }
         let mut s = Sink::default();
-        b.build().scan(&data, &mut s);
+        let m = b.build();
+        m.scan(&data, &mut s);
+        for window in [1, 5, 64, 200] {
+            same_in_windows(&m, &data, &s.got, window);
+        }
         for &(i, st, en) in &s.got {
             prop_assert!(ref_match(&pats[i as usize].elems, &data, st, Some(en)), "bad end {} for {:?}", en, (i, st));
         }

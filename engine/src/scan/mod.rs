@@ -3,16 +3,23 @@
 //! Order of reporting (clamscan's, see tests/ORACLE.md): body signatures in the order the left-to-right pass
 //! confirms them, then whole-file hashes, then logical signatures in load order. An allowlisted file (`.fp`,
 //! `.sfp`) is clean whatever matched. Without `allmatch` only the first detection is reported.
+//!
+//! A file can be scanned from a buffer holding it ([`Scanner::scan`]) or by position in bounded windows
+//! ([`Scanner::scan_file`], `source`): the same verdicts in the same order, with memory that does not grow
+//! with the file (issue 11).
 
 use crate::compile::{LogicalEntry, Owner, HASH_KINDS};
-use crate::db::{HashKind, Target};
+use crate::db::Target;
 use crate::exefmt::{self, ExeInfo, ExeKind};
-use crate::matcher::{MatchScratch, MatchSink, PatternId};
+use crate::matcher::{MatchScratch, MatchSink, MatcherView, PatternId, Window};
 use crate::Database;
-use md5::Md5;
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
+use source::{Digests, Hashers, Headers};
+use std::fs::File;
+use std::io;
 use std::sync::Arc;
+
+mod source;
+pub use source::{ScanSource, DEFAULT_WINDOW};
 
 /// clamscan 1.4.6 reports files of 5 bytes or less clean whatever the signatures (tests/ORACLE.md):
 /// no hash, body or logical signature is tried on them.
@@ -220,26 +227,6 @@ impl MatchSink for Sink<'_, '_> {
     }
 }
 
-/// Whole-file digests, computed at most once per scan and only when some signature or allowlist entry asks.
-#[derive(Default)]
-struct Digests {
-    md5: Option<[u8; 16]>,
-    sha1: Option<[u8; 20]>,
-    sha256: Option<[u8; 32]>,
-}
-
-impl Digests {
-    fn get(&mut self, kind: HashKind, data: &[u8]) -> &[u8] {
-        match kind {
-            HashKind::Md5 => self.md5.get_or_insert_with(|| Md5::digest(data).into()),
-            HashKind::Sha1 => self.sha1.get_or_insert_with(|| Sha1::digest(data).into()),
-            HashKind::Sha256 => self
-                .sha256
-                .get_or_insert_with(|| Sha256::digest(data).into()),
-        }
-    }
-}
-
 impl<'db> Scanner<'db> {
     pub fn new(db: &'db Database) -> Self {
         Scanner {
@@ -250,7 +237,34 @@ impl<'db> Scanner<'db> {
 
     /// Signature names that match `data`, in clamscan's reporting order; empty means clean.
     pub fn scan(&mut self, data: &[u8], opts: ScanOptions) -> Vec<&'db str> {
-        scan_with(self.db, &mut self.scratch, data, opts)
+        scan_buffer(self.db, &mut self.scratch, data, opts)
+    }
+
+    /// As [`Scanner::scan`] of the file's first `len` bytes, read in windows of [`DEFAULT_WINDOW`] bytes:
+    /// memory does not grow with the file. An error if they cannot all be read.
+    pub fn scan_file(
+        &mut self,
+        file: &File,
+        len: u64,
+        opts: ScanOptions,
+    ) -> io::Result<Vec<&'db str>> {
+        self.scan_windowed(file, len, DEFAULT_WINDOW, opts)
+    }
+
+    /// As [`Scanner::scan`] of `src`'s first `len` bytes, read in windows of `window` fresh bytes each.
+    pub fn scan_windowed(
+        &mut self,
+        src: &dyn ScanSource,
+        len: u64,
+        window: usize,
+        opts: ScanOptions,
+    ) -> io::Result<Vec<&'db str>> {
+        scan_with(
+            self.db,
+            &mut self.scratch,
+            Text::Windows { src, len, window },
+            opts,
+        )
     }
 }
 
@@ -280,25 +294,109 @@ impl SharedScanner {
 
     /// As [`Scanner::scan`].
     pub fn scan(&mut self, data: &[u8], opts: ScanOptions) -> Vec<&str> {
-        scan_with(&self.db, &mut self.scratch, data, opts)
+        scan_buffer(&self.db, &mut self.scratch, data, opts)
+    }
+
+    /// As [`Scanner::scan_file`].
+    pub fn scan_file(&mut self, file: &File, len: u64, opts: ScanOptions) -> io::Result<Vec<&str>> {
+        let text = Text::Windows {
+            src: file,
+            len,
+            window: DEFAULT_WINDOW,
+        };
+        scan_with(&self.db, &mut self.scratch, text, opts)
     }
 }
 
-fn scan_with<'db>(
+/// What a scan reads: a buffer holding the whole file, or a file read window by window.
+#[derive(Clone, Copy)]
+enum Text<'a> {
+    Whole(&'a [u8]),
+    Windows {
+        src: &'a dyn ScanSource,
+        len: u64,
+        window: usize,
+    },
+}
+
+fn scan_buffer<'db>(
     db: &'db Database,
     scratch: &mut Scratch,
     data: &[u8],
     opts: ScanOptions,
 ) -> Vec<&'db str> {
-    if data.len() < MIN_SCANNED_SIZE {
-        return Vec::new();
+    // A buffer cannot fail to be read.
+    scan_with(db, scratch, Text::Whole(data), opts).unwrap_or_default()
+}
+
+/// Reads `src` in windows of `window` fresh bytes plus the matcher's overlap on each side, feeding each
+/// window to the matcher and its fresh bytes to the digests.
+fn scan_windows(
+    m: &MatcherView,
+    sm: &mut MatchScratch,
+    (src, len, window): (&dyn ScanSource, u64, usize),
+    sink: &mut dyn MatchSink,
+    hashers: &mut Hashers,
+) -> io::Result<()> {
+    let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "file too large to address");
+    let len = usize::try_from(len).map_err(|_| too_big())?;
+    let overlap = m.window_overlap();
+    let mut buf = Vec::new();
+    let mut lo = 0usize;
+    m.begin(sm);
+    loop {
+        let hi = lo.saturating_add(window.max(1)).min(len);
+        let (read_lo, read_hi) = (
+            lo.saturating_sub(overlap),
+            hi.saturating_add(overlap).min(len),
+        );
+        buf.resize(read_hi - read_lo, 0);
+        src.read_exact_at(&mut buf, read_lo as u64)?;
+        hashers.update(&buf[lo - read_lo..hi - read_lo]);
+        let last = hi == len;
+        let w = Window {
+            data: &buf,
+            base: read_lo,
+            fresh: (lo, if last { len + 1 } else { hi }),
+        };
+        if !m.scan_window(sm, w, sink) {
+            return Ok(());
+        }
+        if last {
+            break;
+        }
+        lo = hi;
+    }
+    m.finish(sm, sink);
+    Ok(())
+}
+
+fn scan_with<'db>(
+    db: &'db Database,
+    scratch: &mut Scratch,
+    text: Text,
+    opts: ScanOptions,
+) -> io::Result<Vec<&'db str>> {
+    let len = match text {
+        Text::Whole(data) => data.len() as u64,
+        Text::Windows { len, .. } => len,
+    };
+    if len < MIN_SCANNED_SIZE as u64 {
+        return Ok(Vec::new());
     }
     scratch.next_generation();
-    let len = data.len() as u64;
     // Always read, whatever the signatures: besides targets and EP/section offsets, whether `EOF-n` can
     // match depends on it (clamscan never matches `EOF-n` in a file with an executable magic and broken
     // headers). It reads only headers.
-    let exe = exefmt::parse(data);
+    let exe = match text {
+        Text::Whole(data) => exefmt::parse(data),
+        Text::Windows { src, len, .. } => {
+            let headers = Headers::new(src, len);
+            let exe = exefmt::parse_from(&headers);
+            headers.into_result()?;
+            exe
+        }
+    };
     let mut scratch_match = std::mem::take(&mut scratch.matcher);
     let mut sink = Sink {
         db,
@@ -306,19 +404,42 @@ fn scan_with<'db>(
         exe: exe.as_ref(),
         len,
     };
-    db.matcher().scan_with(&mut scratch_match, data, &mut sink);
+    let mut digests = match text {
+        Text::Whole(data) => {
+            db.matcher().scan_with(&mut scratch_match, data, &mut sink);
+            Digests::of_buffer(data)
+        }
+        Text::Windows { src, len, window } => {
+            // Every digest that may be asked for, computed as the windows go by: the file is read once.
+            let mut hashers = Hashers::new(|k| {
+                db.hashes.wants(&db.image, k, len) || db.allow.wants(&db.image, k, len)
+            });
+            let m = db.matcher();
+            let read = scan_windows(
+                &m,
+                &mut scratch_match,
+                (src, len, window),
+                &mut sink,
+                &mut hashers,
+            );
+            if let Err(e) = read {
+                scratch.matcher = scratch_match;
+                return Err(e);
+            }
+            hashers.finish()
+        }
+    };
     scratch.matcher = scratch_match;
 
     let s = scratch;
     s.body_hits.sort_unstable();
     let mut found: Vec<u32> = s.body_hits.drain(..).map(|(_, name)| name).collect();
-    let mut digests = Digests::default();
     if opts.allmatch || found.is_empty() || !db.allow.is_empty() {
         for kind in HASH_KINDS {
             if db.hashes.wants(&db.image, kind, len) {
-                if let Some(name) = db
-                    .hashes
-                    .lookup(&db.image, kind, digests.get(kind, data), len)
+                if let Some(name) = digests
+                    .get(kind)
+                    .and_then(|d| db.hashes.lookup(&db.image, kind, d, len))
                 {
                     found.push(name);
                 }
@@ -357,10 +478,9 @@ fn scan_with<'db>(
     if !found.is_empty() && !db.allow.is_empty() {
         let allowed = HASH_KINDS.iter().any(|&k| {
             db.allow.wants(&db.image, k, len)
-                && db
-                    .allow
-                    .lookup(&db.image, k, digests.get(k, data), len)
-                    .is_some()
+                && digests
+                    .get(k)
+                    .is_some_and(|d| db.allow.lookup(&db.image, k, d, len).is_some())
         });
         if allowed {
             found.clear();
@@ -369,8 +489,10 @@ fn scan_with<'db>(
     if !opts.allmatch {
         found.truncate(1);
     }
-    found.into_iter().map(|n| db.name(n)).collect()
+    Ok(found.into_iter().map(|n| db.name(n)).collect())
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod window_tests;

@@ -12,6 +12,7 @@ use super::report::Reporter;
 use super::status::{bump, Counters};
 use super::sys::Group;
 use crate::audit::{Kind, Verdict as Answer};
+use crate::scan::reader::WINDOWED_ABOVE;
 use engine::{Database, ScanOptions, SharedScanner};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
@@ -473,17 +474,11 @@ impl Worker {
         if hold.is_none() {
             bump(&c.unkept);
         }
-        if self.read_all(file, size).is_err() {
+        let Ok(found) = self.scan_content(file, size) else {
             return Verdict::Error;
-        }
-        bump(&c.scanned);
-        self.scanned = true;
-        if let Some(d) = sh.scan_delay {
-            std::thread::sleep(d);
-        }
-        let names = self.scanner.scan(&self.buf, ScanOptions::default());
-        let verdict = match names.first() {
-            Some(name) => Cached::Infected(name.to_string()),
+        };
+        let verdict = match found {
+            Some(name) => Cached::Infected(name),
             None => Cached::Clean,
         };
         let kept = hold.map(|h| sh.cache.keep(h, key, generation, verdict.clone()));
@@ -503,10 +498,47 @@ impl Worker {
         }
     }
 
-    /// Reads the whole file (up to the size limit) into the worker's buffer through the event fd, which
-    /// raises no new events.
-    fn read_all(&mut self, file: &OwnedFd, size: u64) -> std::io::Result<()> {
-        let want = size.min(self.shared.max_file_size) as usize;
+    /// Counts the scan and waits the configured test delay: before the content is judged (a file scanned in
+    /// windows is read as it is judged, so there before it is read).
+    fn scanning(&mut self) {
+        bump(&self.shared.counters.scanned);
+        self.scanned = true;
+        if let Some(d) = self.shared.scan_delay {
+            std::thread::sleep(d);
+        }
+    }
+
+    /// The first detection in the file's content (up to the size limit), read through the event fd, which
+    /// raises no new events. Up to [`WINDOWED_ABOVE`] bytes it is read whole into the worker's buffer; a
+    /// larger file is scanned window by window (issue 11), so memory does not grow with it. Either way a file
+    /// truncated meanwhile is judged on what is there.
+    fn scan_content(&mut self, file: &OwnedFd, size: u64) -> std::io::Result<Option<String>> {
+        let want = size.min(self.shared.max_file_size);
+        if want <= WINDOWED_ABOVE {
+            self.read_all(file, want)?;
+            self.scanning();
+            let names = self.scanner.scan(&self.buf, ScanOptions::default());
+            return Ok(names.first().map(|n| n.to_string()));
+        }
+        // Borrow the fd as a File without taking ownership: no dup, no close.
+        // SAFETY: the ManuallyDrop never closes the fd, which `file` keeps owning.
+        let f =
+            std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(file.as_raw_fd()) });
+        self.scanning();
+        let names = match self.scanner.scan_file(&f, want, ScanOptions::default()) {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                let now = fstat(file)?.st_size as u64;
+                self.scanner
+                    .scan_file(&f, want.min(now), ScanOptions::default())?
+            }
+            r => r?,
+        };
+        Ok(names.first().map(|n| n.to_string()))
+    }
+
+    /// Reads the file's first `want` bytes into the worker's buffer (fewer if it is shorter now).
+    fn read_all(&mut self, file: &OwnedFd, want: u64) -> std::io::Result<()> {
+        let want = want as usize;
         self.buf.clear();
         self.buf.resize(want, 0);
         // Borrow the fd as a File without taking ownership: no dup, no close.

@@ -10,7 +10,7 @@ mod outcome;
 mod pool;
 mod progress;
 mod pseudofs;
-mod reader;
+pub(crate) mod reader;
 mod report;
 mod summary;
 mod walk;

@@ -1,28 +1,32 @@
-//! Reading and scanning one file: open without blocking, check what was opened, map, scan.
+//! Reading and scanning one file: open without blocking, check what was opened, read, scan.
 //!
 //! Owns: O_NONBLOCK|O_NOCTTY opens, fstat re-checks (the walk's lstat may be stale), empty and
 //! oversize files, stdin. Files are read into a buffer each worker reuses, not memory-mapped: a file
-//! truncated while mapped faults the scanner with SIGBUS, and a scanner must never die of a file.
-//! Memory stays bounded by the size limits whatever the input (issue 11): a file over `--max-filesize` or
-//! `--max-scansize` is never read, and stdin is kept only up to the smaller limit (the rest is counted,
-//! not kept, and only as far as the larger one), as clamscan reports it: `OK`, or with
-//! `--alert-exceeds-max` `Heuristics.Limits.Exceeded.MaxFileSize` / `.MaxScanSize`.
-//! Never: follows policy about which paths to scan, prints, or modifies files.
+//! truncated while mapped faults the scanner with SIGBUS, and a scanner must never die of a file. Files
+//! larger than [`WINDOWED_ABOVE`] are scanned window by window from the file instead (issue 11), so that
+//! with the size limits lifted memory does not grow with the file; stdin that large is spooled to an
+//! unlinked temporary file first. A file over `--max-filesize` or `--max-scansize` is never read, and stdin
+//! is kept (in memory or spooled) only up to the smaller limit, the rest counted as far as the larger one,
+//! as clamscan reports it: `OK`, or with `--alert-exceeds-max` `Heuristics.Limits.Exceeded.MaxFileSize` /
+//! `.MaxScanSize`. Never: follows policy about which paths to scan, prints, or modifies files.
 
 use super::config::Config;
 use super::outcome::{gone, Job, Outcome};
 use engine::{ScanOptions, Scanner};
-use std::fs::OpenOptions;
-use std::io::{self, Read};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+
+/// Larger files are scanned from the file in bounded windows, smaller ones read whole into the worker's
+/// buffer (one read, the whole-buffer scan): the buffer never grows past this.
+pub const WINDOWED_ABOVE: u64 = 8 << 20;
 
 pub struct Reader<'db> {
     scanner: Scanner<'db>,
     opts: ScanOptions,
     limits: Limits,
-    /// Reused for every file this worker reads; grows to the largest file scanned (bounded by
-    /// [`Limits::keep`]).
+    /// Reused for every file this worker reads whole; at most [`WINDOWED_ABOVE`] bytes.
     buf: Vec<u8>,
 }
 
@@ -111,6 +115,18 @@ impl<'db> Reader<'db> {
     fn verdict(&mut self, path: PathBuf, data: &[u8], stdin: bool) -> Outcome {
         let size = data.len() as u64;
         let names = self.scanner.scan(data, self.opts);
+        Self::outcome(path, size, names, stdin)
+    }
+
+    /// The verdict on the first `size` bytes of `file`, read in windows.
+    fn verdict_windowed(&mut self, path: PathBuf, file: &File, size: u64, stdin: bool) -> Outcome {
+        match self.scanner.scan_file(file, size, self.opts) {
+            Ok(names) => Self::outcome(path, size, names, stdin),
+            Err(error) => Outcome::ReadError { path, error },
+        }
+    }
+
+    fn outcome(path: PathBuf, size: u64, names: Vec<&str>, stdin: bool) -> Outcome {
         if names.is_empty() {
             Outcome::Ok {
                 path,
@@ -132,12 +148,27 @@ impl<'db> Reader<'db> {
         let path = PathBuf::from("stdin");
         let mut data = std::mem::take(&mut self.buf);
         data.clear();
-        let outcome = match read_bounded(io::stdin().lock(), &mut data, &self.limits) {
-            Err(error) => Outcome::ReadError { path, error },
-            Ok(size) => match self.limits.exceeded(size) {
-                Some(limit) => self.too_large(path, size, limit, true),
-                None => self.verdict(path, &data, true),
-            },
+        let mut input = io::stdin().lock();
+        let outcome = if self.limits.keep() <= WINDOWED_ABOVE {
+            match read_bounded(&mut input, &mut data, &self.limits) {
+                Err(error) => Outcome::ReadError { path, error },
+                Ok(size) => match self.limits.exceeded(size) {
+                    Some(limit) => self.too_large(path, size, limit, true),
+                    None => self.verdict(path, &data, true),
+                },
+            }
+        } else {
+            match (&mut input).take(WINDOWED_ABOVE + 1).read_to_end(&mut data) {
+                Err(error) => Outcome::ReadError { path, error },
+                Ok(_) if data.len() as u64 <= WINDOWED_ABOVE => self.verdict(path, &data, true),
+                Ok(_) => match spool(&data, &mut input, &self.limits) {
+                    Err(error) => Outcome::ReadError { path, error },
+                    Ok((file, size)) => match self.limits.exceeded(size) {
+                        Some(limit) => self.too_large(path, size, limit, true),
+                        None => self.verdict_windowed(path, &file, size, true),
+                    },
+                },
+            }
         };
         self.buf = data;
         outcome
@@ -181,6 +212,9 @@ impl<'db> Reader<'db> {
         if let Some(limit) = self.limits.exceeded(size) {
             return self.too_large(path, size, limit, false);
         }
+        if size > WINDOWED_ABOVE {
+            return self.verdict_windowed(path, &file, size, false);
+        }
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         // The size limits also bound a file that grows while it is read.
@@ -207,6 +241,31 @@ fn read_bounded(mut input: impl Read, data: &mut Vec<u8>, limits: &Limits) -> io
     data.truncate(keep as usize);
     let rest = limits.count().saturating_add(1).saturating_sub(got);
     Ok(got + io::copy(&mut input.take(rest), &mut io::sink())?)
+}
+
+/// Copies `head` and the rest of `input` to an unlinked temporary file (`O_TMPFILE` in the temporary
+/// directory): stdin cannot be read by position, and holding it in memory would grow with its size. At
+/// most [`Limits::keep`] bytes (and one more, telling it was exceeded) are stored; the rest is counted up
+/// to [`Limits::count`]. Returns the file and the bytes read.
+fn spool(head: &[u8], input: &mut impl Read, limits: &Limits) -> io::Result<(File, u64)> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+        .mode(0o600)
+        .open(std::env::temp_dir())?;
+    file.write_all(head)?;
+    let keep = limits.keep();
+    let room = keep.saturating_add(1).saturating_sub(head.len() as u64);
+    let stored = head.len() as u64 + io::copy(&mut input.by_ref().take(room), &mut file)?;
+    if stored <= keep {
+        return Ok((file, stored));
+    }
+    let rest = limits.count().saturating_add(1).saturating_sub(stored);
+    Ok((
+        file,
+        stored + io::copy(&mut input.take(rest), &mut io::sink())?,
+    ))
 }
 
 #[cfg(test)]
