@@ -57,6 +57,22 @@ fn database(dir: &Path) {
     std::fs::write(dir.join("t.ndb"), ndb_line(&eicar(), "Eicar-Body") + "\n").unwrap();
 }
 
+/// `sensor scan` with both size limits lifted (the case where only windows bound memory) and `db`.
+fn unlimited_scan(sensor: &Path, db: &Path) -> Command {
+    let mut cmd = Command::new(sensor);
+    cmd.args([
+        "scan",
+        "--no-summary",
+        "--max-filesize",
+        "0",
+        "--max-scansize",
+        "0",
+        "-d",
+    ])
+    .arg(db);
+    cmd
+}
+
 #[test]
 fn a_one_gib_file_is_scanned_in_bounded_memory() {
     let Some(sensor) = oracle::require_sensor_scan("a_one_gib_file_is_scanned_in_bounded_memory")
@@ -72,18 +88,8 @@ fn a_one_gib_file_is_scanned_in_bounded_memory() {
     // Near the end, across a 1 MiB window boundary.
     f.write_all_at(&eicar(), size - MIB - 30).unwrap();
     drop(f);
-    let mut cmd = Command::new(&sensor);
-    cmd.args([
-        "scan",
-        "--no-summary",
-        "--max-filesize",
-        "0",
-        "--max-scansize",
-        "0",
-        "-d",
-    ])
-    .arg(dir.path().join("db"))
-    .arg(&big);
+    let mut cmd = unlimited_scan(&sensor, &dir.path().join("db"));
+    cmd.arg(&big);
     let (code, out, rss) = run_measured(cmd, None);
     assert_eq!(
         out.trim(),
@@ -110,18 +116,8 @@ fn a_large_stdin_is_scanned_in_bounded_memory() {
     let mut data = vec![0u8; size];
     let at = size - 5000;
     data[at..at + 68].copy_from_slice(&eicar());
-    let mut cmd = Command::new(&sensor);
-    cmd.args([
-        "scan",
-        "--no-summary",
-        "--max-filesize",
-        "0",
-        "--max-scansize",
-        "0",
-        "-d",
-    ])
-    .arg(dir.path().join("db"))
-    .arg("-");
+    let mut cmd = unlimited_scan(&sensor, &dir.path().join("db"));
+    cmd.arg("-");
     let (code, out, rss) = run_measured(cmd, Some(data));
     assert_eq!(out.trim(), "stdin: Eicar-Body.UNOFFICIAL FOUND");
     assert_eq!(code, 1);
