@@ -463,10 +463,12 @@ impl Worker {
         }
         let mut hold = sh.cache.hold(file);
         // The size to read is the one under the lease: the file may have grown since `st`.
-        let size = match (&hold, fstat(file)) {
-            (_, Err(_)) => return Verdict::Error,
-            (Some(_), Ok(now)) => now.st_size as u64,
-            (None, Ok(_)) => st.st_size as u64,
+        let size = match &hold {
+            Some(_) => match fstat(file) {
+                Ok(now) => now.st_size as u64,
+                Err(_) => return Verdict::Error,
+            },
+            None => st.st_size as u64,
         };
         if size > sh.max_file_size {
             hold = None; // judged on a prefix: never remembered
