@@ -5,7 +5,7 @@
 //! Data flows one way: `db` (parse) -> `compile` (build) -> `scan` (match -> verdict).
 
 pub mod compile;
-pub mod container;
+pub mod cvd;
 mod database;
 pub mod db;
 mod error;
@@ -17,7 +17,7 @@ pub mod scan;
 mod sources;
 
 pub use compile::{Compiler, Parallel, Sequential};
-pub use container::PublicKey;
+pub use cvd::PublicKey;
 pub use database::Database;
 pub use error::{LineError, LoadError};
 pub use image::{ImageError, FORMAT_VERSION};

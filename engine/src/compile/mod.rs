@@ -9,7 +9,7 @@ pub(crate) mod entries;
 pub(crate) mod hashes;
 pub(crate) mod names;
 
-use crate::container::{self, Kind, PublicKey};
+use crate::cvd::{self, Kind, PublicKey};
 use crate::database::{Database, DbMeta};
 use crate::db::hex::Elem;
 use crate::db::ign::IgnoreSet;
@@ -144,8 +144,8 @@ impl Compiler {
                                 Entry::File(name, format) => {
                                     files.push((name, format, None, false))
                                 }
-                                Entry::Container(path, kind) => {
-                                    let opened = container::read(&path)
+                                Entry::Signed(path, kind) => {
+                                    let opened = cvd::read(&path)
                                         .and_then(|b| open_container(kind, &b, &self.key));
                                     add_container(
                                         &path,
@@ -247,8 +247,8 @@ fn open_container(
     kind: Kind,
     bytes: &[u8],
     key: &PublicKey,
-) -> Result<container::Container, container::ContainerError> {
-    container::open(kind, bytes, key, |name| {
+) -> Result<cvd::Cvd, cvd::CvdError> {
+    cvd::open(kind, bytes, key, |name| {
         Format::of(Path::new(name)).is_some()
     })
 }
@@ -257,7 +257,7 @@ fn open_container(
 /// `main.cvd:main.ndb:LINE: ...`; a container that failed any check is one error naming it.
 fn add_container(
     path: &Path,
-    opened: Result<container::Container, container::ContainerError>,
+    opened: Result<cvd::Cvd, cvd::CvdError>,
     files: &mut Vec<Input>,
     errors: &mut LoadError,
     notices: &mut Vec<String>,

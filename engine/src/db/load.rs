@@ -1,27 +1,27 @@
 //! Reads database files: picks the format from the file name, splits lines, and hands each line to the
 //! format's parser. Directories are read in name order so that loads are reproducible.
 
-use crate::container::{self, Kind};
+use crate::cvd::{self, Kind};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-/// A database file, or a container of them.
+/// A database file, or a signed database holding several (`.cvd`, `.cld`, `.cud`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
     File(PathBuf, Format),
-    Container(PathBuf, Kind),
+    Signed(PathBuf, Kind),
 }
 
 impl Entry {
     pub fn path(&self) -> &Path {
         match self {
-            Entry::File(p, _) | Entry::Container(p, _) => p,
+            Entry::File(p, _) | Entry::Signed(p, _) => p,
         }
     }
 
     fn of(path: &Path) -> Option<Entry> {
         if let Some(k) = Kind::of(path) {
-            return Some(Entry::Container(path.to_path_buf(), k));
+            return Some(Entry::Signed(path.to_path_buf(), k));
         }
         Format::of(path).map(|f| Entry::File(path.to_path_buf(), f))
     }
@@ -132,7 +132,7 @@ pub fn expand(path: &Path) -> Result<Vec<Entry>, String> {
 fn drop_older_copies(files: &mut Vec<Entry>) {
     let stem = |e: &Entry| -> Option<OsString> {
         match e {
-            Entry::Container(p, Kind::Cvd | Kind::Cld) => {
+            Entry::Signed(p, Kind::Cvd | Kind::Cld) => {
                 Some(p.with_extension("").into_os_string())
             }
             _ => None,
@@ -140,18 +140,18 @@ fn drop_older_copies(files: &mut Vec<Entry>) {
     };
     let mut drop = Vec::new();
     for (i, a) in files.iter().enumerate() {
-        let Entry::Container(pa, Kind::Cvd) = a else {
+        let Entry::Signed(pa, Kind::Cvd) = a else {
             continue;
         };
         let Some(j) = files
             .iter()
-            .position(|b| matches!(b, Entry::Container(_, Kind::Cld)) && stem(b) == stem(a))
+            .position(|b| matches!(b, Entry::Signed(_, Kind::Cld)) && stem(b) == stem(a))
         else {
             continue;
         };
         let (Ok(cvd), Ok(cld)) = (
-            container::read_header(pa),
-            container::read_header(files[j].path()),
+            cvd::read_header(pa),
+            cvd::read_header(files[j].path()),
         ) else {
             continue;
         };
@@ -214,7 +214,7 @@ mod tests {
         assert_eq!(Format::of(Path::new("main.cvd")), None);
         assert_eq!(
             Entry::of(Path::new("d/main.CVD")),
-            Some(Entry::Container("d/main.CVD".into(), Kind::Cvd))
+            Some(Entry::Signed("d/main.CVD".into(), Kind::Cvd))
         );
         assert_eq!(Format::of(Path::new("README")), None);
     }

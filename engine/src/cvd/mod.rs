@@ -1,6 +1,7 @@
-//! Database containers: `.cvd` (signed, gzip), `.cld` (signed, tar or gzip), `.cud` (unsigned).
+//! Signed databases: `.cvd` (signed, gzip), `.cld` (signed, tar or gzip), `.cud` (unsigned). Not to be confused
+//! with the unpacking of scanned files (`unpack`): this reads only databases.
 //!
-//! A container is checked whole before any of it is used: header, payload MD5, the RSA signature for the
+//! One is checked whole before any of it is used: header, payload MD5, the RSA signature for the
 //! signed kinds, the archive, and the `.info` manifest's sizes and SHA-256s. Its database members then go
 //! to the compiler like files. The facts this relies on, with their sources, are in FORMAT.md.
 
@@ -21,7 +22,7 @@ use md5::{Digest, Md5};
 use std::io::Read;
 use std::path::Path;
 
-/// Container files larger than this are refused before being read: official ones are a few hundred MB.
+/// Cvd files larger than this are refused before being read: official ones are a few hundred MB.
 pub const MAX_CONTAINER_BYTES: u64 = 512 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +50,7 @@ impl Kind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ContainerError {
+pub enum CvdError {
     #[error("cannot read: {0}")]
     Io(String),
     #[error("file is {0} bytes, more than the {max} MiB a container may be", max = MAX_CONTAINER_BYTES >> 20)]
@@ -80,7 +81,7 @@ pub enum ContainerError {
 
 /// A container that passed every check.
 #[derive(Debug)]
-pub struct Container {
+pub struct Cvd {
     pub kind: Kind,
     pub header: Header,
     /// Archive members other than the manifest, in archive order.
@@ -90,32 +91,32 @@ pub struct Container {
 }
 
 /// Reads a container file, refusing absurd sizes before reading them.
-pub fn read(path: &Path) -> Result<Vec<u8>, ContainerError> {
-    let file = std::fs::File::open(path).map_err(|e| ContainerError::Io(e.to_string()))?;
+pub fn read(path: &Path) -> Result<Vec<u8>, CvdError> {
+    let file = std::fs::File::open(path).map_err(|e| CvdError::Io(e.to_string()))?;
     let len = file
         .metadata()
-        .map_err(|e| ContainerError::Io(e.to_string()))?
+        .map_err(|e| CvdError::Io(e.to_string()))?
         .len();
     if len > MAX_CONTAINER_BYTES {
-        return Err(ContainerError::TooLarge(len));
+        return Err(CvdError::TooLarge(len));
     }
     let mut bytes = Vec::with_capacity(len as usize);
     // `take` in case the file grows while it is read.
     file.take(MAX_CONTAINER_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| ContainerError::Io(e.to_string()))?;
+        .map_err(|e| CvdError::Io(e.to_string()))?;
     if bytes.len() as u64 > MAX_CONTAINER_BYTES {
-        return Err(ContainerError::TooLarge(bytes.len() as u64));
+        return Err(CvdError::TooLarge(bytes.len() as u64));
     }
     Ok(bytes)
 }
 
 /// Only the header of a container file: enough to choose between `daily.cvd` and `daily.cld`.
-pub fn read_header(path: &Path) -> Result<Header, ContainerError> {
+pub fn read_header(path: &Path) -> Result<Header, CvdError> {
     let mut block = Vec::with_capacity(HEADER_LEN);
     std::fs::File::open(path)
         .and_then(|f| f.take(HEADER_LEN as u64).read_to_end(&mut block))
-        .map_err(|e| ContainerError::Io(e.to_string()))?;
+        .map_err(|e| CvdError::Io(e.to_string()))?;
     Ok(Header::parse_block(&block)?)
 }
 
@@ -125,26 +126,26 @@ pub fn open(
     bytes: &[u8],
     key: &PublicKey,
     is_database: impl Fn(&str) -> bool,
-) -> Result<Container, ContainerError> {
+) -> Result<Cvd, CvdError> {
     let header = Header::parse_block(bytes)?;
     let payload = &bytes[HEADER_LEN..];
     if payload.is_empty() {
-        return Err(ContainerError::NoPayload);
+        return Err(CvdError::NoPayload);
     }
     // clamscan skips this for `.cud` and `.cld` (FORMAT.md §5); an unsigned container is still refused
     // when it does not match, as that is the one check that catches a tar cut at a member boundary.
     let want =
-        dsig::parse_md5(&header.md5).map_err(|_| ContainerError::BadMd5(header.md5.clone()))?;
+        dsig::parse_md5(&header.md5).map_err(|_| CvdError::BadMd5(header.md5.clone()))?;
     let actual: [u8; 16] = Md5::digest(payload).into();
     // A `.cld` that freshclam patched with a cdiff keeps its old header: neither the header's MD5 nor its
     // signature covers the new payload, and clamscan does not check them for a lone `.cld` (FORMAT.md
     // §5); what vouches for it is the `.info` DSIG line, whose scheme is undocumented. Such a `.cld` is
     // loaded when its manifest (sizes, SHA-256 of every member) checks out and carries a DSIG line, and
-    // the load says what could not be verified ([`Container::unverified`]). Anything else must verify.
+    // the load says what could not be verified ([`Cvd::unverified`]). Anything else must verify.
     let mut unverified = None;
     if actual != want {
         if kind != Kind::Cld {
-            return Err(ContainerError::Md5Mismatch {
+            return Err(CvdError::Md5Mismatch {
                 header: header.md5.to_ascii_lowercase(),
                 actual: hex::encode(actual),
                 hint: "",
@@ -158,7 +159,7 @@ pub fn open(
     } else if kind.signed() {
         if let Err(e) = dsig::verify(key, &header.md5, &header.dsig) {
             if kind != Kind::Cld {
-                return Err(ContainerError::Signature(e));
+                return Err(CvdError::Signature(e));
             }
             unverified = Some(format!("the header's signature does not verify ({e})"));
         }
@@ -168,11 +169,11 @@ pub fn open(
     let listing = manifest::Manifest::parse(&info.name, &info.bytes)?;
     listing.check_header(&info.name, &header)?;
     if !kind.signed() && listing.dsig.is_some() {
-        return Err(ContainerError::UnsignedDsig(info.name.clone()));
+        return Err(CvdError::UnsignedDsig(info.name.clone()));
     }
     if let Some(why) = &unverified {
         if listing.dsig.is_none() {
-            return Err(ContainerError::UnverifiedCld(format!(
+            return Err(CvdError::UnverifiedCld(format!(
                 "{why}, and its {} carries no DSIG line",
                 info.name
             )));
@@ -188,7 +189,7 @@ pub fn open(
     let info_name = info.name.clone();
     listing.check_members(&members, &is_database)?;
     members.retain(|m| m.name != info_name);
-    Ok(Container {
+    Ok(Cvd {
         kind,
         header,
         members,
