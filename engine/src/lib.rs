@@ -1,8 +1,10 @@
 //! The signature engine: parse ClamAV database text, compile it once into an immutable [`Database`],
 //! and scan byte slices with per-thread [`Scanner`]s that borrow it.
 //!
-//! Owns: database formats, matching, verdict order. Never: threads, files other than databases, kernel code.
-//! Data flows one way: `db` (parse) -> `compile` (build) -> `scan` (match -> verdict).
+//! Owns: database formats, matching, unpacking, verdict order. Never: threads, files other than databases
+//! and the one being scanned, kernel code.
+//! Data flows one way: `db` (parse) -> `compile` (build) -> `scan` (type -> `unpack` -> match, recursively ->
+//! verdict).
 
 pub mod compile;
 pub mod cvd;
@@ -15,14 +17,16 @@ pub mod logic;
 pub mod matcher;
 pub mod scan;
 mod sources;
+pub mod unpack;
 
 pub use compile::{Compiler, Parallel, Sequential};
 pub use cvd::PublicKey;
 pub use database::Database;
 pub use error::{LineError, LoadError};
 pub use image::{ImageError, FORMAT_VERSION};
-pub use scan::{ScanOptions, Scanner, SharedScanner};
+pub use scan::{DeepOptions, Detection, Report, ScanOptions, Scanner, SharedScanner};
 pub use sources::{is_compiled, load, COMPILED_EXTENSION};
+pub use unpack::{Limit, Limits};
 
 /// The functionality level this engine declares; `MinFL`/`MaxFL` and ldb `Engine:` ranges are compared with it.
 /// It is clamscan 1.4.6's level (bisected with MinFL, tests/ORACLE.md §1), so that a database written for it

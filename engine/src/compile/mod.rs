@@ -243,11 +243,7 @@ impl Compiler {
     }
 }
 
-fn open_container(
-    kind: Kind,
-    bytes: &[u8],
-    key: &PublicKey,
-) -> Result<cvd::Cvd, cvd::CvdError> {
+fn open_container(kind: Kind, bytes: &[u8], key: &PublicKey) -> Result<cvd::Cvd, cvd::CvdError> {
     cvd::open(kind, bytes, key, |name| {
         Format::of(Path::new(name)).is_some()
     })

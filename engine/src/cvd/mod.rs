@@ -134,8 +134,7 @@ pub fn open(
     }
     // clamscan skips this for `.cud` and `.cld` (FORMAT.md §5); an unsigned container is still refused
     // when it does not match, as that is the one check that catches a tar cut at a member boundary.
-    let want =
-        dsig::parse_md5(&header.md5).map_err(|_| CvdError::BadMd5(header.md5.clone()))?;
+    let want = dsig::parse_md5(&header.md5).map_err(|_| CvdError::BadMd5(header.md5.clone()))?;
     let actual: [u8; 16] = Md5::digest(payload).into();
     // A `.cld` that freshclam patched with a cdiff keeps its old header: neither the header's MD5 nor its
     // signature covers the new payload, and clamscan does not check them for a lone `.cld` (FORMAT.md

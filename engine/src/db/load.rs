@@ -132,9 +132,7 @@ pub fn expand(path: &Path) -> Result<Vec<Entry>, String> {
 fn drop_older_copies(files: &mut Vec<Entry>) {
     let stem = |e: &Entry| -> Option<OsString> {
         match e {
-            Entry::Signed(p, Kind::Cvd | Kind::Cld) => {
-                Some(p.with_extension("").into_os_string())
-            }
+            Entry::Signed(p, Kind::Cvd | Kind::Cld) => Some(p.with_extension("").into_os_string()),
             _ => None,
         }
     };
@@ -149,10 +147,7 @@ fn drop_older_copies(files: &mut Vec<Entry>) {
         else {
             continue;
         };
-        let (Ok(cvd), Ok(cld)) = (
-            cvd::read_header(pa),
-            cvd::read_header(files[j].path()),
-        ) else {
+        let (Ok(cvd), Ok(cld)) = (cvd::read_header(pa), cvd::read_header(files[j].path())) else {
             continue;
         };
         drop.push(if cld.version > cvd.version { i } else { j });

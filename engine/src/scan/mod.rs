@@ -18,7 +18,9 @@ use std::fs::File;
 use std::io;
 use std::sync::Arc;
 
+mod deep;
 mod source;
+pub use deep::{DeepOptions, Detection, Report, Unscanned, MAX_UNSCANNED};
 pub use source::{ScanSource, DEFAULT_WINDOW};
 
 /// clamscan 1.4.6 reports files of 5 bytes or less clean whatever the signatures (tests/ORACLE.md):
@@ -251,6 +253,39 @@ impl<'db> Scanner<'db> {
         self.scan_windowed(file, len, DEFAULT_WINDOW, opts)
     }
 
+    /// Scans `data` and, recursively, every member found inside it (issue 12): archives, compressed files,
+    /// mail and documents, under `opts.limits`.
+    pub fn scan_deep(&mut self, data: &[u8], opts: &DeepOptions) -> Report<'db> {
+        deep_buffer(self.db, &mut self.scratch, data, opts)
+    }
+
+    /// As [`Scanner::scan_deep`] of the file's first `len` bytes: matched in windows as
+    /// [`Scanner::scan_file`] does; read whole only when its type says there is something inside.
+    pub fn scan_file_deep(
+        &mut self,
+        file: &File,
+        len: u64,
+        opts: &DeepOptions,
+    ) -> io::Result<Report<'db>> {
+        deep_windows(
+            self.db,
+            &mut self.scratch,
+            (file, len, DEFAULT_WINDOW),
+            opts,
+        )
+    }
+
+    /// As [`Scanner::scan_file_deep`] of any source, in windows of `window` bytes.
+    pub fn scan_windowed_deep(
+        &mut self,
+        src: &dyn ScanSource,
+        len: u64,
+        window: usize,
+        opts: &DeepOptions,
+    ) -> io::Result<Report<'db>> {
+        deep_windows(self.db, &mut self.scratch, (src, len, window), opts)
+    }
+
     /// As [`Scanner::scan`] of `src`'s first `len` bytes, read in windows of `window` fresh bytes each.
     pub fn scan_windowed(
         &mut self,
@@ -297,6 +332,26 @@ impl SharedScanner {
         scan_buffer(&self.db, &mut self.scratch, data, opts)
     }
 
+    /// As [`Scanner::scan_deep`].
+    pub fn scan_deep(&mut self, data: &[u8], opts: &DeepOptions) -> Report<'_> {
+        deep_buffer(&self.db, &mut self.scratch, data, opts)
+    }
+
+    /// As [`Scanner::scan_file_deep`].
+    pub fn scan_file_deep(
+        &mut self,
+        file: &File,
+        len: u64,
+        opts: &DeepOptions,
+    ) -> io::Result<Report<'_>> {
+        deep_windows(
+            &self.db,
+            &mut self.scratch,
+            (file, len, DEFAULT_WINDOW),
+            opts,
+        )
+    }
+
     /// As [`Scanner::scan_file`].
     pub fn scan_file(&mut self, file: &File, len: u64, opts: ScanOptions) -> io::Result<Vec<&str>> {
         let text = Text::Windows {
@@ -327,6 +382,43 @@ fn scan_buffer<'db>(
 ) -> Vec<&'db str> {
     // A buffer cannot fail to be read.
     scan_with(db, scratch, Text::Whole(data), opts).unwrap_or_default()
+}
+
+fn deep_buffer<'db>(
+    db: &'db Database,
+    scratch: &mut Scratch,
+    data: &[u8],
+    opts: &DeepOptions,
+) -> Report<'db> {
+    let mut walk = deep::Walk::new(db, scratch, opts);
+    // A buffer cannot fail to be read.
+    if walk.match_outer(Text::Whole(data)).unwrap_or(false) {
+        walk.inside_outer(data);
+    }
+    walk.finish()
+}
+
+/// How much of a file typing reads before deciding whether to read all of it.
+const TYPING_HEAD: u64 = 64 * 1024;
+
+fn deep_windows<'db>(
+    db: &'db Database,
+    scratch: &mut Scratch,
+    (src, len, window): (&dyn ScanSource, u64, usize),
+    opts: &DeepOptions,
+) -> io::Result<Report<'db>> {
+    let mut walk = deep::Walk::new(db, scratch, opts);
+    if walk.match_outer(Text::Windows { src, len, window })? {
+        let mut head = vec![0; len.min(TYPING_HEAD) as usize];
+        src.read_exact_at(&mut head, 0)?;
+        if walk.worth_unpacking(&head) {
+            // Unpackers read their input whole; the caller's size limits bound `len`.
+            let mut data = vec![0; usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?];
+            src.read_exact_at(&mut data, 0)?;
+            walk.inside_outer(&data);
+        }
+    }
+    Ok(walk.finish())
 }
 
 /// Reads `src` in windows of `window` fresh bytes plus the matcher's overlap on each side, feeding each

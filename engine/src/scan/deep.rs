@@ -1,0 +1,339 @@
+//! The deep scan: match a file's bytes, type it, unpack it, and scan each member the same way, recursively,
+//! under one budget (issue 12). This is libclamav's walk: every member is matched against the whole
+//! database (hash, body and logical signatures) as a file of its own.
+//!
+//! Owns: the budget (bytes, files, depth, time), member paths, and the order detections are reported in
+//! (signature detections as found, outer before inner; heuristic ones, such as limits and encryption, only
+//! when no signature matched, unless all matches are asked for). Never: parses a format (that is `unpack`)
+//! or reads a file other than the one it is given.
+
+use super::{scan_with, Scratch, Text};
+use crate::unpack::limits::cap;
+use crate::unpack::{self, kind, Flow, Kind, Limit, Limits, Sink};
+use crate::{Database, ScanOptions};
+use std::time::Instant;
+
+/// How a deep scan runs: clamscan's `--allmatch` and its limits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeepOptions {
+    pub allmatch: bool,
+    pub limits: Limits,
+}
+
+/// One detection: a signature (or heuristic) name and where it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detection<'db> {
+    pub name: &'db str,
+    /// Member names from the outermost inward; empty for the file itself.
+    pub path: Vec<String>,
+}
+
+impl Detection<'_> {
+    /// The member path as users read it: `release.zip//bundle.tar.gz//eicar.com` without the outer name,
+    /// `None` for the file itself.
+    pub fn member(&self) -> Option<String> {
+        (!self.path.is_empty()).then(|| self.path.join("//"))
+    }
+}
+
+/// Something the scan did not look into, visibly: a format the engine cannot unpack, a member past a
+/// limit, a part too damaged to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unscanned {
+    /// Member path (`//`-joined), empty for the file itself.
+    pub path: String,
+    pub reason: String,
+}
+
+/// The outcome of a deep scan.
+#[derive(Debug, Default, Clone)]
+pub struct Report<'db> {
+    /// In reporting order; without `allmatch` at most one.
+    pub detections: Vec<Detection<'db>>,
+    /// Limits hit (each once, in the order first hit). Non-empty means the file was not wholly scanned:
+    /// a clean result must not be remembered.
+    pub limits: Vec<Limit>,
+    /// Parts not looked into, at most [`MAX_UNSCANNED`] of them.
+    pub unscanned: Vec<Unscanned>,
+    /// Members scanned (not counting the file itself).
+    pub members: u64,
+    /// Members or formats that were not looked into (including those past [`MAX_UNSCANNED`]).
+    pub unscanned_count: u64,
+}
+
+/// How many unscanned parts one report lists; more are only counted.
+pub const MAX_UNSCANNED: usize = 16;
+
+impl<'db> Report<'db> {
+    /// Signature names in reporting order.
+    pub fn names(&self) -> Vec<&'db str> {
+        self.detections.iter().map(|d| d.name).collect()
+    }
+
+    /// Whether every byte that should have been scanned was: no limit stopped the scan. Only a complete
+    /// clean scan may be remembered as clean.
+    pub fn complete(&self) -> bool {
+        self.limits.is_empty()
+    }
+}
+
+/// The state of one deep scan.
+pub(super) struct Walk<'a, 'db> {
+    db: &'db Database,
+    scratch: &'a mut Scratch,
+    opts: &'a DeepOptions,
+    report: Report<'db>,
+    /// Heuristic detections, reported only if no signature matched (or with `allmatch`).
+    heuristics: Vec<Detection<'db>>,
+    path: Vec<String>,
+    depth: u32,
+    bytes: u64,
+    files: u64,
+    deadline: Option<Instant>,
+    over: bool,
+}
+
+impl<'a, 'db> Walk<'a, 'db> {
+    pub(super) fn new(db: &'db Database, scratch: &'a mut Scratch, opts: &'a DeepOptions) -> Self {
+        Walk {
+            db,
+            scratch,
+            opts,
+            report: Report::default(),
+            heuristics: Vec::new(),
+            path: Vec::new(),
+            depth: 0,
+            bytes: 0,
+            files: 0,
+            deadline: opts.limits.max_scan_time.map(|t| Instant::now() + t),
+            over: false,
+        }
+    }
+
+    /// Matches `text` (the outer file) with the whole database; false when the scan is over.
+    pub(super) fn match_outer(&mut self, text: Text) -> std::io::Result<bool> {
+        let len = match text {
+            Text::Whole(d) => d.len() as u64,
+            Text::Windows { len, .. } => len,
+        };
+        self.bytes = len;
+        let names = scan_with(self.db, self.scratch, text, self.scan_options())?;
+        Ok(self.found(names))
+    }
+
+    /// Looks inside the outer file, typed as `kind`, whose bytes are `data`.
+    pub(super) fn inside_outer(&mut self, data: &[u8]) {
+        self.look_inside(data);
+    }
+
+    pub(super) fn finish(mut self) -> Report<'db> {
+        if self.opts.allmatch || self.report.detections.is_empty() {
+            let room = if self.opts.allmatch { usize::MAX } else { 1 };
+            let h = std::mem::take(&mut self.heuristics);
+            self.report.detections.extend(h.into_iter().take(room));
+        }
+        self.report
+    }
+
+    /// Whether the file is worth reading whole to look inside: its first bytes type it as something with
+    /// an unpacker, or an executable that may carry an archive or another executable.
+    pub(super) fn worth_unpacking(&self, head: &[u8]) -> bool {
+        if self.over || self.opts.limits.max_recursion == 0 {
+            return false;
+        }
+        let k = kind::detect(head);
+        unpack::unpacker(k, &self.opts.limits.families).is_some()
+            || (self.opts.limits.families.embedded && matches!(k, Kind::Pe | Kind::Elf))
+    }
+
+    fn scan_options(&self) -> ScanOptions {
+        ScanOptions {
+            allmatch: self.opts.allmatch,
+        }
+    }
+
+    /// Records signature names found at the current path; false when the scan is over.
+    fn found(&mut self, names: Vec<&'db str>) -> bool {
+        let any = !names.is_empty();
+        for name in names {
+            self.report.detections.push(Detection {
+                name,
+                path: self.path.clone(),
+            });
+        }
+        if any && !self.opts.allmatch {
+            self.over = true;
+        }
+        !self.over
+    }
+
+    fn path_string(&self) -> String {
+        self.path.join("//")
+    }
+
+    fn hit(&mut self, limit: Limit, name: &str) {
+        if !self.report.limits.contains(&limit) {
+            self.report.limits.push(limit);
+        }
+        let mut path = self.path.clone();
+        if !name.is_empty() {
+            path.push(name.to_string());
+        }
+        self.unscanned(path.join("//"), format!("{} exceeded", limit.name()));
+        if self.opts.limits.alert_exceeds_max
+            && !self.heuristics.iter().any(|h| h.name == limit.heuristic())
+        {
+            self.heuristics.push(Detection {
+                name: limit.heuristic(),
+                path,
+            });
+        }
+    }
+
+    fn unscanned(&mut self, path: String, reason: String) {
+        self.report.unscanned_count += 1;
+        if self.report.unscanned.len() < MAX_UNSCANNED {
+            self.report.unscanned.push(Unscanned { path, reason });
+        }
+    }
+
+    fn out_of_time(&mut self) -> bool {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.hit(Limit::MaxScanTime, "");
+            self.over = true;
+        }
+        self.over
+    }
+
+    /// Matches a member and looks inside it.
+    fn node(&mut self, data: &[u8]) -> Flow {
+        if self.out_of_time() {
+            return Flow::Stop;
+        }
+        let names = match scan_with(
+            self.db,
+            self.scratch,
+            Text::Whole(data),
+            self.scan_options(),
+        ) {
+            Ok(n) => n,
+            Err(_) => unreachable!("a buffer cannot fail to be read"),
+        };
+        if !self.found(names) {
+            return Flow::Stop;
+        }
+        self.look_inside(data);
+        if self.over {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    }
+
+    fn look_inside(&mut self, data: &[u8]) {
+        if self.over {
+            return;
+        }
+        let kind = kind::detect(data);
+        let Some(unpacker) = unpack::unpacker(kind, &self.opts.limits.families) else {
+            return;
+        };
+        if self.depth >= self.opts.limits.max_recursion {
+            self.hit(Limit::MaxRecursion, "");
+            return;
+        }
+        if let Err(e) = unpacker(data, self) {
+            let path = self.path_string();
+            self.unscanned(path, e.to_string());
+        }
+    }
+}
+
+impl Sink for Walk<'_, '_> {
+    fn member(&mut self, name: &str, data: &[u8]) -> Flow {
+        if self.over {
+            return Flow::Stop;
+        }
+        self.files += 1;
+        let max_files = self.opts.limits.max_files;
+        if max_files != 0 && self.files > u64::from(max_files) {
+            self.hit(Limit::MaxFiles, name);
+            self.over = true;
+            return Flow::Stop;
+        }
+        self.bytes = self.bytes.saturating_add(data.len() as u64);
+        if self.bytes > cap(self.opts.limits.max_scan_size) {
+            self.hit(Limit::MaxScanSize, name);
+            self.over = true;
+            return Flow::Stop;
+        }
+        self.report.members += 1;
+        let name = if name.is_empty() {
+            format!("#{}", self.files)
+        } else {
+            name.to_string()
+        };
+        self.path.push(name);
+        self.depth += 1;
+        let flow = self.node(data);
+        self.depth -= 1;
+        self.path.pop();
+        flow
+    }
+
+    fn room(&self) -> u64 {
+        let left = cap(self.opts.limits.max_scan_size).saturating_sub(self.bytes);
+        cap(self.opts.limits.max_file_size).min(left)
+    }
+
+    fn too_large(&mut self, name: &str, limit: Limit) -> Flow {
+        let limit = match limit {
+            Limit::MaxFileSize
+                if cap(self.opts.limits.max_scan_size).saturating_sub(self.bytes)
+                    < cap(self.opts.limits.max_file_size) =>
+            {
+                Limit::MaxScanSize
+            }
+            l => l,
+        };
+        self.hit(limit, name);
+        if limit == Limit::MaxScanSize {
+            self.over = true;
+        }
+        if self.out_of_time() {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    }
+
+    fn encrypted(&mut self, heuristic: &'static str, document: bool) -> Flow {
+        let path = self.path_string();
+        self.unscanned(path, "encrypted".into());
+        let alert = if document {
+            self.opts.limits.alert_encrypted_doc
+        } else {
+            self.opts.limits.alert_encrypted_archive
+        };
+        if alert && !self.heuristics.iter().any(|h| h.name == heuristic) {
+            self.heuristics.push(Detection {
+                name: heuristic,
+                path: self.path.clone(),
+            });
+        }
+        if self.over {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    }
+
+    fn not_unpacked(&mut self, what: &'static str) {
+        let path = self.path_string();
+        self.unscanned(path, what.to_string());
+    }
+
+    fn stopped(&self) -> bool {
+        self.over || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}

@@ -1,0 +1,88 @@
+//! Looking inside files: typing by magic (`kind`) and one small module per format that turns a file's bytes
+//! into its members (issue 12). The walk that scans each member again, recursively, under one budget is
+//! `scan::deep`; this tree only finds members.
+//!
+//! Owns: file typing, format parsing, decompression, and bounded extraction. Never: matches signatures,
+//! keeps state between files, reads anything but the bytes it is given, or allocates past what the
+//! [`Sink`] allows (every member is extracted through [`bounded`] or checked against [`Sink::room`] first).
+//!
+//! An unpacker is `fn(&[u8], &mut dyn Sink) -> Result<(), UnpackError>`: it hands each member to
+//! [`Sink::member`] as it is found and stops when the sink says [`Flow::Stop`]. Members are bytes in
+//! memory, each at most `MaxFileSize`: the crates that decode these formats hand out whole members, and
+//! the walk's byte budget (`MaxScanSize`) bounds their sum.
+
+pub mod bounded;
+pub mod kind;
+pub mod limits;
+
+mod gzip;
+mod tar;
+
+pub use kind::Kind;
+pub use limits::{Families, Limit, Limits, DEFAULT_LIMITS};
+
+/// Whether an unpacker should go on handing out members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Found what the scan looks for, or a limit ended the scan: hand out no more members.
+    Stop,
+}
+
+/// What an unpacker hands its members to: the walk, which scans each one and keeps the budget.
+pub trait Sink {
+    /// Scans one member. `name` is its name inside its parent (a path inside an archive, an attachment's
+    /// file name); an empty name is replaced by the member's position.
+    fn member(&mut self, name: &str, data: &[u8]) -> Flow;
+
+    /// The largest member worth extracting now, in bytes: `MaxFileSize`, or what is left of `MaxScanSize`
+    /// if less. A member known (from its header) to be larger is reported with [`Sink::too_large`]
+    /// instead of being extracted; [`bounded::read_member`] stops at this size.
+    fn room(&self) -> u64;
+
+    /// A member not extracted because it is larger than [`Sink::room`] (or inflated past it, or past
+    /// [`limits::MAX_RATIO`]): recorded as a limit hit, so the file is never remembered as clean.
+    fn too_large(&mut self, name: &str, limit: Limit) -> Flow;
+
+    /// An encrypted member or document that cannot be looked into: `heuristic` is clamscan's name for it
+    /// (`Heuristics.Encrypted.Zip`, ...), reported when the matching `alert_encrypted_*` is on.
+    fn encrypted(&mut self, heuristic: &'static str, document: bool) -> Flow;
+
+    /// Something the engine cannot look into (a RAR archive, a Quantum-compressed cabinet folder): a
+    /// visible, counted result, never a silent clean.
+    fn not_unpacked(&mut self, what: &'static str);
+
+    /// Whether the scan is over (found, or out of budget or time): long loops that find no members (a
+    /// scan of a large file for embedded headers) check it.
+    fn stopped(&self) -> bool;
+}
+
+/// Why an unpacker gave up on its input. Corrupt input is not a detection: the members found before the
+/// damage were scanned and the raw bytes were matched anyway, as clamscan does.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("corrupt {format}: {what}")]
+    Corrupt { format: &'static str, what: String },
+}
+
+impl UnpackError {
+    pub fn corrupt(format: &'static str, what: impl Into<String>) -> Self {
+        UnpackError::Corrupt {
+            format,
+            what: what.into(),
+        }
+    }
+}
+
+/// An unpacker: hands `data`'s members to the sink.
+pub type Unpacker = fn(&[u8], &mut dyn Sink) -> Result<(), UnpackError>;
+
+/// The unpacker for files of `kind`, if its family is looked into.
+pub fn unpacker(kind: Kind, families: &Families) -> Option<Unpacker> {
+    let (family_on, f): (bool, Unpacker) = match kind {
+        Kind::Gzip => (families.archive, gzip::unpack),
+        Kind::Tar => (families.archive, tar::unpack),
+        _ => return None,
+    };
+    family_on.then_some(f)
+}
