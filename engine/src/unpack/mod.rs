@@ -86,3 +86,37 @@ pub fn unpacker(kind: Kind, families: &Families) -> Option<Unpacker> {
     };
     family_on.then_some(f)
 }
+
+/// Runs the unpacker for `kind` over `data`, members discarded, under a small budget: what fuzz targets and
+/// format tests drive each parser through. Returns the members' names and sizes, outermost level only.
+pub fn exercise(kind: Kind, data: &[u8]) -> Result<Vec<(String, usize)>, UnpackError> {
+    struct Collect(Vec<(String, usize)>);
+    impl Sink for Collect {
+        fn member(&mut self, name: &str, data: &[u8]) -> Flow {
+            self.0.push((name.to_string(), data.len()));
+            if self.0.len() >= 10_000 {
+                Flow::Stop
+            } else {
+                Flow::Continue
+            }
+        }
+        fn room(&self) -> u64 {
+            64 << 20
+        }
+        fn too_large(&mut self, _: &str, _: Limit) -> Flow {
+            Flow::Continue
+        }
+        fn encrypted(&mut self, _: &'static str, _: bool) -> Flow {
+            Flow::Continue
+        }
+        fn not_unpacked(&mut self, _: &'static str) {}
+        fn stopped(&self) -> bool {
+            self.0.len() >= 10_000
+        }
+    }
+    let Some(f) = unpacker(kind, &Families::default()) else {
+        return Ok(Vec::new());
+    };
+    let mut sink = Collect(Vec::new());
+    f(data, &mut sink).map(|()| sink.0)
+}
