@@ -151,3 +151,18 @@ fn allmatch_reports_every_member() {
     let members: Vec<_> = r.detections.iter().map(|d| d.member().unwrap()).collect();
     assert_eq!(members, ["one.gz//#2", "two.gz//#4"]);
 }
+
+mod common;
+
+#[test]
+fn clam_exe_itself_is_found_by_the_test_signature() {
+    let Some(exe) = common::testfile("clam.exe") else {
+        return;
+    };
+    assert_eq!(common::sha256_hex(&exe), common::CLAM_EXE_SHA256);
+    assert_eq!(common::finds_clam(&exe).as_deref(), Some(""));
+    let Some(tgz) = common::testfile("clam.tar.gz") else {
+        return;
+    };
+    assert!(common::finds_clam(&tgz).is_some());
+}
