@@ -316,6 +316,72 @@ pub struct ScanArgs {
           default_value = "no", default_missing_value = "yes", value_parser = parse_yes_no)]
     pub alert_exceeds_max: bool,
 
+    /// How deep archives and documents nested in each other are unpacked (clamscan's MaxRecursion).
+    #[arg(long = "max-recursion", value_name = "N", default_value_t = 17)]
+    pub max_recursion: u32,
+
+    /// At most this many members of one file are scanned (clamscan's MaxFiles; 0 = no limit).
+    #[arg(long = "max-files", value_name = "N", default_value_t = 10_000)]
+    pub max_files: u32,
+
+    /// Executables found inside other files larger than this are not scanned on their own (suffixes K, M, G).
+    #[arg(long = "max-embeddedpe", value_name = "SIZE", default_value = "40M")]
+    pub max_embeddedpe: String,
+
+    /// Stop scanning one file after this many milliseconds (clamscan's MaxScanTime; 0 = no limit).
+    #[arg(long = "max-scantime", value_name = "MS", default_value_t = 120_000)]
+    pub max_scantime: u64,
+
+    /// Look inside archives and compressed files.
+    #[arg(long = "scan-archive", value_name = "yes/no", num_args = 0..=1, require_equals = true,
+          default_value = "yes", default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub scan_archive: bool,
+
+    /// Look inside mail (MIME, uuencode, BinHex, TNEF).
+    #[arg(long = "scan-mail", value_name = "yes/no", num_args = 0..=1, require_equals = true,
+          default_value = "yes", default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub scan_mail: bool,
+
+    /// Look inside PDF documents.
+    #[arg(long = "scan-pdf", value_name = "yes/no", num_args = 0..=1, require_equals = true,
+          default_value = "yes", default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub scan_pdf: bool,
+
+    /// Look inside OLE2 documents (Office 97-2003, RTF objects, VBA macros).
+    #[arg(long = "scan-ole2", value_name = "yes/no", num_args = 0..=1, require_equals = true,
+          default_value = "yes", default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub scan_ole2: bool,
+
+    /// Look inside HTML (data: URIs, embedded base64).
+    #[arg(long = "scan-html", value_name = "yes/no", num_args = 0..=1, require_equals = true,
+          default_value = "yes", default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub scan_html: bool,
+
+    /// Look inside OneNote documents.
+    #[arg(long = "scan-onenote", value_name = "yes/no", num_args = 0..=1, require_equals = true,
+          default_value = "yes", default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub scan_onenote: bool,
+
+    /// Scan executables found inside other files (and self-extracting archives) on their own.
+    #[arg(long = "scan-pe", value_name = "yes/no", num_args = 0..=1, require_equals = true,
+          default_value = "yes", default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub scan_pe: bool,
+
+    /// Report encrypted archives and documents (Heuristics.Encrypted.*).
+    #[arg(long = "alert-encrypted", value_name = "yes/no", num_args = 0..=1, require_equals = true,
+          default_value = "no", default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub alert_encrypted: bool,
+
+    /// Report encrypted archives (Heuristics.Encrypted.Zip, .RAR, .7Zip).
+    #[arg(long = "alert-encrypted-archive", value_name = "yes/no", num_args = 0..=1, require_equals = true,
+          default_value = "no", default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub alert_encrypted_archive: bool,
+
+    /// Report encrypted documents (Heuristics.Encrypted.PDF, .Doc).
+    #[arg(long = "alert-encrypted-doc", value_name = "yes/no", num_args = 0..=1, require_equals = true,
+          default_value = "no", default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub alert_encrypted_doc: bool,
+
     /// Maximum directory recursion level (the command-line directory is level 1; 0 scans no directory).
     #[arg(long = "max-dir-recursion", value_name = "N", default_value_t = 15)]
     pub max_dir_recursion: u32,

@@ -27,6 +27,7 @@ pub fn key_fields(record: &Record) -> Vec<(&'static str, String)> {
     };
     push("verdict", record.verdict.as_ref().map(serde_name));
     push("signature", record.signature.clone());
+    push("member", record.member.clone());
     let file = record.file.as_ref();
     push("path", file.map(|f| f.path.clone()));
     push("path_hex", file.and_then(|f| f.path_hex.clone()));

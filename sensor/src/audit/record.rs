@@ -117,6 +117,9 @@ pub struct Record {
     pub verdict: Option<Verdict>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// Where inside the file the signature matched: `bundle.tar.gz//eicar.com` (issue 12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<FileInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,6 +155,7 @@ impl Record {
             kind,
             verdict: None,
             signature: None,
+            member: None,
             file: None,
             process: None,
             mode,

@@ -315,6 +315,7 @@ pub fn parse(file: &Path, text: &str) -> Result<FileSettings, String> {
             "OnAccessControlSocket" => s.socket = Some(PathBuf::from(val)),
             "DatabaseDirectory" => s.databases = vec![PathBuf::from(val)],
             "LogFile" => s.log = Some(PathBuf::from(val)),
+            _ if super::limits::apply_clamd(&mut s.limits, opt, val) => {}
             _ => {
                 if let Some((_, _, why)) = ONACCESS_IGNORED.iter().find(|(o, _, _)| *o == opt) {
                     s.warnings

@@ -78,6 +78,7 @@
 //! a reload does not move them.
 
 mod clamd;
+mod limits;
 mod native;
 mod size;
 
@@ -126,6 +127,9 @@ pub struct RunConfig {
     pub deny_on_error: bool,
     /// Larger files pass unscanned; 0 means no limit (OnAccessMaxFileSize).
     pub max_file_size: u64,
+    /// What a scan looks inside and where it stops (clamd.conf MaxScanSize, MaxRecursion, ScanArchive,
+    /// ...; issue 12), its time limit capped by `deadline`: a scan past the deadline is of no use.
+    pub limits: engine::Limits,
     pub log: Option<PathBuf>,
     /// Move/Copy hold the quarantine directory, canonical.
     pub action: Option<Action>,
@@ -213,6 +217,8 @@ struct FileSettings {
     syslog: Option<String>,
     syslog_facility: Option<String>,
     journald: Option<bool>,
+    /// Scan limits and format switches (clamd.conf `MaxScanSize`, `ScanArchive`, ...: issue 12).
+    limits: engine::Limits,
     warnings: Vec<String>,
 }
 
@@ -583,6 +589,16 @@ fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, ConfigError> {
         deadline: Duration::from_secs_f64(deadline),
         deny_on_error,
         max_file_size,
+        limits: engine::Limits {
+            max_scan_time: Some(
+                file.limits
+                    .max_scan_time
+                    .map_or(Duration::from_secs_f64(deadline), |t| {
+                        t.min(Duration::from_secs_f64(deadline))
+                    }),
+            ),
+            ..file.limits
+        },
         log,
         action,
         status_file,

@@ -32,6 +32,8 @@ pub struct Note {
     pub kind: Option<Kind>,
     pub verdict: Option<Verdict>,
     pub signature: Option<String>,
+    /// Where inside the file the signature matched (issue 12).
+    pub member: Option<String>,
     /// The file, read again by the enricher (stat, path, SHA-256).
     pub fd: Option<OwnedFd>,
     /// When the producer has no fd (exec kills) or already knows the path.
@@ -130,6 +132,7 @@ fn enrich(note: Note, mode: Mode, ebpf: Option<&Ebpf>) -> Record {
     let mut r = Record::new(note.kind.unwrap_or(Kind::Mode), mode);
     r.verdict = note.verdict;
     r.signature = note.signature;
+    r.member = note.member;
     r.access = note.access.map(str::to_string);
     r.latency_us = note.latency_us;
     r.message = note.message;

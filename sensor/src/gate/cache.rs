@@ -70,7 +70,15 @@ pub fn max_entries(nofile: u64, reserve: usize) -> usize {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cached {
     Clean,
-    Infected(String),
+    Infected(Found),
+}
+
+/// A detection: the signature, and where inside the file it matched (`a.zip//b.tar.gz//c`), `None` for
+/// the file's own bytes (issue 12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub name: String,
+    pub member: Option<String>,
 }
 
 /// A file: (st_dev, st_ino).

@@ -591,6 +591,10 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
             Arc::clone(&counters),
         ),
         max_file_size: worker::scan_limit(cfg.max_file_size),
+        deep: engine::DeepOptions {
+            allmatch: false,
+            limits: cfg.limits,
+        },
         reporter,
         ignore_mask,
         prevent: mode == Mode::Prevent,

@@ -4,7 +4,7 @@
 //! (`cache` owns that protocol), so no mark or kept verdict outlives a modification it did not see.
 
 use super::audit::{Note, Trail};
-use super::cache::{Cache, Cached, Kept};
+use super::cache::{Cache, Cached, Found, Kept};
 use super::filter::{Coverage, Filter};
 use super::latency::Route;
 use super::reader::Job;
@@ -13,7 +13,7 @@ use super::status::{bump, Counters};
 use super::sys::Group;
 use crate::audit::{Kind, Verdict as Answer};
 use crate::scan::reader::WINDOWED_ABOVE;
-use engine::{Database, ScanOptions, SharedScanner};
+use engine::{Database, DeepOptions, Report, SharedScanner};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -49,6 +49,8 @@ pub struct Shared {
     pub cache: Cache,
     /// Files larger are allowed unscanned (never 0: see [`scan_limit`]).
     pub max_file_size: u64,
+    /// What a scan looks inside and where it stops (issue 12); the time limit is within the deadline.
+    pub deep: DeepOptions,
     pub reporter: Reporter,
     /// Events the kernel ignore marks silence: the permission events, or FAN_OPEN in notify-only mode.
     pub ignore_mask: u64,
@@ -72,7 +74,7 @@ impl Shared {
         &self,
         kind: Kind,
         verdict: Answer,
-        signature: Option<&str>,
+        found: Option<&Found>,
         file: Option<OwnedFd>,
         pid: i32,
         exec: bool,
@@ -82,7 +84,8 @@ impl Shared {
         let Some(t) = &self.trail else { return };
         t.note(Note {
             verdict: Some(verdict),
-            signature: signature.map(str::to_string),
+            signature: found.map(|f| f.name.clone()),
+            member: found.and_then(|f| f.member.clone()),
             fd: file,
             pid: u32::try_from(pid).ok(),
             access: Some(if exec { "exec" } else { "open" }),
@@ -93,12 +96,13 @@ impl Shared {
     }
 
     /// Reports a detection (stdout, log, quarantine) and records the quarantine's outcome.
-    fn detected(&self, path: &Path, name: &str, file: OwnedFd, pid: i32) {
+    fn detected(&self, path: &Path, found: &Found, file: OwnedFd, pid: i32) {
         let opener = self.opener(pid);
-        if let Some(outcome) = self.reporter.detection(path, name, &opener) {
+        if let Some(outcome) = self.reporter.detection(path, &found.name, &opener) {
             if let Some(t) = &self.trail {
                 t.note(Note {
-                    signature: Some(name.to_string()),
+                    signature: Some(found.name.clone()),
+                    member: found.member.clone(),
                     fd: Some(file),
                     path: Some(path.to_path_buf()),
                     pid: u32::try_from(pid).ok(),
@@ -173,7 +177,7 @@ enum Judgement {
     AllowThenLearn(libc::stat),
     Deny {
         path: PathBuf,
-        name: String,
+        found: Found,
         /// (dev, ino) of the file, as judged.
         id: (u64, u64),
     },
@@ -247,8 +251,17 @@ fn path_of(file: &OwnedFd) -> std::io::Result<PathBuf> {
 
 enum Verdict {
     Clean,
-    Infected(String),
+    Infected(Found),
     Error,
+}
+
+/// The first detection of a deep scan, and whether the scan was complete (no limit stopped it).
+fn first_found(report: &Report) -> (Option<Found>, bool) {
+    let found = report.detections.first().map(|d| Found {
+        name: d.name.to_string(),
+        member: d.member(),
+    });
+    (found, report.complete())
 }
 
 fn path_or_lookup(path: Option<PathBuf>, file: &OwnedFd) -> PathBuf {
@@ -293,14 +306,14 @@ impl Worker {
                         permit.answer(true, route);
                         self.learn(&file, &st);
                     }
-                    Judgement::Deny { path, name, .. } => {
+                    Judgement::Deny { path, found, .. } => {
                         // Answer first: the opener waits; reporting and quarantine do not need it to.
                         let (pid, exec, waited) = (permit.pid, permit.exec(), permit.waited_us());
                         if permit.answer(false, route) {
                             self.shared.audit_access(
                                 Kind::Deny,
                                 Answer::Blocked,
-                                Some(&name),
+                                Some(&found),
                                 Trail::dup(&file),
                                 pid,
                                 exec,
@@ -308,7 +321,7 @@ impl Worker {
                                 None,
                             );
                         }
-                        self.shared.detected(&path, &name, file, pid);
+                        self.shared.detected(&path, &found, file, pid);
                     }
                     Judgement::Error => {
                         bump(&self.shared.counters.errors);
@@ -338,21 +351,21 @@ impl Worker {
                     .unignore_inode(fd.as_fd(), self.shared.ignore_mask);
             }
             Job::Notify { fd, pid } => match self.judge(&fd, pid) {
-                Judgement::Deny { path, name, id } => {
+                Judgement::Deny { path, found, id } => {
                     // In notify-only mode one open can arrive twice (eBPF prefilter and fanotify): report
                     // (and quarantine) a file once per window.
                     if self.shared.notified.first(id, std::time::Instant::now()) {
                         self.shared.audit_access(
                             Kind::Detect,
                             Answer::Allowed,
-                            Some(&name),
+                            Some(&found),
                             Trail::dup(&fd),
                             pid,
                             false,
                             None,
                             None,
                         );
-                        self.shared.detected(&path, &name, fd, pid);
+                        self.shared.detected(&path, &found, fd, pid);
                     }
                 }
                 Judgement::Error => {
@@ -423,9 +436,9 @@ impl Worker {
         }
         match self.verdict(file, &st) {
             Verdict::Clean => Judgement::Allow,
-            Verdict::Infected(name) => Judgement::Deny {
+            Verdict::Infected(found) => Judgement::Deny {
                 path: path_or_lookup(path, file),
-                name,
+                found,
                 id: (st.st_dev, st.st_ino),
             },
             Verdict::Error => Judgement::Error,
@@ -455,9 +468,9 @@ impl Worker {
             bump(&c.cache_hits);
             return match v {
                 Cached::Clean => Verdict::Clean,
-                Cached::Infected(name) => {
-                    sh.guard_exec(file, st, &name); // eBPF hook (issue 4)
-                    Verdict::Infected(name)
+                Cached::Infected(found) => {
+                    sh.guard_exec(file, st, &found.name); // eBPF hook (issue 4)
+                    Verdict::Infected(found)
                 }
             };
         }
@@ -473,21 +486,26 @@ impl Worker {
         if size > sh.max_file_size {
             hold = None; // judged on a prefix: never remembered
         }
+        let Ok((found, complete)) = self.scan_content(file, size) else {
+            return Verdict::Error;
+        };
+        if !complete {
+            // Stopped at a limit (issue 12): judged on part of it, so never remembered as clean.
+            bump(&c.limited);
+            hold = None;
+        }
         if hold.is_none() {
             bump(&c.unkept);
         }
-        let Ok(found) = self.scan_content(file, size) else {
-            return Verdict::Error;
-        };
         let verdict = match found {
-            Some(name) => Cached::Infected(name),
+            Some(found) => Cached::Infected(found),
             None => Cached::Clean,
         };
         let kept = hold.map(|h| sh.cache.keep(h, key, generation, verdict.clone()));
         match verdict {
-            Cached::Infected(name) => {
-                sh.guard_exec(file, st, &name); // eBPF hook (issue 4)
-                Verdict::Infected(name)
+            Cached::Infected(found) => {
+                sh.guard_exec(file, st, &found.name); // eBPF hook (issue 4)
+                Verdict::Infected(found)
             }
             Cached::Clean => {
                 match kept {
@@ -514,28 +532,33 @@ impl Worker {
     /// raises no new events. Up to [`WINDOWED_ABOVE`] bytes it is read whole into the worker's buffer; a
     /// larger file is scanned window by window (issue 11), so memory does not grow with it. Either way a file
     /// truncated meanwhile is judged on what is there.
-    fn scan_content(&mut self, file: &OwnedFd, size: u64) -> std::io::Result<Option<String>> {
+    fn scan_content(
+        &mut self,
+        file: &OwnedFd,
+        size: u64,
+    ) -> std::io::Result<(Option<Found>, bool)> {
         let want = size.min(self.shared.max_file_size);
+        let deep = self.shared.deep;
         if want <= WINDOWED_ABOVE {
             self.read_all(file, want)?;
             self.scanning();
-            let names = self.scanner.scan(&self.buf, ScanOptions::default());
-            return Ok(names.first().map(|n| n.to_string()));
+            let report = self.scanner.scan_deep(&self.buf, &deep);
+            return Ok(first_found(&report));
         }
         // Borrow the fd as a File without taking ownership: no dup, no close.
         // SAFETY: the ManuallyDrop never closes the fd, which `file` keeps owning.
         let f =
             std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(file.as_raw_fd()) });
         self.scanning();
-        let names = match self.scanner.scan_file(&f, want, ScanOptions::default()) {
+        let found = match self.scanner.scan_file_deep(&f, want, &deep) {
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 let now = fstat(file)?.st_size as u64;
-                self.scanner
-                    .scan_file(&f, want.min(now), ScanOptions::default())?
+                let report = self.scanner.scan_file_deep(&f, want.min(now), &deep)?;
+                first_found(&report)
             }
-            r => r?,
+            r => first_found(&r?),
         };
-        Ok(names.first().map(|n| n.to_string()))
+        Ok(found)
     }
 
     /// Reads the file's first `want` bytes into the worker's buffer (fewer if it is shorter now).

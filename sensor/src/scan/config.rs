@@ -57,6 +57,8 @@ pub struct Config {
     /// Deepest directory level entered (the command-line directory is level 1).
     pub max_dir_recursion: u32,
     pub allmatch: bool,
+    /// What the deep scan looks inside and where it stops (issue 12).
+    pub limits: engine::Limits,
     pub scan_pseudo_fs: bool,
     pub threads: usize,
     pub filters: Filters,
@@ -79,6 +81,34 @@ pub fn parse_size(s: &str) -> Result<u64> {
         .with_context(|| format!("invalid size '{s}'"))?;
     n.checked_mul(mult)
         .with_context(|| format!("size '{s}' is too large"))
+}
+
+/// clamscan's deep-scan flags as the engine's limits.
+fn limits_from_args(a: &ScanArgs) -> Result<engine::Limits> {
+    let size = |v: &str, opt: &str| {
+        parse_size(v).map_err(|_| anyhow::anyhow!("Incorrect argument format for option --{opt}"))
+    };
+    Ok(engine::Limits {
+        max_scan_size: size(&a.max_scansize, "max-scansize")?,
+        max_file_size: size(&a.max_filesize, "max-filesize")?,
+        max_recursion: a.max_recursion,
+        max_files: a.max_files,
+        max_embedded_pe: size(&a.max_embeddedpe, "max-embeddedpe")?,
+        max_scan_time: (a.max_scantime > 0)
+            .then(|| std::time::Duration::from_millis(a.max_scantime)),
+        families: engine::unpack::Families {
+            archive: a.scan_archive,
+            mail: a.scan_mail,
+            ole2: a.scan_ole2,
+            pdf: a.scan_pdf,
+            html: a.scan_html,
+            onenote: a.scan_onenote,
+            embedded: a.scan_pe,
+        },
+        alert_exceeds_max: a.alert_exceeds_max,
+        alert_encrypted_archive: a.alert_encrypted || a.alert_encrypted_archive,
+        alert_encrypted_doc: a.alert_encrypted || a.alert_encrypted_doc,
+    })
 }
 
 fn compile_all(opt: &str, patterns: &[String]) -> Result<Vec<Regex>> {
@@ -113,6 +143,7 @@ impl Config {
             alert_exceeds_max: a.alert_exceeds_max,
             max_dir_recursion: a.max_dir_recursion,
             allmatch: a.allmatch,
+            limits: limits_from_args(a)?,
             scan_pseudo_fs: a.scan_pseudo_fs,
             threads,
             filters: Filters {

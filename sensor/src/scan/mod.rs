@@ -88,6 +88,7 @@ pub fn run(args: ScanArgs) -> ExitCode {
             "infected_files": c.infected,
             "total_errors": c.errors,
             "skipped_special_files": c.special_skipped,
+            "partly_scanned_files": c.partly_scanned,
             "data_scanned_mb": mb(c.blocks_scanned),
             "data_read_mb": mb(c.blocks_read),
             "time_sec": elapsed.as_secs_f64(),

@@ -20,15 +20,20 @@ pub enum Job {
 #[derive(Debug)]
 pub enum Outcome {
     /// A scanned file without detections; `scanned` is false when it exceeded `--max-filesize`.
+    /// `unscanned`: parts of it not looked into (`MEMBER: REASON`), shown in JSON and counted.
     Ok {
         path: PathBuf,
         size: u64,
         scanned: bool,
+        unscanned: Vec<String>,
     },
+    /// `members[i]` is where inside the file `names[i]` was found (`a.zip//b.tar.gz//c`), `None` for the
+    /// file's own bytes.
     Found {
         path: PathBuf,
         size: u64,
         names: Vec<String>,
+        members: Vec<Option<String>>,
         stdin: bool,
     },
     Empty {

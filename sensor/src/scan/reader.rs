@@ -12,7 +12,7 @@
 
 use super::config::Config;
 use super::outcome::{gone, Job, Outcome};
-use engine::{ScanOptions, Scanner};
+use engine::{DeepOptions, Report, Scanner};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -24,7 +24,7 @@ pub const WINDOWED_ABOVE: u64 = 8 << 20;
 
 pub struct Reader<'db> {
     scanner: Scanner<'db>,
-    opts: ScanOptions,
+    opts: DeepOptions,
     limits: Limits,
     /// Reused for every file this worker reads whole; at most [`WINDOWED_ABOVE`] bytes.
     buf: Vec<u8>,
@@ -74,8 +74,9 @@ impl<'db> Reader<'db> {
     pub fn new(db: &'db engine::Database, cfg: &Config) -> Self {
         Reader {
             scanner: Scanner::new(db),
-            opts: ScanOptions {
+            opts: DeepOptions {
                 allmatch: cfg.allmatch,
+                limits: cfg.limits,
             },
             limits: Limits {
                 max_filesize: cfg.max_filesize,
@@ -94,6 +95,7 @@ impl<'db> Reader<'db> {
                 path,
                 size,
                 names: vec![format!("Heuristics.Limits.Exceeded.{limit}")],
+                members: vec![None],
                 stdin,
             }
         } else {
@@ -101,6 +103,7 @@ impl<'db> Reader<'db> {
                 path,
                 size,
                 scanned: false,
+                unscanned: Vec::new(),
             }
         }
     }
@@ -114,31 +117,53 @@ impl<'db> Reader<'db> {
 
     fn verdict(&mut self, path: PathBuf, data: &[u8], stdin: bool) -> Outcome {
         let size = data.len() as u64;
-        let names = self.scanner.scan(data, self.opts);
-        Self::outcome(path, size, names, stdin)
+        let report = self.scanner.scan_deep(data, &self.opts);
+        Self::outcome(path, size, report, stdin)
     }
 
     /// The verdict on the first `size` bytes of `file`, read in windows.
     fn verdict_windowed(&mut self, path: PathBuf, file: &File, size: u64, stdin: bool) -> Outcome {
-        match self.scanner.scan_file(file, size, self.opts) {
-            Ok(names) => Self::outcome(path, size, names, stdin),
+        match self.scanner.scan_file_deep(file, size, &self.opts) {
+            Ok(report) => Self::outcome(path, size, report, stdin),
             Err(error) => Outcome::ReadError { path, error },
         }
     }
 
-    fn outcome(path: PathBuf, size: u64, names: Vec<&str>, stdin: bool) -> Outcome {
-        if names.is_empty() {
+    fn outcome(path: PathBuf, size: u64, report: Report, stdin: bool) -> Outcome {
+        if report.detections.is_empty() {
+            let mut unscanned: Vec<String> = report
+                .unscanned
+                .iter()
+                .map(|u| {
+                    if u.path.is_empty() {
+                        u.reason.clone()
+                    } else {
+                        format!("{}: {}", u.path, u.reason)
+                    }
+                })
+                .collect();
+            let more = report
+                .unscanned_count
+                .saturating_sub(unscanned.len() as u64);
+            if more > 0 {
+                unscanned.push(format!("and {more} more"));
+            }
             Outcome::Ok {
                 path,
                 size,
                 scanned: true,
+                unscanned,
             }
         } else {
-            let names = names.into_iter().map(str::to_owned).collect();
             Outcome::Found {
                 path,
                 size,
-                names,
+                names: report
+                    .detections
+                    .iter()
+                    .map(|d| d.name.to_owned())
+                    .collect(),
+                members: report.detections.iter().map(|d| d.member()).collect(),
                 stdin,
             }
         }

@@ -107,6 +107,7 @@ pub fn json_record(o: &Outcome) -> Option<Value> {
             path,
             size,
             scanned,
+            ..
         } => {
             let note = (!scanned).then(|| "larger than --max-filesize: not scanned".to_string());
             (path, "ok", Some(*size), None, note)
@@ -178,6 +179,16 @@ pub fn json_record(o: &Outcome) -> Option<Value> {
     }
     if let Some(e) = err {
         m.insert("error".into(), json!(e));
+    }
+    match o {
+        // Where inside the file each signature matched (issue 12): null for the file's own bytes.
+        Outcome::Found { members, .. } if members.iter().any(Option::is_some) => {
+            m.insert("members".into(), json!(members));
+        }
+        Outcome::Ok { unscanned, .. } if !unscanned.is_empty() => {
+            m.insert("unscanned".into(), json!(unscanned));
+        }
+        _ => {}
     }
     Some(Value::Object(m))
 }
@@ -267,7 +278,17 @@ impl Reporter {
     fn count(&mut self, o: &Outcome) {
         let c = &mut self.counters;
         match o {
-            Outcome::Ok { size, scanned, .. } => c.add_file(*size, *scanned),
+            Outcome::Ok {
+                size,
+                scanned,
+                unscanned,
+                ..
+            } => {
+                c.add_file(*size, *scanned);
+                if !unscanned.is_empty() {
+                    c.partly_scanned += 1;
+                }
+            }
             Outcome::Found { size, .. } => {
                 c.add_file(*size, true);
                 c.infected += 1;
@@ -380,7 +401,8 @@ mod tests {
             lines(Outcome::Ok {
                 path: p(),
                 size: 1,
-                scanned: true
+                scanned: true,
+                unscanned: Vec::new()
             }),
             vec![(Kind::Ok, "t/a: OK".into())]
         );
@@ -389,6 +411,7 @@ mod tests {
                 path: p(),
                 size: 1,
                 names: vec!["A".into(), "B".into()],
+                members: vec![None; 2],
                 stdin: false
             }),
             vec![
@@ -450,6 +473,7 @@ mod tests {
             path,
             size: 1,
             scanned: true,
+            unscanned: Vec::new(),
         });
         assert_eq!(l[0].1, b"t/\xff: OK");
     }
@@ -460,6 +484,7 @@ mod tests {
             path: "x".into(),
             size: 7,
             names: vec!["N".into()],
+            members: vec![None],
             stdin: false,
         })
         .unwrap();

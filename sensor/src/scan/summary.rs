@@ -23,6 +23,9 @@ pub struct Counters {
     pub blocks_read: u64,
     /// FIFOs, sockets and devices met in trees (not shown by clamscan; reported in JSON).
     pub special_skipped: u64,
+    /// Clean files with parts not looked into (a RAR member, a limit hit): shown in the summary when
+    /// non-zero, with the parts in `--json`, so that "not unpacked" is never a silent clean (issue 12).
+    pub partly_scanned: u64,
 }
 
 impl Counters {
@@ -87,6 +90,12 @@ pub fn format_summary(
     s.push_str(&format!("Infected files: {}\n", c.infected));
     if c.errors > 0 {
         s.push_str(&format!("Total errors: {}\n", c.errors));
+    }
+    if c.partly_scanned > 0 {
+        s.push_str(&format!(
+            "Partly scanned files: {} (parts not unpacked or past a limit; listed with --json)\n",
+            c.partly_scanned
+        ));
     }
     let (scanned, read) = (mb(c.blocks_scanned), mb(c.blocks_read));
     let ratio = if c.blocks_read > 0 {
