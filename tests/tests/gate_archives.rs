@@ -1,0 +1,120 @@
+//! issue 12, end to end: `sensor run --prevent` scans inside an archive opened in a protected tree. An
+//! archive holding EICAR is denied (and its audit record names the member the signature matched in); a
+//! clean archive and a limit-stopped one read fine, and the limit-stopped one is never remembered as clean.
+
+use sensor_tests::gate::{
+    counter, describe, eicar, eicar_hdb_line, is_eperm, open_read_bounded, require_gate,
+    SensorOpts, EICAR_NAME, READY_TIMEOUT,
+};
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn tar(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in members {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn write(path: &Path, data: &[u8]) {
+    std::fs::write(path, data).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+#[test]
+fn an_archive_holding_eicar_is_denied_and_a_clean_one_reads() {
+    let t = "an_archive_holding_eicar_is_denied_and_a_clean_one_reads";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+
+    let bad = prot.join("release.tar.gz");
+    write(
+        &bad,
+        &gzip(&tar(&[
+            ("docs/readme.txt", b"read me"),
+            ("bin/eicar.com", &eicar()),
+        ])),
+    );
+    let clean_data = gzip(&tar(&[("a.txt", b"nothing here"), ("b.txt", b"nor here")]));
+    let clean = prot.join("clean.tar.gz");
+    write(&clean, &clean_data);
+    // Nested past a recursion limit of 2: judged on what was scanned (clean), never remembered.
+    let mut deep = eicar();
+    for _ in 0..4 {
+        deep = gzip(&deep);
+    }
+    let nested = prot.join("nested.gz");
+    write(&nested, &deep);
+    let conf = env.scratch().join("clamd.conf");
+    std::fs::write(&conf, "MaxRecursion 2\n").unwrap();
+
+    let mut opts = SensorOpts::protect(&[prot.path()]);
+    opts.extra = vec!["--config".into(), conf.display().to_string()];
+    let mut s = env.start(&db, &opts);
+    s.wait_ready(READY_TIMEOUT);
+
+    let r = open_read_bounded(&bad);
+    assert!(
+        is_eperm(&r),
+        "{}: expected EPERM, got {}\n{}",
+        bad.display(),
+        describe(&r),
+        s.diag()
+    );
+    match open_read_bounded(&clean) {
+        Ok(v) if v == clean_data => {}
+        r => panic!(
+            "{}: expected it to read, got {}\n{}",
+            clean.display(),
+            describe(&r),
+            s.diag()
+        ),
+    }
+    for _ in 0..3 {
+        match open_read_bounded(&nested) {
+            Ok(v) if v == deep => {}
+            r => panic!(
+                "{}: expected it to read, got {}\n{}",
+                nested.display(),
+                describe(&r),
+                s.diag()
+            ),
+        }
+    }
+
+    let line = format!("{}: {EICAR_NAME}.UNOFFICIAL FOUND", bad.display());
+    assert!(
+        s.wait_stdout_line(&line, Duration::from_secs(5)),
+        "missing `{line}`\n{}",
+        s.diag()
+    );
+    let st = s.settled_status();
+    assert!(counter(&st, "denied") >= 1, "{st}");
+    assert!(
+        counter(&st, "limited") >= 3,
+        "each open of the nested file scanned again: {st}"
+    );
+    let records = s.audit_records();
+    let deny = records
+        .iter()
+        .find(|r| r["kind"] == "deny")
+        .unwrap_or_else(|| panic!("no deny record: {records:?}"));
+    assert_eq!(deny["member"], "#1//bin/eicar.com", "{deny}");
+    assert_eq!(
+        deny["signature"],
+        format!("{EICAR_NAME}.UNOFFICIAL"),
+        "{deny}"
+    );
+}
