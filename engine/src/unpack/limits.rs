@@ -156,14 +156,6 @@ impl Limits {
             ..DEFAULT_LIMITS
         }
     }
-
-    /// No unpacking at all: the raw bytes only, as before issue 12.
-    pub fn raw_only() -> Self {
-        Limits {
-            max_recursion: 0,
-            ..DEFAULT_LIMITS
-        }
-    }
 }
 
 /// `limit` with 0 read as "none".
