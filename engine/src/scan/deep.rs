@@ -252,6 +252,31 @@ impl<'a, 'db> Walk<'a, 'db> {
     }
 }
 
+/// A name for a member its format leaves unnamed (a gzip stream without a stored name): the parent's
+/// base name without its compression suffix (`d/x.tar.gz` -> `x.tar`, `x.tgz` -> `x.tar`), else `#N`, its
+/// position among the file's members.
+fn unnamed(parent: Option<&String>, n: u64) -> String {
+    const SUFFIXES: [(&str, &str); 8] = [
+        (".tgz", ".tar"),
+        (".tbz2", ".tar"),
+        (".txz", ".tar"),
+        (".gz", ""),
+        (".bz2", ""),
+        (".xz", ""),
+        (".zst", ""),
+        (".lzma", ""),
+    ];
+    parent
+        .and_then(|p| {
+            SUFFIXES.iter().find_map(|(suffix, with)| {
+                let base = p.rsplit('/').next().unwrap_or(p);
+                let stem = base.strip_suffix(suffix)?;
+                (!stem.is_empty()).then(|| format!("{stem}{with}"))
+            })
+        })
+        .unwrap_or_else(|| format!("#{n}"))
+}
+
 impl Sink for Walk<'_, '_> {
     fn member(&mut self, name: &str, data: &[u8]) -> Flow {
         if self.over {
@@ -272,7 +297,7 @@ impl Sink for Walk<'_, '_> {
         }
         self.report.members += 1;
         let name = if name.is_empty() {
-            format!("#{}", self.files)
+            unnamed(self.path.last(), self.files)
         } else {
             name.to_string()
         };
