@@ -1,10 +1,13 @@
 //! clamd.conf, as documented in `clamd.conf(5)` (ClamAV 1.4): one `Option Value` per line, `#` starts a
 //! comment line, option names are case sensitive, values are BOOL (yes/no, true/false, 1/0), NUMBER,
 //! SIZE (bytes, K or M suffix) or STRING. The same file configures clamd, so every option clamd 1.4
-//! documents is accepted; only the on-access ones (plus `DatabaseDirectory` and `LogFile`) mean anything
-//! here, with two of the sensor's own: `OnAccessDeadline` and `OnAccessControlSocket` (the socket
-//! `sensor status` asks; clamd's `LocalSocket` stays clamd's). Unknown options and malformed values are errors `FILE:LINE: Option: what is wrong`, like clamd
-//! refuses to start on them.
+//! documents is accepted; what means something here: the on-access options, `DatabaseDirectory`, `LogFile`,
+//! the scan limits and format switches (`MaxScanSize`, `MaxFileSize`, `MaxRecursion`, `MaxFiles`,
+//! `MaxEmbeddedPE`, `MaxScanTime`, `ScanArchive`, `ScanMail`, `ScanOLE2`, `ScanPDF`, `ScanHTML`,
+//! `ScanOneNote`, `ScanPE`, `AlertExceedsMax`, `AlertEncrypted*`: `limits`, issue 12), and two of the
+//! sensor's own: `OnAccessDeadline` and `OnAccessControlSocket` (the socket `sensor status` asks; clamd's
+//! `LocalSocket` stays clamd's). Unknown options and malformed values are errors `FILE:LINE: Option: what
+//! is wrong`, like clamd refuses to start on them.
 
 use super::{size, uid_of, FileSettings, Mode};
 use std::path::{Path, PathBuf};
@@ -19,7 +22,8 @@ enum Kind {
 }
 
 /// Options clamd 1.4 documents that concern clamd itself, not on-access guarding: accepted, type-checked,
-/// ignored without a warning (the same file still serves clamd).
+/// ignored without a warning (the same file still serves clamd); the scan limits among them are applied
+/// by `limits::apply_clamd`.
 const CLAMD_ONLY: &[(&str, Kind)] = {
     use Kind::*;
     &[
