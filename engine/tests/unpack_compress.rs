@@ -52,11 +52,19 @@ impl Sink for Collect {
 
 /// Runs the unpacker for `data`'s kind (which must be `kind`) with 64 MiB of room.
 fn unpack_as(kind: Kind, data: &[u8]) -> (Collected, Result<(), unpack::UnpackError>) {
+    unpack_with_room(kind, data, 64 << 20)
+}
+
+fn unpack_with_room(
+    kind: Kind,
+    data: &[u8],
+    room: u64,
+) -> (Collected, Result<(), unpack::UnpackError>) {
     assert_eq!(unpack::kind::detect(data), kind, "typed as {kind:?}");
     let f = unpack::unpacker(kind, &Families::default()).expect("an unpacker");
     let mut sink = Collect {
         got: Collected::default(),
-        room: 64 << 20,
+        room,
     };
     let r = f(data, &mut sink);
     (sink.got, r)
@@ -343,6 +351,72 @@ fn seven_zip_archives_from_the_tool_yield_every_member() {
         got_names.sort();
         assert_eq!(got_names, ["a.txt", "b.txt", "clam.exe"], "{out}");
         assert!(has_clam(&got), "{out}");
+    }
+}
+
+/// Bytes that do not compress (a xorshift sequence).
+fn noise(len: usize) -> Vec<u8> {
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn a_too_large_member_of_a_solid_7z_is_skipped_and_the_next_one_still_read() {
+    let Some(dir) = scratch_with_clam() else {
+        return;
+    };
+    if !tool("7z") {
+        return;
+    }
+    std::fs::write(dir.path().join("a-noise.bin"), noise(3 << 20)).unwrap();
+    run(
+        dir.path(),
+        "7z",
+        &["a", "-bd", "-ms=on", "s.7z", "a-noise.bin", "clam.exe"],
+    );
+    let data = std::fs::read(dir.path().join("s.7z")).unwrap();
+    let (got, r) = unpack_with_room(Kind::SevenZip, &data, 1 << 20);
+    r.unwrap();
+    assert_eq!(
+        got.too_large,
+        [("a-noise.bin".to_string(), Limit::MaxFileSize)]
+    );
+    assert!(has_clam(&got.members), "{:?}", names(&got.members));
+}
+
+#[test]
+fn a_solid_7z_bomb_stops_at_the_ratio_guard() {
+    let Some(dir) = scratch_with_clam() else {
+        return;
+    };
+    if !tool("7z") {
+        return;
+    }
+    std::fs::write(dir.path().join("a-zeros.bin"), vec![0u8; 48 << 20]).unwrap();
+    run(
+        dir.path(),
+        "7z",
+        &["a", "-bd", "-ms=on", "bomb.7z", "a-zeros.bin", "clam.exe"],
+    );
+    let data = std::fs::read(dir.path().join("bomb.7z")).unwrap();
+    assert!(data.len() < 64 << 10, "{}", data.len());
+    for room in [64 << 20, 1 << 20] {
+        let (got, _) = unpack_with_room(Kind::SevenZip, &data, room);
+        assert!(
+            got.too_large
+                .iter()
+                .any(|(_, l)| *l == Limit::CompressionRatio),
+            "room {room}: {:?}",
+            got.too_large
+        );
+        assert!(got.members.iter().all(|(_, d)| d.len() <= 17 << 20));
     }
 }
 

@@ -2,10 +2,11 @@
 //! filters; headers compressed or not), one block (7-Zip's "folder") at a time: a solid block holds
 //! several members, decoded front to back.
 //!
-//! Owns: the members of one archive, and the work its blocks may cost: a decoder's dictionary or PPMd
-//! model is refused past [`MEMORY_LIMIT_KB`] (the header states it, up to 4 GiB), a member larger than
-//! the room by its header is not extracted, and the bytes a block decodes (members extracted, and those
-//! skipped in a solid block to reach the next) are capped at [`MAX_RATIO`] times the archive's size.
+//! Owns: the members of one archive, and the work its blocks may cost: a header past [`HEADER_LIMIT_KB`]
+//! is refused, a decoder's dictionary or PPMd model past [`MEMORY_LIMIT_KB`] (the header states it, up
+//! to 4 GiB), a member larger than the room by its header is not extracted, and the bytes a block
+//! decodes (members extracted, and those skipped in a solid block to reach the next) are capped at
+//! [`MAX_RATIO`] times the archive's size.
 //! Never: decrypts (an AES-encrypted block, or encrypted headers, is reported as
 //! `Heuristics.Encrypted.7Zip`), starts threads, or lets the crate drain a member it was told to skip.
 
@@ -21,6 +22,11 @@ const ENCRYPTED: &str = "Heuristics.Encrypted.7Zip";
 /// The largest dictionary or PPMd model a block may ask for: 7-Zip's own presets stop at 64 MiB (LZMA)
 /// and 192 MiB (PPMd, -mx=9); more is refused rather than believed.
 const MEMORY_LIMIT_KB: usize = 256 << 10;
+
+/// The largest header (decoded) an archive may have. Each file the header counts costs the crate about
+/// 100 bytes of memory before anything is checked, and a header can count one file per byte: 2 MiB keeps
+/// that near 200 MiB, and still lists some 20,000 files (twice clamscan's default MaxFiles).
+const HEADER_LIMIT_KB: usize = 2 << 10;
 
 /// Decode on the scanning thread only.
 const THREADS: u32 = 1;
@@ -41,7 +47,7 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
     }
     let mut source = Cursor::new(data);
     let password = Password::empty();
-    let archive = match Archive::read_with_memory_limit(&mut source, &password, MEMORY_LIMIT_KB) {
+    let archive = match Archive::read_with_memory_limit(&mut source, &password, HEADER_LIMIT_KB) {
         Ok(a) => a,
         Err(Error::PasswordRequired) | Err(Error::MaybeBadPassword(_)) => {
             sink.encrypted(ENCRYPTED, false);
