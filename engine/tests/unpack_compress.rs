@@ -421,6 +421,22 @@ fn a_solid_7z_bomb_stops_at_the_ratio_guard() {
 }
 
 #[test]
+fn a_7z_whose_start_header_was_never_written_is_refused_not_searched() {
+    let Some(data) = testfile("clam.7z") else {
+        return;
+    };
+    // 7-Zip fills the start header in last; zeros there leave the crate guessing, each byte of the
+    // last MiB that could start a header a decode of all that follows: refused up front instead.
+    let mut file = data.clone();
+    file[8..32].fill(0);
+    file.extend_from_slice(&b"\x01\x00".repeat(10_000));
+    let (got, r) = unpack_as(Kind::SevenZip, &file);
+    assert!(got.members.is_empty());
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("unfinished"), "{e}");
+}
+
+#[test]
 fn nested_zip_in_7z_in_zip_is_found_with_its_path() {
     let Some(dir) = scratch_with_clam() else {
         return;
