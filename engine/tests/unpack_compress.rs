@@ -526,6 +526,25 @@ fn encrypted_archives_are_reported_only_with_the_heuristic_on() {
     }
 }
 
+#[test]
+fn zips_nested_deeper_than_max_recursion_end_there() {
+    let Some(clam) = clam_exe() else { return };
+    let mut file = clam;
+    for level in 0..30 {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        w.start_file(format!("level{level}"), opts).unwrap();
+        w.write_all(&file).unwrap();
+        file = w.finish().unwrap().into_inner();
+    }
+    let r = deep(&file, Limits::default());
+    assert!(r.detections.is_empty());
+    assert_eq!(r.limits, [Limit::MaxRecursion]);
+    let r = deep(&file, Limits::unlimited());
+    assert_eq!(r.names(), ["ClamAV-Test-File.UNOFFICIAL"]);
+}
+
 // (c) Damage.
 
 #[test]
