@@ -704,6 +704,25 @@ fn a_zip_member_claiming_a_gibibyte_is_not_allocated() {
 }
 
 #[test]
+fn issue_12_a_zip_member_understating_its_size_is_read_to_its_end() {
+    // unzip and clamscan read a deflate member to the end of its stream, whatever its size field says:
+    // a header that claims 10 bytes must not hide the rest.
+    let Some(data) = testfile("clam.zip") else {
+        return;
+    };
+    let mut lie = data.clone();
+    lie[22..26].copy_from_slice(&10u32.to_le_bytes());
+    let cd = memchr::memmem::find(&lie, b"PK\x01\x02").unwrap();
+    lie[cd + 24..cd + 28].copy_from_slice(&10u32.to_le_bytes());
+    let got = unpack_as(Kind::Zip, &lie).0;
+    assert!(has_clam(&got.members), "{:?}", names(&got.members));
+    // The same without a central directory: the walk over local headers.
+    let got = unpack_as(Kind::Zip, &lie[..cd]).0;
+    assert!(has_clam(&got.members), "{:?}", names(&got.members));
+    assert!(finds_clam(&lie).is_some());
+}
+
+#[test]
 fn an_lzma_header_claiming_a_huge_size_and_dictionary_is_not_allocated() {
     let mut file = vec![0x5D];
     file.extend_from_slice(&(1u32 << 31).to_le_bytes()); // 2 GiB dictionary

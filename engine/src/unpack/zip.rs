@@ -14,6 +14,7 @@
 
 use super::{bounded, zip_walk, zstd, Flow, Limit, Sink, UnpackError};
 use std::io::{Cursor, Read};
+use zip::read::{read_zipfile_from_stream_with_options, ZipReadOptions};
 use zip::{CompressionMethod, ZipArchive};
 
 /// clamscan's name for an encrypted zip member (`--alert-encrypted-archive`).
@@ -60,25 +61,24 @@ impl Tally {
     }
 }
 
-fn from_directory(
-    mut archive: ZipArchive<Cursor<&[u8]>>,
-    data: &[u8],
-    sink: &mut dyn Sink,
-) -> Tally {
+fn from_directory(archive: ZipArchive<Cursor<&[u8]>>, data: &[u8], sink: &mut dyn Sink) -> Tally {
     let mut tally = Tally::default();
     for i in 0..archive.len() {
         if sink.stopped() {
             break;
         }
-        let (name, method, size, compressed) = match archive.by_index_data(i) {
+        let (name, member_at, crc, method, size, compressed) = match archive.by_index_data(i) {
             Ok(e) => {
                 let name = String::from_utf8_lossy(e.name_raw()).into_owned();
                 let directory = e.is_dir() && e.size() == 0;
                 match screen(sink, &name, e.encrypted(), directory, Some(e.size())) {
                     Screened::Skip => continue,
                     Screened::Stop => break,
-                    Screened::Extract => (name, e.compression(), e.size(), e.compressed_size()),
+                    Screened::Extract => {}
                 }
+                let at = usize::try_from(e.header_start()).unwrap_or(usize::MAX);
+                let (method, size, compressed) = (e.compression(), e.size(), e.compressed_size());
+                (name, at, e.crc32(), method, size, compressed)
             }
             Err(e) => {
                 tally.fail(e);
@@ -86,30 +86,17 @@ fn from_directory(
             }
         };
         let flow = if is_zstd(method) {
-            match archive.by_index_raw(i) {
-                Ok(raw) => {
-                    let raw_data = raw.data_start().and_then(|start| {
-                        let start = usize::try_from(start).ok()?;
-                        let end = start.saturating_add(usize::try_from(compressed).ok()?);
-                        data.get(start..end.min(data.len()))
-                    });
-                    match raw_data {
-                        Some(bytes) => extract(
-                            sink,
-                            &name,
-                            zstd::Frames::new(bytes),
-                            compressed,
-                            Some(size),
-                            &mut tally,
-                        ),
-                        None => {
-                            tally.fail(format!("{name}: data outside the archive"));
-                            Flow::Continue
-                        }
-                    }
-                }
-                Err(e) => {
-                    tally.fail(format!("{name}: {e}"));
+            match zip_walk::data_of(data, member_at, compressed) {
+                Some(raw) => extract(
+                    sink,
+                    &name,
+                    zstd::Frames::new(raw),
+                    compressed,
+                    Some(size),
+                    &mut tally,
+                ),
+                None => {
+                    tally.fail(format!("{name}: no local header where the directory says"));
                     Flow::Continue
                 }
             }
@@ -117,13 +104,14 @@ fn from_directory(
             sink.not_unpacked(UNKNOWN_METHOD);
             Flow::Continue
         } else {
-            match archive.by_index(i) {
-                Ok(file) => extract(sink, &name, file, compressed, Some(size), &mut tally),
-                Err(e) => {
-                    tally.fail(format!("{name}: {e}"));
-                    Flow::Continue
-                }
-            }
+            let member = Member {
+                name: &name,
+                method,
+                compressed,
+                size: Some(size),
+                crc: Some(crc),
+            };
+            member.decode_at(data, member_at, sink, &mut tally)
         };
         if flow == Flow::Stop {
             break;
@@ -182,6 +170,73 @@ pub(super) fn extract(
             Flow::Continue
         }
     }
+}
+
+/// What the headers say about a member the zip crate decodes.
+pub(super) struct Member<'n> {
+    pub(super) name: &'n str,
+    pub(super) method: CompressionMethod,
+    pub(super) compressed: u64,
+    /// The uncompressed size and CRC-32, where the headers tell them.
+    pub(super) size: Option<u64>,
+    pub(super) crc: Option<u32>,
+}
+
+impl Member<'_> {
+    /// Decodes the member whose local header starts at `at`, with the zip crate's reader for one local
+    /// header (the sizes and CRC given here replace the local header's, which a data descriptor may have
+    /// left at zero). A method whose stream marks its own end is decoded past the declared size, as far
+    /// as the room and the ratio guard allow: a header that understates a member (unzip and clamscan
+    /// read past it) must not hide its end.
+    pub(super) fn decode_at(
+        &self,
+        data: &[u8],
+        at: usize,
+        sink: &mut dyn Sink,
+        tally: &mut Tally,
+    ) -> Flow {
+        let mut options = ZipReadOptions::new().override_compressed_size(self.compressed);
+        // Without a bound of the crate's own, [`bounded`] stops the member at the room, and knows it.
+        let bound = if marks_its_end(self.method) {
+            Some(u64::MAX)
+        } else {
+            self.size
+        };
+        if let Some(bound) = bound {
+            options = options.override_uncompressed_size(bound);
+        }
+        options = match self.crc {
+            Some(crc) => options.override_crc(crc),
+            None => options.ignore_crc32(true),
+        };
+        let mut source = data.get(at..).unwrap_or_default();
+        let opened = read_zipfile_from_stream_with_options(&mut source, options);
+        let flow = match opened {
+            Ok(Some(file)) => extract(sink, self.name, file, self.compressed, self.size, tally),
+            Ok(None) => {
+                tally.fail(format!("{}: no local header", self.name));
+                Flow::Continue
+            }
+            Err(e) => {
+                tally.fail(format!("{}: {e}", self.name));
+                Flow::Continue
+            }
+        };
+        flow
+    }
+}
+
+/// Methods whose compressed stream ends itself (stored ends with its compressed size). LZMA's end
+/// marker is optional, PPMd and the legacy methods stop at the uncompressed size.
+fn marks_its_end(method: CompressionMethod) -> bool {
+    [
+        CompressionMethod::Stored,
+        CompressionMethod::DEFLATE,
+        CompressionMethod::DEFLATE64,
+        CompressionMethod::BZIP2,
+        CompressionMethod::XZ,
+    ]
+    .contains(&method)
 }
 
 /// Methods 93 (Zstandard) and 20 (its number before APPNOTE 6.3.8 moved it).

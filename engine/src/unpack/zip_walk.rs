@@ -33,10 +33,9 @@
 //! more than a fixed multiple of the input's length for descriptors (a file of headers each looking to
 //! its end would otherwise be quadratic).
 
-use super::zip::{decodable, extract, is_zstd, screen, Screened, Tally};
+use super::zip::{decodable, extract, is_zstd, screen, Member, Screened, Tally};
 use super::{zstd, Flow, Sink, UnpackError};
 use memchr::memmem;
-use zip::read::{read_zipfile_from_stream_with_options, ZipReadOptions};
 use zip::CompressionMethod;
 
 const LOCAL: &[u8; 4] = b"PK\x03\x04";
@@ -87,6 +86,20 @@ pub(super) fn walk(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> 
         tally.fail("no readable local file header");
     }
     tally.into_result()
+}
+
+/// The compressed bytes of the member whose local header is at `at`, `compressed` of them or as many as
+/// the input holds; `None` where no local header is.
+pub(super) fn data_of(data: &[u8], at: usize, compressed: u64) -> Option<&[u8]> {
+    if data.get(at..)?.get(..LOCAL.len())? != LOCAL {
+        return None;
+    }
+    let start = Local::parse(data, at)?.data_start;
+    let end = usize::try_from(compressed)
+        .ok()
+        .and_then(|c| start.checked_add(c))
+        .map_or(data.len(), |end| end.min(data.len()));
+    data.get(start..end)
 }
 
 /// One local file header.
@@ -228,25 +241,14 @@ fn member(
         );
         return Flow::Continue;
     }
-    let mut options = ZipReadOptions::new().override_compressed_size(compressed);
-    if let Some(size) = extent.size {
-        options = options.override_uncompressed_size(size);
-    }
-    options = match extent.crc {
-        Some(crc) => options.override_crc(crc),
-        None => options.ignore_crc32(true),
+    let member = Member {
+        name: &name,
+        method,
+        compressed,
+        size: extent.size,
+        crc: extent.crc,
     };
-    let mut source = data.get(header.at..).unwrap_or_default();
-    let opened = read_zipfile_from_stream_with_options(&mut source, options);
-    let flow = match opened {
-        Ok(Some(file)) => extract(sink, &name, file, compressed, extent.size, tally),
-        Ok(None) => Flow::Continue,
-        Err(e) => {
-            tally.fail(format!("{name}: {e}"));
-            Flow::Continue
-        }
-    };
-    flow
+    member.decode_at(data, header.at, sink, tally)
 }
 
 /// A data descriptor found after a member's data.
