@@ -87,10 +87,7 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
             blocks.tally.fail(e);
         }
     }
-    blocks
-        .tally
-        .into_result()
-        .map_err(|e| corrupt(e.to_string()))
+    blocks.tally.into_result("7z")
 }
 
 fn is_encrypted(archive: &Archive, block: usize) -> bool {

@@ -8,9 +8,9 @@
 //!
 //! Owns: choosing between the directory and the walk, and the checks every member goes through before a
 //! byte of it is decoded (encrypted: reported, never decrypted; larger than the room by its header:
-//! reported, never inflated). Never: trusts a header's size as more than a cap (the crate bounds a
-//! member's output by its declared size, [`bounded`] by the room and the compression ratio), or stops
-//! at a damaged member when later ones can still be read.
+//! reported, never inflated). Never: believes a size that understates a member whose stream marks its
+//! own end (it is read to that end, as unzip and clamscan do, [`bounded`] stopping it at the room and
+//! the compression ratio), or stops at a damaged member when later ones can still be read.
 
 use super::{bounded, zip_walk, zstd, Flow, Limit, Sink, UnpackError};
 use std::io::{Cursor, Read};
@@ -36,7 +36,7 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
         // still hold the members.
         return zip_walk::walk(data, sink);
     }
-    tally.into_result()
+    tally.into_result("zip")
 }
 
 /// What came of the members of one archive: how many were handed out, and the first damage seen.
@@ -53,9 +53,9 @@ impl Tally {
         }
     }
 
-    pub(super) fn into_result(self) -> Result<(), UnpackError> {
+    pub(super) fn into_result(self, format: &'static str) -> Result<(), UnpackError> {
         match self.first_error {
-            Some(e) => Err(UnpackError::corrupt("zip", e)),
+            Some(e) => Err(UnpackError::corrupt(format, e)),
             None => Ok(()),
         }
     }

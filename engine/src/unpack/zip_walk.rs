@@ -85,7 +85,7 @@ pub(super) fn walk(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> 
     if headers == 0 && data.starts_with(LOCAL) {
         tally.fail("no readable local file header");
     }
-    tally.into_result()
+    tally.into_result("zip")
 }
 
 /// The compressed bytes of the member whose local header is at `at`, `compressed` of them or as many as
