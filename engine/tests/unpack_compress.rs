@@ -436,6 +436,72 @@ fn a_7z_whose_start_header_was_never_written_is_refused_not_searched() {
     assert!(e.contains("unfinished"), "{e}");
 }
 
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = flate2::Crc::new();
+    c.update(data);
+    c.sum()
+}
+
+/// A 7z archive of `next_header` (its header, written plain), no packed data: the signature header
+/// with both CRCs right.
+fn seven_zip_of_header(next_header: &[u8]) -> Vec<u8> {
+    let mut start = Vec::new();
+    start.extend_from_slice(&0u64.to_le_bytes()); // next header right after the signature header
+    start.extend_from_slice(&(next_header.len() as u64).to_le_bytes());
+    start.extend_from_slice(&crc32(next_header).to_le_bytes());
+    let mut file = b"7z\xBC\xAF\x27\x1C\x00\x04".to_vec();
+    file.extend_from_slice(&crc32(&start).to_le_bytes());
+    file.extend_from_slice(&start);
+    file.extend_from_slice(next_header);
+    file
+}
+
+#[test]
+fn issue_12_a_7z_header_counting_millions_of_files_is_refused_before_they_are_allocated() {
+    // kHeader, kFilesInfo, 3,000,000 files, a kDummy property of 3,100,000 bytes (the crate allows one
+    // file per header byte), kEnd, kEnd. Believed, the count costs the crate ~100 bytes a file.
+    let mut header = vec![
+        0x01, 0x05, 0xE0, 0xC0, 0xC6, 0x2D, 0x19, 0xE0, 0x60, 0x4D, 0x2F,
+    ];
+    header.resize(header.len() + 3_100_000, 0);
+    header.extend_from_slice(&[0x00, 0x00]);
+    let file = seven_zip_of_header(&header);
+    let (got, r) = unpack_as(Kind::SevenZip, &file);
+    assert!(got.members.is_empty());
+    let e = r.expect_err("refused").to_string();
+    assert!(e.contains("memory"), "{e}");
+}
+
+#[test]
+fn a_7z_block_asking_for_a_1_gib_dictionary_is_refused_visibly() {
+    let Some(dir) = scratch_with_clam() else {
+        return;
+    };
+    if !tool("7z") {
+        return;
+    }
+    run(
+        dir.path(),
+        "7z",
+        &["a", "-bd", "-m0=LZMA", "-mhc=off", "d.7z", "clam.exe"],
+    );
+    let mut file = std::fs::read(dir.path().join("d.7z")).unwrap();
+    assert!(has_clam(&members(Kind::SevenZip, &file)));
+    // The coder: id 03 01 01 (LZMA), 5 bytes of properties: lc/lp/pb, then the dictionary size.
+    let header_at = 32 + u64::from_le_bytes(file[12..20].try_into().unwrap()) as usize;
+    let coder =
+        header_at + memchr::memmem::find(&file[header_at..], &[0x03, 0x01, 0x01, 0x05]).unwrap();
+    file[coder + 5..coder + 9].copy_from_slice(&(1u32 << 30).to_le_bytes());
+    let next_crc = crc32(&file[header_at..]);
+    file[28..32].copy_from_slice(&next_crc.to_le_bytes());
+    let start_crc = crc32(&file[12..32]);
+    file[8..12].copy_from_slice(&start_crc.to_le_bytes());
+    let (got, r) = unpack_as(Kind::SevenZip, &file);
+    assert!(got.members.is_empty());
+    let e = r.expect_err("refused").to_string();
+    assert!(e.contains("memory"), "{e}");
+}
+
 #[test]
 fn nested_zip_in_7z_in_zip_is_found_with_its_path() {
     let Some(dir) = scratch_with_clam() else {

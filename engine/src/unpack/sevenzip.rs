@@ -53,7 +53,7 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
             sink.encrypted(ENCRYPTED, false);
             return Ok(());
         }
-        Err(e) => return Err(corrupt(e.to_string())),
+        Err(e) => return Err(corrupt(describe(&e))),
     };
     let mut blocks = Blocks {
         data_len: data.len() as u64,
@@ -84,10 +84,20 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
         if let Err(e) = decoder.for_each_entries(&mut |entry, reader| {
             Ok(blocks.entry(sink, &entry.name, entry.size, reader))
         }) {
-            blocks.tally.fail(e);
+            blocks.tally.fail(describe(&e));
         }
     }
     blocks.tally.into_result("7z")
+}
+
+/// The crate's error in words (its `Display` is its `Debug`).
+fn describe(e: &Error) -> String {
+    match e {
+        Error::MaxMemLimited { max_kb, actaul_kb } => {
+            format!("needs {actaul_kb} KiB of memory, more than the {max_kb} KiB allowed")
+        }
+        other => other.to_string(),
+    }
 }
 
 fn is_encrypted(archive: &Archive, block: usize) -> bool {
