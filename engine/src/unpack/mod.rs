@@ -15,8 +15,15 @@ pub mod bounded;
 pub mod kind;
 pub mod limits;
 
+mod bzip2;
 mod gzip;
+mod lzma;
+mod sevenzip;
 mod tar;
+mod xz;
+mod zip;
+mod zip_walk;
+mod zstd;
 
 pub use kind::Kind;
 pub use limits::{Families, Limit, Limits, DEFAULT_LIMITS};
@@ -82,6 +89,12 @@ pub fn unpacker(kind: Kind, families: &Families) -> Option<Unpacker> {
     let (family_on, f): (bool, Unpacker) = match kind {
         Kind::Gzip => (families.archive, gzip::unpack),
         Kind::Tar => (families.archive, tar::unpack),
+        Kind::Zip => (families.archive, zip::unpack),
+        Kind::Bzip2 => (families.archive, bzip2::unpack),
+        Kind::Xz => (families.archive, xz::unpack),
+        Kind::Lzma => (families.archive, lzma::unpack),
+        Kind::Zstd => (families.archive, zstd::unpack),
+        Kind::SevenZip => (families.archive, sevenzip::unpack),
         _ => return None,
     };
     family_on.then_some(f)
