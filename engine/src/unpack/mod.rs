@@ -15,7 +15,17 @@ pub mod bounded;
 pub mod kind;
 pub mod limits;
 
+mod arj;
+mod cab;
+mod chm;
+mod cpio;
+mod fields;
 mod gzip;
+mod iso9660;
+mod lha;
+mod mszip;
+mod sis;
+mod szdd;
 mod tar;
 
 pub use kind::Kind;
@@ -82,6 +92,14 @@ pub fn unpacker(kind: Kind, families: &Families) -> Option<Unpacker> {
     let (family_on, f): (bool, Unpacker) = match kind {
         Kind::Gzip => (families.archive, gzip::unpack),
         Kind::Tar => (families.archive, tar::unpack),
+        Kind::Cpio => (families.archive, cpio::unpack),
+        Kind::Cab => (families.archive, cab::unpack),
+        Kind::Iso9660 => (families.archive, iso9660::unpack),
+        Kind::Arj => (families.archive, arj::unpack),
+        Kind::Lha => (families.archive, lha::unpack),
+        Kind::Szdd => (families.archive, szdd::unpack),
+        Kind::Chm => (families.archive, chm::unpack),
+        Kind::Sis => (families.archive, sis::unpack),
         _ => return None,
     };
     family_on.then_some(f)
