@@ -150,7 +150,10 @@ fn tree() -> (tempfile::TempDir, Vec<(&'static str, Vec<u8>)>) {
     let files = vec![
         ("eicar.com", EICAR.to_vec()),
         ("text.txt", text),
-        ("sub/deeper/small.txt", b"small file in a nested directory\n".to_vec()),
+        (
+            "sub/deeper/small.txt",
+            b"small file in a nested directory\n".to_vec(),
+        ),
     ];
     for (name, data) in &files {
         let path = dir.path().join(name);
@@ -175,7 +178,10 @@ fn yields_clam(kind: Kind, name: &str) {
         got.iter().map(|(n, d)| (n, d.len())).collect::<Vec<_>>()
     );
     // The walk finds it too, inside the member.
-    assert!(common::finds_clam(&data).is_some_and(|p| !p.is_empty()), "{name}");
+    assert!(
+        common::finds_clam(&data).is_some_and(|p| !p.is_empty()),
+        "{name}"
+    );
 }
 
 #[test]
@@ -227,7 +233,12 @@ fn the_lzx_cabinet_inside_an_installer_unpacks_with_the_bytes_after_it() {
     let at = memchr::memmem::find(&exe, b"MSCF\0\0\0\0").expect("a cabinet inside");
     let cab = &exe[at..];
     let got = members(Kind::Cab, cab);
-    assert_eq!(got.len(), 13, "{:?}", got.iter().map(|(n, d)| (n, d.len())).collect::<Vec<_>>());
+    assert_eq!(
+        got.len(),
+        13,
+        "{:?}",
+        got.iter().map(|(n, d)| (n, d.len())).collect::<Vec<_>>()
+    );
     assert_eq!(member(&got, "IKernel.dll").len(), 753_664);
     if !have("cabextract", "cabextract") {
         return;
@@ -248,10 +259,17 @@ fn the_lzx_cabinet_inside_an_installer_unpacks_with_the_bytes_after_it() {
 fn holds_all(got: &[(String, Vec<u8>)], files: &[(&str, Vec<u8>)]) {
     for (path, data) in files {
         // Cabinets and ARJ store DOS separators.
-        let found = got.iter().find(|(n, _)| n.replace('\\', "/").ends_with(path));
+        let found = got
+            .iter()
+            .find(|(n, _)| n.replace('\\', "/").ends_with(path));
         let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
         let (_, d) = found.unwrap_or_else(|| panic!("no {path} among {names:?}"));
-        assert!(d == data, "{path}: {} bytes, expected {}", d.len(), data.len());
+        assert!(
+            d == data,
+            "{path}: {} bytes, expected {}",
+            d.len(),
+            data.len()
+        );
     }
 }
 
@@ -269,7 +287,11 @@ fn cpio_in_every_header_format_made_by_gnu_cpio() {
         let data = std::fs::read(dir.path().join(format!("out.{format}.cpio"))).unwrap();
         assert_eq!(kind::detect(&data), Kind::Cpio, "{format}");
         let got = members(Kind::Cpio, &data);
-        assert_eq!(got.len(), files.len(), "{format}: directories are not members");
+        assert_eq!(
+            got.len(),
+            files.len(),
+            "{format}: directories are not members"
+        );
         holds_all(&got, &files);
     }
 }
@@ -293,7 +315,11 @@ fn cab_stored_and_mszip_made_by_gcab() {
         // Bytes after the cabinet (an installer's rest) change nothing.
         let mut trailing = data.clone();
         trailing.extend_from_slice(&[0xAB; 5000]);
-        assert_eq!(members(Kind::Cab, &trailing), got, "{name} with trailing bytes");
+        assert_eq!(
+            members(Kind::Cab, &trailing),
+            got,
+            "{name} with trailing bytes"
+        );
     }
 }
 
@@ -314,7 +340,12 @@ fn iso9660_with_joliet_long_names_and_nested_directories() {
     assert_eq!(kind::detect(&data), Kind::Iso9660);
     let got = members(Kind::Iso9660, &data);
     // Each file once, under its Joliet name and path, though both trees list it.
-    assert_eq!(got.len(), files.len(), "{:?}", got.iter().map(|(n, _)| n).collect::<Vec<_>>());
+    assert_eq!(
+        got.len(),
+        files.len(),
+        "{:?}",
+        got.iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
     for (path, data) in &files {
         assert_eq!(member(&got, path), &data[..], "{path}");
     }
@@ -323,7 +354,10 @@ fn iso9660_with_joliet_long_names_and_nested_directories() {
     let plain = std::fs::read(dir.path().join("plain.iso")).unwrap();
     let got = members(Kind::Iso9660, &plain);
     assert_eq!(member(&got, "EICAR.COM"), EICAR);
-    assert_eq!(member(&got, "SUB/DEEPER/SMALL.TXT"), b"small file in a nested directory\n");
+    assert_eq!(
+        member(&got, "SUB/DEEPER/SMALL.TXT"),
+        b"small file in a nested directory\n"
+    );
 }
 
 #[test]
@@ -336,7 +370,9 @@ fn arj_every_method_made_by_arj() {
         let name = format!("m{method}.arj");
         sh(
             dir.path(),
-            &format!("arj a -m{method} -y -r {name} eicar.com text.txt sub/deeper/small.txt >/dev/null"),
+            &format!(
+                "arj a -m{method} -y -r {name} eicar.com text.txt sub/deeper/small.txt >/dev/null"
+            ),
         );
         let data = std::fs::read(dir.path().join(&name)).unwrap();
         assert_eq!(kind::detect(&data), Kind::Arj);
@@ -346,7 +382,11 @@ fn arj_every_method_made_by_arj() {
     }
     // A garbled (password) member is not extracted and says so.
     sh(dir.path(), "arj a -gsecret -y g.arj eicar.com >/dev/null");
-    let (keep, r) = run(Kind::Arj, &std::fs::read(dir.path().join("g.arj")).unwrap(), 1 << 20);
+    let (keep, r) = run(
+        Kind::Arj,
+        &std::fs::read(dir.path().join("g.arj")).unwrap(),
+        1 << 20,
+    );
     r.unwrap();
     assert!(keep.members.is_empty());
     assert_eq!(keep.not_unpacked.len(), 1);
@@ -419,7 +459,10 @@ fn kwaj_stored_xored_and_mszip() {
     // Method 3 cannot be decoded: reported, not passed off as clean.
     let (keep, r) = run(Kind::Szdd, &kwaj(3, None, b"xx"), 1 << 20);
     r.unwrap();
-    assert_eq!(keep.not_unpacked, ["KWAJ LZ+Huffman compression not supported"]);
+    assert_eq!(
+        keep.not_unpacked,
+        ["KWAJ LZ+Huffman compression not supported"]
+    );
 }
 
 /// A SIS file of EPOC release 6 (or 5): a simple file record for each of `simple` (zlib-compressed
@@ -454,7 +497,11 @@ fn sis(release6: bool, stored: bool, simple: &[(&str, &[u8])], multi: [&[u8]; 2]
     records.extend_from_slice(&le32(3));
     records.extend_from_slice(&le32(condition.len()));
     records.extend_from_slice(condition);
-    let file_record = |records: &mut Vec<u8>, kind: u32, name: &str, bodies: &[&[u8]], blob: &mut dyn FnMut(&[u8]) -> usize| {
+    let file_record = |records: &mut Vec<u8>,
+                       kind: u32,
+                       name: &str,
+                       bodies: &[&[u8]],
+                       blob: &mut dyn FnMut(&[u8]) -> usize| {
         let name16: Vec<u8> = name.encode_utf16().flat_map(u16::to_le_bytes).collect();
         let packed: Vec<Vec<u8>> = bodies.iter().map(|b| pack(b)).collect();
         let name_at = blob(&name16);
@@ -494,7 +541,14 @@ fn sis(release6: bool, stored: bool, simple: &[(&str, &[u8])], multi: [&[u8]; 2]
     assert_eq!(records.len(), records_len);
     let n_records = simple.len() + 5;
     let mut out = vec![0u8; header_len];
-    out[4..8].copy_from_slice(&(if release6 { 0x1000_3A12u32 } else { 0x1000_006D }).to_le_bytes());
+    out[4..8].copy_from_slice(
+        &(if release6 {
+            0x1000_3A12u32
+        } else {
+            0x1000_006D
+        })
+        .to_le_bytes(),
+    );
     out[8..12].copy_from_slice(&0x1000_0419u32.to_le_bytes());
     out[18..20].copy_from_slice(&(languages as u16).to_le_bytes());
     out[20..22].copy_from_slice(&(n_records as u16).to_le_bytes());
@@ -524,7 +578,12 @@ fn sis_records_of_both_releases_compressed_or_stored() {
             let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
             assert_eq!(
                 names,
-                ["!:\\eicar.com", "!:\\text.txt", "!:\\multi.bin", "!:\\multi.bin"],
+                [
+                    "!:\\eicar.com",
+                    "!:\\text.txt",
+                    "!:\\multi.bin",
+                    "!:\\multi.bin"
+                ],
                 "release 6: {release6}, stored: {stored}"
             );
             assert_eq!(got[0].1, EICAR);
@@ -541,7 +600,11 @@ fn lha_stored(files: &[(&str, &[u8])]) -> Vec<u8> {
         d.iter().fold(0u16, |mut crc, &b| {
             crc ^= b as u16;
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xA001 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xA001
+                } else {
+                    crc >> 1
+                };
             }
             crc
         })
@@ -593,7 +656,12 @@ fn eicar_nested_three_archives_deep_is_found_with_its_path() {
     )
     .unwrap();
     let db = c.build().unwrap();
-    assert!(engine::Scanner::new(&db).scan(&outer, Default::default()).is_empty(), "hidden from a raw scan");
+    assert!(
+        engine::Scanner::new(&db)
+            .scan(&outer, Default::default())
+            .is_empty(),
+        "hidden from a raw scan"
+    );
     let r = engine::Scanner::new(&db).scan_deep(&outer, &engine::DeepOptions::default());
     assert_eq!(r.names(), ["Eicar-Test.UNOFFICIAL"]);
     assert_eq!(
@@ -624,26 +692,90 @@ fn samples() -> Vec<(Kind, String, Vec<u8>)> {
             out.push((kind, name.to_string(), d));
         }
     }
+    out.extend(generated_samples());
+    out
+}
+
+/// Samples made here and by the installed tools (never the GPL test files: these seed the fuzz corpus).
+fn generated_samples() -> Vec<(Kind, String, Vec<u8>)> {
+    let mut out = Vec::new();
     let text: Vec<u8> = (0..3000u32)
         .flat_map(|i| format!("line {i}: {}\n", i * 7919 % 1000).into_bytes())
         .collect();
-    out.push((Kind::Szdd, "kwaj mszip".into(), kwaj(4, Some(text.len() as u32), &kwaj_mszip(&text))));
-    out.push((Kind::Sis, "sis".into(), sis(true, false, &[("!:\\t", &text)], [b"en", b"fr"])));
-    out.push((Kind::Lha, "lha".into(), lha_stored(&[("a", EICAR), ("b", &text)])));
+    out.push((
+        Kind::Szdd,
+        "kwaj mszip".into(),
+        kwaj(4, Some(text.len() as u32), &kwaj_mszip(&text)),
+    ));
+    out.push((
+        Kind::Sis,
+        "sis".into(),
+        sis(true, false, &[("!:\\t", &text)], [b"en", b"fr"]),
+    ));
+    out.push((
+        Kind::Lha,
+        "lha".into(),
+        lha_stored(&[("a", EICAR), ("b", &text)]),
+    ));
+    let mut section1 = EICAR.to_vec();
+    section1.extend_from_slice(&text[..40_000]);
+    out.push((
+        Kind::Chm,
+        "chm".into(),
+        chm(
+            &[("/s", b"stored")],
+            &[("/e", 0, 68), ("/t", 68, 40_000)],
+            &section1,
+            1,
+        ),
+    ));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("text.txt"), &text).unwrap();
     std::fs::write(dir.path().join("eicar.com"), EICAR).unwrap();
     let made = [
         (Kind::Cab, "gcab", "gcab -c -z out eicar.com text.txt"),
-        (Kind::Arj, "arj", "arj a -m1 -y out eicar.com text.txt >/dev/null && mv out.arj out"),
-        (Kind::Arj, "arj", "arj a -m4 -y out eicar.com text.txt >/dev/null && mv out.arj out"),
-        (Kind::Iso9660, "genisoimage", "mkdir d && cp *.* d/ && genisoimage -quiet -J -o out d"),
-        (Kind::Szdd, "mscompress", "cp text.txt t && mscompress t && mv t_ out"),
+        (
+            Kind::Cpio,
+            "cpio",
+            "ls *.* | cpio -o -H newc > out 2>/dev/null",
+        ),
+        (
+            Kind::Cpio,
+            "cpio",
+            "ls *.* | cpio -o -H odc > out 2>/dev/null",
+        ),
+        (
+            Kind::Cpio,
+            "cpio",
+            "ls *.* | cpio -o -H bin > out 2>/dev/null",
+        ),
+        (
+            Kind::Arj,
+            "arj",
+            "arj a -m1 -y out eicar.com text.txt >/dev/null && mv out.arj out",
+        ),
+        (
+            Kind::Arj,
+            "arj",
+            "arj a -m4 -y out eicar.com text.txt >/dev/null && mv out.arj out",
+        ),
+        (
+            Kind::Iso9660,
+            "genisoimage",
+            "mkdir d && cp *.* d/ && genisoimage -quiet -J -o out d",
+        ),
+        (
+            Kind::Szdd,
+            "mscompress",
+            "cp text.txt t && mscompress t && mv t_ out",
+        ),
     ];
     for (kind, tool, cmd) in made {
         if std::process::Command::new("sh")
             .arg("-c")
-            .arg(format!("command -v {tool} >/dev/null && rm -rf out d && {cmd}"))
+            .arg(format!(
+                "command -v {tool} >/dev/null && rm -rf out d && {cmd}"
+            ))
             .current_dir(dir.path())
             .status()
             .is_ok_and(|s| s.success())
@@ -710,7 +842,11 @@ fn patch(mut data: Vec<u8>, at: usize, bytes: &[u8]) -> Vec<u8> {
 fn lying_sizes_are_not_allocated() {
     const HUGE: [u8; 4] = [0xF0, 0xFF, 0xFF, 0xFF];
     let mut liars: Vec<(Kind, &str, Vec<u8>)> = vec![
-        (Kind::Szdd, "KWAJ length", kwaj(4, Some(u32::MAX), &kwaj_mszip(EICAR))),
+        (
+            Kind::Szdd,
+            "KWAJ length",
+            kwaj(4, Some(u32::MAX), &kwaj_mszip(EICAR)),
+        ),
         (
             Kind::Lha,
             "LHA original size",
@@ -727,7 +863,11 @@ fn lying_sizes_are_not_allocated() {
     if let Some(d) = testfile("clam.arj") {
         let basic = u16::from_le_bytes([d[2], d[3]]) as usize;
         let local = 4 + basic + 4 + 2;
-        liars.push((Kind::Arj, "ARJ original size", patch(d, local + 4 + 16, &HUGE)));
+        liars.push((
+            Kind::Arj,
+            "ARJ original size",
+            patch(d, local + 4 + 16, &HUGE),
+        ));
     }
     if let Some(d) = testfile("clam.sis") {
         liars.push((Kind::Sis, "SIS original length", patch(d, 0x8A, &HUGE)));
@@ -736,7 +876,11 @@ fn lying_sizes_are_not_allocated() {
         let peak = peak_heap(|| {
             let _ = run(kind, &data, u64::MAX);
         });
-        assert!(peak < 8 << 20, "{what}: {peak} bytes allocated for a {}-byte file", data.len());
+        assert!(
+            peak < 8 << 20,
+            "{what}: {peak} bytes allocated for a {}-byte file",
+            data.len()
+        );
     }
 }
 
@@ -761,5 +905,183 @@ fn an_iso9660_directory_cycle_is_walked_once() {
     }
     let got = members(Kind::Iso9660, &data);
     let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names.iter().filter(|n| n.ends_with("EICAR.COM")).count(), 1, "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with("EICAR.COM")).count(),
+        1,
+        "{names:?}"
+    );
+}
+
+/// LZX frames holding `data` in uncompressed blocks, one block per `reset` frames (the decoder is reset
+/// there), and the compressed offset of each 32 KiB frame.
+fn lzx_uncompressed(data: &[u8], reset: usize) -> (Vec<u8>, Vec<u64>) {
+    let mut out = Vec::new();
+    let mut offsets = Vec::new();
+    for (i, frame) in data.chunks(0x8000).enumerate() {
+        offsets.push(out.len() as u64);
+        if i % reset == 0 {
+            let block = data[i * 0x8000..].len().min(reset * 0x8000) as u32;
+            // Bits, most significant first in 16-bit little-endian words: no E8 translation (1 bit),
+            // block type 3 (3 bits), block size (24 bits), 4 bits of padding to the word.
+            let bits: u32 = (3 << 28) | (block << 4);
+            for word in [(bits >> 16) as u16, bits as u16] {
+                out.extend_from_slice(&word.to_le_bytes());
+            }
+            for _ in 0..3 {
+                out.extend_from_slice(&1u32.to_le_bytes());
+            }
+        }
+        out.extend_from_slice(frame);
+    }
+    (out, offsets)
+}
+
+fn encint(mut n: u64) -> Vec<u8> {
+    let mut b = vec![(n & 0x7F) as u8];
+    n >>= 7;
+    while n > 0 {
+        b.insert(0, 0x80 | (n & 0x7F) as u8);
+        n >>= 7;
+    }
+    b
+}
+
+/// A CHM with `stored` files in section 0 and `compressed` files in the LZX section (at their offsets in
+/// `section1`), with a reset every `reset` frames.
+fn chm(
+    stored: &[(&str, &[u8])],
+    compressed: &[(&str, u64, u64)],
+    section1: &[u8],
+    reset: usize,
+) -> Vec<u8> {
+    let (lzx, offsets) = lzx_uncompressed(section1, reset);
+    let mut control = 6u32.to_le_bytes().to_vec();
+    control.extend_from_slice(b"LZXC");
+    for v in [2u32, reset as u32, 2, 1, 0] {
+        control.extend_from_slice(&v.to_le_bytes());
+    }
+    let mut table = Vec::new();
+    for v in [2u32, offsets.len() as u32, 8, 0x28] {
+        table.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [section1.len() as u64, lzx.len() as u64, 0x8000] {
+        table.extend_from_slice(&v.to_le_bytes());
+    }
+    for o in &offsets {
+        table.extend_from_slice(&o.to_le_bytes());
+    }
+    let mut content = Vec::new();
+    let mut entries = Vec::new();
+    let mut put = |name: &str, data: &[u8], entries: &mut Vec<u8>| {
+        entries.extend(encint(name.len() as u64));
+        entries.extend_from_slice(name.as_bytes());
+        entries.extend(encint(0));
+        entries.extend(encint(content.len() as u64));
+        entries.extend(encint(data.len() as u64));
+        content.extend_from_slice(data);
+    };
+    put(
+        "::DataSpace/Storage/MSCompressed/Content",
+        &lzx,
+        &mut entries,
+    );
+    put(
+        "::DataSpace/Storage/MSCompressed/ControlData",
+        &control,
+        &mut entries,
+    );
+    put(
+        "::DataSpace/Storage/MSCompressed/Transform/{7FC28940-9D31-11D0-9B27-00A0C91E9C7C}/InstanceData/ResetTable",
+        &table,
+        &mut entries,
+    );
+    for (name, data) in stored {
+        put(name, data, &mut entries);
+    }
+    for (name, offset, len) in compressed {
+        entries.extend(encint(name.len() as u64));
+        entries.extend_from_slice(name.as_bytes());
+        entries.extend(encint(1));
+        entries.extend(encint(*offset));
+        entries.extend(encint(*len));
+    }
+    let chunk_size = 0x1000;
+    assert!(20 + entries.len() <= chunk_size);
+    let mut chunk = b"PMGL".to_vec();
+    chunk.extend_from_slice(&((chunk_size - 20 - entries.len()) as u32).to_le_bytes());
+    chunk.extend_from_slice(&[0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
+    chunk.extend_from_slice(&entries);
+    chunk.resize(chunk_size, 0);
+    let mut dir = b"ITSP".to_vec();
+    dir.resize(0x54, 0);
+    dir[8..12].copy_from_slice(&0x54u32.to_le_bytes());
+    dir[16..20].copy_from_slice(&(chunk_size as u32).to_le_bytes());
+    dir[44..48].copy_from_slice(&1u32.to_le_bytes());
+    dir.extend_from_slice(&chunk);
+    let mut out = b"ITSF".to_vec();
+    out.resize(0x60, 0);
+    out[4..8].copy_from_slice(&3u32.to_le_bytes());
+    out[8..12].copy_from_slice(&0x60u32.to_le_bytes());
+    out[72..80].copy_from_slice(&0x60u64.to_le_bytes());
+    out[80..88].copy_from_slice(&(dir.len() as u64).to_le_bytes());
+    out[88..96].copy_from_slice(&(0x60 + dir.len() as u64).to_le_bytes());
+    out.extend_from_slice(&dir);
+    out.extend_from_slice(&content);
+    out
+}
+
+#[test]
+fn chm_files_in_both_sections_across_frames_and_reset_points() {
+    let (_dir, files) = tree();
+    let text = &files[1].1[..200_000];
+    let mut section1 = EICAR.to_vec();
+    section1.extend_from_slice(text);
+    let e = EICAR.len() as u64;
+    let t = text.len() as u64;
+    for reset in [1, 2, 4] {
+        let data = chm(
+            &[("/stored.txt", b"stored in section 0")],
+            &[
+                ("/eicar.com", 0, e),
+                ("/text.txt", e, t),
+                // Out of order and overlapping: decoded again from a reset point.
+                ("/tail.txt", e + t - 1000, 1000),
+                ("/again.com", 0, e),
+            ],
+            &section1,
+            reset,
+        );
+        assert_eq!(kind::detect(&data), Kind::Chm);
+        let got = members(Kind::Chm, &data);
+        assert_eq!(member(&got, "/stored.txt"), b"stored in section 0");
+        assert_eq!(member(&got, "/eicar.com"), EICAR, "reset every {reset}");
+        assert_eq!(member(&got, "/again.com"), EICAR);
+        assert!(member(&got, "/text.txt") == text, "reset every {reset}");
+        assert_eq!(member(&got, "/tail.txt"), &text[text.len() - 1000..]);
+        assert_eq!(got.len(), 5, "the storage plumbing is not a member");
+    }
+}
+
+/// Writes the generated samples as fuzz seeds: `FUZZ_SEEDS=engine/fuzz/corpus cargo test -p engine --test
+/// unpack_archives write_fuzz_seeds -- --ignored` (one directory per fuzz target).
+#[test]
+#[ignore = "writes the fuzz corpus seeds when asked to"]
+fn write_fuzz_seeds() {
+    let root =
+        std::path::PathBuf::from(std::env::var("FUZZ_SEEDS").expect("FUZZ_SEEDS=<corpus dir>"));
+    for (i, (kind, _, data)) in generated_samples().into_iter().enumerate() {
+        let target = match kind {
+            Kind::Cpio => "cpio",
+            Kind::Cab => "cab",
+            Kind::Iso9660 => "iso9660",
+            Kind::Arj => "arj",
+            Kind::Szdd => "szdd",
+            Kind::Chm => "chm",
+            Kind::Sis => "sis",
+            _ => continue,
+        };
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("seed-{i}")), data).unwrap();
+    }
 }

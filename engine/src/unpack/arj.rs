@@ -94,7 +94,11 @@ fn header(data: &[u8], at: usize) -> Result<Option<Header<'_>>, UnpackError> {
     }
     let compressed = fields::le32(h, 12).ok_or_else(short)? as u64;
     let file_type = h[6];
-    let body_len = if file_type == TYPE_MAIN { 0 } else { compressed };
+    let body_len = if file_type == TYPE_MAIN {
+        0
+    } else {
+        compressed
+    };
     let body = fields::rest(data, next as u64).ok_or_else(short)?;
     let body = &body[..body.len().min(body_len as usize)];
     Ok(Some(Header {
@@ -220,7 +224,8 @@ impl Bits<'_> {
 /// Decodes method 4 until `original` bytes; returns what was decoded and, if the data ran out or referred
 /// before its start, why it stopped.
 fn fastest(data: &[u8], original: usize) -> (Vec<u8>, Option<&'static str>) {
-    let mut out: Vec<u8> = Vec::with_capacity(original.min(data.len().saturating_mul(8)).min(1 << 20));
+    let mut out: Vec<u8> =
+        Vec::with_capacity(original.min(data.len().saturating_mul(8)).min(1 << 20));
     let mut bits = Bits {
         data,
         at: 0,

@@ -169,7 +169,10 @@ fn read_files(
             i => i as usize,
         };
         if folder >= folders.len() {
-            return Err(corrupt(format!("file {name:?} in folder {folder} of {}", folders.len())));
+            return Err(corrupt(format!(
+                "file {name:?} in folder {folder} of {}",
+                folders.len()
+            )));
         }
         files.push(File {
             name,
@@ -213,7 +216,10 @@ fn extract_folder(
         let skipped = io::copy(&mut (&mut stream).take(skip), &mut io::sink())
             .map_err(|e| corrupt(e.to_string()))?;
         if skipped < skip {
-            return Err(corrupt(format!("{:?} starts past its folder's end", file.name)));
+            return Err(corrupt(format!(
+                "{:?} starts past its folder's end",
+                file.name
+            )));
         }
         let compressed = stream.compressed_len();
         let member = (&mut stream).take(file.size as u64);
@@ -281,8 +287,10 @@ impl<'a> FolderStream<'a> {
             return Ok(false);
         };
         let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
-        let packed = fields::le16(self.data, at + 4).ok_or_else(|| bad("data block past the end"))?;
-        let unpacked = fields::le16(self.data, at + 6).ok_or_else(|| bad("data block past the end"))?;
+        let packed =
+            fields::le16(self.data, at + 4).ok_or_else(|| bad("data block past the end"))?;
+        let unpacked =
+            fields::le16(self.data, at + 6).ok_or_else(|| bad("data block past the end"))?;
         let body_at = at + 8 + self.data_reserve;
         let body = fields::bytes(self.data, body_at as u64, packed as u64)
             .ok_or_else(|| bad("data block past the end"))?;

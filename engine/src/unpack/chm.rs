@@ -204,7 +204,6 @@ struct Section<'a> {
     frames: u64,
     uncompressed: u64,
     reset_frames: u64,
-    window: lzxd::WindowSize,
     lzx: Box<lzxd::Lzxd>,
     /// The next frame to decode, and the current frame's output and how much of it was read.
     frame: u64,
@@ -240,7 +239,7 @@ impl<'a> Section<'a> {
         let table_at = fields::le32(table, 12).ok_or(bad)? as u64;
         let uncompressed = fields::le64(table, 16).ok_or(bad)?;
         let block = fields::le64(table, 32).ok_or(bad)?;
-        if entry_size != 8 || block != FRAME || reset == 0 || reset % FRAME != 0 {
+        if entry_size != 8 || block != FRAME || reset == 0 || !reset.is_multiple_of(FRAME) {
             return Err(Unsupported("CHM LZX reset table not supported"));
         }
         let table = fields::rest(table, table_at).ok_or(bad)?;
@@ -255,7 +254,6 @@ impl<'a> Section<'a> {
             frames,
             uncompressed,
             reset_frames: reset / FRAME,
-            window,
             lzx: Box::new(lzxd::Lzxd::new(window)),
             frame: 0,
             block: Vec::new(),
@@ -271,7 +269,7 @@ impl<'a> Section<'a> {
         let target_frame = target / FRAME;
         let reset_point = target_frame / self.reset_frames * self.reset_frames;
         if target < self.position || self.frame < reset_point {
-            self.lzx = Box::new(lzxd::Lzxd::new(self.window));
+            self.lzx.reset();
             self.frame = reset_point;
             self.position = reset_point * FRAME;
             self.block.clear();
@@ -298,7 +296,7 @@ impl<'a> Section<'a> {
             return Err(bad("entries overlap too often to be decoded again"));
         }
         self.budget -= 1;
-        if self.frame > 0 && self.frame % self.reset_frames == 0 {
+        if self.frame > 0 && self.frame.is_multiple_of(self.reset_frames) {
             self.lzx.reset();
         }
         let offset = |i: u64| fields::le64(self.table, (i * 8) as usize);
@@ -345,7 +343,9 @@ mod tests {
     #[test]
     fn encints_are_big_endian_base_128() {
         let mut r = EncintReader {
-            data: &[0x05, 0x81, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F],
+            data: &[
+                0x05, 0x81, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F,
+            ],
             at: 0,
         };
         assert_eq!(r.encint(), Some(5));

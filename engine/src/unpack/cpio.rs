@@ -53,7 +53,9 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
         let data_at = align_up(name_at + entry.name_len, entry.align);
         let name = String::from_utf8_lossy(name).into_owned();
         let available = fields::rest(data, data_at).unwrap_or(&[]);
-        let body = &available[..available.len().min(usize::try_from(entry.size).unwrap_or(usize::MAX))];
+        let body = &available[..available
+            .len()
+            .min(usize::try_from(entry.size).unwrap_or(usize::MAX))];
         if entry.mode & TYPE_MASK == REGULAR {
             let flow = if entry.size > sink.room() {
                 sink.too_large(&name, Limit::MaxFileSize)

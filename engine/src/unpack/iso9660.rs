@@ -170,8 +170,19 @@ impl<'a> Walk<'a> {
         Some(&rest[..rest.len().min(usize::try_from(len).unwrap_or(usize::MAX))])
     }
 
-    fn file(&mut self, tree: &Tree, block: u64, size: u64, name: &str, sink: &mut dyn Sink) -> Flow {
-        if size == 0 || !self.seen_files.insert((block.saturating_mul(tree.block), size)) {
+    fn file(
+        &mut self,
+        tree: &Tree,
+        block: u64,
+        size: u64,
+        name: &str,
+        sink: &mut dyn Sink,
+    ) -> Flow {
+        if size == 0
+            || !self
+                .seen_files
+                .insert((block.saturating_mul(tree.block), size))
+        {
             return Flow::Continue;
         }
         if size > sink.room() {

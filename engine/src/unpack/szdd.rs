@@ -27,7 +27,9 @@ const RING: usize = 4096;
 
 pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
     if data.starts_with(SZDD) {
-        let body = data.get(14..).ok_or_else(|| corrupt("SZDD", "short header"))?;
+        let body = data
+            .get(14..)
+            .ok_or_else(|| corrupt("SZDD", "short header"))?;
         let out = lzss(body, sink.room());
         emit(sink, "", out);
         Ok(())
@@ -117,7 +119,9 @@ fn kwaj(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
         name.push('.');
         name.push_str(&String::from_utf8_lossy(ext));
     }
-    let body = data.get(data_at..).ok_or_else(|| corrupt("KWAJ", "data offset past the end"))?;
+    let body = data
+        .get(data_at..)
+        .ok_or_else(|| corrupt("KWAJ", "data offset past the end"))?;
     if declared.is_some_and(|d| d > sink.room()) {
         sink.too_large(&name, Limit::MaxFileSize);
         return Ok(());
