@@ -1085,3 +1085,63 @@ fn write_fuzz_seeds() {
         std::fs::write(dir.join(format!("seed-{i}")), data).unwrap();
     }
 }
+
+/// A cabinet of `folders` MSZIP folders that all share the same `blocks` data blocks (32 KiB of zeros
+/// each), with one 1-byte file at the end of each folder.
+fn cab_sharing_blocks(folders: u16, blocks: u16) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::DeflateEncoder::new(b"CK".to_vec(), flate2::Compression::best());
+    e.write_all(&[0; 0x8000]).unwrap();
+    let block = e.finish().unwrap();
+    let files_at = 36 + 8 * folders as usize;
+    let names: Vec<String> = (0..folders).map(|i| format!("f{i}")).collect();
+    let files_len: usize = names.iter().map(|n| 16 + n.len() + 1).sum();
+    let data_at = (files_at + files_len) as u32;
+    let mut out = b"MSCF\0\0\0\0".to_vec();
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&(files_at as u32).to_le_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0, 3, 1]);
+    out.extend_from_slice(&folders.to_le_bytes());
+    out.extend_from_slice(&folders.to_le_bytes());
+    out.extend_from_slice(&[0; 6]);
+    for _ in 0..folders {
+        out.extend_from_slice(&data_at.to_le_bytes());
+        out.extend_from_slice(&blocks.to_le_bytes());
+        out.extend_from_slice(&1u16.to_le_bytes());
+    }
+    let last = blocks as u32 * 0x8000 - 1;
+    for (i, name) in names.iter().enumerate() {
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&last.to_le_bytes());
+        out.extend_from_slice(&(i as u16).to_le_bytes());
+        out.extend_from_slice(&[0; 6]);
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+    }
+    for _ in 0..blocks {
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&(block.len() as u16).to_le_bytes());
+        out.extend_from_slice(&0x8000u16.to_le_bytes());
+        out.extend_from_slice(&block);
+    }
+    out
+}
+
+#[test]
+fn cab_folders_sharing_their_blocks_stop_at_the_ratio_limit() {
+    // A sane cabinet of that shape unpacks.
+    let (keep, r) = run(Kind::Cab, &cab_sharing_blocks(2, 4), u64::MAX);
+    r.unwrap();
+    assert_eq!(keep.members.len(), 2);
+    assert!(keep.too_large.is_empty());
+    // 200 folders over the same 600 blocks: 27 KB of input inflating to 3.9 GB.
+    let data = cab_sharing_blocks(200, 600);
+    let (keep, r) = run(Kind::Cab, &data, u64::MAX);
+    r.unwrap();
+    assert!(
+        keep.members.len() < 200,
+        "{} folders inflated",
+        keep.members.len()
+    );
+    assert_eq!(keep.too_large.len(), 1);
+}

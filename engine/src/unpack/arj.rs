@@ -142,8 +142,14 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
                     decoder: Lh7Decoder::new(h.data),
                     left: h.original,
                 };
-                bounded::emit(sink, &h.name, decoder, h.compressed, Some(h.original))
-                    .map_err(|e| corrupt(format!("{:?}: {e}", h.name)))?
+                bounded::emit(
+                    sink,
+                    &h.name,
+                    decoder,
+                    h.data.len() as u64,
+                    Some(h.original),
+                )
+                .map_err(|e| corrupt(format!("{:?}: {e}", h.name)))?
             }
             4 => {
                 let (out, error) = fastest(h.data, h.original as usize);

@@ -23,8 +23,9 @@
 //!
 //! [MS-CAB]: Microsoft's open specification "Cabinet File Format".
 
+use super::limits::{MAX_RATIO, RATIO_FLOOR};
 use super::mszip::{Mszip, BLOCK_MAX};
-use super::{bounded, fields, Flow, Sink, UnpackError};
+use super::{bounded, fields, Flow, Limit, Sink, UnpackError};
 use std::io::{self, Read};
 
 const HEADER_LEN: usize = 36;
@@ -104,7 +105,16 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
         at += 8 + folder_reserve;
     }
     let files = read_files(data, files_at, n_files, &folders, sink)?;
+    // Everything inflated, skipped bytes and folders inflated again included, stays within the engine's
+    // compression ratio of the whole input: folders may share data blocks, so a per-member guard alone
+    // would let a small cabinet inflate the same blocks for every folder.
+    let mut budget = (data.len() as u64)
+        .saturating_mul(MAX_RATIO)
+        .saturating_add(RATIO_FLOOR);
     for (index, folder) in folders.iter().enumerate() {
+        if sink.stopped() {
+            return Ok(());
+        }
         let mut members: Vec<&File> = files.iter().filter(|f| f.folder == index).collect();
         if members.is_empty() {
             continue;
@@ -114,7 +124,7 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
             continue;
         }
         members.sort_by_key(|f| (f.offset, f.size));
-        if extract_folder(data, folder, data_reserve, &members, sink)? == Flow::Stop {
+        if extract_folder(data, folder, data_reserve, &members, &mut budget, sink)? == Flow::Stop {
             return Ok(());
         }
     }
@@ -184,52 +194,100 @@ fn read_files(
     Ok(files)
 }
 
-/// Inflates one folder once, cutting `members` (sorted by offset) out of it.
+/// Inflates one folder once, cutting `members` (sorted by offset) out of it. `budget` is what is left of
+/// the bytes the whole cabinet may inflate to.
 fn extract_folder(
     data: &[u8],
     folder: &Folder,
     data_reserve: usize,
     members: &[&File],
+    budget: &mut u64,
     sink: &mut dyn Sink,
 ) -> Result<Flow, UnpackError> {
-    let mut stream = FolderStream::new(data, folder, data_reserve);
+    let mut stream = FolderStream::new(data, folder, data_reserve, *budget);
     let mut restarts = 0;
     let mut previous: Option<(u32, u32)> = None;
-    for file in members {
-        if sink.stopped() {
-            return Ok(Flow::Stop);
-        }
-        // The same bytes under another name (a duplicate entry) were scanned already.
-        if previous == Some((file.offset, file.size)) {
-            continue;
-        }
-        previous = Some((file.offset, file.size));
-        if (file.offset as u64) < stream.position {
-            if restarts == MAX_RESTARTS {
-                sink.not_unpacked("CAB files overlap too often to be inflated again");
+    let flow = 'files: {
+        for file in members {
+            if sink.stopped() {
+                break 'files Flow::Stop;
+            }
+            // The same bytes under another name (a duplicate entry) were scanned already.
+            if previous == Some((file.offset, file.size)) {
                 continue;
             }
-            restarts += 1;
-            stream = FolderStream::new(data, folder, data_reserve);
+            previous = Some((file.offset, file.size));
+            if (file.offset as u64) < stream.position {
+                if restarts == MAX_RESTARTS {
+                    sink.not_unpacked("CAB files overlap too often to be inflated again");
+                    continue;
+                }
+                restarts += 1;
+                stream = FolderStream::new(data, folder, data_reserve, stream.budget);
+            }
+            match skip(&mut stream, file.offset as u64, sink) {
+                Ok(Skip::There) => {}
+                Ok(Skip::Stopped) => break 'files Flow::Stop,
+                Ok(Skip::OverBudget) => {
+                    sink.too_large(&file.name, Limit::CompressionRatio);
+                    break 'files Flow::Stop;
+                }
+                Err(e) => {
+                    *budget = stream.budget;
+                    return Err(corrupt(format!("{:?}: {e}", file.name)));
+                }
+            }
+            let compressed = stream.compressed_len();
+            let member = (&mut stream).take(file.size as u64);
+            let emitted =
+                bounded::emit(sink, &file.name, member, compressed, Some(file.size as u64));
+            if stream.over_budget {
+                // A bomb (or folders sharing their data blocks over and over): what was inflated so far
+                // was scanned; the rest is a limit hit.
+                sink.too_large(&file.name, Limit::CompressionRatio);
+                break 'files Flow::Stop;
+            }
+            match emitted {
+                Ok(Flow::Stop) => break 'files Flow::Stop,
+                Ok(Flow::Continue) => {}
+                Err(e) => {
+                    *budget = stream.budget;
+                    return Err(corrupt(e.to_string()));
+                }
+            }
         }
-        let skip = file.offset as u64 - stream.position;
-        let skipped = io::copy(&mut (&mut stream).take(skip), &mut io::sink())
-            .map_err(|e| corrupt(e.to_string()))?;
-        if skipped < skip {
-            return Err(corrupt(format!(
-                "{:?} starts past its folder's end",
-                file.name
-            )));
+        Flow::Continue
+    };
+    *budget = stream.budget;
+    Ok(flow)
+}
+
+enum Skip {
+    There,
+    Stopped,
+    OverBudget,
+}
+
+/// Reads the folder up to `offset` (where a file starts), checking between blocks whether the scan is
+/// over.
+fn skip(stream: &mut FolderStream, offset: u64, sink: &dyn Sink) -> io::Result<Skip> {
+    let mut buf = [0u8; BLOCK_MAX];
+    while stream.position < offset {
+        if sink.stopped() {
+            return Ok(Skip::Stopped);
         }
-        let compressed = stream.compressed_len();
-        let member = (&mut stream).take(file.size as u64);
-        match bounded::emit(sink, &file.name, member, compressed, Some(file.size as u64)) {
-            Ok(Flow::Stop) => return Ok(Flow::Stop),
-            Ok(Flow::Continue) => {}
-            Err(e) => return Err(corrupt(e.to_string())),
+        let want = (offset - stream.position).min(BLOCK_MAX as u64) as usize;
+        if stream.read(&mut buf[..want])? == 0 {
+            if stream.over_budget {
+                return Ok(Skip::OverBudget);
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "starts past its folder's end",
+            ));
         }
     }
-    Ok(Flow::Continue)
+    Ok(Skip::There)
 }
 
 /// A folder's uncompressed bytes, inflated block by block as they are read.
@@ -248,10 +306,13 @@ struct FolderStream<'a> {
     /// Bytes of the folder handed out so far.
     position: u64,
     error: Option<String>,
+    /// Bytes the cabinet may still inflate to; past it the stream ends early with `over_budget` set.
+    budget: u64,
+    over_budget: bool,
 }
 
 impl<'a> FolderStream<'a> {
-    fn new(data: &'a [u8], folder: &Folder, data_reserve: usize) -> Self {
+    fn new(data: &'a [u8], folder: &Folder, data_reserve: usize, budget: u64) -> Self {
         FolderStream {
             data,
             method: folder.method,
@@ -267,6 +328,8 @@ impl<'a> FolderStream<'a> {
             read: 0,
             position: 0,
             error: None,
+            budget,
+            over_budget: false,
         }
     }
 
@@ -281,6 +344,10 @@ impl<'a> FolderStream<'a> {
     /// Decodes the next block into `self.block`; false at the folder's end.
     fn next(&mut self) -> io::Result<bool> {
         if self.blocks_left == 0 {
+            return Ok(false);
+        }
+        if self.budget < BLOCK_MAX as u64 {
+            self.over_budget = true;
             return Ok(false);
         }
         let Some(at) = self.next_block else {
@@ -317,6 +384,7 @@ impl<'a> FolderStream<'a> {
             }
             Method::Quantum => return Err(bad("Quantum")),
         }
+        self.budget -= self.block.len() as u64;
         Ok(true)
     }
 }

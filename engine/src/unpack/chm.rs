@@ -113,9 +113,12 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
             }
             continue;
         }
-        section
-            .seek(e.offset)
+        let at = section
+            .seek(e.offset, sink)
             .map_err(|err| corrupt(format!("{:?}: {err}", e.name)))?;
+        if !at {
+            return Ok(());
+        }
         let reader = (&mut section).take(e.length);
         let flow = bounded::emit(sink, &e.name, reader, stream.len() as u64, Some(e.length))
             .map_err(|err| corrupt(format!("{:?}: {err}", e.name)))?;
@@ -264,8 +267,9 @@ impl<'a> Section<'a> {
     }
 
     /// Positions the stream at `target`: from the current position if it is ahead and no reset point
-    /// lies between, else from the last reset point before it.
-    fn seek(&mut self, target: u64) -> io::Result<()> {
+    /// lies between, else from the last reset point before it. Checks between frames whether the scan is
+    /// over; false when it is.
+    fn seek(&mut self, target: u64, sink: &dyn Sink) -> io::Result<bool> {
         let target_frame = target / FRAME;
         let reset_point = target_frame / self.reset_frames * self.reset_frames;
         if target < self.position || self.frame < reset_point {
@@ -275,15 +279,20 @@ impl<'a> Section<'a> {
             self.block.clear();
             self.read = 0;
         }
-        let skip = target - self.position;
-        let skipped = io::copy(&mut self.take(skip), &mut io::sink())?;
-        if skipped < skip {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "offset past the section's end",
-            ));
+        let mut buf = [0u8; FRAME as usize];
+        while self.position < target {
+            if sink.stopped() {
+                return Ok(false);
+            }
+            let want = (target - self.position).min(FRAME) as usize;
+            if self.read(&mut buf[..want])? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "offset past the section's end",
+                ));
+            }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Decodes the next frame; false at the section's end.

@@ -23,7 +23,9 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
         let header = reader.header();
         if !header.is_directory() {
             let name = header.parse_pathname_to_str();
-            let (compressed, original) = (header.compressed_size, header.original_size);
+            // The ratio guard counts the compressed bytes really there, not the header's claim.
+            let compressed = header.compressed_size.min(data.len() as u64);
+            let original = header.original_size;
             if !reader.is_decoder_supported() {
                 sink.not_unpacked("LHA compression method not supported");
             } else {
