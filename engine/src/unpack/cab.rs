@@ -104,27 +104,28 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
         });
         at += 8 + folder_reserve;
     }
-    let files = read_files(data, files_at, n_files, &folders, sink)?;
+    let mut files = read_files(data, files_at, n_files, &folders, sink)?;
+    // Grouped by folder, each folder's files in the order its stream holds them.
+    files.sort_by_key(|f| (f.folder, f.offset, f.size));
     // Everything inflated, skipped bytes and folders inflated again included, stays within the engine's
     // compression ratio of the whole input: folders may share data blocks, so a per-member guard alone
     // would let a small cabinet inflate the same blocks for every folder.
     let mut budget = (data.len() as u64)
         .saturating_mul(MAX_RATIO)
         .saturating_add(RATIO_FLOOR);
-    for (index, folder) in folders.iter().enumerate() {
+    for members in files.chunk_by(|a, b| a.folder == b.folder) {
         if sink.stopped() {
             return Ok(());
         }
-        let mut members: Vec<&File> = files.iter().filter(|f| f.folder == index).collect();
-        if members.is_empty() {
+        // `read_files` kept only files of existing folders.
+        let Some(folder) = members.first().and_then(|f| folders.get(f.folder)) else {
             continue;
-        }
+        };
         if folder.method == Method::Quantum {
             sink.not_unpacked("CAB Quantum compression not supported");
             continue;
         }
-        members.sort_by_key(|f| (f.offset, f.size));
-        if extract_folder(data, folder, data_reserve, &members, &mut budget, sink)? == Flow::Stop {
+        if extract_folder(data, folder, data_reserve, members, &mut budget, sink)? == Flow::Stop {
             return Ok(());
         }
     }
@@ -194,13 +195,13 @@ fn read_files(
     Ok(files)
 }
 
-/// Inflates one folder once, cutting `members` (sorted by offset) out of it. `budget` is what is left of
+/// Inflates one folder once, cutting `members` (its files, sorted by offset) out of it. `budget` is what is left of
 /// the bytes the whole cabinet may inflate to.
 fn extract_folder(
     data: &[u8],
     folder: &Folder,
     data_reserve: usize,
-    members: &[&File],
+    members: &[File],
     budget: &mut u64,
     sink: &mut dyn Sink,
 ) -> Result<Flow, UnpackError> {

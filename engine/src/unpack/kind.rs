@@ -273,6 +273,17 @@ mod tests {
     }
 
     #[test]
+    fn sis_files_of_epoc_release_6_type_as_sis() {
+        // issue 12: only release 3-5's UID2 was known; clam.sis is a release 6 file.
+        let mut h = vec![0u8; 64];
+        h[4..8].copy_from_slice(&0x1000_3A12u32.to_le_bytes());
+        h[8..12].copy_from_slice(&0x1000_0419u32.to_le_bytes());
+        assert_eq!(detect(&h), Kind::Sis);
+        h[4..8].copy_from_slice(&0x1000_006Du32.to_le_bytes());
+        assert_eq!(detect(&h), Kind::Sis);
+    }
+
+    #[test]
     fn a_ustar_header_types_as_tar() {
         let mut h = vec![0u8; 1024];
         h[..4].copy_from_slice(b"name");
