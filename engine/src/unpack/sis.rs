@@ -29,8 +29,6 @@ const UID2_ER6: u32 = 0x1000_3A12;
 const UID3: u32 = 0x1000_0419;
 const OPTION_UNICODE: u16 = 0x0001;
 const OPTION_NO_COMPRESS: u16 = 0x0008;
-/// Files to list: the header counts them in a u16, but conditions and options are records too.
-const MAX_RECORDS: usize = 4 * 65_536;
 /// The longest name kept for a member (names are only labels).
 const NAME_MAX: u64 = 1024;
 
@@ -67,7 +65,9 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
     let h = header(data).ok_or_else(|| corrupt("no SIS header"))?;
     let mut at = h.files_at as usize;
     let word = |at: usize| fields::le32(data, at).ok_or_else(|| corrupt("record past the end"));
-    for _ in 0..(h.files as usize).min(MAX_RECORDS) {
+    // The header's count covers every record of the list: options and conditions are "file records"
+    // too, of other types.
+    for _ in 0..h.files {
         if sink.stopped() {
             return Ok(());
         }
