@@ -102,8 +102,11 @@ pub fn detect(data: &[u8]) -> Kind {
     if at(0, b"\x60\xEA") {
         return Kind::Arj;
     }
-    // SIS (Symbian EPOC installer): UID2 0x1000006D and UID3 0x10000419, little-endian.
-    if at(4, &0x1000_006Du32.to_le_bytes()) && at(8, &0x1000_0419u32.to_le_bytes()) {
+    // SIS (Symbian EPOC installer): UID2 0x1000006D (EPOC releases 3-5) or 0x10003A12 (release 6), UID3
+    // 0x10000419, little-endian.
+    if (at(4, &0x1000_006Du32.to_le_bytes()) || at(4, &0x1000_3A12u32.to_le_bytes()))
+        && at(8, &0x1000_0419u32.to_le_bytes())
+    {
         return Kind::Sis;
     }
     if at(257, b"ustar") || tar_checksum_ok(data) {
@@ -267,6 +270,17 @@ mod tests {
         assert_eq!(detect(b"begin 644 clam.exe\n"), Kind::Uuencoded);
         assert_eq!(detect(b"plain words: nothing"), Kind::Other);
         assert_eq!(detect(b""), Kind::Other);
+    }
+
+    #[test]
+    fn sis_files_of_epoc_release_6_type_as_sis() {
+        // issue 12: only release 3-5's UID2 was known; clam.sis is a release 6 file.
+        let mut h = vec![0u8; 64];
+        h[4..8].copy_from_slice(&0x1000_3A12u32.to_le_bytes());
+        h[8..12].copy_from_slice(&0x1000_0419u32.to_le_bytes());
+        assert_eq!(detect(&h), Kind::Sis);
+        h[4..8].copy_from_slice(&0x1000_006Du32.to_le_bytes());
+        assert_eq!(detect(&h), Kind::Sis);
     }
 
     #[test]

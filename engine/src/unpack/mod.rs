@@ -15,10 +15,20 @@ pub mod bounded;
 pub mod kind;
 pub mod limits;
 
+mod arj;
 mod bzip2;
+mod cab;
+mod chm;
+mod cpio;
+mod fields;
 mod gzip;
+mod iso9660;
+mod lha;
 mod lzma;
+mod mszip;
 mod sevenzip;
+mod sis;
+mod szdd;
 mod tar;
 mod xz;
 mod zip;
@@ -95,6 +105,14 @@ pub fn unpacker(kind: Kind, families: &Families) -> Option<Unpacker> {
         Kind::Lzma => (families.archive, lzma::unpack),
         Kind::Zstd => (families.archive, zstd::unpack),
         Kind::SevenZip => (families.archive, sevenzip::unpack),
+        Kind::Cpio => (families.archive, cpio::unpack),
+        Kind::Cab => (families.archive, cab::unpack),
+        Kind::Iso9660 => (families.archive, iso9660::unpack),
+        Kind::Arj => (families.archive, arj::unpack),
+        Kind::Lha => (families.archive, lha::unpack),
+        Kind::Szdd => (families.archive, szdd::unpack),
+        Kind::Chm => (families.archive, chm::unpack),
+        Kind::Sis => (families.archive, sis::unpack),
         _ => return None,
     };
     family_on.then_some(f)
