@@ -15,8 +15,15 @@ pub mod bounded;
 pub mod kind;
 pub mod limits;
 
+mod binhex;
+mod decode;
 mod gzip;
+mod html;
+mod mail;
+mod rtf;
 mod tar;
+mod tnef;
+mod uuencode;
 
 pub use kind::Kind;
 pub use limits::{Families, Limit, Limits, DEFAULT_LIMITS};
@@ -82,6 +89,12 @@ pub fn unpacker(kind: Kind, families: &Families) -> Option<Unpacker> {
     let (family_on, f): (bool, Unpacker) = match kind {
         Kind::Gzip => (families.archive, gzip::unpack),
         Kind::Tar => (families.archive, tar::unpack),
+        Kind::Mail => (families.mail, mail::unpack),
+        Kind::Uuencoded => (families.mail, uuencode::unpack),
+        Kind::BinHex => (families.mail, binhex::unpack),
+        Kind::Tnef => (families.mail, tnef::unpack),
+        Kind::Html => (families.html, html::unpack),
+        Kind::Rtf => (families.ole2, rtf::unpack),
         _ => return None,
     };
     family_on.then_some(f)
