@@ -40,6 +40,13 @@ fn find_marker(data: &[u8]) -> Option<String> {
     find_marker_with(data, Limits::default())
 }
 
+/// The marker was found in a member of `member` (a compressed file, whose own member's name is the
+/// walk's business).
+fn assert_inside(found: Option<String>, member: &str) {
+    let found = found.expect("the marker is found");
+    assert!(found.starts_with(&format!("{member}//")), "{found}");
+}
+
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data).unwrap();
@@ -246,9 +253,9 @@ msg.add_attachment(inner)
         ]
     );
     assert_eq!(got.members[2].1, gzip(MARKER));
-    assert_eq!(
-        find_marker(&mail).as_deref(),
-        Some("\u{20ac} rates r\u{e9}sum\u{e9} with a long name to fold.gz//#4")
+    assert_inside(
+        find_marker(&mail),
+        "\u{20ac} rates r\u{e9}sum\u{e9} with a long name to fold.gz",
     );
 }
 
@@ -294,10 +301,7 @@ fn malformed_mail_is_read_as_clients_read_it() {
     let got = collect(Kind::Mail, mail.as_bytes());
     assert_eq!(names(&got), ["", "", "\u{e9}.gz"]);
     assert_eq!(got.members[2].1, gzip(MARKER));
-    assert_eq!(
-        find_marker(mail.as_bytes()).as_deref(),
-        Some("\u{e9}.gz//#4")
-    );
+    assert_inside(find_marker(mail.as_bytes()), "\u{e9}.gz");
 }
 
 #[test]
@@ -319,7 +323,7 @@ fn mbox_messages_are_each_read() {
     );
     let got = collect(Kind::Mail, mbox.as_bytes());
     assert_eq!(names(&got), ["", "two.gz"]);
-    assert_eq!(find_marker(mbox.as_bytes()).as_deref(), Some("two.gz//#3"));
+    assert_inside(find_marker(mbox.as_bytes()), "two.gz");
 }
 
 #[test]
@@ -343,7 +347,7 @@ fn uuencoded_files_are_found_inside_text_and_mail_bodies() {
     assert_eq!(got.members[1].1, gzip(MARKER));
     let notes = format!("notes\n{uu}");
     assert_eq!(names(&collect(Kind::Uuencoded, notes.as_bytes())), ["m.gz"]);
-    assert_eq!(find_marker(notes.as_bytes()).as_deref(), Some("m.gz//#2"));
+    assert_inside(find_marker(notes.as_bytes()), "m.gz");
 }
 
 #[test]
@@ -440,10 +444,7 @@ fn rtf_objects_hand_out_their_native_data_or_packaged_file() {
     let got = collect(Kind::Rtf, doc.as_bytes());
     assert_eq!(names(&got), ["Word.Document.8"]);
     assert_eq!(got.members[0].1, gz);
-    assert_eq!(
-        find_marker(doc.as_bytes()).as_deref(),
-        Some("Word.Document.8//#2")
-    );
+    assert_inside(find_marker(doc.as_bytes()), "Word.Document.8");
 
     let mut package = vec![2, 0];
     package.extend_from_slice(b"m.gz\0C:\\m.gz\0\0\0\x03\0");
@@ -452,7 +453,7 @@ fn rtf_objects_hand_out_their_native_data_or_packaged_file() {
     package.extend_from_slice(&(gz.len() as u32).to_le_bytes());
     package.extend_from_slice(&gz);
     let doc = rtf_object("Package", &package);
-    assert_eq!(find_marker(doc.as_bytes()).as_deref(), Some("m.gz//#2"));
+    assert_inside(find_marker(doc.as_bytes()), "m.gz");
 
     // `\bin` blocks: raw bytes, inside an object or on their own.
     let mut doc = b"{\\rtf1{\\pict\\bin".to_vec();
@@ -460,7 +461,7 @@ fn rtf_objects_hand_out_their_native_data_or_packaged_file() {
     doc.extend_from_slice(&gz);
     doc.extend_from_slice(b"}}");
     assert_eq!(names(&collect(Kind::Rtf, &doc)), ["bin"]);
-    assert_eq!(find_marker(&doc).as_deref(), Some("bin//#2"));
+    assert_inside(find_marker(&doc), "bin");
 }
 
 // TNEF
@@ -501,7 +502,7 @@ fn tnef_attachment_in_mapi_properties_is_handed_out_under_its_long_name() {
     let got = collect(Kind::Tnef, &t);
     assert_eq!(names(&got), ["long name.gz"]);
     assert_eq!(got.members[0].1, gz);
-    assert_eq!(find_marker(&t).as_deref(), Some("long name.gz//#2"));
+    assert_inside(find_marker(&t), "long name.gz");
 }
 
 // (c) Cut and damaged inputs: fewer members or an error, never a panic or a hang.

@@ -95,7 +95,7 @@ pub(super) fn decode_uu_block(body: &[u8]) -> (Vec<u8>, usize) {
     let mut out = Vec::with_capacity(body.len().min(1 << 20) / 4 * 3);
     for (line, next) in lines(body) {
         let line = strip_cr(line);
-        if line == b"end" || trim(line).is_empty() {
+        if trim(line) == b"end" || trim(line).is_empty() {
             return (out, next);
         }
         decode_uu_line(line, &mut out);
