@@ -137,20 +137,18 @@ fn text_kind(head: &[u8]) -> Kind {
     if memchr::memmem::find(head, b"%PDF-").is_some() {
         return Kind::Pdf;
     }
-    if head.starts_with(b"{\\rtf") {
+    // Word opens `{\rt` as RTF; documents that drop the `f` exist to slip past stricter typing.
+    if head.starts_with(b"{\\rt") {
         return Kind::Rtf;
+    }
+    // Mail before BinHex and uuencode: a mail often carries them, and its header is at offset 0.
+    if is_mail(head) {
+        return Kind::Mail;
     }
     if memchr::memmem::find(head, b"(This file must be converted with BinHex").is_some() {
         return Kind::BinHex;
     }
-    if is_mail(head) {
-        return Kind::Mail;
-    }
-    if head.starts_with(b"begin ")
-        && head
-            .get(6..9)
-            .is_some_and(|m| m.iter().all(|c| (b'0'..=b'7').contains(c)))
-    {
+    if super::uuencode::has_begin_line(head) {
         return Kind::Uuencoded;
     }
     if is_html(head) {
@@ -159,11 +157,11 @@ fn text_kind(head: &[u8]) -> Kind {
     Kind::Other
 }
 
-/// Mail: the file starts with a header field that mail files start with (an mbox `From ` line, or one of
-/// the fields mail transfer agents put first).
+/// Mail: the file starts with an mbox `From ` line, or with a header field that mail files start with
+/// (the fields mail transfer agents and clients put first, and the MIME fields a bare entity starts
+/// with) on a line of its own.
 fn is_mail(head: &[u8]) -> bool {
-    const FIRST: [&[u8]; 12] = [
-        b"from ",
+    const FIRST: [&[u8]; 14] = [
         b"received:",
         b"return-path:",
         b"delivered-to:",
@@ -173,18 +171,29 @@ fn is_mail(head: &[u8]) -> bool {
         b"date:",
         b"message-id:",
         b"mime-version:",
+        b"content-type:",
+        b"content-transfer-encoding:",
         b"x-",
         b"reply-to:",
+        b"sender:",
     ];
     let start = head
         .iter()
         .position(|b| !b.is_ascii_whitespace())
         .unwrap_or(head.len());
     let head = &head[start..];
-    let lower: Vec<u8> = head.iter().take(32).map(u8::to_ascii_lowercase).collect();
-    FIRST.iter().any(|f| lower.starts_with(f))
-        && (lower.starts_with(b"from ")
-            || head.iter().take_while(|&&b| b != b'\n').any(|&b| b == b':'))
+    if head.starts_with(b"From ") {
+        return true;
+    }
+    let first_line = &head[..memchr::memchr(b'\n', head).unwrap_or(head.len())];
+    let Some(colon) = memchr::memchr(b':', first_line) else {
+        return false;
+    };
+    let name = &first_line[..=colon];
+    name.iter().all(|c| c.is_ascii_graphic())
+        && FIRST
+            .iter()
+            .any(|f| name.len() >= f.len() && name[..f.len()].eq_ignore_ascii_case(f))
 }
 
 /// HTML: one of the tags HTML documents (and HTML mail parts) start with, in the first KiB.
@@ -268,8 +277,45 @@ mod tests {
         assert_eq!(detect(b"Received: from x\nSubject: y\n\nbody"), Kind::Mail);
         assert_eq!(detect(b"<A HREF=\"data:x\">"), Kind::Html);
         assert_eq!(detect(b"begin 644 clam.exe\n"), Kind::Uuencoded);
+        assert_eq!(detect(b"From a@b Thu Jul 31\nFrom: a@b\n"), Kind::Mail);
+        assert_eq!(
+            detect(b"(This file must be converted with BinHex 4.0)\n:"),
+            Kind::BinHex
+        );
         assert_eq!(detect(b"plain words: nothing"), Kind::Other);
         assert_eq!(detect(b""), Kind::Other);
+    }
+
+    /// issue 12: a mail that carries BinHex (or uuencode) near its start is a mail: typed by what it
+    /// carries, its other parts were never read.
+    #[test]
+    fn mail_is_typed_before_what_it_carries() {
+        let mail = b"X-Mailer: x\n\n(This file must be converted with BinHex 4.0)\n:";
+        assert_eq!(detect(mail), Kind::Mail);
+        assert_eq!(
+            detect(b"Content-Type: text/plain\n\nbegin 644 a\n"),
+            Kind::Mail
+        );
+    }
+
+    /// issue 12: uuencoded files in notes and news posts start after some text.
+    #[test]
+    fn uuencoded_text_is_typed_by_a_begin_line_anywhere_in_its_head() {
+        assert_eq!(detect(b"notes\r\nbegin 600 a.bin\r\nM\n"), Kind::Uuencoded);
+        assert_eq!(detect(b"to begin 644 words"), Kind::Other);
+    }
+
+    /// issue 12: only an mbox `From ` line (capital F) or a header field makes a mail.
+    #[test]
+    fn text_that_starts_like_a_word_of_a_header_is_not_mail() {
+        assert_eq!(detect(b"from here on: plain text"), Kind::Other);
+        assert_eq!(detect(b"To be or not: that is it"), Kind::Other);
+    }
+
+    /// issue 12: Word reads `{\rt` as RTF, so the typing does.
+    #[test]
+    fn rtf_without_its_f_is_rtf() {
+        assert_eq!(detect(b"{\\rt{\\object}}"), Kind::Rtf);
     }
 
     #[test]

@@ -16,20 +16,27 @@ pub mod kind;
 pub mod limits;
 
 mod arj;
+mod binhex;
 mod bzip2;
 mod cab;
 mod chm;
 mod cpio;
+mod decode;
 mod fields;
 mod gzip;
+mod html;
 mod iso9660;
 mod lha;
 mod lzma;
+mod mail;
 mod mszip;
+mod rtf;
 mod sevenzip;
 mod sis;
 mod szdd;
 mod tar;
+mod tnef;
+mod uuencode;
 mod xz;
 mod zip;
 mod zip_walk;
@@ -113,6 +120,12 @@ pub fn unpacker(kind: Kind, families: &Families) -> Option<Unpacker> {
         Kind::Szdd => (families.archive, szdd::unpack),
         Kind::Chm => (families.archive, chm::unpack),
         Kind::Sis => (families.archive, sis::unpack),
+        Kind::Mail => (families.mail, mail::unpack),
+        Kind::Uuencoded => (families.mail, uuencode::unpack),
+        Kind::BinHex => (families.mail, binhex::unpack),
+        Kind::Tnef => (families.mail, tnef::unpack),
+        Kind::Html => (families.html, html::unpack),
+        Kind::Rtf => (families.ole2, rtf::unpack),
         _ => return None,
     };
     family_on.then_some(f)
