@@ -16,6 +16,9 @@ pub mod kind;
 pub mod limits;
 
 mod gzip;
+mod ole2;
+mod onenote;
+mod pdf;
 mod tar;
 
 pub use kind::Kind;
@@ -82,6 +85,9 @@ pub fn unpacker(kind: Kind, families: &Families) -> Option<Unpacker> {
     let (family_on, f): (bool, Unpacker) = match kind {
         Kind::Gzip => (families.archive, gzip::unpack),
         Kind::Tar => (families.archive, tar::unpack),
+        Kind::Ole2 => (families.ole2, ole2::unpack),
+        Kind::OneNote => (families.onenote, onenote::unpack),
+        Kind::Pdf => (families.pdf, pdf::unpack),
         _ => return None,
     };
     family_on.then_some(f)
