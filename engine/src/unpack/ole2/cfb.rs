@@ -75,15 +75,21 @@ pub struct CompoundFile<'a> {
 }
 
 fn u16_at(d: &[u8], off: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(d.get(off..off.checked_add(2)?)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        d.get(off..off.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
 fn u32_at(d: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(d.get(off..off.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        d.get(off..off.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn u64_at(d: &[u8], off: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(d.get(off..off.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        d.get(off..off.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 /// Why a file cannot be read as a compound file at all.
@@ -118,7 +124,11 @@ impl<'a> CompoundFile<'a> {
         if dir.len() < DIR_ENTRY_LEN {
             return Err(OpenError::NoDirectory);
         }
-        let size_mask = if sector_shift == 9 { u64::from(u32::MAX) } else { u64::MAX };
+        let size_mask = if sector_shift == 9 {
+            u64::from(u32::MAX)
+        } else {
+            u64::MAX
+        };
         let raw = parse_directory(&dir, size_mask);
         let Some(root) = raw.first().filter(|e| e.kind == Some(EntryType::Root)) else {
             return Err(OpenError::NoDirectory);
@@ -215,7 +225,9 @@ impl<'a> CompoundFile<'a> {
         while n <= MAX_REGULAR_SECTOR && out.len() < cap && steps <= self.minifat.len() {
             steps += 1;
             let off = n as usize * MINI_SECTOR_LEN;
-            let Some(s) = self.mini_stream.get(off..(off + MINI_SECTOR_LEN).min(self.mini_stream.len()))
+            let Some(s) = self
+                .mini_stream
+                .get(off..(off + MINI_SECTOR_LEN).min(self.mini_stream.len()))
             else {
                 break;
             };
@@ -224,7 +236,11 @@ impl<'a> CompoundFile<'a> {
             }
             let take = s.len().min(cap - out.len());
             out.extend_from_slice(&s[..take]);
-            n = self.minifat.get(n as usize).copied().unwrap_or(END_OF_CHAIN);
+            n = self
+                .minifat
+                .get(n as usize)
+                .copied()
+                .unwrap_or(END_OF_CHAIN);
         }
         out
     }
@@ -298,7 +314,9 @@ fn walk_tree(raw: &[RawEntry]) -> Vec<Entry> {
     let mut paths: Vec<Vec<String>> = vec![Vec::new()];
     stack.push((raw[0].child, 0, 0));
     while let Some((id, parent, path)) = stack.pop() {
-        let Some(e) = raw.get(id as usize) else { continue };
+        let Some(e) = raw.get(id as usize) else {
+            continue;
+        };
         if std::mem::replace(&mut visited[id as usize], true) {
             continue;
         }

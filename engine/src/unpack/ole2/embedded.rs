@@ -54,7 +54,9 @@ fn cstr(d: &[u8], pos: &mut usize) -> Option<String> {
 }
 
 fn u32_at(d: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(d.get(off..off.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        d.get(off..off.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 const RT_EXTERNAL_OLE_OBJECT_STG: u16 = 0x1011;

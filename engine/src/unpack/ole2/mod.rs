@@ -184,7 +184,10 @@ fn is_encrypted(cf: &CompoundFile) -> bool {
         .filter(|e| e.kind == EntryType::Stream)
         .any(|e| match e.name.as_str() {
             "EncryptionInfo" | "EncryptedPackage" => true,
-            "WordDocument" => cf.read(e, 12).get(0x0A..0x0C).is_some_and(|f| f[1] & 0x01 != 0),
+            "WordDocument" => cf
+                .read(e, 12)
+                .get(0x0A..0x0C)
+                .is_some_and(|f| f[1] & 0x01 != 0),
             "Workbook" | "Book" => excel_filepass(&cf.read(e, PEEK)),
             "Current User" => cf.read(e, 16).get(12..16) == Some(&0xF3D1_C4DFu32.to_le_bytes()[..]),
             _ => false,

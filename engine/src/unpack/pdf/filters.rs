@@ -76,7 +76,9 @@ pub fn decode(raw: &[u8], filters: &[(Vec<u8>, Option<&Dict>)], room: u64) -> De
         let next = match name.as_slice() {
             b"FlateDecode" | b"Fl" => predict(flate(input, max), *parms, max),
             b"LZWDecode" | b"LZW" => {
-                let early = parms.and_then(|p| p.get(b"EarlyChange")).and_then(Obj::as_int);
+                let early = parms
+                    .and_then(|p| p.get(b"EarlyChange"))
+                    .and_then(Obj::as_int);
                 predict(lzw(input, early != Some(0), max), *parms, max)
             }
             b"ASCIIHexDecode" | b"AHx" => ascii_hex(input, max),
@@ -337,7 +339,10 @@ mod tests {
         assert_eq!(ascii_hex(b"48 65 6c6C6f7>", 100), b"Hellop");
         assert_eq!(ascii85(b"<~87cURD]i,\"Ebo80~>", 100), b"Hello world");
         assert_eq!(ascii85(b"z!!~>", 100), [0, 0, 0, 0, 0]);
-        assert_eq!(run_length(&[2, b'a', b'b', b'c', 254, b'x', 128, 9], 100), b"abcxxx");
+        assert_eq!(
+            run_length(&[2, b'a', b'b', b'c', 254, b'x', 128, 9], 100),
+            b"abcxxx"
+        );
         assert_eq!(run_length(&[129, 0], 10).len(), 10, "capped");
     }
 

@@ -103,7 +103,9 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
 enum Clear {
     All,
     /// Cross-reference streams, plus embedded files when `/EFF` is `/Identity`.
-    XrefOnly { embedded: bool },
+    XrefOnly {
+        embedded: bool,
+    },
 }
 
 impl Clear {
@@ -272,12 +274,12 @@ impl<'a> Pdf<'a> {
                 Obj::Array(a) => stack.extend(a.iter()),
                 Obj::Dict(d) => {
                     if let Some(Obj::Dict(ef)) = d.get(b"EF").map(|e| self.resolve(e)) {
-                        let name = [&b"UF"[..], b"F"]
-                            .iter()
-                            .find_map(|k| match d.get(k).map(|v| self.resolve(v)) {
+                        let name = [&b"UF"[..], b"F"].iter().find_map(|k| {
+                            match d.get(k).map(|v| self.resolve(v)) {
                                 Some(Obj::Str(s)) if !s.is_empty() => Some(text(s)),
                                 _ => None,
-                            });
+                            }
+                        });
                         for (_, target) in &ef.0 {
                             if let (Obj::Ref(n, _), Some(name)) = (target, &name) {
                                 names.entry(*n).or_insert_with(|| name.clone());
@@ -393,7 +395,10 @@ fn find_objects(data: &[u8], sink: &dyn Sink) -> Vec<Record> {
 /// The `num gen obj` header whose `obj` is at `at`: (header start, value start, num, gen).
 fn header_at(data: &[u8], at: usize) -> Option<(usize, usize, u32, u16)> {
     let after = at + 3;
-    if data.get(after).is_some_and(|&b| !object::is_white(b) && !object::is_delimiter(b)) {
+    if data
+        .get(after)
+        .is_some_and(|&b| !object::is_white(b) && !object::is_delimiter(b))
+    {
         return None;
     }
     let mut i = at;

@@ -109,7 +109,10 @@ impl<'a> Parser<'a> {
     /// The regular characters at the cursor (a keyword or number), without moving.
     pub fn word(&self) -> &'a [u8] {
         let rest = &self.data[self.pos.min(self.data.len())..];
-        let end = rest.iter().position(|&b| !is_regular(b)).unwrap_or(rest.len());
+        let end = rest
+            .iter()
+            .position(|&b| !is_regular(b))
+            .unwrap_or(rest.len());
         &rest[..end]
     }
 
@@ -161,7 +164,10 @@ impl<'a> Parser<'a> {
                     _ => Obj::Null,
                 })
             }
-            _ if w.first().is_some_and(|c| c.is_ascii_digit() || b"+-.".contains(c)) => {
+            _ if w
+                .first()
+                .is_some_and(|c| c.is_ascii_digit() || b"+-.".contains(c)) =>
+            {
                 self.pos += w.len();
                 Some(self.number(w))
             }
@@ -178,10 +184,7 @@ impl<'a> Parser<'a> {
         let save = self.pos;
         self.skip_white();
         let gen = self.word();
-        if let (Ok(num), Some(Ok(g))) = (
-            u32::try_from(n),
-            parse_int(gen).map(u16::try_from),
-        ) {
+        if let (Ok(num), Some(Ok(g))) = (u32::try_from(n), parse_int(gen).map(u16::try_from)) {
             self.pos += gen.len();
             self.skip_white();
             if self.word() == b"R" {
