@@ -928,3 +928,48 @@ fn absurd_pdf_numbers_are_not_allocated() {
     });
     assert!(peak < 4 << 20, "{peak}");
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Fuzz seeds: `cargo test -p engine --test unpack_docs -- --ignored write_fuzz_seeds` writes files built
+// here (never the GPL test files) into the fuzz corpora.
+
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let write = |target: &str, name: &str, data: &[u8]| {
+        let dir = corpus.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), data).unwrap();
+    };
+    let small = b"MZ small payload".to_vec();
+    let package = cfb_file(&[("/ObjectPool/_1/\u{1}Ole10Native", &ole10native("a.exe", "C:\\a.exe", &small))]);
+    write("ole2", "package", &package);
+    write("ole2", "ppt", &cfb_file(&[("/PowerPoint Document", &ppt_stream(&package))]));
+    write("ole2", "vba", &vba_project(&vba_dir("Module1", "Module1", 333)));
+    write("ole2", "encrypted", &cfb_file(&[("/EncryptionInfo", &[4, 0, 4, 0])]));
+    write("ovba", "source", &ovba_compress(&macro_source()));
+    write("ovba", "dir", &ovba_compress(&vba_dir("Module1", "Module1", 333)));
+    write("ovba", "dir-raw", &vba_dir("M", "M", 0));
+    write(
+        "onenote",
+        "two-files",
+        &onenote(&[file_data(&small, small.len() as u64), file_data(b"x", 1)]),
+    );
+    let mut w = PdfWriter::new();
+    w.stream("/Filter /FlateDecode", &zlib(&small));
+    w.stream("/Filter [/AHx /LZW]", &ascii_hex(&lzw(&small, true)));
+    w.stream("/Filter /A85", &ascii85(&small));
+    w.stream("/Filter /RL", &run_length(&small));
+    w.stream(
+        "/Filter /Fl /DecodeParms << /Predictor 12 /Columns 4 >>",
+        &zlib(&png_rows(&small, 4)),
+    );
+    write("pdf", "filters", &w.finish("/Root 1 0 R"));
+    let mut w = PdfWriter::new();
+    let inner = "<< /Type /Filespec /F (a.exe) /EF << /F 2 0 R >> >>";
+    w.stream("/Type /ObjStm /N 1 /First 4", format!("3 0 {inner}").as_bytes());
+    w.stream("/Type /EmbeddedFile", &small);
+    w.obj("<< /Filter /Standard /V 4 /EFF /Identity >>");
+    write("pdf", "objstm-encrypted", &w.finish("/Encrypt 3 0 R"));
+}

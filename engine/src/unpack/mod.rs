@@ -16,7 +16,7 @@ pub mod kind;
 pub mod limits;
 
 mod gzip;
-mod ole2;
+pub mod ole2;
 mod onenote;
 mod pdf;
 mod tar;
