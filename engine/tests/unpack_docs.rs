@@ -17,18 +17,24 @@ struct Probe;
 
 thread_local! {
     static LARGEST: Cell<usize> = const { Cell::new(0) };
+    static TOTAL: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note(size: usize) {
+    let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
+    let _ = TOTAL.try_with(|t| t.set(t.get().saturating_add(size)));
 }
 
 unsafe impl GlobalAlloc for Probe {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = LARGEST.try_with(|l| l.set(l.get().max(layout.size())));
+        note(layout.size());
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = LARGEST.try_with(|l| l.set(l.get().max(new_size)));
+        note(new_size);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -38,9 +44,16 @@ static GLOBAL: Probe = Probe;
 
 /// Runs `f` and returns the largest single allocation it made on this thread.
 fn largest_allocation(f: impl FnOnce()) -> usize {
+    allocations(f).0
+}
+
+/// Runs `f` and returns the largest single allocation it made on this thread and the sum of all of
+/// them: work that reads the same bytes again and again shows in the sum.
+fn allocations(f: impl FnOnce()) -> (usize, usize) {
     LARGEST.with(|l| l.set(0));
+    TOTAL.with(|t| t.set(0));
     f();
-    LARGEST.with(|l| l.get())
+    (LARGEST.with(|l| l.get()), TOTAL.with(|t| t.get()))
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -503,6 +516,48 @@ fn a_stream_size_of_4_gib_in_a_small_file_is_not_allocated() {
     );
 }
 
+/// Patches every directory entry named `from` (a name of the same length) to be named `to` and to hold
+/// the sectors of `target`'s entry.
+fn alias_entries(file: &mut [u8], from: &str, to: &str, target: &str) -> usize {
+    let t = dir_entry(file, target);
+    let (start, size) = (u32_at(file, t + 0x74), file[t + 0x78..t + 0x80].to_vec());
+    let from16: Vec<u8> = from.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let to16: Vec<u8> = to.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let mut n = 0;
+    for e in (0..file.len() - 128).step_by(128) {
+        if file[e..e + from16.len()] == from16[..] && file[e + 0x42] == 2 {
+            file[e..e + to16.len()].copy_from_slice(&to16);
+            file[e + 0x74..e + 0x78].copy_from_slice(&start.to_le_bytes());
+            file[e + 0x78..e + 0x80].copy_from_slice(&size);
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn entries_sharing_one_chain_are_read_once_issue_12() {
+    // Hundreds of VBA storages whose `dir` streams, and hundreds of streams named Workbook, all point
+    // at one 1 MiB chain: each chain is read once, not once per entry.
+    let big = vec![0x41u8; 1 << 20];
+    let names: Vec<String> = (0..300).map(|i| format!("/S{i}/VBA/dir")).collect();
+    let books: Vec<String> = (0..300).map(|i| format!("/S{i}/Wb{i:06}")).collect();
+    let mut streams: Vec<(&str, &[u8])> = vec![("/Big", &big)];
+    streams.extend(names.iter().map(|n| (n.as_str(), &b"x"[..])));
+    streams.extend(books.iter().map(|n| (n.as_str(), &b"y"[..])));
+    let mut file = cfb_file(&streams);
+    assert_eq!(alias_entries(&mut file, "dir", "dir", "Big"), 300);
+    let books_patched: usize = (0..300)
+        .map(|i| alias_entries(&mut file, &format!("Wb{i:06}"), "Workbook", "Big"))
+        .sum();
+    assert_eq!(books_patched, 300);
+    let (_, total) = allocations(|| {
+        let got = run(Kind::Ole2, &file);
+        assert_eq!(got.members.len(), 1, "one chain, one member");
+    });
+    assert!(total < 64 << 20, "allocated {total} bytes in all");
+}
+
 #[test]
 fn damaged_test_documents_never_panic() {
     for name in ["clam.ole.doc", "clam.ppt"] {
@@ -909,6 +964,32 @@ fn filter_chains_and_bombs_are_bounded() {
 }
 
 #[test]
+fn trailers_and_object_stream_offsets_are_each_parsed_once_issue_12() {
+    // Many `trailer` keywords each opening an unterminated string: each is read up to the next.
+    let mut pdf = b"%PDF-1.4\n1 0 obj << >> endobj\n".to_vec();
+    pdf.extend_from_slice(&b"trailer<<(".repeat(20_000));
+    let (_, total) = allocations(|| {
+        let _ = run(Kind::Pdf, &pdf);
+    });
+    assert!(total < 64 << 20, "allocated {total} bytes in all");
+    // An object stream whose objects all start at one offset, an unterminated string.
+    let header = "1 0 ".repeat(20_000);
+    let mut body = header.clone().into_bytes();
+    body.push(b'(');
+    body.extend(std::iter::repeat_n(b'a', 200_000));
+    let mut w = PdfWriter::new();
+    w.stream(
+        &format!("/Type /ObjStm /N 20000 /First {}", header.len()),
+        &body,
+    );
+    let pdf = w.finish("");
+    let (_, total) = allocations(|| {
+        let _ = run(Kind::Pdf, &pdf);
+    });
+    assert!(total < 64 << 20, "allocated {total} bytes in all");
+}
+
+#[test]
 fn absurd_pdf_numbers_are_not_allocated() {
     let p = payload();
     let mut w = PdfWriter::new();
@@ -943,13 +1024,32 @@ fn write_fuzz_seeds() {
         std::fs::write(dir.join(name), data).unwrap();
     };
     let small = b"MZ small payload".to_vec();
-    let package = cfb_file(&[("/ObjectPool/_1/\u{1}Ole10Native", &ole10native("a.exe", "C:\\a.exe", &small))]);
+    let package = cfb_file(&[(
+        "/ObjectPool/_1/\u{1}Ole10Native",
+        &ole10native("a.exe", "C:\\a.exe", &small),
+    )]);
     write("ole2", "package", &package);
-    write("ole2", "ppt", &cfb_file(&[("/PowerPoint Document", &ppt_stream(&package))]));
-    write("ole2", "vba", &vba_project(&vba_dir("Module1", "Module1", 333)));
-    write("ole2", "encrypted", &cfb_file(&[("/EncryptionInfo", &[4, 0, 4, 0])]));
+    write(
+        "ole2",
+        "ppt",
+        &cfb_file(&[("/PowerPoint Document", &ppt_stream(&package))]),
+    );
+    write(
+        "ole2",
+        "vba",
+        &vba_project(&vba_dir("Module1", "Module1", 333)),
+    );
+    write(
+        "ole2",
+        "encrypted",
+        &cfb_file(&[("/EncryptionInfo", &[4, 0, 4, 0])]),
+    );
     write("ovba", "source", &ovba_compress(&macro_source()));
-    write("ovba", "dir", &ovba_compress(&vba_dir("Module1", "Module1", 333)));
+    write(
+        "ovba",
+        "dir",
+        &ovba_compress(&vba_dir("Module1", "Module1", 333)),
+    );
     write("ovba", "dir-raw", &vba_dir("M", "M", 0));
     write(
         "onenote",
@@ -968,7 +1068,10 @@ fn write_fuzz_seeds() {
     write("pdf", "filters", &w.finish("/Root 1 0 R"));
     let mut w = PdfWriter::new();
     let inner = "<< /Type /Filespec /F (a.exe) /EF << /F 2 0 R >> >>";
-    w.stream("/Type /ObjStm /N 1 /First 4", format!("3 0 {inner}").as_bytes());
+    w.stream(
+        "/Type /ObjStm /N 1 /First 4",
+        format!("3 0 {inner}").as_bytes(),
+    );
     w.stream("/Type /EmbeddedFile", &small);
     w.obj("<< /Filter /Standard /V 4 /EFF /Identity >>");
     write("pdf", "objstm-encrypted", &w.finish("/Encrypt 3 0 R"));

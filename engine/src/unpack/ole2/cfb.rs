@@ -245,22 +245,25 @@ impl<'a> CompoundFile<'a> {
         out
     }
 
+    /// The file's length.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether a stream lives in the mini stream.
+    pub fn is_mini(&self, entry: &Entry) -> bool {
+        entry.size < self.mini_cutoff
+    }
+
     /// The bytes of a stream entry, at most `cap` of them (fewer if its chain is cut short). The size is
     /// believed only as far as the file's bytes go.
     pub fn read(&self, entry: &Entry, cap: u64) -> Vec<u8> {
         let size = entry.size.min(cap);
-        if entry.size < self.mini_cutoff {
+        if self.is_mini(entry) {
             self.mini_chain_bytes(entry.start, size)
         } else {
             self.chain_bytes(entry.start, size)
         }
-    }
-
-    /// The stream entries whose parent is the storage `parent`.
-    pub fn children(&self, parent: u32) -> impl Iterator<Item = &Entry> {
-        self.entries
-            .iter()
-            .filter(move |e| e.parent == Some(parent) && e.kind == EntryType::Stream)
     }
 }
 

@@ -16,7 +16,7 @@ pub mod ovba;
 
 use super::{Flow, Limit, Sink, UnpackError};
 use cfb::{CompoundFile, Entry, EntryType, OpenError};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// clamscan's name for an encrypted OLE2 document (ClamAV 1.5 added the check; `--alert-encrypted-doc`).
 pub const ENCRYPTED: &str = "Heuristics.Encrypted.OLE2";
@@ -84,18 +84,30 @@ fn streams(cf: &CompoundFile, sink: &mut dyn Sink) -> Flow {
 }
 
 /// The macro source of every VBA storage's modules: as the `dir` stream lists them, then any other
-/// stream in the storage where a compressed source starts.
+/// stream in the storage where a compressed source starts. Each chain is read once however many
+/// entries point at it, and all these reads together stay within [`ReadBudget`].
 fn macros(cf: &CompoundFile, sink: &mut dyn Sink) -> Flow {
+    let mut children: HashMap<u32, Vec<&Entry>> = HashMap::new();
+    for e in cf.entries.iter().filter(|e| e.kind == EntryType::Stream) {
+        if let Some(p) = e.parent {
+            children.entry(p).or_default().push(e);
+        }
+    }
+    let mut reads = ReadBudget::new(cf);
     let vba_storages = cf
         .entries
         .iter()
         .filter(|e| e.kind == EntryType::Storage && e.name.eq_ignore_ascii_case("VBA"));
     for storage in vba_storages {
-        let children: Vec<&Entry> = cf.children(storage.id).collect();
+        if sink.stopped() {
+            return Flow::Stop;
+        }
+        let children = children.get(&storage.id).map_or(&[][..], Vec::as_slice);
         let modules = children
             .iter()
             .find(|e| e.name.eq_ignore_ascii_case("dir"))
-            .map(|dir| ovba::modules(&ovba::decompress(&cf.read(dir, sink.room()), cap(sink))))
+            .and_then(|dir| reads.read(cf, dir, sink.room()))
+            .map(|dir| ovba::modules(&ovba::decompress(&dir, cap(sink))))
             .unwrap_or_default();
         let mut done = HashSet::new();
         for m in &modules {
@@ -106,7 +118,9 @@ fn macros(cf: &CompoundFile, sink: &mut dyn Sink) -> Flow {
                         .is_some_and(|u| e.name.eq_ignore_ascii_case(u))
             });
             let Some(stream) = stream else { continue };
-            let bytes = cf.read(stream, sink.room());
+            let Some(bytes) = reads.read(cf, stream, sink.room()) else {
+                continue;
+            };
             let Some(compressed) = bytes.get(m.offset as usize..) else {
                 continue;
             };
@@ -124,7 +138,9 @@ fn macros(cf: &CompoundFile, sink: &mut dyn Sink) -> Flow {
             if lower == "dir" || lower.starts_with("_vba_project") || lower.starts_with("__srp_") {
                 continue;
             }
-            let bytes = cf.read(stream, sink.room());
+            let Some(bytes) = reads.read(cf, stream, sink.room()) else {
+                continue;
+            };
             let Some(at) = ovba::find_source(&bytes) else {
                 continue;
             };
@@ -135,6 +151,32 @@ fn macros(cf: &CompoundFile, sink: &mut dyn Sink) -> Flow {
         }
     }
     Flow::Continue
+}
+
+/// The streams read again for the VBA projects (they were handed out whole already): each chain once,
+/// and at most twice the file's length plus 1 MiB in all, however the directory aliases its chains
+/// (entries starting in the middle of one long chain would otherwise read it again and again).
+struct ReadBudget {
+    started: HashSet<(u32, bool)>,
+    left: u64,
+}
+
+impl ReadBudget {
+    fn new(cf: &CompoundFile) -> Self {
+        ReadBudget {
+            started: HashSet::new(),
+            left: (cf.len() as u64).saturating_mul(2).saturating_add(1 << 20),
+        }
+    }
+
+    fn read(&mut self, cf: &CompoundFile, e: &Entry, room: u64) -> Option<Vec<u8>> {
+        if self.left == 0 || !self.started.insert((e.start, cf.is_mini(e))) {
+            return None;
+        }
+        let bytes = cf.read(e, room.min(self.left));
+        self.left = self.left.saturating_sub(bytes.len() as u64);
+        Some(bytes)
+    }
 }
 
 /// The decompression cap: one byte past the room, so that a source larger than the room is told apart.
@@ -179,19 +221,25 @@ fn path(e: &Entry) -> String {
 /// (0xF3D1C4DF, [MS-PPT] 2.3.2).
 fn is_encrypted(cf: &CompoundFile) -> bool {
     const PEEK: u64 = 64 << 10;
+    // Each name is looked at once: a directory repeating a name cannot multiply the reads.
+    let mut looked = HashSet::new();
     cf.entries
         .iter()
-        .filter(|e| e.kind == EntryType::Stream)
+        .filter(|e| e.kind == EntryType::Stream && looked.insert(e.name.as_str()))
         .any(|e| match e.name.as_str() {
             "EncryptionInfo" | "EncryptedPackage" => true,
-            "WordDocument" => cf
-                .read(e, 12)
-                .get(0x0A..0x0C)
-                .is_some_and(|f| f[1] & 0x01 != 0),
+            "WordDocument" => word_encrypted(&cf.read(e, 12)),
             "Workbook" | "Book" => excel_filepass(&cf.read(e, PEEK)),
             "Current User" => cf.read(e, 16).get(12..16) == Some(&0xF3D1_C4DFu32.to_le_bytes()[..]),
             _ => false,
         })
+}
+
+/// A Word FIB (wIdent 0xA5EC, Word 97 and later; 0xA5DC, Word 6 and 95) with fEncrypted set: the
+/// identifier keeps a stream that merely has the name from being read as flags.
+fn word_encrypted(fib: &[u8]) -> bool {
+    matches!(fib.get(..2), Some([0xEC | 0xDC, 0xA5]))
+        && fib.get(0x0B).is_some_and(|f| f & 0x01 != 0)
 }
 
 /// A FILEPASS record before the end of the first (globals) substream of a BIFF workbook stream.

@@ -337,7 +337,7 @@ mod tests {
     #[test]
     fn text_filters_decode() {
         assert_eq!(ascii_hex(b"48 65 6c6C6f7>", 100), b"Hellop");
-        assert_eq!(ascii85(b"<~87cURD]i,\"Ebo80~>", 100), b"Hello world");
+        assert_eq!(ascii85(b"<~87cURD]i,\"Ebo80~>", 100), b"Hello World!");
         assert_eq!(ascii85(b"z!!~>", 100), [0, 0, 0, 0, 0]);
         assert_eq!(
             run_length(&[2, b'a', b'b', b'c', 254, b'x', 128, 9], 100),

@@ -136,8 +136,12 @@ impl<'a> Pdf<'a> {
 
     /// The streams in clear if the document is encrypted; `None` if it is not.
     fn encryption(&self) -> Option<Clear> {
-        let trailers = memmem::find_iter(self.data, b"trailer").filter_map(|at| {
-            let end = (at + TRAILER_WINDOW).min(self.data.len());
+        // Each trailer's dictionary is read up to the next `trailer` at most, so that many unterminated
+        // ones cannot each be read to the end of the window.
+        let starts: Vec<usize> = memmem::find_iter(self.data, b"trailer").collect();
+        let trailers = starts.iter().enumerate().filter_map(|(i, &at)| {
+            let next = starts.get(i + 1).copied().unwrap_or(self.data.len());
+            let end = (at + TRAILER_WINDOW).min(next);
             match Parser::new(&self.data[..end], at + 7).value(0) {
                 Some(Obj::Dict(d)) => Some(d),
                 _ => None,
@@ -329,14 +333,16 @@ fn inner_objects(decoded: &[u8], first: Option<i64>, count: Option<i64>) -> Vec<
         };
         pairs.push((n, off));
     }
+    // Each object is read from its offset to the next larger one; objects sharing an offset are read
+    // once (a crafted header could otherwise make each read the whole stream).
+    pairs.sort_by_key(|&(_, off)| off);
+    pairs.dedup_by_key(|&mut (_, off)| off);
     let mut objects = Vec::with_capacity(pairs.len());
     for (i, &(num, off)) in pairs.iter().enumerate() {
         let start = first.saturating_add(off);
         let end = pairs
             .get(i + 1)
-            .map(|&(_, o)| first.saturating_add(o))
-            .filter(|&e| e > start)
-            .unwrap_or(decoded.len())
+            .map_or(decoded.len(), |&(_, o)| first.saturating_add(o))
             .min(decoded.len());
         if start >= end {
             continue;
