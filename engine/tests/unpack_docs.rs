@@ -123,14 +123,14 @@ fn run_with(kind: Kind, data: &[u8], room: Option<u64>) -> Got {
     got
 }
 
-/// Cuts `data` at many lengths and flips bytes in many places: every run must end (no panic, no hang).
+/// Cuts `data` at many lengths (every one for small files) and flips bytes in many places: every run
+/// must end (no panic, no hang).
 fn survives_damage(kind: Kind, data: &[u8]) {
-    let step = (data.len() / 1500).max(1);
-    for cut in (0..data.len()).step_by(step) {
+    for cut in (0..data.len()).step_by((data.len() / 600).max(1)) {
         let _ = unpack::exercise(kind, &data[..cut]);
     }
     let mut d = data.to_vec();
-    for i in (0..d.len()).step_by(step.max(3)) {
+    for i in (0..d.len()).step_by((d.len() / 200).max(1)) {
         for flip in [0xFF, 0x80, 0x01] {
             d[i] ^= flip;
             let _ = unpack::exercise(kind, &d);
@@ -779,6 +779,35 @@ fn png_rows(data: &[u8], columns: usize) -> Vec<u8> {
     out
 }
 
+/// TIFF predictor 2 rows of `row` bytes: each byte less the one `bpp` bytes before it in its row.
+fn tiff_rows(data: &[u8], row: usize, bpp: usize) -> Vec<u8> {
+    data.chunks(row)
+        .flat_map(|r| {
+            (0..r.len()).map(move |i| {
+                if i >= bpp {
+                    r[i].wrapping_sub(r[i - bpp])
+                } else {
+                    r[i]
+                }
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn each_family_can_be_turned_off() {
+    let off = Families {
+        ole2: false,
+        pdf: false,
+        onenote: false,
+        ..Families::default()
+    };
+    for kind in [Kind::Ole2, Kind::Pdf, Kind::OneNote] {
+        assert!(unpack::unpacker(kind, &Families::default()).is_some());
+        assert!(unpack::unpacker(kind, &off).is_none());
+    }
+}
+
 #[test]
 fn clam_pdf_yields_clam_exe() {
     let Some(pdf) = testfile("clam.pdf") else {
@@ -817,6 +846,10 @@ fn each_filter_and_chain_decodes() {
         (
             "/Filter /FlateDecode /DecodeParms << /Predictor 15 /Columns 40 >>",
             zlib(&png_rows(&p, 40)),
+        ),
+        (
+            "/Filter /FlateDecode /DecodeParms << /Predictor 2 /Columns 10 /Colors 3 >>",
+            zlib(&tiff_rows(&p, 30, 3)),
         ),
         (
             "/Filter [/AHx /LZW] /DecodeParms [null << /Predictor 12 /Columns 7 /Colors 1 >>]",
