@@ -30,6 +30,9 @@ mod lha;
 mod lzma;
 mod mail;
 mod mszip;
+pub mod ole2;
+mod onenote;
+mod pdf;
 mod rtf;
 mod sevenzip;
 mod sis;
@@ -126,6 +129,9 @@ pub fn unpacker(kind: Kind, families: &Families) -> Option<Unpacker> {
         Kind::Tnef => (families.mail, tnef::unpack),
         Kind::Html => (families.html, html::unpack),
         Kind::Rtf => (families.ole2, rtf::unpack),
+        Kind::Ole2 => (families.ole2, ole2::unpack),
+        Kind::OneNote => (families.onenote, onenote::unpack),
+        Kind::Pdf => (families.pdf, pdf::unpack),
         _ => return None,
     };
     family_on.then_some(f)

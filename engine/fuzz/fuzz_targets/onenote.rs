@@ -1,0 +1,8 @@
+//! The OneNote unpacker (FileDataStoreObject headers) on any bytes (issue 12).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = engine::unpack::exercise(engine::unpack::Kind::OneNote, data);
+});
