@@ -13,8 +13,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
 /// Debian packages: clamscan and freshclam-free test files, used by the differential tests and the demo;
-/// rsyslog, whose daemon the audit syslog sink's test delivers to (a private instance, never the system one).
-const APT_PACKAGES: &[&str] = &["clamav", "clamav-daemon", "clamav-testfiles", "rsyslog"];
+/// rsyslog, whose daemon the audit syslog sink's test delivers to (a private instance, never the system one);
+/// the archivers the unpacking tests and the archive bench write their inputs with (issue 12).
+const APT_PACKAGES: &[&str] = &[
+    "clamav",
+    "clamav-daemon",
+    "clamav-testfiles",
+    "rsyslog",
+    "zip",
+    "unzip",
+    "p7zip-full",
+    "xz-utils",
+    "zstd",
+    "bzip2",
+    "cpio",
+    "gcab",
+    "genisoimage",
+    "arj",
+    "mscompress",
+    "cabextract",
+    "python3",
+];
 /// The eBPF crate builds with this toolchain (`-Z build-std`), never with the default one.
 const NIGHTLY: &str = "nightly";
 const BPF_TARGET: &str = "bpfel-unknown-none";
