@@ -7,6 +7,7 @@
 //!
 //! Behaviours of clamscan 1.4.6 that the generator relies on are recorded in `tests/ORACLE.md`.
 
+pub mod bomb;
 pub mod control;
 pub mod gate;
 pub mod gen;
