@@ -221,3 +221,33 @@ fn issue_12_ten_gibibytes_of_zeros_whose_headers_lie_end_bounded() {
         );
     }
 }
+
+#[test]
+fn issue_12_what_lying_members_inflate_is_charged_to_the_scan_budget() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (raw, crc) = deflate_of_a_gib_of_zeros();
+    // Each member inflates to the room (16 MiB) and is thrown away; four of them spend the 64 MiB budget.
+    let limits = Limits {
+        max_file_size: 16 << 20,
+        max_scan_size: 64 << 20,
+        ..Limits::default()
+    };
+    let db: &'static engine::Database = Box::leak(Box::new(common::clam_db()));
+    let report = Scanner::new(db).scan_deep(
+        &zip(&raw, crc, 1000, false),
+        &DeepOptions {
+            allmatch: false,
+            limits,
+        },
+    );
+    assert!(
+        report.limits.contains(&Limit::MaxScanSize),
+        "{:?}",
+        report.limits
+    );
+    assert!(
+        report.unscanned_count < MEMBERS as u64,
+        "every member was inflated: {:?}",
+        report.unscanned
+    );
+}

@@ -335,6 +335,16 @@ impl Sink for Walk<'_, '_> {
         }
     }
 
+    fn spent(&mut self, bytes: u64) -> Flow {
+        self.bytes = self.bytes.saturating_add(bytes);
+        if self.bytes > cap(self.opts.limits.max_scan_size) {
+            self.hit(Limit::MaxScanSize, "");
+            self.over = true;
+            return Flow::Stop;
+        }
+        Flow::Continue
+    }
+
     fn encrypted(&mut self, heuristic: &'static str, document: bool) -> Flow {
         let path = self.path_string();
         self.unscanned(path, "encrypted".into());

@@ -11,7 +11,8 @@ use std::io::{self, Read};
 #[derive(Debug)]
 pub enum Extracted {
     Whole(Vec<u8>),
-    Stopped(Limit),
+    /// Stopped at `Limit` after decoding this many bytes (discarded).
+    Stopped(Limit, u64),
 }
 
 /// The first reservation for a member: a header's size is believed only this far.
@@ -39,10 +40,10 @@ pub fn read_member(
         };
         let total = out.len() as u64 + n as u64;
         if total > room {
-            return Ok(Extracted::Stopped(Limit::MaxFileSize));
+            return Ok(Extracted::Stopped(Limit::MaxFileSize, total));
         }
         if compressed > 0 && total > RATIO_FLOOR && total / compressed > MAX_RATIO {
-            return Ok(Extracted::Stopped(Limit::CompressionRatio));
+            return Ok(Extracted::Stopped(Limit::CompressionRatio, total));
         }
         out.extend_from_slice(&chunk[..n]);
     }
@@ -69,7 +70,14 @@ pub fn emit(
     let got = read_member(&mut partial, room, compressed, declared)?;
     let flow = match got {
         Extracted::Whole(data) => sink.member(name, &data),
-        Extracted::Stopped(limit) => sink.too_large(name, limit),
+        Extracted::Stopped(limit, spent) => {
+            // Decoding what was then thrown away cost as much as scanning it: charged to the scan's
+            // byte budget, so that many lying members end at MaxScanSize rather than each at the room.
+            if sink.spent(spent) == super::Flow::Stop {
+                return Ok(super::Flow::Stop);
+            }
+            sink.too_large(name, limit)
+        }
     };
     match partial.error {
         Some(e) if flow == super::Flow::Continue => Err(e),
@@ -107,7 +115,7 @@ mod tests {
     fn a_member_stops_at_the_room_whatever_its_header_says() {
         let data = vec![0u8; 300_000];
         match read_member(&data[..], 200_000, 0, Some(10)).unwrap() {
-            Extracted::Stopped(Limit::MaxFileSize) => {}
+            Extracted::Stopped(Limit::MaxFileSize, _) => {}
             other => panic!("{other:?}"),
         }
         match read_member(&data[..], 300_000, 0, Some(u64::MAX)).unwrap() {
@@ -120,7 +128,7 @@ mod tests {
     fn a_bomb_stops_at_the_ratio_once_past_the_floor() {
         let zeros = io::repeat(0).take(RATIO_FLOOR + (1 << 20));
         match read_member(zeros, u64::MAX, 1000, None).unwrap() {
-            Extracted::Stopped(Limit::CompressionRatio) => {}
+            Extracted::Stopped(Limit::CompressionRatio, _) => {}
             other => panic!("{other:?}"),
         }
         // Below the floor, any ratio is fine.

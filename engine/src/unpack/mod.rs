@@ -71,6 +71,14 @@ pub trait Sink {
     /// [`limits::MAX_RATIO`]): recorded as a limit hit, so the file is never remembered as clean.
     fn too_large(&mut self, name: &str, limit: Limit) -> Flow;
 
+    /// `bytes` were decoded and thrown away (a member stopped at a limit): charged to the scan's byte
+    /// budget (`MaxScanSize`) as if scanned, so that a file of many lying members cannot cost its member
+    /// count times the room. `Flow::Stop` when the budget is spent.
+    fn spent(&mut self, bytes: u64) -> Flow {
+        let _ = bytes;
+        Flow::Continue
+    }
+
     /// An encrypted member or document that cannot be looked into: `heuristic` is clamscan's name for it
     /// (`Heuristics.Encrypted.Zip`, ...), reported when the matching `alert_encrypted_*` is on.
     fn encrypted(&mut self, heuristic: &'static str, document: bool) -> Flow;
