@@ -278,10 +278,13 @@ fn exec_guard_covers_overlayfs_with_a_lower_layer_on_another_filesystem() {
     let Some(_) = require_ebpf_on(t, &mut s) else {
         return;
     };
+    // Notify-only: the first exec is not held, so it runs, or is killed if the scan it caused put the
+    // file in the kernel's map before the new program reached the exec tracepoint (seen on a loaded
+    // machine); either way the file is scanned and every later exec is killed.
     let st = exec(&bad);
     assert!(
-        st.success(),
-        "notify-only: the first exec runs (and the file is scanned): {st:?}\n{}",
+        st.success() || st.signal() == Some(libc::SIGKILL),
+        "notify-only: the first exec runs or is killed (and the file is scanned): {st:?}\n{}",
         s.diag()
     );
     killed_after_detection(&mut s, &bad, "Ebpf.Test.Overlay");
