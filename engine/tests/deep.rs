@@ -166,3 +166,27 @@ fn clam_exe_itself_is_found_by_the_test_signature() {
     };
     assert!(common::finds_clam(&tgz).is_some());
 }
+
+#[test]
+fn a_rar_archive_that_cannot_be_read_is_reported_never_silently_clean() {
+    let db = db();
+    // The two RAR signatures (RAR 1.5-4.x and RAR 5) and no archive after them.
+    for magic in [&b"Rar!\x1a\x07\x00"[..], b"Rar!\x1a\x07\x01\x00"] {
+        let rar = [magic, &[0u8; 32][..]].concat();
+        let r = Scanner::new(&db).scan_deep(&rar, &opts(Limits::default()));
+        assert!(r.detections.is_empty());
+        assert_eq!(r.unscanned_count, 1, "{:?}", r.unscanned);
+        assert_eq!(r.unscanned[0].path, "");
+        assert!(
+            r.unscanned[0].reason.starts_with("corrupt RAR"),
+            "{:?}",
+            r.unscanned
+        );
+
+        // Inside another archive, the report names the member.
+        let file = tar(&[("readme.txt", b"hello"), ("dir/x.rar", &rar)]);
+        let r = Scanner::new(&db).scan_deep(&file, &opts(Limits::default()));
+        assert_eq!(r.unscanned_count, 1, "{:?}", r.unscanned);
+        assert_eq!(r.unscanned[0].path, "dir/x.rar");
+    }
+}

@@ -33,7 +33,14 @@ const APT_PACKAGES: &[&str] = &[
     "mscompress",
     "cabextract",
     "python3",
+    "python3-pip",
+    "libarchive-tools",
 ];
+/// Real RAR 1.5-5 archives (the RAR tests' inputs; RAR archives cannot be written with Debian's free
+/// packages): the test set of the `rarfile` Python package (ISC licence), from its source release on PyPI.
+const RARFILE_SDIST: &str = "rarfile==4.5";
+/// Where the RAR tests read them (engine/tests/unpack_rar.rs): `rarfile-4.5/test/files/`.
+const RARFILE_CACHE: &str = "/var/cache/sensor-tests/rarfile";
 /// The eBPF crate builds with this toolchain (`-Z build-std`), never with the default one.
 const NIGHTLY: &str = "nightly";
 const BPF_TARGET: &str = "bpfel-unknown-none";
@@ -199,6 +206,7 @@ fn path_with_cargo_bin() -> std::ffi::OsString {
 fn setup() -> Result<()> {
     println!("== setup: checking prerequisites");
     setup_apt().context("setup: Debian packages")?;
+    setup_rar_archives().context("setup: RAR test archives")?;
     setup_rust().context("setup: Rust toolchain components")?;
     setup_bpf_linker().context("setup: bpf-linker")?;
     println!("== setup: all prerequisites present");
@@ -256,6 +264,42 @@ fn setup_apt() -> Result<()> {
         still.is_empty(),
         "apt-get reported success but {} still not installed",
         still.join(", ")
+    );
+    Ok(())
+}
+
+/// Downloads the `rarfile` source release (its test archives) into [`RARFILE_CACHE`], once.
+fn setup_rar_archives() -> Result<()> {
+    let cache = Path::new(RARFILE_CACHE);
+    let files = cache.join("rarfile-4.5/test/files");
+    if files.join("rar5-solid.rar").is_file() {
+        println!("ok: RAR test archives in {}", files.display());
+        return Ok(());
+    }
+    std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
+    let cache_str = cache.to_string_lossy();
+    Step::new(
+        "python3",
+        &[
+            "-m",
+            "pip",
+            "download",
+            "--no-binary",
+            ":all:",
+            "--no-deps",
+            "--dest",
+            &cache_str,
+            RARFILE_SDIST,
+        ],
+    )
+    .run()?;
+    Step::new("tar", &["-xzf", "rarfile-4.5.tar.gz"])
+        .dir(cache)
+        .run()?;
+    ensure!(
+        files.join("rar5-solid.rar").is_file(),
+        "{} has no rar5-solid.rar after unpacking the rarfile release",
+        files.display()
     );
     Ok(())
 }

@@ -33,6 +33,7 @@ mod mszip;
 pub mod ole2;
 mod onenote;
 mod pdf;
+mod rar;
 mod rtf;
 mod sevenzip;
 mod sis;
@@ -131,6 +132,7 @@ pub fn unpacker(kind: Kind, families: &Families) -> Option<Unpacker> {
         Kind::Szdd => (families.archive, szdd::unpack),
         Kind::Chm => (families.archive, chm::unpack),
         Kind::Sis => (families.archive, sis::unpack),
+        Kind::Rar => (families.archive, rar::unpack),
         Kind::Mail => (families.mail, mail::unpack),
         Kind::Uuencoded => (families.mail, uuencode::unpack),
         Kind::BinHex => (families.mail, binhex::unpack),
