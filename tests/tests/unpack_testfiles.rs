@@ -13,11 +13,10 @@ const HSB: &str =
     "71e7b604d18aefd839e51a39c88df8383bb4c071dc31f87f00a2b5df580d4495:544:ClamAV-Test-File\n";
 
 /// Packed executables and installers: unpacked by the next issue (packers and installers), not this one.
-/// `clam-fsg.exe` is an FSG-packed executable, a packer like the others, although the issue's list
-/// leaves it out.
+/// (`clam-fsg.exe` is FSG-packed, but keeps the original program whole at the end of a section: the
+/// search for embedded executables finds it, as the issue asks.)
 const NEXT_ISSUE: &[&str] = &[
     "clam-aspack.exe",
-    "clam-fsg.exe",
     "clam-mew.exe",
     "clam-pespin.exe",
     "clam-petite.exe",

@@ -126,6 +126,21 @@ impl<'a, 'db> Walk<'a, 'db> {
         self.look_inside(data);
     }
 
+    /// Looks into the overlay of the outer file, an ELF whose other bytes hold nothing to look for:
+    /// `tail` is the file from offset `base` on.
+    pub(super) fn inside_outer_elf_overlay(&mut self, tail: &[u8], base: u64) {
+        if self.over || !self.opts.limits.families.embedded {
+            return;
+        }
+        if self.opts.limits.max_recursion <= 1 {
+            self.hit(Limit::MaxRecursion, "");
+            return;
+        }
+        if let Err(e) = unpack::unpack_elf_overlay(tail, base, self) {
+            self.unscanned(String::new(), e.to_string());
+        }
+    }
+
     pub(super) fn finish(mut self) -> Report<'db> {
         if self.opts.allmatch || self.report.detections.is_empty() {
             let room = if self.opts.allmatch { usize::MAX } else { 1 };
@@ -136,14 +151,13 @@ impl<'a, 'db> Walk<'a, 'db> {
     }
 
     /// Whether the file is worth reading whole to look inside: its first bytes type it as something with
-    /// an unpacker, or an executable that may carry an archive or another executable.
+    /// an unpacker (executables and untyped files have one: the search for embedded files).
     pub(super) fn worth_unpacking(&self, head: &[u8]) -> bool {
         if self.over {
             return false;
         }
         let k = kind::detect(head);
         unpack::unpacker(k, &self.opts.limits.families).is_some()
-            || (self.opts.limits.families.embedded && matches!(k, Kind::Pe | Kind::Elf))
     }
 
     fn scan_options(&self) -> ScanOptions {
@@ -242,7 +256,12 @@ impl<'a, 'db> Walk<'a, 'db> {
         // with MaxRecursion 3 a .tar.gz's members (depth 2) are scanned, with 2 they are not (measured
         // with clamscan 1.4.6, tests/ORACLE.md §8c).
         if self.depth.saturating_add(1) >= self.opts.limits.max_recursion {
-            self.hit(Limit::MaxRecursion, "");
+            // Executables and untyped files are searched for embedded ones: at the limit, only one that
+            // holds some is a limit hit (most hold none, and must stay cacheable as clean).
+            if !matches!(kind, Kind::Pe | Kind::Elf | Kind::Other) || holds_members(unpacker, data)
+            {
+                self.hit(Limit::MaxRecursion, "");
+            }
             return;
         }
         if let Err(e) = unpacker(data, self) {
@@ -250,6 +269,38 @@ impl<'a, 'db> Walk<'a, 'db> {
             self.unscanned(path, e.to_string());
         }
     }
+}
+
+/// Whether `unpacker` finds any member in `data`: the search alone, nothing scanned.
+fn holds_members(unpacker: unpack::Unpacker, data: &[u8]) -> bool {
+    struct Probe(bool);
+    impl Sink for Probe {
+        fn member(&mut self, _: &str, _: &[u8]) -> Flow {
+            self.0 = true;
+            Flow::Stop
+        }
+        fn room(&self) -> u64 {
+            u64::MAX
+        }
+        fn too_large(&mut self, _: &str, _: Limit) -> Flow {
+            self.0 = true;
+            Flow::Stop
+        }
+        fn encrypted(&mut self, _: &'static str, _: bool) -> Flow {
+            self.0 = true;
+            Flow::Stop
+        }
+        fn not_unpacked(&mut self, _: &'static str) {
+            self.0 = true;
+        }
+        fn stopped(&self) -> bool {
+            self.0
+        }
+    }
+    let mut probe = Probe(false);
+    // A damaged member still counts as a member.
+    let _ = unpacker(data, &mut probe);
+    probe.0
 }
 
 /// A name for a member its format leaves unnamed (a gzip stream without a stored name): the parent's
@@ -312,6 +363,10 @@ impl Sink for Walk<'_, '_> {
     fn room(&self) -> u64 {
         let left = cap(self.opts.limits.max_scan_size).saturating_sub(self.bytes);
         cap(self.opts.limits.max_file_size).min(left)
+    }
+
+    fn embedded_room(&self) -> u64 {
+        self.room().min(cap(self.opts.limits.max_embedded_pe))
     }
 
     fn too_large(&mut self, name: &str, limit: Limit) -> Flow {

@@ -22,9 +22,11 @@ mod cab;
 mod chm;
 mod cpio;
 mod decode;
+mod embedded;
 mod fields;
 mod gzip;
 mod html;
+mod ishield;
 mod iso9660;
 mod lha;
 mod lzma;
@@ -46,6 +48,7 @@ mod zip;
 mod zip_walk;
 mod zstd;
 
+pub use embedded::{overlay, unpack_elf_overlay, Overlay};
 pub use kind::Kind;
 pub use limits::{Families, Limit, Limits, DEFAULT_LIMITS};
 
@@ -71,6 +74,12 @@ pub trait Sink {
     /// A member not extracted because it is larger than [`Sink::room`] (or inflated past it, or past
     /// [`limits::MAX_RATIO`]): recorded as a limit hit, so the file is never remembered as clean.
     fn too_large(&mut self, name: &str, limit: Limit) -> Flow;
+
+    /// The largest executable found inside another file worth scanning on its own: `MaxEmbeddedPE`
+    /// (the walk's limit), at most [`Sink::room`].
+    fn embedded_room(&self) -> u64 {
+        self.room()
+    }
 
     /// `bytes` were decoded and thrown away (a member stopped at a limit): charged to the scan's byte
     /// budget (`MaxScanSize`) as if scanned, so that a file of many lying members cannot cost its member
@@ -142,7 +151,9 @@ pub fn unpacker(kind: Kind, families: &Families) -> Option<Unpacker> {
         Kind::Ole2 => (families.ole2, ole2::unpack),
         Kind::OneNote => (families.onenote, onenote::unpack),
         Kind::Pdf => (families.pdf, pdf::unpack),
-        _ => return None,
+        Kind::Pe => (families.embedded, embedded::unpack_pe),
+        Kind::Elf => (families.embedded, embedded::unpack_elf),
+        Kind::Other => (families.embedded, embedded::unpack_other),
     };
     family_on.then_some(f)
 }
@@ -150,6 +161,14 @@ pub fn unpacker(kind: Kind, families: &Families) -> Option<Unpacker> {
 /// Runs the unpacker for `kind` over `data`, members discarded, under a small budget: what fuzz targets and
 /// format tests drive each parser through. Returns the members' names and sizes, outermost level only.
 pub fn exercise(kind: Kind, data: &[u8]) -> Result<Vec<(String, usize)>, UnpackError> {
+    match unpacker(kind, &Families::default()) {
+        Some(f) => exercise_with(f, data),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// [`exercise`] with a given unpacker.
+pub fn exercise_with(f: Unpacker, data: &[u8]) -> Result<Vec<(String, usize)>, UnpackError> {
     struct Collect(Vec<(String, usize)>);
     impl Sink for Collect {
         fn member(&mut self, name: &str, data: &[u8]) -> Flow {
@@ -174,9 +193,6 @@ pub fn exercise(kind: Kind, data: &[u8]) -> Result<Vec<(String, usize)>, UnpackE
             self.0.len() >= 10_000
         }
     }
-    let Some(f) = unpacker(kind, &Families::default()) else {
-        return Ok(Vec::new());
-    };
     let mut sink = Collect(Vec::new());
     f(data, &mut sink).map(|()| sink.0)
 }
