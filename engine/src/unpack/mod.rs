@@ -167,6 +167,15 @@ pub fn exercise(kind: Kind, data: &[u8]) -> Result<Vec<(String, usize)>, UnpackE
     }
 }
 
+/// [`exercise`] on the InstallShield payload walk alone (it runs only behind a setup program's sections):
+/// what its fuzz target drives.
+pub fn exercise_installshield(data: &[u8]) -> Result<Vec<(String, usize)>, UnpackError> {
+    if !ishield::recognise(data) {
+        return Ok(Vec::new());
+    }
+    exercise_with(ishield::unpack, data)
+}
+
 /// [`exercise`] with a given unpacker.
 pub fn exercise_with(f: Unpacker, data: &[u8]) -> Result<Vec<(String, usize)>, UnpackError> {
     struct Collect(Vec<(String, usize)>);

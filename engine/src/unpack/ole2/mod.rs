@@ -63,16 +63,21 @@ fn streams(cf: &CompoundFile, sink: &mut dyn Sink) -> Flow {
         if bytes.is_empty() {
             continue;
         }
+        // A package's file before the stream that wraps it: the stream's own search for embedded
+        // executables would otherwise report the same file under a name the user cannot place.
+        if e.name == "\u{1}Ole10Native" {
+            if let Some((label, file)) =
+                embedded::ole10native(&bytes).filter(|(_, f)| !f.is_empty())
+            {
+                if sink.member(&format!("{name}/{label}"), file) == Flow::Stop {
+                    return Flow::Stop;
+                }
+            }
+        }
         if sink.member(&name, &bytes) == Flow::Stop {
             return Flow::Stop;
         }
         let flow = match e.name.as_str() {
-            "\u{1}Ole10Native" => match embedded::ole10native(&bytes) {
-                Some((label, file)) if !file.is_empty() => {
-                    sink.member(&format!("{name}/{}", label), file)
-                }
-                _ => Flow::Continue,
-            },
             "PowerPoint Document" => embedded::powerpoint(&bytes, sink),
             _ => Flow::Continue,
         };
