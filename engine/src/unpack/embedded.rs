@@ -238,7 +238,7 @@ fn first_header(
                 return best;
             }
             *budget -= 1;
-            if *budget % STOP_CHECK == 0 && sink.stopped() {
+            if budget.is_multiple_of(STOP_CHECK) && sink.stopped() {
                 return None;
             }
             if valid(data, hit, magic.kind) {
