@@ -504,6 +504,8 @@ pub(super) fn build(work: &Path, patterns: &[PathBuf], target_mb: u64) -> Result
         });
     }
     let _ = std::fs::remove_file(&list);
+    // The EICAR files are needed only inside the archives.
+    let _ = std::fs::remove_dir_all(&stage);
     println!(
         "    packed in {:.0} s into {}",
         t.elapsed().as_secs_f64(),

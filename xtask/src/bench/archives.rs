@@ -297,7 +297,7 @@ fn table(
     );
     row(
         format!(
-            "binaries corpus (scale part), 1 thread: MB/s vs {BINARIES_BEFORE_MB_S} before issue 12"
+            "binaries corpus (scale part, its --corpus), 1 thread: MB/s vs {BINARIES_BEFORE_MB_S} before issue 12"
         ),
         "-".into(),
         binaries_rate.map_or("not run (add `scale` to --parts)".into(), |r| {

@@ -27,8 +27,8 @@ pub enum BenchCmd {
     /// On-access gate: race escapes and open/exec latency, no scanner vs clamonacc vs sensor.
     /// Needs root (fanotify, tmpfs mounts). Writes target/bench/onaccess.md.
     Onaccess(OnAccessArgs),
-    /// Signature engine at scale: database load, memory, throughput and verdicts, clamscan vs sensor.
-    /// Writes target/bench/engine.md.
+    /// Signature engine at scale: database load, memory, throughput and verdicts, clamscan vs sensor;
+    /// also on archives packed at run time. Writes target/bench/engine.md.
     Engine(engine::EngineArgs),
     /// eBPF open prefilter: throughput, counted ring-buffer drops, and the tracepoints' overhead on
     /// opens outside the protected tree. Needs root. Writes target/bench/ebpf.md.
