@@ -485,7 +485,7 @@ fn demo(root: &Path) -> Result<()> {
     list_tree(tree.path(), tree.path())?;
 
     println!("== demo: scan with sensor and the bundled database {DEMO_DB}");
-    let sensor = root.join("target/release/sensor");
+    let sensor = bench::release_sensor(root);
     let tree_arg = tree.path().to_string_lossy().into_owned();
     let status = Step::new(
         &sensor.to_string_lossy(),

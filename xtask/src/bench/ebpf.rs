@@ -103,7 +103,7 @@ pub fn run(root: &Path, args: &EbpfArgs) -> Result<()> {
             crate::build_ebpf(root)?;
             println!("== bench: build sensor (release)");
             Step::new("cargo", &["build", "--release", "-p", "sensor"]).run()?;
-            root.join("target/release/sensor")
+            super::release_sensor(root)
         }
     };
     let tmp = TempDir::new("sensor-bench-ebpf")?;

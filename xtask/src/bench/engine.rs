@@ -1,6 +1,6 @@
 //! `cargo xtask bench engine`: the signature engine at ClamAV's scale, side by side with clamscan.
 //!
-//! Generates (once, cached under target/bench/engine-db) a database of the issue's shape: MD5 and SHA256
+//! Generates (`engine_db`; once, cached under target/bench/engine-db) a database of the issue's shape: MD5 and SHA256
 //! hash signatures, body signatures (15% with `??`, 10% with `{n-m}`) and logical signatures, plus planted
 //! positives; compiles it with `sensor db compile`; then measures, interleaving the runs and reporting
 //! medians (the machine is shared): loading the text database and the compiled file (a scan of one tiny
@@ -8,19 +8,18 @@
 //! real binaries, and checks that both scanners name every planted positive alike and find nothing in the
 //! corpus. Each figure is set against clamscan's from the same run, with the issue's target ratio.
 //! clamscan runs are bounded in time and output (see `bounded`). Then the worst cases of body-signature
-//! verification (`worst`). `--parts` runs only some of this.
+//! verification (`worst`), and archives packed from this machine's files, scanned with the same database
+//! (`archives`). `--parts` runs only some of this.
 
 use super::bounded::{self, Outcome};
-use super::measure::Rng;
+use super::compare::{found_lines, judge, sensor_run, Series};
+use super::engine_db::{prepare, Db};
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use md5::{Digest, Md5};
-use sha2::Sha256;
 use std::fmt::Write as _;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Args, Debug, Clone)]
 pub struct EngineArgs {
@@ -55,161 +54,35 @@ pub struct EngineArgs {
     #[arg(long, default_value_t = 1800)]
     pub clamscan_timeout: u64,
     /// Which parts to run: `scale` (the generated database: loads, memory, throughput, verdicts; about 12
-    /// minutes) and `worst` (long repetitive signatures against files shaped for them; about a minute).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "scale,worst")]
+    /// minutes), `worst` (long repetitive signatures against files shaped for them; about a minute) and
+    /// `archives` (archives packed from this machine's files, clamscan vs sensor, same database).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "scale,worst,archives"
+    )]
     pub parts: Vec<Part>,
+    /// Total size of the archive corpus (`archives` part) in MB of archives; smaller for a quick run.
+    #[arg(long, default_value_t = 300)]
+    pub archive_corpus_mb: u64,
+    /// Directories whose files are packed into the archive corpus, in this order until it has its size
+    /// (a `*` in the last component is expanded; missing ones are skipped). The default reaches 300 MB
+    /// of archives (about 1 GB unpacked) on this project's Debian 12 machine without packing a file twice.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "/usr/share/doc,/usr/lib/python3*,/usr/share/perl*,/usr/include,/usr/share/locale,\
+                         /usr/share/vim,/usr/lib/x86_64-linux-gnu,/usr/bin"
+    )]
+    pub archive_sources: Vec<PathBuf>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
     Scale,
     Worst,
-}
-
-/// How many planted positives of each kind.
-const PLANTED: usize = 5;
-
-struct Generated {
-    db: PathBuf,
-    planted: PathBuf,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-/// Body signature text and a concrete byte string it matches.
-fn body_sig(rng: &mut Rng, i: usize) -> (String, Vec<u8>) {
-    let mut a = [0u8; 16];
-    rng.fill(&mut a);
-    // The high bit set keeps planted bytes inside the filler's alphabet and out of text/magic typing.
-    let a: Vec<u8> = a.iter().map(|b| b | 0x80).collect();
-    let kind = i % 20;
-    if kind < 3 {
-        // 15%: a `??` in the middle.
-        (format!("{}??{}", hex(&a[..8]), hex(&a[9..])), a)
-    } else if kind < 5 {
-        // 10%: a `{n-m}` gap; the concrete form uses the minimum.
-        (
-            format!("{}{{2-6}}{}", hex(&a[..8]), hex(&a[8..])),
-            [&a[..8], &[0xAA, 0xAA][..], &a[8..]].concat(),
-        )
-    } else {
-        (hex(&a), a)
-    }
-}
-
-fn generate(root: &Path, args: &EngineArgs) -> Result<Generated> {
-    let base = root.join("target/bench/engine-db");
-    let stamp = format!(
-        "v3 {} {} {} {}",
-        args.md5, args.sha256, args.body, args.logical
-    );
-    let g = Generated {
-        db: base.join("db"),
-        planted: base.join("planted"),
-    };
-    if std::fs::read_to_string(base.join("stamp")).is_ok_and(|s| s == stamp) {
-        println!("    reusing the generated database in {}", base.display());
-        return Ok(g);
-    }
-    let _ = std::fs::remove_dir_all(&base);
-    std::fs::create_dir_all(&g.db)?;
-    std::fs::create_dir_all(&g.planted)?;
-    let t = Instant::now();
-    let mut rng = Rng(0x5eed_e41e);
-    let planted_file = |rng: &mut Rng, name: &str, payload: &[&[u8]]| -> Result<Vec<u8>> {
-        let mut data = vec![0u8; 8];
-        for p in payload {
-            let mut filler = vec![0u8; 512 + (rng.next_u64() % 4096) as usize];
-            rng.fill(&mut filler);
-            data.extend(filler.iter().map(|b| b | 0x80));
-            data.extend_from_slice(p);
-        }
-        // A tail of filler makes every planted file distinct, also those planted for their hash only.
-        let mut tail = vec![0u8; 64 + (rng.next_u64() % 1024) as usize];
-        rng.fill(&mut tail);
-        data.extend(tail.iter().map(|b| b | 0x80));
-        std::fs::write(g.planted.join(name), &data)?;
-        Ok(data)
-    };
-    let mut w = BufWriter::new(std::fs::File::create(g.db.join("bench.hdb"))?);
-    for i in 0..args.md5 {
-        let mut d = [0u8; 16];
-        rng.fill(&mut d);
-        // Every other MD5 has a `*` size: clamscan 1.4.6 cannot load ~6M sized MD5 signatures in one
-        // engine (it floods `mpool_malloc(): Attempt to allocate 134217728 bytes` and never finishes; 3M
-        // sized load in ~8 s, 3M sized + 3M `*` in ~6 s), so the comparison needs this mix.
-        if i % 2 == 1 {
-            writeln!(w, "{}:*:Bench.Md5.{i}:73", hex(&d))?;
-        } else {
-            writeln!(
-                w,
-                "{}:{}:Bench.Md5.{i}",
-                hex(&d),
-                1 + rng.next_u64() % 10_000_000
-            )?;
-        }
-    }
-    for i in 0..PLANTED {
-        let data = planted_file(&mut rng, &format!("md5-{i}"), &[])?;
-        writeln!(
-            w,
-            "{}:{}:Bench.Md5.Planted.{i}",
-            hex(&Md5::digest(&data)),
-            data.len()
-        )?;
-    }
-    w.flush()?;
-    let mut w = BufWriter::new(std::fs::File::create(g.db.join("bench.hsb"))?);
-    for i in 0..args.sha256 {
-        let mut d = [0u8; 32];
-        rng.fill(&mut d);
-        writeln!(
-            w,
-            "{}:{}:Bench.Sha256.{i}",
-            hex(&d),
-            1 + rng.next_u64() % 10_000_000
-        )?;
-    }
-    for i in 0..PLANTED {
-        let data = planted_file(&mut rng, &format!("sha256-{i}"), &[])?;
-        writeln!(
-            w,
-            "{}:{}:Bench.Sha256.Planted.{i}",
-            hex(&Sha256::digest(&data)),
-            data.len()
-        )?;
-    }
-    w.flush()?;
-    let mut w = BufWriter::new(std::fs::File::create(g.db.join("bench.ndb"))?);
-    for i in 0..args.body {
-        let (sig, concrete) = body_sig(&mut rng, i);
-        writeln!(w, "Bench.Body.{i}:0:*:{sig}")?;
-        if i % (args.body / PLANTED).max(1) == 0 && i / (args.body / PLANTED).max(1) < PLANTED {
-            planted_file(&mut rng, &format!("body-{i}"), &[&concrete])?;
-        }
-    }
-    w.flush()?;
-    let mut w = BufWriter::new(std::fs::File::create(g.db.join("bench.ldb"))?);
-    for i in 0..args.logical {
-        let (s0, c0) = body_sig(&mut rng, 5);
-        let (s1, c1) = body_sig(&mut rng, 5);
-        writeln!(w, "Bench.Ldb.{i};Engine:51-255,Target:0;0&1;{s0};{s1}")?;
-        if i % (args.logical / PLANTED).max(1) == 0 && i / (args.logical / PLANTED).max(1) < PLANTED
-        {
-            planted_file(&mut rng, &format!("ldb-{i}"), &[&c0, &c1])?;
-        }
-    }
-    w.flush()?;
-    std::fs::write(base.join("stamp"), stamp)?;
-    println!("    generated in {:.1} s", t.elapsed().as_secs_f64());
-    Ok(g)
+    Archives,
 }
 
 fn corpus_bytes(dirs: &[PathBuf]) -> u64 {
@@ -231,92 +104,6 @@ fn corpus_bytes(dirs: &[PathBuf]) -> u64 {
     total
 }
 
-fn found_lines(stdout: &str) -> Vec<String> {
-    let mut v: Vec<String> = stdout
-        .lines()
-        .filter(|l| l.ends_with(" FOUND"))
-        .map(str::to_string)
-        .collect();
-    v.sort();
-    v
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied()
-}
-
-/// A sensor run must succeed; its failure ends the bench.
-fn sensor_run(cmd: &mut Command, limit: Duration) -> Result<Outcome> {
-    let o = bounded::run(cmd, limit)?;
-    if !o.ok() {
-        bail!("sensor failed: {}", o.failure());
-    }
-    Ok(o)
-}
-
-/// Repeated measurements of one thing: wall seconds and peak RSS (KiB), or why it failed.
-#[derive(Default)]
-pub(super) struct Series {
-    secs: Vec<f64>,
-    rss: Vec<f64>,
-    failed: Option<String>,
-}
-
-impl Series {
-    pub(super) fn push(&mut self, o: &Outcome) {
-        if o.ok() {
-            self.secs.push(o.wall.as_secs_f64());
-            self.rss.push(o.max_rss_kib as f64);
-        } else if self.failed.is_none() {
-            self.failed = Some(o.failure());
-        }
-    }
-    pub(super) fn secs(&self) -> Option<f64> {
-        median(self.secs.clone())
-    }
-    fn mib(&self) -> Option<f64> {
-        median(self.rss.clone()).map(|k| k / 1024.0)
-    }
-    pub(super) fn show_secs(&self) -> String {
-        match (&self.failed, self.secs()) {
-            (Some(f), None) => format!("failed ({f})"),
-            (_, Some(s)) if s < 1.0 => format!("{s:.3} s"),
-            (_, Some(s)) => format!("{s:.2} s"),
-            (None, None) => "-".into(),
-        }
-    }
-    fn show_mib(&self) -> String {
-        match (&self.failed, self.mib()) {
-            (Some(f), None) => format!("failed ({f})"),
-            (_, Some(m)) => format!("{m:.0} MiB"),
-            (None, None) => "-".into(),
-        }
-    }
-}
-
-/// `sensor / clamscan` and whether it meets `target` (`<= t` when `at_most`, else `>= t`).
-pub(super) fn judge(
-    sensor: Option<f64>,
-    clam: Option<f64>,
-    target: Option<(bool, f64)>,
-) -> [String; 3] {
-    let ratio = sensor.zip(clam).map(|(s, c)| s / c);
-    let shown = ratio.map_or("-".into(), |r| format!("{r:.3}x"));
-    match target {
-        None => [shown, "-".into(), String::new()],
-        Some((at_most, t)) => {
-            let want = format!("{} {t}x", if at_most { "<=" } else { ">=" });
-            let verdict = match ratio {
-                None => "n/a (no clamscan figure)".into(),
-                Some(r) if (at_most && r <= t) || (!at_most && r >= t) => "met".into(),
-                Some(_) => "NOT met".into(),
-            };
-            [shown, want, verdict]
-        }
-    }
-}
-
 pub fn run(root: &Path, args: &EngineArgs) -> Result<()> {
     let sensor = match &args.sensor_bin {
         Some(p) => p.clone(),
@@ -328,12 +115,20 @@ pub fn run(root: &Path, args: &EngineArgs) -> Result<()> {
             if !st.success() {
                 bail!("cargo build --release -p sensor failed");
             }
-            root.join("target/release/sensor")
+            super::release_sensor(root)
         }
     };
+    let db = if args.parts.contains(&Part::Scale) || args.parts.contains(&Part::Archives) {
+        Some(prepare(root, args, &sensor)?)
+    } else {
+        None
+    };
     let mut md = String::new();
-    if args.parts.contains(&Part::Scale) {
-        md.push_str(&scale(root, args, &sensor)?);
+    let mut binaries_rate = None;
+    if let (true, Some(db)) = (args.parts.contains(&Part::Scale), &db) {
+        let (table, rate) = scale(root, db, &sensor)?;
+        md.push_str(&table);
+        binaries_rate = rate;
     }
     if args.parts.contains(&Part::Worst) {
         md.push_str(&super::worst::run(
@@ -344,6 +139,9 @@ pub fn run(root: &Path, args: &EngineArgs) -> Result<()> {
             Duration::from_secs(args.clamscan_timeout),
         )?);
     }
+    if let (true, Some(db)) = (args.parts.contains(&Part::Archives), &db) {
+        md.push_str(&super::archives::run(root, db, &sensor, binaries_rate)?);
+    }
     println!("\n{md}");
     let out = root.join("target/bench/engine.md");
     std::fs::create_dir_all(root.join("target/bench"))?;
@@ -352,16 +150,16 @@ pub fn run(root: &Path, args: &EngineArgs) -> Result<()> {
     Ok(())
 }
 
-/// The database at ClamAV's scale: the markdown table.
-fn scale(root: &Path, args: &EngineArgs, sensor: &Path) -> Result<String> {
-    println!("== bench engine: generate the database");
-    let g = generate(root, args)?;
+/// The database at ClamAV's scale: the markdown table, and the one-thread throughput over the binaries.
+fn scale(root: &Path, g: &Db, sensor: &Path) -> Result<(String, Option<f64>)> {
+    let args = &g.args;
     let base = g.planted.parent().unwrap_or(root).to_path_buf();
     let tiny = base.join("tiny.bin");
     std::fs::write(&tiny, [0u8, 1, 2, 3, 4, 5, 6, 7, 8, 9])?;
-    let db = g.db.to_string_lossy().into_owned();
-    let compiled_path = base.join("bench.sensordb");
-    let compiled = compiled_path.to_string_lossy().into_owned();
+    let db = g.text.to_string_lossy().into_owned();
+    let compiled = g.compiled.to_string_lossy().into_owned();
+    let compiled_mib = std::fs::metadata(&g.compiled)?.len() as f64 / (1 << 20) as f64;
+    let c = &g.compile;
     let bytes = corpus_bytes(&args.corpus);
     let mb = bytes as f64 / 1e6;
     let clam_limit = Duration::from_secs(args.clamscan_timeout);
@@ -371,13 +169,6 @@ fn scale(root: &Path, args: &EngineArgs, sensor: &Path) -> Result<String> {
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
         .collect();
-
-    println!("== bench engine: sensor db compile");
-    let c = sensor_run(
-        Command::new(sensor).args(["db", "compile", &db, "-o", &compiled]),
-        sensor_limit,
-    )?;
-    let compiled_mib = std::fs::metadata(&compiled_path)?.len() as f64 / (1 << 20) as f64;
 
     println!(
         "== bench engine: loads ({} interleaved rounds)",
@@ -632,5 +423,5 @@ fn scale(root: &Path, args: &EngineArgs, sensor: &Path) -> Result<String> {
             r[0], r[1], r[2], r[3], r[4], r[5]
         );
     }
-    Ok(md)
+    Ok((md, one))
 }

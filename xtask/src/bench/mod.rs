@@ -4,10 +4,14 @@
 //! with no scanner, under Debian's clamd + clamonacc, and under `sensor run --prevent`. See
 //! [`onaccess`] for the measurements and the targets they are judged against.
 
+mod archive_corpus;
+mod archives;
 mod bounded;
 mod clamav;
+mod compare;
 mod ebpf;
 mod engine;
+mod engine_db;
 mod measure;
 mod onaccess;
 mod proc;
@@ -23,8 +27,8 @@ pub enum BenchCmd {
     /// On-access gate: race escapes and open/exec latency, no scanner vs clamonacc vs sensor.
     /// Needs root (fanotify, tmpfs mounts). Writes target/bench/onaccess.md.
     Onaccess(OnAccessArgs),
-    /// Signature engine at scale: database load, memory, throughput and verdicts, clamscan vs sensor.
-    /// Writes target/bench/engine.md.
+    /// Signature engine at scale: database load, memory, throughput and verdicts, clamscan vs sensor;
+    /// also on archives packed at run time. Writes target/bench/engine.md.
     Engine(engine::EngineArgs),
     /// eBPF open prefilter: throughput, counted ring-buffer drops, and the tracepoints' overhead on
     /// opens outside the protected tree. Needs root. Writes target/bench/ebpf.md.
@@ -67,6 +71,15 @@ pub struct OnAccessArgs {
     /// Skip the sensor column.
     #[arg(long)]
     pub no_sensor: bool,
+}
+
+/// Where `cargo build --release -p sensor` puts the binary: under `$CARGO_TARGET_DIR` when that is set
+/// (relative to the repository root, where xtask runs cargo), else under the root's `target/`.
+pub fn release_sensor(root: &Path) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| root.join("target"), |d| root.join(d));
+    target.join("release/sensor")
 }
 
 pub fn run(root: &Path, cmd: BenchCmd) -> Result<()> {

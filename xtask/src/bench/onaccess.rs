@@ -114,7 +114,7 @@ pub fn run(root: &Path, args: &OnAccessArgs) -> Result<()> {
     } else {
         println!("== bench: build sensor (release)");
         match Step::new("cargo", &["build", "--release", "-p", "sensor"]).run() {
-            Ok(()) => Ok(root.join("target/release/sensor")),
+            Ok(()) => Ok(super::release_sensor(root)),
             Err(e) => Err(format!("sensor run failed: build failed: {e:#}")),
         }
     };

@@ -6,7 +6,7 @@
 //! verdict each printed. A case whose signature clamscan refuses at load must be refused by the sensor too.
 
 use super::bounded;
-use super::engine::{judge, Series};
+use super::compare::{judge, Series};
 use anyhow::Result;
 use std::fmt::Write as _;
 use std::path::Path;
