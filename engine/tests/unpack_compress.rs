@@ -589,6 +589,23 @@ fn encrypted_archives_are_reported_only_with_the_heuristic_on() {
             },
         );
         assert_eq!(on.names(), [heuristic], "{file}");
+        // Found by a header search inside another file, it is recorded but not alerted on, as
+        // clamscan does not (tests/ORACLE.md §8d).
+        let mut appended = b"some text before the archive\n".to_vec();
+        appended.extend_from_slice(&data);
+        let found = deep(
+            &appended,
+            Limits {
+                alert_encrypted_archive: true,
+                ..Limits::default()
+            },
+        );
+        assert!(found.detections.is_empty(), "{file}: {:?}", found.names());
+        assert!(
+            found.unscanned.iter().any(|u| u.reason == "encrypted"),
+            "{file}: {:?}",
+            found.unscanned
+        );
     }
 }
 

@@ -301,3 +301,36 @@ fn write_fuzz_seeds() {
         }
     }
 }
+
+#[test]
+fn a_rar_archive_inside_another_file_is_found_by_its_main_header() {
+    for name in ["rar3-solid.rar", "rar5-solid.rar"] {
+        let Some(archive) = rarfile(name) else {
+            return;
+        };
+        let mut data = b"a self-extractor's code, or any bytes\n".repeat(30);
+        let at = data.len();
+        data.extend_from_slice(&archive);
+        let got = unpack::exercise(Kind::Other, &data).unwrap();
+        assert_eq!(
+            got,
+            vec![(format!("@0x{at:x}.rar"), archive.len())],
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_self_extracting_rar_is_found_after_its_stub() {
+    // rarfile's self-extractor has its stub blanked with zeros: an untyped file.
+    let Some(sfx) = rarfile("rar3-seektest.sfx") else {
+        return;
+    };
+    assert_eq!(unpack::kind::detect(&sfx), Kind::Other);
+    let got = unpack::exercise(Kind::Other, &sfx).unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (name, len) = &got[0];
+    assert!(name.starts_with("@0x") && name.ends_with(".rar"), "{name}");
+    let at = sfx.len() - len;
+    assert_eq!(&sfx[at..at + 7], b"Rar!\x1a\x07\x00");
+}

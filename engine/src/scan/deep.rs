@@ -91,6 +91,9 @@ pub(super) struct Walk<'a, 'db> {
     files: u64,
     deadline: Option<Instant>,
     over: bool,
+    /// How many of the members on the current path were found by a header search: inside them,
+    /// heuristics are recorded, not alerted on (see [`Sink::found_member`]).
+    found_depth: u32,
 }
 
 impl<'a, 'db> Walk<'a, 'db> {
@@ -107,6 +110,7 @@ impl<'a, 'db> Walk<'a, 'db> {
             files: 0,
             deadline: opts.limits.max_scan_time.map(|t| Instant::now() + t),
             over: false,
+            found_depth: 0,
         }
     }
 
@@ -133,7 +137,10 @@ impl<'a, 'db> Walk<'a, 'db> {
             return;
         }
         if self.opts.limits.max_recursion <= 1 {
-            self.hit(Limit::MaxRecursion, "");
+            // As in `look_inside`: a limit hit only if there was something to look into.
+            if holds_members(|d, s| unpack::unpack_elf_overlay(d, 0, s), tail) {
+                self.hit(Limit::MaxRecursion, "");
+            }
             return;
         }
         if let Err(e) = unpack::unpack_elf_overlay(tail, base, self) {
@@ -195,6 +202,7 @@ impl<'a, 'db> Walk<'a, 'db> {
         }
         self.unscanned(path.join("//"), format!("{} exceeded", limit.name()));
         if self.opts.limits.alert_exceeds_max
+            && self.found_depth == 0
             && !self.heuristics.iter().any(|h| h.name == limit.heuristic())
         {
             self.heuristics.push(Detection {
@@ -365,6 +373,13 @@ impl Sink for Walk<'_, '_> {
         cap(self.opts.limits.max_file_size).min(left)
     }
 
+    fn found_member(&mut self, name: &str, data: &[u8]) -> Flow {
+        self.found_depth += 1;
+        let flow = self.member(name, data);
+        self.found_depth -= 1;
+        flow
+    }
+
     fn embedded_room(&self) -> u64 {
         self.room().min(cap(self.opts.limits.max_embedded_pe))
     }
@@ -408,7 +423,7 @@ impl Sink for Walk<'_, '_> {
         } else {
             self.opts.limits.alert_encrypted_archive
         };
-        if alert && !self.heuristics.iter().any(|h| h.name == heuristic) {
+        if alert && self.found_depth == 0 && !self.heuristics.iter().any(|h| h.name == heuristic) {
             self.heuristics.push(Detection {
                 name: heuristic,
                 path: self.path.clone(),

@@ -199,7 +199,7 @@ fn search_for(
         } else if executable && len > sink.embedded_room() {
             sink.too_large(&name, Limit::MaxEmbeddedPe)
         } else {
-            sink.member(&name, member);
+            sink.found_member(&name, member);
             return Ok(());
         };
         if flow == Flow::Stop {
@@ -252,7 +252,8 @@ fn first_header(
 }
 
 /// Whether the magic at `at` starts a header of `kind` worth handing out: checks beyond the magic that
-/// random bytes almost never pass.
+/// random bytes almost never pass. Programs hold these magics as constants (Python's `zipfile` module,
+/// libmagic): the checks look at what follows the magic, a checksum where the format has one.
 fn valid(data: &[u8], at: usize, kind: Kind) -> bool {
     let byte = |off: usize| at.checked_add(off).and_then(|o| fields::u8_at(data, o));
     match kind {
@@ -263,26 +264,128 @@ fn valid(data: &[u8], at: usize, kind: Kind) -> bool {
                 .and_then(|l| fields::bytes(data, (at + l as usize) as u64, 4))
                 == Some(b"PE\0\0")
         }
-        // Class 32/64, data LSB/MSB, version 1.
-        Kind::Elf => {
-            matches!(byte(4), Some(1 | 2)) && matches!(byte(5), Some(1 | 2)) && byte(6) == Some(1)
+        Kind::Elf => elf_header(data, at),
+        Kind::Zip => zip_local_header(data, at),
+        // The start header's CRC-32 covers the 20 bytes after it.
+        Kind::SevenZip => {
+            byte(6) == Some(0)
+                && data.get(at + 12..at + 32).map(crc32fast::hash) == fields::le32(data, at + 8)
         }
-        // A local header whose name fits in the file.
-        Kind::Zip => fields::le16(data, at + 26)
-            .is_some_and(|n| n > 0 && at + 30 + usize::from(n) <= data.len()),
-        // Format version 0.x.
-        Kind::SevenZip => byte(6) == Some(0),
-        // Format version 1.3, and a cabinet at least as large as its header.
+        // Format version 1.3, and a cabinet at least as large as its header and within the file.
         Kind::Cab => {
             byte(24) == Some(3)
                 && byte(25) == Some(1)
-                && fields::le32(data, at + 8).is_some_and(|n| n >= 36)
+                && fields::le32(data, at + 8)
+                    .is_some_and(|n| n >= 36 && n as usize <= data.len() - at)
         }
-        // RAR 1.5-4 (`\0`) or RAR 5 (`\x01\0`).
-        Kind::Rar => byte(6) == Some(0) || (byte(6) == Some(1) && byte(7) == Some(0)),
+        Kind::Rar => rar_main_header(data, at),
         Kind::Arj => arj_main_header(data, at),
         _ => false,
     }
+}
+
+/// An ELF header: class 32/64, data LSB/MSB, version 1 in both places, a known object type.
+fn elf_header(data: &[u8], at: usize) -> bool {
+    let (Some(class), Some(order), Some(1)) = (
+        fields::u8_at(data, at + 4),
+        fields::u8_at(data, at + 5),
+        fields::u8_at(data, at + 6),
+    ) else {
+        return false;
+    };
+    if !matches!(class, 1 | 2) || !matches!(order, 1 | 2) {
+        return false;
+    }
+    let big = order == 2;
+    let (Some(e_type), Some(e_version)) = (
+        fields::bytes(data, at as u64 + 16, 2),
+        fields::bytes(data, at as u64 + 20, 4),
+    ) else {
+        return false;
+    };
+    let e_type = if big {
+        u16::from_be_bytes([e_type[0], e_type[1]])
+    } else {
+        u16::from_le_bytes([e_type[0], e_type[1]])
+    };
+    let one = if big { [0, 0, 0, 1] } else { [1, 0, 0, 0] };
+    (1..=4).contains(&e_type) && e_version == one
+}
+
+/// Compression methods a zip local header may name (APPNOTE 4.4.5, and WinZip's AES marker 99).
+const ZIP_METHODS: [u16; 20] = [
+    0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 14, 18, 19, 20, 93, 95, 96, 97, 99,
+];
+
+/// A zip local file header: a known version and method, a name of printable bytes, and (unless sizes
+/// follow the data) compressed data that fits in the file.
+fn zip_local_header(data: &[u8], at: usize) -> bool {
+    let field16 = |off: usize| fields::le16(data, at + off);
+    let (Some(version), Some(flags), Some(method), Some(name_len), Some(extra_len)) =
+        (field16(4), field16(6), field16(8), field16(26), field16(28))
+    else {
+        return false;
+    };
+    if version & 0xff > 63 || version >> 8 > 20 || !ZIP_METHODS.contains(&method) {
+        return false;
+    }
+    let name_at = at + 30;
+    let Some(name) = data.get(name_at..name_at + usize::from(name_len)) else {
+        return false;
+    };
+    if name.is_empty() || name.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        return false;
+    }
+    let data_at = name_at + usize::from(name_len) + usize::from(extra_len);
+    let descriptor = flags & 0x08 != 0;
+    match fields::le32(data, at + 18) {
+        Some(_) if descriptor => data_at <= data.len(),
+        // Zip64: the size is in the extra field.
+        Some(u32::MAX) => data_at <= data.len(),
+        Some(size) => data_at.saturating_add(size as usize) <= data.len(),
+        None => false,
+    }
+}
+
+/// A RAR marker followed by the archive's main header: RAR 1.5-4 (`Rar!\x1a\x07\0`, then a block of type
+/// 0x73) or RAR 5 (`Rar!\x1a\x07\x01\0`, then a header whose CRC-32 matches, of type 1).
+fn rar_main_header(data: &[u8], at: usize) -> bool {
+    match fields::u8_at(data, at + 6) {
+        Some(0) => fields::u8_at(data, at + 9) == Some(0x73),
+        Some(1) if fields::u8_at(data, at + 7) == Some(0) => {
+            // CRC-32 (4 bytes), then the header size and type as variable-length integers.
+            let Some((size, size_len)) = vint(data, at + 12) else {
+                return false;
+            };
+            let start = at + 12;
+            let Some(end) = start
+                .checked_add(size_len)
+                .and_then(|e| e.checked_add(size))
+            else {
+                return false;
+            };
+            let Some(header) = data.get(start..end) else {
+                return false;
+            };
+            fields::le32(data, at + 8) == Some(crc32fast::hash(header))
+                && vint(data, start + size_len).is_some_and(|(t, _)| t == 1)
+        }
+        _ => false,
+    }
+}
+
+/// A RAR 5 variable-length integer at `at` (7 bits a byte, low first; at most 3 bytes taken, which is
+/// more than a main header needs): its value and length.
+fn vint(data: &[u8], at: usize) -> Option<(usize, usize)> {
+    let mut value = 0usize;
+    for i in 0..3 {
+        let b = fields::u8_at(data, at + i)?;
+        value |= usize::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
 }
 
 /// An ARJ main header: a basic header of at most 2600 bytes, of file type 2, whose CRC-32 matches (a

@@ -66,6 +66,14 @@ pub trait Sink {
     /// file name); an empty name is replaced by the member's position.
     fn member(&mut self, name: &str, data: &[u8]) -> Flow;
 
+    /// Scans a file found inside another by searching for its header (a self-extracting archive, an
+    /// appended executable), as [`Sink::member`]: what goes wrong inside it (encryption, a limit) is
+    /// recorded but not alerted on, as clamscan does not, since such a header may be a program's
+    /// constant that only looks like an archive.
+    fn found_member(&mut self, name: &str, data: &[u8]) -> Flow {
+        self.member(name, data)
+    }
+
     /// The largest member worth extracting now, in bytes: `MaxFileSize`, or what is left of `MaxScanSize`
     /// if less. A member known (from its header) to be larger is reported with [`Sink::too_large`]
     /// instead of being extracted; [`bounded::read_member`] stops at this size.

@@ -163,6 +163,8 @@ fn elf_headers_are_looked_for_in_executables_only() {
     // An `ar` archive of objects is an untyped file full of ELF headers: not handed out one by one.
     let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
     elf.extend_from_slice(&[0u8; 64]);
+    elf[16] = 2; // ET_EXEC
+    elf[20] = 1; // EV_CURRENT
     let mut ar = b"!<arch>\nobj.o/  ".to_vec();
     ar.extend_from_slice(&elf);
     assert!(names(unpack_other, &ar).is_empty());
@@ -171,4 +173,18 @@ fn elf_headers_are_looked_for_in_executables_only() {
         names(unpack_pe, &exe),
         vec![("@0x80.elf".to_string(), elf.len())]
     );
+}
+
+#[test]
+fn magics_held_as_program_constants_are_not_archives() {
+    // What Python's zipfile module and libmagic hold: the magics, then code or other strings.
+    let mut data = b"\x00\x00stringEND".to_vec();
+    data.extend_from_slice(
+        b"PK\x03\x04\x14\x00\x00\x00\x08\x00L4Qs\x04\x00\x00\x00PK\x06\x06iPK\x07\x08",
+    );
+    data.extend_from_slice(&[0x01, 0x00, 0x00, 0x00, 0xff, 0x00, b'x', 0x00]);
+    data.extend_from_slice(b"7z\xBC\xAF\x27\x1C\x00\x04 and more text that is no 7z start header");
+    data.extend_from_slice(b"Rar!\x1a\x07\x00 then text, Rar!\x1a\x07\x01\x00 then more text");
+    data.extend_from_slice(&[0u8; 64]);
+    assert!(names(unpack_other, &data).is_empty());
 }
