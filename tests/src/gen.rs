@@ -66,6 +66,15 @@ impl Rng {
         }
         v
     }
+    /// `n` bytes of every value (binary data with no structure).
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(n + 8);
+        while v.len() < n {
+            v.extend_from_slice(&self.next_u64().to_le_bytes());
+        }
+        v.truncate(n);
+        v
+    }
     /// A literal byte for signatures: 0x01..=0x1F.
     pub fn low_byte(&mut self) -> u8 {
         self.range(1, 0x1f) as u8

@@ -195,3 +195,24 @@ pub fn run_scanner(prog: &Path, prefix: &[&str], db: &Path, target: &Path, allma
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
 }
+
+/// [`run_scanner`] without `-z`, its verdicts keyed by file name (the tests that use it scan one
+/// directory of uniquely named files).
+pub fn verdicts_by_name(
+    prog: &Path,
+    prefix: &[&str],
+    db: &Path,
+    target: &Path,
+) -> std::collections::BTreeMap<String, crate::results::Verdict> {
+    let run = run_scanner(prog, prefix, db, target, false);
+    crate::results::parse_output(&run.stdout)
+        .into_iter()
+        .map(|(p, v)| {
+            let name = Path::new(&p)
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy();
+            (name.into_owned(), v)
+        })
+        .collect()
+}

@@ -3,8 +3,9 @@
 //! concatenating Debian's clamav-testfiles; the few the sensor finds beyond clamscan are listed as such
 //! (tests/ORACLE.md §8d).
 
+use sensor_tests::gen::Rng;
 use sensor_tests::oracle;
-use sensor_tests::results::{parse_output, Verdict};
+use sensor_tests::results::Verdict;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -12,16 +13,9 @@ const TESTFILES: &str = "/usr/share/clamav-testfiles";
 const HSB: &str =
     "71e7b604d18aefd839e51a39c88df8383bb4c071dc31f87f00a2b5df580d4495:544:ClamAV-Test-File\n";
 
-/// Deterministic bytes without structure (an xorshift stream).
-fn noise(len: usize, mut seed: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 24) as u8
-        })
-        .collect()
+/// Binary data without structure.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    Rng::new(seed).bytes(len)
 }
 
 /// How each file is made (parts concatenated) and whether clamscan and the sensor find the test program.
@@ -80,17 +74,6 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-fn results(prog: &Path, prefix: &[&str], db: &Path, dir: &Path) -> BTreeMap<String, Verdict> {
-    let run = oracle::run_scanner(prog, prefix, db, dir, false);
-    parse_output(&run.stdout)
-        .into_iter()
-        .map(|(p, v)| {
-            let name = Path::new(&p).file_name().unwrap().to_string_lossy();
-            (name.into_owned(), v)
-        })
-        .collect()
-}
-
 #[test]
 fn embedded_archives_and_executables_are_found_as_clamscan_finds_them() {
     let t = "embedded_archives_and_executables_are_found_as_clamscan_finds_them";
@@ -114,8 +97,8 @@ fn embedded_archives_and_executables_are_found_as_clamscan_finds_them() {
     for c in &cases {
         std::fs::write(dir.path().join(c.name), c.parts.concat()).unwrap();
     }
-    let theirs = results(&clamscan, &[], db.path(), dir.path());
-    let ours = results(&sensor, &["scan"], db.path(), dir.path());
+    let theirs = oracle::verdicts_by_name(&clamscan, &[], db.path(), dir.path());
+    let ours = oracle::verdicts_by_name(&sensor, &["scan"], db.path(), dir.path());
     let found = |m: &BTreeMap<String, Verdict>, n: &str| m.get(n).map(Verdict::is_found);
     let mut wrong = Vec::new();
     for c in &cases {

@@ -4,8 +4,7 @@
 //! issue: they are listed below, visibly, and the test says which of them the sensor finds today.
 
 use sensor_tests::oracle;
-use sensor_tests::results::{parse_output, Verdict};
-use std::collections::BTreeMap;
+use sensor_tests::results::Verdict;
 use std::path::Path;
 
 const TESTFILES: &str = "/usr/share/clamav-testfiles";
@@ -32,21 +31,6 @@ const NEXT_ISSUE: &[&str] = &[
     "clam_ISmsi_int.exe",
 ];
 
-fn results(prog: &Path, prefix: &[&str], db: &Path) -> BTreeMap<String, Verdict> {
-    let run = oracle::run_scanner(prog, prefix, db, Path::new(TESTFILES), false);
-    parse_output(&run.stdout)
-        .into_iter()
-        .map(|(p, v)| {
-            let name = Path::new(&p)
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            (name, v)
-        })
-        .collect()
-}
-
 #[test]
 fn sensor_finds_what_clamscan_finds_in_every_testfile() {
     let t = "sensor_finds_what_clamscan_finds_in_every_testfile";
@@ -65,8 +49,8 @@ fn sensor_finds_what_clamscan_finds_in_every_testfile() {
     };
     let db = tempfile::tempdir().unwrap();
     std::fs::write(db.path().join("test.hsb"), HSB).unwrap();
-    let theirs = results(&clamscan, &[], db.path());
-    let ours = results(&sensor, &["scan"], db.path());
+    let theirs = oracle::verdicts_by_name(&clamscan, &[], db.path(), Path::new(TESTFILES));
+    let ours = oracle::verdicts_by_name(&sensor, &["scan"], db.path(), Path::new(TESTFILES));
     assert!(
         theirs.len() >= 44,
         "clamscan saw {} files: {theirs:?}",

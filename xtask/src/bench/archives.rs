@@ -12,12 +12,11 @@
 
 use super::archive_corpus::{self, Corpus};
 use super::bounded::{self, Outcome};
-use super::compare::{judge, sensor_run, Series};
+use super::compare::{self, judge, sensor_run, Series};
 use super::engine::EngineArgs;
 use super::engine_db::Db;
 use anyhow::Result;
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -330,12 +329,6 @@ fn table(
         args.logical,
         args.rounds,
     );
-    for r in &rows {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} | {} |",
-            r[0], r[1], r[2], r[3], r[4], r[5]
-        );
-    }
+    compare::write_rows(&mut md, &rows);
     md
 }

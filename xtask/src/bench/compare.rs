@@ -93,3 +93,15 @@ pub(super) fn judge(
         }
     }
 }
+
+/// Appends `rows` (measurement, clamscan, sensor, ratio, target, verdict) to a markdown table.
+pub(super) fn write_rows(md: &mut String, rows: &[[String; 6]]) {
+    use std::fmt::Write as _;
+    for r in rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            r[0], r[1], r[2], r[3], r[4], r[5]
+        );
+    }
+}

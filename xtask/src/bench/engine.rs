@@ -12,11 +12,10 @@
 //! (`archives`). `--parts` runs only some of this.
 
 use super::bounded::{self, Outcome};
-use super::compare::{found_lines, judge, sensor_run, Series};
+use super::compare::{self, found_lines, judge, sensor_run, Series};
 use super::engine_db::{prepare, Db};
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -416,12 +415,6 @@ fn scale(root: &Path, g: &Db, sensor: &Path) -> Result<(String, Option<f64>)> {
         corpus.join(", "),
         args.rounds,
     );
-    for r in &rows {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} | {} |",
-            r[0], r[1], r[2], r[3], r[4], r[5]
-        );
-    }
+    compare::write_rows(&mut md, &rows);
     Ok((md, one))
 }
