@@ -35,6 +35,7 @@ const APT_PACKAGES: &[&str] = &[
     "python3",
     "python3-pip",
     "libarchive-tools",
+    "qpdf",
 ];
 /// Real RAR 1.5-5 archives (the RAR tests' inputs; RAR archives cannot be written with Debian's free
 /// packages): the test set of the `rarfile` Python package (ISC licence), from its source release on PyPI.

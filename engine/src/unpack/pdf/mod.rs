@@ -8,8 +8,11 @@
 //! pairs of object number and offset, the objects from `/First` on) are decoded and their objects
 //! parsed too. An embedded file's name is the `/UF` or `/F` of the file specification whose `/EF`
 //! points at it (7.11.3-4). A document with `/Encrypt` in its trailer (or cross-reference stream) is
-//! reported encrypted and only its streams that stay in clear are handed out: cross-reference streams,
-//! and streams under an `/Identity` crypt filter (`/StmF`, or `/EFF` for embedded files, 7.6.5).
+//! opened with the empty user password where that works ([`crypt`]), and its streams decrypted;
+//! otherwise it is reported encrypted and only its streams that stay in clear are handed out:
+//! cross-reference streams, and streams under an `/Identity` crypt filter (`/StmF`, or `/EFF` for
+//! embedded files, 7.6.5). (Strings are not decrypted: an encrypted document's embedded files are named
+//! by their object.)
 //!
 //! A hand parser rather than `lopdf` or `pdf`: those crates start from the cross-reference table and
 //! refuse (or repair only partly) files with a broken one, which is what malicious PDFs are; what is
@@ -19,6 +22,7 @@
 //! than a few hops, parses a region twice (stream data is skipped, the `endstream` positions are found
 //! once), or decodes past the sink's room (see [`filters`]).
 
+mod crypt;
 mod filters;
 mod object;
 
@@ -52,6 +56,8 @@ struct Pdf<'a> {
     /// Object number to its value: top-level objects (the last definition wins, as in an updated file),
     /// then objects from object streams where no top-level one has the number.
     index: HashMap<u32, Obj>,
+    /// The document's decryption when it is encrypted and opens with the empty password.
+    crypt: Option<crypt::Decryptor>,
 }
 
 pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
@@ -63,9 +69,14 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
         data,
         index: records.iter().map(|r| (r.num, r.value.clone())).collect(),
         records,
+        crypt: None,
     };
     let clear = match pdf.encryption() {
-        Some(clear) => {
+        Some(Encryption::Open(d)) => {
+            pdf.crypt = Some(d);
+            Clear::All
+        }
+        Some(Encryption::Locked(clear)) => {
             if sink.encrypted(ENCRYPTED, true) == Flow::Stop {
                 return Ok(());
             }
@@ -91,11 +102,20 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
             .get(&r.num)
             .cloned()
             .unwrap_or_else(|| format!("obj {} {}", r.num, r.gen));
-        if pdf.emit_stream(&name, d, &data[range.clone()], sink) == Flow::Stop {
+        let Some(raw) = pdf.plain(r, d, &data[range.clone()]) else {
+            continue;
+        };
+        if pdf.emit_stream(&name, d, &raw, sink) == Flow::Stop {
             return Ok(());
         }
     }
     Ok(())
+}
+
+/// An encrypted document: opened with the empty password, or not (then only some streams are clear).
+enum Encryption {
+    Open(crypt::Decryptor),
+    Locked(Clear),
 }
 
 /// Which streams of an encrypted document are in clear.
@@ -134,8 +154,25 @@ impl<'a> Pdf<'a> {
         &Obj::Null
     }
 
-    /// The streams in clear if the document is encrypted; `None` if it is not.
-    fn encryption(&self) -> Option<Clear> {
+    /// A stream's bytes as its filters expect them: decrypted when the document was opened (not
+    /// cross-reference streams, which are never encrypted); `None` when they cannot be.
+    fn plain<'r>(&self, r: &Record, d: &Dict, raw: &'r [u8]) -> Option<Cow<'r, [u8]>> {
+        let Some(c) = &self.crypt else {
+            return Some(Cow::Borrowed(raw));
+        };
+        if d.name_is(b"Type", b"XRef") {
+            return Some(Cow::Borrowed(raw));
+        }
+        let method = if d.name_is(b"Type", b"EmbeddedFile") {
+            c.embedded
+        } else {
+            c.streams
+        };
+        c.decrypt(method, r.num, r.gen, raw).map(Cow::Owned)
+    }
+
+    /// How the document is encrypted; `None` if it is not.
+    fn encryption(&self) -> Option<Encryption> {
         // Each trailer's dictionary is read up to the next `trailer` at most, so that many unterminated
         // ones cannot each be read to the end of the window.
         let starts: Vec<usize> = memmem::find_iter(self.data, b"trailer").collect();
@@ -151,19 +188,29 @@ impl<'a> Pdf<'a> {
             Obj::Dict(d) if r.stream.is_some() && d.name_is(b"Type", b"XRef") => Some(d.clone()),
             _ => None,
         });
-        let encrypt = trailers
+        let (encrypt, id) = trailers
             .chain(xref_streams)
-            .find_map(|d| d.get(b"Encrypt").cloned())?;
+            .find_map(|d| Some((d.get(b"Encrypt").cloned()?, d.get(b"ID").cloned())))?;
         let Some(e) = self.resolve(&encrypt).as_dict() else {
-            return Some(Clear::XrefOnly { embedded: false });
+            return Some(Encryption::Locked(Clear::XrefOnly { embedded: false }));
         };
-        Some(if e.name_is(b"StmF", b"Identity") {
+        let id0 = match id.as_ref().map(|i| self.resolve(i)) {
+            Some(Obj::Array(a)) => match a.first().map(|v| self.resolve(v)) {
+                Some(Obj::Str(s)) => s.clone(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        if let Some(d) = crypt::open(e, &id0) {
+            return Some(Encryption::Open(d));
+        }
+        Some(Encryption::Locked(if e.name_is(b"StmF", b"Identity") {
             Clear::All
         } else {
             Clear::XrefOnly {
                 embedded: e.name_is(b"EFF", b"Identity"),
             }
-        })
+        }))
     }
 
     /// Decodes each object stream, hands it out, and adds its objects to the index.
@@ -180,7 +227,10 @@ impl<'a> Pdf<'a> {
                 return Flow::Stop;
             }
             let name = format!("obj {} {}", r.num, r.gen);
-            let Some(decoded) = self.decode(&name, d, &self.data[range.clone()], sink) else {
+            let Some(raw) = self.plain(r, d, &self.data[range.clone()]) else {
+                continue;
+            };
+            let Some(decoded) = self.decode(&name, d, &raw, sink) else {
                 continue;
             };
             if sink.member(&name, &decoded) == Flow::Stop {
