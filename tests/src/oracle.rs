@@ -216,3 +216,26 @@ pub fn verdicts_by_name(
         })
         .collect()
 }
+
+/// Debian's `clamav-testfiles`: ClamAV's 544-byte test program `clam.exe` in many wrappings.
+pub const TESTFILES: &str = "/usr/share/clamav-testfiles";
+/// That test program itself.
+pub const CLAM_EXE: &str = "/usr/share/clamav-testfiles/clam.exe";
+/// ClamAV's `.hsb` line for `clam.exe` (found as `ClamAV-Test-File.UNOFFICIAL`).
+pub const CLAM_EXE_HSB: &str =
+    "71e7b604d18aefd839e51a39c88df8383bb4c071dc31f87f00a2b5df580d4495:544:ClamAV-Test-File\n";
+
+/// A database directory holding [`CLAM_EXE_HSB`] as `test.hsb`; `None` (a skip, a failure under CI)
+/// when clamav-testfiles is not installed.
+pub fn clam_exe_db(test: &str) -> Option<tempfile::TempDir> {
+    if !Path::new(CLAM_EXE).is_file() {
+        skip_or_fail(
+            test,
+            &format!("{CLAM_EXE} missing (apt-get install clamav-testfiles)"),
+        );
+        return None;
+    }
+    let db = tempfile::tempdir().expect("temporary database directory");
+    std::fs::write(db.path().join("test.hsb"), CLAM_EXE_HSB).expect("write test.hsb");
+    Some(db)
+}

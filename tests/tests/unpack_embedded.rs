@@ -4,14 +4,10 @@
 //! (tests/ORACLE.md §8d).
 
 use sensor_tests::gen::Rng;
-use sensor_tests::oracle;
+use sensor_tests::oracle::{self, TESTFILES};
 use sensor_tests::results::Verdict;
 use std::collections::BTreeMap;
 use std::path::Path;
-
-const TESTFILES: &str = "/usr/share/clamav-testfiles";
-const HSB: &str =
-    "71e7b604d18aefd839e51a39c88df8383bb4c071dc31f87f00a2b5df580d4495:544:ClamAV-Test-File\n";
 
 /// Binary data without structure.
 fn noise(len: usize, seed: u64) -> Vec<u8> {
@@ -77,21 +73,15 @@ fn cases() -> Vec<Case> {
 #[test]
 fn embedded_archives_and_executables_are_found_as_clamscan_finds_them() {
     let t = "embedded_archives_and_executables_are_found_as_clamscan_finds_them";
-    if !Path::new(TESTFILES).join("clam.exe").is_file() {
-        oracle::skip_or_fail(
-            t,
-            &format!("{TESTFILES} missing (apt-get install clamav-testfiles)"),
-        );
+    let Some(db) = oracle::clam_exe_db(t) else {
         return;
-    }
+    };
     let Some(clamscan) = oracle::require_tool(t, "clamscan") else {
         return;
     };
     let Some(sensor) = oracle::require_sensor_scan(t) else {
         return;
     };
-    let db = tempfile::tempdir().unwrap();
-    std::fs::write(db.path().join("test.hsb"), HSB).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cases = cases();
     for c in &cases {

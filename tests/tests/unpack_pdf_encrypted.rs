@@ -4,13 +4,9 @@
 //! `Heuristics.Encrypted.PDF` with `--alert-encrypted`. The files are made here with `qpdf` (the PDF and
 //! its attachment, then each encryption), and clamscan is run on the same files.
 
-use sensor_tests::oracle;
+use sensor_tests::oracle::{self, CLAM_EXE};
 use std::path::Path;
 use std::process::Command;
-
-const CLAM_EXE: &str = "/usr/share/clamav-testfiles/clam.exe";
-const HSB: &str =
-    "71e7b604d18aefd839e51a39c88df8383bb4c071dc31f87f00a2b5df580d4495:544:ClamAV-Test-File\n";
 
 /// A one-page PDF 1.4 with a cross-reference table.
 fn minimal_pdf() -> Vec<u8> {
@@ -55,13 +51,9 @@ fn qpdf(args: &[&str]) {
 #[test]
 fn encrypted_pdfs_are_opened_with_the_empty_password_as_clamscan_opens_them() {
     let t = "encrypted_pdfs_are_opened_with_the_empty_password_as_clamscan_opens_them";
-    if !Path::new(CLAM_EXE).is_file() {
-        oracle::skip_or_fail(
-            t,
-            &format!("{CLAM_EXE} missing (apt-get install clamav-testfiles)"),
-        );
+    let Some(db) = oracle::clam_exe_db(t) else {
         return;
-    }
+    };
     let (Some(clamscan), Some(_)) = (
         oracle::require_tool(t, "clamscan"),
         oracle::require_tool(t, "qpdf"),
@@ -111,11 +103,8 @@ fn encrypted_pdfs_are_opened_with_the_empty_password_as_clamscan_opens_them() {
         args.extend_from_slice(&["--", &out]);
         qpdf(&args);
     }
-    let db = work.path().join("db");
-    std::fs::create_dir(&db).unwrap();
-    std::fs::write(db.join("test.hsb"), HSB).unwrap();
-    let theirs = oracle::verdicts_by_name(&clamscan, &["--alert-encrypted"], &db, &dir);
-    let ours = oracle::verdicts_by_name(&sensor, &["scan", "--alert-encrypted"], &db, &dir);
+    let theirs = oracle::verdicts_by_name(&clamscan, &["--alert-encrypted"], db.path(), &dir);
+    let ours = oracle::verdicts_by_name(&sensor, &["scan", "--alert-encrypted"], db.path(), &dir);
     let mut wrong = Vec::new();
     for (file, _, user) in cases {
         let expected = if user {

@@ -3,13 +3,9 @@
 //! the same files with the same `.hsb` line. The packed and installer executables wait for the packers
 //! issue: they are listed below, visibly, and the test says which of them the sensor finds today.
 
-use sensor_tests::oracle;
+use sensor_tests::oracle::{self, TESTFILES};
 use sensor_tests::results::Verdict;
 use std::path::Path;
-
-const TESTFILES: &str = "/usr/share/clamav-testfiles";
-const HSB: &str =
-    "71e7b604d18aefd839e51a39c88df8383bb4c071dc31f87f00a2b5df580d4495:544:ClamAV-Test-File\n";
 
 /// Packed executables and installers: unpacked by the next issue (packers and installers), not this one.
 /// (`clam-fsg.exe` is FSG-packed, but keeps the original program whole at the end of a section: the
@@ -34,21 +30,15 @@ const NEXT_ISSUE: &[&str] = &[
 #[test]
 fn sensor_finds_what_clamscan_finds_in_every_testfile() {
     let t = "sensor_finds_what_clamscan_finds_in_every_testfile";
-    if !Path::new(TESTFILES).join("clam.exe").is_file() {
-        oracle::skip_or_fail(
-            t,
-            &format!("{TESTFILES} missing (apt-get install clamav-testfiles)"),
-        );
+    let Some(db) = oracle::clam_exe_db(t) else {
         return;
-    }
+    };
     let Some(clamscan) = oracle::require_tool(t, "clamscan") else {
         return;
     };
     let Some(sensor) = oracle::require_sensor_scan(t) else {
         return;
     };
-    let db = tempfile::tempdir().unwrap();
-    std::fs::write(db.path().join("test.hsb"), HSB).unwrap();
     let theirs = oracle::verdicts_by_name(&clamscan, &[], db.path(), Path::new(TESTFILES));
     let ours = oracle::verdicts_by_name(&sensor, &["scan"], db.path(), Path::new(TESTFILES));
     assert!(
