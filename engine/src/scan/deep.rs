@@ -136,16 +136,9 @@ impl<'a, 'db> Walk<'a, 'db> {
         if self.over || !self.opts.limits.families.embedded {
             return;
         }
-        if self.opts.limits.max_recursion <= 1 {
-            // As in `look_inside`: a limit hit only if there was something to look into.
-            if holds_members(|d, s| unpack::unpack_elf_overlay(d, 0, s), tail) {
-                self.hit(Limit::MaxRecursion, "");
-            }
-            return;
-        }
-        if let Err(e) = unpack::unpack_elf_overlay(tail, base, self) {
-            self.unscanned(String::new(), e.to_string());
-        }
+        self.unpack_here(tail, true, &move |d, s| {
+            unpack::unpack_elf_overlay(d, base, s)
+        });
     }
 
     pub(super) fn finish(mut self) -> Report<'db> {
@@ -260,27 +253,39 @@ impl<'a, 'db> Walk<'a, 'db> {
         let Some(unpacker) = unpack::unpacker(kind, &self.opts.limits.families) else {
             return;
         };
+        self.unpack_here(
+            data,
+            matches!(kind, Kind::Pe | Kind::Elf | Kind::Other),
+            &unpacker,
+        );
+    }
+
+    /// Hands `data`'s members (as `unpack` finds them) to the walk at the current depth. `search_only`:
+    /// `unpack` is the search for embedded files, which most files answer with nothing.
+    fn unpack_here(&mut self, data: &[u8], search_only: bool, unpack: &Unpack) {
         // clamscan scans a member only if its depth (the file itself is depth 0) is below MaxRecursion:
         // with MaxRecursion 3 a .tar.gz's members (depth 2) are scanned, with 2 they are not (measured
         // with clamscan 1.4.6, tests/ORACLE.md §8c).
         if self.depth.saturating_add(1) >= self.opts.limits.max_recursion {
-            // Executables and untyped files are searched for embedded ones: at the limit, only one that
-            // holds some is a limit hit (most hold none, and must stay cacheable as clean).
-            if !matches!(kind, Kind::Pe | Kind::Elf | Kind::Other) || holds_members(unpacker, data)
-            {
+            // At the limit, a search is a limit hit only if it finds something (most files hold
+            // nothing, and must stay cacheable as clean).
+            if !search_only || holds_members(unpack, data) {
                 self.hit(Limit::MaxRecursion, "");
             }
             return;
         }
-        if let Err(e) = unpacker(data, self) {
+        if let Err(e) = unpack(data, self) {
             let path = self.path_string();
             self.unscanned(path, e.to_string());
         }
     }
 }
 
+/// An unpacker, or a search with its arguments bound.
+type Unpack = dyn Fn(&[u8], &mut dyn Sink) -> Result<(), unpack::UnpackError>;
+
 /// Whether `unpacker` finds any member in `data`: the search alone, nothing scanned.
-fn holds_members(unpacker: unpack::Unpacker, data: &[u8]) -> bool {
+fn holds_members(unpacker: &Unpack, data: &[u8]) -> bool {
     struct Probe(bool);
     impl Sink for Probe {
         fn member(&mut self, _: &str, _: &[u8]) -> Flow {
