@@ -30,6 +30,8 @@ pub struct Database {
     names: Names,
     pub(crate) hashes: HashIndex,
     pub(crate) allow: HashIndex,
+    /// PE section hashes (`.mdb`, `.msb`).
+    pub(crate) sections: HashIndex,
     bodies: Arr<BodyRec>,
     owners: Arr<OwnerRec>,
     pub(crate) logicals: Vec<LogicalEntry>,
@@ -88,6 +90,7 @@ impl Database {
             names: Names::open(&image)?,
             hashes: HashIndex::open(&image, 0, hash_meta)?,
             allow: HashIndex::open(&image, 1, hash_meta)?,
+            sections: HashIndex::open(&image, 2, hash_meta)?,
             bodies: image.arr(ids::BODIES)?,
             owners: image.arr(ids::OWNERS)?,
             logicals,

@@ -2,6 +2,7 @@
 //!
 //! * [`control`]: `sensor status` and metrics scraping helpers.
 //! * [`gen`]: deterministic database + file corpus generator with a manifest of expected verdicts.
+//! * [`pe`]: a small PE writer for executable-format tests.
 //! * [`oracle`]: locating `clamscan` / the `sensor` binary, skip-or-fail policy for missing tools.
 //! * [`results`]: parsing clamscan-style result lines into a map path -> verdict.
 //!
@@ -12,4 +13,5 @@ pub mod control;
 pub mod gate;
 pub mod gen;
 pub mod oracle;
+pub mod pe;
 pub mod results;

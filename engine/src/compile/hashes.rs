@@ -299,16 +299,24 @@ impl HashIndex {
         t.meta.count > 0 && (t.meta.any_size != 0 || img.get(t.sizeset).binary_search(&len).is_ok())
     }
 
-    /// The first-loaded signature with this digest and a size that fits `len`. The bucket is read with
-    /// [`Image::fetch`], a few hundred bytes per lookup.
-    pub fn lookup(&self, img: &Image, kind: HashKind, digest: &[u8], len: u64) -> Option<u32> {
+    /// The signatures with this digest whose size fits `len`, as clamscan reports them with `-z`: the
+    /// first-loaded one of exactly this size, then the first-loaded one of any size (`*`), each when
+    /// present (tests/ORACLE.md §13b; two lines with the same digest and size report one name). The
+    /// bucket is read with [`Image::fetch`], a few hundred bytes per lookup.
+    pub fn lookup(&self, img: &Image, kind: HashKind, digest: &[u8], len: u64) -> [Option<u32>; 2] {
+        let mut found = [None, None];
         let t = &self.tables[slot(kind)];
         if t.meta.count == 0 || digest.len() != t.dlen {
-            return None;
+            return found;
         }
-        let prefix = img.get(t.prefix);
-        let b = bucket_of(digest, t.meta.prefix_bits);
-        let (lo, hi) = (*prefix.get(b)? as usize, *prefix.get(b + 1)? as usize);
+        let Some(prefix) = ({
+            let prefix = img.get(t.prefix);
+            let b = bucket_of(digest, t.meta.prefix_bits);
+            prefix.get(b).zip(prefix.get(b + 1))
+        }) else {
+            return found;
+        };
+        let (lo, hi) = (*prefix.0 as usize, *prefix.1 as usize);
         let mut buf = [0u8; FETCH_BYTES];
         let per_chunk = FETCH_BYTES / t.dlen;
         let mut i = lo;
@@ -316,24 +324,38 @@ impl HashIndex {
             let n = per_chunk.min(hi - i);
             let chunk = img.fetch(t.digests, i * t.dlen, &mut buf[..n * t.dlen]);
             if chunk.len() != n * t.dlen {
-                return None;
+                return found;
             }
             for (k, d) in chunk.chunks_exact(t.dlen).enumerate() {
                 match d.cmp(digest) {
                     std::cmp::Ordering::Less => {}
-                    std::cmp::Ordering::Greater => return None,
+                    std::cmp::Ordering::Greater => return found,
                     std::cmp::Ordering::Equal => {
                         let at = i + k;
-                        let size = *img.fetch(t.sizes, at, &mut [0u64]).first()?;
-                        if size == ANY_SIZE || size == len {
-                            return img.fetch(t.values, at, &mut [0u32]).first().copied();
+                        let Some(&size) = img.fetch(t.sizes, at, &mut [0u64]).first() else {
+                            return found;
+                        };
+                        let slot = match size {
+                            ANY_SIZE => 1,
+                            s if s == len => 0,
+                            _ => continue,
+                        };
+                        if found[slot].is_none() {
+                            found[slot] = img.fetch(t.values, at, &mut [0u32]).first().copied();
                         }
                     }
                 }
             }
             i += n;
         }
-        None
+        found
+    }
+
+    /// Whether some signature with this digest fits `len`.
+    pub fn contains(&self, img: &Image, kind: HashKind, digest: &[u8], len: u64) -> bool {
+        self.lookup(img, kind, digest, len)
+            .iter()
+            .any(Option::is_some)
     }
 }
 

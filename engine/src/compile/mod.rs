@@ -11,6 +11,7 @@ pub(crate) mod names;
 
 use crate::cvd::{self, Kind, PublicKey};
 use crate::database::{Database, DbMeta};
+use crate::db::hash::Layout;
 use crate::db::hex::Elem;
 use crate::db::ign::IgnoreSet;
 use crate::db::load::{self, Entry, Format};
@@ -183,7 +184,7 @@ impl Compiler {
         // Then the signature files, in two groups that share nothing but the ignore lists: whole-file
         // hashes (most of a large database's lines) and everything else, which `par` may build at the
         // same time. Each group reads its files in order, so load order within a kind is kept.
-        let is_hash = |f: Format| matches!(f, Format::Hash | Format::Allow);
+        let is_hash = |f: Format| matches!(f, Format::Hash | Format::Allow | Format::SectionHash);
         let mut hashes = builder.fork();
         let mut group_errors = [LoadError::default(), LoadError::default()];
         {
@@ -371,6 +372,8 @@ struct Builder {
     names: NamesBuilder,
     hashes: HashIndexBuilder,
     allow: HashIndexBuilder,
+    /// PE section hashes (`.mdb`, `.msb`): a table like `hashes`, keyed by a section's digest and size.
+    sections: HashIndexBuilder,
     bodies: Vec<BodyRec>,
     logicals: LogicalsBuilder,
     owners: Vec<OwnerRec>,
@@ -388,6 +391,7 @@ impl Builder {
             names: NamesBuilder::default(),
             hashes: HashIndexBuilder::default(),
             allow: HashIndexBuilder::default(),
+            sections: HashIndexBuilder::default(),
             bodies: Vec::new(),
             logicals: LogicalsBuilder::default(),
             owners: Vec::new(),
@@ -414,6 +418,7 @@ impl Builder {
         self.names = names;
         self.hashes = hashes.hashes;
         self.allow = hashes.allow;
+        self.sections = hashes.sections;
         self.signature_count += hashes.signature_count;
         for (reason, n) in hashes.skipped {
             *self.skipped.entry(reason).or_default() += n;
@@ -574,6 +579,20 @@ impl Builder {
                     Ok(())
                 }
             },
+            Format::SectionHash => match db::hash::parse_as(line, fl, Layout::SizeFirst)? {
+                Parsed::Skip(r) => {
+                    self.skip(r);
+                    Ok(())
+                }
+                Parsed::Sig(sig) => {
+                    if !self.ignored(sig.name, line) {
+                        let name = self.intern(sig.name, official)?;
+                        self.sections.insert(sig.kind, sig.digest(), sig.size, name);
+                        self.signature_count += 1;
+                    }
+                    Ok(())
+                }
+            },
             Format::Body => match db::ndb::parse_line(line, fl)? {
                 Parsed::Skip(r) => {
                     self.skip(r);
@@ -669,6 +688,7 @@ impl Builder {
         let metas = [
             self.hashes.write(0, &mut img),
             self.allow.write(1, &mut img),
+            self.sections.write(2, &mut img),
         ]
         .concat();
         img.put(ids::HASH_META, metas);

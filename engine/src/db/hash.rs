@@ -1,4 +1,6 @@
-//! `.hdb` `.hsb` (`HASH:SIZE:NAME[:MinFL[:MaxFL]]`) and the allowlists `.fp` `.sfp` (same layout).
+//! `.hdb` `.hsb` (`HASH:SIZE:NAME[:MinFL[:MaxFL]]`), the allowlists `.fp` `.sfp` (same layout), and the PE
+//! section hashes `.mdb` `.msb` (`SIZE:HASH:NAME[:MinFL[:MaxFL]]`: the first two fields swapped, every rule
+//! the same, as clamscan 1.4.6 checks them: tests/ORACLE.md §13a).
 //! The digest type follows the hex length (32 MD5, 40 SHA1, 64 SHA256) as ClamAV does, in either file type.
 
 use super::{flevel_ok, HashKind, HashSig, Parsed};
@@ -56,7 +58,30 @@ fn decode_hex(hex: &str, out: &mut [u8; 32]) -> Option<()> {
     (bad & 0xF0 == 0).then_some(())
 }
 
+/// Where the digest sits in a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `HASH:SIZE:NAME` (`.hdb` `.hsb` `.fp` `.sfp`, and `.imp`).
+    HashFirst,
+    /// `SIZE:HASH:NAME` (`.mdb` `.msb`).
+    SizeFirst,
+}
+
+impl Layout {
+    fn shape(self) -> &'static str {
+        match self {
+            Layout::HashFirst => "HASH:SIZE:NAME",
+            Layout::SizeFirst => "SIZE:HASH:NAME",
+        }
+    }
+}
+
+/// A `.hdb`-layout line.
 pub fn parse(line: &str, fl: u32) -> Result<Parsed<HashLine<'_>>, String> {
+    parse_as(line, fl, Layout::HashFirst)
+}
+
+pub fn parse_as(line: &str, fl: u32, layout: Layout) -> Result<Parsed<HashLine<'_>>, String> {
     // Fields by one pass over the bytes (':' is ASCII, so every cut is a char boundary): `str::split`
     // set up a search per field. A digest is 32, 40 or 64 hex digits, so the first colon is looked for
     // there first, and only the short rest of the line is scanned.
@@ -66,7 +91,7 @@ pub fn parse(line: &str, fl: u32) -> Result<Parsed<HashLine<'_>>, String> {
     let bytes = line.as_bytes();
     if let Some(&at) = [32, 40, 64]
         .iter()
-        .find(|&&at| bytes.get(at) == Some(&b':'))
+        .find(|&&at| layout == Layout::HashFirst && bytes.get(at) == Some(&b':'))
     {
         if !bytes[..at].contains(&b':') {
             fields[0] = &line[..at];
@@ -87,13 +112,17 @@ pub fn parse(line: &str, fl: u32) -> Result<Parsed<HashLine<'_>>, String> {
         *slot = &line[start..];
     }
     count += 1;
+    let shape = layout.shape();
     if count < 3 {
-        return Err(format!("expected HASH:SIZE:NAME, found {count} field(s)"));
+        return Err(format!("expected {shape}, found {count} field(s)"));
     }
     if count > 5 {
         return Err(format!(
-            "expected at most 5 fields (HASH:SIZE:NAME:MinFL:MaxFL), found {count}"
+            "expected at most 5 fields ({shape}:MinFL:MaxFL), found {count}"
         ));
+    }
+    if layout == Layout::SizeFirst {
+        fields.swap(0, 1);
     }
     let hex_digest = fields[0];
     let kind = HashKind::from_hex_len(hex_digest.len()).ok_or_else(|| {
@@ -132,8 +161,12 @@ pub fn parse(line: &str, fl: u32) -> Result<Parsed<HashLine<'_>>, String> {
     };
     // ClamAV refuses '*' sizes unless the line declares an engine that knows them (level 73).
     if size.is_none() && min.is_none_or(|m| m < WILDCARD_SIZE_FLEVEL) {
+        let example = match layout {
+            Layout::HashFirst => format!("HASH:*:NAME:{WILDCARD_SIZE_FLEVEL}"),
+            Layout::SizeFirst => format!("*:HASH:NAME:{WILDCARD_SIZE_FLEVEL}"),
+        };
         return Err(format!(
-            "a '*' size needs a MinFL field of at least {WILDCARD_SIZE_FLEVEL} (HASH:*:NAME:{WILDCARD_SIZE_FLEVEL})"
+            "a '*' size needs a MinFL field of at least {WILDCARD_SIZE_FLEVEL} ({example})"
         ));
     }
     if !flevel_ok(min, max, fl) {
@@ -254,6 +287,38 @@ mod tests {
             parse_line(&format!("{}:18446744073709551615:X", "a".repeat(32)), FL)
                 .unwrap_err()
                 .contains("too large")
+        );
+    }
+
+    /// clamscan 1.4.6 (tests/ORACLE.md §13a): `.mdb` lines are `SIZE:HASH:NAME` with the `.hdb` rules:
+    /// size 0, a non-number, a short hash, two fields, `*` without MinFL 73 are all load errors.
+    #[test]
+    fn section_layout_swaps_the_first_two_fields() {
+        let md5 = "89b7740008ac447b85ec61e40a825779";
+        let text = format!("512:{md5}:Sec");
+        let Parsed::Sig(h) = parse_as(&text, FL, Layout::SizeFirst).unwrap() else {
+            panic!("expected a signature")
+        };
+        assert_eq!((h.kind, h.size, h.name), (HashKind::Md5, Some(512), "Sec"));
+        assert_eq!(h.digest()[0], 0x89);
+        let text = format!("*:{md5}:Star:73");
+        let Parsed::Sig(h) = parse_as(&text, FL, Layout::SizeFirst).unwrap() else {
+            panic!("expected a signature")
+        };
+        assert_eq!(h.size, None);
+        for (line, why) in [
+            (format!("0:{md5}:Zero"), "size 0"),
+            (format!("x12:{md5}:Bad"), "not a number"),
+            (format!("512:{}:Short", &md5[1..]), "hex digits"),
+            (format!("512:{md5}"), "2 field"),
+            (format!("*:{md5}:NoFl"), "*:HASH:NAME:73"),
+        ] {
+            let e = parse_as(&line, FL, Layout::SizeFirst).unwrap_err();
+            assert!(e.contains(why), "{line}: {e}");
+        }
+        assert_eq!(
+            parse_as(&format!("512:{md5}:X:1:2"), FL, Layout::SizeFirst),
+            Ok(Parsed::Skip("functionality level"))
         );
     }
 }

@@ -34,6 +34,8 @@ pub enum Format {
     Hash,
     /// `.fp` `.sfp`: whole-file hashes that make a file clean.
     Allow,
+    /// `.mdb` `.msb` (and `.mdu` `.msu`): PE section hashes, `SIZE:HASH:NAME`.
+    SectionHash,
     /// `.ndb` `.ndu`.
     Body,
     /// `.ldb` `.ldu`.
@@ -53,9 +55,7 @@ impl Format {
             "ndb" | "ndu" => Format::Body,
             "ldb" | "ldu" => Format::Logical,
             "ign" | "ign2" => Format::Ignore,
-            "mdb" | "msb" | "mdu" | "msu" => {
-                Format::Unsupported("PE section hash (.mdb/.msb) not supported")
-            }
+            "mdb" | "msb" | "mdu" | "msu" => Format::SectionHash,
             "imp" => Format::Unsupported("import table hash (.imp) not supported"),
             "db" => Format::Unsupported("legacy .db format not supported"),
             "zmd" | "rmd" => Format::Unsupported("archive metadata (.zmd/.rmd) not supported"),
@@ -89,7 +89,9 @@ impl Format {
         match self {
             Format::Logical => Some(MAX_LDB_LINE),
             Format::Unsupported(_) => None,
-            Format::Hash | Format::Allow | Format::Body | Format::Ignore => Some(MAX_LINE),
+            Format::Hash | Format::Allow | Format::SectionHash | Format::Body | Format::Ignore => {
+                Some(MAX_LINE)
+            }
         }
     }
 }

@@ -32,13 +32,13 @@ fn put32(d: &mut [u8], at: usize, v: u32) {
 pub(crate) type PeSec = (u32, u32, u32, u32);
 
 pub(crate) struct PeSpec {
-    ep: u32,
-    sections: Vec<PeSec>,
-    salign: u32,
-    falign: u32,
-    hdrsize: u32,
-    size: usize,
-    plus: bool,
+    pub(crate) ep: u32,
+    pub(crate) sections: Vec<PeSec>,
+    pub(crate) salign: u32,
+    pub(crate) falign: u32,
+    pub(crate) hdrsize: u32,
+    pub(crate) size: usize,
+    pub(crate) plus: bool,
 }
 
 impl PeSpec {

@@ -19,8 +19,8 @@ pub const LSIGS: SectionId = SectionId(0x30);
 pub const LSIG_OFFSETS: SectionId = SectionId(0x31);
 pub const LSIG_EXPR: SectionId = SectionId(0x32);
 
-/// Hash tables: `HASH_META` holds one record per table; table `t` (set * 3 + digest kind, set 0 the
-/// signatures and 1 the allowlist) has its columns at `hash_column(t, c)`.
+/// Hash tables: `HASH_META` holds one record per table; table `t` (set * 3 + digest kind; set 0 the
+/// whole-file signatures, 1 the allowlist, 2 the PE section hashes) has its columns at `hash_column(t, c)`.
 pub const HASH_META: SectionId = SectionId(0x100);
 pub const HASH_DIGESTS: u32 = 0;
 pub const HASH_SIZES: u32 = 1;
@@ -80,6 +80,8 @@ pub fn atom_column(index: u32, column: u32) -> SectionId {
 }
 
 const KINDS: [&str; 3] = ["md5", "sha1", "sha256"];
+/// The hash sets by number, as `hash_column` lays them out.
+const HASH_SETS: [&str; 3] = ["hash", "allow", "section"];
 
 impl SectionId {
     /// A readable name for error messages, e.g. `hash.md5.digests`.
@@ -101,9 +103,9 @@ impl SectionId {
         if let Some(n) = fixed {
             return n.to_string();
         }
-        if (0x110..0x170).contains(&id) {
+        if (0x110..0x110 + HASH_SETS.len() as u32 * 0x30).contains(&id) {
             let (table, col) = ((id - 0x110) / 0x10, (id - 0x110) % 0x10);
-            let set = if table < 3 { "hash" } else { "allow" };
+            let set = HASH_SETS[(table / 3) as usize];
             if let Some(c) = HASH_COLUMNS.get(col as usize) {
                 return format!("{set}.{}.{c}", KINDS[(table % 3) as usize]);
             }

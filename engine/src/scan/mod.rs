@@ -20,6 +20,7 @@ use std::io;
 use std::sync::Arc;
 
 mod deep;
+mod pe_hashes;
 mod source;
 pub use deep::{DeepOptions, Detection, Report, Unscanned, MAX_UNSCANNED};
 pub use source::{ScanSource, DEFAULT_WINDOW};
@@ -549,11 +550,13 @@ fn scan_with<'db>(
     if opts.allmatch || found.is_empty() || !db.allow.is_empty() {
         for kind in HASH_KINDS {
             if db.hashes.wants(&db.image, kind, len) {
-                if let Some(name) = digests
-                    .get(kind)
-                    .and_then(|d| db.hashes.lookup(&db.image, kind, d, len))
-                {
-                    found.push(name);
+                if let Some(d) = digests.get(kind) {
+                    found.extend(
+                        db.hashes
+                            .lookup(&db.image, kind, d, len)
+                            .into_iter()
+                            .flatten(),
+                    );
                 }
             }
         }
@@ -587,12 +590,18 @@ fn scan_with<'db>(
         }
         s.lsig_touched = candidates;
     }
+    if opts.allmatch || found.is_empty() || !db.allow.is_empty() {
+        // clamscan checks section hashes when it looks at the PE, after the whole-file signatures.
+        if let Some(e) = exe.as_ref().filter(|e| e.kind == ExeKind::Pe) {
+            pe_hashes::sections(db, e, &text, len, &mut found)?;
+        }
+    }
     if !found.is_empty() && !db.allow.is_empty() {
         let allowed = HASH_KINDS.iter().any(|&k| {
             db.allow.wants(&db.image, k, len)
                 && digests
                     .get(k)
-                    .is_some_and(|d| db.allow.lookup(&db.image, k, d, len).is_some())
+                    .is_some_and(|d| db.allow.contains(&db.image, k, d, len))
         });
         if allowed {
             found.clear();
