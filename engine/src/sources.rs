@@ -11,11 +11,22 @@ use std::path::{Path, PathBuf};
 /// The extension of compiled database files. ClamAV uses none like it (its `.sdb` would be a near miss).
 pub const COMPILED_EXTENSION: &str = "sensordb";
 
-/// Whether `path` is named like a compiled database.
+/// Whether `path` is a compiled database: named like one, or a file that starts with the compiled
+/// format's magic whatever its name (`sensor db compile -o main.db` writes one that `-d main.db` loads).
 pub fn is_compiled(path: &Path) -> bool {
-    path.extension()
+    let named = path
+        .extension()
         .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case(COMPILED_EXTENSION))
+        .is_some_and(|e| e.eq_ignore_ascii_case(COMPILED_EXTENSION));
+    named || starts_with_magic(path)
+}
+
+fn starts_with_magic(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; crate::image::MAGIC.len()];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head == crate::image::MAGIC)
 }
 
 /// What one `-d` path holds: compiled databases, and whether it has any ClamAV database file.
@@ -126,6 +137,21 @@ mod tests {
             assert!(db.is_mapped());
             assert_eq!(db.signature_count(), 1);
         }
+    }
+
+    /// issue 13: `sensor db compile -o main.db` wrote a file `-d main.db` refused as an unknown type.
+    #[test]
+    fn a_compiled_file_is_known_by_its_magic_whatever_its_name() {
+        let d = tempfile::tempdir().unwrap();
+        for name in ["main.db", "signatures", "main.cvd.bak"] {
+            let f = compiled(d.path(), name);
+            assert!(is_compiled(&f));
+            let db = load(&[f.clone()]).unwrap();
+            assert!(db.is_mapped());
+            std::fs::remove_file(f).unwrap();
+        }
+        std::fs::write(d.path().join("x.db"), "SENSORD").unwrap();
+        assert!(!is_compiled(&d.path().join("x.db")));
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub(crate) mod ids;
 mod tests;
 
 pub use error::ImageError;
+pub(crate) use file::MAGIC;
 pub(crate) use ids::SectionId;
 
 use bytemuck::Pod;
