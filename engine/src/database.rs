@@ -8,6 +8,7 @@
 use crate::compile::entries::{self, BodyRec, OwnerRec};
 use crate::compile::hashes::{HashIndex, TableMeta};
 use crate::compile::names::Names;
+use crate::compile::stats::{self, FileStats};
 use crate::compile::{BodyEntry, LogicalEntry, Owner};
 use crate::image::{ids, Arr, Image, ImageError};
 use crate::matcher::{Matcher, MatcherView};
@@ -42,6 +43,7 @@ pub struct Database {
     matcher: Matcher,
     signature_count: u64,
     skipped: BTreeMap<String, u64>,
+    file_stats: Vec<FileStats>,
     /// What the load accepted without being able to verify it (a patched `.cld`), one sentence each. Not
     /// saved in a compiled file: compiling is when the caller sees them.
     notices: Vec<String>,
@@ -83,6 +85,7 @@ impl Database {
             meta.counters,
         )?;
         let skipped = parse_skipped(image.get(image.arr(ids::SKIPPED)?))?;
+        let file_stats = stats::decode(image.get(image.arr(ids::FILE_STATS)?))?;
         let vacuous = (0..logicals.len() as u32)
             .filter(|&i| logicals[i as usize].expr.eval(&[]))
             .collect();
@@ -99,6 +102,7 @@ impl Database {
             matcher: Matcher::open(&image)?,
             signature_count: meta.signature_count,
             skipped,
+            file_stats,
             notices: Vec::new(),
             image,
         })
@@ -133,6 +137,11 @@ impl Database {
 
     pub fn skipped(&self) -> &BTreeMap<String, u64> {
         &self.skipped
+    }
+
+    /// What each database file gave the build, in load order (`sensor db info`).
+    pub fn file_stats(&self) -> &[FileStats] {
+        &self.file_stats
     }
 
     /// Whether the database is a memory map of a compiled file (else it lives on the heap).

@@ -19,7 +19,7 @@ pub mod scan;
 mod sources;
 pub mod unpack;
 
-pub use compile::{Compiler, Parallel, Sequential};
+pub use compile::{Compiler, FileStats, Parallel, Sequential};
 pub use cvd::PublicKey;
 pub use database::Database;
 pub use error::{LineError, LoadError};

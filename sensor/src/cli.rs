@@ -104,6 +104,16 @@ pub enum DbCommand {
     /// Compile ClamAV database files or directories into one compiled database file, which `scan -d` and
     /// `run -d` map at load instead of compiling the text again.
     Compile(CompileArgs),
+    /// Show what a database gives: per file and signature type, the signatures loaded and the lines skipped
+    /// with the reason (a compiled database answers for the files it was built from).
+    Info(InfoArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct InfoArgs {
+    /// ClamAV database files or directories, or one compiled database.
+    #[arg(value_name = "DB", default_value = "/var/lib/clamav")]
+    pub sources: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -1,15 +1,17 @@
 //! `sensor db`: signature database tools. `compile` builds ClamAV databases once and writes the result as
-//! one compiled file, which `scan -d` and `run -d` then map instead of compiling the text at every load.
+//! one compiled file, which `scan -d` and `run -d` then map instead of compiling the text at every load;
+//! `info` shows what a database gives, file by file, and what it leaves out and why.
 //!
 //! Owns: the subcommand's output and exit codes (0 written, 2 not). Never: the file format (the engine's).
 
-use crate::cli::{CompileArgs, DbArgs, DbCommand};
+use crate::cli::{CompileArgs, DbArgs, DbCommand, InfoArgs};
 use std::process::ExitCode;
 use std::time::Instant;
 
 pub fn run(args: DbArgs) -> ExitCode {
     match args.command {
         DbCommand::Compile(a) => ExitCode::from(compile(&a)),
+        DbCommand::Info(a) => ExitCode::from(info(&a)),
     }
 }
 
@@ -69,4 +71,79 @@ fn human(bytes: u64) -> String {
     } else {
         format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
     }
+}
+
+/// Prints one row per file (type, signatures loaded, lines skipped), a row per skip reason under it, and
+/// the totals by type. Exit 0, or 2 when the database does not load (its errors are printed, by file
+/// and line, as every load prints them).
+fn info(a: &InfoArgs) -> u8 {
+    let db = match engine::load(&a.sources, &crate::threads::Threads) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    print!("{}", info_text(&db));
+    0
+}
+
+fn info_text(db: &engine::Database) -> String {
+    use std::collections::BTreeMap;
+    use std::fmt::Write;
+    let stats = db.file_stats();
+    let width = stats.iter().map(|s| s.file.len()).max().unwrap_or(4).max(4);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:<16} {:>9} {:>9}  REASON",
+        "FILE", "TYPE", "LOADED", "SKIPPED"
+    );
+    let mut by_kind: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    let mut reasons: BTreeMap<&str, u64> = BTreeMap::new();
+    for s in stats {
+        let skipped: u64 = s.skipped.values().sum();
+        let t = by_kind.entry(&s.kind).or_default();
+        t.0 += s.loaded;
+        t.1 += skipped;
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:<16} {:>9} {:>9}",
+            s.file, s.kind, s.loaded, skipped
+        );
+        for (reason, n) in &s.skipped {
+            *reasons.entry(reason).or_default() += n;
+            let _ = writeln!(
+                out,
+                "{:<width$}  {:<16} {:>9} {:>9}  {reason}",
+                "", "", "", n
+            );
+        }
+    }
+    let _ = writeln!(out, "\nBY TYPE{:<9}  {:>9} {:>9}", "", "LOADED", "SKIPPED");
+    for (kind, (loaded, skipped)) in &by_kind {
+        let _ = writeln!(out, "{kind:<16}  {loaded:>9} {skipped:>9}");
+    }
+    let _ = writeln!(out, "\nSKIPPED BY REASON");
+    if reasons.is_empty() {
+        let _ = writeln!(out, "(nothing skipped)");
+    }
+    for (reason, n) in &reasons {
+        let _ = writeln!(out, "{n:>9}  {reason}");
+    }
+    let _ = writeln!(
+        out,
+        "\n{} signatures loaded (clamscan's \"Known viruses\"), {} lines skipped; {}",
+        db.signature_count(),
+        reasons.values().sum::<u64>(),
+        if db.is_mapped() {
+            "a compiled database"
+        } else {
+            "built from ClamAV files"
+        }
+    );
+    for n in db.notices() {
+        let _ = writeln!(out, "note: {n}");
+    }
+    out
 }

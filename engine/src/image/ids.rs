@@ -8,6 +8,8 @@ pub(crate) struct SectionId(pub u32);
 pub const DB_META: SectionId = SectionId(0x01);
 /// Skip reasons and counts, as text lines `COUNT\tREASON`.
 pub const SKIPPED: SectionId = SectionId(0x02);
+/// What each database file gave the build, as text (`compile::stats`).
+pub const FILE_STATS: SectionId = SectionId(0x03);
 /// Signature names: `NAME_OFFS[i]..NAME_OFFS[i + 1]` of `NAME_BYTES` is name `i`.
 pub const NAME_OFFS: SectionId = SectionId(0x10);
 pub const NAME_BYTES: SectionId = SectionId(0x11);
@@ -90,6 +92,7 @@ impl SectionId {
         let fixed = match self {
             DB_META => Some("meta"),
             SKIPPED => Some("skipped"),
+            FILE_STATS => Some("file-stats"),
             NAME_OFFS => Some("name-offsets"),
             NAME_BYTES => Some("names"),
             BODIES => Some("bodies"),

@@ -104,12 +104,8 @@ fn every_bad_line_is_named() {
 
 #[test]
 fn unsupported_formats_are_counted_not_silent() {
-    let db = build(&[("t.hdb", &md5_line(b"a", "A")), ("t.mdb", "1:2:3\n4:5:6\n")]).unwrap();
-    assert_eq!(
-        db.skipped()
-            .get("PE section hash (.mdb/.msb) not supported"),
-        Some(&2)
-    );
+    let db = build(&[("t.hdb", &md5_line(b"a", "A")), ("t.cbc", "1:2:3\n4:5:6\n")]).unwrap();
+    assert_eq!(db.skipped().get("bytecode (.cbc) not supported"), Some(&2));
 }
 
 #[test]
