@@ -150,13 +150,17 @@ pub fn overlay(src: &dyn ReadAt, len: u64, kind: ExeKind) -> Overlay {
     let Some(info) = exefmt::parse_from(src).filter(|i| i.headers_ok && i.kind == kind) else {
         return Overlay::Unknown;
     };
-    let end = info
+    let Some(end) = info
         .sections
         .iter()
         .filter_map(|s| s.raw_offset.checked_add(s.raw_size))
         .filter(|&end| end <= len)
         .max()
-        .unwrap_or(0);
+    else {
+        // No section inside the file (a section table cut off or stripped): an overlay "from 0" would
+        // hand the file's own header back as a member of itself, level after level.
+        return Overlay::Unknown;
+    };
     if end < len {
         Overlay::At(end)
     } else {

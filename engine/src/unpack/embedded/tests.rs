@@ -188,3 +188,20 @@ fn magics_held_as_program_constants_are_not_archives() {
     data.extend_from_slice(&[0u8; 64]);
     assert!(names(unpack_other, &data).is_empty());
 }
+
+/// An ELF with no section inside the file (a stripped section table, as `sstrip` leaves malware) has no
+/// overlay to start from: it is searched from byte 1, and its own header is never a member of itself (it
+/// was, level after level, up to MaxRecursion).
+#[test]
+fn an_elf_without_sections_is_not_its_own_member() {
+    let phdrs = [(1, 0, 0x40_0000, 0x1000, 0x1000)];
+    let mut elf = crate::exefmt::tests::build_elf(true, false, 0x40_0100, &phdrs, &[]);
+    let info = crate::exefmt::parse(&elf).unwrap();
+    assert!(info.headers_ok && info.sections.is_empty());
+    elf.extend_from_slice(b"appended bytes, no header");
+    assert_eq!(
+        overlay(&elf.as_slice(), elf.len() as u64, ExeKind::Elf),
+        Overlay::Unknown
+    );
+    assert!(names(unpack_elf, &elf).is_empty());
+}
