@@ -146,7 +146,7 @@ mod tests {
         for name in ["main.db", "signatures", "main.cvd.bak"] {
             let f = compiled(d.path(), name);
             assert!(is_compiled(&f));
-            let db = load(&[f.clone()]).unwrap();
+            let db = load(std::slice::from_ref(&f)).unwrap();
             assert!(db.is_mapped());
             std::fs::remove_file(f).unwrap();
         }

@@ -102,11 +102,7 @@ pub(crate) fn decode_offset(r: &OffsetRec) -> Option<Offset> {
 }
 
 fn encode_target(t: Target) -> u8 {
-    match t {
-        Target::Any => 0,
-        Target::Pe => 1,
-        Target::Elf => 6,
-    }
+    t.code() as u8
 }
 
 fn decode_target(code: u32) -> Option<Target> {

@@ -108,7 +108,8 @@ mod tests {
         c.add_source("c.ign2", b"A\n").unwrap();
         c.add_source("d.cbc", b"x\ny\n").unwrap();
         let db = c.build().unwrap();
-        let got: Vec<(&str, &str, u64, Vec<(&str, u64)>)> = db
+        type Row<'a> = (&'a str, &'a str, u64, Vec<(&'a str, u64)>);
+        let got: Vec<Row> = db
             .file_stats()
             .iter()
             .map(|s| {

@@ -21,7 +21,7 @@
 //! offsets). Offsets relative to an executable (`EP`, `Sx`, `SEx`, `SL`, `VI`) need Target 1, 6 or 9
 //! (clamscan rejects them elsewhere). An empty offset (`:HexSig`) is `*`, as in clamscan.
 
-use super::{hex, offset, LogicalSig, Offset, Parsed, SubSig, Target};
+use super::{hex, is_exe_target, offset, LogicalSig, Offset, Parsed, SubSig, Target};
 use crate::logic::{self, MAX_SUBSIGS};
 
 /// Skip reasons (counted and reported by the loader).
@@ -131,11 +131,6 @@ fn parse_tdb(tdb: &str) -> Result<Tdb, String> {
     Ok(t)
 }
 
-/// Whether a target code names an executable format (the ones ClamAV gives entry points and sections).
-fn is_exe_target(code: u32) -> bool {
-    matches!(code, 1 | 6 | 9)
-}
-
 /// One hex subsignature: `[Offset:]HexSig[::Modifiers]`. `Ok(Err(reason))` is a valid but unsupported one.
 fn parse_hex_subsig(s: &str, target_code: u32) -> Result<Result<SubSig, &'static str>, String> {
     let (body, mods) = match s.split_once("::") {
@@ -189,6 +184,9 @@ fn parse_hex_subsig(s: &str, target_code: u32) -> Result<Result<SubSig, &'static
                 ));
             }
             match parsed {
+                Ok(off) if off.needs_exe() && target_code == 9 => {
+                    return Ok(Err(super::MACHO_OFFSET))
+                }
                 Ok(off) => off,
                 Err(_) => return Ok(Err(skip::OFFSET)),
             }
@@ -302,6 +300,9 @@ pub fn parse_line(line: &str, fl: u32) -> Result<Parsed<LogicalSig>, String> {
     // first reason to skip wins (target, TDB attribute, then subsignature kinds in order).
     let mut skip_reason = match target {
         Err(reason) => Some(reason),
+        Ok(Target::MachO) if tdb.entry_point.is_some() || tdb.sections.is_some() => {
+            Some(super::MACHO_OFFSET)
+        }
         Ok(_) => tdb.unsupported,
     };
     let mut subsigs = Vec::with_capacity(subsig_texts.len());
@@ -569,14 +570,20 @@ mod tests {
 
     #[test]
     fn unsupported_targets_and_attributes_skip_after_checking_subsigs() {
+        assert_eq!(sig("S;Target:2;0;41424344").target, Target::Ole2);
         assert_eq!(
-            skipped("S;Target:2;0;41424344"),
-            "target 2 (OLE2) not supported"
+            skipped("S;Target:3;0;41424344"),
+            "target 3 (HTML) not supported"
         );
         assert_eq!(
             skipped("S;Target:9;0;EP+0:41424344"),
-            "target 9 (Mach-O) not supported"
+            crate::db::MACHO_OFFSET
         );
+        assert_eq!(
+            skipped("S;Engine:51-255,Target:9,EntryPoint:1-2;0;41424344"),
+            crate::db::MACHO_OFFSET
+        );
+        assert_eq!(sig("S;Target:9;0;41424344").target, Target::MachO);
         assert!(err("S;Target:3;0;zz").starts_with("subsignature 0: "));
         assert_eq!(
             skipped("S;Engine:51-255,Target:0,Container:CL_TYPE_ZIP;0;41424344"),
@@ -625,8 +632,8 @@ mod tests {
         // The first reason wins.
         assert_eq!(skipped("S;Target:0;0&1;0/abc/;${6-7}12$"), skip::PCRE);
         assert_eq!(
-            skipped("S;Target:2;0;0/abc/"),
-            "target 2 (OLE2) not supported"
+            skipped("S;Target:3;0;0/abc/"),
+            "target 3 (HTML) not supported"
         );
     }
 

@@ -14,13 +14,33 @@ pub mod offset;
 pub use hex::Pattern;
 pub use offset::Offset;
 
-/// Which files a signature applies to. Only the targets the engine can recognise are representable;
-/// the rest are skipped at load with a counted reason.
+/// Which files a signature applies to: ClamAV's numeric target, for the targets this engine types files
+/// for; the others are skipped at load with a counted reason. A file is typed once (`scan::filetype`) and
+/// sees the signatures of target 0 and of its own target (tests/ORACLE.md §13c).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Target {
+    /// 0: any file.
     Any,
+    /// 1: PE executables (anything starting `MZ`).
     Pe,
+    /// 2: OLE2 compound files.
+    Ole2,
+    /// 4: mail messages.
+    Mail,
+    /// 5: images (PNG, GIF, JPEG, BMP, TIFF).
+    Graphics,
+    /// 6: ELF executables.
     Elf,
+    /// 9: Mach-O executables, thin or universal.
+    MachO,
+    /// 10: PDF documents.
+    Pdf,
+    /// 11: Flash (SWF) files, compressed ones once inflated.
+    Flash,
+    /// 12: Java class files.
+    Java,
+    /// 14: files typed as nothing else ("binary data").
+    Other,
 }
 
 impl Target {
@@ -29,21 +49,50 @@ impl Target {
         match code {
             0 => Ok(Target::Any),
             1 => Ok(Target::Pe),
+            2 => Ok(Target::Ole2),
+            4 => Ok(Target::Mail),
+            5 => Ok(Target::Graphics),
             6 => Ok(Target::Elf),
-            2 => Err("target 2 (OLE2) not supported"),
+            9 => Ok(Target::MachO),
+            10 => Ok(Target::Pdf),
+            11 => Ok(Target::Flash),
+            12 => Ok(Target::Java),
+            14 => Ok(Target::Other),
             3 => Err("target 3 (HTML) not supported"),
-            4 => Err("target 4 (mail) not supported"),
-            5 => Err("target 5 (graphics) not supported"),
             7 => Err("target 7 (normalized ASCII) not supported"),
-            8 => Err("target 8 (unused) not supported"),
-            9 => Err("target 9 (Mach-O) not supported"),
-            10 => Err("target 10 (PDF) not supported"),
-            11 => Err("target 11 (Flash) not supported"),
-            12 => Err("target 12 (Java) not supported"),
-            13..=14 => Err("target 13-14 not supported"),
+            // clamscan loads these and never matches them (tests/ORACLE.md §13c).
+            8 => Err("target 8 (unused) never matches"),
+            13 => Err("target 13 (internal) never matches"),
             _ => Err("unknown target"),
         }
     }
+
+    /// ClamAV's number for the target.
+    pub fn code(self) -> u32 {
+        match self {
+            Target::Any => 0,
+            Target::Pe => 1,
+            Target::Ole2 => 2,
+            Target::Mail => 4,
+            Target::Graphics => 5,
+            Target::Elf => 6,
+            Target::MachO => 9,
+            Target::Pdf => 10,
+            Target::Flash => 11,
+            Target::Java => 12,
+            Target::Other => 14,
+        }
+    }
+}
+
+/// The skip reason for Mach-O signatures that need the executable's structure (entry point, sections):
+/// the engine types Mach-O files but does not read their load commands yet.
+pub const MACHO_OFFSET: &str = "Mach-O entry point or section offset not supported";
+
+/// Whether offsets relative to an executable's structure (`EP`, `Sx`, `SEx`, `SL`) are allowed with this
+/// numeric target: PE, ELF and Mach-O; clamscan refuses the database otherwise ("Invalid offset type").
+pub fn is_exe_target(code: u32) -> bool {
+    matches!(code, 1 | 6 | 9)
 }
 
 /// A parsed line: a signature, or a skip whose reason is counted and reported at load.

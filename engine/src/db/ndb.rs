@@ -1,7 +1,7 @@
 //! `.ndb` body signatures: `Name:Target:Offset:HexSig[:MinFL[:MaxFL]]`.
 
 use super::hash::parse_flevel;
-use super::{flevel_ok, hex, offset, BodySig, Parsed, Target};
+use super::{flevel_ok, hex, is_exe_target, offset, BodySig, Parsed, Target, MACHO_OFFSET};
 
 pub fn parse_line(line: &str, fl: u32) -> Result<Parsed<BodySig>, String> {
     let fields: Vec<&str> = line.split(':').collect();
@@ -40,22 +40,26 @@ pub fn parse_line(line: &str, fl: u32) -> Result<Parsed<BodySig>, String> {
             .parse::<u32>()
             .map_err(|_| format!("target {t:?} is not a number"))?,
     };
+    let offset = match offset::parse(fields[2]) {
+        Ok(o) => Some(o),
+        Err(e) if e.starts_with("unsupported") => None,
+        Err(e) => return Err(format!("offset {:?}: {e}", fields[2])),
+    };
+    if offset.is_some_and(|o| o.needs_exe()) && !is_exe_target(code) {
+        return Err(format!(
+            "offset {:?} needs an executable target (1 PE, 6 ELF or 9 Mach-O), not {code}",
+            fields[2]
+        ));
+    }
     let target = match Target::from_code(code) {
         Ok(t) => t,
         Err(reason) => return Ok(Parsed::Skip(reason)),
     };
-    let offset = match offset::parse(fields[2]) {
-        Ok(o) => o,
-        Err(e) if e.starts_with("unsupported") => {
-            return Ok(Parsed::Skip("unsupported offset type"))
-        }
-        Err(e) => return Err(format!("offset {:?}: {e}", fields[2])),
+    let Some(offset) = offset else {
+        return Ok(Parsed::Skip("unsupported offset type"));
     };
-    if target == Target::Any && offset.needs_exe() {
-        return Err(format!(
-            "offset {:?} needs an executable target (1 PE or 6 ELF), not 0",
-            fields[2]
-        ));
+    if target == Target::MachO && offset.needs_exe() {
+        return Ok(Parsed::Skip(MACHO_OFFSET));
     }
     let pattern = hex::parse(fields[3]).map_err(|e| format!("hex signature: {e}"))?;
     Ok(Parsed::Sig(BodySig {
@@ -64,4 +68,44 @@ pub fn parse_line(line: &str, fl: u32) -> Result<Parsed<BodySig>, String> {
         offset,
         pattern,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FL: u32 = crate::FUNCTIONALITY_LEVEL;
+
+    /// clamscan 1.4.6 (tests/ORACLE.md §13c): structure offsets need target 1, 6 or 9 ("Invalid offset type
+    /// for target N" fails the load); targets 8 and 13 load and never match.
+    #[test]
+    fn targets_and_the_offsets_they_allow() {
+        for (line, code) in [
+            ("X:2:*:4142", 2),
+            ("X:10:0:4142", 10),
+            ("X:14:EOF-2:4142", 14),
+        ] {
+            match parse_line(line, FL) {
+                Ok(Parsed::Sig(s)) => assert_eq!(s.target.code(), code),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+        for line in [
+            "X:2:EP+0:4142",
+            "X:10:SL+0:4142",
+            "X:3:EP+0:4142",
+            "X:0:S0+1:4142",
+        ] {
+            let e = parse_line(line, FL).unwrap_err();
+            assert!(e.contains("needs an executable target"), "{line}: {e}");
+        }
+        assert_eq!(
+            parse_line("X:9:EP+0:4142", FL),
+            Ok(Parsed::Skip(MACHO_OFFSET))
+        );
+        assert_eq!(
+            parse_line("X:13:*:4142", FL),
+            Ok(Parsed::Skip("target 13 (internal) never matches"))
+        );
+    }
 }

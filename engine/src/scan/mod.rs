@@ -20,6 +20,7 @@ use std::io;
 use std::sync::Arc;
 
 mod deep;
+mod filetype;
 mod pe_hashes;
 mod source;
 pub use deep::{DeepOptions, Detection, Report, Unscanned, MAX_UNSCANNED};
@@ -57,10 +58,10 @@ struct Scratch {
     body_slot: Vec<u32>,
 }
 
-/// clamscan's order among body signatures (tests/ORACLE.md §2a): by the 128 KiB scan buffer that holds the
-/// match's last byte, then static patterns before wildcard ones, then the earliest start, then the earliest
-/// end, then load order.
-type BodyKey = (usize, bool, usize, usize, u32);
+/// clamscan's order among body signatures (tests/ORACLE.md §2a, §13c): by the 128 KiB scan buffer that holds
+/// the match's last byte, then the file's own target before target 0 (or after, `filetype::rank`), then
+/// static patterns before wildcard ones, then the earliest start, then the earliest end, then load order.
+type BodyKey = (usize, u8, bool, usize, usize, u32);
 
 /// The size of clamscan's scan buffers, which its reporting order follows (tests/ORACLE.md §2a).
 const CLAMSCAN_BUFFER: usize = 128 * 1024;
@@ -107,21 +108,13 @@ pub struct Scanner<'db> {
     scratch: Scratch,
 }
 
-fn target_ok(target: Target, exe: Option<&ExeInfo>) -> bool {
-    match target {
-        Target::Any => true,
-        Target::Pe => exe.is_some_and(|e| e.kind == ExeKind::Pe),
-        Target::Elf => exe.is_some_and(|e| e.kind == ExeKind::Elf),
-    }
-}
-
 fn in_range<T: PartialOrd>(v: T, r: (T, T)) -> bool {
     r.0 <= v && v <= r.1
 }
 
 /// The target description block of a logical signature: does it apply to this file at all?
-fn logical_applies(l: &LogicalEntry, len: u64, exe: Option<&ExeInfo>) -> bool {
-    target_ok(l.target, exe)
+fn logical_applies(l: &LogicalEntry, file: Target, len: u64, exe: Option<&ExeInfo>) -> bool {
+    filetype::applies(l.target, file)
         && l.file_size.is_none_or(|r| in_range(len, r))
         && l.entry_point.is_none_or(|r| {
             exe.and_then(|e| e.entry_offset)
@@ -135,6 +128,8 @@ struct Sink<'a, 'db> {
     db: &'db Database,
     s: &'a mut Scratch,
     exe: Option<&'a ExeInfo>,
+    /// The file's own signature target (`filetype`).
+    file: Target,
     len: u64,
 }
 
@@ -144,14 +139,14 @@ impl Sink<'_, '_> {
         match db.owner(id)? {
             Owner::Body(b) => {
                 let e = db.body(b)?;
-                if !target_ok(e.target, self.exe) {
+                if !filetype::applies(e.target, self.file) {
                     return None;
                 }
                 e.offset.resolve(self.len, self.exe)
             }
             Owner::Sub { lsig, sub } => {
                 let l = &db.logicals[lsig as usize];
-                if !target_ok(l.target, self.exe)
+                if !filetype::applies(l.target, self.file)
                     || l.file_size.is_some_and(|r| !in_range(self.len, r))
                     || l.entry_point.is_some_and(|r| {
                         !self
@@ -197,6 +192,7 @@ impl MatchSink for Sink<'_, '_> {
                 };
                 let key = (
                     end.saturating_sub(1) / CLAMSCAN_BUFFER,
+                    filetype::rank(e.target, self.file),
                     !e.is_static,
                     start,
                     end,
@@ -501,13 +497,18 @@ fn scan_with<'db>(
     // Always read, whatever the signatures: besides targets and EP/section offsets, whether `EOF-n` can
     // match depends on it (clamscan never matches `EOF-n` in a file with an executable magic and broken
     // headers). It reads only headers.
-    let exe = match text {
-        Text::Whole(data) => exefmt::parse(data),
+    let (exe, file) = match text {
+        Text::Whole(data) => (
+            exefmt::parse(data),
+            filetype::target_of(&data[..data.len().min(filetype::HEAD)]),
+        ),
         Text::Windows { src, len, .. } => {
             let headers = Headers::new(src, len);
             let exe = exefmt::parse_from(&headers);
+            let mut head = vec![0; len.min(filetype::HEAD as u64) as usize];
+            exefmt::ReadAt::read_at(&headers, 0, &mut head);
             headers.into_result()?;
-            exe
+            (exe, filetype::target_of(&head))
         }
     };
     let mut scratch_match = std::mem::take(&mut scratch.matcher);
@@ -515,6 +516,7 @@ fn scan_with<'db>(
         db,
         s: scratch,
         exe: exe.as_ref(),
+        file,
         len,
     };
     let mut digests = match text {
@@ -546,8 +548,20 @@ fn scan_with<'db>(
 
     let s = scratch;
     s.body_hits.sort_unstable();
-    let mut found: Vec<u32> = s.body_hits.drain(..).map(|(_, name)| name).collect();
-    if opts.allmatch || found.is_empty() || !db.allow.is_empty() {
+    // Mail and binary data are scanned by clamscan first as untyped data: every target-0 result (body,
+    // hash, logical) comes before those of the file's own target, which wait in `late`.
+    let generic_first = filetype::generic_first(file);
+    let (mut found, mut late) = (Vec::new(), Vec::new());
+    for (key, name) in s.body_hits.drain(..) {
+        if generic_first && key.1 == 1 {
+            late.push(name);
+        } else {
+            found.push(name);
+        }
+    }
+    // Whether results after those in `found` can still be reported (a non-empty `late` comes after them).
+    let more = |found: &Vec<u32>| opts.allmatch || found.is_empty() || !db.allow.is_empty();
+    if more(&found) {
         for kind in HASH_KINDS {
             if db.hashes.wants(&db.image, kind, len) {
                 if let Some(d) = digests.get(kind) {
@@ -561,17 +575,20 @@ fn scan_with<'db>(
             }
         }
     }
-    if opts.allmatch || found.is_empty() || !db.allow.is_empty() {
+    if more(&found) {
         // Logical signatures with a matched subsignature, and those that hold without one (`0=0` holds
         // on a file without subsignature 0, tests/ORACLE.md, logic.rs), in load order. Evaluating all of
         // them for every file took 8% of a scan with 20k logical signatures.
         let mut candidates = std::mem::take(&mut s.lsig_touched);
         candidates.extend_from_slice(&db.vacuous);
-        candidates.sort_unstable();
+        // In load order, those of the file's own target first (or after, `filetype::rank`), as clamscan.
+        candidates.sort_unstable_by_key(|&li| {
+            (filetype::rank(db.logicals[li as usize].target, file), li)
+        });
         candidates.dedup();
         for &li in &candidates {
             let e = &db.logicals[li as usize];
-            if !logical_applies(e, len, exe.as_ref()) {
+            if !logical_applies(e, file, len, exe.as_ref()) {
                 continue;
             }
             let first = e.first_counter as usize;
@@ -585,12 +602,17 @@ fn scan_with<'db>(
                     }
                 }));
             if e.expr.eval(&s.lsig_counts) {
-                found.push(e.name);
+                if generic_first && filetype::rank(e.target, file) == 1 {
+                    late.push(e.name);
+                } else {
+                    found.push(e.name);
+                }
             }
         }
         s.lsig_touched = candidates;
     }
-    if opts.allmatch || found.is_empty() || !db.allow.is_empty() {
+    found.append(&mut late);
+    if more(&found) {
         // clamscan checks section hashes when it looks at the PE, after the whole-file signatures.
         if let Some(e) = exe.as_ref().filter(|e| e.kind == ExeKind::Pe) {
             pe_hashes::sections(db, e, &text, len, &mut found)?;

@@ -33,6 +33,8 @@ pub enum Kind {
     Ole2,
     OneNote,
     Pdf,
+    /// Compressed Flash (`CWS`, `ZWS`); an uncompressed one holds nothing to unpack.
+    Swf,
     Rar,
     Pe,
     Elf,
@@ -65,6 +67,9 @@ pub fn detect(data: &[u8]) -> Kind {
     }
     if at(0, b"\xFD7zXZ\x00") {
         return Kind::Xz;
+    }
+    if at(0, b"CWS") || at(0, b"ZWS") {
+        return Kind::Swf;
     }
     if at(0, b"\x28\xB5\x2F\xFD") {
         return Kind::Zstd;

@@ -39,6 +39,7 @@ mod rar;
 mod rtf;
 mod sevenzip;
 mod sis;
+mod swf;
 mod szdd;
 mod tar;
 mod tnef;
@@ -159,6 +160,7 @@ pub fn unpacker(kind: Kind, families: &Families) -> Option<Unpacker> {
         Kind::Ole2 => (families.ole2, ole2::unpack),
         Kind::OneNote => (families.onenote, onenote::unpack),
         Kind::Pdf => (families.pdf, pdf::unpack),
+        Kind::Swf => (families.archive, swf::unpack),
         Kind::Pe => (families.embedded, embedded::unpack_pe),
         Kind::Elf => (families.embedded, embedded::unpack_elf),
         Kind::Other => (families.embedded, embedded::unpack_other),

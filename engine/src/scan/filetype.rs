@@ -1,0 +1,138 @@
+//! The signature target of a scanned file: which of ClamAV's typed signature sets (targets 1-14) it sees
+//! besides target 0, and in which order their matches are reported.
+//!
+//! Owns: the magic that separates targets ClamAV types without unpacking (images, Mach-O, Java, Flash) and
+//! the mapping from unpack kinds to targets. Never: reads past the file's first bytes; decides what to unpack
+//! (that is `unpack::kind`).
+//!
+//! Observed with clamscan 1.4.6 (tests/ORACLE.md §13c): a file sees target-0 signatures and those of its own
+//! target; within a 128 KiB buffer the matches of its own target come before the target-0 ones, except for
+//! mail and binary data, which clamscan first scans as untyped data.
+
+use crate::db::Target;
+use crate::unpack::kind::{self, Kind};
+
+/// How much of a file's start typing reads.
+pub(super) const HEAD: usize = 4096;
+
+/// The target of the file whose first bytes (up to [`HEAD`]) are `head`; `Target::Any` when it has none
+/// this engine recognises (it then sees target-0 signatures only).
+pub(super) fn target_of(head: &[u8]) -> Target {
+    let at = |off: usize, magic: &[u8]| head.get(off..off + magic.len()) == Some(magic);
+    if at(0, b"MZ") {
+        return Target::Pe;
+    }
+    if at(0, b"\x7fELF") {
+        return Target::Elf;
+    }
+    if at(0, b"\xFE\xED\xFA\xCE")
+        || at(0, b"\xFE\xED\xFA\xCF")
+        || at(0, b"\xCE\xFA\xED\xFE")
+        || at(0, b"\xCF\xFA\xED\xFE")
+    {
+        return Target::MachO;
+    }
+    if at(0, b"\xCA\xFE\xBA\xBE") {
+        // A universal Mach-O counts its architectures (a few) where a class file has its minor and major
+        // version (major 45 and up).
+        let next = head
+            .get(4..8)
+            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        return if next < 45 {
+            Target::MachO
+        } else {
+            Target::Java
+        };
+    }
+    if at(0, b"FWS") || at(0, b"CWS") || at(0, b"ZWS") {
+        return Target::Flash;
+    }
+    if at(0, b"\x89PNG\r\n\x1a\n")
+        || at(0, b"GIF87a")
+        || at(0, b"GIF89a")
+        || at(0, b"\xFF\xD8\xFF")
+        || at(0, b"BM")
+        || at(0, b"II*\0")
+        || at(0, b"MM\0*")
+    {
+        return Target::Graphics;
+    }
+    match kind::detect(head) {
+        Kind::Ole2 => Target::Ole2,
+        Kind::Mail => Target::Mail,
+        Kind::Pdf => Target::Pdf,
+        Kind::Other if is_binary_data(head) => Target::Other,
+        _ => Target::Any,
+    }
+}
+
+/// Whether an untyped file is what clamscan calls binary data rather than text: it holds a byte no text
+/// has (a NUL, most C0 controls, DEL) and does not read as UTF-16.
+fn is_binary_data(head: &[u8]) -> bool {
+    let not_text = |b: u8| matches!(b, 0..=6 | 0x0e..=0x1a | 0x1c..=0x1f | 0x7f);
+    head.iter().any(|&b| not_text(b)) && !looks_utf16(head)
+}
+
+/// UTF-16 text, by its byte-order mark.
+fn looks_utf16(head: &[u8]) -> bool {
+    head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF")
+}
+
+/// Whether a signature of `sig` target applies to a file of `file` target.
+pub(super) fn applies(sig: Target, file: Target) -> bool {
+    sig == Target::Any || sig == file
+}
+
+/// Whether clamscan scans files of this target as untyped data before typing them (mail, binary data): all
+/// their target-0 results come before those of their own target.
+pub(super) fn generic_first(file: Target) -> bool {
+    matches!(file, Target::Mail | Target::Other)
+}
+
+/// The rank of a match of a `sig`-target signature in a `file`-target file among the matches of one
+/// buffer: 0 reported first, 1 after.
+pub(super) fn rank(sig: Target, file: Target) -> u8 {
+    u8::from((sig == Target::Any) != generic_first(file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clamscan 1.4.6: a target-N signature on these files' bytes is found (tests/ORACLE.md §13c).
+    #[test]
+    fn targets_by_magic() {
+        let cases: [(&[u8], Target); 14] = [
+            (b"MZ\0\0", Target::Pe),
+            (b"\x7fELF\x02\x01", Target::Elf),
+            (b"\xCF\xFA\xED\xFE\x07\0\0\x01", Target::MachO),
+            (b"\xFE\xED\xFA\xCE\0\0\0\x07", Target::MachO),
+            (b"\xCA\xFE\xBA\xBE\0\0\0\x02", Target::MachO),
+            (b"\xCA\xFE\xBA\xBE\0\0\0\x34", Target::Java),
+            (b"FWS\x0a\0\0\0\0", Target::Flash),
+            (b"CWS\x0a\0\0\0\0", Target::Flash),
+            (b"\x89PNG\r\n\x1a\n\0\0", Target::Graphics),
+            (b"GIF89a\x01\0", Target::Graphics),
+            (b"II*\0\x08\0\0\0", Target::Graphics),
+            (b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1", Target::Ole2),
+            (b"%PDF-1.4\n", Target::Pdf),
+            (b"RIFF\0\0\0\0WEBP", Target::Any),
+        ];
+        for (head, want) in cases {
+            assert_eq!(target_of(head), want, "{head:?}");
+        }
+        assert_eq!(
+            target_of(b"From: a@b.c\nTo: d@e.f\nSubject: x\n\nbody\n"),
+            Target::Mail
+        );
+    }
+
+    #[test]
+    fn own_target_first_except_mail_and_binary_data() {
+        assert!(rank(Target::Pdf, Target::Pdf) < rank(Target::Any, Target::Pdf));
+        assert!(rank(Target::Elf, Target::Elf) < rank(Target::Any, Target::Elf));
+        assert!(rank(Target::Any, Target::Mail) < rank(Target::Mail, Target::Mail));
+        assert!(applies(Target::Any, Target::Pdf) && applies(Target::Pdf, Target::Pdf));
+        assert!(!applies(Target::Pe, Target::Pdf));
+    }
+}
