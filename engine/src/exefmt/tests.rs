@@ -37,8 +37,8 @@ pub(crate) struct PeSpec {
     salign: u32,
     falign: u32,
     hdrsize: u32,
-    size: usize,
-    plus: bool,
+    pub(crate) size: usize,
+    pub(crate) plus: bool,
 }
 
 impl PeSpec {
