@@ -33,6 +33,8 @@ pub struct Database {
     pub(crate) allow: HashIndex,
     /// PE section hashes (`.mdb`, `.msb`).
     pub(crate) sections: HashIndex,
+    /// PE import-table hashes (`.imp`).
+    pub(crate) imports: HashIndex,
     bodies: Arr<BodyRec>,
     owners: Arr<OwnerRec>,
     pub(crate) logicals: Vec<LogicalEntry>,
@@ -94,6 +96,7 @@ impl Database {
             hashes: HashIndex::open(&image, 0, hash_meta)?,
             allow: HashIndex::open(&image, 1, hash_meta)?,
             sections: HashIndex::open(&image, 2, hash_meta)?,
+            imports: HashIndex::open(&image, 3, hash_meta)?,
             bodies: image.arr(ids::BODIES)?,
             owners: image.arr(ids::OWNERS)?,
             logicals,

@@ -299,10 +299,11 @@ impl HashIndex {
         t.meta.count > 0 && (t.meta.any_size != 0 || img.get(t.sizeset).binary_search(&len).is_ok())
     }
 
-    /// The signatures with this digest whose size fits `len`, as clamscan reports them with `-z`: the
-    /// first-loaded one of exactly this size, then the first-loaded one of any size (`*`), each when
-    /// present (tests/ORACLE.md §13b; two lines with the same digest and size report one name). The
-    /// bucket is read with [`Image::fetch`], a few hundred bytes per lookup.
+    /// The signatures with this digest whose size fits `len`, as clamscan reports them with `-z`: the one
+    /// of exactly this size, then the one of any size (`*`), each when present (tests/ORACLE.md §13b). Of
+    /// several lines with the same digest and size clamscan reports one: the last loaded in the simple
+    /// case (one file, few lines; §2d), which is the one taken here. The bucket is read with
+    /// [`Image::fetch`], a few hundred bytes per lookup.
     pub fn lookup(&self, img: &Image, kind: HashKind, digest: &[u8], len: u64) -> [Option<u32>; 2] {
         let mut found = [None, None];
         let t = &self.tables[slot(kind)];
@@ -340,9 +341,7 @@ impl HashIndex {
                             s if s == len => 0,
                             _ => continue,
                         };
-                        if found[slot].is_none() {
-                            found[slot] = img.fetch(t.values, at, &mut [0u32]).first().copied();
-                        }
+                        found[slot] = img.fetch(t.values, at, &mut [0u32]).first().copied();
                     }
                 }
             }

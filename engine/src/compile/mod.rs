@@ -187,7 +187,12 @@ impl Compiler {
         // Then the signature files, in two groups that share nothing but the ignore lists: whole-file
         // hashes (most of a large database's lines) and everything else, which `par` may build at the
         // same time. Each group reads its files in order, so load order within a kind is kept.
-        let is_hash = |f: Format| matches!(f, Format::Hash | Format::Allow | Format::SectionHash);
+        let is_hash = |f: Format| {
+            matches!(
+                f,
+                Format::Hash | Format::Allow | Format::SectionHash | Format::ImportHash
+            )
+        };
         let mut hashes = builder.fork();
         let mut group_errors = [LoadError::default(), LoadError::default()];
         {
@@ -374,6 +379,8 @@ struct Builder {
     allow: HashIndexBuilder,
     /// PE section hashes (`.mdb`, `.msb`): a table like `hashes`, keyed by a section's digest and size.
     sections: HashIndexBuilder,
+    /// PE import-table hashes (`.imp`).
+    imports: HashIndexBuilder,
     bodies: Vec<BodyRec>,
     logicals: LogicalsBuilder,
     owners: Vec<OwnerRec>,
@@ -396,6 +403,7 @@ impl Builder {
             hashes: HashIndexBuilder::default(),
             allow: HashIndexBuilder::default(),
             sections: HashIndexBuilder::default(),
+            imports: HashIndexBuilder::default(),
             bodies: Vec::new(),
             logicals: LogicalsBuilder::default(),
             owners: Vec::new(),
@@ -425,6 +433,7 @@ impl Builder {
         self.hashes = hashes.hashes;
         self.allow = hashes.allow;
         self.sections = hashes.sections;
+        self.imports = hashes.imports;
         self.signature_count += hashes.signature_count;
         for (reason, n) in hashes.skipped {
             *self.skipped.entry(reason).or_default() += n;
@@ -470,20 +479,32 @@ impl Builder {
                     Ok(())
                 }
             },
-            Format::SectionHash => match db::hash::parse_as(line, fl, Layout::SizeFirst)? {
-                Parsed::Skip(r) => {
-                    self.skip(r);
-                    Ok(())
-                }
-                Parsed::Sig(sig) => {
-                    if !self.ignored(sig.name, line) {
-                        let name = self.intern(sig.name, official)?;
-                        self.sections.insert(sig.kind, sig.digest(), sig.size, name);
-                        self.signature_count += 1;
+            Format::SectionHash | Format::ImportHash => {
+                let layout = if format == Format::SectionHash {
+                    Layout::SizeFirst
+                } else {
+                    Layout::HashFirst
+                };
+                match db::hash::parse_as(line, fl, layout)? {
+                    Parsed::Skip(r) => {
+                        self.skip(r);
+                        Ok(())
                     }
-                    Ok(())
+                    Parsed::Sig(sig) => {
+                        if !self.ignored(sig.name, line) {
+                            let name = self.intern(sig.name, official)?;
+                            let table = if format == Format::SectionHash {
+                                &mut self.sections
+                            } else {
+                                &mut self.imports
+                            };
+                            table.insert(sig.kind, sig.digest(), sig.size, name);
+                            self.signature_count += 1;
+                        }
+                        Ok(())
+                    }
                 }
-            },
+            }
             Format::Body => match db::ndb::parse_line(line, fl)? {
                 Parsed::Skip(r) => {
                     self.skip(r);
@@ -580,6 +601,7 @@ impl Builder {
             self.hashes.write(0, &mut img),
             self.allow.write(1, &mut img),
             self.sections.write(2, &mut img),
+            self.imports.write(3, &mut img),
         ]
         .concat();
         img.put(ids::HASH_META, metas);

@@ -27,6 +27,7 @@ pub fn kind_of(format: Format) -> &'static str {
         Format::Hash => "file hash",
         Format::Allow => "allowlist",
         Format::SectionHash => "PE section hash",
+        Format::ImportHash => "PE import hash",
         Format::Body => "body",
         Format::Logical => "logical",
         Format::Ignore => "ignore list",

@@ -36,6 +36,8 @@ pub enum Format {
     Allow,
     /// `.mdb` `.msb` (and `.mdu` `.msu`): PE section hashes, `SIZE:HASH:NAME`.
     SectionHash,
+    /// `.imp`: PE import-table hashes, `HASH:SIZE:NAME`.
+    ImportHash,
     /// `.ndb` `.ndu`.
     Body,
     /// `.ldb` `.ldu`.
@@ -56,7 +58,7 @@ impl Format {
             "ldb" | "ldu" => Format::Logical,
             "ign" | "ign2" => Format::Ignore,
             "mdb" | "msb" | "mdu" | "msu" => Format::SectionHash,
-            "imp" => Format::Unsupported("import table hash (.imp) not supported"),
+            "imp" => Format::ImportHash,
             "db" => Format::Unsupported("legacy .db format not supported"),
             "zmd" | "rmd" => Format::Unsupported("archive metadata (.zmd/.rmd) not supported"),
             "idb" => Format::Unsupported("icon signature (.idb) not supported"),
@@ -89,9 +91,12 @@ impl Format {
         match self {
             Format::Logical => Some(MAX_LDB_LINE),
             Format::Unsupported(_) => None,
-            Format::Hash | Format::Allow | Format::SectionHash | Format::Body | Format::Ignore => {
-                Some(MAX_LINE)
-            }
+            Format::Hash
+            | Format::Allow
+            | Format::SectionHash
+            | Format::ImportHash
+            | Format::Body
+            | Format::Ignore => Some(MAX_LINE),
         }
     }
 }

@@ -6,6 +6,8 @@
 //! `SEx` and `SL+n` signatures, see the unit tests in `pe.rs` and `elf.rs`).
 
 mod elf;
+pub mod imports;
+mod ordinals;
 mod pe;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

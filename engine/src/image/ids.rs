@@ -22,7 +22,7 @@ pub const LSIG_OFFSETS: SectionId = SectionId(0x31);
 pub const LSIG_EXPR: SectionId = SectionId(0x32);
 
 /// Hash tables: `HASH_META` holds one record per table; table `t` (set * 3 + digest kind; set 0 the
-/// whole-file signatures, 1 the allowlist, 2 the PE section hashes) has its columns at `hash_column(t, c)`.
+/// whole-file signatures, 1 the allowlist, 2 the PE section hashes, 3 the PE import hashes) has its columns at `hash_column(t, c)`.
 pub const HASH_META: SectionId = SectionId(0x100);
 pub const HASH_DIGESTS: u32 = 0;
 pub const HASH_SIZES: u32 = 1;
@@ -83,7 +83,7 @@ pub fn atom_column(index: u32, column: u32) -> SectionId {
 
 const KINDS: [&str; 3] = ["md5", "sha1", "sha256"];
 /// The hash sets by number, as `hash_column` lays them out.
-const HASH_SETS: [&str; 3] = ["hash", "allow", "section"];
+const HASH_SETS: [&str; 4] = ["hash", "allow", "section", "import"];
 
 impl SectionId {
     /// A readable name for error messages, e.g. `hash.md5.digests`.

@@ -94,6 +94,8 @@ pub(super) struct Walk<'a, 'db> {
     /// How many of the members on the current path were found by a header search: inside them,
     /// heuristics are recorded, not alerted on (see [`Sink::found_member`]).
     found_depth: u32,
+    /// The outer file's results that come after what is found inside it (`Matched::later`).
+    outer_later: Vec<&'db str>,
 }
 
 impl<'a, 'db> Walk<'a, 'db> {
@@ -111,6 +113,7 @@ impl<'a, 'db> Walk<'a, 'db> {
             deadline: opts.limits.max_scan_time.map(|t| Instant::now() + t),
             over: false,
             found_depth: 0,
+            outer_later: Vec::new(),
         }
     }
 
@@ -121,8 +124,9 @@ impl<'a, 'db> Walk<'a, 'db> {
             Text::Windows { len, .. } => len,
         };
         self.bytes = len;
-        let names = scan_with(self.db, self.scratch, text, self.scan_options())?;
-        Ok(self.found(names))
+        let m = scan_with(self.db, self.scratch, text, self.scan_options())?;
+        self.outer_later = m.later;
+        Ok(self.found(m.now))
     }
 
     /// Looks inside the outer file, typed as `kind`, whose bytes are `data`.
@@ -142,6 +146,10 @@ impl<'a, 'db> Walk<'a, 'db> {
     }
 
     pub(super) fn finish(mut self) -> Report<'db> {
+        let later = std::mem::take(&mut self.outer_later);
+        if !self.over {
+            self.found(later);
+        }
         if self.opts.allmatch || self.report.detections.is_empty() {
             let room = if self.opts.allmatch { usize::MAX } else { 1 };
             let h = std::mem::take(&mut self.heuristics);
@@ -225,19 +233,22 @@ impl<'a, 'db> Walk<'a, 'db> {
         if self.out_of_time() {
             return Flow::Stop;
         }
-        let names = match scan_with(
+        let m = match scan_with(
             self.db,
             self.scratch,
             Text::Whole(data),
             self.scan_options(),
         ) {
-            Ok(n) => n,
+            Ok(m) => m,
             Err(_) => unreachable!("a buffer cannot fail to be read"),
         };
-        if !self.found(names) {
+        if !self.found(m.now) {
             return Flow::Stop;
         }
         self.look_inside(data);
+        if !self.over {
+            self.found(m.later);
+        }
         if self.over {
             Flow::Stop
         } else {

@@ -61,7 +61,8 @@ pub(super) fn target_of(head: &[u8]) -> Target {
         Kind::Ole2 => Target::Ole2,
         Kind::Mail => Target::Mail,
         Kind::Pdf => Target::Pdf,
-        Kind::Other if is_binary_data(head) => Target::Other,
+        // RIFF containers (WebP, WAV, AVI) have a type of their own in clamscan: not binary data.
+        Kind::Other if !at(0, b"RIFF") && is_binary_data(head) => Target::Other,
         _ => Target::Any,
     }
 }

@@ -298,6 +298,7 @@ impl<'db> Scanner<'db> {
             Text::Windows { src, len, window },
             opts,
         )
+        .map(Matched::all)
     }
 }
 
@@ -357,7 +358,7 @@ impl SharedScanner {
             len,
             window: DEFAULT_WINDOW,
         };
-        scan_with(&self.db, &mut self.scratch, text, opts)
+        scan_with(&self.db, &mut self.scratch, text, opts).map(Matched::all)
     }
 }
 
@@ -379,7 +380,9 @@ fn scan_buffer<'db>(
     opts: ScanOptions,
 ) -> Vec<&'db str> {
     // A buffer cannot fail to be read.
-    scan_with(db, scratch, Text::Whole(data), opts).unwrap_or_default()
+    scan_with(db, scratch, Text::Whole(data), opts)
+        .map(Matched::all)
+        .unwrap_or_default()
 }
 
 fn deep_buffer<'db>(
@@ -485,13 +488,13 @@ fn scan_with<'db>(
     scratch: &mut Scratch,
     text: Text,
     opts: ScanOptions,
-) -> io::Result<Vec<&'db str>> {
+) -> io::Result<Matched<'db>> {
     let len = match text {
         Text::Whole(data) => data.len() as u64,
         Text::Windows { len, .. } => len,
     };
     if len < MIN_SCANNED_SIZE as u64 {
-        return Ok(Vec::new());
+        return Ok(Matched::default());
     }
     scratch.next_generation();
     // Always read, whatever the signatures: besides targets and EP/section offsets, whether `EOF-n` can
@@ -612,13 +615,16 @@ fn scan_with<'db>(
         s.lsig_touched = candidates;
     }
     found.append(&mut late);
+    // clamscan checks section and import hashes when it looks at the PE as such, after the whole-file
+    // signatures and after the files embedded in it (tests/ORACLE.md §13d): they wait in `later`.
+    let mut later = Vec::new();
     if more(&found) {
-        // clamscan checks section hashes when it looks at the PE, after the whole-file signatures.
         if let Some(e) = exe.as_ref().filter(|e| e.kind == ExeKind::Pe) {
-            pe_hashes::sections(db, e, &text, len, &mut found)?;
+            pe_hashes::sections(db, e, &text, len, &mut later)?;
+            pe_hashes::imports(db, &text, len, &mut later)?;
         }
     }
-    if !found.is_empty() && !db.allow.is_empty() {
+    if !(found.is_empty() && later.is_empty()) && !db.allow.is_empty() {
         let allowed = HASH_KINDS.iter().any(|&k| {
             db.allow.wants(&db.image, k, len)
                 && digests
@@ -627,12 +633,33 @@ fn scan_with<'db>(
         });
         if allowed {
             found.clear();
+            later.clear();
         }
     }
     if !opts.allmatch {
         found.truncate(1);
+        later.truncate(usize::from(found.is_empty()));
     }
-    Ok(found.into_iter().map(|n| db.name(n)).collect())
+    Ok(Matched {
+        now: found.into_iter().map(|n| db.name(n)).collect(),
+        later: later.into_iter().map(|n| db.name(n)).collect(),
+    })
+}
+
+/// What one file's scan found: `now` reported at once, `later` after whatever is found inside the file
+/// (a PE's section and import hashes, which clamscan checks after the files embedded in it).
+#[derive(Default)]
+pub(super) struct Matched<'db> {
+    pub(super) now: Vec<&'db str>,
+    pub(super) later: Vec<&'db str>,
+}
+
+impl<'db> Matched<'db> {
+    /// Everything, in order, for a scan that does not look inside files.
+    fn all(mut self) -> Vec<&'db str> {
+        self.now.append(&mut self.later);
+        self.now
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
-//! Hash signatures over parts of a PE: the section hashes of `.mdb`/`.msb` files.
+//! Hash signatures over parts of a PE: the section hashes of `.mdb`/`.msb` files and the import-table hash
+//! of `.imp` files.
 //!
 //! Owns: cutting a PE's sections as clamscan 1.4.6 hashes them and looking the digests up. Never: parsing
-//! headers (that is `exefmt`), reading past a section or holding more than one read buffer of the file.
+//! headers or import tables (that is `exefmt`), reading past a section or holding more than one read buffer
+//! of the file.
 //!
 //! The cut (tests/ORACLE.md §13a): a section's data starts at `PointerToRawData` rounded down to
 //! `FileAlignment` and runs `SizeOfRawData` rounded up to it (`exefmt::Section`'s `raw_offset`/`raw_size`),
@@ -9,9 +11,11 @@
 //! hashed. A PE whose entry point maps nowhere has no sections for clamscan, hence no section hashes.
 //! Matches are reported section by section in table order, MD5 then SHA1 then SHA256 for each.
 
+use super::source::Headers;
 use super::{ScanSource, Text};
 use crate::compile::HASH_KINDS;
 use crate::db::HashKind;
+use crate::exefmt::imports::import_hash;
 use crate::exefmt::ExeInfo;
 use crate::Database;
 use md5::Md5;
@@ -52,6 +56,45 @@ pub(super) fn sections(
                         .flatten(),
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+/// Appends the names of the `.imp` signatures that match the import hash of the PE `text` holds.
+pub(super) fn imports(
+    db: &Database,
+    text: &Text,
+    len: u64,
+    found: &mut Vec<u32>,
+) -> io::Result<()> {
+    if db.imports.is_empty() {
+        return Ok(());
+    }
+    let hash = match *text {
+        Text::Whole(data) => import_hash(&data),
+        Text::Windows { src, .. } => {
+            let headers = Headers::new(src, len);
+            let hash = import_hash(&headers);
+            headers.into_result()?;
+            hash
+        }
+    };
+    let Some(h) = hash else {
+        return Ok(());
+    };
+    for (kind, d) in [
+        (HashKind::Md5, &h.md5[..]),
+        (HashKind::Sha1, &h.sha1[..]),
+        (HashKind::Sha256, &h.sha256[..]),
+    ] {
+        if db.imports.wants(&db.image, kind, h.size) {
+            found.extend(
+                db.imports
+                    .lookup(&db.image, kind, d, h.size)
+                    .into_iter()
+                    .flatten(),
+            );
         }
     }
     Ok(())

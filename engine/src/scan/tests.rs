@@ -157,7 +157,7 @@ fn an_empty_database_directory_is_named() {
 }
 
 #[test]
-fn duplicate_signatures_load_and_the_first_loaded_hash_wins() {
+fn duplicate_signatures_load_and_the_later_hash_line_wins() {
     let line = md5_line(b"dup file", "Dup.First");
     let text = format!("{line}\n{line}\n{}\n", md5_line(b"dup file", "Dup.Second"));
     let db = build(&[
@@ -169,13 +169,14 @@ fn duplicate_signatures_load_and_the_first_loaded_hash_wins() {
     ])
     .unwrap();
     assert_eq!(db.signature_count(), 5);
-    // Both body duplicates are loaded and each is reported once; the hash reports the first line only.
+    // Both body duplicates are loaded and each is reported once; the hash reports one line, the later one
+    // in the file, as clamscan does (tests/ORACLE.md §2d).
     assert_eq!(
         scan_all(&db, b"dup file"),
         vec![
             "Dup.Body.UNOFFICIAL",
             "Dup.Body.UNOFFICIAL",
-            "Dup.First.UNOFFICIAL"
+            "Dup.Second.UNOFFICIAL"
         ]
     );
 }
