@@ -624,7 +624,8 @@ fn scan_with<'db>(
             pe_hashes::imports(db, &text, len, &mut later)?;
         }
     }
-    if !(found.is_empty() && later.is_empty()) && !db.allow.is_empty() {
+    let any = !found.is_empty() || !later.is_empty();
+    if any && !db.allow.is_empty() {
         let allowed = HASH_KINDS.iter().any(|&k| {
             db.allow.wants(&db.image, k, len)
                 && digests
