@@ -43,6 +43,8 @@ pub struct Database {
     pub(crate) vacuous: Vec<u32>,
     pub(crate) counters: u32,
     matcher: Matcher,
+    /// YARA rules, compiled when the database is built or opened.
+    pub(crate) yara: Option<crate::yara::YaraRules>,
     signature_count: u64,
     skipped: BTreeMap<String, u64>,
     file_stats: Vec<FileStats>,
@@ -103,6 +105,7 @@ impl Database {
             vacuous,
             counters: meta.counters,
             matcher: Matcher::open(&image)?,
+            yara: crate::yara::YaraRules::open(&image)?,
             signature_count: meta.signature_count,
             skipped,
             file_stats,

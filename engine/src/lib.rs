@@ -18,6 +18,7 @@ pub mod matcher;
 pub mod scan;
 mod sources;
 pub mod unpack;
+mod yara;
 
 pub use compile::{Compiler, FileStats, Parallel, Sequential};
 pub use cvd::PublicKey;

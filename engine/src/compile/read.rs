@@ -56,6 +56,9 @@ impl Builder {
         official: bool,
         errors: &mut LoadError,
     ) {
+        if format == Format::Yara {
+            return self.add_yara(path, text, official, errors);
+        }
         if let Some(t) = text {
             return self.add_file(path, format, t, official, errors);
         }
@@ -164,6 +167,50 @@ impl Builder {
             if let Err(m) = self.add_line(format, line, official) {
                 errors.push(fail(m));
             }
+        }
+    }
+
+    /// A YARA file is read whole: its rules span lines. Its rules take their place among the logical
+    /// signatures loaded so far (clamscan reports both in load order, tests/ORACLE.md §13f).
+    fn add_yara(
+        &mut self,
+        path: &Path,
+        text: Option<&[u8]>,
+        official: bool,
+        errors: &mut LoadError,
+    ) {
+        let read;
+        let text = match text {
+            Some(t) => t,
+            None => match std::fs::read(path) {
+                Ok(t) => {
+                    read = t;
+                    &read[..]
+                }
+                Err(e) => {
+                    return errors.push(LineError {
+                        file: path.to_path_buf(),
+                        line: 0,
+                        message: format!("cannot read: {e}"),
+                    })
+                }
+            },
+        };
+        let position = self.logicals.recs.len() as u32;
+        let suffix = if official { "" } else { ".UNOFFICIAL" };
+        let (names, ignore) = (&mut self.names, &self.ignore);
+        let mut intern = |bare: &str, name: &str| {
+            if !ignore.is_empty() && ignore.ignores(bare, "") {
+                return Ok(None);
+            }
+            names.push(name, suffix).map(Some)
+        };
+        let out = self
+            .yara
+            .add_file(path, text, position, &mut intern, errors);
+        self.signature_count += out.loaded;
+        for reason in out.skipped {
+            self.skip(reason);
         }
     }
 }

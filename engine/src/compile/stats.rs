@@ -31,6 +31,7 @@ pub fn kind_of(format: Format) -> &'static str {
         Format::Body => "body",
         Format::Logical => "logical",
         Format::Ignore => "ignore list",
+        Format::Yara => "YARA",
         Format::Unsupported(_) => "not read",
     }
 }

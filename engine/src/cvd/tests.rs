@@ -123,6 +123,31 @@ fn signed_container_loads_with_official_names() {
 }
 
 #[test]
+fn yara_files_inside_containers_load_nothing() {
+    // clamscan 1.4.6, a `.cud` (tar or tar.gz) holding `test.yar`: "cli_loadyara: loaded 0 of 0 yara
+    // signatures from test.yar"; the rule never matches (tests/ORACLE.md §13f).
+    let yar = b"rule cr { strings: $a = \"evil-marker\" condition: $a }\n".to_vec();
+    let db = load(
+        "daily.cvd",
+        &container(Spec {
+            files: vec![
+                ("daily.ndb".into(), NDB.to_vec()),
+                ("daily.yar".into(), yar),
+            ],
+            ..Spec::default()
+        }),
+    )
+    .unwrap();
+    assert_eq!(db.signature_count(), 1);
+    assert_eq!(scan(&db, EVIL), vec!["Test.Body"]);
+    assert_eq!(
+        db.skipped()
+            .get("YARA rules inside a container (clamscan loads none)"),
+        Some(&1)
+    );
+}
+
+#[test]
 fn unsigned_container_keeps_the_unofficial_suffix() {
     let cud = container(Spec {
         sign: false,

@@ -44,6 +44,8 @@ pub enum Format {
     Logical,
     /// `.ign` `.ign2`.
     Ignore,
+    /// `.yar` `.yara`: YARA rules, read whole (not line by line).
+    Yara,
     /// A ClamAV format this engine does not read yet: every line is counted as skipped with this reason.
     Unsupported(&'static str),
 }
@@ -68,7 +70,7 @@ impl Format {
             "pdb" | "gdb" | "wdb" => Format::Unsupported("phishing signature not supported"),
             "ftm" => Format::Unsupported("file type magic (.ftm) not supported"),
             "cfg" => Format::Unsupported("dynamic configuration (.cfg) not supported"),
-            "yar" | "yara" => Format::Unsupported("YARA rule not supported"),
+            "yar" | "yara" => Format::Yara,
             "pwdb" => Format::Unsupported("password database (.pwdb) not supported"),
             "hwp" | "cat" => Format::Unsupported("unsupported database type"),
             _ => return None,
@@ -90,7 +92,7 @@ impl Format {
     pub fn max_line(self) -> Option<usize> {
         match self {
             Format::Logical => Some(MAX_LDB_LINE),
-            Format::Unsupported(_) => None,
+            Format::Unsupported(_) | Format::Yara => None,
             Format::Hash
             | Format::Allow
             | Format::SectionHash

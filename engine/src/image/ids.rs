@@ -20,6 +20,9 @@ pub const OWNERS: SectionId = SectionId(0x21);
 pub const LSIGS: SectionId = SectionId(0x30);
 pub const LSIG_OFFSETS: SectionId = SectionId(0x31);
 pub const LSIG_EXPR: SectionId = SectionId(0x32);
+/// YARA rules (`yara`): the text of each loaded rule, and one `RuleRec` per rule in load order.
+pub const YARA_SOURCE: SectionId = SectionId(0x40);
+pub const YARA_RULES: SectionId = SectionId(0x41);
 
 /// Hash tables: `HASH_META` holds one record per table; table `t` (set * 3 + digest kind; set 0 the
 /// whole-file signatures, 1 the allowlist, 2 the PE section hashes, 3 the PE import hashes) has its columns at `hash_column(t, c)`.
@@ -100,6 +103,8 @@ impl SectionId {
             LSIGS => Some("logicals"),
             LSIG_OFFSETS => Some("logical-offsets"),
             LSIG_EXPR => Some("logical-expressions"),
+            YARA_SOURCE => Some("yara.source"),
+            YARA_RULES => Some("yara.rules"),
             HASH_META => Some("hash.meta"),
             _ => None,
         };

@@ -589,7 +589,12 @@ fn scan_with<'db>(
             (filetype::rank(db.logicals[li as usize].target, file), li)
         });
         candidates.dedup();
+        // YARA rules report among the logical signatures, each after those loaded before it.
+        let mut yara = yara_matches(db, text)?.into_iter().peekable();
         for &li in &candidates {
+            while let Some((_, name)) = yara.next_if(|&(position, _)| position <= li) {
+                found.push(name);
+            }
             let e = &db.logicals[li as usize];
             if !logical_applies(e, file, len, exe.as_ref()) {
                 continue;
@@ -612,6 +617,7 @@ fn scan_with<'db>(
                 }
             }
         }
+        found.extend(yara.map(|(_, name)| name));
         s.lsig_touched = candidates;
     }
     found.append(&mut late);
@@ -661,6 +667,23 @@ impl<'db> Matched<'db> {
         self.now.append(&mut self.later);
         self.now
     }
+}
+
+/// The YARA rules that match the file, as `(position, name)` in load order. YARA conditions see the whole
+/// file at once: a file scanned in windows is read whole for them, only when the database has rules.
+fn yara_matches(db: &Database, text: Text) -> io::Result<Vec<(u32, u32)>> {
+    let Some(rules) = &db.yara else {
+        return Ok(Vec::new());
+    };
+    Ok(match text {
+        Text::Whole(data) => rules.scan(data),
+        Text::Windows { src, len, .. } => {
+            let size = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+            let mut data = vec![0; size];
+            src.read_exact_at(&mut data, 0)?;
+            rules.scan(&data)
+        }
+    })
 }
 
 #[cfg(test)]
