@@ -15,6 +15,7 @@ pub mod exefmt;
 mod image;
 pub mod logic;
 pub mod matcher;
+pub mod normalize;
 pub mod scan;
 mod sources;
 pub mod unpack;

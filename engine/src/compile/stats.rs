@@ -105,7 +105,7 @@ mod tests {
         let md5 = "44d88612fea8a8f36de82e1278abb02f";
         c.add_source("b.hdb", format!("{md5}:68:A\n{md5}:68:B:999\n").as_bytes())
             .unwrap();
-        c.add_source("a.ndb", b"N:0:*:41424344\nP:3:*:41424344\n")
+        c.add_source("a.ndb", b"N:0:*:41424344\nP:13:*:41424344\n")
             .unwrap();
         c.add_source("c.ign2", b"A\n").unwrap();
         c.add_source("d.cbc", b"x\ny\n").unwrap();
@@ -132,7 +132,7 @@ mod tests {
                     "a.ndb",
                     "body",
                     1,
-                    vec![("target 3 (HTML) not supported", 1)]
+                    vec![("target 13 (internal) never matches", 1)]
                 ),
                 ("c.ign2", "ignore list", 1, vec![]),
                 (

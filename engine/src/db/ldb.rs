@@ -571,9 +571,10 @@ mod tests {
     #[test]
     fn unsupported_targets_and_attributes_skip_after_checking_subsigs() {
         assert_eq!(sig("S;Target:2;0;41424344").target, Target::Ole2);
+        assert_eq!(sig("S;Target:3;0;41424344").target, Target::Html);
         assert_eq!(
-            skipped("S;Target:3;0;41424344"),
-            "target 3 (HTML) not supported"
+            skipped("S;Target:13;0;41424344"),
+            "target 13 (internal) never matches"
         );
         assert_eq!(
             skipped("S;Target:9;0;EP+0:41424344"),
@@ -632,8 +633,8 @@ mod tests {
         // The first reason wins.
         assert_eq!(skipped("S;Target:0;0&1;0/abc/;${6-7}12$"), skip::PCRE);
         assert_eq!(
-            skipped("S;Target:3;0;0/abc/"),
-            "target 3 (HTML) not supported"
+            skipped("S;Target:13;0;0/abc/"),
+            "target 13 (internal) never matches"
         );
     }
 

@@ -25,12 +25,16 @@ pub enum Target {
     Pe,
     /// 2: OLE2 compound files.
     Ole2,
+    /// 3: HTML, matched on its normalised forms only.
+    Html,
     /// 4: mail messages.
     Mail,
     /// 5: images (PNG, GIF, JPEG, BMP, TIFF).
     Graphics,
     /// 6: ELF executables.
     Elf,
+    /// 7: text, matched on its normalised form.
+    Text,
     /// 9: Mach-O executables, thin or universal.
     MachO,
     /// 10: PDF documents.
@@ -50,16 +54,16 @@ impl Target {
             0 => Ok(Target::Any),
             1 => Ok(Target::Pe),
             2 => Ok(Target::Ole2),
+            3 => Ok(Target::Html),
             4 => Ok(Target::Mail),
             5 => Ok(Target::Graphics),
             6 => Ok(Target::Elf),
+            7 => Ok(Target::Text),
             9 => Ok(Target::MachO),
             10 => Ok(Target::Pdf),
             11 => Ok(Target::Flash),
             12 => Ok(Target::Java),
             14 => Ok(Target::Other),
-            3 => Err("target 3 (HTML) not supported"),
-            7 => Err("target 7 (normalized ASCII) not supported"),
             // clamscan loads these and never matches them (tests/ORACLE.md §13c).
             8 => Err("target 8 (unused) never matches"),
             13 => Err("target 13 (internal) never matches"),
@@ -73,9 +77,11 @@ impl Target {
             Target::Any => 0,
             Target::Pe => 1,
             Target::Ole2 => 2,
+            Target::Html => 3,
             Target::Mail => 4,
             Target::Graphics => 5,
             Target::Elf => 6,
+            Target::Text => 7,
             Target::MachO => 9,
             Target::Pdf => 10,
             Target::Flash => 11,

@@ -7,7 +7,10 @@
 //! when no signature matched, unless all matches are asked for). Never: parses a format (that is `unpack`)
 //! or reads a file other than the one it is given.
 
-use super::{scan_with, Scratch, Text};
+use super::filetype::{self, Views};
+use super::{scan_as, scan_with, Scratch, Text};
+use crate::db::Target;
+use crate::normalize;
 use crate::unpack::limits::cap;
 use crate::unpack::{self, kind, Flow, Kind, Limit, Limits, Sink};
 use crate::{Database, ScanOptions};
@@ -129,6 +132,60 @@ impl<'a, 'db> Walk<'a, 'db> {
         Ok(self.found(m.now))
     }
 
+    /// Matches `data`, the whole outer file, as [`Walk::match_outer`] does, with its normalised views.
+    pub(super) fn match_outer_whole(&mut self, data: &[u8]) -> bool {
+        self.bytes = data.len() as u64;
+        match self.match_whole(data) {
+            Some(later) => {
+                self.outer_later = later;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Matches `data`, a whole file at the current path, as clamscan does: its bytes, or for HTML its two
+    /// normalised forms instead, and for text its normalised form after its bytes (`filetype::Views`).
+    /// Returns what is reported after the file's members (`Matched::later`); `None` when the scan is over.
+    fn match_whole(&mut self, data: &[u8]) -> Option<Vec<&'db str>> {
+        let file = filetype::target_of(&data[..data.len().min(filetype::HEAD)]);
+        let opts = self.scan_options();
+        // A normalised form is about as long as its input; the cap keeps a hostile one from growing.
+        let limit = data.len().saturating_add(64 * 1024);
+        let scan = |walk: &mut Self, bytes: &[u8], view: Option<Target>| {
+            // A buffer cannot fail to be read.
+            scan_as(walk.db, walk.scratch, Text::Whole(bytes), opts, view).unwrap_or_default()
+        };
+        match filetype::views(data, file) {
+            Views::Html(input) => {
+                let forms = normalize::html::normalize(&input, limit);
+                for form in [&forms.nocomment, &forms.notags] {
+                    let m = scan(self, form, Some(Target::Html));
+                    if !self.found(m.all()) {
+                        return None;
+                    }
+                }
+                Some(Vec::new())
+            }
+            Views::Text => {
+                let m = scan(self, data, None);
+                if !self.found(m.now) {
+                    return None;
+                }
+                let normal = normalize::text::normalize(data, limit);
+                let v = scan(self, &normal, Some(Target::Text));
+                if !self.found(v.all()) {
+                    return None;
+                }
+                Some(m.later)
+            }
+            Views::Raw => {
+                let m = scan(self, data, None);
+                self.found(m.now).then_some(m.later)
+            }
+        }
+    }
+
     /// Looks inside the outer file, typed as `kind`, whose bytes are `data`.
     pub(super) fn inside_outer(&mut self, data: &[u8]) {
         self.look_inside(data);
@@ -233,21 +290,12 @@ impl<'a, 'db> Walk<'a, 'db> {
         if self.out_of_time() {
             return Flow::Stop;
         }
-        let m = match scan_with(
-            self.db,
-            self.scratch,
-            Text::Whole(data),
-            self.scan_options(),
-        ) {
-            Ok(m) => m,
-            Err(_) => unreachable!("a buffer cannot fail to be read"),
-        };
-        if !self.found(m.now) {
+        let Some(later) = self.match_whole(data) else {
             return Flow::Stop;
-        }
+        };
         self.look_inside(data);
         if !self.over {
-            self.found(m.later);
+            self.found(later);
         }
         if self.over {
             Flow::Stop

@@ -10,7 +10,9 @@
 //! mail and binary data, which clamscan first scans as untyped data.
 
 use crate::db::Target;
+use crate::normalize::{self, TextKind};
 use crate::unpack::kind::{self, Kind};
+use std::borrow::Cow;
 
 /// How much of a file's start typing reads.
 pub(super) const HEAD: usize = 4096;
@@ -67,16 +69,43 @@ pub(super) fn target_of(head: &[u8]) -> Target {
     }
 }
 
-/// Whether an untyped file is what clamscan calls binary data rather than text: it holds a byte no text
-/// has (a NUL, most C0 controls, DEL) and does not read as UTF-16.
+/// Whether an untyped file is what clamscan calls binary data: neither text (`normalize::classify`) nor
+/// HTML (tags in its first KiB).
 fn is_binary_data(head: &[u8]) -> bool {
-    let not_text = |b: u8| matches!(b, 0..=6 | 0x0e..=0x1a | 0x1c..=0x1f | 0x7f);
-    head.iter().any(|&b| not_text(b)) && !looks_utf16(head)
+    normalize::classify(head) == TextKind::Binary && !normalize::is_html(head)
 }
 
-/// UTF-16 text, by its byte-order mark.
-fn looks_utf16(head: &[u8]) -> bool {
-    head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF")
+/// What of a file clamscan matches besides (or instead of) its bytes.
+pub(super) enum Views<'a> {
+    /// The bytes alone.
+    Raw,
+    /// HTML: not its bytes, but the two normalised forms of this input (the file, or UTF-16 text folded
+    /// to bytes), with target-0 and target-3 signatures.
+    Html(Cow<'a, [u8]>),
+    /// Text: its bytes, then its normalised form with target-0 and target-7 signatures.
+    Text,
+}
+
+/// The views of `data`, a whole file of target `file` (`target_of` its head); tests/ORACLE.md §10.
+pub(super) fn views(data: &[u8], file: Target) -> Views<'_> {
+    if file != Target::Any {
+        return Views::Raw;
+    }
+    if let Some(input) = normalize::html_input(data) {
+        return Views::Html(input);
+    }
+    if normalize::classify(data).is_text() {
+        Views::Text
+    } else {
+        Views::Raw
+    }
+}
+
+/// Whether a file whose first bytes are `head` may have views, so that a scan by windows must read it
+/// whole to normalise it (text and HTML have no other magic; HTML tags may lie past the head of text).
+pub(super) fn may_have_views(head: &[u8]) -> bool {
+    target_of(head) == Target::Any
+        && (normalize::classify(head).is_text() || normalize::is_html(head))
 }
 
 /// Whether a signature of `sig` target applies to a file of `file` target.

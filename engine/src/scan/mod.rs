@@ -392,8 +392,7 @@ fn deep_buffer<'db>(
     opts: &DeepOptions,
 ) -> Report<'db> {
     let mut walk = deep::Walk::new(db, scratch, opts);
-    // A buffer cannot fail to be read.
-    if walk.match_outer(Text::Whole(data)).unwrap_or(false) {
+    if walk.match_outer_whole(data) {
         walk.inside_outer(data);
     }
     walk.finish()
@@ -408,10 +407,18 @@ fn deep_windows<'db>(
     (src, len, window): (&dyn ScanSource, u64, usize),
     opts: &DeepOptions,
 ) -> io::Result<Report<'db>> {
+    let mut head = vec![0; len.min(TYPING_HEAD) as usize];
+    src.read_exact_at(&mut head, 0)?;
+    if filetype::may_have_views(&head) {
+        // Text and HTML are matched on their normalised forms, made from the whole file (which the
+        // search for embedded files reads whole anyway); the caller's size limits bound `len`.
+        let size = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let mut data = vec![0; size];
+        src.read_exact_at(&mut data, 0)?;
+        return Ok(deep_buffer(db, scratch, &data, opts));
+    }
     let mut walk = deep::Walk::new(db, scratch, opts);
     if walk.match_outer(Text::Windows { src, len, window })? {
-        let mut head = vec![0; len.min(TYPING_HEAD) as usize];
-        src.read_exact_at(&mut head, 0)?;
         if walk.worth_unpacking(&head) {
             // An ELF is only searched past its sections: most hold nothing there, and reading every
             // shared library whole for that would cost the scan of binaries a tenth of its speed.
@@ -489,6 +496,18 @@ fn scan_with<'db>(
     text: Text,
     opts: ScanOptions,
 ) -> io::Result<Matched<'db>> {
+    scan_as(db, scratch, text, opts, None)
+}
+
+/// [`scan_with`], the file typed as `view` when given (a normalised form of HTML or text, `filetype::Views`)
+/// instead of by its magic.
+fn scan_as<'db>(
+    db: &'db Database,
+    scratch: &mut Scratch,
+    text: Text,
+    opts: ScanOptions,
+    view: Option<Target>,
+) -> io::Result<Matched<'db>> {
     let len = match text {
         Text::Whole(data) => data.len() as u64,
         Text::Windows { len, .. } => len,
@@ -500,12 +519,13 @@ fn scan_with<'db>(
     // Always read, whatever the signatures: besides targets and EP/section offsets, whether `EOF-n` can
     // match depends on it (clamscan never matches `EOF-n` in a file with an executable magic and broken
     // headers). It reads only headers.
-    let (exe, file) = match text {
-        Text::Whole(data) => (
+    let (exe, file) = match (text, view) {
+        (Text::Whole(_), Some(view)) => (None, view),
+        (Text::Whole(data), None) => (
             exefmt::parse(data),
             filetype::target_of(&data[..data.len().min(filetype::HEAD)]),
         ),
-        Text::Windows { src, len, .. } => {
+        (Text::Windows { src, len, .. }, _) => {
             let headers = Headers::new(src, len);
             let exe = exefmt::parse_from(&headers);
             let mut head = vec![0; len.min(filetype::HEAD as u64) as usize];
