@@ -12,7 +12,6 @@ use crate::compile::{LogicalEntry, Owner, HASH_KINDS};
 use crate::db::Target;
 use crate::exefmt::{self, ExeInfo, ExeKind};
 use crate::matcher::{MatchScratch, MatchSink, MatcherView, PatternId, Window};
-use crate::unpack;
 use crate::Database;
 use source::{Digests, Hashers, Headers};
 use std::fs::File;
@@ -21,6 +20,8 @@ use std::sync::Arc;
 
 mod deep;
 mod filetype;
+mod outer;
+use outer::{deep_buffer, deep_windows};
 mod pe_hashes;
 mod source;
 pub use deep::{DeepOptions, Detection, Report, Unscanned, MAX_UNSCANNED};
@@ -383,69 +384,6 @@ fn scan_buffer<'db>(
     scan_with(db, scratch, Text::Whole(data), opts)
         .map(Matched::all)
         .unwrap_or_default()
-}
-
-fn deep_buffer<'db>(
-    db: &'db Database,
-    scratch: &mut Scratch,
-    data: &[u8],
-    opts: &DeepOptions,
-) -> Report<'db> {
-    let mut walk = deep::Walk::new(db, scratch, opts);
-    if walk.match_outer_whole(data) {
-        walk.inside_outer(data);
-    }
-    walk.finish()
-}
-
-/// How much of a file typing reads before deciding whether to read all of it.
-const TYPING_HEAD: u64 = 64 * 1024;
-
-fn deep_windows<'db>(
-    db: &'db Database,
-    scratch: &mut Scratch,
-    (src, len, window): (&dyn ScanSource, u64, usize),
-    opts: &DeepOptions,
-) -> io::Result<Report<'db>> {
-    let mut head = vec![0; len.min(TYPING_HEAD) as usize];
-    src.read_exact_at(&mut head, 0)?;
-    if filetype::may_have_views(&head) {
-        // Text and HTML are matched on their normalised forms, made from the whole file (which the
-        // search for embedded files reads whole anyway); the caller's size limits bound `len`.
-        let size = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
-        let mut data = vec![0; size];
-        src.read_exact_at(&mut data, 0)?;
-        return Ok(deep_buffer(db, scratch, &data, opts));
-    }
-    let mut walk = deep::Walk::new(db, scratch, opts);
-    if walk.match_outer(Text::Windows { src, len, window })? {
-        if walk.worth_unpacking(&head) {
-            // An ELF is only searched past its sections: most hold nothing there, and reading every
-            // shared library whole for that would cost the scan of binaries a tenth of its speed.
-            let from = if unpack::kind::detect(&head) == unpack::Kind::Elf {
-                let headers = Headers::new(src, len);
-                let overlay = unpack::overlay(&headers, len, ExeKind::Elf);
-                headers.into_result()?;
-                match overlay {
-                    unpack::Overlay::None => return Ok(walk.finish()),
-                    unpack::Overlay::At(at) => Some(at),
-                    unpack::Overlay::Unknown => None,
-                }
-            } else {
-                None
-            };
-            let start = from.unwrap_or(0);
-            // Unpackers read their input whole; the caller's size limits bound `len`.
-            let size = usize::try_from(len - start).map_err(|_| io::ErrorKind::InvalidInput)?;
-            let mut data = vec![0; size];
-            src.read_exact_at(&mut data, start)?;
-            match from {
-                Some(base) => walk.inside_outer_elf_overlay(&data, base),
-                None => walk.inside_outer(&data),
-            }
-        }
-    }
-    Ok(walk.finish())
 }
 
 /// Reads `src` in windows of `window` fresh bytes plus the matcher's overlap on each side, feeding each
