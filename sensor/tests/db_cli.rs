@@ -228,3 +228,37 @@ fn damaged_or_mixed_compiled_databases_are_refused_by_name() {
     );
     assert_eq!(r.out, "");
 }
+
+/// issue 13: `sensor db info` on a database holding every ClamAV file type prints, per file and type, what
+/// was loaded and what was skipped with the reason (golden file; `UPDATE_GOLDEN=1` rewrites it after a
+/// deliberate change).
+#[test]
+fn db_info_names_every_file_type_and_skip_reason() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/db_info");
+    let run = sensor(&dir, &["db", "info", "db"]);
+    assert_eq!(run.code, 0, "{}", run.err);
+    let golden = dir.join("expected.txt");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        fs::write(&golden, &run.out).unwrap();
+    }
+    let want = fs::read_to_string(&golden).unwrap();
+    assert_eq!(
+        run.out, want,
+        "sensor db info changed: UPDATE_GOLDEN=1 if deliberate"
+    );
+    // A compiled database answers for the files it was built from.
+    let out = tempfile::tempdir().unwrap();
+    let compiled = out.path().join("main.db");
+    let run = sensor(
+        &dir,
+        &["db", "compile", "db", "-o", compiled.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{}", run.err);
+    let run = sensor(&dir, &["db", "info", compiled.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.err);
+    assert_eq!(
+        run.out
+            .replace("a compiled database", "built from ClamAV files"),
+        want
+    );
+}

@@ -30,6 +30,12 @@ pub struct EngineArgs {
     pub body: usize,
     #[arg(long, default_value_t = 20_000)]
     pub logical: usize,
+    /// PE section hash signatures (`.mdb` MD5 and `.msb` SHA256, 7:3).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub sections: usize,
+    /// Body signatures of targets 3 (HTML) and 7 (text), half each.
+    #[arg(long, default_value_t = 10_000)]
+    pub text_sigs: usize,
     /// Directories scanned for throughput (recursively).
     #[arg(
         long,
@@ -405,13 +411,15 @@ fn scale(root: &Path, g: &Db, sensor: &Path) -> Result<(String, Option<f64>)> {
         .unwrap_or_default();
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mut md = format!(
-        "database: {} MD5 (half with `*` size) + {} SHA256 + {} body + {} logical signatures (+ planted); corpus {mb:.0} MB ({}); \
+        "database: {} MD5 (half with `*` size) + {} SHA256 + {} body + {} logical + {} PE section hash + {} HTML/text signatures (+ planted); corpus {mb:.0} MB ({}); \
          kernel {uname}, {cpus} CPUs shared with other work; medians of {} interleaved runs (clamscan's corpus scan once)\n\n\
          | measurement | clamscan | sensor | sensor / clamscan | target | |\n|---|---:|---:|---:|---:|---|\n",
         args.md5,
         args.sha256,
         args.body,
         args.logical,
+        args.sections,
+        args.text_sigs,
         corpus.join(", "),
         args.rounds,
     );

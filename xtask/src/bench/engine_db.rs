@@ -1,6 +1,7 @@
 //! The generated database of `bench engine`, at ClamAV's scale: MD5 and SHA256 hash signatures, body
-//! signatures (15% with `??`, 10% with `{n-m}`) and logical signatures, plus planted positives (one file
-//! each) and EICAR's MD5 (for the archive corpus). Cached under target/bench/engine-db, keyed by its sizes;
+//! signatures (15% with `??`, 10% with `{n-m}`), logical signatures, PE section hashes (`.mdb`/`.msb`) and
+//! HTML/text body signatures (targets 3 and 7), plus planted positives (one file each) and EICAR's MD5 (for
+//! the archive corpus). Cached under target/bench/engine-db, keyed by its sizes;
 //! compiled with `sensor db compile` at every run. Writes only there; scans nothing.
 
 use super::bounded::Outcome;
@@ -69,8 +70,8 @@ fn body_sig(rng: &mut Rng, i: usize) -> (String, Vec<u8>) {
 fn generate(root: &Path, args: &EngineArgs) -> Result<Generated> {
     let base = root.join("target/bench/engine-db");
     let stamp = format!(
-        "v4 {} {} {} {}",
-        args.md5, args.sha256, args.body, args.logical
+        "v5 {} {} {} {} {} {}",
+        args.md5, args.sha256, args.body, args.logical, args.sections, args.text_sigs
     );
     let g = Generated {
         db: base.join("db"),
@@ -177,9 +178,134 @@ fn generate(root: &Path, args: &EngineArgs) -> Result<Generated> {
         }
     }
     w.flush()?;
+    write_sections(&g, &mut rng, args.sections)?;
+    write_text_sigs(&g, &mut rng, args.text_sigs)?;
     std::fs::write(base.join("stamp"), stamp)?;
     println!("    generated in {:.1} s", t.elapsed().as_secs_f64());
     Ok(g)
+}
+
+/// `count` PE section hashes, 70% MD5 in `bench.mdb` and 30% SHA256 in `bench.msb`, sizes spread over
+/// 512 B..4 MB as real sections are; and planted PEs whose one section a signature names.
+fn write_sections(g: &Generated, rng: &mut Rng, count: usize) -> Result<()> {
+    let mut mdb = BufWriter::new(std::fs::File::create(g.db.join("bench.mdb"))?);
+    let mut msb = BufWriter::new(std::fs::File::create(g.db.join("bench.msb"))?);
+    for i in 0..count {
+        let size = 512 * (1 + rng.next_u64() % 8192);
+        if i % 10 < 7 {
+            let mut d = [0u8; 16];
+            rng.fill(&mut d);
+            writeln!(mdb, "{size}:{}:Bench.Mdb.{i}", hex(&d))?;
+        } else {
+            let mut d = [0u8; 32];
+            rng.fill(&mut d);
+            writeln!(msb, "{size}:{}:Bench.Msb.{i}", hex(&d))?;
+        }
+    }
+    for i in 0..PLANTED {
+        let pe = planted_pe(rng);
+        let section = &pe[0x400..];
+        if i % 2 == 0 {
+            writeln!(
+                mdb,
+                "{}:{}:Bench.Mdb.Planted.{i}",
+                section.len(),
+                hex(&Md5::digest(section))
+            )?;
+        } else {
+            writeln!(
+                msb,
+                "{}:{}:Bench.Msb.Planted.{i}",
+                section.len(),
+                hex(&Sha256::digest(section))
+            )?;
+        }
+        std::fs::write(g.planted.join(format!("section-{i}.exe")), &pe)?;
+    }
+    mdb.flush()?;
+    msb.flush()?;
+    Ok(())
+}
+
+/// A PE32 with one 4 KiB section at file offset 0x400 holding its entry point, random bytes elsewhere.
+fn planted_pe(rng: &mut Rng) -> Vec<u8> {
+    let mut d = vec![0u8; 0x1400];
+    rng.fill(&mut d);
+    d[..0x40].fill(0);
+    d[..2].copy_from_slice(b"MZ");
+    d[0x3c..0x40].copy_from_slice(&0x40u32.to_le_bytes());
+    d[0x40..0x44].copy_from_slice(b"PE\0\0");
+    let put16 =
+        |d: &mut Vec<u8>, at: usize, v: u16| d[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    let put32 =
+        |d: &mut Vec<u8>, at: usize, v: u32| d[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    d[0x44..0x58].fill(0);
+    put16(&mut d, 0x44, 0x14c);
+    put16(&mut d, 0x46, 1);
+    put16(&mut d, 0x54, 0xE0);
+    put16(&mut d, 0x56, 0x0102);
+    let o = 0x58;
+    d[o..o + 0xE0].fill(0);
+    put16(&mut d, o, 0x10b);
+    put32(&mut d, o + 16, 0x1000);
+    put32(&mut d, o + 28, 0x40_0000);
+    put32(&mut d, o + 32, 0x1000);
+    put32(&mut d, o + 36, 0x200);
+    put32(&mut d, o + 56, 0x2000);
+    put32(&mut d, o + 60, 0x400);
+    put16(&mut d, o + 68, 2);
+    put32(&mut d, o + 92, 16);
+    let s = o + 0xE0;
+    d[s..s + 40].fill(0);
+    d[s..s + 5].copy_from_slice(b".text");
+    put32(&mut d, s + 8, 0x1000);
+    put32(&mut d, s + 12, 0x1000);
+    put32(&mut d, s + 16, 0x1000);
+    put32(&mut d, s + 20, 0x400);
+    put32(&mut d, s + 36, 0x6000_0020);
+    d
+}
+
+/// `count` body signatures of target 3 (HTML) and 7 (text), lower-case words as normalisation leaves them;
+/// and planted pages and texts holding one of them in upper case (found only normalised).
+fn write_text_sigs(g: &Generated, rng: &mut Rng, count: usize) -> Result<()> {
+    let mut w = BufWriter::new(std::fs::File::create(g.db.join("bench-text.ndb"))?);
+    let word = |rng: &mut Rng| -> String {
+        (0..16)
+            .map(|_| (b'a' + (rng.next_u64() % 26) as u8) as char)
+            .collect()
+    };
+    for i in 0..count {
+        let target = if i % 2 == 0 { 3 } else { 7 };
+        writeln!(
+            w,
+            "Bench.T{target}.{i}:{target}:*:{}",
+            hex(word(rng).as_bytes())
+        )?;
+    }
+    for i in 0..PLANTED {
+        let (target, w0) = (if i % 2 == 0 { 3 } else { 7 }, word(rng));
+        writeln!(
+            w,
+            "Bench.T{target}.Planted.{i}:{target}:*:{}",
+            hex(w0.as_bytes())
+        )?;
+        let text = if target == 3 {
+            format!(
+                "<html><body><p>Some page</p>\n<b>{}</b>\n</body></html>\n",
+                w0.to_uppercase()
+            )
+        } else {
+            format!(
+                "A plain text file.\nIt says {} somewhere.\n",
+                w0.to_uppercase()
+            )
+        };
+        let ext = if target == 3 { "html" } else { "txt" };
+        std::fs::write(g.planted.join(format!("text-{i}.{ext}")), text)?;
+    }
+    w.flush()?;
+    Ok(())
 }
 
 /// Generates (or reuses) the database and compiles it with `sensor db compile`.

@@ -1,0 +1,1 @@
+rule yara_one { strings: $a = "abcdef" condition: $a }
