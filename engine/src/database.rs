@@ -45,6 +45,8 @@ pub struct Database {
     matcher: Matcher,
     /// YARA rules, compiled when the database is built or opened.
     pub(crate) yara: Option<crate::yara::YaraRules>,
+    /// `Container:`/`Intermediates:` conditions and `.cdb` signatures.
+    pub(crate) containers: crate::containers::ContainerRules,
     signature_count: u64,
     skipped: BTreeMap<String, u64>,
     file_stats: Vec<FileStats>,
@@ -106,6 +108,7 @@ impl Database {
             counters: meta.counters,
             matcher: Matcher::open(&image)?,
             yara: crate::yara::YaraRules::open(&image)?,
+            containers: crate::containers::ContainerRules::open(&image)?,
             signature_count: meta.signature_count,
             skipped,
             file_stats,

@@ -7,6 +7,7 @@
 //! verdict).
 
 pub mod compile;
+mod containers;
 pub mod cvd;
 mod database;
 pub mod db;

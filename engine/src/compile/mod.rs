@@ -400,6 +400,7 @@ struct Builder {
     /// What each file read so far gave, the file being read last.
     stats: Vec<FileStats>,
     yara: crate::yara::YaraBuilder,
+    containers: crate::containers::ContainersBuilder,
 }
 
 impl Builder {
@@ -422,6 +423,7 @@ impl Builder {
             ignore_entries: 0,
             stats: Vec::new(),
             yara: Default::default(),
+            containers: Default::default(),
         }
     }
 
@@ -439,6 +441,7 @@ impl Builder {
         let shift = names.append(std::mem::take(&mut self.names))?;
         entries::shift_names(&mut self.bodies, &mut self.logicals.recs, shift);
         self.yara.shift_names(shift);
+        self.containers.shift_names(shift);
         self.names = names;
         self.hashes = hashes.hashes;
         self.allow = hashes.allow;
@@ -542,6 +545,20 @@ impl Builder {
                     Ok(())
                 }
             },
+            Format::Container => match db::cdb::parse_line(line, fl)? {
+                Parsed::Skip(r) => {
+                    self.skip(r);
+                    Ok(())
+                }
+                Parsed::Sig(sig) => {
+                    if !self.ignored(&sig.name, line) {
+                        let name = self.intern(&sig.name, official)?;
+                        self.containers.add_cdb(name, sig)?;
+                        self.signature_count += 1;
+                    }
+                    Ok(())
+                }
+            },
             Format::Logical => match db::ldb::parse_line(line, fl)? {
                 Parsed::Skip(r) => {
                     self.skip(r);
@@ -588,6 +605,9 @@ impl Builder {
         }
         self.owners.extend(matcher_ids);
         let name = self.intern(&sig.name, official)?;
+        if let Some(c) = sig.containers {
+            self.containers.add_logical(lsig, c);
+        }
         let first_counter = self.counters;
         self.counters += sig.subsigs.len() as u32;
         self.logicals.push(&LogicalEntry {
@@ -623,6 +643,7 @@ impl Builder {
         img.put(ids::LSIG_OFFSETS, self.logicals.offsets);
         img.put(ids::LSIG_EXPR, self.logicals.exprs);
         self.yara.write(&mut img);
+        self.containers.write(&mut img);
         self.matcher.write(&mut img);
         img.put(
             ids::DB_META,

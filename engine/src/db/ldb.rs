@@ -5,7 +5,9 @@
 //!   (`"functionality level"`) before its subsignatures are looked at, so newer syntax never fails a load.
 //! - `Target:n` (required), mapped by [`Target::from_code`]; a target the engine does not scan is a skip.
 //! - `FileSize:a-b`, `EntryPoint:a-b`, `NumberOfSections:a-b` (inclusive ranges).
-//! - `Container`, `Intermediates`, `IconGroup1`, `IconGroup2`, `HandlerType`: valid, skipped with a reason.
+//! - `Container:CL_TYPE_X` and `Intermediates:CL_TYPE_A>CL_TYPE_B...` ([`Containers`]): kept; a type name
+//!   clamscan does not know makes the line a skip, as in clamscan; of two of one key the last counts.
+//! - `IconGroup1`, `IconGroup2`, `HandlerType`: valid, skipped with a reason.
 //! - Any other key: skipped (`"unknown TDB attribute"`), as clamscan does.
 //!
 //! As in clamscan 1.4.6, these are errors: `Engine` not first, no `Target`, a non-numeric `Target`, a range not
@@ -23,13 +25,24 @@
 
 use super::{hex, is_exe_target, offset, LogicalSig, Offset, Parsed, SubSig, Target};
 use crate::logic::{self, MAX_SUBSIGS};
+use crate::unpack::cltype;
+
+/// Where a logical signature's file must sit: its TDB's `Container` and `Intermediates` (both must hold
+/// when both are given). Type names are `cltype` names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Containers {
+    /// `Container:T`: the file's direct container is of type T; `CL_TYPE_ANY`: the file is in none.
+    pub direct: Option<&'static str>,
+    /// `Intermediates:A>B>...`: the file's innermost containers, outermost first (the last is the direct
+    /// container); `CL_TYPE_ANY` stands for any type, but not for a missing layer.
+    pub chain: Option<Vec<&'static str>>,
+}
 
 /// Skip reasons (counted and reported by the loader).
 pub mod skip {
     pub const FLEVEL: &str = "functionality level";
     pub const UNKNOWN_TDB: &str = "unknown TDB attribute";
-    pub const CONTAINER: &str = "TDB Container not supported";
-    pub const INTERMEDIATES: &str = "TDB Intermediates not supported";
+    pub const CONTAINER_TYPE: &str = "TDB Container/Intermediates names an unknown CL_TYPE";
     pub const ICON_GROUP: &str = "TDB IconGroup (icon signatures) not supported";
     pub const HANDLER_TYPE: &str = "TDB HandlerType not supported";
     pub const PCRE: &str = "PCRE subsignature not supported";
@@ -51,6 +64,7 @@ struct Tdb {
     entry_point: Option<(u64, u64)>,
     sections: Option<(u32, u32)>,
     icon_group: bool,
+    containers: Containers,
     /// Uses an attribute that needs `Engine:51-` or newer.
     new_attribute: Option<&'static str>,
     /// An attribute the engine cannot honour (the line is valid but skipped).
@@ -96,14 +110,27 @@ fn parse_tdb(tdb: &str) -> Result<Tdb, String> {
             "FileSize" => t.file_size = Some(range(key, val)?),
             "EntryPoint" => t.entry_point = Some(range(key, val)?),
             "NumberOfSections" => t.sections = Some(range(key, val)?),
-            "Container" | "Intermediates" | "IconGroup1" | "IconGroup2" | "HandlerType" => {
+            "Container" | "Intermediates" if val.is_empty() => {
+                return Err(format!("TDB {key}: empty value"));
+            }
+            "Container" => match cltype::known(val) {
+                Some(ty) => t.containers.direct = Some(ty),
+                None => {
+                    t.unsupported.get_or_insert(skip::CONTAINER_TYPE);
+                }
+            },
+            "Intermediates" => match val.split('>').map(cltype::known).collect() {
+                Some(chain) => t.containers.chain = Some(chain),
+                None => {
+                    t.unsupported.get_or_insert(skip::CONTAINER_TYPE);
+                }
+            },
+            "IconGroup1" | "IconGroup2" | "HandlerType" => {
                 if val.is_empty() {
                     return Err(format!("TDB {key}: empty value"));
                 }
                 t.icon_group |= key.starts_with("IconGroup");
                 t.unsupported.get_or_insert(match key {
-                    "Container" => skip::CONTAINER,
-                    "Intermediates" => skip::INTERMEDIATES,
                     "HandlerType" => skip::HANDLER_TYPE,
                     _ => skip::ICON_GROUP,
                 });
@@ -330,6 +357,7 @@ pub fn parse_line(line: &str, fl: u32) -> Result<Parsed<LogicalSig>, String> {
         file_size: tdb.file_size,
         entry_point: tdb.entry_point,
         sections: tdb.sections,
+        containers: (tdb.containers != Containers::default()).then_some(tdb.containers),
         expr,
         subsigs,
     }))
@@ -587,12 +615,12 @@ mod tests {
         assert_eq!(sig("S;Target:9;0;41424344").target, Target::MachO);
         assert!(err("S;Target:3;0;zz").starts_with("subsignature 0: "));
         assert_eq!(
-            skipped("S;Engine:51-255,Target:0,Container:CL_TYPE_ZIP;0;41424344"),
-            skip::CONTAINER
+            skipped("S;Engine:51-255,Target:0,Container:CL_TYPE_NOPE;0;41424344"),
+            skip::CONTAINER_TYPE
         );
         assert_eq!(
-            skipped("S;Engine:51-255,Target:0,Intermediates:CL_TYPE_ZIP>CL_TYPE_ANY;0;41424344"),
-            skip::INTERMEDIATES
+            skipped("S;Engine:51-255,Target:0,Intermediates:CL_TYPE_ZIP>;0;41424344"),
+            skip::CONTAINER_TYPE
         );
         assert_eq!(
             skipped("S;Engine:51-255,Target:1,IconGroup1:DOC;0;41424344"),
@@ -606,8 +634,34 @@ mod tests {
             skipped("S;Engine:51-255,Target:0,HandlerType:CL_TYPE_ZIP;0;41424344"),
             skip::HANDLER_TYPE
         );
-        assert!(err("S;Engine:51-255,Target:0,Container:CL_TYPE_ZIP;0;zz")
+        assert!(err("S;Engine:51-255,Target:0,Container:CL_TYPE_NOPE;0;zz")
             .starts_with("subsignature 0: "));
+    }
+
+    #[test]
+    fn container_and_intermediates() {
+        let c = |line: &str| sig(line).containers.expect("containers");
+        let zip = c("S;Engine:51-255,Target:0,Container:CL_TYPE_ZIP;0;41424344");
+        assert_eq!((zip.direct, zip.chain), (Some("CL_TYPE_ZIP"), None));
+        let chain = c("S;Engine:51-255,Target:0,Intermediates:CL_TYPE_POSIX_TAR>CL_TYPE_ANY;0;41");
+        assert_eq!(chain.chain, Some(vec!["CL_TYPE_POSIX_TAR", "CL_TYPE_ANY"]));
+        // clamscan 1.4.6: of two `Container` (or `Intermediates`) the last counts; with both, both hold.
+        let two = c("S;Engine:51-255,Target:0,Container:CL_TYPE_ZIP,Container:CL_TYPE_7Z;0;41");
+        assert_eq!(two.direct, Some("CL_TYPE_7Z"));
+        let both =
+            c("S;Engine:51-255,Target:0,Container:CL_TYPE_ZIP,Intermediates:CL_TYPE_GZ;0;41");
+        assert_eq!(
+            (both.direct, both.chain),
+            (Some("CL_TYPE_ZIP"), Some(vec!["CL_TYPE_GZ"]))
+        );
+        assert_eq!(sig("S;Target:0;0;41424344").containers, None);
+        // Still needs Engine:51 like the other newer attributes.
+        assert!(err("S;Target:0,Container:CL_TYPE_ZIP;0;41424344").contains("Engine"));
+        // clamscan 1.4.6: "Unknown file type '' in Intermediates", the signature skipped.
+        assert_eq!(
+            skipped("S;Engine:51-255,Target:0,Intermediates:>CL_TYPE_ZIP;0;41"),
+            skip::CONTAINER_TYPE
+        );
     }
 
     #[test]

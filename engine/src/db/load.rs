@@ -44,6 +44,8 @@ pub enum Format {
     Logical,
     /// `.ign` `.ign2`.
     Ignore,
+    /// `.cdb`: container metadata signatures.
+    Container,
     /// `.yar` `.yara`: YARA rules, read whole (not line by line).
     Yara,
     /// A ClamAV format this engine does not read yet: every line is counted as skipped with this reason.
@@ -64,7 +66,7 @@ impl Format {
             "db" => Format::Unsupported("legacy .db format not supported"),
             "zmd" | "rmd" => Format::Unsupported("archive metadata (.zmd/.rmd) not supported"),
             "idb" => Format::Unsupported("icon signature (.idb) not supported"),
-            "cdb" => Format::Unsupported("container metadata (.cdb) not supported"),
+            "cdb" => Format::Container,
             "crb" => Format::Unsupported("certificate rule (.crb) not supported"),
             "cbc" => Format::Unsupported("bytecode (.cbc) not supported"),
             "pdb" | "gdb" | "wdb" => Format::Unsupported("phishing signature not supported"),
@@ -98,6 +100,7 @@ impl Format {
             | Format::SectionHash
             | Format::ImportHash
             | Format::Body
+            | Format::Container
             | Format::Ignore => Some(MAX_LINE),
         }
     }

@@ -3,6 +3,7 @@
 //! Each format has its own module with a `parse_line` that returns a record, a counted skip, or an error message;
 //! `load` walks files and directories, names errors `FILE:LINE`, and hands records to the compiler.
 
+pub mod cdb;
 pub mod hash;
 pub mod hex;
 pub mod ign;
@@ -165,6 +166,8 @@ pub struct LogicalSig {
     pub entry_point: Option<(u64, u64)>,
     /// Inclusive range from `NumberOfSections:`.
     pub sections: Option<(u32, u32)>,
+    /// `Container:` and `Intermediates:` (`ldb::Containers`).
+    pub containers: Option<ldb::Containers>,
     pub expr: crate::logic::Expr,
     pub subsigs: Vec<SubSig>,
 }

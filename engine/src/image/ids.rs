@@ -23,6 +23,8 @@ pub const LSIG_EXPR: SectionId = SectionId(0x32);
 /// YARA rules (`yara`): the text of each loaded rule, and one `RuleRec` per rule in load order.
 pub const YARA_SOURCE: SectionId = SectionId(0x40);
 pub const YARA_RULES: SectionId = SectionId(0x41);
+/// Container conditions of logical signatures and `.cdb` signatures, as text (`containers`); optional.
+pub const CONTAINERS: SectionId = SectionId(0x50);
 
 /// Hash tables: `HASH_META` holds one record per table; table `t` (set * 3 + digest kind; set 0 the
 /// whole-file signatures, 1 the allowlist, 2 the PE section hashes, 3 the PE import hashes) has its columns at `hash_column(t, c)`.
@@ -105,6 +107,7 @@ impl SectionId {
             LSIG_EXPR => Some("logical-expressions"),
             YARA_SOURCE => Some("yara.source"),
             YARA_RULES => Some("yara.rules"),
+            CONTAINERS => Some("containers"),
             HASH_META => Some("hash.meta"),
             _ => None,
         };

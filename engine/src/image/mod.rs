@@ -120,6 +120,11 @@ impl Image {
         matches!(self.backing, Backing::Map(..))
     }
 
+    /// Whether the image has section `id` (sections added since a format version may be missing).
+    pub fn has(&self, id: SectionId) -> bool {
+        self.entries.iter().any(|e| e.id == id)
+    }
+
     /// The section `id` as an array of `T`: it must exist, hold whole elements of `T`'s size and be aligned.
     pub fn arr<T: Pod>(&self, id: SectionId) -> Result<Arr<T>, ImageError> {
         let index = self

@@ -12,9 +12,11 @@ use super::{scan_as, scan_with, Scratch, Text};
 use crate::db::Target;
 use crate::normalize;
 use crate::unpack::limits::cap;
-use crate::unpack::{self, kind, Flow, Kind, Limit, Limits, Sink};
+use crate::unpack::{self, cltype, kind, Flow, Kind, Limit, Limits, MemberMeta, Sink};
 use crate::{Database, ScanOptions};
 use std::time::Instant;
+
+mod entries;
 
 /// How a deep scan runs: clamscan's `--allmatch` and its limits.
 #[derive(Debug, Clone, Copy, Default)]
@@ -103,6 +105,7 @@ pub(super) struct Walk<'a, 'db> {
 
 impl<'a, 'db> Walk<'a, 'db> {
     pub(super) fn new(db: &'db Database, scratch: &'a mut Scratch, opts: &'a DeepOptions) -> Self {
+        scratch.containers.clear();
         Walk {
             db,
             scratch,
@@ -197,9 +200,12 @@ impl<'a, 'db> Walk<'a, 'db> {
         if self.over || !self.opts.limits.families.embedded {
             return;
         }
+        let size = base.saturating_add(tail.len() as u64);
+        self.scratch.containers.push(("CL_TYPE_ELF", size));
         self.unpack_here(tail, true, &move |d, s| {
             unpack::unpack_elf_overlay(d, base, s)
         });
+        self.scratch.containers.pop();
     }
 
     pub(super) fn finish(mut self) -> Report<'db> {
@@ -312,11 +318,15 @@ impl<'a, 'db> Walk<'a, 'db> {
         let Some(unpacker) = unpack::unpacker(kind, &self.opts.limits.families) else {
             return;
         };
+        // The file is its members' container (`Container:`, `Intermediates:`, `.cdb`).
+        let layer = (cltype::of(kind, data), data.len() as u64);
+        self.scratch.containers.push(layer);
         self.unpack_here(
             data,
             matches!(kind, Kind::Pe | Kind::Elf | Kind::Other),
             &unpacker,
         );
+        self.scratch.containers.pop();
     }
 
     /// Hands `data`'s members (as `unpack` finds them) to the walk at the current depth. `search_only`:
@@ -435,6 +445,10 @@ impl Sink for Walk<'_, '_> {
     fn room(&self) -> u64 {
         let left = cap(self.opts.limits.max_scan_size).saturating_sub(self.bytes);
         cap(self.opts.limits.max_file_size).min(left)
+    }
+
+    fn member_meta(&mut self, meta: &MemberMeta) -> Flow {
+        self.check_entry(meta)
     }
 
     fn found_member(&mut self, name: &str, data: &[u8]) -> Flow {

@@ -57,6 +57,9 @@ struct Scratch {
     /// Body signatures matched in this scan, each with its best report key so far.
     body_hits: Vec<(BodyKey, u32)>,
     body_slot: Vec<u32>,
+    /// The containers of the file being scanned, outermost first (`scan::deep` keeps it; empty for the
+    /// file itself): what `Container:`/`Intermediates:` conditions look at.
+    containers: Vec<crate::containers::Layer>,
 }
 
 /// clamscan's order among body signatures (tests/ORACLE.md §2a, §13c): by the 128 KiB scan buffer that holds
@@ -82,6 +85,7 @@ impl Scratch {
             lsig_touched: Vec::new(),
             body_hits: Vec::new(),
             body_slot: vec![0; db.body_count()],
+            containers: Vec::new(),
         }
     }
 
@@ -554,7 +558,9 @@ fn scan_as<'db>(
                 found.push(name);
             }
             let e = &db.logicals[li as usize];
-            if !logical_applies(e, file, len, exe.as_ref()) {
+            if !logical_applies(e, file, len, exe.as_ref())
+                || !db.containers.logical_holds(li, &s.containers)
+            {
                 continue;
             }
             let first = e.first_counter as usize;

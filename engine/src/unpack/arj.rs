@@ -33,7 +33,7 @@
 //! sink's room, reads outside the input, or extracts garbled members (clamscan does not alert on them:
 //! they are reported as not unpacked).
 
-use super::{bounded, fields, Flow, Limit, Sink, UnpackError};
+use super::{bounded, fields, Flow, Limit, MemberMeta, Sink, UnpackError};
 use delharc::decode::{Decoder, Lh7Decoder};
 use std::io::{self, Read};
 
@@ -115,6 +115,7 @@ fn header(data: &[u8], at: usize) -> Result<Option<Header<'_>>, UnpackError> {
 
 pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
     let mut at = 0;
+    let mut position = 0;
     while let Some(h) = header(data, at)? {
         if sink.stopped() {
             return Ok(());
@@ -123,6 +124,17 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
         // The main header, directories, volume and chapter labels have no content.
         if matches!(h.file_type, TYPE_MAIN..=TYPE_CHAPTER) {
             continue;
+        }
+        position += 1;
+        let meta = MemberMeta {
+            name: &h.name,
+            stored: h.compressed,
+            size: h.original,
+            encrypted: h.flags & FLAG_GARBLED != 0,
+            position,
+        };
+        if sink.member_meta(&meta) == Flow::Stop {
+            return Ok(());
         }
         if h.flags & FLAG_GARBLED != 0 {
             sink.not_unpacked("ARJ member is garbled (password-protected)");

@@ -25,7 +25,7 @@
 
 use super::limits::{MAX_RATIO, RATIO_FLOOR};
 use super::mszip::{Mszip, BLOCK_MAX};
-use super::{bounded, fields, Flow, Limit, Sink, UnpackError};
+use super::{bounded, fields, Flow, Limit, MemberMeta, Sink, UnpackError};
 use std::io::{self, Read};
 
 const HEADER_LEN: usize = 36;
@@ -62,6 +62,8 @@ struct File {
     size: u32,
     offset: u32,
     folder: usize,
+    /// Its place among the cabinet's `CFFILE` entries, from 0 (as clamscan 1.4.6 counts a cab's members).
+    index: u64,
 }
 
 fn corrupt(what: impl Into<String>) -> UnpackError {
@@ -162,7 +164,7 @@ fn read_files(
     sink: &mut dyn Sink,
 ) -> Result<Vec<File>, UnpackError> {
     let mut files = Vec::new();
-    for _ in 0..n_files {
+    for index in 0..u64::from(n_files) {
         let short = || corrupt("file entry past the end");
         let size = fields::le32(data, at).ok_or_else(short)?;
         let offset = fields::le32(data, at + 4).ok_or_else(short)?;
@@ -190,6 +192,7 @@ fn read_files(
             size,
             offset,
             folder,
+            index,
         });
     }
     Ok(files)
@@ -237,6 +240,17 @@ fn extract_folder(
                     *budget = stream.budget;
                     return Err(corrupt(format!("{:?}: {e}", file.name)));
                 }
+            }
+            // clamscan 1.4.6 gives a cab member no size in the container (0).
+            let meta = MemberMeta {
+                name: &file.name,
+                stored: 0,
+                size: u64::from(file.size),
+                encrypted: false,
+                position: file.index,
+            };
+            if sink.member_meta(&meta) == Flow::Stop {
+                break 'files Flow::Stop;
             }
             let compressed = stream.compressed_len();
             let member = (&mut stream).take(file.size as u64);

@@ -15,7 +15,7 @@
 //! the end of the input (a truncated member is scanned as far as it goes, then the archive is reported
 //! corrupt).
 
-use super::{fields, Flow, Limit, Sink, UnpackError};
+use super::{fields, Flow, Limit, MemberMeta, Sink, UnpackError};
 
 const TRAILER: &[u8] = b"TRAILER!!!";
 const TYPE_MASK: u32 = 0o170000;
@@ -34,6 +34,7 @@ struct Entry {
 pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
     let corrupt = |what: &str| UnpackError::corrupt("cpio", what.to_string());
     let mut pos: u64 = 0;
+    let mut position = 0;
     loop {
         if sink.stopped() {
             return Ok(());
@@ -57,7 +58,17 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
             .len()
             .min(usize::try_from(entry.size).unwrap_or(usize::MAX))];
         if entry.mode & TYPE_MASK == REGULAR {
-            let flow = if entry.size > sink.room() {
+            position += 1;
+            let meta = MemberMeta {
+                name: &name,
+                stored: entry.size,
+                size: entry.size,
+                encrypted: false,
+                position,
+            };
+            let flow = if sink.member_meta(&meta) == Flow::Stop {
+                Flow::Stop
+            } else if entry.size > sink.room() {
                 sink.too_large(&name, Limit::MaxFileSize)
             } else {
                 sink.member(&name, body)

@@ -12,6 +12,7 @@
 //! the walk's byte budget (`MaxScanSize`) bounds their sum.
 
 pub mod bounded;
+pub mod cltype;
 pub mod kind;
 pub mod limits;
 
@@ -61,11 +62,35 @@ pub enum Flow {
     Stop,
 }
 
+/// A member's entry in its container, as `.cdb` container metadata signatures see it (issue 13). The
+/// container's type and size are the walk's to know; the unpacker tells what its headers say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberMeta<'a> {
+    /// The member's path inside the container, as its header gives it.
+    pub name: &'a str,
+    /// Its size inside the container (compressed, with any encryption header): clamscan 1.4.6 gives 0
+    /// for 7z and cab members, the real size for tar and cpio.
+    pub stored: u64,
+    /// Its size once unpacked.
+    pub size: u64,
+    pub encrypted: bool,
+    /// Its position in the container as clamscan 1.4.6 counts it: from 1 in zip, tar, cpio and ARJ,
+    /// from 0 in 7z and cab.
+    pub position: u64,
+}
+
 /// What an unpacker hands its members to: the walk, which scans each one and keeps the budget.
 pub trait Sink {
     /// Scans one member. `name` is its name inside its parent (a path inside an archive, an attachment's
     /// file name); an empty name is replaced by the member's position.
     fn member(&mut self, name: &str, data: &[u8]) -> Flow;
+
+    /// The entry of a member about to be handed out (or reported encrypted): checked against the
+    /// container metadata signatures. Unpackers that do not call it simply have none checked.
+    fn member_meta(&mut self, meta: &MemberMeta) -> Flow {
+        let _ = meta;
+        Flow::Continue
+    }
 
     /// Scans a file found inside another by searching for its header (a self-extracting archive, an
     /// appended executable), as [`Sink::member`]: what goes wrong inside it (encryption, a limit) is

@@ -23,7 +23,7 @@
 //! is bounded by the room.
 
 use super::limits::{MAX_RATIO, RATIO_FLOOR};
-use super::{Flow, Limit, Sink, UnpackError};
+use super::{Flow, Limit, MemberMeta, Sink, UnpackError};
 use rars::{Archive, ArchiveMember, ArchiveReadOptions, ArchiveReader, Error, ErrorKind};
 use rars::{ExtractionDecision, ExtractionOutcome};
 use std::cell::RefCell;
@@ -76,6 +76,7 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
         solid,
         pending: None,
         encrypted_reported: false,
+        position: 0,
         stop: false,
     };
     let result = archive.extract_with_control(options, |member| Ok(walk.decide(member)));
@@ -98,6 +99,9 @@ struct Walk<'s> {
     pending: Option<(String, Rc<RefCell<Vec<u8>>>)>,
     encrypted_reported: bool,
     stop: bool,
+    /// Members with content seen so far: the next one's position for the container metadata signatures
+    /// (counted from 1, as in zip: not checked against clamscan, which no RAR writer here could feed).
+    position: u64,
 }
 
 impl Walk<'_> {
@@ -117,6 +121,18 @@ impl Walk<'_> {
             Ok(n) => String::from_utf8_lossy(&n).replace('\\', "/"),
             Err(_) => meta.name_lossy().replace('\\', "/"),
         };
+        self.position += 1;
+        let entry = MemberMeta {
+            name: &name,
+            stored: meta.packed_size,
+            size: meta.unpacked_size,
+            encrypted: meta.is_encrypted,
+            position: self.position,
+        };
+        if self.sink.member_meta(&entry) == Flow::Stop {
+            self.stop = true;
+            return ExtractionDecision::Stop;
+        }
         if meta.is_encrypted {
             if !self.encrypted_reported {
                 self.encrypted_reported = true;

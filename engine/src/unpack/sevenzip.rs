@@ -12,7 +12,7 @@
 
 use super::limits::{MAX_RATIO, RATIO_FLOOR};
 use super::zip::Tally;
-use super::{bounded, Flow, Limit, Sink, UnpackError};
+use super::{bounded, Flow, Limit, MemberMeta, Sink, UnpackError};
 use sevenz_rust2::{Archive, BlockDecoder, EncoderMethod, Error, Password};
 use std::io::{self, Cursor, Read};
 
@@ -67,6 +67,9 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
             break;
         }
         if is_encrypted(&archive, block) {
+            if announce_encrypted(&archive, block, sink) == Flow::Stop {
+                break;
+            }
             if !blocks.encrypted_reported {
                 blocks.encrypted_reported = true;
                 blocks.stop = sink.encrypted(ENCRYPTED, false) == Flow::Stop;
@@ -81,7 +84,33 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
             &password,
             &mut source,
         );
+        let mut cursor = archive
+            .stream_map
+            .block_first_file_index
+            .get(block)
+            .copied()
+            .unwrap_or(0);
         if let Err(e) = decoder.for_each_entries(&mut |entry, reader| {
+            // The entry's place among the archive's files, from 0 (clamscan 1.4.6 counts 7z members so).
+            while archive
+                .files
+                .get(cursor)
+                .is_some_and(|f| f.name != entry.name)
+            {
+                cursor += 1;
+            }
+            let meta = MemberMeta {
+                name: &entry.name,
+                stored: 0,
+                size: entry.size,
+                encrypted: false,
+                position: cursor as u64,
+            };
+            cursor += 1;
+            if !blocks.stop && sink.member_meta(&meta) == Flow::Stop {
+                blocks.stop = true;
+                return Ok(false);
+            }
             Ok(blocks.entry(sink, &entry.name, entry.size, reader))
         }) {
             blocks.tally.fail(describe(&e));
@@ -98,6 +127,27 @@ fn describe(e: &Error) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// The metadata of the files of an encrypted block: clamscan 1.4.6 checks them (encrypted, stored size 0,
+/// positions from 0) though it cannot read them.
+fn announce_encrypted(archive: &Archive, block: usize, sink: &mut dyn Sink) -> Flow {
+    for (i, f) in archive.files.iter().enumerate() {
+        if archive.stream_map.file_block_index.get(i) != Some(&Some(block)) {
+            continue;
+        }
+        let meta = MemberMeta {
+            name: &f.name,
+            stored: 0,
+            size: f.size,
+            encrypted: true,
+            position: i as u64,
+        };
+        if sink.member_meta(&meta) == Flow::Stop {
+            return Flow::Stop;
+        }
+    }
+    Flow::Continue
 }
 
 fn is_encrypted(archive: &Archive, block: usize) -> bool {

@@ -12,7 +12,7 @@
 //! own end (it is read to that end, as unzip and clamscan do, [`bounded`] stopping it at the room and
 //! the compression ratio), or stops at a damaged member when later ones can still be read.
 
-use super::{bounded, zip_walk, zstd, Flow, Limit, Sink, UnpackError};
+use super::{bounded, zip_walk, zstd, Flow, Limit, MemberMeta, Sink, UnpackError};
 use std::io::{Cursor, Read};
 use zip::read::{read_zipfile_from_stream_with_options, ZipReadOptions};
 use zip::{CompressionMethod, ZipArchive};
@@ -29,6 +29,9 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
         Ok(a) if !a.is_empty() && !a.has_duplicate_names() => a,
         _ => return zip_walk::walk(data, sink),
     };
+    if announce(&archive, sink) == Flow::Stop {
+        return Ok(());
+    }
     let tally = from_directory(archive, data, sink);
     if tally.extracted == 0 && tally.first_error.is_some() && !sink.stopped() {
         // A directory whose every member fails to read (offsets that point nowhere, as when a prefix
@@ -37,6 +40,33 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
         return zip_walk::walk(data, sink);
     }
     tally.into_result("zip")
+}
+
+/// Hands every directory entry's metadata to the sink before any member is decoded: clamscan 1.4.6
+/// checks a zip's entries against the container metadata signatures before it scans a member (a `.cdb`
+/// match on the last member is reported before a body match in the first, tests/ORACLE.md §13g).
+/// Positions count from 1, directories included.
+fn announce(archive: &ZipArchive<Cursor<&[u8]>>, sink: &mut dyn Sink) -> Flow {
+    for i in 0..archive.len() {
+        let Ok(e) = archive.by_index_data(i) else {
+            continue;
+        };
+        if e.is_dir() && e.size() == 0 {
+            continue;
+        }
+        let name = String::from_utf8_lossy(e.name_raw());
+        let meta = MemberMeta {
+            name: &name,
+            stored: e.compressed_size(),
+            size: e.size(),
+            encrypted: e.encrypted(),
+            position: i as u64 + 1,
+        };
+        if sink.member_meta(&meta) == Flow::Stop {
+            return Flow::Stop;
+        }
+    }
+    Flow::Continue
 }
 
 /// What came of the members of one archive: how many were handed out, and the first damage seen.
