@@ -30,7 +30,7 @@ pub fn kind_of(format: Format) -> &'static str {
         Format::ImportHash => "PE import hash",
         Format::Body => "body",
         Format::Logical => "logical",
-        Format::Container => "container metadata",
+        Format::Container => "container entry",
         Format::Ignore => "ignore list",
         Format::Yara => "YARA",
         Format::Unsupported(_) => "not read",
