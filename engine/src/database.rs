@@ -47,6 +47,8 @@ pub struct Database {
     pub(crate) yara: Option<crate::yara::YaraRules>,
     /// `Container:`/`Intermediates:` conditions and `.cdb` signatures.
     pub(crate) containers: crate::containers::ContainerRules,
+    /// The `.ftm` magic typing consults first (`scan::filetype`).
+    pub(crate) file_types: Vec<crate::scan::FileTypeEntry>,
     signature_count: u64,
     skipped: BTreeMap<String, u64>,
     file_stats: Vec<FileStats>,
@@ -109,6 +111,7 @@ impl Database {
             matcher: Matcher::open(&image)?,
             yara: crate::yara::YaraRules::open(&image)?,
             containers: crate::containers::ContainerRules::open(&image)?,
+            file_types: crate::scan::open_file_types(&image)?,
             signature_count: meta.signature_count,
             skipped,
             file_stats,

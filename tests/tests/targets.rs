@@ -256,3 +256,81 @@ fn targets_match_clamscan() {
         assert_eq!(theirs.len(), ours.len());
     }
 }
+
+/// issue 13: a database's `.ftm` magic types files before the built-in magic, the last loaded matching
+/// line winning, as in clamscan (tests/ORACLE.md §13h). Files carry made-up magics only: clamscan drops its
+/// built-in magic when a database brings some, the engine keeps it under the database's (a deliberate
+/// difference that only a partial custom table shows).
+#[test]
+fn file_type_magic_from_the_database_matches_clamscan() {
+    let test = "file_type_magic_from_the_database_matches_clamscan";
+    let (Some(clamscan), Some(sensor)) = (
+        oracle::require_tool(test, "clamscan"),
+        oracle::require_sensor_scan(test),
+    ) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let (files, db) = (work.path().join("files"), work.path().join("db"));
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::create_dir_all(&db).unwrap();
+    // Magic -> type; "QWE" and "QWER" overlap: the later line wins for QWER files.
+    let magic = [
+        ("515745", "CL_TYPE_PDF", 10),
+        ("51574552", "CL_TYPE_JAVA", 12),
+        ("5a5a", "CL_TYPE_GRAPHICS", 5),
+        ("4b4b4b", "CL_TYPE_MSOLE2", 2),
+        ("4a4a4a", "CL_TYPE_ZIP", 0),
+    ];
+    let ftm: String = magic
+        .iter()
+        .enumerate()
+        .map(|(i, (m, t, _))| format!("0:0:{m}:Magic {i}:CL_TYPE_ANY:{t}\n"))
+        .collect();
+    std::fs::write(db.join("custom.ftm"), ftm).unwrap();
+    let mut rng = Rng::new(5);
+    let mut ndb = String::new();
+    for (i, (m, _, _)) in magic.iter().enumerate() {
+        for copy in 0..3 {
+            let mut data = hex::decode(m).unwrap();
+            data.extend(rng.filler(300));
+            let id = i * 10 + copy;
+            let mk = mark(id);
+            data.extend_from_slice(&mk);
+            data.extend(rng.filler(100));
+            std::fs::write(files.join(format!("m{i}-{copy}.bin")), &data).unwrap();
+            for target in [0, 2, 5, 10, 12] {
+                ndb.push_str(&format!(
+                    "M{id}.T{target}:{target}:*:{}\n",
+                    hex::encode(&mk)
+                ));
+            }
+        }
+    }
+    std::fs::write(db.join("gen.ndb"), ndb).unwrap();
+    for allmatch in [false, true] {
+        let theirs = oracle::run_scanner(&clamscan, &[], &db, &files, allmatch);
+        assert!(
+            theirs.stderr.trim().is_empty(),
+            "clamscan: {}",
+            theirs.stderr
+        );
+        let ours = oracle::run_scanner(&sensor, &["scan"], &db, &files, allmatch);
+        let (theirs, ours) = (
+            dedup_names(parse_output(&theirs.stdout)),
+            dedup_names(parse_output(&ours.stdout)),
+        );
+        assert_eq!(theirs, ours, "-z {allmatch}");
+        if allmatch {
+            // Each made-up type's own target was matched.
+            for (i, (_, _, target)) in magic.iter().enumerate() {
+                let v = theirs
+                    .iter()
+                    .find(|(p, _)| p.ends_with(&format!("/m{i}-0.bin")))
+                    .unwrap()
+                    .1;
+                assert!(v.to_string().contains(&format!(".T{target}.")), "m{i}: {v}");
+            }
+        }
+    }
+}

@@ -14,6 +14,7 @@ pub use stats::FileStats;
 
 use crate::cvd::{self, Kind, PublicKey};
 use crate::database::{Database, DbMeta};
+use crate::db::ftm::FileTypeMagic;
 use crate::db::hash::Layout;
 use crate::db::hex::Elem;
 use crate::db::ign::IgnoreSet;
@@ -29,6 +30,11 @@ pub(crate) use hashes::KINDS as HASH_KINDS;
 use names::NamesBuilder;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// The skip reason of `.ftm` magic the engine loads but does not type by: body-pattern (type 1) and partition
+/// (type 4) magic, and magic for files already typed otherwise (an `rtype` other than `CL_TYPE_ANY`).
+const FILETYPE_NOT_APPLIED: &str =
+    "file type magic of type 1 or 4, or for a typed file, not applied";
 
 /// Runs independent jobs of a build, possibly at the same time. The engine never starts threads itself:
 /// a caller with cores to spare passes an implementation that does (for example with
@@ -397,6 +403,10 @@ struct Builder {
     skipped: BTreeMap<&'static str, u64>,
     /// Ignore-list entries read (counted for `sensor db info`, not among the signatures).
     ignore_entries: u64,
+    /// `.ftm` lines read (of a known magic type, within the functionality level), applied or not.
+    filetype_lines: u64,
+    /// `.ftm` magic of type 0 for any file: what typing consults before its built-in magic.
+    filetypes: Vec<FileTypeMagic>,
     /// What each file read so far gave, the file being read last.
     stats: Vec<FileStats>,
     yara: crate::yara::YaraBuilder,
@@ -421,6 +431,8 @@ impl Builder {
             signature_count: 0,
             skipped: BTreeMap::new(),
             ignore_entries: 0,
+            filetype_lines: 0,
+            filetypes: Vec::new(),
             stats: Vec::new(),
             yara: Default::default(),
             containers: Default::default(),
@@ -470,6 +482,22 @@ impl Builder {
                 self.ignore_entries += 1;
                 Ok(())
             }
+            Format::FileType => match db::ftm::parse_line(line, fl)? {
+                Parsed::Skip(r) => {
+                    self.skip(r);
+                    Ok(())
+                }
+                Parsed::Sig(m) => {
+                    self.filetype_lines += 1;
+                    if m.magic_type == 0 && m.rtype == crate::unpack::cltype::ANY {
+                        self.filetypes.push(m);
+                        self.ignore_entries += 1;
+                    } else {
+                        self.skip(FILETYPE_NOT_APPLIED);
+                    }
+                    Ok(())
+                }
+            },
             // Read whole by `add_yara`, never line by line.
             Format::Yara => Ok(()),
             Format::Unsupported(reason) => {
@@ -659,6 +687,10 @@ impl Builder {
         }
         img.put(ids::SKIPPED, skipped.into_bytes());
         img.put(ids::FILE_STATS, stats::encode(&self.stats));
+        img.put(
+            ids::FILE_TYPES,
+            crate::scan::encode_file_types(&self.filetypes),
+        );
         Database::from_image(img.finish())
             .map_err(|e| LoadError::single("(database)", 0, format!("internal error: {e}")))
     }

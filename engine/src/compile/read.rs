@@ -41,8 +41,20 @@ impl Builder {
             skipped: Default::default(),
         });
         let before = self.signature_count + self.ignore_entries;
+        let filetypes_before = self.filetype_lines;
         self.read_lines(path, format, text, official, errors);
         let loaded = self.signature_count + self.ignore_entries - before;
+        if format == Format::FileType && self.filetype_lines == filetypes_before {
+            // clamscan refuses it: "Empty external filetype database".
+            errors.push(LineError {
+                file: path.to_path_buf(),
+                line: 0,
+                message:
+                    "no file type magic loaded from this file (empty, or every line out of this \
+                          engine's functionality level or of an unknown magic type)"
+                        .into(),
+            });
+        }
         if let Some(s) = self.stats.last_mut() {
             s.loaded = loaded;
         }

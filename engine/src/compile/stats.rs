@@ -28,6 +28,7 @@ pub fn kind_of(format: Format) -> &'static str {
         Format::Allow => "allowlist",
         Format::SectionHash => "PE section hash",
         Format::ImportHash => "PE import hash",
+        Format::FileType => "file type magic",
         Format::Body => "body",
         Format::Logical => "logical",
         Format::Container => "container entry",

@@ -38,6 +38,8 @@ pub enum Format {
     SectionHash,
     /// `.imp`: PE import-table hashes, `HASH:SIZE:NAME`.
     ImportHash,
+    /// `.ftm`: file type magic.
+    FileType,
     /// `.ndb` `.ndu`.
     Body,
     /// `.ldb` `.ldu`.
@@ -70,7 +72,7 @@ impl Format {
             "crb" => Format::Unsupported("certificate rule (.crb) not supported"),
             "cbc" => Format::Unsupported("bytecode (.cbc) not supported"),
             "pdb" | "gdb" | "wdb" => Format::Unsupported("phishing signature not supported"),
-            "ftm" => Format::Unsupported("file type magic (.ftm) not supported"),
+            "ftm" => Format::FileType,
             "cfg" => Format::Unsupported("dynamic configuration (.cfg) not supported"),
             "yar" | "yara" => Format::Yara,
             "pwdb" => Format::Unsupported("password database (.pwdb) not supported"),
@@ -99,6 +101,7 @@ impl Format {
             | Format::Allow
             | Format::SectionHash
             | Format::ImportHash
+            | Format::FileType
             | Format::Body
             | Format::Container
             | Format::Ignore => Some(MAX_LINE),

@@ -4,6 +4,7 @@
 //! `load` walks files and directories, names errors `FILE:LINE`, and hands records to the compiler.
 
 pub mod cdb;
+pub mod ftm;
 pub mod hash;
 pub mod hex;
 pub mod ign;

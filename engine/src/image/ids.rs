@@ -25,6 +25,8 @@ pub const YARA_SOURCE: SectionId = SectionId(0x40);
 pub const YARA_RULES: SectionId = SectionId(0x41);
 /// Container conditions of logical signatures and `.cdb` signatures, as text (`containers`); optional.
 pub const CONTAINERS: SectionId = SectionId(0x50);
+/// `.ftm` magic of type 0 for any file, as text lines `OFFSET\tHEX\tCL_TYPE` (`scan::filetype`).
+pub const FILE_TYPES: SectionId = SectionId(0x60);
 
 /// Hash tables: `HASH_META` holds one record per table; table `t` (set * 3 + digest kind; set 0 the
 /// whole-file signatures, 1 the allowlist, 2 the PE section hashes, 3 the PE import hashes) has its columns at `hash_column(t, c)`.
@@ -108,6 +110,7 @@ impl SectionId {
             YARA_SOURCE => Some("yara.source"),
             YARA_RULES => Some("yara.rules"),
             CONTAINERS => Some("containers"),
+            FILE_TYPES => Some("file-types"),
             HASH_META => Some("hash.meta"),
             _ => None,
         };

@@ -151,7 +151,8 @@ impl<'a, 'db> Walk<'a, 'db> {
     /// normalised forms instead, and for text its normalised form after its bytes (`filetype::Views`).
     /// Returns what is reported after the file's members (`Matched::later`); `None` when the scan is over.
     fn match_whole(&mut self, data: &[u8]) -> Option<Vec<&'db str>> {
-        let file = filetype::target_of(&data[..data.len().min(filetype::HEAD)]);
+        let file =
+            filetype::target_of(&data[..data.len().min(filetype::HEAD)], &self.db.file_types);
         let opts = self.scan_options();
         // A normalised form is about as long as its input; the cap keeps a hostile one from growing.
         let limit = data.len().saturating_add(64 * 1024);

@@ -9,17 +9,109 @@
 //! target; within a 128 KiB buffer the matches of its own target come before the target-0 ones, except for
 //! mail and binary data, which clamscan first scans as untyped data.
 
+use crate::db::ftm::{FileTypeMagic, Magic};
 use crate::db::Target;
+use crate::image::{ids, Image, ImageError};
 use crate::normalize::{self, TextKind};
+use crate::unpack::cltype;
 use crate::unpack::kind::{self, Kind};
 use std::borrow::Cow;
 
 /// How much of a file's start typing reads.
 pub(super) const HEAD: usize = 4096;
 
-/// The target of the file whose first bytes (up to [`HEAD`]) are `head`; `Target::Any` when it has none
-/// this engine recognises (it then sees target-0 signatures only).
-pub(super) fn target_of(head: &[u8]) -> Target {
+/// A database's `.ftm` magic of type 0 for any file: bytes at an offset and the type they give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FileTypeEntry {
+    offset: usize,
+    magic: Vec<u8>,
+    /// `CL_TYPE_*`.
+    ftype: &'static str,
+}
+
+/// The `FILE_TYPES` section's text: `OFFSET\tHEX\tCL_TYPE` lines.
+pub(crate) fn encode_file_types(magic: &[FileTypeMagic]) -> Vec<u8> {
+    let mut out = String::new();
+    for m in magic {
+        if let (Some(offset), Magic::Bytes(bytes)) = (m.offset, &m.magic) {
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            out.push_str(&format!("{offset}\t{hex}\t{}\n", m.ftype));
+        }
+    }
+    out.into_bytes()
+}
+
+/// Reads the section back (an image without it has no `.ftm` magic).
+pub(crate) fn open_file_types(image: &Image) -> Result<Vec<FileTypeEntry>, ImageError> {
+    if !image.has(ids::FILE_TYPES) {
+        return Ok(Vec::new());
+    }
+    let bad = || ImageError::Corrupt("file type magic".into());
+    let text =
+        std::str::from_utf8(image.get(image.arr::<u8>(ids::FILE_TYPES)?)).map_err(|_| bad())?;
+    text.lines()
+        .map(|line| {
+            let mut f = line.split('\t');
+            let (Some(offset), Some(hex), Some(ftype), None) =
+                (f.next(), f.next(), f.next(), f.next())
+            else {
+                return Err(bad());
+            };
+            let magic = (0..hex.len())
+                .step_by(2)
+                .map(|i| {
+                    hex.get(i..i + 2)
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                })
+                .collect::<Option<Vec<u8>>>()
+                .ok_or_else(bad)?;
+            Ok(FileTypeEntry {
+                offset: offset.parse().map_err(|_| bad())?,
+                magic,
+                ftype: cltype::known(ftype).ok_or_else(bad)?,
+            })
+        })
+        .collect()
+}
+
+/// The target a `CL_TYPE_*` name gives a file, for the types with a target of their own.
+fn target_of_cltype(ftype: &str) -> Target {
+    match ftype {
+        "CL_TYPE_MSEXE" => Target::Pe,
+        "CL_TYPE_ELF" => Target::Elf,
+        "CL_TYPE_MACHO" | "CL_TYPE_MACHO_UNIBIN" => Target::MachO,
+        "CL_TYPE_MSOLE2" => Target::Ole2,
+        "CL_TYPE_MAIL" => Target::Mail,
+        "CL_TYPE_GRAPHICS" | "CL_TYPE_GIF" | "CL_TYPE_PNG" | "CL_TYPE_JPEG" | "CL_TYPE_TIFF" => {
+            Target::Graphics
+        }
+        "CL_TYPE_PDF" => Target::Pdf,
+        "CL_TYPE_SWF" => Target::Flash,
+        "CL_TYPE_JAVA" => Target::Java,
+        "CL_TYPE_BINARY_DATA" => Target::Other,
+        _ => Target::Any,
+    }
+}
+
+/// The target of the file whose first bytes (up to [`HEAD`]) are `head`: by the database's `.ftm` magic
+/// when one entry matches (the last loaded, as in clamscan), else by the built-in magic. `Target::Any` when it has
+/// none (it then sees target-0 signatures only).
+///
+/// clamscan drops its built-in magic altogether when a database brings `.ftm` magic of type 0
+/// (tests/ORACLE.md §13h): with daily.cvd's complete table that changes nothing, but a small custom `.ftm`
+/// would leave it typing every executable as binary data. The engine keeps its built-in magic under the
+/// database's instead.
+pub(super) fn target_of(head: &[u8], ftm: &[FileTypeEntry]) -> Target {
+    if let Some(e) = ftm.iter().rfind(|e| {
+        head.get(e.offset..)
+            .is_some_and(|rest| rest.starts_with(&e.magic))
+    }) {
+        return target_of_cltype(e.ftype);
+    }
+    builtin_target(head)
+}
+
+fn builtin_target(head: &[u8]) -> Target {
     let at = |off: usize, magic: &[u8]| head.get(off..off + magic.len()) == Some(magic);
     if at(0, b"MZ") {
         return Target::Pe;
@@ -103,8 +195,8 @@ pub(super) fn views(data: &[u8], file: Target) -> Views<'_> {
 
 /// Whether a file whose first bytes are `head` may have views, so that a scan by windows must read it
 /// whole to normalise it (text and HTML have no other magic; HTML tags may lie past the head of text).
-pub(super) fn may_have_views(head: &[u8]) -> bool {
-    target_of(head) == Target::Any
+pub(super) fn may_have_views(head: &[u8], ftm: &[FileTypeEntry]) -> bool {
+    target_of(head, ftm) == Target::Any
         && (normalize::classify(head).is_text() || normalize::is_html(head))
 }
 
@@ -149,10 +241,10 @@ mod tests {
             (b"RIFF\0\0\0\0WEBP", Target::Any),
         ];
         for (head, want) in cases {
-            assert_eq!(target_of(head), want, "{head:?}");
+            assert_eq!(target_of(head, &[]), want, "{head:?}");
         }
         assert_eq!(
-            target_of(b"From: a@b.c\nTo: d@e.f\nSubject: x\n\nbody\n"),
+            target_of(b"From: a@b.c\nTo: d@e.f\nSubject: x\n\nbody\n", &[]),
             Target::Mail
         );
     }

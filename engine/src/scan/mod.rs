@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 mod deep;
 mod filetype;
+pub(crate) use filetype::{encode_file_types, open_file_types, FileTypeEntry};
 mod outer;
 use outer::{deep_buffer, deep_windows};
 mod pe_hashes;
@@ -465,7 +466,7 @@ fn scan_as<'db>(
         (Text::Whole(_), Some(view)) => (None, view),
         (Text::Whole(data), None) => (
             exefmt::parse(data),
-            filetype::target_of(&data[..data.len().min(filetype::HEAD)]),
+            filetype::target_of(&data[..data.len().min(filetype::HEAD)], &db.file_types),
         ),
         (Text::Windows { src, len, .. }, _) => {
             let headers = Headers::new(src, len);
@@ -473,7 +474,7 @@ fn scan_as<'db>(
             let mut head = vec![0; len.min(filetype::HEAD as u64) as usize];
             exefmt::ReadAt::read_at(&headers, 0, &mut head);
             headers.into_result()?;
-            (exe, filetype::target_of(&head))
+            (exe, filetype::target_of(&head, &db.file_types))
         }
     };
     let mut scratch_match = std::mem::take(&mut scratch.matcher);

@@ -33,7 +33,7 @@ pub(super) fn deep_windows<'db>(
 ) -> io::Result<Report<'db>> {
     let mut head = vec![0; len.min(TYPING_HEAD) as usize];
     src.read_exact_at(&mut head, 0)?;
-    if filetype::may_have_views(&head) {
+    if filetype::may_have_views(&head, &db.file_types) {
         // Text and HTML are matched on their normalised forms, made from the whole file (which the
         // search for embedded files reads whole anyway); the caller's size limits bound `len`.
         let size = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
