@@ -211,9 +211,6 @@ fn parse_hex_subsig(s: &str, target_code: u32) -> Result<Result<SubSig, &'static
                 ));
             }
             match parsed {
-                Ok(off) if off.needs_exe() && target_code == 9 => {
-                    return Ok(Err(super::MACHO_OFFSET))
-                }
                 Ok(off) => off,
                 Err(_) => return Ok(Err(skip::OFFSET)),
             }
@@ -327,9 +324,6 @@ pub fn parse_line(line: &str, fl: u32) -> Result<Parsed<LogicalSig>, String> {
     // first reason to skip wins (target, TDB attribute, then subsignature kinds in order).
     let mut skip_reason = match target {
         Err(reason) => Some(reason),
-        Ok(Target::MachO) if tdb.entry_point.is_some() || tdb.sections.is_some() => {
-            Some(super::MACHO_OFFSET)
-        }
         Ok(_) => tdb.unsupported,
     };
     let mut subsigs = Vec::with_capacity(subsig_texts.len());
@@ -604,13 +598,11 @@ mod tests {
             skipped("S;Target:13;0;41424344"),
             "target 13 (internal) never matches"
         );
+        // Mach-O structure offsets and TDB attributes are supported (exefmt::macho).
+        assert_eq!(sig("S;Target:9;0;EP+0:41424344").target, Target::MachO);
         assert_eq!(
-            skipped("S;Target:9;0;EP+0:41424344"),
-            crate::db::MACHO_OFFSET
-        );
-        assert_eq!(
-            skipped("S;Engine:51-255,Target:9,EntryPoint:1-2;0;41424344"),
-            crate::db::MACHO_OFFSET
+            sig("S;Engine:51-255,Target:9,EntryPoint:1-2;0;41424344").target,
+            Target::MachO
         );
         assert_eq!(sig("S;Target:9;0;41424344").target, Target::MachO);
         assert!(err("S;Target:3;0;zz").starts_with("subsignature 0: "));
