@@ -100,6 +100,7 @@ pub(super) fn parse(src: &dyn ReadAt) -> Option<ExeInfo> {
         entry_offset: Some(entry_offset),
         sections,
         headers_ok: true,
+        version_info: Vec::new(),
     })
 }
 

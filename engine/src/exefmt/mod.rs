@@ -10,6 +10,7 @@ pub mod imports;
 pub mod macho;
 mod ordinals;
 mod pe;
+pub mod version_info;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExeKind {
@@ -51,6 +52,9 @@ pub struct ExeInfo {
     /// the file's structure or end: only `*` and absolute offsets, for signatures of ANY target (an `EOF-n`
     /// target-0 signature does not match a junk `MZ` file). See [`crate::db::offset::Offset::resolve`].
     pub headers_ok: bool,
+    /// PE: the file offsets where the version-information strings' keys start, ascending (the only starts a
+    /// `VI` subsignature may match at, see [`version_info`]); empty otherwise.
+    pub version_info: Vec<u64>,
 }
 
 /// Upper bound on sections kept per file. PE counts are 16-bit and ELF counts are 16-bit too (extended numbering
@@ -91,6 +95,7 @@ pub fn parse_from(src: &dyn ReadAt) -> Option<ExeInfo> {
         entry_offset: None,
         sections: Vec::new(),
         headers_ok: false,
+        version_info: Vec::new(),
     }))
 }
 
