@@ -2,8 +2,8 @@
 //! `SL+n`, with and without a shift) and TDB `EntryPoint`/`NumberOfSections`, on generated thin Mach-O files
 //! (PowerPC, whose thread state gives clamscan an entry point; x86-64, whose does not; broken ones whose
 //! entry point maps nowhere), give clamscan's verdicts and names with and without `-z`
-//! (tests/ORACLE.md §13g); likewise `VI` (PE version information) subsignatures on generated PEs with a
-//! version resource (§13h).
+//! (tests/ORACLE.md §13h); likewise `VI` (PE version information) subsignatures on generated PEs with a
+//! version resource (§13i).
 
 use sensor_tests::gen::Rng;
 use sensor_tests::oracle;
