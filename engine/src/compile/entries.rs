@@ -74,6 +74,7 @@ pub(crate) fn encode_offset(o: &Offset) -> OffsetRec {
         } => offset_rec(4, shift, index, delta),
         Offset::SectionWhole { index, shift } => offset_rec(5, shift, index, 0),
         Offset::LastSection { delta, shift } => offset_rec(6, shift, 0, delta),
+        Offset::VersionInfo => offset_rec(7, 0, 0, 0),
     }
 }
 
@@ -97,6 +98,7 @@ pub(crate) fn decode_offset(r: &OffsetRec) -> Option<Offset> {
             delta: value,
             shift,
         },
+        7 => Offset::VersionInfo,
         _ => return None,
     })
 }

@@ -19,7 +19,7 @@
 //! Subsignatures are `[Offset:]HexSig[::Modifiers]` with modifiers `i` (nocase), `w` (wide), `f` (fullword),
 //! `a` (ascii; with `w` both encodings, two entries in [`SubSig::patterns`]). Other documented kinds are
 //! skipped: PCRE (`Trigger/regex/flags`), byte compare (`n(>>off#opts#cmp)`), macros (`${n-m}id$`), fuzzy
-//! image hashes (`fuzzy_img#hash[#dist]`), and offsets the offset parser calls `unsupported:` (`VI`, macro
+//! image hashes (`fuzzy_img#hash[#dist]`), and offsets the offset parser calls `unsupported:` (macro
 //! offsets). Offsets relative to an executable (`EP`, `Sx`, `SEx`, `SL`, `VI`) need Target 1, 6 or 9
 //! (clamscan rejects them elsewhere). An empty offset (`:HexSig`) is `*`, as in clamscan.
 
@@ -195,28 +195,17 @@ fn parse_hex_subsig(s: &str, target_code: u32) -> Result<Result<SubSig, &'static
         // clamscan reads an empty offset (`:HexSig`) as `*`.
         Some("") => Offset::Any,
         Some(o) => {
-            let parsed = match offset::parse(o) {
-                Ok(off) => Ok(off),
-                // `VI` (PE version information) is valid only for executables, like EP and sections.
-                Err(m) if m.starts_with("unsupported") => Err(o.starts_with("VI")),
+            let off = match offset::parse(o) {
+                Ok(off) => off,
+                Err(m) if m.starts_with("unsupported") => return Ok(Err(skip::OFFSET)),
                 Err(m) => return Err(format!("bad offset `{o}`: {m}")),
             };
-            let exe_only = match parsed {
-                Ok(off) => off.needs_exe(),
-                Err(vi) => vi,
-            };
-            if exe_only && !is_exe_target(target_code) {
+            if off.needs_exe() && !is_exe_target(target_code) {
                 return Err(format!(
                     "offset {o} needs Target 1 (PE), 6 (ELF) or 9 (Mach-O), not {target_code}"
                 ));
             }
-            match parsed {
-                Ok(off) if off.needs_exe() && target_code == 9 => {
-                    return Ok(Err(super::MACHO_OFFSET))
-                }
-                Ok(off) => off,
-                Err(_) => return Ok(Err(skip::OFFSET)),
-            }
+            off
         }
     };
     // Order: case folding, then the fullword anchors, then the wide encoding (which turns `::f` anchors
@@ -327,9 +316,6 @@ pub fn parse_line(line: &str, fl: u32) -> Result<Parsed<LogicalSig>, String> {
     // first reason to skip wins (target, TDB attribute, then subsignature kinds in order).
     let mut skip_reason = match target {
         Err(reason) => Some(reason),
-        Ok(Target::MachO) if tdb.entry_point.is_some() || tdb.sections.is_some() => {
-            Some(super::MACHO_OFFSET)
-        }
         Ok(_) => tdb.unsupported,
     };
     let mut subsigs = Vec::with_capacity(subsig_texts.len());
@@ -604,13 +590,11 @@ mod tests {
             skipped("S;Target:13;0;41424344"),
             "target 13 (internal) never matches"
         );
+        // Mach-O structure offsets and TDB attributes are supported (exefmt::macho).
+        assert_eq!(sig("S;Target:9;0;EP+0:41424344").target, Target::MachO);
         assert_eq!(
-            skipped("S;Target:9;0;EP+0:41424344"),
-            crate::db::MACHO_OFFSET
-        );
-        assert_eq!(
-            skipped("S;Engine:51-255,Target:9,EntryPoint:1-2;0;41424344"),
-            crate::db::MACHO_OFFSET
+            sig("S;Engine:51-255,Target:9,EntryPoint:1-2;0;41424344").target,
+            Target::MachO
         );
         assert_eq!(sig("S;Target:9;0;41424344").target, Target::MachO);
         assert!(err("S;Target:3;0;zz").starts_with("subsignature 0: "));
@@ -808,11 +792,9 @@ mod tests {
                 Expr::Sub(4)
             ])
         );
-        // Offsets the offset parser leaves unsupported (VI) are skipped; EOF-n works on any target.
-        assert_eq!(
-            skipped("S;Target:1;0&1;EP+0:41424344;VI:41424344"),
-            skip::OFFSET
-        );
+        // `VI` (PE version information) is supported; EOF-n works on any target.
+        let s = sig("S;Target:1;0&1;EP+0:41424344;VI:41424344");
+        assert_eq!(s.subsigs[1].offset, Offset::VersionInfo);
         let s = sig("S;Target:0;0;EOF-550,10:6300680065005c0046006900");
         assert_eq!(s.subsigs[0].offset, offset::parse("EOF-550,10").unwrap());
     }

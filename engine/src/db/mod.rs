@@ -93,10 +93,6 @@ impl Target {
     }
 }
 
-/// The skip reason for Mach-O signatures that need the executable's structure (entry point, sections):
-/// the engine types Mach-O files but does not read their load commands yet.
-pub const MACHO_OFFSET: &str = "Mach-O entry point or section offset not supported";
-
 /// Whether offsets relative to an executable's structure (`EP`, `Sx`, `SEx`, `SL`) are allowed with this
 /// numeric target: PE, ELF and Mach-O; clamscan refuses the database otherwise ("Invalid offset type").
 pub fn is_exe_target(code: u32) -> bool {

@@ -1,5 +1,5 @@
-//! ndb/ldb offset specifications (`*`, `n`, `EOF-n`, `EP+n`, `EP-n`, `Sx+n`, `SEx`, `SL+n`, each but `*` with
-//! an optional `,shift`) and their resolution against one file.
+//! ndb/ldb offset specifications (`*`, `n`, `EOF-n`, `EP+n`, `EP-n`, `Sx+n`, `SEx`, `SL+n`, `VI`, each but `*`
+//! with an optional `,shift`) and their resolution against one file.
 //!
 //! Semantics, as `clamscan` 1.4 behaves (each verified with a one-line `.ndb` and a small file, see tests):
 //! - `n,m`: the match STARTS anywhere in `[n, n+m]`, both ends inclusive; `n` alone is `n,0`.
@@ -10,6 +10,9 @@
 //! - `SEx[,m]`: starts anywhere in `[raw_offset, raw_offset + raw_size + m]` of section `x`, inclusive
 //!   (a match may start at the very first byte after the section).
 //! - A section index past the last section cannot match (clamscan loads such a signature without error).
+//! - `VI[,m]`: the match must start exactly at the key of one of the PE's version-information strings
+//!   ([`ExeInfo::version_info`]); the shift is accepted and ignored. [`Offset::resolve`] gives the span of
+//!   those keys, [`Offset::allows_start`] the exact test.
 //! - In a file that starts with `MZ` or `\x7fELF` but whose headers are unusable (`ExeInfo::headers_ok` false),
 //!   only `*` and absolute offsets match; `EOF-n` does not, even for a target-0 signature.
 //! - ClamAV accepts the EP and section forms only for executable targets (PE, ELF, Mach-O); with target 0 it
@@ -54,6 +57,8 @@ pub enum Offset {
         delta: u64,
         shift: u32,
     },
+    /// `VI` or `VI,shift` (shift ignored, as clamscan): at a PE version-information string's key.
+    VersionInfo,
 }
 
 /// Parses a decimal number that must fit 32 bits.
@@ -70,8 +75,13 @@ pub fn parse(s: &str) -> Result<Offset, String> {
     if s == "*" {
         return Ok(Offset::Any);
     }
-    if s == "VI" || s.starts_with("VI,") {
-        return Err("unsupported: VI (version information) offset".to_string());
+    if let Some(rest) = s.strip_prefix("VI") {
+        if let Some(shift) = rest.strip_prefix(',') {
+            number(shift, "offset shift")?;
+        } else if !rest.is_empty() {
+            return Err(format!("invalid offset '{s}'"));
+        }
+        return Ok(Offset::VersionInfo);
     }
     if s.starts_with('$') {
         return Err(format!("unsupported: macro offset '{s}'"));
@@ -117,7 +127,8 @@ pub fn parse(s: &str) -> Result<Offset, String> {
 }
 
 impl Offset {
-    /// Whether the form needs an executable (entry point or sections): `EP`, `Sx`, `SEx`, `SL`.
+    /// Whether the form needs an executable (entry point, sections, version information): `EP`, `Sx`, `SEx`,
+    /// `SL`, `VI`.
     /// ClamAV refuses such offsets in signatures whose target is not an executable type.
     pub fn needs_exe(&self) -> bool {
         matches!(
@@ -126,7 +137,19 @@ impl Offset {
                 | Offset::SectionStart { .. }
                 | Offset::SectionWhole { .. }
                 | Offset::LastSection { .. }
+                | Offset::VersionInfo
         )
+    }
+
+    /// Whether a match may start at `start` once inside [`Offset::resolve`]'s range: always, but for `VI`
+    /// whose match must start exactly at a version-information key.
+    pub fn allows_start(&self, start: u64, exe: Option<&ExeInfo>) -> bool {
+        match self {
+            Offset::VersionInfo => {
+                exe.is_some_and(|e| e.version_info.binary_search(&start).is_ok())
+            }
+            _ => true,
+        }
     }
 
     /// The inclusive range of allowed match starts in a file of `len` bytes, or `None` when the signature
@@ -172,6 +195,11 @@ impl Offset {
                 exe?.sections.last()?.raw_offset.checked_add(delta)?,
                 u64::from(shift),
             ),
+            Offset::VersionInfo => {
+                let keys = &exe?.version_info;
+                let first = *keys.first()?;
+                (first, keys.last()? - first)
+            }
         };
         if start > len {
             return None;
@@ -193,6 +221,7 @@ mod tests {
         ExeInfo {
             kind: ExeKind::Pe,
             headers_ok: true,
+            version_info: Vec::new(),
             entry_offset: entry,
             sections: secs
                 .iter()
@@ -270,11 +299,31 @@ mod tests {
         );
         assert_eq!(p("SL+0"), Offset::LastSection { delta: 0, shift: 0 });
         assert_eq!(p("SL+2,3"), Offset::LastSection { delta: 2, shift: 3 });
+        // clamscan 1.4.6 accepts `VI,n` and ignores the shift (a match one character into a key is not found
+        // with `VI,4`).
+        assert_eq!(p("VI"), Offset::VersionInfo);
+        assert_eq!(p("VI,4"), Offset::VersionInfo);
+    }
+
+    #[test]
+    fn version_info_allows_only_key_starts() {
+        let mut e = exe(Some(0x410), &[(0x400, 0x200)]);
+        let vi = p("VI");
+        assert_eq!(vi.resolve(0x1000, Some(&e)), None);
+        assert!(!vi.allows_start(0x2f6, Some(&e)));
+        e.version_info = vec![0x2f6, 0x32a];
+        assert_eq!(vi.resolve(0x1000, Some(&e)), Some((0x2f6, 0x32a)));
+        for (at, want) in [(0x2f6, true), (0x32a, true), (0x2f8, false), (0x300, false)] {
+            assert_eq!(vi.allows_start(at, Some(&e)), want, "{at:#x}");
+        }
+        assert!(!vi.allows_start(0x2f6, None));
+        assert_eq!(vi.resolve(0x1000, None), None);
+        assert!(p("S0+0").allows_start(12345, None));
     }
 
     #[test]
     fn unsupported_forms_are_counted_skips() {
-        for s in ["VI", "VI,5", "$1$", "$0-3$", "${1-2}0$"] {
+        for s in ["$1$", "$0-3$", "${1-2}0$"] {
             let e = parse(s).unwrap_err();
             assert!(e.starts_with("unsupported:"), "{s}: {e}");
         }
@@ -306,6 +355,10 @@ mod tests {
             "SE0+1",
             "SE",
             "S+1",
+            "VI,",
+            "VI,x",
+            "VIx",
+            "vi",
             "Sx+1",
             "10,",
             ",5",
@@ -326,7 +379,7 @@ mod tests {
 
     #[test]
     fn needs_exe() {
-        for s in ["EP+0", "EP-1", "S0+0", "SE0", "SL+0"] {
+        for s in ["EP+0", "EP-1", "S0+0", "SE0", "SL+0", "VI", "VI,5"] {
             assert!(p(s).needs_exe(), "{s}");
         }
         for s in ["*", "0", "3,4", "EOF-1"] {
@@ -568,6 +621,7 @@ mod tests {
             entry_offset: None,
             sections: Vec::new(),
             headers_ok: false,
+            version_info: Vec::new(),
         };
         assert_eq!(p("*").resolve(200, Some(&junk)), Some((0, 200)));
         assert_eq!(p("100").resolve(200, Some(&junk)), Some((100, 100)));
@@ -581,6 +635,7 @@ mod tests {
             entry_offset: None,
             sections: Vec::new(),
             headers_ok: true,
+            version_info: Vec::new(),
         };
         assert_eq!(p("EOF-50").resolve(200, Some(&obj)), Some((150, 150)));
     }

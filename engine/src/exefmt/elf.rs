@@ -132,5 +132,6 @@ pub(super) fn parse(src: &dyn ReadAt) -> Option<ExeInfo> {
         entry_offset,
         sections,
         headers_ok,
+        version_info: Vec::new(),
     })
 }

@@ -1,4 +1,4 @@
-//! Executable headers the offsets need: PE and ELF entry point and sections. Bounds-checked, never panics on
+//! Executable headers the offsets need: PE, ELF and Mach-O entry point and sections. Bounds-checked, never panics on
 //! hostile input: every read goes through [`Reader`], every sum is checked, and table walks stop at the end of
 //! the data (so a section count can never exceed what the file physically holds).
 //!
@@ -7,13 +7,17 @@
 
 mod elf;
 pub mod imports;
+pub mod macho;
 mod ordinals;
 mod pe;
+pub mod version_info;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExeKind {
     Pe,
     Elf,
+    /// A thin Mach-O, or a universal (fat) one (whose own headers are never usable: `headers_ok` false).
+    MachO,
 }
 
 /// One section as the offset forms `Sx+n`, `SEx`, `SL+n` see it.
@@ -21,6 +25,8 @@ pub enum ExeKind {
 /// PE: `raw_offset` is `PointerToRawData` rounded down to a multiple of `FileAlignment` and `raw_size` is
 /// `SizeOfRawData` rounded up to one (no rounding when `FileAlignment` is 0), `virtual_address` is
 /// `VirtualAddress` rounded down to `SectionAlignment`, as ClamAV does; `virtual_size` is the header value.
+/// Mach-O: one entry per section of the segments, `raw_offset = offset`, `raw_size = virtual_size = size`,
+/// `virtual_address = addr` (address and size kept to 32 bits).
 /// ELF: one entry per section header (including the null section 0), `raw_offset = sh_offset`,
 /// `raw_size = virtual_size = sh_size` (also for `SHT_NOBITS`, as ClamAV does), `virtual_address = sh_addr`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,22 +45,30 @@ pub struct ExeInfo {
     pub entry_offset: Option<u64>,
     pub sections: Vec<Section>,
     /// Whether the headers behind the magic are usable the way ClamAV needs them (PE: the entry point maps to
-    /// the file; ELF: the header is complete and, when there are program headers, one covers the entry point).
+    /// the file; ELF: the header is complete and, when there are program headers, one covers the entry point;
+    /// Mach-O: 1 to 1024 load commands, all readable, and an entry point that maps when there are sections;
+    /// a universal Mach-O: never).
     /// When `false`, `entry_offset` is `None`, `sections` is empty, and clamscan matches no offset relative to
     /// the file's structure or end: only `*` and absolute offsets, for signatures of ANY target (an `EOF-n`
     /// target-0 signature does not match a junk `MZ` file). See [`crate::db::offset::Offset::resolve`].
     pub headers_ok: bool,
+    /// PE: the file offsets where the version-information strings' keys start, ascending (the only starts a
+    /// `VI` subsignature may match at, see [`version_info`]); empty otherwise.
+    pub version_info: Vec<u64>,
 }
 
 /// Upper bound on sections kept per file. PE counts are 16-bit and ELF counts are 16-bit too (extended numbering
 /// is not followed), so this only guards against future changes; the walks also stop at the end of the data.
 pub const MAX_SECTIONS: usize = 65_535;
 
-/// Recognises a PE or ELF file and reads its entry point and sections.
+/// Recognises a PE, ELF or Mach-O file and reads its entry point and sections.
 ///
 /// Recognition is by magic alone, as ClamAV types files: anything starting with `MZ` is [`ExeKind::Pe`] and
 /// anything starting with `\x7fELF` is [`ExeKind::Elf`] (clamscan applies target 1 / target 6 signatures with
 /// plain offsets to such files even when the headers behind the magic are junk; `ZM` is not a PE to it).
+/// The four thin Mach-O magics and a universal `CAFEBABE` with fewer than 45 architectures are
+/// [`ExeKind::MachO`]; a universal file's own headers are never usable (clamscan scans its architectures as
+/// files of their own, see [`macho::universal_members`]).
 /// When the headers are missing or unusable the result has no entry offset and no sections, so the EP and
 /// section offset forms cannot match, as in clamscan. `None` means neither magic.
 pub fn parse(data: &[u8]) -> Option<ExeInfo> {
@@ -64,10 +78,15 @@ pub fn parse(data: &[u8]) -> Option<ExeInfo> {
 /// [`parse`] of a file read by position: only the headers it walks are read, wherever they lie.
 pub fn parse_from(src: &dyn ReadAt) -> Option<ExeInfo> {
     let mut magic = [0u8; 4];
+    let mut head = [0u8; 8];
     let (kind, info) = if src.read_at(0, &mut magic[..2]) && magic[..2] == *b"MZ" {
         (ExeKind::Pe, pe::parse(src))
     } else if src.read_at(0, &mut magic) && magic == *b"\x7fELF" {
         (ExeKind::Elf, elf::parse(src))
+    } else if macho::thin_magic(magic).is_some() {
+        (ExeKind::MachO, macho::parse(src))
+    } else if src.read_at(0, &mut head) && macho::is_universal(head) {
+        (ExeKind::MachO, None)
     } else {
         return None;
     };
@@ -76,6 +95,7 @@ pub fn parse_from(src: &dyn ReadAt) -> Option<ExeInfo> {
         entry_offset: None,
         sections: Vec::new(),
         headers_ok: false,
+        version_info: Vec::new(),
     }))
 }
 

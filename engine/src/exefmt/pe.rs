@@ -141,6 +141,12 @@ pub(super) fn headers(src: &dyn ReadAt) -> Option<PeHeaders> {
 pub(super) fn parse(src: &dyn ReadAt) -> Option<ExeInfo> {
     let h = headers(src)?;
     let entry_offset = h.entry_offset;
+    // clamscan reads the version information only of a PE it can use (the entry point maps).
+    let version_info = if entry_offset.is_some() {
+        super::version_info::keys_of(src, &h)
+    } else {
+        Vec::new()
+    };
     let mut sections = h.sections;
     if entry_offset.is_none() {
         // clamscan treats such a file as a broken PE: section offsets (Sx, SEx, SL) do not match either.
@@ -151,5 +157,6 @@ pub(super) fn parse(src: &dyn ReadAt) -> Option<ExeInfo> {
         entry_offset,
         sections,
         headers_ok: entry_offset.is_some(),
+        version_info,
     })
 }

@@ -174,6 +174,22 @@ impl Sink<'_, '_> {
     }
 }
 
+impl Sink<'_, '_> {
+    /// Inside its range, whether a match may start at `start`: a `VI` one only at a version-information key.
+    fn start_allowed(&self, id: PatternId, start: usize) -> bool {
+        let offset = match self.db.owner(id) {
+            Some(Owner::Body(b)) => self.db.body(b).map(|e| e.offset),
+            Some(Owner::Sub { lsig, sub }) => self
+                .db
+                .logicals
+                .get(lsig as usize)
+                .and_then(|l| l.offsets.get(sub as usize).copied()),
+            None => None,
+        };
+        offset.is_none_or(|o| o.allows_start(start as u64, self.exe))
+    }
+}
+
 impl MatchSink for Sink<'_, '_> {
     fn start_range(&mut self, id: PatternId) -> Option<(u64, u64)> {
         let i = id as usize;
@@ -190,6 +206,9 @@ impl MatchSink for Sink<'_, '_> {
     }
 
     fn on_match(&mut self, id: PatternId, start: usize, end: usize) -> bool {
+        if !self.start_allowed(id, start) {
+            return true;
+        }
         let g = self.s.generation;
         match self.db.owner(id) {
             Some(Owner::Body(b)) => {
