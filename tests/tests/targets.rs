@@ -258,7 +258,7 @@ fn targets_match_clamscan() {
 }
 
 /// issue 13: a database's `.ftm` magic types files before the built-in magic, the last loaded matching
-/// line winning, as in clamscan (tests/ORACLE.md §13h). Files carry made-up magics only: clamscan drops its
+/// line winning, as in clamscan (tests/ORACLE.md §13j). Files carry made-up magics only: clamscan drops its
 /// built-in magic when a database brings some, the engine keeps it under the database's (a deliberate
 /// difference that only a partial custom table shows).
 #[test]

@@ -1,5 +1,5 @@
 //! `.ftm` file type magic: `magictype:offset:magicbytes:name:rtype:type[:MinFL[:MaxFL]]` (ClamAV's "File Type
-//! Magic" documentation), checked as clamscan 1.4.6 checks it (tests/ORACLE.md §13h).
+//! Magic" documentation), checked as clamscan 1.4.6 checks it (tests/ORACLE.md §13j).
 //!
 //! Owns: parsing one line into a [`FileTypeMagic`]. Never: types a file (that is `scan::filetype`, which
 //! consults the magic of type 0 a database brings before its built-in magic).
@@ -122,7 +122,7 @@ mod tests {
         }
     }
 
-    /// clamscan 1.4.6, one line in an `.ftm` (tests/ORACLE.md §13h).
+    /// clamscan 1.4.6, one line in an `.ftm` (tests/ORACLE.md §13j).
     #[test]
     fn lines_as_clamscan_reads_them() {
         let m = ok("0:0:51574552:Test type:CL_TYPE_ANY:CL_TYPE_PDF");

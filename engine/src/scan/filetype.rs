@@ -98,7 +98,7 @@ fn target_of_cltype(ftype: &str) -> Target {
 /// none (it then sees target-0 signatures only).
 ///
 /// clamscan drops its built-in magic altogether when a database brings `.ftm` magic of type 0
-/// (tests/ORACLE.md §13h): with daily.cvd's complete table that changes nothing, but a small custom `.ftm`
+/// (tests/ORACLE.md §13j): with daily.cvd's complete table that changes nothing, but a small custom `.ftm`
 /// would leave it typing every executable as binary data. The engine keeps its built-in magic under the
 /// database's instead.
 pub(super) fn target_of(head: &[u8], ftm: &[FileTypeEntry]) -> Target {
