@@ -88,6 +88,27 @@ fn macho(rng: &mut Rng, ppc: bool, sections: &[(u32, u32, u32)], pc: u32, len: u
     d
 }
 
+/// A universal Mach-O of `archs`, each at a 4 KiB boundary.
+fn universal(archs: &[&Vec<u8>]) -> Vec<u8> {
+    let mut out = vec![0xCA, 0xFE, 0xBA, 0xBE];
+    out.extend_from_slice(&(archs.len() as u32).to_be_bytes());
+    let mut at = 0x1000u32;
+    let mut body = Vec::new();
+    for a in archs {
+        // fat_arch: cputype (PowerPC), cpusubtype, offset, size, align (2^12).
+        for v in [18, 0, at, a.len() as u32, 12] {
+            out.extend_from_slice(&u32::to_be_bytes(v));
+        }
+        body.push((at, *a));
+        at += (a.len() as u32).div_ceil(0x1000) * 0x1000;
+    }
+    for (offset, a) in body {
+        out.resize(offset as usize, 0);
+        out.extend_from_slice(a);
+    }
+    out
+}
+
 #[test]
 fn macho_offsets_match_clamscan() {
     let test = "macho_offsets_match_clamscan";
@@ -104,6 +125,7 @@ fn macho_offsets_match_clamscan() {
     let mut rng = Rng::new(1309);
     let (mut ndb, mut ldb) = (String::new(), String::new());
     let mut id = 0;
+    let mut thin = Vec::new();
     for copy in 0..24 {
         let len = rng.range(0x1400, 0x3000);
         // Two to four sections at random file offsets (unaligned), addresses from 0x2000 on.
@@ -183,6 +205,12 @@ fn macho_offsets_match_clamscan() {
             hex::encode(&data[sections[i].2 as usize..sections[i].2 as usize + 8])
         ));
         std::fs::write(files.join(&name), &data).unwrap();
+        thin.push(data);
+    }
+    // Universal files of two of them: clamscan scans each architecture as a file of its own.
+    for k in 0..6 {
+        let (a, b) = (&thin[2 * k], &thin[2 * k + 1]);
+        std::fs::write(files.join(format!("fat{k}")), universal(&[a, b])).unwrap();
     }
     std::fs::write(db.join("gen.ndb"), ndb).unwrap();
     std::fs::write(db.join("gen.ldb"), ldb).unwrap();
@@ -204,6 +232,11 @@ fn macho_offsets_match_clamscan() {
             "only {found} files found by clamscan: the test lost its power"
         );
         assert_eq!(theirs, ours, "allmatch {allmatch}");
+        let fat = theirs
+            .iter()
+            .filter(|(p, v)| p.contains("/fat") && v.is_found())
+            .count();
+        assert!(fat >= 3, "clamscan found only {fat} of 6 universal files");
     }
 }
 

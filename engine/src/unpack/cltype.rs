@@ -138,6 +138,7 @@ pub fn of(kind: Kind, head: &[u8]) -> &'static str {
         Kind::OneNote => "CL_TYPE_ONENOTE",
         Kind::Pdf => "CL_TYPE_PDF",
         Kind::Swf => "CL_TYPE_SWF",
+        Kind::MachOFat => "CL_TYPE_MACHO_UNIBIN",
         Kind::Rar => "CL_TYPE_RAR",
         Kind::Pe => "CL_TYPE_MSEXE",
         Kind::Elf => "CL_TYPE_ELF",

@@ -35,6 +35,8 @@ pub enum Kind {
     Pdf,
     /// Compressed Flash (`CWS`, `ZWS`); an uncompressed one holds nothing to unpack.
     Swf,
+    /// A universal (fat) Mach-O: one Mach-O per architecture.
+    MachOFat,
     Rar,
     Pe,
     Elf,
@@ -70,6 +72,15 @@ pub fn detect(data: &[u8]) -> Kind {
     }
     if at(0, b"CWS") || at(0, b"ZWS") {
         return Kind::Swf;
+    }
+    // A Java class file shares the magic; its version (45 and up) stands where a fat file counts its
+    // architectures (a few).
+    if at(0, b"\xCA\xFE\xBA\xBE")
+        && data
+            .get(4..8)
+            .is_some_and(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) < 45)
+    {
+        return Kind::MachOFat;
     }
     if at(0, b"\x28\xB5\x2F\xFD") {
         return Kind::Zstd;

@@ -31,6 +31,7 @@ mod ishield;
 mod iso9660;
 mod lha;
 mod lzma;
+mod macho_fat;
 mod mail;
 mod mszip;
 pub mod ole2;
@@ -186,6 +187,7 @@ pub fn unpacker(kind: Kind, families: &Families) -> Option<Unpacker> {
         Kind::OneNote => (families.onenote, onenote::unpack),
         Kind::Pdf => (families.pdf, pdf::unpack),
         Kind::Swf => (families.archive, swf::unpack),
+        Kind::MachOFat => (families.embedded, macho_fat::unpack),
         Kind::Pe => (families.embedded, embedded::unpack_pe),
         Kind::Elf => (families.embedded, embedded::unpack_elf),
         Kind::Other => (families.embedded, embedded::unpack_other),
