@@ -42,7 +42,8 @@ pub(super) fn deep_windows<'db>(
         return Ok(deep_buffer(db, scratch, &data, opts));
     }
     let mut walk = deep::Walk::new(db, scratch, opts);
-    if walk.match_outer(Text::Windows { src, len, window })? && walk.worth_unpacking(&head) {
+    let defer = deep::members_first(unpack::kind::detect(&head));
+    if walk.match_outer(Text::Windows { src, len, window }, defer)? && walk.worth_unpacking(&head) {
         {
             // An ELF is only searched past its sections: most hold nothing there, and reading every
             // shared library whole for that would cost the scan of binaries a tenth of its speed.
