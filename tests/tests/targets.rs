@@ -181,7 +181,14 @@ fn targets_match_clamscan() {
                         hex::encode(&m)
                     ));
                 } else {
-                    ndb.push_str(&format!("{name}:{target}:*:{}\n", hex::encode(&m)));
+                    // A third at the mark's fixed offset: the own target's fixed-offset matches come
+                    // before its `*` ones (tests/ORACLE.md §13c).
+                    let off = if rng.chance(1, 3) {
+                        at.to_string()
+                    } else {
+                        "*".to_string()
+                    };
+                    ndb.push_str(&format!("{name}:{target}:{off}:{}\n", hex::encode(&m)));
                 }
             }
             std::fs::write(files.join(format!("{}{copy}.{}", ty.name, ty.name)), &data).unwrap();

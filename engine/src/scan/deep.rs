@@ -396,6 +396,7 @@ pub(super) fn members_first(kind: Kind) -> bool {
             | Kind::Rtf
             | Kind::Ole2
             | Kind::OneNote
+            | Kind::Swf
     )
 }
 

@@ -211,10 +211,17 @@ pub(super) fn generic_first(file: Target) -> bool {
     matches!(file, Target::Mail | Target::Other)
 }
 
-/// The rank of a match of a `sig`-target signature in a `file`-target file among the matches of one
-/// buffer: 0 reported first, 1 after.
-pub(super) fn rank(sig: Target, file: Target) -> u8 {
-    u8::from((sig == Target::Any) != generic_first(file))
+/// The rank of a match of a `sig`-target signature (`floating`: at `*`, or a logical signature's) in a
+/// `file`-target file among the matches of one buffer: lower reported first. The own target's come before
+/// target 0's; in binary data, which clamscan first scans untyped, target 0's come first; in mail, target
+/// 0's floating ones come first, then the own target's, then target 0's at a fixed offset (§13c).
+pub(super) fn rank(sig: Target, floating: bool, file: Target) -> u8 {
+    match (file, sig == Target::Any) {
+        (Target::Mail, true) if !floating => 2,
+        (Target::Mail | Target::Other, true) => 0,
+        (Target::Mail | Target::Other, false) => 1,
+        (_, own) => u8::from(own),
+    }
 }
 
 #[cfg(test)]
@@ -251,9 +258,10 @@ mod tests {
 
     #[test]
     fn own_target_first_except_mail_and_binary_data() {
-        assert!(rank(Target::Pdf, Target::Pdf) < rank(Target::Any, Target::Pdf));
-        assert!(rank(Target::Elf, Target::Elf) < rank(Target::Any, Target::Elf));
-        assert!(rank(Target::Any, Target::Mail) < rank(Target::Mail, Target::Mail));
+        assert!(rank(Target::Pdf, true, Target::Pdf) < rank(Target::Any, true, Target::Pdf));
+        assert!(rank(Target::Elf, false, Target::Elf) < rank(Target::Any, false, Target::Elf));
+        assert!(rank(Target::Any, true, Target::Mail) < rank(Target::Mail, true, Target::Mail));
+        assert!(rank(Target::Mail, true, Target::Mail) < rank(Target::Any, false, Target::Mail));
         assert!(applies(Target::Any, Target::Pdf) && applies(Target::Pdf, Target::Pdf));
         assert!(!applies(Target::Pe, Target::Pdf));
     }

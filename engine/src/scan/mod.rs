@@ -9,7 +9,7 @@
 //! with the file (issue 11).
 
 use crate::compile::{LogicalEntry, Owner, HASH_KINDS};
-use crate::db::Target;
+use crate::db::{Offset, Target};
 use crate::exefmt::{self, ExeInfo, ExeKind};
 use crate::matcher::{MatchScratch, MatchSink, MatcherView, PatternId, Window};
 use crate::Database;
@@ -65,8 +65,9 @@ struct Scratch {
 
 /// clamscan's order among body signatures (tests/ORACLE.md §2a, §13c): by the 128 KiB scan buffer that holds
 /// the match's last byte, then the file's own target before target 0 (or after, `filetype::rank`), then
-/// static patterns before wildcard ones, then the earliest start, then the earliest end, then load order.
-type BodyKey = (usize, u8, bool, usize, usize, u32);
+/// static patterns before wildcard ones (and in a PE, among the PE signatures' static ones, those at a fixed
+/// offset before those at `*`), then the earliest start, then the earliest end, then load order.
+type BodyKey = (usize, u8, u8, usize, usize, u32);
 
 /// The size of clamscan's scan buffers, which its reporting order follows (tests/ORACLE.md §2a).
 const CLAMSCAN_BUFFER: usize = 128 * 1024;
@@ -215,10 +216,20 @@ impl MatchSink for Sink<'_, '_> {
                 let Some(e) = self.db.body(b) else {
                     return true;
                 };
+                let floating = e.offset == Offset::Any;
+                // In a PE, the PE signatures at a fixed offset come before those at `*` (§13c).
+                let class = match (
+                    e.is_static,
+                    self.file == Target::Pe && e.target == Target::Pe,
+                ) {
+                    (false, _) => 2,
+                    (true, true) => u8::from(floating),
+                    (true, false) => 0,
+                };
                 let key = (
                     end.saturating_sub(1) / CLAMSCAN_BUFFER,
-                    filetype::rank(e.target, self.file),
-                    !e.is_static,
+                    filetype::rank(e.target, floating, self.file),
+                    class,
                     start,
                     end,
                     b,
@@ -538,7 +549,7 @@ fn scan_as<'db>(
     let generic_first = filetype::generic_first(file);
     let (mut found, mut late) = (Vec::new(), Vec::new());
     for (key, name) in s.body_hits.drain(..) {
-        if generic_first && key.1 == 1 {
+        if generic_first && key.1 >= 1 {
             late.push(name);
         } else {
             found.push(name);
@@ -568,7 +579,10 @@ fn scan_as<'db>(
         candidates.extend_from_slice(&db.vacuous);
         // In load order, those of the file's own target first (or after, `filetype::rank`), as clamscan.
         candidates.sort_unstable_by_key(|&li| {
-            (filetype::rank(db.logicals[li as usize].target, file), li)
+            (
+                filetype::rank(db.logicals[li as usize].target, true, file),
+                li,
+            )
         });
         candidates.dedup();
         // YARA rules report among the logical signatures, each after those loaded before it.
@@ -594,7 +608,7 @@ fn scan_as<'db>(
                     }
                 }));
             if e.expr.eval(&s.lsig_counts) {
-                if generic_first && filetype::rank(e.target, file) == 1 {
+                if generic_first && filetype::rank(e.target, true, file) >= 1 {
                     late.push(e.name);
                 } else {
                     found.push(e.name);
