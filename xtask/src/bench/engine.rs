@@ -36,6 +36,9 @@ pub struct EngineArgs {
     /// Body signatures of targets 3 (HTML) and 7 (text), half each.
     #[arg(long, default_value_t = 10_000)]
     pub text_sigs: usize,
+    /// Logical signatures with a PCRE subsignature (behind a hex trigger, as ClamAV's are written).
+    #[arg(long, default_value_t = 10_000)]
+    pub pcre: usize,
     /// Directories scanned for throughput (recursively).
     #[arg(
         long,
@@ -411,7 +414,7 @@ fn scale(root: &Path, g: &Db, sensor: &Path) -> Result<(String, Option<f64>)> {
         .unwrap_or_default();
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mut md = format!(
-        "database: {} MD5 (half with `*` size) + {} SHA256 + {} body + {} logical + {} PE section hash + {} HTML/text signatures (+ planted); corpus {mb:.0} MB ({}); \
+        "database: {} MD5 (half with `*` size) + {} SHA256 + {} body + {} logical + {} PE section hash + {} HTML/text + {} PCRE signatures (+ planted); corpus {mb:.0} MB ({}); \
          kernel {uname}, {cpus} CPUs shared with other work; medians of {} interleaved runs (clamscan's corpus scan once)\n\n\
          | measurement | clamscan | sensor | sensor / clamscan | target | |\n|---|---:|---:|---:|---:|---|\n",
         args.md5,
@@ -420,6 +423,7 @@ fn scale(root: &Path, g: &Db, sensor: &Path) -> Result<(String, Option<f64>)> {
         args.logical,
         args.sections,
         args.text_sigs,
+        args.pcre,
         corpus.join(", "),
         args.rounds,
     );

@@ -70,8 +70,8 @@ fn body_sig(rng: &mut Rng, i: usize) -> (String, Vec<u8>) {
 fn generate(root: &Path, args: &EngineArgs) -> Result<Generated> {
     let base = root.join("target/bench/engine-db");
     let stamp = format!(
-        "v5 {} {} {} {} {} {}",
-        args.md5, args.sha256, args.body, args.logical, args.sections, args.text_sigs
+        "v5 {} {} {} {} {} {} {}",
+        args.md5, args.sha256, args.body, args.logical, args.sections, args.text_sigs, args.pcre
     );
     let g = Generated {
         db: base.join("db"),
@@ -180,6 +180,7 @@ fn generate(root: &Path, args: &EngineArgs) -> Result<Generated> {
     w.flush()?;
     write_sections(&g, &mut rng, args.sections)?;
     write_text_sigs(&g, &mut rng, args.text_sigs)?;
+    write_pcre(&g, &mut rng, args.pcre)?;
     std::fs::write(base.join("stamp"), stamp)?;
     println!("    generated in {:.1} s", t.elapsed().as_secs_f64());
     Ok(g)
@@ -303,6 +304,37 @@ fn write_text_sigs(g: &Generated, rng: &mut Rng, count: usize) -> Result<()> {
         };
         let ext = if target == 3 { "html" } else { "txt" };
         std::fs::write(g.planted.join(format!("text-{i}.{ext}")), text)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// `count` logical signatures whose subsignature 1 is a PCRE behind subsignature 0, a hex trigger (how
+/// ClamAV's own PCRE signatures are written: the regex runs only on files the trigger matched); and planted
+/// files with both.
+fn write_pcre(g: &Generated, rng: &mut Rng, count: usize) -> Result<()> {
+    let mut w = BufWriter::new(std::fs::File::create(g.db.join("bench-pcre.ldb"))?);
+    let word = |rng: &mut Rng| -> String {
+        (0..8).map(|_| (b'a' + (rng.next_u64() % 26) as u8) as char).collect()
+    };
+    for i in 0..count {
+        let (trigger, _) = body_sig(rng, 5);
+        let w0 = word(rng);
+        writeln!(w, "Bench.Pcre.{i};Engine:81-255,Target:0;0&1;{trigger};0/{w0}[0-9]{{4,8}}x/")?;
+    }
+    for i in 0..PLANTED {
+        let (trigger, concrete) = body_sig(rng, 5);
+        let w0 = word(rng);
+        writeln!(w, "Bench.Pcre.Planted.{i};Engine:81-255,Target:0;0&1;{trigger};0/{w0}[0-9]{{4,8}}x/")?;
+        let mut data = vec![0u8; 8];
+        let mut filler = vec![0u8; 600];
+        rng.fill(&mut filler);
+        data.extend(filler.iter().map(|b| b | 0x80));
+        data.extend_from_slice(&concrete);
+        data.extend(filler.iter().rev().map(|b| b | 0x80));
+        data.extend_from_slice(format!("{w0}123456x").as_bytes());
+        data.extend(filler.iter().map(|b| b | 0x80));
+        std::fs::write(g.planted.join(format!("pcre-{i}")), &data)?;
     }
     w.flush()?;
     Ok(())
