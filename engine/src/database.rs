@@ -41,6 +41,8 @@ pub struct Database {
     /// Logical signatures whose expression holds with no subsignature matched (`0=0`, `0<1`), in load
     /// order: only these and those with a matched subsignature need evaluating for a file.
     pub(crate) vacuous: Vec<u32>,
+    /// PCRE and byte-compare subsignatures, by logical signature (`scan::special`).
+    pub(crate) specials: std::collections::HashMap<u32, Vec<crate::compile::specials::Compiled>>,
     pub(crate) counters: u32,
     matcher: Matcher,
     /// YARA rules, compiled when the database is built or opened.
@@ -94,8 +96,12 @@ impl Database {
         )?;
         let skipped = parse_skipped(image.get(image.arr(ids::SKIPPED)?))?;
         let file_stats = stats::decode(image.get(image.arr(ids::FILE_STATS)?))?;
+        let counts: Vec<u32> = logicals.iter().map(|l| l.offsets.len() as u32).collect();
+        let specials =
+            crate::compile::specials::decode(image.get(image.arr(ids::LSIG_SPECIAL)?), &counts)?;
+        // A PCRE trigger can hold with nothing matched (`0=0`): those signatures are evaluated for every file.
         let vacuous = (0..logicals.len() as u32)
-            .filter(|&i| logicals[i as usize].expr.eval(&[]))
+            .filter(|&i| logicals[i as usize].expr.eval(&[]) || crate::scan::has_pcre(&specials, i))
             .collect();
         Ok(Database {
             names: Names::open(&image)?,
@@ -107,6 +113,7 @@ impl Database {
             owners: image.arr(ids::OWNERS)?,
             logicals,
             vacuous,
+            specials,
             counters: meta.counters,
             matcher: Matcher::open(&image)?,
             yara: crate::yara::YaraRules::open(&image)?,

@@ -9,6 +9,7 @@ pub(crate) mod entries;
 pub(crate) mod hashes;
 pub(crate) mod names;
 mod read;
+pub(crate) mod specials;
 pub(crate) mod stats;
 pub use stats::FileStats;
 
@@ -396,6 +397,8 @@ struct Builder {
     imports: HashIndexBuilder,
     bodies: Vec<BodyRec>,
     logicals: LogicalsBuilder,
+    /// PCRE and byte-compare subsignatures (`specials`).
+    specials: Vec<u8>,
     owners: Vec<OwnerRec>,
     counters: u32,
     matcher: MatcherBuilder,
@@ -425,6 +428,7 @@ impl Builder {
             imports: HashIndexBuilder::default(),
             bodies: Vec::new(),
             logicals: LogicalsBuilder::default(),
+            specials: Vec::new(),
             owners: Vec::new(),
             counters: 0,
             matcher: MatcherBuilder::new(),
@@ -632,6 +636,7 @@ impl Builder {
             }
         }
         self.owners.extend(matcher_ids);
+        specials::encode(lsig, &sig.specials, &mut self.specials);
         let name = self.intern(&sig.name, official)?;
         if let Some(c) = sig.containers {
             self.containers.add_logical(lsig, c);
@@ -670,6 +675,7 @@ impl Builder {
         img.put(ids::LSIGS, self.logicals.recs);
         img.put(ids::LSIG_OFFSETS, self.logicals.offsets);
         img.put(ids::LSIG_EXPR, self.logicals.exprs);
+        img.put(ids::LSIG_SPECIAL, self.specials);
         self.yara.write(&mut img);
         self.containers.write(&mut img);
         self.matcher.write(&mut img);

@@ -17,13 +17,16 @@
 //! subsignatures, more than 64 subsignatures.
 //!
 //! Subsignatures are `[Offset:]HexSig[::Modifiers]` with modifiers `i` (nocase), `w` (wide), `f` (fullword),
-//! `a` (ascii; with `w` both encodings, two entries in [`SubSig::patterns`]). Other documented kinds are
-//! skipped: PCRE (`Trigger/regex/flags`), byte compare (`n(>>off#opts#cmp)`), macros (`${n-m}id$`), fuzzy
+//! `a` (ascii; with `w` both encodings, two entries in [`SubSig::patterns`]). PCRE (`Trigger/regex/flags`,
+//! `db::pcre`) and byte-compare (`n(>>off#opts#cmp)`, `db::bytecmp`) subsignatures go to
+//! [`LogicalSig::specials`]. Other documented kinds are skipped: macros (`${n-m}id$`), fuzzy
 //! image hashes (`fuzzy_img#hash[#dist]`), and offsets the offset parser calls `unsupported:` (macro
 //! offsets). Offsets relative to an executable (`EP`, `Sx`, `SEx`, `SL`, `VI`) need Target 1, 6 or 9
 //! (clamscan rejects them elsewhere). An empty offset (`:HexSig`) is `*`, as in clamscan.
 
-use super::{hex, is_exe_target, offset, LogicalSig, Offset, Parsed, SubSig, Target};
+use super::{
+    bytecmp, hex, is_exe_target, offset, pcre, LogicalSig, Offset, Parsed, Special, SubSig, Target,
+};
 use crate::logic::{self, MAX_SUBSIGS};
 use crate::unpack::cltype;
 
@@ -45,8 +48,7 @@ pub mod skip {
     pub const CONTAINER_TYPE: &str = "TDB Container/Intermediates names an unknown CL_TYPE";
     pub const ICON_GROUP: &str = "TDB IconGroup (icon signatures) not supported";
     pub const HANDLER_TYPE: &str = "TDB HandlerType not supported";
-    pub const PCRE: &str = "PCRE subsignature not supported";
-    pub const BYTE_COMPARE: &str = "byte-compare subsignature not supported";
+    pub const PCRE_DOLLAR_ENDONLY: &str = super::pcre::SKIP_DOLLAR_ENDONLY;
     pub const MACRO: &str = "macro subsignature not supported";
     pub const FUZZY_IMG: &str = "fuzzy image hash subsignature not supported";
     pub const OFFSET: &str = "subsignature offset type not supported";
@@ -236,15 +238,31 @@ fn special_subsig(s: &str) -> Option<&'static str> {
     if s.starts_with("${") {
         return Some(skip::MACRO);
     }
-    // Hex signatures, offsets and modifiers never contain '/' or '#'.
-    if s.contains('/') {
-        return Some(skip::PCRE);
-    }
-    let after_trigger = s.trim_start_matches(|c: char| c.is_ascii_digit());
-    if after_trigger.len() < s.len() && after_trigger.starts_with('(') && s.contains('#') {
-        return Some(skip::BYTE_COMPARE);
-    }
     None
+}
+
+/// A PCRE or byte-compare subsignature (`Ok(None)` for neither). Hex signatures, offsets and modifiers never
+/// contain '/' or '#'.
+pub(crate) fn special_kind(
+    s: &str,
+    index: usize,
+    count: usize,
+    target_code: u32,
+) -> Result<Option<Special>, String> {
+    if pcre::looks_like(s) {
+        return pcre::parse(s, index, target_code).map(|p| Some(Special::Pcre(p)));
+    }
+    if bytecmp::looks_like(s) {
+        let b = bytecmp::parse(s)?;
+        if b.subsig as usize >= count {
+            return Err(format!(
+                "byte compare refers to subsignature {}, the line has {count}",
+                b.subsig
+            ));
+        }
+        return Ok(Some(Special::ByteCmp(b)));
+    }
+    Ok(None)
 }
 
 /// Parses one ldb line. `fl` is the engine's functionality level, compared with the TDB's `Engine:` range.
@@ -319,12 +337,31 @@ pub fn parse_line(line: &str, fl: u32) -> Result<Parsed<LogicalSig>, String> {
         Ok(_) => tdb.unsupported,
     };
     let mut subsigs = Vec::with_capacity(subsig_texts.len());
+    let mut specials = Vec::new();
     for (i, s) in subsig_texts.iter().enumerate() {
         if s.is_empty() {
             return Err(format!("subsignature {i} is empty"));
         }
         if let Some(reason) = special_subsig(s) {
             skip_reason.get_or_insert(reason);
+            continue;
+        }
+        let special = special_kind(s, i, subsig_texts.len(), code)
+            .map_err(|m| format!("subsignature {i}: {m}"))?;
+        if let Some(special) = special {
+            if let Special::Pcre(p) = &special {
+                // A regex PCRE2 refuses fails the load, as in clamscan.
+                p.compile(&pcre::DEFAULT_LIMITS)
+                    .map_err(|m| format!("subsignature {i}: {m}"))?;
+                if p.flags.dollar_endonly {
+                    skip_reason.get_or_insert(skip::PCRE_DOLLAR_ENDONLY);
+                }
+            }
+            specials.push((i as u32, special, s.to_string()));
+            subsigs.push(SubSig {
+                offset: Offset::Any,
+                patterns: Vec::new(),
+            });
             continue;
         }
         match parse_hex_subsig(s, code).map_err(|m| format!("subsignature {i}: {m}"))? {
@@ -346,6 +383,7 @@ pub fn parse_line(line: &str, fl: u32) -> Result<Parsed<LogicalSig>, String> {
         containers: (tdb.containers != Containers::default()).then_some(tdb.containers),
         expr,
         subsigs,
+        specials,
     }))
 }
 
@@ -525,13 +563,20 @@ mod tests {
 
     #[test]
     fn recognises_special_subsignatures() {
-        assert_eq!(special_subsig("0/clamav/g"), Some(skip::PCRE));
-        assert_eq!(special_subsig("300:0&1&2/clamav/r"), Some(skip::PCRE));
-        assert_eq!(special_subsig("0(>>2#ib1#=75)"), Some(skip::BYTE_COMPARE));
-        assert_eq!(
-            special_subsig("12(<<0x10#hb2#>12,<50)"),
-            Some(skip::BYTE_COMPARE)
-        );
+        assert!(matches!(
+            special_kind("0/clamav/g", 1, 2, 0),
+            Ok(Some(Special::Pcre(_)))
+        ));
+        assert!(matches!(
+            special_kind("300:0&1&2/clamav/r", 3, 4, 0),
+            Ok(Some(Special::Pcre(_)))
+        ));
+        assert!(matches!(
+            special_kind("0(>>2#ib1#=75)", 1, 2, 0),
+            Ok(Some(Special::ByteCmp(_)))
+        ));
+        assert!(special_kind("12(<<0x10#hb2#>12,<50)", 1, 2, 0).is_err());
+        assert_eq!(special_kind("41(42|43)44", 0, 1, 0), Ok(None));
         assert_eq!(special_subsig("${6-7}12$"), Some(skip::MACRO));
         assert_eq!(
             special_subsig("fuzzy_img#af2ad01ed42993c7#0"),
@@ -650,13 +695,18 @@ mod tests {
 
     #[test]
     fn special_subsignatures_skip_but_the_rest_is_checked() {
+        let s = sig("Find.All.ClamAV;Engine:81-255,Target:0;1;6265676c6164697427736e6f7462797465636f6465;0/clamav/g");
+        assert_eq!(s.subsigs.len(), 2);
+        assert!(s.subsigs[1].patterns.is_empty());
+        assert!(matches!(&s.specials[..], [(1, Special::Pcre(p), _)] if p.flags.global));
+        let s = sig("S;Target:0;0&1;41424344;0(>>2#ib1#=75)");
+        assert!(matches!(&s.specials[..], [(1, Special::ByteCmp(b), _)] if b.delta == 2));
+        // clamscan 1.4.6: a bad regex fails the load ("PCRE2 compilation failed ... missing closing
+        // parenthesis"); the E flag is valid but skipped here.
+        assert!(err("S;Target:0;0&1;41424344;0/clam(av/").starts_with("subsignature 1: PCRE2"));
         assert_eq!(
-            skipped("Find.All.ClamAV;Engine:81-255,Target:0;1;6265676c6164697427736e6f7462797465636f6465;0/clamav/g"),
-            skip::PCRE
-        );
-        assert_eq!(
-            skipped("S;Target:0;0&1;41424344;0(>>2#ib1#=75)"),
-            skip::BYTE_COMPARE
+            skipped("S;Target:0;0&1;41424344;0/abc/E"),
+            skip::PCRE_DOLLAR_ENDONLY
         );
         assert_eq!(
             skipped("TestMacro;Engine:51-255,Target:0;0&1;616161;${6-7}12$"),
@@ -667,11 +717,13 @@ mod tests {
             skip::FUZZY_IMG
         );
         assert!(err("S;Target:0;0&1;zz;0/abc/").starts_with("subsignature 0: "));
-        assert!(err("S;Target:0;0&1;0/abc/;41::x").starts_with("subsignature 1: unknown modifier"));
-        // The first reason wins.
-        assert_eq!(skipped("S;Target:0;0&1;0/abc/;${6-7}12$"), skip::PCRE);
+        assert!(err("S;Target:0;0&1;0/abc/;41::x").contains("self-referential"));
+        assert!(
+            err("S;Target:0;0&1&2;41;0/abc/;42::x").starts_with("subsignature 2: unknown modifier")
+        );
+        assert_eq!(skipped("S;Target:0;0&1&2;41;0/abc/;${6-7}12$"), skip::MACRO);
         assert_eq!(
-            skipped("S;Target:13;0;0/abc/"),
+            skipped("S;Target:13;0&1;4142;0/abc/"),
             "target 13 (internal) never matches"
         );
     }

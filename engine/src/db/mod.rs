@@ -3,6 +3,7 @@
 //! Each format has its own module with a `parse_line` that returns a record, a counted skip, or an error message;
 //! `load` walks files and directories, names errors `FILE:LINE`, and hands records to the compiler.
 
+pub mod bytecmp;
 pub mod cdb;
 pub mod ftm;
 pub mod hash;
@@ -12,6 +13,7 @@ pub mod ldb;
 pub mod load;
 pub mod ndb;
 pub mod offset;
+pub mod pcre;
 
 pub use hex::Pattern;
 pub use offset::Offset;
@@ -166,7 +168,19 @@ pub struct LogicalSig {
     /// `Container:` and `Intermediates:` (`ldb::Containers`).
     pub containers: Option<ldb::Containers>,
     pub expr: crate::logic::Expr,
+    /// One per subsignature; a PCRE or byte-compare subsignature has an empty entry here (no pattern)
+    /// and its description in `specials`.
     pub subsigs: Vec<SubSig>,
+    /// `(subsignature index, description, source text)` of the PCRE and byte-compare subsignatures, in
+    /// index order.
+    pub specials: Vec<(u32, Special, String)>,
+}
+
+/// A subsignature the pattern matcher does not find: evaluated per file once the others have matched.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Special {
+    Pcre(pcre::PcreSub),
+    ByteCmp(bytecmp::ByteCmp),
 }
 
 /// Whether a signature with optional `MinFL`/`MaxFL` applies to an engine of functionality level `fl`.

@@ -20,6 +20,8 @@ pub const OWNERS: SectionId = SectionId(0x21);
 pub const LSIGS: SectionId = SectionId(0x30);
 pub const LSIG_OFFSETS: SectionId = SectionId(0x31);
 pub const LSIG_EXPR: SectionId = SectionId(0x32);
+/// PCRE and byte-compare subsignatures (`compile::specials`): `[lsig, sub, len]` (u32 LE) then the text.
+pub const LSIG_SPECIAL: SectionId = SectionId(0x33);
 /// YARA rules (`yara`): the text of each loaded rule, and one `RuleRec` per rule in load order.
 pub const YARA_SOURCE: SectionId = SectionId(0x40);
 pub const YARA_RULES: SectionId = SectionId(0x41);
@@ -107,6 +109,7 @@ impl SectionId {
             LSIGS => Some("logicals"),
             LSIG_OFFSETS => Some("logical-offsets"),
             LSIG_EXPR => Some("logical-expressions"),
+            LSIG_SPECIAL => Some("logical-specials"),
             YARA_SOURCE => Some("yara.source"),
             YARA_RULES => Some("yara.rules"),
             CONTAINERS => Some("containers"),

@@ -42,7 +42,7 @@ use bytemuck::Pod;
 use std::marker::PhantomData;
 
 /// The current file format. Bump it whenever a section's layout or meaning changes.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 
 /// Section bytes on the heap, whatever their element type (kept as the `Vec` they were built in, so that a
 /// database built from text is never copied into one big buffer).

@@ -25,8 +25,10 @@ mod outer;
 use outer::{deep_buffer, deep_windows};
 mod pe_hashes;
 mod source;
+mod special;
 pub use deep::{DeepOptions, Detection, Report, Unscanned, MAX_UNSCANNED};
 pub use source::{ScanSource, DEFAULT_WINDOW};
+pub(crate) use special::has_pcre;
 
 /// clamscan 1.4.6 reports files of 5 bytes or less clean whatever the signatures (tests/ORACLE.md):
 /// no hash, body or logical signature is tried on them.
@@ -49,6 +51,8 @@ struct Scratch {
     ranges: Vec<Option<(u64, u64)>>,
     counter_stamp: Vec<u32>,
     counters: Vec<u32>,
+    /// Per counter, where the subsignature's last match started (valid with its `counter_stamp`).
+    last_start: Vec<u64>,
     body_stamp: Vec<u32>,
     /// Per-logical-signature match counts, rebuilt for each evaluation.
     lsig_counts: Vec<u32>,
@@ -81,6 +85,7 @@ impl Scratch {
             ranges: vec![None; db.owner_count()],
             counter_stamp: vec![0; db.counters as usize],
             counters: vec![0; db.counters as usize],
+            last_start: vec![0; db.counters as usize],
             body_stamp: vec![0; db.body_count()],
             lsig_counts: Vec::new(),
             lsig_stamp: vec![0; db.logicals.len()],
@@ -256,6 +261,7 @@ impl MatchSink for Sink<'_, '_> {
                     self.s.counters[c] = 0;
                 }
                 self.s.counters[c] = self.s.counters[c].saturating_add(1);
+                self.s.last_start[c] = start as u64;
             }
             None => {}
         }
@@ -587,6 +593,7 @@ fn scan_as<'db>(
         candidates.dedup();
         // YARA rules report among the logical signatures, each after those loaded before it.
         let mut yara = yara_matches(db, text)?.into_iter().peekable();
+        let mut bytes = special::FileBytes::new(text);
         for &li in &candidates {
             while let Some((_, name)) = yara.next_if(|&(position, _)| position <= li) {
                 found.push(name);
@@ -607,6 +614,14 @@ fn scan_as<'db>(
                         0
                     }
                 }));
+            if let Some(sp) = db.specials.get(&li) {
+                let (stamp, starts, g) = (&s.counter_stamp, &s.last_start, s.generation);
+                let last = |sub: u32| {
+                    let c = first + sub as usize;
+                    (stamp.get(c) == Some(&g)).then(|| starts[c])
+                };
+                special::fill_counts(sp, &mut s.lsig_counts, last, &mut bytes, exe.as_ref());
+            }
             if e.expr.eval(&s.lsig_counts) {
                 if generic_first && filetype::rank(e.target, true, file) >= 1 {
                     late.push(e.name);
