@@ -269,3 +269,25 @@ mod scan_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod last_match_tests {
+    use crate::{Compiler, ScanOptions, Scanner};
+
+    #[test]
+    fn byte_compare_reads_at_the_last_match() {
+        // clamscan 1.4.6: with two MARKs, `il1` is compared after the second only.
+        let mut d = b"\x00\x01\x02\x03\xff\xfeMARK\x34\x12\x00\x00".to_vec();
+        d.extend([0; 8]);
+        d.extend(b"MARK\x10\x00\x00\x00");
+        d.extend([0; 10]);
+        let ldb = "First;Target:0;0&1;4d41524b;0(>>4#il2#=4660)\n\
+                   Last;Target:0;0&1;4d41524b;0(>>4#il1#=0x10)\n\
+                   Count;Target:0;1=1;4d41524b;0(>>4#il1#>0)\n";
+        let mut c = Compiler::new();
+        c.add_source("t.ldb", ldb.as_bytes()).unwrap();
+        let db = c.build().unwrap();
+        let found = Scanner::new(&db).scan(&d, ScanOptions { allmatch: true });
+        assert_eq!(found, ["Last.UNOFFICIAL", "Count.UNOFFICIAL"]);
+    }
+}
