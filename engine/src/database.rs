@@ -101,7 +101,10 @@ impl Database {
             crate::compile::specials::decode(image.get(image.arr(ids::LSIG_SPECIAL)?), &counts)?;
         // A PCRE trigger can hold with nothing matched (`0=0`): those signatures are evaluated for every file.
         let vacuous = (0..logicals.len() as u32)
-            .filter(|&i| logicals[i as usize].expr.eval(&[]) || crate::scan::has_pcre(&specials, i))
+            .filter(|&i| {
+                logicals[i as usize].expr.eval(&[])
+                    || crate::scan::has_vacuous_trigger(&specials, i)
+            })
             .collect();
         Ok(Database {
             names: Names::open(&image)?,

@@ -28,7 +28,7 @@ mod source;
 mod special;
 pub use deep::{DeepOptions, Detection, Report, Unscanned, MAX_UNSCANNED};
 pub use source::{ScanSource, DEFAULT_WINDOW};
-pub(crate) use special::has_pcre;
+pub(crate) use special::has_vacuous_trigger;
 
 /// clamscan 1.4.6 reports files of 5 bytes or less clean whatever the signatures (tests/ORACLE.md):
 /// no hash, body or logical signature is tried on them.

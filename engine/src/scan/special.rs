@@ -13,11 +13,14 @@ use crate::db::Offset;
 use crate::exefmt::ExeInfo;
 use std::collections::HashMap;
 
-/// Whether logical signature `li` has a PCRE subsignature (whose trigger may hold with nothing matched).
-pub(crate) fn has_pcre(specials: &HashMap<u32, Vec<Compiled>>, li: u32) -> bool {
-    specials
-        .get(&li)
-        .is_some_and(|v| v.iter().any(|c| matches!(c, Compiled::Pcre { .. })))
+/// Whether logical signature `li` has a PCRE whose trigger holds with nothing matched (`0=0/re/`): then
+/// it must be evaluated for every file. Otherwise nothing special can count on a file where none of its
+/// subsignatures matched (the lowest PCRE sees only zeros, a byte compare needs a match).
+pub(crate) fn has_vacuous_trigger(specials: &HashMap<u32, Vec<Compiled>>, li: u32) -> bool {
+    specials.get(&li).is_some_and(|v| {
+        v.iter()
+            .any(|c| matches!(c, Compiled::Pcre { spec, .. } if spec.trigger.eval(&[])))
+    })
 }
 
 /// The scanned bytes, read whole on first need.
