@@ -1,5 +1,5 @@
 //! issue 13: PCRE and byte-compare subsignatures of logical signatures give clamscan's verdicts, with and
-//! without `-z`, on generated binary files with planted marks (tests/ORACLE.md §13k): flags, triggers,
+//! without `-z`, on generated binary files with planted marks (tests/ORACLE.md §13l): flags, triggers,
 //! offsets, byte-compare forms and near misses.
 
 use sensor_tests::gen::Rng;

@@ -1,7 +1,7 @@
 //! Byte-compare subsignatures: `N(>>Offset#Options#Comparisons)`, parsed and evaluated on given bytes.
 //!
 //! Owns the syntax and the reading of a number out of bytes; never reads a file itself (the scanner hands
-//! it the bytes at the resolved position). Behaviour is clamscan 1.4.6's as observed (tests/ORACLE.md §13k):
+//! it the bytes at the resolved position). Behaviour is clamscan 1.4.6's as observed (tests/ORACLE.md §13l):
 //! the offset counts from the start of the referenced subsignature's last match, `>>` forward, `<<` back,
 //! in decimal or `0x` hex; options are a base (`i` raw, `h` hex text, `d` decimal text, `a` auto: `0x`
 //! means hex), an endianness (`l`, `b`), `e` (exact: every byte a digit) and a byte count; comparisons are

@@ -1,7 +1,7 @@
 //! PCRE subsignatures of logical signatures: `[Offset:]Trigger/Regex/[Flags]`, parsed and compiled.
 //!
 //! Owns the syntax and the regex compilation (with PCRE2, the library clamscan uses, so the dialect is the
-//! same); never touches file data (matching is `scan::special`). As clamscan 1.4.6 (tests/ORACLE.md §13k):
+//! same); never touches file data (matching is `scan::special`). As clamscan 1.4.6 (tests/ORACLE.md §13l):
 //! the trigger is the text before the first `/` (after an optional `Offset:`), the regex runs to the last
 //! `/`, the flags follow; a missing trigger, an empty trigger or regex, a trigger naming this subsignature
 //! or a later one, an unknown flag (`D` too) and a regex PCRE2 refuses are load errors.

@@ -4,7 +4,7 @@
 //! Owns when a regex runs (its trigger holds, the file is within `PcreLimits::max_file_size`), where (its
 //! offset) and what it counts, and where a byte compare reads. Never allocates per signature: a file read
 //! in windows is read whole at most once per scan, and only when a regex must run. Semantics are clamscan
-//! 1.4.6's as observed (tests/ORACLE.md §13k).
+//! 1.4.6's as observed (tests/ORACLE.md §13l).
 
 use super::Text;
 use crate::compile::specials::Compiled;
