@@ -315,17 +315,25 @@ fn write_text_sigs(g: &Generated, rng: &mut Rng, count: usize) -> Result<()> {
 fn write_pcre(g: &Generated, rng: &mut Rng, count: usize) -> Result<()> {
     let mut w = BufWriter::new(std::fs::File::create(g.db.join("bench-pcre.ldb"))?);
     let word = |rng: &mut Rng| -> String {
-        (0..8).map(|_| (b'a' + (rng.next_u64() % 26) as u8) as char).collect()
+        (0..8)
+            .map(|_| (b'a' + (rng.next_u64() % 26) as u8) as char)
+            .collect()
     };
     for i in 0..count {
         let (trigger, _) = body_sig(rng, 5);
         let w0 = word(rng);
-        writeln!(w, "Bench.Pcre.{i};Engine:81-255,Target:0;0&1;{trigger};0/{w0}[0-9]{{4,8}}x/")?;
+        writeln!(
+            w,
+            "Bench.Pcre.{i};Engine:81-255,Target:0;0&1;{trigger};0/{w0}[0-9]{{4,8}}x/"
+        )?;
     }
     for i in 0..PLANTED {
         let (trigger, concrete) = body_sig(rng, 5);
         let w0 = word(rng);
-        writeln!(w, "Bench.Pcre.Planted.{i};Engine:81-255,Target:0;0&1;{trigger};0/{w0}[0-9]{{4,8}}x/")?;
+        writeln!(
+            w,
+            "Bench.Pcre.Planted.{i};Engine:81-255,Target:0;0&1;{trigger};0/{w0}[0-9]{{4,8}}x/"
+        )?;
         let mut data = vec![0u8; 8];
         let mut filler = vec![0u8; 600];
         rng.fill(&mut filler);
