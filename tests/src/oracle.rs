@@ -239,3 +239,54 @@ pub fn clam_exe_db(test: &str) -> Option<tempfile::TempDir> {
     std::fs::write(db.path().join("test.hsb"), CLAM_EXE_HSB).expect("write test.hsb");
     Some(db)
 }
+
+/// Both scanners' verdicts on the files under `files` with the database `db` (clamscan's, then `sensor
+/// scan`'s), clamscan's lists de-duplicated as `sensor scan -z` prints them (ORACLE.md §2b). clamscan must
+/// print nothing on stderr: a database it refused would leave every file `OK` and the comparison empty.
+pub fn both_verdicts(
+    clamscan: &Path,
+    sensor: &Path,
+    db: &Path,
+    files: &Path,
+    allmatch: bool,
+) -> (
+    std::collections::BTreeMap<String, crate::results::Verdict>,
+    std::collections::BTreeMap<String, crate::results::Verdict>,
+) {
+    use crate::results::{dedup_names, parse_output};
+    let theirs = run_scanner(clamscan, &[], db, files, allmatch);
+    assert!(
+        theirs.stderr.trim().is_empty(),
+        "clamscan: {}",
+        theirs.stderr
+    );
+    let ours = run_scanner(sensor, &["scan"], db, files, allmatch);
+    (
+        dedup_names(parse_output(&theirs.stdout)),
+        dedup_names(parse_output(&ours.stdout)),
+    )
+}
+
+/// Fails naming every file whose verdict (names and their order) differs between the two scanners.
+pub fn assert_same_verdicts(
+    theirs: &std::collections::BTreeMap<String, crate::results::Verdict>,
+    ours: &std::collections::BTreeMap<String, crate::results::Verdict>,
+    allmatch: bool,
+) {
+    let diff: Vec<String> = theirs
+        .iter()
+        .filter(|(p, v)| ours.get(*p) != Some(v))
+        .map(|(p, v)| format!("{p}: clamscan {v}, sensor {:?}", ours.get(p)))
+        .collect();
+    assert!(
+        diff.is_empty(),
+        "-z {allmatch}: {} differ:\n{}",
+        diff.len(),
+        diff.join("\n")
+    );
+    assert_eq!(
+        theirs.len(),
+        ours.len(),
+        "-z {allmatch}: not the same files"
+    );
+}

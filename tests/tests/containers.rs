@@ -8,7 +8,7 @@
 //! them in the sensor (§13g), a difference this test is not about.
 
 use sensor_tests::oracle;
-use sensor_tests::results::{dedup_names, parse_output, Verdict};
+use sensor_tests::results::Verdict;
 use std::io::{Cursor, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -241,17 +241,7 @@ fn container_signatures_match_clamscan() {
     }
 
     for allmatch in [false, true] {
-        let theirs = oracle::run_scanner(&clamscan, &[], &db, &files, allmatch);
-        assert!(
-            theirs.stderr.trim().is_empty(),
-            "clamscan: {}",
-            theirs.stderr
-        );
-        let ours = oracle::run_scanner(&sensor, &["scan"], &db, &files, allmatch);
-        let (theirs, ours) = (
-            dedup_names(parse_output(&theirs.stdout)),
-            dedup_names(parse_output(&ours.stdout)),
-        );
+        let (theirs, ours) = oracle::both_verdicts(&clamscan, &sensor, &db, &files, allmatch);
         let found = theirs.values().filter(|v| v.is_found()).count();
         assert!(
             found >= 6,

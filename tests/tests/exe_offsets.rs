@@ -8,7 +8,6 @@
 use sensor_tests::gen::Rng;
 use sensor_tests::oracle;
 use sensor_tests::pe::Pe;
-use sensor_tests::results::{dedup_names, parse_output};
 
 const LC_SEGMENT: u32 = 0x1;
 const LC_SEGMENT_64: u32 = 0x19;
@@ -215,17 +214,7 @@ fn macho_offsets_match_clamscan() {
     std::fs::write(db.join("gen.ndb"), ndb).unwrap();
     std::fs::write(db.join("gen.ldb"), ldb).unwrap();
     for allmatch in [true, false] {
-        let theirs = oracle::run_scanner(&clamscan, &[], &db, &files, allmatch);
-        assert!(
-            theirs.stderr.trim().is_empty(),
-            "clamscan: {}",
-            theirs.stderr
-        );
-        let ours = oracle::run_scanner(&sensor, &["scan"], &db, &files, allmatch);
-        let (theirs, ours) = (
-            dedup_names(parse_output(&theirs.stdout)),
-            dedup_names(parse_output(&ours.stdout)),
-        );
+        let (theirs, ours) = oracle::both_verdicts(&clamscan, &sensor, &db, &files, allmatch);
         let found = theirs.values().filter(|v| v.is_found()).count();
         assert!(
             found >= 18,
@@ -379,17 +368,7 @@ fn version_info_matches_clamscan() {
     std::fs::write(db.join("vi.ndb"), ndb).unwrap();
     std::fs::write(db.join("vi.ldb"), ldb).unwrap();
     for allmatch in [true, false] {
-        let theirs = oracle::run_scanner(&clamscan, &[], &db, &files, allmatch);
-        assert!(
-            theirs.stderr.trim().is_empty(),
-            "clamscan: {}",
-            theirs.stderr
-        );
-        let ours = oracle::run_scanner(&sensor, &["scan"], &db, &files, allmatch);
-        let (theirs, ours) = (
-            dedup_names(parse_output(&theirs.stdout)),
-            dedup_names(parse_output(&ours.stdout)),
-        );
+        let (theirs, ours) = oracle::both_verdicts(&clamscan, &sensor, &db, &files, allmatch);
         let found = theirs.values().filter(|v| v.is_found()).count();
         assert!(
             found >= 16,

@@ -5,7 +5,6 @@
 
 use md5::{Digest, Md5};
 use sensor_tests::oracle::{self, CLAM_EXE_HSB, TESTFILES};
-use sensor_tests::results::{dedup_names, parse_output};
 
 #[test]
 fn containers_and_members_report_in_clamscans_order() {
@@ -56,22 +55,7 @@ fn containers_and_members_report_in_clamscans_order() {
     std::fs::write(db.join("outer.hdb"), hdb).unwrap();
     std::fs::write(db.join("inner.hsb"), CLAM_EXE_HSB).unwrap();
     for allmatch in [false, true] {
-        let theirs = oracle::run_scanner(&clamscan, &[], &db, &files, allmatch);
-        let ours = oracle::run_scanner(&sensor, &["scan"], &db, &files, allmatch);
-        let (theirs, ours) = (
-            dedup_names(parse_output(&theirs.stdout)),
-            dedup_names(parse_output(&ours.stdout)),
-        );
-        let diff: Vec<String> = theirs
-            .iter()
-            .filter(|(p, v)| ours.get(*p) != Some(v))
-            .map(|(p, v)| format!("{p}: clamscan {v}, sensor {:?}", ours.get(p)))
-            .collect();
-        assert!(
-            diff.is_empty(),
-            "-z {allmatch}: {} differ:\n{}",
-            diff.len(),
-            diff.join("\n")
-        );
+        let (theirs, ours) = oracle::both_verdicts(&clamscan, &sensor, &db, &files, allmatch);
+        oracle::assert_same_verdicts(&theirs, &ours, allmatch);
     }
 }

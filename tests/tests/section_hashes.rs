@@ -183,18 +183,7 @@ fn section_hashes_match_clamscan() {
             found > 50,
             "only {found} of 80 files found by clamscan: the test lost its power"
         );
-        let diff: Vec<String> = theirs
-            .iter()
-            .filter(|(p, v)| ours.get(*p) != Some(v))
-            .map(|(p, v)| format!("{p}: clamscan {v}, sensor {:?}", ours.get(p)))
-            .collect();
-        assert!(
-            diff.is_empty(),
-            "-z {allmatch}: {} differ:\n{}",
-            diff.len(),
-            diff.join("\n")
-        );
-        assert_eq!(theirs.len(), ours.len());
+        oracle::assert_same_verdicts(&theirs, &ours, allmatch);
     }
 }
 
@@ -274,12 +263,7 @@ fn import_hashes_match_clamscan() {
     assert!(hashed >= 2, "sigtool hashed only {hashed} files");
     std::fs::write(db.join("gen.imp"), imp).unwrap();
     for allmatch in [false, true] {
-        let theirs = oracle::run_scanner(&clamscan, &[], &db, &files, allmatch);
-        let ours = oracle::run_scanner(&sensor, &["scan"], &db, &files, allmatch);
-        let (theirs, ours) = (
-            dedup_names(parse_output(&theirs.stdout)),
-            dedup_names(parse_output(&ours.stdout)),
-        );
+        let (theirs, ours) = oracle::both_verdicts(&clamscan, &sensor, &db, &files, allmatch);
         assert!(
             theirs.values().filter(|v| v.is_found()).count() >= 3,
             "{theirs:?}"

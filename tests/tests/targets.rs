@@ -4,7 +4,7 @@
 
 use sensor_tests::gen::Rng;
 use sensor_tests::oracle;
-use sensor_tests::results::{dedup_names, parse_output, Verdict};
+use sensor_tests::results::Verdict;
 use std::path::Path;
 
 /// A file type: its ClamAV target and a header that types a file as it.
@@ -200,17 +200,7 @@ fn targets_match_clamscan() {
     std::fs::write(db.join("gen.ndb"), ndb).unwrap();
     std::fs::write(db.join("gen.ldb"), ldb).unwrap();
     for allmatch in [false, true] {
-        let theirs = oracle::run_scanner(&clamscan, &[], &db, &files, allmatch);
-        assert!(
-            theirs.stderr.trim().is_empty(),
-            "clamscan: {}",
-            theirs.stderr
-        );
-        let ours = oracle::run_scanner(&sensor, &["scan"], &db, &files, allmatch);
-        let (theirs, ours) = (
-            dedup_names(parse_output(&theirs.stdout)),
-            dedup_names(parse_output(&ours.stdout)),
-        );
+        let (theirs, ours) = oracle::both_verdicts(&clamscan, &sensor, &db, &files, allmatch);
         let found = theirs.values().filter(|v| v.is_found()).count();
         assert!(
             found > 50,
@@ -249,18 +239,7 @@ fn targets_match_clamscan() {
                 );
             }
         }
-        let diff: Vec<String> = theirs
-            .iter()
-            .filter(|(p, v)| ours.get(*p) != Some(v))
-            .map(|(p, v)| format!("{p}: clamscan {v}, sensor {:?}", ours.get(p)))
-            .collect();
-        assert!(
-            diff.is_empty(),
-            "-z {allmatch}: {} differ:\n{}",
-            diff.len(),
-            diff.join("\n")
-        );
-        assert_eq!(theirs.len(), ours.len());
+        oracle::assert_same_verdicts(&theirs, &ours, allmatch);
     }
 }
 
@@ -316,17 +295,7 @@ fn file_type_magic_from_the_database_matches_clamscan() {
     }
     std::fs::write(db.join("gen.ndb"), ndb).unwrap();
     for allmatch in [false, true] {
-        let theirs = oracle::run_scanner(&clamscan, &[], &db, &files, allmatch);
-        assert!(
-            theirs.stderr.trim().is_empty(),
-            "clamscan: {}",
-            theirs.stderr
-        );
-        let ours = oracle::run_scanner(&sensor, &["scan"], &db, &files, allmatch);
-        let (theirs, ours) = (
-            dedup_names(parse_output(&theirs.stdout)),
-            dedup_names(parse_output(&ours.stdout)),
-        );
+        let (theirs, ours) = oracle::both_verdicts(&clamscan, &sensor, &db, &files, allmatch);
         assert_eq!(theirs, ours, "-z {allmatch}");
         if allmatch {
             // Each made-up type's own target was matched.

@@ -8,7 +8,13 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let info = engine::exefmt::parse(data);
     if let Some(info) = &info {
-        for o in ["EP+0", "EP-4294967295", "S0+4294967295", "SE0,4294967295", "SL+1"] {
+        for o in [
+            "EP+0",
+            "EP-4294967295",
+            "S0+4294967295",
+            "SE0,4294967295",
+            "SL+1",
+        ] {
             if let Ok(off) = engine::db::offset::parse(o) {
                 let _ = off.resolve(data.len() as u64, Some(info));
             }

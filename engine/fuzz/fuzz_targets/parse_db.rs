@@ -8,7 +8,9 @@
 use libfuzzer_sys::fuzz_target;
 
 /// The file extensions that pick a database format in `Compiler::add_source`.
-const EXTENSIONS: [&str; 10] = ["hdb", "hsb", "mdb", "imp", "ndb", "ldb", "cdb", "ftm", "fp", "ign2"];
+const EXTENSIONS: [&str; 10] = [
+    "hdb", "hsb", "mdb", "imp", "ndb", "ldb", "cdb", "ftm", "fp", "ign2",
+];
 
 fuzz_target!(|data: &[u8]| {
     // Each format on its own, so a parse error in one does not hide the others...

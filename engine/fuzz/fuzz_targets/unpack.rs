@@ -10,8 +10,11 @@ fn db() -> &'static engine::Database {
     static DB: OnceLock<engine::Database> = OnceLock::new();
     DB.get_or_init(|| {
         let mut c = engine::Compiler::new();
-        c.add_source("fuzz.ndb", b"Fuzz-Marker:0:*:4d5a{-40}50450000\nFuzz-Text:0:*:6576696c2d6d61726b6572\n")
-            .unwrap();
+        c.add_source(
+            "fuzz.ndb",
+            b"Fuzz-Marker:0:*:4d5a{-40}50450000\nFuzz-Text:0:*:6576696c2d6d61726b6572\n",
+        )
+        .unwrap();
         c.build().unwrap()
     })
 }
