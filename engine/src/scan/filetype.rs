@@ -1,13 +1,14 @@
 //! The signature target of a scanned file: which of ClamAV's typed signature sets (targets 1-14) it sees
 //! besides target 0, and in which order their matches are reported.
 //!
-//! Owns: the magic that separates targets ClamAV types without unpacking (images, Mach-O, Java, Flash) and
-//! the mapping from unpack kinds to targets. Never: reads past the file's first bytes; decides what to unpack
-//! (that is `unpack::kind`).
+//! Owns: the magic that separates targets ClamAV types without unpacking (images, Mach-O, Java, Flash), the
+//! database's `.ftm` magic (consulted first, §13j), the mapping from unpack kinds to targets, and which views
+//! of a file are matched (HTML's normalised forms instead of its bytes, text's after them). Never: decides what
+//! to unpack (that is `unpack::kind`); normalises (that is `normalize`).
 //!
 //! Observed with clamscan 1.4.6 (tests/ORACLE.md §13c): a file sees target-0 signatures and those of its own
 //! target; within a 128 KiB buffer the matches of its own target come before the target-0 ones, except for
-//! mail and binary data, which clamscan first scans as untyped data.
+//! mail and binary data, which clamscan first scans as untyped data ([`rank`]).
 
 use crate::db::ftm::{FileTypeMagic, Magic};
 use crate::db::Target;
