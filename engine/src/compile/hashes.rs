@@ -29,14 +29,6 @@ fn slot(kind: HashKind) -> usize {
     }
 }
 
-fn digest_len(kind: HashKind) -> usize {
-    match kind {
-        HashKind::Md5 => 16,
-        HashKind::Sha1 => 20,
-        HashKind::Sha256 => 32,
-    }
-}
-
 fn prefix_bits(n: usize) -> u32 {
     let mut bits = 0;
     while bits < MAX_PREFIX_BITS && (n >> bits) > BUCKET_TARGET {
@@ -129,7 +121,7 @@ pub(crate) struct HashIndexBuilder {
 impl HashIndexBuilder {
     /// `digest` has the kind's length; `value` is what a lookup returns (a name id).
     pub fn insert(&mut self, kind: HashKind, digest: &[u8], size: Option<u64>, value: u32) {
-        debug_assert_eq!(digest.len(), digest_len(kind));
+        debug_assert_eq!(digest.len(), kind.digest_len());
         match kind {
             HashKind::Md5 => self.md5.push(digest, size, value),
             HashKind::Sha1 => self.sha1.push(digest, size, value),
@@ -257,7 +249,7 @@ impl HashIndex {
                 .ok_or_else(|| ImageError::Corrupt("hash.meta: too few tables".into()))?;
             let table = Table {
                 meta,
-                dlen: digest_len(kind),
+                dlen: kind.digest_len(),
                 digests: img.arr(hash_column(t, ids::HASH_DIGESTS))?,
                 sizes: img.arr(hash_column(t, ids::HASH_SIZES))?,
                 values: img.arr(hash_column(t, ids::HASH_VALUES))?,

@@ -75,7 +75,7 @@ pub fn parse_line(line: &str, fl: u32) -> Result<Parsed<FileTypeMagic>, String> 
     let (offset, magic) = match magic_type {
         0 | 4 => {
             let bytes =
-                decode(f[2]).ok_or_else(|| format!("magic {:?} is not a hex string", f[2]))?;
+                ::hex::decode(f[2]).map_err(|_| format!("magic {:?} is not a hex string", f[2]))?;
             (Some(decimal(f[1])?), Magic::Bytes(bytes))
         }
         1 => {
@@ -97,16 +97,6 @@ pub fn parse_line(line: &str, fl: u32) -> Result<Parsed<FileTypeMagic>, String> 
         rtype,
         ftype,
     }))
-}
-
-fn decode(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -21,12 +21,7 @@ pub struct HashLine<'a> {
 
 impl HashLine<'_> {
     pub fn digest(&self) -> &[u8] {
-        let n = match self.kind {
-            HashKind::Md5 => 16,
-            HashKind::Sha1 => 20,
-            HashKind::Sha256 => 32,
-        };
-        &self.digest[..n]
+        &self.digest[..self.kind.digest_len()]
     }
 }
 

@@ -116,6 +116,15 @@ pub enum HashKind {
 }
 
 impl HashKind {
+    /// The digest's length in bytes.
+    pub fn digest_len(self) -> usize {
+        match self {
+            HashKind::Md5 => 16,
+            HashKind::Sha1 => 20,
+            HashKind::Sha256 => 32,
+        }
+    }
+
     /// ClamAV chooses the digest by the length of its hex form.
     pub fn from_hex_len(len: usize) -> Option<HashKind> {
         match len {

@@ -42,10 +42,12 @@ pub(super) fn thin_magic(magic: [u8; 4]) -> Option<(bool, bool)> {
     }
 }
 
-/// Whether `magic` + the next word start a universal binary as the file typing sees one (`CAFEBABE` with an
-/// architecture count below 45; from 45 on the same magic is a Java class file's version).
-pub(super) fn is_universal(head: [u8; 8]) -> bool {
-    head[..4] == [0xca, 0xfe, 0xba, 0xbe]
+/// Whether `head` (a file's first bytes, at least 8 of them) starts a universal binary as the file typing
+/// sees one (`CAFEBABE` with an architecture count below 45; from 45 on the same magic is a Java class
+/// file's version). The one rule for `exefmt`, `unpack::kind` and `scan::filetype`.
+pub fn is_universal(head: &[u8]) -> bool {
+    head.len() >= 8
+        && head[..4] == [0xca, 0xfe, 0xba, 0xbe]
         && u32::from_be_bytes([head[4], head[5], head[6], head[7]]) < 45
 }
 
@@ -146,7 +148,7 @@ fn read_segment(r: &Reader<'_>, at: u64, wide: bool, out: &mut Vec<Section>) -> 
 /// Entries that do not lie inside the file (`len` bytes) are left out. `None` when `src` is not universal.
 pub fn universal_members(src: &dyn ReadAt, len: u64) -> Option<Vec<(u64, u64)>> {
     let mut head = [0u8; 8];
-    if !src.read_at(0, &mut head) || !is_universal(head) {
+    if !src.read_at(0, &mut head) || !is_universal(&head) {
         return None;
     }
     let r = Reader::new(src, true);

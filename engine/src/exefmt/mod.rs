@@ -85,7 +85,7 @@ pub fn parse_from(src: &dyn ReadAt) -> Option<ExeInfo> {
         (ExeKind::Elf, elf::parse(src))
     } else if macho::thin_magic(magic).is_some() {
         (ExeKind::MachO, macho::parse(src))
-    } else if src.read_at(0, &mut head) && macho::is_universal(head) {
+    } else if src.read_at(0, &mut head) && macho::is_universal(&head) {
         (ExeKind::MachO, None)
     } else {
         return None;

@@ -35,8 +35,11 @@ pub(crate) fn encode_file_types(magic: &[FileTypeMagic]) -> Vec<u8> {
     let mut out = String::new();
     for m in magic {
         if let (Some(offset), Magic::Bytes(bytes)) = (m.offset, &m.magic) {
-            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            out.push_str(&format!("{offset}\t{hex}\t{}\n", m.ftype));
+            out.push_str(&format!(
+                "{offset}\t{}\t{}\n",
+                ::hex::encode(bytes),
+                m.ftype
+            ));
         }
     }
     out.into_bytes()
@@ -58,14 +61,7 @@ pub(crate) fn open_file_types(image: &Image) -> Result<Vec<FileTypeEntry>, Image
             else {
                 return Err(bad());
             };
-            let magic = (0..hex.len())
-                .step_by(2)
-                .map(|i| {
-                    hex.get(i..i + 2)
-                        .and_then(|h| u8::from_str_radix(h, 16).ok())
-                })
-                .collect::<Option<Vec<u8>>>()
-                .ok_or_else(bad)?;
+            let magic = ::hex::decode(hex).map_err(|_| bad())?;
             Ok(FileTypeEntry {
                 offset: offset.parse().map_err(|_| bad())?,
                 magic,
@@ -128,12 +124,9 @@ fn builtin_target(head: &[u8]) -> Target {
         return Target::MachO;
     }
     if at(0, b"\xCA\xFE\xBA\xBE") {
-        // A universal Mach-O counts its architectures (a few) where a class file has its minor and major
-        // version (major 45 and up).
-        let next = head
-            .get(4..8)
-            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-        return if next < 45 {
+        // A universal Mach-O counts its architectures (a few) where a class file has its version; a file cut
+        // before that word is taken for a Mach-O.
+        return if head.len() < 8 || crate::exefmt::macho::is_universal(head) {
             Target::MachO
         } else {
             Target::Java

@@ -51,7 +51,7 @@ pub(super) fn sections(
             if let Some(d) = d {
                 found.extend(
                     db.sections
-                        .lookup(&db.image, kind, &d[..digest_len(kind)], size)
+                        .lookup(&db.image, kind, &d[..kind.digest_len()], size)
                         .into_iter()
                         .flatten(),
                 );
@@ -98,14 +98,6 @@ pub(super) fn imports(
         }
     }
     Ok(())
-}
-
-fn digest_len(kind: HashKind) -> usize {
-    match kind {
-        HashKind::Md5 => 16,
-        HashKind::Sha1 => 20,
-        HashKind::Sha256 => 32,
-    }
 }
 
 /// The digests (of the kinds `wanted`, in `HASH_KINDS` order) of `size` bytes at `at`, which lie in the file.

@@ -73,13 +73,8 @@ pub fn detect(data: &[u8]) -> Kind {
     if at(0, b"CWS") || at(0, b"ZWS") {
         return Kind::Swf;
     }
-    // A Java class file shares the magic; its version (45 and up) stands where a fat file counts its
-    // architectures (a few).
-    if at(0, b"\xCA\xFE\xBA\xBE")
-        && data
-            .get(4..8)
-            .is_some_and(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) < 45)
-    {
+    // A Java class file shares the magic (`macho::is_universal` tells them apart).
+    if crate::exefmt::macho::is_universal(data) {
         return Kind::MachOFat;
     }
     if at(0, b"\x28\xB5\x2F\xFD") {
