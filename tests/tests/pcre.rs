@@ -113,7 +113,7 @@ fn files() -> Vec<(String, Vec<u8>)> {
     plant(&mut b, n - 8, b"MARK2\x34\x121");
     add("f09_mark2_at_end", b);
     // No text file: with a trigger that holds with nothing matched, clamscan 1.4.6 sometimes runs the
-    // regex over the file's last 33 bytes only (tests/ORACLE.md 13g), which sensor does not model.
+    // regex over the file's last 33 bytes only (tests/ORACLE.md §13l), which sensor does not model.
     out
 }
 
