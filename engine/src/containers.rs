@@ -1,5 +1,6 @@
-//! Signatures about where a file sits (issue 13): the `Container:`/`Intermediates:` conditions of logical
-//! signatures and the `.cdb` container metadata signatures, from the build to the scan.
+//! Signatures about where a file sits and what it is taken for (issue 13): the `Container:`/`Intermediates:`
+//! conditions of logical signatures, their `HandlerType:` (the type a matching file is scanned again as) and
+//! the `.cdb` container metadata signatures, from the build to the scan.
 //!
 //! Owns: keeping both in the database image (one text section, re-read when the database opens, the
 //! name regexes compiled then), deciding whether a logical signature's conditions hold for a chain of
@@ -42,11 +43,17 @@ pub(crate) struct ContainersBuilder {
     lsigs: Vec<(u32, Containers)>,
     /// `(name id, signature)` for each `.cdb` line, in load order.
     cdb: Vec<(u32, ContainerSig)>,
+    /// `(lsig, CL_TYPE)` for each logical signature with a `HandlerType:`.
+    handlers: Vec<(u32, &'static str)>,
 }
 
 impl ContainersBuilder {
     pub(crate) fn add_logical(&mut self, lsig: u32, c: Containers) {
         self.lsigs.push((lsig, c));
+    }
+
+    pub(crate) fn add_handler(&mut self, lsig: u32, ty: &'static str) {
+        self.handlers.push((lsig, ty));
     }
 
     /// Checks the regex (a bad one fails the load) and keeps the signature under name id `name`.
@@ -64,8 +71,8 @@ impl ContainersBuilder {
         }
     }
 
-    /// The section: `L\t<lsig>\t<Container or ->\t<Intermediates or ->` and `C\t<name id>\t<cdb line with
-    /// the name left empty>` lines.
+    /// The section: `L\t<lsig>\t<Container or ->\t<Intermediates or ->`, `H\t<lsig>\t<HandlerType>` and
+    /// `C\t<name id>\t<cdb line with the name left empty>` lines.
     pub(crate) fn write(self, img: &mut ImageBuilder) {
         let mut text = String::new();
         for (lsig, c) in &self.lsigs {
@@ -75,6 +82,9 @@ impl ContainersBuilder {
                 c.direct.unwrap_or("-"),
                 chain.as_deref().unwrap_or("-")
             ));
+        }
+        for (lsig, ty) in &self.handlers {
+            text.push_str(&format!("H\t{lsig}\t{ty}\n"));
         }
         for (name, s) in &self.cdb {
             let range = |r: Option<Range>| r.map_or("*".to_string(), |(a, b)| format!("{a}-{b}"));
@@ -105,6 +115,7 @@ struct CdbRule {
 #[derive(Default)]
 pub(crate) struct ContainerRules {
     lsigs: HashMap<u32, Containers>,
+    handlers: HashMap<u32, &'static str>,
     cdb: Vec<CdbRule>,
 }
 
@@ -148,6 +159,11 @@ impl ContainerRules {
                     };
                     rules.lsigs.insert(lsig, c);
                 }
+                ["H", lsig, ty] => {
+                    let lsig = lsig.parse().map_err(|_| bad("logical index"))?;
+                    let ty = cltype::known(ty).ok_or_else(|| bad("unknown type"))?;
+                    rules.handlers.insert(lsig, ty);
+                }
                 ["C", name, line] => {
                     let name = name.parse().map_err(|_| bad("name id"))?;
                     let Ok(Parsed::Sig(sig)) =
@@ -174,6 +190,14 @@ impl ContainerRules {
             return true;
         }
         self.lsigs.get(&lsig).is_none_or(|c| holds(c, chain))
+    }
+
+    /// The type logical signature `lsig` hands a matching file to (`HandlerType:`), if it has one.
+    pub(crate) fn handler(&self, lsig: u32) -> Option<&'static str> {
+        if self.handlers.is_empty() {
+            return None;
+        }
+        self.handlers.get(&lsig).copied()
     }
 
     /// Whether there are `.cdb` signatures at all (the walk skips the work otherwise).

@@ -176,6 +176,9 @@ impl Builder {
         if let Some(c) = sig.containers {
             self.containers.add_logical(lsig, c);
         }
+        if let Some(ty) = sig.handler {
+            self.containers.add_handler(lsig, ty);
+        }
         let first_counter = self.counters;
         self.counters += sig.subsigs.len() as u32;
         self.logicals.push(&LogicalEntry {

@@ -7,7 +7,10 @@
 //! - `FileSize:a-b`, `EntryPoint:a-b`, `NumberOfSections:a-b` (inclusive ranges).
 //! - `Container:CL_TYPE_X` and `Intermediates:CL_TYPE_A>CL_TYPE_B...` ([`Containers`]): kept; a type name
 //!   clamscan does not know makes the line a skip, as in clamscan; of two of one key the last counts.
-//! - `IconGroup1`, `IconGroup2`, `HandlerType`: valid, skipped with a reason.
+//! - `HandlerType:CL_TYPE_X` ([`LogicalSig::handler`]): when the signature matches, the file is scanned
+//!   again as a file of type X (`scan::deep`); a type name clamscan does not know (also an empty one)
+//!   makes the line a skip, as in clamscan; of two the last counts.
+//! - `IconGroup1`, `IconGroup2`: valid, skipped with a reason.
 //! - Any other key: skipped (`"unknown TDB attribute"`), as clamscan does.
 //!
 //! As in clamscan 1.4.6, these are errors: `Engine` not first, no `Target`, a non-numeric `Target`, a range not
@@ -47,7 +50,7 @@ pub mod skip {
     pub const UNKNOWN_TDB: &str = "unknown TDB attribute";
     pub const CONTAINER_TYPE: &str = "TDB Container/Intermediates names an unknown CL_TYPE";
     pub const ICON_GROUP: &str = "TDB IconGroup (icon signatures) not supported";
-    pub const HANDLER_TYPE: &str = "TDB HandlerType not supported";
+    pub const HANDLER_TYPE: &str = "TDB HandlerType names an unknown CL_TYPE";
     pub const PCRE_DOLLAR_ENDONLY: &str = super::pcre::SKIP_DOLLAR_ENDONLY;
     pub const MACRO: &str = "macro subsignature not supported";
     pub const FUZZY_IMG: &str = "fuzzy image hash subsignature not supported";
@@ -67,6 +70,7 @@ struct Tdb {
     sections: Option<(u32, u32)>,
     icon_group: bool,
     containers: Containers,
+    handler: Option<&'static str>,
     /// Uses an attribute that needs `Engine:51-` or newer.
     new_attribute: Option<&'static str>,
     /// An attribute the engine cannot honour (the line is valid but skipped).
@@ -127,15 +131,19 @@ fn parse_tdb(tdb: &str) -> Result<Tdb, String> {
                     t.unsupported.get_or_insert(skip::CONTAINER_TYPE);
                 }
             },
-            "IconGroup1" | "IconGroup2" | "HandlerType" => {
+            // clamscan 1.4.6 skips a line whose type it does not know, an empty one included (§13g).
+            "HandlerType" => match cltype::known(val) {
+                Some(ty) => t.handler = Some(ty),
+                None => {
+                    t.unsupported.get_or_insert(skip::HANDLER_TYPE);
+                }
+            },
+            "IconGroup1" | "IconGroup2" => {
                 if val.is_empty() {
                     return Err(format!("TDB {key}: empty value"));
                 }
-                t.icon_group |= key.starts_with("IconGroup");
-                t.unsupported.get_or_insert(match key {
-                    "HandlerType" => skip::HANDLER_TYPE,
-                    _ => skip::ICON_GROUP,
-                });
+                t.icon_group = true;
+                t.unsupported.get_or_insert(skip::ICON_GROUP);
             }
             _ => {
                 if key.is_empty() {
@@ -381,6 +389,7 @@ pub fn parse_line(line: &str, fl: u32) -> Result<Parsed<LogicalSig>, String> {
         entry_point: tdb.entry_point,
         sections: tdb.sections,
         containers: (tdb.containers != Containers::default()).then_some(tdb.containers),
+        handler: tdb.handler,
         expr,
         subsigs,
         specials,

@@ -176,6 +176,8 @@ pub struct LogicalSig {
     pub sections: Option<(u32, u32)>,
     /// `Container:` and `Intermediates:` (`ldb::Containers`).
     pub containers: Option<ldb::Containers>,
+    /// `HandlerType:`: the `CL_TYPE` the file is scanned again as when the signature matches.
+    pub handler: Option<&'static str>,
     pub expr: crate::logic::Expr,
     /// One per subsignature; a PCRE or byte-compare subsignature has an empty entry here (no pattern)
     /// and its description in `specials`.

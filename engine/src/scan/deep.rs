@@ -7,16 +7,16 @@
 //! when no signature matched, unless all matches are asked for). Never: parses a format (that is `unpack`)
 //! or reads a file other than the one it is given.
 
-use super::filetype::{self, Views};
-use super::{scan_as, scan_with, Scratch, Text};
-use crate::db::Target;
-use crate::normalize;
+use super::{scan_with, Scratch, Text};
 use crate::unpack::limits::cap;
 use crate::unpack::{self, cltype, kind, Flow, Kind, Limit, Limits, MemberMeta, Sink};
 use crate::{Database, ScanOptions};
 use std::time::Instant;
 
 mod entries;
+mod retype;
+mod whole;
+use whole::Later;
 
 /// How a deep scan runs: clamscan's `--allmatch` and its limits.
 #[derive(Debug, Clone, Copy, Default)]
@@ -123,91 +123,38 @@ impl<'a, 'db> Walk<'a, 'db> {
         }
     }
 
-    /// Matches `text` (the outer file) with the whole database; false when the scan is over. `defer`: the
-    /// file is a container whose members clamscan reports first ([`members_first`]): every result waits.
-    pub(super) fn match_outer(&mut self, text: Text, defer: bool) -> std::io::Result<bool> {
+    /// Matches `text` (the outer file, read by windows) with the whole database. `defer`: the file is a
+    /// container whose members clamscan reports first ([`members_first`]): every result waits.
+    pub(super) fn match_outer(&mut self, text: Text, defer: bool) -> std::io::Result<Outer> {
         let len = match text {
             Text::Whole(d) => d.len() as u64,
             Text::Windows { len, .. } => len,
         };
         self.bytes = len;
         let mut m = scan_with(self.db, self.scratch, text, self.scan_options())?;
+        if m.retype.is_some() {
+            return Ok(Outer::Retyped);
+        }
         if defer {
             m.now.append(&mut m.later);
             self.outer_later = m.now;
-            return Ok(true);
+            return Ok(Outer::Go);
         }
         self.outer_later = m.later;
-        Ok(self.found(m.now))
+        Ok(if self.found(m.now) {
+            Outer::Go
+        } else {
+            Outer::Over
+        })
     }
 
-    /// Matches `data`, the whole outer file, as [`Walk::match_outer`] does, with its normalised views.
-    pub(super) fn match_outer_whole(&mut self, data: &[u8]) -> bool {
+    /// Scans `data`, the whole outer file, as a member is: matched, then looked into.
+    pub(super) fn outer_whole(&mut self, data: &[u8]) {
         self.bytes = data.len() as u64;
-        match self.match_whole(data) {
-            Some(later) => {
-                self.outer_later = later;
-                true
-            }
-            None => false,
-        }
+        self.node(data);
     }
 
-    /// Matches `data`, a whole file at the current path, as clamscan does: its bytes, or for HTML its two
-    /// normalised forms instead, and for text its normalised form after its bytes (`filetype::Views`).
-    /// Returns what is reported after the file's members (`Matched::later`); `None` when the scan is over.
-    fn match_whole(&mut self, data: &[u8]) -> Option<Vec<&'db str>> {
-        let file =
-            filetype::target_of(&data[..data.len().min(filetype::HEAD)], &self.db.file_types);
-        let opts = self.scan_options();
-        // A normalised form is about as long as its input; the cap keeps a hostile one from growing.
-        let limit = data.len().saturating_add(64 * 1024);
-        let scan = |walk: &mut Self, bytes: &[u8], view: Option<Target>| {
-            // A buffer cannot fail to be read.
-            scan_as(walk.db, walk.scratch, Text::Whole(bytes), opts, view).unwrap_or_default()
-        };
-        match filetype::views(data, file) {
-            Views::Html(input) => {
-                let forms = normalize::html::normalize(&input, limit);
-                for form in [&forms.nocomment, &forms.notags] {
-                    let m = scan(self, form, Some(Target::Html));
-                    if !self.found(m.all()) {
-                        return None;
-                    }
-                }
-                Some(Vec::new())
-            }
-            Views::Text => {
-                let mut m = scan(self, data, None);
-                let defer = members_first(kind::detect(data));
-                if !defer && !self.found(std::mem::take(&mut m.now)) {
-                    return None;
-                }
-                let normal = normalize::text::normalize(data, limit);
-                let v = scan(self, &normal, Some(Target::Text));
-                if defer {
-                    // A text container (RTF, BinHex, uuencode): everything after its members.
-                    m.now.extend(v.all());
-                    m.now.append(&mut m.later);
-                    return Some(m.now);
-                }
-                if !self.found(v.all()) {
-                    return None;
-                }
-                Some(m.later)
-            }
-            Views::Raw => {
-                let mut m = scan(self, data, None);
-                if members_first(kind::detect(data)) {
-                    m.now.append(&mut m.later);
-                    return Some(m.now);
-                }
-                self.found(m.now).then_some(m.later)
-            }
-        }
-    }
-
-    /// Looks inside the outer file, typed as `kind`, whose bytes are `data`.
+    /// Looks inside the outer file (matched by windows), whose bytes are `data`.
     pub(super) fn inside_outer(&mut self, data: &[u8]) {
         self.look_inside(data);
     }
@@ -319,7 +266,7 @@ impl<'a, 'db> Walk<'a, 'db> {
         };
         self.look_inside(data);
         if !self.over {
-            self.found(later);
+            self.report(data, later);
         }
         if self.over {
             Flow::Stop
@@ -329,15 +276,20 @@ impl<'a, 'db> Walk<'a, 'db> {
     }
 
     fn look_inside(&mut self, data: &[u8]) {
+        let kind = kind::detect(data);
+        self.look_inside_as(data, kind, cltype::of(kind, data));
+    }
+
+    /// Looks inside `data` as a file of `kind`, whose `CL_TYPE` is `ty`.
+    fn look_inside_as(&mut self, data: &[u8], kind: Kind, ty: &'static str) {
         if self.over {
             return;
         }
-        let kind = kind::detect(data);
         let Some(unpacker) = unpack::unpacker(kind, &self.opts.limits.families) else {
             return;
         };
         // The file is its members' container (`Container:`, `Intermediates:`, `.cdb`).
-        let layer = (cltype::of(kind, data), data.len() as u64);
+        let layer = (ty, data.len() as u64);
         self.scratch.containers.push(layer);
         self.unpack_here(
             data,
@@ -366,6 +318,17 @@ impl<'a, 'db> Walk<'a, 'db> {
             self.unscanned(path, e.to_string());
         }
     }
+}
+
+/// How a match of the outer file read by windows ended.
+pub(super) enum Outer {
+    /// Go on: look inside.
+    Go,
+    /// The scan is over (a detection without `allmatch`).
+    Over,
+    /// A `HandlerType:` signature matched: the re-typed scan needs the file whole, and the walk must start
+    /// again from a buffer (nothing has been reported).
+    Retyped,
 }
 
 /// Whether clamscan reports what it finds inside a file of `kind` before the file's own signatures (its

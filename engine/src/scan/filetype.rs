@@ -72,7 +72,7 @@ pub(crate) fn open_file_types(image: &Image) -> Result<Vec<FileTypeEntry>, Image
 }
 
 /// The target a `CL_TYPE_*` name gives a file, for the types with a target of their own.
-fn target_of_cltype(ftype: &str) -> Target {
+pub(super) fn target_of_cltype(ftype: &str) -> Target {
     match ftype {
         "CL_TYPE_MSEXE" => Target::Pe,
         "CL_TYPE_ELF" => Target::Elf,

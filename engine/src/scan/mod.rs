@@ -19,6 +19,8 @@ use std::io;
 use std::sync::Arc;
 
 mod deep;
+mod matched;
+use matched::{flat, Matched};
 mod filetype;
 mod sink;
 pub(crate) use filetype::{encode_file_types, open_file_types, FileTypeEntry};
@@ -187,13 +189,12 @@ impl<'db> Scanner<'db> {
         window: usize,
         opts: ScanOptions,
     ) -> io::Result<Vec<&'db str>> {
-        scan_with(
+        flat(
             self.db,
             &mut self.scratch,
             Text::Windows { src, len, window },
             opts,
         )
-        .map(Matched::all)
     }
 }
 
@@ -253,7 +254,7 @@ impl SharedScanner {
             len,
             window: DEFAULT_WINDOW,
         };
-        scan_with(&self.db, &mut self.scratch, text, opts).map(Matched::all)
+        flat(&self.db, &mut self.scratch, text, opts)
     }
 }
 
@@ -275,9 +276,7 @@ fn scan_buffer<'db>(
     opts: ScanOptions,
 ) -> Vec<&'db str> {
     // A buffer cannot fail to be read.
-    scan_with(db, scratch, Text::Whole(data), opts)
-        .map(Matched::all)
-        .unwrap_or_default()
+    flat(db, scratch, Text::Whole(data), opts).unwrap_or_default()
 }
 
 /// Reads `src` in windows of `window` fresh bytes plus the matcher's overlap on each side, feeding each
@@ -328,17 +327,31 @@ fn scan_with<'db>(
     text: Text,
     opts: ScanOptions,
 ) -> io::Result<Matched<'db>> {
-    scan_as(db, scratch, text, opts, None)
+    scan_as(db, scratch, text, opts, Typing::Magic)
 }
 
-/// [`scan_with`], the file typed as `view` when given (a normalised form of HTML or text, `filetype::Views`)
-/// instead of by its magic.
+/// How a scan types the file it matches, and what a matching `HandlerType:` signature does there
+/// (tests/ORACLE.md §13g).
+#[derive(Debug, Clone, Copy)]
+enum Typing {
+    /// By its magic (`filetype::target_of`). The first `HandlerType:` signature that matches is not reported:
+    /// it hands the file to its type ([`Matched::retype`]); those after it are reported.
+    Magic,
+    /// A normalised form of HTML or text (`filetype::Views`) of this target: `HandlerType:` signatures are
+    /// reported as they match.
+    View(Target),
+    /// As the `CL_TYPE` a `HandlerType:` signature named: its `HandlerType:` signatures are reported (clamscan
+    /// does not hand a re-typed file on again).
+    Handler(&'static str),
+}
+
+/// [`scan_with`], the file typed as `typing` says.
 fn scan_as<'db>(
     db: &'db Database,
     scratch: &mut Scratch,
     text: Text,
     opts: ScanOptions,
-    view: Option<Target>,
+    typing: Typing,
 ) -> io::Result<Matched<'db>> {
     let len = match text {
         Text::Whole(data) => data.len() as u64,
@@ -351,9 +364,16 @@ fn scan_as<'db>(
     // Always read, whatever the signatures: besides targets and EP/section offsets, whether `EOF-n` can
     // match depends on it (clamscan never matches `EOF-n` in a file with an executable magic and broken
     // headers). It reads only headers.
-    let (exe, file) = match (text, view) {
-        (Text::Whole(_), Some(view)) => (None, view),
-        (Text::Whole(data), None) => (
+    let (exe, file) = match (text, typing) {
+        (Text::Whole(_), Typing::View(view)) => (None, view),
+        (Text::Whole(data), Typing::Handler(ty)) => {
+            let file = filetype::target_of_cltype(ty);
+            let exe = matches!(file, Target::Pe | Target::Elf | Target::MachO)
+                .then(|| exefmt::parse(data))
+                .flatten();
+            (exe, file)
+        }
+        (Text::Whole(data), Typing::Magic) => (
             exefmt::parse(data),
             filetype::target_of(&data[..data.len().min(filetype::HEAD)], &db.file_types),
         ),
@@ -405,8 +425,11 @@ fn scan_as<'db>(
     s.body_hits.sort_unstable();
     // Mail and binary data are scanned by clamscan first as untyped data: every target-0 result (body,
     // hash, logical) comes before those of the file's own target, which wait in `late`.
-    let generic_first = filetype::generic_first(file);
+    // A file re-typed by a `HandlerType:` is scanned as its new type only (tests/ORACLE.md §13g).
+    let generic_first = matches!(typing, Typing::Magic) && filetype::generic_first(file);
     let (mut found, mut late) = (Vec::new(), Vec::new());
+    // The `HandlerType:` that re-types the file: where its results go, in `found` or in `late`.
+    let mut retype: Option<(Place, &'static str)> = None;
     for (key, name) in s.body_hits.drain(..) {
         if generic_first && key.1 >= 1 {
             late.push(name);
@@ -476,7 +499,19 @@ fn scan_as<'db>(
                 special::fill_counts(sp, &mut s.lsig_counts, last, &mut bytes, exe.as_ref());
             }
             if e.expr.eval(&s.lsig_counts) {
-                if generic_first && filetype::rank(e.target, true, file) >= 1 {
+                // In mail, clamscan reports every logical signature after the body signatures of
+                // target 4 (tests/ORACLE.md §13g).
+                let is_late = generic_first
+                    && (file == Target::Mail || filetype::rank(e.target, true, file) >= 1);
+                if let (Typing::Magic, None, Some(ty)) = (typing, retype, db.containers.handler(li))
+                {
+                    let place = if is_late {
+                        Place::Late(late.len())
+                    } else {
+                        Place::Found(found.len())
+                    };
+                    retype = Some((place, ty));
+                } else if is_late {
                     late.push(e.name);
                 } else {
                     found.push(e.name);
@@ -486,6 +521,10 @@ fn scan_as<'db>(
         found.extend(yara.map(|(_, name)| name));
         s.lsig_touched = candidates;
     }
+    let mut retype = retype.map(|(place, ty)| match place {
+        Place::Found(at) => (at, ty),
+        Place::Late(at) => (found.len() + at, ty),
+    });
     found.append(&mut late);
     // clamscan checks section and import hashes when it looks at the PE as such, after the whole-file
     // signatures and after the files embedded in it (tests/ORACLE.md §13d): they wait in `later`.
@@ -507,32 +546,29 @@ fn scan_as<'db>(
         if allowed {
             found.clear();
             later.clear();
+            retype = None;
         }
     }
     if !opts.allmatch {
+        // The first result wins: one before the re-typing ends the scan without it.
+        if retype.is_some_and(|(at, _)| at > 0) {
+            retype = None;
+        }
         found.truncate(1);
         later.truncate(usize::from(found.is_empty()));
     }
     Ok(Matched {
         now: found.into_iter().map(|n| db.name(n)).collect(),
         later: later.into_iter().map(|n| db.name(n)).collect(),
+        retype,
     })
 }
 
-/// What one file's scan found: `now` reported at once, `later` after whatever is found inside the file
-/// (a PE's section and import hashes, which clamscan checks after the files embedded in it).
-#[derive(Default)]
-pub(super) struct Matched<'db> {
-    pub(super) now: Vec<&'db str>,
-    pub(super) later: Vec<&'db str>,
-}
-
-impl<'db> Matched<'db> {
-    /// Everything, in order, for a scan that does not look inside files.
-    fn all(mut self) -> Vec<&'db str> {
-        self.now.append(&mut self.later);
-        self.now
-    }
+/// Where a re-typing's results go among a scan's: before the entry at this index of `found` or `late`.
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    Found(usize),
+    Late(usize),
 }
 
 /// The YARA rules that match the file, as `(position, name)` in load order. YARA conditions see the whole
@@ -543,12 +579,7 @@ fn yara_matches(db: &Database, text: Text) -> io::Result<Vec<(u32, u32)>> {
     };
     Ok(match text {
         Text::Whole(data) => rules.scan(data),
-        Text::Windows { src, len, .. } => {
-            let size = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
-            let mut data = vec![0; size];
-            src.read_exact_at(&mut data, 0)?;
-            rules.scan(&data)
-        }
+        Text::Windows { src, len, .. } => rules.scan(&source::read_whole(src, len)?),
     })
 }
 

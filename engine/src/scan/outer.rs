@@ -3,7 +3,7 @@
 //!
 //! Owns: the decision to read an outer file whole. Never: matches or unpacks by itself (that is `deep`).
 
-use super::source::Headers;
+use super::source::{self, Headers};
 use super::{deep, filetype, DeepOptions, Report, ScanSource, Scratch, Text};
 use crate::exefmt::ExeKind;
 use crate::{unpack, Database};
@@ -16,9 +16,7 @@ pub(super) fn deep_buffer<'db>(
     opts: &DeepOptions,
 ) -> Report<'db> {
     let mut walk = deep::Walk::new(db, scratch, opts);
-    if walk.match_outer_whole(data) {
-        walk.inside_outer(data);
-    }
+    walk.outer_whole(data);
     walk.finish()
 }
 
@@ -36,14 +34,19 @@ pub(super) fn deep_windows<'db>(
     if filetype::may_have_views(&head, &db.file_types) {
         // Text and HTML are matched on their normalised forms, made from the whole file (which the
         // search for embedded files reads whole anyway); the caller's size limits bound `len`.
-        let size = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
-        let mut data = vec![0; size];
-        src.read_exact_at(&mut data, 0)?;
+        let data = source::read_whole(src, len)?;
         return Ok(deep_buffer(db, scratch, &data, opts));
     }
     let mut walk = deep::Walk::new(db, scratch, opts);
     let defer = deep::members_first(unpack::kind::detect(&head));
-    if walk.match_outer(Text::Windows { src, len, window }, defer)? && walk.worth_unpacking(&head) {
+    let matched = walk.match_outer(Text::Windows { src, len, window }, defer)?;
+    if let deep::Outer::Retyped = matched {
+        // A `HandlerType:` signature hands the file to another type, whose scan reads it whole: the walk
+        // starts again from a buffer (rare; the caller's size limits bound `len`).
+        let data = source::read_whole(src, len)?;
+        return Ok(deep_buffer(db, scratch, &data, opts));
+    }
+    if let (deep::Outer::Go, true) = (matched, walk.worth_unpacking(&head)) {
         {
             // An ELF is only searched past its sections: most hold nothing there, and reading every
             // shared library whole for that would cost the scan of binaries a tenth of its speed.

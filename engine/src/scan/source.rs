@@ -45,6 +45,15 @@ const PAGE: usize = 4096;
 /// The header walks of `exefmt` over a [`ScanSource`]: their small reads are served from one cached page,
 /// and the first read error is kept for the scan to return (a header the walk cannot read would otherwise
 /// look like a truncated file).
+/// The first `len` bytes of `src` in one buffer, for the parts of a scan that need the whole file at once.
+/// The caller's size limits bound `len`.
+pub(super) fn read_whole(src: &dyn ScanSource, len: u64) -> io::Result<Vec<u8>> {
+    let size = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let mut data = vec![0; size];
+    src.read_exact_at(&mut data, 0)?;
+    Ok(data)
+}
+
 pub(super) struct Headers<'a> {
     src: &'a dyn ScanSource,
     len: u64,

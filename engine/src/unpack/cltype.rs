@@ -146,6 +146,44 @@ pub fn of(kind: Kind, head: &[u8]) -> &'static str {
     }
 }
 
+/// The unpack kind a file typed `name` is looked into as (`HandlerType:` re-typing), `None` for a type the
+/// engine has no unpacker of: the inverse of [`of`].
+pub fn kind_of(name: &str) -> Option<Kind> {
+    Some(match name {
+        "CL_TYPE_ZIP" => Kind::Zip,
+        "CL_TYPE_GZ" => Kind::Gzip,
+        "CL_TYPE_BZ" => Kind::Bzip2,
+        "CL_TYPE_XZ" => Kind::Xz,
+        "CL_TYPE_POSIX_TAR" | "CL_TYPE_OLD_TAR" => Kind::Tar,
+        "CL_TYPE_CPIO_ODC" | "CL_TYPE_CPIO_NEWC" | "CL_TYPE_CPIO_CRC" | "CL_TYPE_CPIO_OLD" => {
+            Kind::Cpio
+        }
+        "CL_TYPE_7Z" => Kind::SevenZip,
+        "CL_TYPE_MSCAB" => Kind::Cab,
+        "CL_TYPE_ISO9660" => Kind::Iso9660,
+        "CL_TYPE_ARJ" => Kind::Arj,
+        "CL_TYPE_LHA_LZH" => Kind::Lha,
+        "CL_TYPE_MSSZDD" => Kind::Szdd,
+        "CL_TYPE_MSCHM" => Kind::Chm,
+        "CL_TYPE_SIS" => Kind::Sis,
+        "CL_TYPE_BINHEX" => Kind::BinHex,
+        "CL_TYPE_UUENCODED" => Kind::Uuencoded,
+        "CL_TYPE_MAIL" => Kind::Mail,
+        "CL_TYPE_TNEF" => Kind::Tnef,
+        "CL_TYPE_HTML" => Kind::Html,
+        "CL_TYPE_RTF" => Kind::Rtf,
+        "CL_TYPE_MSOLE2" => Kind::Ole2,
+        "CL_TYPE_ONENOTE" => Kind::OneNote,
+        "CL_TYPE_PDF" => Kind::Pdf,
+        "CL_TYPE_SWF" => Kind::Swf,
+        "CL_TYPE_MACHO_UNIBIN" => Kind::MachOFat,
+        "CL_TYPE_RAR" => Kind::Rar,
+        "CL_TYPE_MSEXE" => Kind::Pe,
+        "CL_TYPE_ELF" => Kind::Elf,
+        _ => return None,
+    })
+}
+
 /// The cpio variants by their magic: the ASCII `070707` (odc), `070701` (newc), `070702` (newc with
 /// checksums); anything else the engine types as cpio is the old binary header, either byte order.
 fn cpio(head: &[u8]) -> &'static str {
@@ -213,6 +251,16 @@ mod tests {
         ] {
             let name = of(kind, b"");
             assert_eq!(known(name), Some(name), "{kind:?}");
+            // `HandlerType:` re-types a file into the kind that name comes from.
+            match kind {
+                Kind::Lzma | Kind::Zstd | Kind::Other => assert_eq!(kind_of(name), None),
+                _ => assert_eq!(kind_of(name), Some(kind), "{name}"),
+            }
+        }
+        for name in KNOWN {
+            if let Some(kind) = kind_of(name) {
+                assert!(KNOWN.contains(&of(kind, b"")), "{name}");
+            }
         }
     }
 

@@ -23,13 +23,16 @@ pub(super) struct Entity<'a> {
 
 /// Splits `data` into its header fields and its body. The header ends at the first empty line, or at a
 /// line that is neither a field nor a folded continuation (mail with no empty line after its header);
-/// a leading mbox `From ` line is skipped. Only the first of each field counts.
-pub(super) fn split(data: &[u8]) -> Entity<'_> {
+/// a leading mbox `From ` line is skipped. Only the first of each field counts. In a `message` (the file
+/// itself, not a part), lines before its first field are skipped as clamscan 1.4.6 does (a file handed to
+/// mail by a `HandlerType:` signature whose first line is not a field, tests/ORACLE.md §13g).
+pub(super) fn split(data: &[u8], message: bool) -> Entity<'_> {
     let mut e = Entity::default();
     // Which of the three fields the last field line was (folded lines continue it).
     let mut current: Option<usize> = None;
     let mut at = 0;
     let mut first = true;
+    let mut fields = false;
     while at < data.len() {
         let end = memchr::memchr(b'\n', &data[at..]).map_or(data.len(), |i| at + i);
         let line = strip_cr(&data[at..end]);
@@ -55,10 +58,15 @@ pub(super) fn split(data: &[u8]) -> Entity<'_> {
             continue;
         }
         let Some(colon) = memchr::memchr(b':', line).filter(|&c| is_field_name(&line[..c])) else {
+            if message && !fields {
+                at = next;
+                continue;
+            }
             // Not a field: the body starts here.
             e.body = &data[at..];
             return e;
         };
+        fields = true;
         let name = trim(&line[..colon]);
         current = FIELDS.iter().position(|f| name.eq_ignore_ascii_case(f));
         if let Some(f) = current {
@@ -422,16 +430,36 @@ mod tests {
 
     #[test]
     fn folded_fields_join_and_the_body_follows_the_empty_line() {
-        let e = split(b"From x@y Mon\nSubject: a\nContent-Type: multipart/mixed;\r\n\tboundary=\"b\"\r\n\r\nbody");
+        let e = split(
+            b"From x@y Mon\nSubject: a\nContent-Type: multipart/mixed;\r\n\tboundary=\"b\"\r\n\r\nbody",
+            true,
+        );
         assert_eq!(
             e.content_type.as_deref(),
             Some(&b" multipart/mixed;\tboundary=\"b\""[..])
         );
         assert_eq!(e.body, b"body");
         // No empty line: the first line that is not a field starts the body.
-        let e = split(b"Content-Transfer-Encoding: base64\nTVpQAAIAAAAEAA8A\n");
-        assert_eq!(e.encoding.as_deref(), Some(&b" base64"[..]));
-        assert_eq!(e.body, b"TVpQAAIAAAAEAA8A\n");
+        for message in [true, false] {
+            let e = split(
+                b"Content-Transfer-Encoding: base64\nTVpQAAIAAAAEAA8A\n",
+                message,
+            );
+            assert_eq!(e.encoding.as_deref(), Some(&b" base64"[..]));
+            assert_eq!(e.body, b"TVpQAAIAAAAEAA8A\n");
+        }
+    }
+
+    #[test]
+    fn a_message_skips_lines_before_its_first_field_a_part_does_not() {
+        // clamscan 1.4.6 --debug: "parseEmailFile: check 'junk line'", then the fields (§13g).
+        let data = b"junk line\nSubject: s\nContent-Type: text/html\n\nbody\n";
+        let e = split(data, true);
+        assert_eq!(e.content_type.as_deref(), Some(&b" text/html"[..]));
+        assert_eq!(e.body, b"body\n");
+        assert_eq!(split(data, false).body, &data[..]);
+        // No field and no empty line: all header, no body.
+        assert_eq!(split(b"ZZTOP data\x00\x01 more\n", true).body, b"");
     }
 
     #[test]

@@ -80,7 +80,7 @@ fn entity(data: &[u8], depth: u32, sink: &mut dyn Sink) -> Flow {
         sink.not_unpacked("mail parts nested deeper than 64 levels");
         return Flow::Continue;
     }
-    let e = header::split(data);
+    let e = header::split(data, depth == 0);
     let ctype = e
         .content_type
         .as_deref()
