@@ -9,13 +9,14 @@
 
 use crate::audit::{Ancestor, FileInfo, Kind, Mode, ProcessInfo, Record, Verdict};
 use crate::ebpf::Ebpf;
+use arc_swap::ArcSwapOption;
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// Notes waiting for the enricher.
 const QUEUE: usize = 4096;
@@ -67,7 +68,7 @@ impl Trail {
     /// Starts the enricher; `deliver` gets every finished record (the audit writer's submit).
     pub fn start(
         mode: Mode,
-        ebpf: Arc<RwLock<Option<Ebpf>>>,
+        ebpf: Arc<ArcSwapOption<Ebpf>>,
         mut deliver: impl FnMut(Record) + Send + 'static,
     ) -> std::io::Result<(Trail, Enricher)> {
         let (tx, rx): (SyncSender<Note>, Receiver<Note>) = sync_channel(QUEUE);
@@ -82,8 +83,8 @@ impl Trail {
                     // by itself: stop is a flag, honoured once the queue is empty.
                     match rx.recv_timeout(std::time::Duration::from_millis(100)) {
                         Ok(note) => {
-                            let ebpf = ebpf.read().unwrap_or_else(|e| e.into_inner());
-                            let record = enrich(note, mode, ebpf.as_ref());
+                            let ebpf = ebpf.load();
+                            let record = enrich(note, mode, ebpf.as_deref());
                             drop(ebpf);
                             deliver(record);
                         }

@@ -27,7 +27,7 @@ pub fn start(kills: Kills, shared: Arc<Shared>) -> std::io::Result<Reporter> {
                 kills.run(&stop, |k| {
                     bump(&shared.counters.exec_kills);
                     let (path, name) = {
-                        let ebpf = shared.ebpf.read().unwrap_or_else(|e| e.into_inner());
+                        let ebpf = shared.ebpf.load();
                         let e = ebpf.as_ref();
                         (
                             e.and_then(|e| e.process(k.tgid)).and_then(|p| p.exe_path),
@@ -51,7 +51,7 @@ pub fn start(kills: Kills, shared: Arc<Shared>) -> std::io::Result<Reporter> {
                     let name = name
                         .as_deref()
                         .unwrap_or("(a signature of an earlier database)");
-                    shared.reporter.line_with(
+                    shared.reports.line(
                         &path,
                         &format!("{name} exec killed"),
                         &shared.opener(k.tgid as i32),

@@ -35,12 +35,13 @@ mod worker;
 
 use crate::cli::RunArgs;
 use crate::config::{Mode, RunConfig};
+use arc_swap::{ArcSwap, ArcSwapOption};
 use engine::Database;
 use permit::FailPolicy;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Test hook: behave as on a kernel without CONFIG_FANOTIFY_ACCESS_PERMISSIONS (the permission marks are
@@ -180,7 +181,7 @@ impl AuditRun {
 fn start_audit(
     cfg: &RunConfig,
     mode: crate::audit::Mode,
-    ebpf: &Arc<RwLock<Option<crate::ebpf::Ebpf>>>,
+    ebpf: &Arc<ArcSwapOption<crate::ebpf::Ebpf>>,
 ) -> Result<Option<AuditRun>, String> {
     let Some(settings) = &cfg.audit else {
         return Ok(None);
@@ -493,7 +494,7 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     };
     // Audit trail (issue 5): the writer (local log + sinks), then the enricher in front of it. A log that
     // cannot be opened stops the start, like a log file that cannot be (nothing would record decisions).
-    let ebpf_shared = Arc::new(RwLock::new(None));
+    let ebpf_shared = Arc::new(ArcSwapOption::empty());
     let audit = match start_audit(&cfg, audit_mode, &ebpf_shared) {
         Ok(a) => a,
         Err(e) => {
@@ -560,6 +561,13 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let (reporter_thread, reports) = match report::ReporterThread::start(reporter, trail.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sensor run: cannot start the reporter thread: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let ignore_mask = if mode == Mode::Prevent {
         sys::PERM_EVENTS
     } else {
@@ -579,11 +587,12 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         .as_mut()
         .filter(|_| mode == Mode::NotifyOnly)
         .and_then(|h| h.take_prefilter());
+    let kills = ebpf_handle.as_mut().and_then(|e| e.take_kills());
     let shared = Arc::new(worker::Shared {
         group: Arc::clone(&group),
         counters: Arc::clone(&counters),
-        filter: RwLock::new(Arc::new(filter_of(&cfg, &extra))),
-        db: RwLock::new(db),
+        filter: ArcSwap::from_pointee(filter_of(&cfg, &extra)),
+        db: ArcSwap::new(db),
         cache: cache::Cache::new(
             Arc::clone(&group),
             ignore_mask,
@@ -595,7 +604,7 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
             allmatch: false,
             limits: cfg.limits,
         },
-        reporter,
+        reports,
         ignore_mask,
         prevent: mode == Mode::Prevent,
         notified: worker::Notices::default(),
@@ -604,25 +613,19 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
             .and_then(|v| v.parse().ok())
             .map(Duration::from_millis),
         ebpf: {
-            *ebpf_shared.write().unwrap_or_else(|e| e.into_inner()) = ebpf_handle; // eBPF hook (issue 4)
+            ebpf_shared.store(ebpf_handle.map(Arc::new));
             Arc::clone(&ebpf_shared)
         },
         trail: trail.clone(),
     });
-    if let Some(e) = shared
-        .ebpf
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-    {
+    if let Some(e) = shared.ebpf.load().as_ref() {
         e.set_excluded_uids(&cfg.exclude_uids); // before the marks: no event is judged before it
     }
 
-    let (tx, rx) = mpsc::sync_channel(cfg.queue_size);
-    let rx = Arc::new(Mutex::new(rx));
+    let (tx, rx) = crossbeam_channel::bounded(cfg.queue_size);
     let workers: Vec<_> = (0..cfg.threads.max(1))
         .map(|i| {
-            let (shared, rx) = (Arc::clone(&shared), Arc::clone(&rx));
+            let (shared, rx) = (Arc::clone(&shared), rx.clone());
             std::thread::Builder::new()
                 .name(format!("scan-{i}"))
                 .spawn(move || worker::run(shared, rx))
@@ -699,17 +702,11 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     }
     let _ = counters.ebpf.set(enabled);
     // Exec-guard kills are reported from the kernel's ring buffer (the kill itself needs no userspace).
-    let kill_reporter = shared
-        .ebpf
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_mut()
-        .and_then(|e| e.take_kills())
-        .and_then(|k| {
-            kills::start(k, Arc::clone(&shared))
-                .map_err(|e| eprintln!("sensor run: warning: exec kills not reported: {e}"))
-                .ok()
-        });
+    let kill_reporter = kills.and_then(|k| {
+        kills::start(k, Arc::clone(&shared))
+            .map_err(|e| eprintln!("sensor run: warning: exec kills not reported: {e}"))
+            .ok()
+    });
     let reader = reader::Reader {
         group: Arc::clone(&group),
         stop: match stop_fd.try_clone() {
@@ -800,14 +797,14 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         "sensor run: {} mode, protecting {} with {} signatures, {} scanner threads, deadline {:?}, on error {}",
         mode_name.to_uppercase(),
         roots.iter().chain(&cfg.include).map(|p| p.display().to_string()).collect::<std::collections::BTreeSet<_>>().into_iter().collect::<Vec<_>>().join(", "),
-        shared.db.read().map(|d| d.signature_count()).unwrap_or(0),
+        shared.db.load().signature_count(),
         cfg.threads,
         cfg.deadline,
         if cfg.deny_on_error { "deny" } else { "allow" },
     );
 
     if let Some(t) = &trail {
-        let db = shared.db.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let db = shared.db.load_full();
         t.note(audit::Note {
             verdict: None,
             message: Some(format!(
@@ -891,6 +888,8 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
     for w in workers {
         let _ = w.join();
     }
+    // Every detection is queued: write them (and their audit records) before the trail stops.
+    reporter_thread.stop();
     // No worker holds a lease any more: let every kept one go (marks first), then stop listening for breaks.
     shared.cache.renew();
     leases_stop.signal();
@@ -916,13 +915,7 @@ pub fn run(args: RunArgs, cfg: RunConfig) -> ExitCode {
         a.stop();
     }
     // eBPF hook (issue 4): detach and unload the programs.
-    if shared
-        .ebpf
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
-        .is_some()
-    {
+    if shared.ebpf.swap(None).is_some() {
         eprintln!("sensor run: eBPF programs detached");
     }
     if let Some(path) = &cfg.status_file {
@@ -962,15 +955,10 @@ fn reload(
                 t.note(db_note(crate::audit::Kind::DbReload, &cfg, &db, "reloaded"));
             }
             status.set_database(dbinfo::DbInfo::of(&cfg.databases, &db));
-            *shared.db.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(db);
+            shared.db.store(Arc::new(db));
             shared.cache.renew();
             // eBPF hook (issue 4): the exec guard forgets the old database's verdicts too.
-            if let Some(e) = shared
-                .ebpf
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_ref()
-            {
+            if let Some(e) = shared.ebpf.load().as_ref() {
                 e.clear_infected();
                 e.set_excluded_uids(&cfg.exclude_uids);
             }
@@ -993,8 +981,9 @@ fn reload(
         }
     }
     // The mount watcher marks filesystems of new include paths right after this (see `run`).
-    *shared.filter.write().unwrap_or_else(|e| e.into_inner()) =
-        Arc::new(filter_of(&cfg, &submounts(&cfg)));
+    shared
+        .filter
+        .store(Arc::new(filter_of(&cfg, &submounts(&cfg))));
     eprintln!("sensor run: reloaded configuration and database");
     cfg
 }

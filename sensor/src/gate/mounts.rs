@@ -72,10 +72,6 @@ impl Watcher {
                 marked.push(root);
             }
         }
-        *self
-            .shared
-            .filter
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = Arc::new(filter_of(&cfg, &extra));
+        self.shared.filter.store(Arc::new(filter_of(&cfg, &extra)));
     }
 }

@@ -331,11 +331,7 @@ fn handle(moves: &Moves, paths: &mut Paths, shared: &Shared, ev: Event<'_>) {
         bump(&c.dir_move_unresolved);
         return;
     };
-    let filter = shared
-        .filter
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let filter = shared.filter.load_full();
     let Some(direction) = change(filter.classify(&old), filter.classify(&new)) else {
         return;
     };
@@ -349,7 +345,7 @@ fn handle(moves: &Moves, paths: &mut Paths, shared: &Shared, ev: Event<'_>) {
         old.display()
     );
     shared
-        .reporter
+        .reports
         .log_line(&format!("{}: {message}", new.display()));
     if let Some(t) = &shared.trail {
         let id = std::fs::symlink_metadata(&new)

@@ -10,6 +10,7 @@ use super::latency::Route;
 use super::status::{bump, Counters};
 use super::sys::Group;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -30,6 +31,9 @@ impl FailPolicy {
 #[derive(Debug)]
 pub struct Pending {
     fd: Mutex<Option<OwnedFd>>,
+    /// Set once the fd was taken out of `fd` to answer: read without the lock, so that the watchdog (and
+    /// through the watch lock, the reader) never waits for a worker that holds the slot across its `dup`.
+    answered: AtomicBool,
     /// When the reader read the event: the start of its decision latency.
     arrived: Instant,
     pub deadline: Instant,
@@ -58,6 +62,7 @@ impl Pending {
         // A poisoned lock only means another thread panicked mid-answer; the slot itself is still sound.
         let mut slot = self.fd.lock().unwrap_or_else(|p| p.into_inner());
         let fd = slot.take()?;
+        self.answered.store(true, Ordering::Release);
         if group.respond(fd.as_raw_fd(), allow).is_err() {
             bump(&counters.respond_errors);
         }
@@ -75,8 +80,36 @@ impl Pending {
         self.arrived.elapsed().as_micros() as u64
     }
 
+    /// Whether the event was answered (or is being answered): lock-free.
     pub fn is_answered(&self) -> bool {
-        self.fd.lock().unwrap_or_else(|p| p.into_inner()).is_none()
+        self.answered.load(Ordering::Acquire)
+    }
+
+    /// A slot holding `fd`, for tests of what holds slots.
+    #[cfg(test)]
+    pub fn for_test(fd: OwnedFd, deadline: Instant) -> Arc<Pending> {
+        Arc::new(Pending {
+            fd: Mutex::new(Some(fd)),
+            answered: AtomicBool::new(false),
+            arrived: Instant::now(),
+            deadline,
+            pid: 0,
+            exec: false,
+        })
+    }
+
+    /// Empties the slot as an answer does, without a group to answer.
+    #[cfg(test)]
+    pub fn answer_for_test(&self) {
+        let mut slot = self.fd.lock().unwrap_or_else(|p| p.into_inner());
+        slot.take();
+        self.answered.store(true, Ordering::Release);
+    }
+
+    /// Holds the slot's lock, as a worker does across its `dup` of the fd.
+    #[cfg(test)]
+    pub fn hold(&self) -> std::sync::MutexGuard<'_, Option<OwnedFd>> {
+        self.fd.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -103,6 +136,7 @@ impl Permit {
     ) -> Permit {
         let pending = Arc::new(Pending {
             fd: Mutex::new(Some(fd)),
+            answered: AtomicBool::new(false),
             arrived,
             deadline,
             pid,

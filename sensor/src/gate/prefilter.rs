@@ -15,9 +15,9 @@
 use super::reader::{enqueue, Job};
 use super::status::{bump, Counters};
 use crate::ebpf::open::{reopen, Prefilter};
+use crossbeam_channel::Sender;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -31,7 +31,7 @@ pub struct Consumer {
 pub fn start(
     mut pf: Prefilter,
     trees: &[PathBuf],
-    tx: SyncSender<Job>,
+    tx: Sender<Job>,
     counters: Arc<Counters>,
 ) -> std::io::Result<Consumer> {
     pf.protect(trees);

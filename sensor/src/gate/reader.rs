@@ -8,9 +8,9 @@ use super::status::{bump, Counters};
 use super::stop::Stop;
 use super::sys::{self, Events, Group};
 use super::watchdog::Watch;
+use crossbeam_channel::{Sender, TrySendError};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ pub enum Job {
 
 /// Queues a job without waiting, counted in the queue-depth gauge `depth` (which workers decrement as they
 /// take jobs). Counted before the send, so a worker's decrement never precedes the increment.
-pub fn enqueue(tx: &SyncSender<Job>, depth: &AtomicU64, job: Job) -> Result<(), TrySendError<Job>> {
+pub fn enqueue(tx: &Sender<Job>, depth: &AtomicU64, job: Job) -> Result<(), TrySendError<Job>> {
     depth.fetch_add(1, Ordering::Relaxed);
     let sent = tx.try_send(job);
     if sent.is_err() {
@@ -39,7 +39,7 @@ const READ_BUF: usize = 64 * 1024;
 pub struct Reader {
     pub group: Arc<Group>,
     pub stop: Stop,
-    pub tx: SyncSender<Job>,
+    pub tx: Sender<Job>,
     pub watch: Arc<Watch>,
     pub counters: Arc<Counters>,
     pub fail: FailPolicy,

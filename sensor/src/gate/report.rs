@@ -1,14 +1,20 @@
 //! What the gate tells people: detection lines (`PATH: NAME FOUND`, as clamonacc prints them) on stdout and
-//! in the log file, and quarantine (move, copy, remove) after the answer. Called by workers, never by the
-//! reader. Quarantine never deletes anything unless the copy it makes first succeeded, and a copy that fails
+//! in the log file, and quarantine (move, copy, remove) after the answer. Done by one reporter thread behind
+//! a bounded queue ([`Reports`]): a worker hands a detection over without waiting for a terminal, a disk or
+//! a copy, and what does not fit is counted (`report_drops`), never waited for. Quarantine never deletes anything unless the copy it makes first succeeded, and a copy that fails
 //! part way (a full filesystem) is removed: nothing that looks like a quarantined file stays behind. The
 //! log and the quarantined files are opened by `crate::safefile`: never through a symlink, mode 0600.
 
+use super::audit::{Note, Trail};
+use super::cache::Found;
 use super::status::{bump, Counters};
+use crate::audit::Kind;
 use crate::config::Action;
 use crate::safefile::{self, Links, Moved};
+use crossbeam_channel::{Receiver, Sender};
 use std::fs::File;
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -75,7 +81,6 @@ impl Reporter {
     /// Returns the quarantine's outcome (clamonacc's words), if one was asked for. A failed quarantine is
     /// told on stderr too (issue 11): it is not a file that could not be judged, the verdict stands.
     pub fn detection(&self, path: &Path, name: &str, opener: &str) -> Option<String> {
-        bump(&self.counters.detections);
         self.line_with(path, &format!("{name} FOUND"), opener);
         let action = self.action.as_ref()?;
         let msg = match quarantine(path, action) {
@@ -91,6 +96,138 @@ impl Reporter {
         };
         self.line(path, &msg);
         Some(msg)
+    }
+}
+
+/// Detections and lines waiting for the reporter thread, at most.
+const QUEUE: usize = 1024;
+
+/// What the reporter thread is handed.
+enum Message {
+    /// A detection: its line, its quarantine, and the quarantine's audit record (through the event's fd).
+    Detection {
+        path: PathBuf,
+        found: Found,
+        file: OwnedFd,
+        pid: i32,
+        /// What the eBPF process table knew of the opener (`worker::Shared::opener`), for the log.
+        opener: String,
+    },
+    /// A line for stdout and the log (`log_suffix` in the log only).
+    Line {
+        path: PathBuf,
+        rest: String,
+        log_suffix: String,
+    },
+    /// A line for the log only.
+    LogLine(String),
+    Stop,
+}
+
+/// The senders' side of the reporter thread: hands over without waiting.
+pub struct Reports {
+    tx: Sender<Message>,
+    counters: Arc<Counters>,
+}
+
+impl Reports {
+    fn send(&self, m: Message) {
+        if self.tx.try_send(m).is_err() {
+            bump(&self.counters.report_drops);
+        }
+    }
+
+    /// Reports a detection: counted at once, written and quarantined by the reporter thread.
+    pub fn detection(&self, path: &Path, found: &Found, file: OwnedFd, pid: i32, opener: String) {
+        bump(&self.counters.detections);
+        self.send(Message::Detection {
+            path: path.to_path_buf(),
+            found: found.clone(),
+            file,
+            pid,
+            opener,
+        });
+    }
+
+    /// A line to the log only.
+    pub fn log_line(&self, line: &str) {
+        self.send(Message::LogLine(line.to_string()));
+    }
+
+    /// A line to stdout and the log, `log_suffix` appended in the log only.
+    pub fn line(&self, path: &Path, rest: &str, log_suffix: &str) {
+        self.send(Message::Line {
+            path: path.to_path_buf(),
+            rest: rest.to_string(),
+            log_suffix: log_suffix.to_string(),
+        });
+    }
+}
+
+/// The reporter thread; [`ReporterThread::stop`] lets it write what was queued first.
+pub struct ReporterThread {
+    tx: Sender<Message>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl ReporterThread {
+    /// Starts the thread that writes through `reporter` and records quarantines in `trail`.
+    pub fn start(
+        reporter: Reporter,
+        trail: Option<Arc<Trail>>,
+    ) -> std::io::Result<(ReporterThread, Reports)> {
+        let (tx, rx) = crossbeam_channel::bounded(QUEUE);
+        let counters = Arc::clone(&reporter.counters);
+        let thread = std::thread::Builder::new()
+            .name("report".into())
+            .spawn(move || serve(&reporter, trail.as_deref(), &rx))?;
+        let reports = Reports {
+            tx: tx.clone(),
+            counters,
+        };
+        Ok((ReporterThread { tx, thread }, reports))
+    }
+
+    /// Writes what is queued, then ends (after every worker has stopped).
+    pub fn stop(self) {
+        let _ = self.tx.send(Message::Stop);
+        let _ = self.thread.join();
+    }
+}
+
+fn serve(reporter: &Reporter, trail: Option<&Trail>, rx: &Receiver<Message>) {
+    while let Ok(m) = rx.recv() {
+        match m {
+            Message::Stop => return,
+            Message::Line {
+                path,
+                rest,
+                log_suffix,
+            } => reporter.line_with(&path, &rest, &log_suffix),
+            Message::LogLine(line) => reporter.log_line(&line),
+            Message::Detection {
+                path,
+                found,
+                file,
+                pid,
+                opener,
+            } => {
+                let Some(outcome) = reporter.detection(&path, &found.name, &opener) else {
+                    continue;
+                };
+                if let Some(t) = trail {
+                    t.note(Note {
+                        signature: Some(found.name.clone()),
+                        member: found.member.clone(),
+                        fd: Some(file),
+                        path: Some(path),
+                        pid: u32::try_from(pid).ok(),
+                        message: Some(outcome),
+                        ..Note::new(Kind::Quarantine)
+                    });
+                }
+            }
+        }
     }
 }
 

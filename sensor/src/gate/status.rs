@@ -64,6 +64,7 @@ counters! {
     errors: "Files that could not be read or judged (answered with the fail policy).",
     quarantine_errors: "Quarantine actions (move, copy, remove) that failed; the verdict stood (issue 11).",
     log_errors: "Lines the log file refused (a full disk, say).",
+    report_drops: "Detection lines and quarantines not done because the reporter's queue was full (the verdicts stood and were audited).",
     connections_cut_off: "Control-socket and metrics connections closed unanswered: out of time, or dropped for a newcomer when every slot was taken (issue 11).",
     respond_errors: "Answers the kernel refused.",
     overflow: "Kernel queue overflows (notify-only mode).",

@@ -1,6 +1,10 @@
 //! The deadline: every permission event still unanswered when its deadline passes is answered with the fail
 //! policy by this thread, whatever the worker that holds it is doing. Entries are kept in arrival order, so
 //! deadlines are monotonic and only the front needs looking at.
+//!
+//! The watch lock is taken by the reader (to push) and by this thread (to look and pop), never by a worker,
+//! and nothing is done under it that could wait for a worker: whether an entry was answered is an atomic
+//! read ([`Pending::is_answered`]), and the answer itself is written after the lock is released.
 
 use super::audit::{Note, Trail};
 use super::latency::Route;
@@ -39,13 +43,18 @@ impl Watch {
         }
     }
 
-    /// Registers a pending event; `false` when full (the caller answers the fail policy at once).
-    /// Holds the lock only to push (and, when the watchdog sleeps, to wake it: a futex wake, which never
-    /// blocks): the reader thread calls this.
+    /// Registers a pending event; `false` when full of unanswered events (the caller answers the fail
+    /// policy at once). Holds the lock only to push (and, when the watchdog sleeps, to wake it: a futex
+    /// wake, which never blocks): the reader thread calls this. Entries answered behind an older, slower
+    /// one are dropped wherever they are when the queue fills, so they never count against its capacity.
     pub fn push(&self, p: Arc<Pending>) -> bool {
         let mut q = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if q.len() >= self.capacity {
-            return false;
+            // Bounded work (the capacity, atomic reads), only when full.
+            q.retain(|p| !p.is_answered());
+            if q.len() >= self.capacity {
+                return false;
+            }
         }
         q.push_back(p);
         if self.idle.load(Ordering::Relaxed) {
@@ -131,5 +140,88 @@ impl Watch {
             std::thread::sleep(TICK);
             self.expire(Instant::now(), group, allow, counters, trail.as_deref());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::OwnedFd;
+    use std::sync::mpsc;
+
+    fn null() -> OwnedFd {
+        std::fs::File::open("/dev/null").unwrap().into()
+    }
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    #[test]
+    fn answered_entries_behind_a_slow_one_do_not_fill_the_queue() {
+        let w = Watch::new(4);
+        let slow = Pending::for_test(null(), later());
+        assert!(w.push(Arc::clone(&slow)));
+        let quick: Vec<_> = (0..3).map(|_| Pending::for_test(null(), later())).collect();
+        for q in &quick {
+            assert!(w.push(Arc::clone(q)));
+        }
+        // Full of unanswered events: the next one is refused (the fail policy answers it).
+        assert!(!w.push(Pending::for_test(null(), later())));
+        // The three behind the slow one are answered; the watchdog only ever pops from the front, so they
+        // stay queued behind it, yet new events are taken.
+        for q in &quick {
+            q.answer_for_test();
+        }
+        for _ in 0..3 {
+            assert!(w.push(Pending::for_test(null(), later())));
+        }
+        assert!(!w.push(Pending::for_test(null(), later())));
+    }
+
+    #[test]
+    fn a_worker_holding_a_slot_never_blocks_the_readers_push() {
+        let w = Arc::new(Watch::new(16));
+        let front = Pending::for_test(null(), later());
+        assert!(w.push(Arc::clone(&front)));
+        let counters = Counters::default();
+        let group = Group::new(super::super::sys::Class::Notify).expect("fanotify group (root)");
+        // A worker holds the front entry's slot (as across its dup and write of the answer) for 2 s.
+        let (held, release) = (mpsc::channel(), mpsc::channel::<()>());
+        let worker = {
+            let front = Arc::clone(&front);
+            let (held_tx, release_rx) = (held.0, release.1);
+            std::thread::spawn(move || {
+                let _slot = front.hold();
+                held_tx.send(()).unwrap();
+                let _ = release_rx.recv_timeout(Duration::from_secs(2));
+            })
+        };
+        held.1.recv().unwrap();
+        // The watchdog looks at the front meanwhile (a pass that used to wait for the slot's lock while
+        // holding the watch lock)...
+        let watchdog = {
+            let w = Arc::clone(&w);
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    w.expire(Instant::now(), &group, true, &counters, None);
+                }
+            })
+        };
+        // ...and the reader's pushes go through at once (the pause lets the watchdog reach the front entry
+        // first: it then holds the watch lock if anything under it waits for the slot).
+        std::thread::sleep(Duration::from_millis(200));
+        let t = Instant::now();
+        for _ in 0..8 {
+            assert!(w.push(Pending::for_test(null(), later())));
+        }
+        let took = t.elapsed();
+        release.0.send(()).unwrap();
+        worker.join().unwrap();
+        watchdog.join().unwrap();
+        assert!(
+            took < Duration::from_millis(500),
+            "the reader waited {took:?} for a worker's slot"
+        );
     }
 }

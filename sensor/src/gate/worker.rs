@@ -8,18 +8,19 @@ use super::cache::{Cache, Cached, Found, Kept};
 use super::filter::{Coverage, Filter};
 use super::latency::Route;
 use super::reader::Job;
-use super::report::Reporter;
+use super::report::Reports;
 use super::status::{bump, Counters};
 use super::sys::Group;
 use crate::audit::{Kind, Verdict as Answer};
 use crate::scan::reader::WINDOWED_ABOVE;
+use arc_swap::{ArcSwap, ArcSwapOption};
+use crossbeam_channel::{Receiver, RecvError, TryRecvError};
 use engine::{Database, DeepOptions, Report, SharedScanner};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 /// What clamd's MaxScanSize defaults to: with OnAccessMaxFileSize 0 ("no limit") a file is still read whole
 /// into a worker's buffer, so a huge (even sparse) file in a protected tree must not take the host's memory.
@@ -42,8 +43,9 @@ const LEARN_MAX_SIZE: u64 = 1024 * 1024;
 pub struct Shared {
     pub group: Arc<Group>,
     pub counters: Arc<Counters>,
-    pub filter: RwLock<Arc<Filter>>,
-    pub db: RwLock<Arc<Database>>,
+    /// Swapped whole by a reload; a decision loads it without a lock.
+    pub filter: ArcSwap<Filter>,
+    pub db: ArcSwap<Database>,
     /// Ignore marks and kept verdicts, each valid only under a read lease (issue 11), and the database
     /// generation they were reached with.
     pub cache: Cache,
@@ -51,7 +53,8 @@ pub struct Shared {
     pub max_file_size: u64,
     /// What a scan looks inside and where it stops (issue 12); the time limit is within the deadline.
     pub deep: DeepOptions,
-    pub reporter: Reporter,
+    /// Detections and lines go to the reporter thread.
+    pub reports: Reports,
     /// Events the kernel ignore marks silence: the permission events, or FAN_OPEN in notify-only mode.
     pub ignore_mask: u64,
     /// Notify-only mode: detections already reported, so that one open seen twice is reported once.
@@ -62,7 +65,7 @@ pub struct Shared {
     pub scan_delay: Option<std::time::Duration>,
     /// eBPF layer (issue 4), if it loaded: infected files go to its exec guard. Taken (detached) at stop.
     /// Shared with the audit enricher, which reads the process table.
-    pub ebpf: Arc<RwLock<Option<crate::ebpf::Ebpf>>>,
+    pub ebpf: Arc<ArcSwapOption<crate::ebpf::Ebpf>>,
     /// The audit trail (issue 5), unless disabled.
     pub trail: Option<Arc<Trail>>,
 }
@@ -95,29 +98,18 @@ impl Shared {
         });
     }
 
-    /// Reports a detection (stdout, log, quarantine) and records the quarantine's outcome.
+    /// Reports a detection (stdout, log, quarantine, and the quarantine's audit record) through the
+    /// reporter thread, without waiting for it.
     fn detected(&self, path: &Path, found: &Found, file: OwnedFd, pid: i32) {
-        let opener = self.opener(pid);
-        if let Some(outcome) = self.reporter.detection(path, &found.name, &opener) {
-            if let Some(t) = &self.trail {
-                t.note(Note {
-                    signature: Some(found.name.clone()),
-                    member: found.member.clone(),
-                    fd: Some(file),
-                    path: Some(path.to_path_buf()),
-                    pid: u32::try_from(pid).ok(),
-                    message: Some(outcome),
-                    ..Note::new(Kind::Quarantine)
-                });
-            }
-        }
+        self.reports
+            .detection(path, found, file, pid, self.opener(pid));
     }
 
     /// eBPF hook (issue 4): what the process table knows of an opener, for the log's detection line:
     /// ` (pid N, ppid M, exe PATH (DEV:INO), comm X)` (DEV as `stat::st_dev` encodes it; PATH as the exec
     /// named it, left out when unknown), or "" without an entry.
     pub(super) fn opener(&self, pid: i32) -> String {
-        let ebpf = self.ebpf.read().unwrap_or_else(|e| e.into_inner());
+        let ebpf = self.ebpf.load();
         let Some(p) = ebpf.as_ref().and_then(|e| e.process(pid as u32)) else {
             return String::new();
         };
@@ -134,7 +126,7 @@ impl Shared {
 
     /// eBPF hook (issue 4): the kernel SIGKILLs any later exec of this file (no-op without eBPF).
     fn guard_exec(&self, file: &OwnedFd, st: &libc::stat, name: &str) {
-        if let Some(e) = self.ebpf.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if let Some(e) = self.ebpf.load().as_ref() {
             let kernel = crate::ebpf::kernel_key::of(file.as_fd());
             let ctime = (st.st_ctime, st.st_ctime_nsec);
             e.mark_infected(st.st_dev, st.st_ino, kernel, ctime, name);
@@ -184,8 +176,12 @@ enum Judgement {
     Error,
 }
 
-pub fn run(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Job>>>) {
-    let db = shared.db.read().unwrap_or_else(|e| e.into_inner()).clone();
+/// A worker's loop. Every worker holds a receiver of one bounded MPMC queue (crossbeam-channel): whichever
+/// is free takes the next event, none waits behind another to get at the queue. Routing by file to
+/// per-worker queues would keep one file's events together, but a slow scan would then stall the events
+/// queued behind it while other workers idle.
+pub fn run(shared: Arc<Shared>, rx: Receiver<Job>) {
+    let db = shared.db.load_full();
     let mut w = Worker {
         scanner: SharedScanner::new(db),
         buf: Vec::new(),
@@ -193,11 +189,7 @@ pub fn run(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Job>>>) {
         scanned: false,
     };
     loop {
-        let job = {
-            let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
-            next_job(&rx)
-        };
-        let Ok(job) = job else { return };
+        let Ok(job) = next_job(&rx) else { return };
         w.shared
             .counters
             .queue_depth
@@ -207,12 +199,7 @@ pub fn run(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Job>>>) {
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.handle(job)));
         if caught.is_err() {
             bump(&w.shared.counters.errors);
-            let db = w
-                .shared
-                .db
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
+            let db = w.shared.db.load_full();
             w.scanner = SharedScanner::new(db);
         }
     }
@@ -223,13 +210,12 @@ pub fn run(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Job>>>) {
 /// idle sensor burns at most this much CPU after its last event.
 const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
-fn next_job(rx: &Receiver<Job>) -> Result<Job, std::sync::mpsc::RecvError> {
-    use std::sync::mpsc::TryRecvError;
+fn next_job(rx: &Receiver<Job>) -> Result<Job, RecvError> {
     let until = std::time::Instant::now() + SPIN;
     loop {
         match rx.try_recv() {
             Ok(job) => return Ok(job),
-            Err(TryRecvError::Disconnected) => return Err(std::sync::mpsc::RecvError),
+            Err(TryRecvError::Disconnected) => return Err(RecvError),
             Err(TryRecvError::Empty) if std::time::Instant::now() < until => std::hint::spin_loop(),
             Err(TryRecvError::Empty) => return rx.recv(),
         }
@@ -396,7 +382,7 @@ impl Worker {
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
             return Judgement::Allow;
         }
-        let filter = sh.filter.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let filter = sh.filter.load_full();
         // The path is looked up only when it decides something: a filesystem wholly protected needs none
         // until there is a detection to report.
         let path = if filter.whole_device(st.st_dev) {
@@ -419,7 +405,7 @@ impl Worker {
             Some(Coverage::Covered) | None => {}
         }
         let kernel = || {
-            let ebpf = sh.ebpf.read().unwrap_or_else(|e| e.into_inner());
+            let ebpf = sh.ebpf.load();
             ebpf.as_ref()?.uid_excluded(pid as u32)
         };
         let (excluded, by_kernel) = filter.uid_excluded(pid, kernel, || bump(&c.proc_lookups));
@@ -462,7 +448,7 @@ impl Worker {
         // Generation first: a reload swaps the database, then bumps the generation, so a verdict reached
         // with an old database carries an old generation and is never kept.
         let generation = sh.cache.generation();
-        let db = sh.db.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let db = sh.db.load_full();
         self.scanner.set_database(db);
         if let Some(v) = sh.cache.get(key, generation) {
             bump(&c.cache_hits);
