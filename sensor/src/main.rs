@@ -5,11 +5,14 @@ mod audit;
 mod cli;
 mod config;
 mod control;
+mod daemon;
 mod db;
 mod ebpf;
 mod gate;
+mod observe;
 mod safefile;
 mod scan;
+mod service;
 mod threads;
 
 use clap::Parser;
@@ -27,7 +30,7 @@ fn main() -> ExitCode {
                 for w in &cfg.warnings {
                     eprintln!("sensor run: warning: {w}");
                 }
-                gate::run(args, cfg)
+                daemon::run(args, cfg)
             }
             Err(e) => {
                 eprintln!("sensor run: {e}");

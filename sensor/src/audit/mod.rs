@@ -16,6 +16,7 @@
 
 pub mod chain;
 pub mod cmd;
+pub mod enricher;
 pub mod export;
 pub mod fields;
 pub mod journald;

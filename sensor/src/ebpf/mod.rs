@@ -16,8 +16,10 @@
 
 mod btf;
 pub mod kernel_key;
+pub mod kill_reports;
 pub mod kills;
-pub mod open; // open prefilter (issue 4)
+pub mod open;
+pub mod prefilter_jobs;
 mod ring;
 
 use aya::maps::{HashMap, MapData};

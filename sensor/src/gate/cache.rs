@@ -40,9 +40,9 @@
 //! let go first). Locking: workers and the `leases` thread hold the table lock only around a few
 //! non-blocking system calls; the thread that reads the kernel never touches it.
 
-use super::status::{bump, Counters};
-use super::stop::Stop;
 use super::sys::Group;
+use crate::observe::status::{bump, Counters};
+use crate::service::Stop;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -6,9 +6,9 @@
 //! fd (taken with [`Permit::file`]), never through the raw number. A permit dropped unanswered answers the
 //! fail policy and is counted. Nothing here logs or blocks beyond one short lock and one write.
 
-use super::latency::Route;
-use super::status::{bump, Counters};
 use super::sys::Group;
+use crate::observe::latency::Route;
+use crate::observe::status::{bump, Counters};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -2,12 +2,12 @@
 //! (the sensor's own process: allow; full queue: fail policy) and NEVER logs, blocks on anything but poll,
 //! or allocates beyond one small record per event in flight (bounded by the queue and the watchdog).
 
-use super::latency::Route;
 use super::permit::{FailPolicy, Permit};
-use super::status::{bump, Counters};
-use super::stop::Stop;
 use super::sys::{self, Events, Group};
 use super::watchdog::Watch;
+use crate::observe::latency::Route;
+use crate::observe::status::{bump, Counters};
+use crate::service::Stop;
 use crossbeam_channel::{Sender, TrySendError};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};

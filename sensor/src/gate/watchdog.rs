@@ -6,12 +6,12 @@
 //! and nothing is done under it that could wait for a worker: whether an entry was answered is an atomic
 //! read ([`Pending::is_answered`]), and the answer itself is written after the lock is released.
 
-use super::audit::{Note, Trail};
-use super::latency::Route;
 use super::permit::Pending;
-use super::status::{bump, Counters};
 use super::sys::Group;
+use crate::audit::enricher::{Note, Trail};
 use crate::audit::{Kind, Verdict};
+use crate::observe::latency::Route;
+use crate::observe::status::{bump, Counters};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};

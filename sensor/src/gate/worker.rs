@@ -3,15 +3,15 @@
 //! opens never leave the kernel, but only if it was read and judged under a read lease that no writer broke
 //! (`cache` owns that protocol), so no mark or kept verdict outlives a modification it did not see.
 
-use super::audit::{Note, Trail};
 use super::cache::{Cache, Cached, Found, Kept};
 use super::filter::{Coverage, Filter};
-use super::latency::Route;
 use super::reader::Job;
-use super::report::Reports;
-use super::status::{bump, Counters};
 use super::sys::Group;
+use crate::audit::enricher::{Note, Trail};
 use crate::audit::{Kind, Verdict as Answer};
+use crate::daemon::report::Reports;
+use crate::observe::latency::Route;
+use crate::observe::status::{bump, Counters};
 use crate::scan::reader::WINDOWED_ABOVE;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use crossbeam_channel::{Receiver, RecvError, TryRecvError};
@@ -108,7 +108,7 @@ impl Shared {
     /// eBPF hook (issue 4): what the process table knows of an opener, for the log's detection line:
     /// ` (pid N, ppid M, exe PATH (DEV:INO), comm X)` (DEV as `stat::st_dev` encodes it; PATH as the exec
     /// named it, left out when unknown), or "" without an entry.
-    pub(super) fn opener(&self, pid: i32) -> String {
+    pub fn opener(&self, pid: i32) -> String {
         let ebpf = self.ebpf.load();
         let Some(p) = ebpf.as_ref().and_then(|e| e.process(pid as u32)) else {
             return String::new();

@@ -9,12 +9,12 @@
 //! One notification group that reports directory file handles and names (FAN_RENAME needs Linux 5.17), a
 //! filesystem mark per protected filesystem, one thread that sleeps in poll until an event or the stop.
 
-use super::audit::Note;
-use super::filter::Coverage;
-use super::status::bump;
-use super::stop::Stop;
-use super::worker::Shared;
+use crate::audit::enricher::Note;
 use crate::audit::Kind;
+use crate::gate::filter::Coverage;
+use crate::gate::worker::Shared;
+use crate::observe::status::bump;
+use crate::service::Stop;
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

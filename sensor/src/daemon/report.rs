@@ -5,11 +5,11 @@
 //! part way (a full filesystem) is removed: nothing that looks like a quarantined file stays behind. The
 //! log and the quarantined files are opened by `crate::safefile`: never through a symlink, mode 0600.
 
-use super::audit::{Note, Trail};
-use super::cache::Found;
-use super::status::{bump, Counters};
+use crate::audit::enricher::{Note, Trail};
 use crate::audit::Kind;
 use crate::config::Action;
+use crate::gate::cache::Found;
+use crate::observe::status::{bump, Counters};
 use crate::safefile::{self, Links, Moved};
 use crossbeam_channel::{Receiver, Sender};
 use std::fs::File;

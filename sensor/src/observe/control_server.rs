@@ -6,9 +6,9 @@
 //! sensor that died is replaced; a live one (something answers a connect) or a file that is not a
 //! socket is an error, never overwritten. The file is removed at stop, unless it was replaced meanwhile.
 
-use super::serve::{self, Listen, Service};
-use super::status::{Status, VERSION};
 use crate::control::{self, Command, IO_BUDGET, MAX_REQUEST};
+use crate::observe::serve::{self, Listen, Service};
+use crate::observe::status::{Status, VERSION};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -169,8 +169,8 @@ pub fn start(bound: Bound, status: Arc<Status>) -> io::Result<Service> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gate::dbinfo::DbInfo;
-    use crate::gate::status::Counters;
+    use crate::observe::dbinfo::DbInfo;
+    use crate::observe::status::Counters;
     use std::io::{Read, Write};
 
     fn status() -> Arc<Status> {

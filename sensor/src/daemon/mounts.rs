@@ -3,11 +3,11 @@
 //! now lie below the trees and refreshes the filter. Between a mount and its mark the new filesystem is
 //! unguarded for the time it takes this thread to wake (a poll wake-up, well under a millisecond idle).
 
-use super::status::bump;
-use super::sys::Group;
-use super::worker::Shared;
 use super::{filter_of, mark_roots, submounts};
 use crate::config::RunConfig;
+use crate::gate::sys::Group;
+use crate::gate::worker::Shared;
+use crate::observe::status::bump;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -23,7 +23,7 @@ pub struct Watcher {
     pub shared: Arc<Shared>,
     pub stop: Arc<AtomicBool>,
     /// Directory-move reporting, marked on the same filesystems.
-    pub moves: Option<Arc<super::moves::Moves>>,
+    pub moves: Option<Arc<crate::daemon::moves::Moves>>,
 }
 
 /// How long one poll waits before looking at the stop flag.

@@ -16,8 +16,8 @@
 //! and the connections are dropped with the thread (the control socket's file is removed then, see
 //! `control::Bound`).
 
-use super::status::{bump, Counters};
-use super::stop::Stop;
+use crate::observe::status::{bump, Counters};
+use crate::service::Stop;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;

@@ -2,11 +2,11 @@
 //! already killed the exec; this thread says so, on stdout and in the log, with what the process table
 //! knows of the process: `EXE: NAME exec killed` (`EXE` as the exec named it, or `DEV:INO`).
 
-use super::audit::Note;
-use super::status::bump;
-use super::worker::Shared;
+use crate::audit::enricher::Note;
 use crate::audit::{Kind, Verdict};
 use crate::ebpf::kills::Kills;
+use crate::gate::worker::Shared;
+use crate::observe::status::bump;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

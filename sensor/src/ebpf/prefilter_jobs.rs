@@ -12,9 +12,9 @@
 //! or renamed into a tree later need nothing: the kernel decides "under a tree" at each open by walking the
 //! file's live dentry chain up to a registered root (`sensor-ebpf/src/open.rs`).
 
-use super::reader::{enqueue, Job};
-use super::status::{bump, Counters};
 use crate::ebpf::open::{reopen, Prefilter};
+use crate::gate::reader::{enqueue, Job};
+use crate::observe::status::{bump, Counters};
 use crossbeam_channel::Sender;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

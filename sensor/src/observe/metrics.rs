@@ -17,9 +17,9 @@
 //!   `sensor_decision_latency_by_route_seconds{route="scanned|fast|fail_policy"}` (the same events by
 //!   how they were answered: a separate family, so that summing it never counts an event twice).
 
-use super::latency::{Route, Snapshot, BOUNDS_NS};
-use super::serve::{self, Service};
-use super::status::{Status, VERSION};
+use crate::observe::latency::{Route, Snapshot, BOUNDS_NS};
+use crate::observe::serve::{self, Service};
+use crate::observe::status::{Status, VERSION};
 use std::fmt::Write as _;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -351,8 +351,8 @@ pub fn start(listener: TcpListener, status: Arc<Status>) -> io::Result<Service> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gate::dbinfo::DbInfo;
-    use crate::gate::status::Counters;
+    use crate::observe::dbinfo::DbInfo;
+    use crate::observe::status::Counters;
     use std::collections::BTreeMap;
     use std::io::{Read, Write};
     use std::net::TcpStream;

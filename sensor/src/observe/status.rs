@@ -2,9 +2,9 @@
 //! Counters are relaxed atomics: statistics, never synchronisation. Snapshots are taken by the main,
 //! control and metrics threads only, never by a thread that answers the kernel.
 
-use super::dbinfo::DbInfo;
-use super::latency::{Latency, Route, Snapshot};
 use crate::ebpf::Features;
+use crate::observe::dbinfo::DbInfo;
+use crate::observe::latency::{Latency, Route, Snapshot};
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
