@@ -10,6 +10,8 @@ mod ebpf;
 mod gate;
 mod safefile;
 mod scan;
+#[cfg(test)]
+mod test_support;
 mod threads;
 
 use clap::Parser;
