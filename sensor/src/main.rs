@@ -13,6 +13,8 @@ mod observe;
 mod safefile;
 mod scan;
 mod service;
+#[cfg(test)]
+mod test_support;
 mod threads;
 
 use clap::Parser;

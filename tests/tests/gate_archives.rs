@@ -2,10 +2,8 @@
 //! archive holding EICAR is denied (and its audit record names the member the signature matched in); a
 //! clean archive and a limit-stopped one read fine, and the limit-stopped one is never remembered as clean.
 
-use sensor_tests::gate::{
-    counter, describe, eicar, eicar_hdb_line, is_eperm, open_read_bounded, require_gate,
-    SensorOpts, EICAR_NAME, READY_TIMEOUT,
-};
+use sensor_tests::gate::{counter, eicar, eicar_hdb_line, Expect, SensorOpts, EICAR_NAME};
+use sensor_tests::gate_env;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -34,8 +32,7 @@ fn write(path: &Path, data: &[u8]) {
 
 #[test]
 fn an_archive_holding_eicar_is_denied_and_a_clean_one_reads() {
-    let t = "an_archive_holding_eicar_is_denied_and_a_clean_one_reads";
-    let Some(env) = require_gate(t) else { return };
+    let Some(env) = gate_env!() else { return };
     let prot = env.tmpfs("prot");
     let db = env.write_db(&[eicar_hdb_line()], &[]);
 
@@ -64,44 +61,19 @@ fn an_archive_holding_eicar_is_denied_and_a_clean_one_reads() {
 
     let mut opts = SensorOpts::protect(&[prot.path()]);
     opts.extra = vec!["--config".into(), conf.display().to_string()];
-    let mut s = env.start(&db, &opts);
-    s.wait_ready(READY_TIMEOUT);
+    let mut s = env.start_ready(&db, &opts);
 
-    let r = open_read_bounded(&bad);
-    assert!(
-        is_eperm(&r),
-        "{}: expected EPERM, got {}\n{}",
-        bad.display(),
-        describe(&r),
-        s.diag()
-    );
-    match open_read_bounded(&clean) {
-        Ok(v) if v == clean_data => {}
-        r => panic!(
-            "{}: expected it to read, got {}\n{}",
-            clean.display(),
-            describe(&r),
-            s.diag()
-        ),
-    }
+    s.expect([
+        Expect::denied(&bad).because("a tar.gz holding EICAR"),
+        Expect::reads(&clean, &clean_data).because("a clean tar.gz"),
+    ]);
     for _ in 0..3 {
-        match open_read_bounded(&nested) {
-            Ok(v) if v == deep => {}
-            r => panic!(
-                "{}: expected it to read, got {}\n{}",
-                nested.display(),
-                describe(&r),
-                s.diag()
-            ),
-        }
+        s.expect([Expect::reads(&nested, &deep)
+            .because("EICAR past MaxRecursion: scanned as far as allowed")]);
     }
 
     let line = format!("{}: {EICAR_NAME}.UNOFFICIAL FOUND", bad.display());
-    assert!(
-        s.wait_stdout_line(&line, Duration::from_secs(5)),
-        "missing `{line}`\n{}",
-        s.diag()
-    );
+    s.expect_stdout_line(&line, Duration::from_secs(5));
     let st = s.settled_status();
     assert!(counter(&st, "denied") >= 1, "{st}");
     assert!(

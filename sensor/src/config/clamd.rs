@@ -525,7 +525,10 @@ mod tests {
                     }
                 }
             }
-            Err(_) => eprintln!("SKIP: {} not installed", path.display()),
+            Err(e) => crate::test_support::skip_or_fail(
+                "the_sample_file_is_refused_while_it_has_its_example_line",
+                &format!("{}: {e} (package clamav-daemon)", path.display()),
+            ),
         }
     }
 }

@@ -569,20 +569,30 @@ fn attach_raw(bpf: &mut aya::Ebpf, prog: &str, name: &str) -> Result<(), String>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support;
 
-    /// Everything loaded, or None after a SKIPPED line (a panic with env `CI` set).
+    /// Everything loaded, or None after a SKIPPED line (a failure with env `CI` set): needs root, the
+    /// eBPF object built into the sensor, and a kernel that takes the programs.
     fn load_or_skip(test: &str) -> Option<Ebpf> {
+        if !test_support::is_root() {
+            test_support::skip_or_fail(test, "needs root (loading eBPF programs)");
+            return None;
+        }
+        if OBJECT.is_empty() {
+            test_support::skip_or_fail(
+                test,
+                "the eBPF object was not built (`cargo xtask build-ebpf`)",
+            );
+            return None;
+        }
         let l = load(Wanted {
             uid_tracking: true,
             open_prefilter: true,
         });
         match l.handle {
             Some(h) if l.features.contains("exec guard on, process table on") => Some(h),
-            _ if std::env::var_os("CI").is_some() => {
-                panic!("{test}: eBPF unavailable: {}", l.features)
-            }
             _ => {
-                eprintln!("SKIPPED: {test}: {}", l.features);
+                test_support::skip_or_fail(test, &format!("eBPF unavailable: {}", l.features));
                 None
             }
         }
@@ -605,13 +615,6 @@ mod tests {
     /// As root on a kernel that allows it: load, see this test process in the table after a fork+exec.
     #[test]
     fn loads_and_tracks_a_child_when_privileged() {
-        // SAFETY: no preconditions.
-        if unsafe { libc::geteuid() } != 0 || OBJECT.is_empty() {
-            eprintln!(
-                "SKIPPED: loads_and_tracks_a_child_when_privileged: needs root and the eBPF object"
-            );
-            return;
-        }
         let Some(h) = load_or_skip("loads_and_tracks_a_child_when_privileged") else {
             return;
         };
@@ -641,11 +644,6 @@ mod tests {
     #[test]
     fn excluded_flag_follows_the_euid_when_privileged() {
         use std::os::unix::process::CommandExt;
-        // SAFETY: no preconditions.
-        if unsafe { libc::geteuid() } != 0 || OBJECT.is_empty() {
-            eprintln!("SKIPPED: excluded_flag_follows_the_euid_when_privileged: needs root and the eBPF object");
-            return;
-        }
         let Some(h) = load_or_skip("excluded_flag_follows_the_euid_when_privileged") else {
             return;
         };
@@ -701,11 +699,6 @@ mod tests {
     /// knows its lineage (sh -> our test process).
     #[test]
     fn exe_path_and_lineage_survive_the_exit_when_privileged() {
-        // SAFETY: no preconditions.
-        if unsafe { libc::geteuid() } != 0 || OBJECT.is_empty() {
-            eprintln!("SKIPPED: exe_path_and_lineage_survive_the_exit_when_privileged: needs root and the eBPF object");
-            return;
-        }
         let Some(h) = load_or_skip("exe_path_and_lineage_survive_the_exit_when_privileged") else {
             return;
         };
@@ -733,11 +726,6 @@ mod tests {
     fn exec_guard_kills_only_the_judged_version_when_privileged() {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
         use std::os::unix::process::ExitStatusExt;
-        // SAFETY: no preconditions.
-        if unsafe { libc::geteuid() } != 0 || OBJECT.is_empty() {
-            eprintln!("SKIPPED: exec_guard_kills_only_the_judged_version_when_privileged: needs root and the eBPF object");
-            return;
-        }
         let Some(h) = load_or_skip("exec_guard_kills_only_the_judged_version_when_privileged")
         else {
             return;
