@@ -9,6 +9,7 @@ mod daemon;
 mod db;
 mod ebpf;
 mod gate;
+mod hooks;
 mod observe;
 mod safefile;
 mod scan;
@@ -27,18 +28,34 @@ fn main() -> ExitCode {
         cli::Command::Audit(args) => audit::cmd::run(args),
         cli::Command::Status(args) => control::run(args),
         cli::Command::Db(args) => db::run(args),
-        cli::Command::Run(args) => match config::load(&args) {
-            Ok(cfg) => {
-                for w in &cfg.warnings {
-                    eprintln!("sensor run: warning: {w}");
-                }
-                daemon::run(args, cfg)
-            }
-            Err(e) => {
-                eprintln!("sensor run: {e}");
-                // EX_USAGE: bad configuration, as sysexits.h has it.
-                ExitCode::from(64)
-            }
-        },
+        cli::Command::Run(args) => run(args),
     }
+}
+
+/// `sensor run`: configuration (pure data) -> `Sensor::build` (acquires fanotify, BPF, sockets) -> `run`
+/// until SIGTERM or SIGINT -> `drain`.
+fn run(args: cli::RunArgs) -> ExitCode {
+    let cfg = match config::load(&args) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("sensor run: {e}");
+            // EX_USAGE: bad configuration, as sysexits.h has it.
+            return ExitCode::from(64);
+        }
+    };
+    for w in &cfg.warnings {
+        eprintln!("sensor run: warning: {w}");
+    }
+    // Before any thread starts: every thread inherits the mask.
+    let signals = daemon::Signals::block();
+    let mut sensor = match daemon::Sensor::build(args, cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sensor run: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    sensor.run(&signals);
+    sensor.drain();
+    ExitCode::SUCCESS
 }

@@ -107,7 +107,16 @@ pub fn sensor_bin() -> Result<PathBuf, String> {
     BIN.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let out = Command::new(cargo)
-            .args(["build", "-p", "sensor", "--bin", "sensor"])
+            // With the test hooks (sensor/src/hooks.rs) that the end-to-end tests set.
+            .args([
+                "build",
+                "-p",
+                "sensor",
+                "--bin",
+                "sensor",
+                "--features",
+                "test-hooks",
+            ])
             .current_dir(workspace_root())
             .output()
             .map_err(|e| format!("cannot run cargo: {e}"))?;

@@ -9,6 +9,7 @@
 
 use crate::audit::{Ancestor, FileInfo, Kind, Mode, ProcessInfo, Record, Verdict};
 use crate::ebpf::Ebpf;
+use crate::service::Service;
 use arc_swap::ArcSwapOption;
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -70,34 +71,29 @@ impl Trail {
         mode: Mode,
         ebpf: Arc<ArcSwapOption<Ebpf>>,
         mut deliver: impl FnMut(Record) + Send + 'static,
-    ) -> std::io::Result<(Trail, Enricher)> {
+    ) -> std::io::Result<(Trail, Service)> {
         let (tx, rx): (SyncSender<Note>, Receiver<Note>) = sync_channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let thread = {
-            let stop = Arc::clone(&stop);
-            std::thread::Builder::new()
-                .name("audit-enrich".into())
-                .spawn(move || loop {
-                    // Producers keep their handles until the very end, so the queue never disconnects
-                    // by itself: stop is a flag, honoured once the queue is empty.
-                    match rx.recv_timeout(std::time::Duration::from_millis(100)) {
-                        Ok(note) => {
-                            let ebpf = ebpf.load();
-                            let record = enrich(note, mode, ebpf.as_deref());
-                            drop(ebpf);
-                            deliver(record);
-                        }
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                            if stop.load(Ordering::Relaxed) {
-                                return;
-                            }
-                        }
-                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        // Producers keep their handles until the very end, so the queue never disconnects by itself: the
+        // stop is honoured once the queue is empty. Stopping returns once every note queued so far has
+        // become a record (stop it after the producers).
+        let enricher = Service::spawn("audit-enrich", move |stop| loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(note) => {
+                    let ebpf = ebpf.load();
+                    let record = enrich(note, mode, ebpf.as_deref());
+                    drop(ebpf);
+                    deliver(record);
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if stop.is_signalled() {
+                        return;
                     }
-                })?
-        };
-        Ok((Trail { tx, dropped }, Enricher { stop, thread }))
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        })?;
+        Ok((Trail { tx, dropped }, enricher))
     }
 
     /// Hands a note over; never blocks. `false` (and counted) when the queue is full.
@@ -112,20 +108,6 @@ impl Trail {
     /// A `dup` of `fd` for a note (None if the process is out of descriptors: the record is then poorer).
     pub fn dup(fd: &OwnedFd) -> Option<OwnedFd> {
         fd.try_clone().ok()
-    }
-}
-
-/// The enricher thread.
-pub struct Enricher {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Enricher {
-    /// Returns once every note queued so far has become a record (call after the producers stopped).
-    pub fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.thread.join();
     }
 }
 

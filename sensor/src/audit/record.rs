@@ -95,13 +95,8 @@ pub struct ProcessInfo {
     pub lineage: Vec<Ancestor>,
 }
 
-/// The sensor's mode when the record was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    Prevent,
-    NotifyOnly,
-}
+/// The sensor's mode when the record was made (the configuration's type).
+pub use crate::config::Mode;
 
 /// One line of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

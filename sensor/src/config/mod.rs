@@ -88,10 +88,23 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether the sensor blocks (`prevent`: fanotify permission events) or only reports (`notify-only`). The
+/// one mode type: the configuration's, the running sensor's and the audit records'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Mode {
     Prevent,
     NotifyOnly,
+}
+
+impl Mode {
+    /// The mode's name in status output and records: `prevent`, `notify-only`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Prevent => "prevent",
+            Mode::NotifyOnly => "notify-only",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,16 +3,17 @@
 //! now lie below the trees and refreshes the filter. Between a mount and its mark the new filesystem is
 //! unguarded for the time it takes this thread to wake (a poll wake-up, well under a millisecond idle).
 
-use super::{filter_of, mark_roots, submounts};
+use super::roots::{filter_of, mark_roots, submounts};
 use crate::config::RunConfig;
 use crate::gate::sys::Group;
 use crate::gate::worker::Shared;
 use crate::observe::status::bump;
+use crate::service::{Stop, Woken};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub struct Watcher {
     pub cfg: Arc<Mutex<RunConfig>>,
@@ -21,33 +22,29 @@ pub struct Watcher {
     pub group: Arc<Group>,
     pub mask: u64,
     pub shared: Arc<Shared>,
-    pub stop: Arc<AtomicBool>,
     /// Directory-move reporting, marked on the same filesystems.
     pub moves: Option<Arc<crate::daemon::moves::Moves>>,
 }
 
-/// How long one poll waits before looking at the stop flag.
-const POLL_MS: i32 = 200;
+/// The longest wait on the mount table (the stop wakes it at once).
+const WAIT: Duration = Duration::from_secs(3600);
 
 impl Watcher {
-    pub fn run(&self) {
+    /// Until `stop`: marks what each change of the mount table brings below the trees.
+    pub fn run(&self, stop: &Stop) {
         let Ok(info) = std::fs::File::open("/proc/self/mountinfo") else {
             return;
         };
-        while !self.stop.load(Ordering::Relaxed) {
-            let mut pfd = libc::pollfd {
-                fd: info.as_raw_fd(),
-                events: libc::POLLPRI,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            let r = unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
-            if r > 0 && pfd.revents & (libc::POLLPRI | libc::POLLERR) != 0 {
-                self.refresh();
-                // Re-arm: the change is acknowledged by reading the file from the start.
-                let _ = std::io::Read::read_to_end(&mut &info, &mut Vec::new());
-                let _ = std::io::Seek::seek(&mut &info, std::io::SeekFrom::Start(0));
+        loop {
+            match stop.wait_for(info.as_raw_fd(), libc::POLLPRI, WAIT) {
+                Woken::Stop => return,
+                Woken::Timeout => continue,
+                Woken::Ready => {}
             }
+            self.refresh();
+            // Re-arm: the change is acknowledged by reading the file from the start.
+            let _ = std::io::Read::read_to_end(&mut &info, &mut Vec::new());
+            let _ = std::io::Seek::seek(&mut &info, std::io::SeekFrom::Start(0));
         }
     }
 

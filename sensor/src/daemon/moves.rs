@@ -14,7 +14,7 @@ use crate::audit::Kind;
 use crate::gate::filter::Coverage;
 use crate::gate::worker::Shared;
 use crate::observe::status::bump;
-use crate::service::Stop;
+use crate::service::{Service, Stop};
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -22,7 +22,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 /// Events per read: 64 KiB holds a few hundred rename events.
 const READ_BUF: usize = 64 * 1024;
@@ -266,26 +265,9 @@ fn change(was: Coverage, is: Coverage) -> Option<&'static str> {
     }
 }
 
-pub struct Reporter {
-    stop: Stop,
-    thread: JoinHandle<()>,
-}
-
 /// Starts the thread; `moves` must already watch the protected filesystems (more may follow).
-pub fn start(moves: Arc<Moves>, shared: Arc<Shared>) -> io::Result<Reporter> {
-    let stop = Stop::new()?;
-    let theirs = stop.try_clone()?;
-    let thread = std::thread::Builder::new()
-        .name("dir-moves".into())
-        .spawn(move || run(&moves, &shared, &theirs))?;
-    Ok(Reporter { stop, thread })
-}
-
-impl Reporter {
-    pub fn stop(self) {
-        self.stop.signal();
-        let _ = self.thread.join();
-    }
+pub fn start(moves: Arc<Moves>, shared: Arc<Shared>) -> io::Result<Service> {
+    Service::spawn("dir-moves", move |stop| run(&moves, &shared, &stop))
 }
 
 fn run(moves: &Moves, shared: &Shared, stop: &Stop) {

@@ -11,6 +11,7 @@ use crate::config::Action;
 use crate::gate::cache::Found;
 use crate::observe::status::{bump, Counters};
 use crate::safefile::{self, Links, Moved};
+use crate::service::Service;
 use crossbeam_channel::{Receiver, Sender};
 use std::fs::File;
 use std::io::Write;
@@ -164,35 +165,21 @@ impl Reports {
     }
 }
 
-/// The reporter thread; [`ReporterThread::stop`] lets it write what was queued first.
-pub struct ReporterThread {
-    tx: Sender<Message>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl ReporterThread {
-    /// Starts the thread that writes through `reporter` and records quarantines in `trail`.
-    pub fn start(
-        reporter: Reporter,
-        trail: Option<Arc<Trail>>,
-    ) -> std::io::Result<(ReporterThread, Reports)> {
-        let (tx, rx) = crossbeam_channel::bounded(QUEUE);
-        let counters = Arc::clone(&reporter.counters);
-        let thread = std::thread::Builder::new()
-            .name("report".into())
-            .spawn(move || serve(&reporter, trail.as_deref(), &rx))?;
-        let reports = Reports {
-            tx: tx.clone(),
-            counters,
-        };
-        Ok((ReporterThread { tx, thread }, reports))
-    }
-
-    /// Writes what is queued, then ends (after every worker has stopped).
-    pub fn stop(self) {
-        let _ = self.tx.send(Message::Stop);
-        let _ = self.thread.join();
-    }
+/// Starts the reporter thread, which writes through `reporter` and records quarantines in `trail`. Stopping
+/// it (after every worker has stopped) writes what is queued first.
+pub fn start(reporter: Reporter, trail: Option<Arc<Trail>>) -> std::io::Result<(Service, Reports)> {
+    let (tx, rx) = crossbeam_channel::bounded(QUEUE);
+    let counters = Arc::clone(&reporter.counters);
+    let last = tx.clone();
+    let service = Service::spawn_with_wake(
+        "report",
+        move |_stop| serve(&reporter, trail.as_deref(), &rx),
+        // Queued after everything already queued: the thread ends once it has written them.
+        move || {
+            let _ = last.send(Message::Stop);
+        },
+    )?;
+    Ok((service, Reports { tx, counters }))
 }
 
 fn serve(reporter: &Reporter, trail: Option<&Trail>, rx: &Receiver<Message>) {

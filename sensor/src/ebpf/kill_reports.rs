@@ -7,64 +7,45 @@ use crate::audit::{Kind, Verdict};
 use crate::ebpf::kills::Kills;
 use crate::gate::worker::Shared;
 use crate::observe::status::bump;
+use crate::service::Service;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
-pub struct Reporter {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
-}
-
-pub fn start(kills: Kills, shared: Arc<Shared>) -> std::io::Result<Reporter> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let thread = {
-        let stop = Arc::clone(&stop);
-        std::thread::Builder::new()
-            .name("exec-kills".into())
-            .spawn(move || {
-                kills.run(&stop, |k| {
-                    bump(&shared.counters.exec_kills);
-                    let (path, name) = {
-                        let ebpf = shared.ebpf.load();
-                        let e = ebpf.as_ref();
-                        (
-                            e.and_then(|e| e.process(k.tgid)).and_then(|p| p.exe_path),
-                            e.and_then(|e| e.infected_name(k.dev, k.ino)),
-                        )
-                    };
-                    let dev = libc::makedev((k.dev >> 20) as u32, (k.dev & 0xf_ffff) as u32);
-                    if let Some(t) = &shared.trail {
-                        t.note(Note {
-                            verdict: Some(Verdict::Killed),
-                            signature: name.clone(),
-                            path: path.as_ref().map(PathBuf::from),
-                            id: Some((dev, k.ino)),
-                            pid: Some(k.tgid),
-                            access: Some("exec"),
-                            message: Some("exec killed in the kernel by the exec guard".into()),
-                            ..Note::new(Kind::ExecKill)
-                        });
-                    }
-                    let path = PathBuf::from(path.unwrap_or_else(|| format!("{dev}:{}", k.ino)));
-                    let name = name
-                        .as_deref()
-                        .unwrap_or("(a signature of an earlier database)");
-                    shared.reports.line(
-                        &path,
-                        &format!("{name} exec killed"),
-                        &shared.opener(k.tgid as i32),
-                    );
-                })
-            })?
-    };
-    Ok(Reporter { stop, thread })
-}
-
-impl Reporter {
-    pub fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.thread.join();
-    }
+/// Starts the thread that reports the kills `kills` reads.
+pub fn start(kills: Kills, shared: Arc<Shared>) -> std::io::Result<Service> {
+    Service::spawn("exec-kills", move |stop| {
+        kills.run(&stop, |k| {
+            bump(&shared.counters.exec_kills);
+            let (path, name) = {
+                let ebpf = shared.ebpf.load();
+                let e = ebpf.as_ref();
+                (
+                    e.and_then(|e| e.process(k.tgid)).and_then(|p| p.exe_path),
+                    e.and_then(|e| e.infected_name(k.dev, k.ino)),
+                )
+            };
+            let dev = libc::makedev((k.dev >> 20) as u32, (k.dev & 0xf_ffff) as u32);
+            if let Some(t) = &shared.trail {
+                t.note(Note {
+                    verdict: Some(Verdict::Killed),
+                    signature: name.clone(),
+                    path: path.as_ref().map(PathBuf::from),
+                    id: Some((dev, k.ino)),
+                    pid: Some(k.tgid),
+                    access: Some("exec"),
+                    message: Some("exec killed in the kernel by the exec guard".into()),
+                    ..Note::new(Kind::ExecKill)
+                });
+            }
+            let path = PathBuf::from(path.unwrap_or_else(|| format!("{dev}:{}", k.ino)));
+            let name = name
+                .as_deref()
+                .unwrap_or("(a signature of an earlier database)");
+            shared.reports.line(
+                &path,
+                &format!("{name} exec killed"),
+                &shared.opener(k.tgid as i32),
+            );
+        })
+    })
 }

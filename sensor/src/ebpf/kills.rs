@@ -3,7 +3,6 @@
 
 use aya::maps::{MapData, RingBuf};
 use sensor_common::KillEvent;
-use std::sync::atomic::AtomicBool;
 
 pub struct Kills {
     events: RingBuf<MapData>,
@@ -15,7 +14,7 @@ impl Kills {
     }
 
     /// Calls `on_kill` for every kill until `stop` is set.
-    pub fn run(mut self, stop: &AtomicBool, on_kill: impl FnMut(KillEvent)) {
+    pub fn run(mut self, stop: &crate::service::Stop, on_kill: impl FnMut(KillEvent)) {
         super::ring::drain(&mut self.events, stop, on_kill, || {});
     }
 }

@@ -30,9 +30,6 @@ use sensor_common::{
 };
 use std::sync::{Mutex, RwLock};
 
-/// Test hook: behave as if BPF were unavailable (nothing is loaded; the gate runs on fanotify alone).
-pub const ENV_NO_BPF: &str = "SENSOR_TEST_NO_BPF";
-
 /// The object `cargo xtask build-ebpf` built, embedded by build.rs; empty when it was not built.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor-ebpf.o"));
 
@@ -344,8 +341,8 @@ pub struct Wanted {
 }
 
 pub fn load(want: Wanted) -> Loaded {
-    if std::env::var_os(ENV_NO_BPF).is_some() {
-        return off(&format!("{ENV_NO_BPF} is set"));
+    if crate::hooks::set(crate::hooks::NO_BPF) {
+        return off(&format!("{} is set", crate::hooks::NO_BPF));
     }
     if OBJECT.is_empty() {
         return off(

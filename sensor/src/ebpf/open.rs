@@ -21,7 +21,6 @@ use sensor_common::{
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 /// How often the drop counter is read.
@@ -97,7 +96,7 @@ impl Prefilter {
     /// once at the end).
     pub fn run(
         mut self,
-        stop: &AtomicBool,
+        stop: &crate::service::Stop,
         mut on_event: impl FnMut(OpenEvent),
         mut on_drops: impl FnMut(u64),
     ) {

@@ -15,16 +15,11 @@
 use crate::ebpf::open::{reopen, Prefilter};
 use crate::gate::reader::{enqueue, Job};
 use crate::observe::status::{bump, Counters};
+use crate::service::Service;
 use crossbeam_channel::Sender;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread::JoinHandle;
-
-pub struct Consumer {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
-}
 
 /// Registers the protected trees (`trees`: the include paths, mount paths and submounts) with the kernel
 /// and starts the consumer thread.
@@ -33,40 +28,26 @@ pub fn start(
     trees: &[PathBuf],
     tx: Sender<Job>,
     counters: Arc<Counters>,
-) -> std::io::Result<Consumer> {
+) -> std::io::Result<Service> {
     pf.protect(trees);
-    let stop = Arc::new(AtomicBool::new(false));
-    let thread = {
-        let stop = Arc::clone(&stop);
-        std::thread::Builder::new()
-            .name("prefilter".into())
-            .spawn(move || {
-                pf.run(
-                    &stop,
-                    |ev| {
-                        bump(&counters.prefilter_events);
-                        // Best effort (see crate::ebpf::open::reopen): a closed fd is not judged here.
-                        let Ok(fd) = reopen(&ev) else { return };
-                        let job = Job::Notify {
-                            fd,
-                            pid: ev.tgid as i32,
-                        };
-                        match enqueue(&tx, &counters.queue_depth, job) {
-                            Ok(()) => bump(&counters.prefilter_jobs),
-                            Err(_) => bump(&counters.queue_full),
-                        }
-                    },
-                    |drops| counters.prefilter_drops.store(drops, Ordering::Relaxed),
-                )
-            })?
-    };
-    Ok(Consumer { stop, thread })
-}
-
-impl Consumer {
-    /// Stops the thread (within one poll period) and drops its sender.
-    pub fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.thread.join();
-    }
+    // Stopping drops the thread's sender of the scan queue.
+    Service::spawn("prefilter", move |stop| {
+        pf.run(
+            &stop,
+            |ev| {
+                bump(&counters.prefilter_events);
+                // Best effort (see crate::ebpf::open::reopen): a closed fd is not judged here.
+                let Ok(fd) = reopen(&ev) else { return };
+                let job = Job::Notify {
+                    fd,
+                    pid: ev.tgid as i32,
+                };
+                match enqueue(&tx, &counters.queue_depth, job) {
+                    Ok(()) => bump(&counters.prefilter_jobs),
+                    Err(_) => bump(&counters.queue_full),
+                }
+            },
+            |drops| counters.prefilter_drops.store(drops, Ordering::Relaxed),
+        )
+    })
 }

@@ -350,7 +350,6 @@ impl Table {
 /// poll until a signal or the stop.
 pub struct Leases {
     signals: OwnedFd,
-    stop: Stop,
 }
 
 /// The signals this module needs blocked in every thread (added to the gate's blocked set before any
@@ -360,7 +359,7 @@ pub fn signals() -> [i32; 2] {
 }
 
 impl Leases {
-    pub fn new(stop: Stop) -> std::io::Result<Leases> {
+    pub fn new() -> std::io::Result<Leases> {
         // SAFETY: sigset_t is plain data initialised by sigemptyset; signalfd returns a new fd or -1.
         let fd = unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
@@ -375,14 +374,15 @@ impl Leases {
         }
         // SAFETY: a fresh fd we own.
         let signals = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Leases { signals, stop })
+        Ok(Leases { signals })
     }
 
-    pub fn run(self, cache: &Cache) {
+    /// The thread's loop (a `Service`), until `stop`.
+    pub fn run(self, cache: &Cache, stop: &Stop) {
         // SAFETY: signalfd_siginfo is plain data; zero is a valid value.
         let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
         let size = std::mem::size_of::<libc::signalfd_siginfo>();
-        while self.stop.wait(self.signals.as_raw_fd()) {
+        while stop.wait(self.signals.as_raw_fd()) {
             loop {
                 // SAFETY: reads one signalfd_siginfo into a buffer of its size.
                 let n = unsafe {

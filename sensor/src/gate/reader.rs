@@ -38,7 +38,6 @@ const READ_BUF: usize = 64 * 1024;
 
 pub struct Reader {
     pub group: Arc<Group>,
-    pub stop: Stop,
     pub tx: Sender<Job>,
     pub watch: Arc<Watch>,
     pub counters: Arc<Counters>,
@@ -48,9 +47,10 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn run(self) {
+    /// The reader thread's loop (a `Service`), until `stop`.
+    pub fn run(self, stop: &Stop) {
         let mut buf = vec![0u8; READ_BUF];
-        while self.stop.wait(self.group.fd().as_raw_fd()) {
+        while stop.wait(self.group.fd().as_raw_fd()) {
             loop {
                 match self.group.read(&mut buf) {
                     Ok(0) => break,

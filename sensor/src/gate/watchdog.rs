@@ -12,35 +12,35 @@ use crate::audit::enricher::{Note, Trail};
 use crate::audit::{Kind, Verdict};
 use crate::observe::latency::Route;
 use crate::observe::status::{bump, Counters};
+use crate::service::{Bell, Stop, Woken};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often the watchdog looks; an event is answered at most this late after its deadline.
 pub const TICK: Duration = Duration::from_millis(20);
 
-/// How long the idle watchdog sleeps between looks at the stop flag (a push or [`Watch::wake`] wakes it
-/// at once).
-const IDLE: Duration = Duration::from_secs(1);
+/// The longest idle sleep (a push or the stop wakes it at once).
+const IDLE: Duration = Duration::from_secs(3600);
 
 pub struct Watch {
     pending: Mutex<VecDeque<Arc<Pending>>>,
     capacity: usize,
-    /// The watchdog waits here while nothing is pending, so an idle sensor costs no wakeups.
-    wake: Condvar,
-    /// Set (under the lock) while the watchdog waits: only then does a push pay for a wakeup.
+    /// The watchdog sleeps on this while nothing is pending, so an idle sensor costs no wakeups.
+    bell: Bell,
+    /// Set (under the lock) while the watchdog sleeps: only then does a push pay for a wakeup.
     idle: AtomicBool,
 }
 
 impl Watch {
-    pub fn new(capacity: usize) -> Watch {
-        Watch {
+    pub fn new(capacity: usize) -> std::io::Result<Watch> {
+        Ok(Watch {
             pending: Mutex::new(VecDeque::with_capacity(capacity)),
             capacity,
-            wake: Condvar::new(),
+            bell: Bell::new()?,
             idle: AtomicBool::new(false),
-        }
+        })
     }
 
     /// Registers a pending event; `false` when full of unanswered events (the caller answers the fail
@@ -59,15 +59,9 @@ impl Watch {
         q.push_back(p);
         if self.idle.load(Ordering::Relaxed) {
             self.idle.store(false, Ordering::Relaxed);
-            self.wake.notify_one();
+            self.bell.ring();
         }
         true
-    }
-
-    /// Wakes an idle watchdog (at stop, so it sees the flag at once).
-    pub fn wake(&self) {
-        let _q = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        self.wake.notify_one();
     }
 
     /// One pass: drops answered entries at the front, answers expired ones.
@@ -118,26 +112,35 @@ impl Watch {
         }
     }
 
+    /// The watchdog's loop (a `Service`), until `stop`.
     pub fn run(
         &self,
         group: &Group,
         allow: bool,
         counters: &Counters,
-        stop: &AtomicBool,
+        stop: &Stop,
         trail: Option<Arc<Trail>>,
     ) {
-        while !stop.load(Ordering::Relaxed) {
-            {
+        loop {
+            let empty = {
                 let q = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-                if q.is_empty() {
-                    // `idle` is set under the lock the pushers take, so no push can slip in unseen.
-                    self.idle.store(true, Ordering::Relaxed);
-                    let _ = self.wake.wait_timeout(q, IDLE);
-                    self.idle.store(false, Ordering::Relaxed);
-                    continue;
+                // `idle` is set under the lock the pushers take: a push after this rings the bell.
+                let empty = q.is_empty();
+                self.idle.store(empty, Ordering::Relaxed);
+                empty
+            };
+            if empty {
+                let woken = stop.wait_for(self.bell.as_raw_fd(), libc::POLLIN, IDLE);
+                self.bell.clear();
+                self.idle.store(false, Ordering::Relaxed);
+                if woken == Woken::Stop {
+                    return;
                 }
+                continue;
             }
-            std::thread::sleep(TICK);
+            if !stop.sleep(TICK) {
+                return;
+            }
             self.expire(Instant::now(), group, allow, counters, trail.as_deref());
         }
     }
@@ -159,7 +162,7 @@ mod tests {
 
     #[test]
     fn answered_entries_behind_a_slow_one_do_not_fill_the_queue() {
-        let w = Watch::new(4);
+        let w = Watch::new(4).unwrap();
         let slow = Pending::for_test(null(), later());
         assert!(w.push(Arc::clone(&slow)));
         let quick: Vec<_> = (0..3).map(|_| Pending::for_test(null(), later())).collect();
@@ -181,7 +184,7 @@ mod tests {
 
     #[test]
     fn a_worker_holding_a_slot_never_blocks_the_readers_push() {
-        let w = Arc::new(Watch::new(16));
+        let w = Arc::new(Watch::new(16).unwrap());
         let front = Pending::for_test(null(), later());
         assert!(w.push(Arc::clone(&front)));
         let counters = Counters::default();

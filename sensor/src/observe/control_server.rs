@@ -7,8 +7,9 @@
 //! socket is an error, never overwritten. The file is removed at stop, unless it was replaced meanwhile.
 
 use crate::control::{self, Command, IO_BUDGET, MAX_REQUEST};
-use crate::observe::serve::{self, Listen, Service};
+use crate::observe::serve::{self, Listen};
 use crate::observe::status::{Status, VERSION};
+use crate::service::Service;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;

@@ -18,8 +18,9 @@
 //!   how they were answered: a separate family, so that summing it never counts an event twice).
 
 use crate::observe::latency::{Route, Snapshot, BOUNDS_NS};
-use crate::observe::serve::{self, Service};
+use crate::observe::serve;
 use crate::observe::status::{Status, VERSION};
+use crate::service::Service;
 use std::fmt::Write as _;
 use std::io;
 use std::net::{SocketAddr, TcpListener};

@@ -17,13 +17,12 @@
 //! `control::Bound`).
 
 use crate::observe::status::{bump, Counters};
-use crate::service::Stop;
+use crate::service::{Service, Stop};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Connections served at once, per listener. Status clients and scrapers send their request with the
@@ -107,13 +106,7 @@ pub struct Protocol<F> {
     pub counters: Arc<Counters>,
 }
 
-/// A running server; dropping it stops the thread.
-pub struct Service {
-    wake: Stop,
-    thread: Option<JoinHandle<()>>,
-}
-
-/// Starts thread `name` serving `listener` with `protocol`.
+/// Starts thread `name` serving `listener` with `protocol`; stopping the service (or dropping it) stops it.
 pub fn spawn<L, F>(name: &str, listener: L, protocol: Protocol<F>) -> io::Result<Service>
 where
     L: Listen,
@@ -121,33 +114,16 @@ where
 {
     // A readiness notice with nothing to accept (a client that gave up) must not block the thread.
     listener.set_nonblocking()?;
-    let wake = Stop::new()?;
-    let stop = wake.try_clone()?;
-    let thread = std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || {
-            Server {
-                listener,
-                protocol,
-                slots: Vec::new(),
-                accepted: 0,
-                rest_until: None,
-            }
-            .run(&stop)
-        })?;
-    Ok(Service {
-        wake,
-        thread: Some(thread),
-    })
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.wake.signal();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    Service::spawn(name, move |stop| {
+        Server {
+            listener,
+            protocol,
+            slots: Vec::new(),
+            accepted: 0,
+            rest_until: None,
         }
-    }
+        .run(&stop)
+    })
 }
 
 /// One connection: its request so far, then its answer and how much of it is written.

@@ -193,10 +193,7 @@ pub(crate) fn verdict_name(verdict: Verdict) -> &'static str {
 }
 
 pub(crate) fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Prevent => "prevent",
-        Mode::NotifyOnly => "notify-only",
-    }
+    mode.as_str()
 }
 
 /// One severity scale for both schemas, OCSF's `severity_id` (1 Informational .. 4 High): malware
