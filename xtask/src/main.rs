@@ -4,6 +4,7 @@
 //! a non-zero exit and the context of the step that failed.
 
 mod bench;
+mod demo;
 mod elf;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -55,9 +56,6 @@ const EBPF_PROGRAM_SECTIONS: &[&str] = &[
     "raw_tp/sched_process_fork",
     "tracepoint/syscalls/sys_exit_setuid",
 ];
-/// The demo's bundled signature database and clean sample files.
-const DEMO_DB: &str = "examples/demo/db";
-const DEMO_SAMPLES: &str = "examples/demo/samples";
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Developer tasks for sensor", version)]
@@ -72,7 +70,8 @@ enum Cmd {
     Setup,
     /// Build the eBPF object (sensor-ebpf) with nightly and check it holds the tracepoint programs.
     BuildEbpf,
-    /// Set up, build sensor (release), and scan a sample tree with the bundled demo database.
+    /// Set up, build the eBPF object and the sensor (release), then show an on-demand scan, on-access
+    /// blocking and the eBPF exec guard killing a known-bad binary. Needs root.
     Demo,
     /// Set up, then fmt check, clippy -D warnings, build-ebpf, and the whole test suite.
     Test,
@@ -97,7 +96,7 @@ fn main() -> Result<()> {
     match cli.command {
         Cmd::Setup => setup(),
         Cmd::BuildEbpf => build_ebpf(&root).map(|obj| println!("eBPF object: {}", obj.display())),
-        Cmd::Demo => demo(&root),
+        Cmd::Demo => demo::demo(&root),
         Cmd::Test => test(&root),
         Cmd::Bench(cmd) => bench::run(&root, cmd),
         Cmd::Testdata { out, seed } => testdata(&out, seed),
@@ -417,16 +416,29 @@ fn build_ebpf(root: &Path) -> Result<PathBuf> {
     println!("== build-ebpf");
     let dir = root.join("sensor-ebpf");
     let toolchain = format!("+{NIGHTLY}");
+    // sensor/build.rs embeds the object from sensor-ebpf/target/: an explicit target dir keeps it there
+    // when CARGO_TARGET_DIR points the workspace's builds elsewhere.
+    let target_dir = dir.join("target");
+    let target_arg = target_dir.to_string_lossy();
     Step::new(
         "cargo",
-        &[&toolchain, "build", "--release", "-Z", "build-std=core", "--target", BPF_TARGET],
+        &[
+            &toolchain,
+            "build",
+            "--release",
+            "-Z",
+            "build-std=core",
+            "--target",
+            BPF_TARGET,
+            "--target-dir",
+            &target_arg,
+        ],
     )
     .dir(&dir)
     .env_quiet("PATH", path_with_cargo_bin())
     .run()
     .context("building sensor-ebpf (run `cargo xtask setup` if nightly rust-src or bpf-linker is missing)")?;
-    let obj = dir
-        .join("target")
+    let obj = target_dir
         .join(BPF_TARGET)
         .join("release")
         .join("sensor-ebpf");
@@ -455,224 +467,12 @@ fn build_ebpf(root: &Path) -> Result<PathBuf> {
     Ok(obj)
 }
 
-// ---------------------------------------------------------------------------------------------
-// demo
-
-/// The standard 68-byte EICAR test string, in pieces so this source file never holds it whole
-/// (a scanner reading the repository must not flag it).
-fn eicar() -> Vec<u8> {
-    let parts: [&str; 4] = [
-        r"X5O!P%@AP[4\PZX54(P^)7CC)7}$",
-        "EICAR-STANDARD-",
-        "ANTIVIRUS-TEST-",
-        "FILE!$H+H*",
-    ];
-    let s = parts.concat().into_bytes();
-    assert_eq!(s.len(), 68, "EICAR string must be 68 bytes");
-    s
-}
-
-fn demo(root: &Path) -> Result<()> {
-    setup()?;
-    println!("== demo: build sensor (release)");
-    Step::new("cargo", &["build", "--release", "-p", "sensor"]).run()?;
-    let tree = TempDir::new("sensor-demo")?;
-    copy_tree(&root.join(DEMO_SAMPLES), tree.path()).context("copying demo samples")?;
-    let eicar_path = tree.path().join("downloads").join("eicar.com");
-    std::fs::create_dir_all(eicar_path.parent().unwrap())?;
-    std::fs::write(&eicar_path, eicar())
-        .with_context(|| format!("writing {}", eicar_path.display()))?;
-    println!("== demo: sample tree in {}", tree.path().display());
-    list_tree(tree.path(), tree.path())?;
-
-    println!("== demo: scan with sensor and the bundled database {DEMO_DB}");
-    let sensor = bench::release_sensor(root);
-    let tree_arg = tree.path().to_string_lossy().into_owned();
-    let status = Step::new(
-        &sensor.to_string_lossy(),
-        &["scan", "-r", "-d", DEMO_DB, &tree_arg],
-    )
-    .status()?;
-    match status.code() {
-        Some(1) => println!("== demo: sensor found malware (exit 1), as expected: the EICAR file"),
-        Some(0) => println!(
-            "== demo: sensor reported no findings (exit 0). Expected: the EICAR file is found (exit 1); \
-             if the engine in this tree is still a stub, this is all it can do"
-        ),
-        _ => bail!("sensor scan failed ({status})"),
-    }
-
-    // For comparison: ClamAV's own scanner on the same tree with the same database.
-    if Step::new("clamscan", &["--version"]).probe().is_some() {
-        println!("== demo: for comparison, clamscan with the same database");
-        let status = Step::new(
-            "clamscan",
-            &["-r", "--no-summary", "-d", DEMO_DB, &tree_arg],
-        )
-        .status()?;
-        ensure!(
-            matches!(status.code(), Some(0 | 1)),
-            "clamscan failed ({status})"
-        );
-    }
-    demo_onaccess(&sensor)
-}
-
-/// Unmounts the demo's tmpfs and stops the sensor, whatever happened.
-struct OnAccessDemo {
-    mount: PathBuf,
-    sensor: Option<std::process::Child>,
-}
-
-impl Drop for OnAccessDemo {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.sensor.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
-    }
-}
-
-/// The main job: `sensor run --prevent` on a protected directory (its own tmpfs, so the demo's filesystem
-/// mark covers nothing else), a blocked read of EICAR, an allowed clean read, then a clean stop.
-fn demo_onaccess(sensor: &Path) -> Result<()> {
-    println!("== demo: on-access blocking with `sensor run --prevent`");
-    let work = TempDir::new("sensor-onaccess")?;
-    let prot = work.path().join("protected");
-    std::fs::create_dir(&prot)?;
-    Step::new(
-        "mount",
-        &[
-            "-t",
-            "tmpfs",
-            "-o",
-            "size=16m",
-            "tmpfs",
-            &prot.to_string_lossy(),
-        ],
-    )
-    .run()?;
-    let mut guard = OnAccessDemo {
-        mount: prot.clone(),
-        sensor: None,
-    };
-    std::fs::write(prot.join("report.txt"), "quarterly numbers: all clean\n")?;
-    std::fs::write(prot.join("eicar.com"), eicar())?;
-    let status_file = work.path().join("status.json");
-    let args = [
-        "run",
-        "--prevent",
-        "--foreground",
-        "-d",
-        DEMO_DB,
-        "--include",
-        &prot.to_string_lossy(),
-        "--status-file",
-        &status_file.to_string_lossy(),
-    ]
-    .map(String::from);
-    println!(
-        "==> {} {}",
-        sensor.display(),
-        args.iter()
-            .map(|a| shell_quote(a))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    guard.sensor = Some(
-        Command::new(sensor)
-            .args(&args)
-            .spawn()
-            .context("starting sensor run")?,
-    );
-    let ready = (0..100).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        std::fs::read_to_string(&status_file).is_ok_and(|s| s.contains("\"ready\":true"))
-    });
-    ensure!(ready, "sensor run did not become ready within 10 s");
-    match std::fs::read_to_string(prot.join("report.txt")) {
-        Ok(text) => println!("== demo: read of report.txt ALLOWED: {}", text.trim()),
-        Err(e) => bail!("the clean file was not readable: {e}"),
-    }
-    match std::fs::read(prot.join("eicar.com")) {
-        Err(e) if e.raw_os_error() == Some(1) => {
-            println!("== demo: read of eicar.com BLOCKED: {e}")
-        }
-        Err(e) => bail!("reading eicar.com failed in an unexpected way: {e}"),
-        Ok(_) => bail!("eicar.com was readable: the gate did not block it"),
-    }
-    let pid = guard
-        .sensor
-        .as_ref()
-        .map(|c| c.id().to_string())
-        .unwrap_or_default();
-    Step::new("kill", &["-TERM", &pid]).run()?;
-    let status = guard.sensor.as_mut().map(|c| c.wait()).transpose()?;
-    guard.sensor = None;
-    ensure!(
-        status.is_some_and(|s| s.success()),
-        "sensor run did not stop cleanly: {status:?}"
-    );
-    println!("== demo: sensor stopped (SIGTERM, exit 0); the protected tree is unguarded again");
-    Ok(())
-}
-
-/// A temporary directory removed on drop (std only: no extra dependency for xtask).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> Result<Self> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(TempDir(path))
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let entry = entry?;
-        let dest = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            std::fs::create_dir_all(&dest)?;
-            copy_tree(&entry.path(), &dest)?;
-        } else {
-            std::fs::copy(entry.path(), &dest)
-                .with_context(|| format!("copying {}", entry.path().display()))?;
-        }
-    }
-    Ok(())
-}
-
-fn list_tree(base: &Path, dir: &Path) -> Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        if entry.file_type()?.is_dir() {
-            list_tree(base, &entry.path())?;
-        } else {
-            let rel = entry
-                .path()
-                .strip_prefix(base)
-                .unwrap_or(&entry.path())
-                .to_path_buf();
-            println!("    {} ({} bytes)", rel.display(), entry.metadata()?.len());
-        }
-    }
-    Ok(())
+/// A temporary directory `PREFIX-XXXXXX` under the system's, removed with everything in it on drop.
+fn temp_dir(prefix: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("{prefix}-"))
+        .tempdir()
+        .with_context(|| format!("creating a temporary directory {prefix}-*"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -732,28 +532,6 @@ fn testdata(out: &Path, seed: u64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn eicar_is_the_standard_string() {
-        let e = eicar();
-        assert_eq!(e.len(), 68);
-        assert!(e.starts_with(b"X5O!P%@AP"));
-        assert!(e.ends_with(b"$H+H*"));
-    }
-
-    #[test]
-    fn demo_data_is_bundled() {
-        let root = repo_root();
-        for f in ["demo.hdb", "demo.ndb", "demo.ldb"] {
-            assert!(root.join(DEMO_DB).join(f).is_file(), "{f} missing");
-        }
-        let hdb = std::fs::read_to_string(root.join(DEMO_DB).join("demo.hdb")).unwrap();
-        assert_eq!(
-            hdb.trim(),
-            "44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature"
-        );
-        assert!(root.join(DEMO_SAMPLES).is_dir());
-    }
 
     #[test]
     fn shell_quote_quotes_only_when_needed() {

@@ -118,17 +118,7 @@ fn digest(prev: &str, head: &[u8], tail: &[u8]) -> String {
     h.update(b"\n");
     h.update(head);
     h.update(tail);
-    hex(&h.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
+    hex::encode(h.finalize())
 }
 
 #[cfg(test)]
@@ -156,7 +146,7 @@ mod tests {
         assert!(text.ends_with(&format!(r#""prev":"{GENESIS}","hash":"{}"}}"#, r.hash)));
         let body = text.replace(&r.hash, "");
         let expect = Sha256::digest(format!("{GENESIS}\n{body}").as_bytes());
-        assert_eq!(r.hash, hex(&expect));
+        assert_eq!(r.hash, hex::encode(expect));
         // The body is what serde writes for the record with an empty hash.
         let mut empty = r.clone();
         empty.hash.clear();

@@ -138,7 +138,7 @@ fn file_info(
         let bytes = p.as_os_str().as_bytes();
         info.path = String::from_utf8_lossy(bytes).into_owned();
         if std::str::from_utf8(bytes).is_err() {
-            info.path_hex = Some(bytes.iter().map(|b| format!("{b:02x}")).collect());
+            info.path_hex = Some(hex::encode(bytes));
         }
     }
     if let Some((dev, ino)) = id {
@@ -182,7 +182,7 @@ fn sha256_of(fd: &OwnedFd) -> Option<String> {
             _ => return None,
         }
     }
-    Some(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Some(hex::encode(h.finalize()))
 }
 
 fn process_info(pid: u32, ebpf: Option<&Ebpf>) -> ProcessInfo {

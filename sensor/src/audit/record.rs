@@ -5,8 +5,9 @@
 //! chain; producers leave them empty. Every exporter (JSON, ECS, OCSF, CSV) and sink (syslog, journald)
 //! starts from this struct, so a field added here is a field every format can carry.
 
+use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// What happened. Stable names: they are the `kind` field of every export and sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,7 +166,7 @@ impl Record {
 
     /// The record's time, parsed back (None when the field is malformed).
     pub fn system_time(&self) -> Option<SystemTime> {
-        parse_rfc3339(&self.time)
+        parse_rfc3339(&self.time).ok()
     }
 }
 
@@ -189,138 +190,145 @@ pub fn hostname() -> String {
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC, microseconds).
 pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (y, m, day) = civil_from_days(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        d.subsec_micros()
-    )
+    DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// Parses RFC 3339 timestamps: `2026-11-24T15:30:32Z`, with optional fraction and `+HH:MM`/`-HH:MM`
-/// offset, or a plain date `2026-11-24` (midnight UTC).
-pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    // At most 4 digits per field (a fraction is checked apart): no arithmetic below can overflow.
-    let num = |s: &str| -> Option<i64> {
-        (!s.is_empty() && s.len() <= 4 && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
-    let (date, rest) = match s.find(['T', 't', ' ']) {
-        Some(i) => (&s[..i], Some(&s[i + 1..])),
-        None => (s, None),
-    };
-    let mut dp = date.splitn(3, '-');
-    let (y, mo, d) = (num(dp.next()?)?, num(dp.next()?)?, num(dp.next()?)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
-        return None;
+/// Why a time is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    #[error("not an RFC 3339 time (2026-11-24T15:30:00Z) or date (2026-11-24)")]
+    Shape,
+    /// The shape is right but the calendar or the clock has no such moment (2026-02-31, 25:00).
+    #[error("no such date or time ({0})")]
+    NoSuchTime(chrono::ParseError),
+}
+
+/// Parses RFC 3339 timestamps: `2026-11-24T15:30:32Z` (`T`, `t` or a space between date and time),
+/// with an optional fraction and a `Z` or `+HH:MM`/`-HH:MM` offset, or a plain date `2026-11-24`
+/// (midnight UTC). The shape is checked here, the calendar by chrono: the log and the command line are
+/// outside input, and a day the month does not have is refused rather than rolled into the next.
+pub fn parse_rfc3339(s: &str) -> Result<SystemTime, TimeError> {
+    if !has_rfc3339_shape(s.as_bytes()) {
+        return Err(TimeError::Shape);
     }
-    let mut secs = days_from_civil(y, mo, d) * 86_400;
-    let mut nanos = 0u32;
-    if let Some(rest) = rest {
-        let (clock, offset) = match rest.find(['Z', 'z', '+', '-']) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => return None,
-        };
-        let (hms, frac) = match clock.split_once('.') {
-            Some((a, b)) => (a, Some(b)),
-            None => (clock, None),
-        };
-        let mut cp = hms.splitn(3, ':');
-        let (h, mi, sec) = (num(cp.next()?)?, num(cp.next()?)?, num(cp.next()?)?);
-        if h > 23 || mi > 59 || sec > 60 {
-            return None;
+    if s.len() == DATE_LEN {
+        let day = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(TimeError::NoSuchTime)?;
+        return Ok(day.and_time(NaiveTime::MIN).and_utc().into());
+    }
+    let t = DateTime::parse_from_rfc3339(s).map_err(TimeError::NoSuchTime)?;
+    Ok(t.into())
+}
+
+/// `YYYY-MM-DD`.
+const DATE_LEN: usize = 10;
+
+/// `YYYY-MM-DD`, optionally followed by `THH:MM:SS`, a fraction of at least one digit and an offset
+/// (`Z` or `+HH:MM`): fixed field widths, ASCII digits only.
+fn has_rfc3339_shape(b: &[u8]) -> bool {
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    if !(digits(0..4) && at(4, b'-') && digits(5..7) && at(7, b'-') && digits(8..10)) {
+        return false;
+    }
+    if b.len() == DATE_LEN {
+        return true;
+    }
+    let clock = matches!(b[DATE_LEN], b'T' | b't' | b' ')
+        && digits(11..13)
+        && at(13, b':')
+        && digits(14..16)
+        && at(16, b':')
+        && digits(17..19);
+    if !clock {
+        return false;
+    }
+    let mut i = 19;
+    if at(i, b'.') {
+        i += 1;
+        let first = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
         }
-        secs += h * 3600 + mi * 60 + sec;
-        if let Some(f) = frac {
-            if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let digits: String = f.chars().chain("000000000".chars()).take(9).collect();
-            nanos = digits.parse().ok()?;
-        }
-        match offset {
-            "Z" | "z" => {}
-            o => {
-                let sign = if o.starts_with('-') { -1 } else { 1 };
-                let (oh, om) = o[1..].split_once(':')?;
-                let (oh, om) = (num(oh)?, num(om)?);
-                if oh > 23 || om > 59 {
-                    return None;
-                }
-                secs -= sign * (oh * 3600 + om * 60);
-            }
+        if i == first {
+            return false;
         }
     }
-    let secs = u64::try_from(secs).ok()?;
-    Some(UNIX_EPOCH + Duration::new(secs, nanos))
-}
-
-/// Howard Hinnant's days-from-civil algorithm (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
+    match b.get(i..) {
+        Some(b"Z" | b"z") => true,
+        Some([sign, h1, h2, b':', m1, m2]) => {
+            matches!(sign, b'+' | b'-') && [h1, h2, m1, m2].iter().all(|d| d.is_ascii_digit())
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn time_round_trips() {
-        let t = UNIX_EPOCH + Duration::new(1_795_534_232, 123_456_000);
+        let t = UNIX_EPOCH + Duration::new(1_795_534_232, 123_456_789);
         let s = rfc3339(t);
-        assert_eq!(s, "2026-11-24T15:30:32.123456Z");
-        assert_eq!(parse_rfc3339(&s), Some(t));
-        assert_eq!(parse_rfc3339("2026-11-24T17:30:32.123456+02:00"), Some(t));
+        assert_eq!(s, "2026-11-24T15:30:32.123456Z", "microseconds, truncated");
+        let t = UNIX_EPOCH + Duration::new(1_795_534_232, 123_456_000);
+        assert_eq!(parse_rfc3339(&s), Ok(t));
+        assert_eq!(parse_rfc3339("2026-11-24T17:30:32.123456+02:00"), Ok(t));
+        assert_eq!(parse_rfc3339("2026-11-24t15:30:32.123456z"), Ok(t));
+        assert_eq!(parse_rfc3339("2026-11-24 15:30:32.123456Z"), Ok(t));
         assert_eq!(
             parse_rfc3339("2026-11-24"),
-            Some(UNIX_EPOCH + Duration::from_secs(1_795_478_400))
+            Ok(UNIX_EPOCH + Duration::from_secs(1_795_478_400))
         );
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
         assert_eq!(
             parse_rfc3339("2000-02-29T00:00:00Z").map(rfc3339).unwrap(),
             "2000-02-29T00:00:00.000000Z"
         );
+    }
+
+    #[test]
+    fn times_of_the_wrong_shape_are_refused() {
         for bad in [
             "",
-            "2026-13-01",
-            "2026-11-24T25:00:00Z",
-            "2026-11-24T10:00:00",
             "x",
+            "2026-11-2",
+            "20261-11-24",
+            "99999999999999-01-01",
+            "2026-11-24T10:00:00",
+            "2026-11-24T15:30:32+999999999999:00",
+            "2026-11-24T15:30:32.Z",
+            "2026-11-24T1:30:32Z",
+            "2026-11-24T15:30:32Zjunk",
+            "２０２６-11-24",
         ] {
-            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+            assert_eq!(parse_rfc3339(bad), Err(TimeError::Shape), "{bad}");
         }
+    }
+
+    /// The calendar is checked: a hand-written parser used to take 2026-02-31 for 2026-03-03.
+    #[test]
+    fn dates_and_times_that_do_not_exist_are_refused() {
+        for bad in [
+            "2026-02-31",
+            "2026-02-31T12:00:00Z",
+            "2026-02-29",
+            "1900-02-29T00:00:00Z",
+            "2026-04-31",
+            "2026-13-01",
+            "2026-00-10",
+            "2026-11-00",
+            "2026-11-24T25:00:00Z",
+            "2026-11-24T23:60:00Z",
+            "2026-11-24T23:00:00+24:00",
+        ] {
+            let e = parse_rfc3339(bad).expect_err(bad);
+            assert!(matches!(e, TimeError::NoSuchTime(_)), "{bad}: {e:?}");
+            assert!(e.to_string().starts_with("no such date or time ("), "{e}");
+        }
+        assert!(parse_rfc3339("2028-02-29").is_ok(), "a leap day");
     }
 
     #[test]

@@ -167,8 +167,7 @@ pub fn json_record(o: &Outcome) -> Option<Value> {
         Value::String(String::from_utf8_lossy(bytes).into_owned()),
     );
     if std::str::from_utf8(bytes).is_err() {
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        m.insert("path_hex".into(), Value::String(hex));
+        m.insert("path_hex".into(), Value::String(hex::encode(bytes)));
     }
     m.insert("result".into(), json!(result));
     if let Some(s) = sigs {

@@ -326,7 +326,7 @@ fn pack(format: Format, out: &Path, list: &Path, stage: &Path, plant: Option<Pla
 fn stage_eicar(stage: &Path) -> Result<()> {
     std::fs::create_dir_all(stage.join("eicar"))?;
     std::fs::create_dir_all(stage.join("nested"))?;
-    std::fs::write(stage.join("eicar/eicar.com"), crate::eicar())?;
+    std::fs::write(stage.join("eicar/eicar.com"), crate::demo::eicar())?;
     let nested = stage.join("nested/eicar.zip");
     let _ = std::fs::remove_file(&nested);
     pack_step(

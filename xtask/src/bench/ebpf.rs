@@ -20,10 +20,11 @@
 //! [`Tmpfs`] (unmounted on drop), every measuring loop is bounded by time or count.
 
 use super::proc::{Proc, Tmpfs, Watchdog};
-use super::sensor::status_ready;
-use crate::{Step, TempDir};
+use super::sensor::{read_status, status_ready};
+use crate::{temp_dir, Step};
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
+use md5::{Digest, Md5};
 use std::ffi::CString;
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
@@ -106,7 +107,7 @@ pub fn run(root: &Path, args: &EbpfArgs) -> Result<()> {
             super::release_sensor(root)
         }
     };
-    let tmp = TempDir::new("sensor-bench-ebpf")?;
+    let tmp = temp_dir("sensor-bench-ebpf")?;
     let db = tmp.path().join("db");
     std::fs::create_dir_all(&db)?;
     // Trivial database: one body signature nothing matches.
@@ -233,7 +234,7 @@ fn start_sensor(
         if let Some(st) = p.exited() {
             bail!("sensor exited with {st}: {}", p.log_tail(3));
         }
-        if std::fs::read_to_string(status).is_ok_and(|s| status_ready(&s)) {
+        if status_ready(status) {
             println!("    sensor ready after {:.2} s", t0.elapsed().as_secs_f64());
             return Ok(p);
         }
@@ -244,44 +245,22 @@ fn start_sensor(
     }
 }
 
-/// A field of the status file's JSON as text (xtask has no JSON dependency): the number, `true`/`false`,
-/// or the string's contents of the first `"name":` (whitespace outside strings ignored).
-fn json_field(json: &str, name: &str) -> Option<String> {
-    let key = format!("\"{name}\":");
-    let at = json.find(&key)? + key.len();
-    let rest = json[at..].trim_start();
-    if let Some(s) = rest.strip_prefix('"') {
-        let mut out = String::new();
-        let mut chars = s.chars();
-        while let Some(c) = chars.next() {
-            match c {
-                '"' => return Some(out),
-                '\\' => out.push(chars.next()?),
-                c => out.push(c),
-            }
-        }
-        None
-    } else {
-        let end = rest.find([',', '}']).unwrap_or(rest.len());
-        Some(rest[..end].trim().to_string())
-    }
-}
-
+/// A top-level counter of the status file.
 fn counter(status: &Path, name: &str) -> Result<u64> {
-    let json = std::fs::read_to_string(status)?;
-    json_field(&json, name)
-        .and_then(|v| v.parse().ok())
+    read_status(status)
+        .and_then(|v| v[name].as_u64())
         .with_context(|| format!("no counter {name} in {}", status.display()))
 }
 
 /// The status file's `ebpf.open_prefilter`, or why it is off.
 fn prefilter_on(status: &Path) -> Result<(), String> {
-    let json = std::fs::read_to_string(status).map_err(|e| e.to_string())?;
-    match json_field(&json, "open_prefilter").as_deref() {
-        Some("true") => Ok(()),
-        Some(_) => Err(format!(
+    let v = read_status(status).ok_or_else(|| format!("cannot read {}", status.display()))?;
+    let ebpf = &v["ebpf"];
+    match ebpf["open_prefilter"].as_bool() {
+        Some(true) => Ok(()),
+        Some(false) => Err(format!(
             "open prefilter off: {}",
-            json_field(&json, "why_off").unwrap_or_default()
+            ebpf["why_off"].as_str().unwrap_or_default()
         )),
         None => Err("no ebpf.open_prefilter in the status file (sensor too old?)".into()),
     }
@@ -909,10 +888,14 @@ fn dir_updates(bin: &Path, tmp: &Path, logs: &Path, args: &EbpfArgs) -> Result<D
     let stage = root.join("stage");
     let db = tmp.join("db-dirs");
     std::fs::create_dir_all(&db)?;
-    let eicar = crate::eicar();
+    let eicar = crate::demo::eicar();
     std::fs::write(
         db.join("dirs.hdb"),
-        format!("{}:{}:Bench.Dirs.Eicar\n", md5_hex(&eicar), eicar.len()),
+        format!(
+            "{}:{}:Bench.Dirs.Eicar\n",
+            hex::encode(Md5::digest(&eicar)),
+            eicar.len()
+        ),
     )?;
     let n = args.dirs;
     let run = |tag: &str| -> Result<f64> {
@@ -984,14 +967,6 @@ fn dir_updates(bin: &Path, tmp: &Path, logs: &Path, args: &EbpfArgs) -> Result<D
     })
 }
 
-fn md5_hex(data: &[u8]) -> String {
-    use md5::{Digest, Md5};
-    Md5::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 impl DirUpdates {
     fn rows(&self, rows: &mut Vec<[String; 3]>) {
         rows.push([
@@ -1040,16 +1015,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_fields() {
+    fn status_fields() {
+        let dir = temp_dir("status-fields-test").unwrap();
+        let status = dir.path().join("status.json");
         let j = r#"{"ready":true,"ebpf":{"open_prefilter":false,"why_off":"SENSOR_TEST_NO_BPF is \"set\""},"prefilter_drops": 12}"#;
-        assert_eq!(json_field(j, "ready").as_deref(), Some("true"));
-        assert_eq!(json_field(j, "open_prefilter").as_deref(), Some("false"));
+        std::fs::write(&status, j).unwrap();
+        assert!(status_ready(&status));
+        assert_eq!(counter(&status, "prefilter_drops").unwrap(), 12);
+        assert!(counter(&status, "missing").is_err());
         assert_eq!(
-            json_field(j, "why_off").as_deref(),
-            Some("SENSOR_TEST_NO_BPF is \"set\"")
+            prefilter_on(&status),
+            Err("open prefilter off: SENSOR_TEST_NO_BPF is \"set\"".into())
         );
-        assert_eq!(json_field(j, "prefilter_drops").as_deref(), Some("12"));
-        assert_eq!(json_field(j, "missing"), None);
     }
 
     #[test]

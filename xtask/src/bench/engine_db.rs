@@ -11,7 +11,6 @@ use super::measure::Rng;
 use anyhow::Result;
 use md5::{Digest, Md5};
 use sha2::Sha256;
-use std::fmt::Write as _;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,15 +36,6 @@ pub(super) struct Db {
     pub(super) args: EngineArgs,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
 /// Body signature text and a concrete byte string it matches.
 fn body_sig(rng: &mut Rng, i: usize) -> (String, Vec<u8>) {
     let mut a = [0u8; 16];
@@ -55,15 +45,18 @@ fn body_sig(rng: &mut Rng, i: usize) -> (String, Vec<u8>) {
     let kind = i % 20;
     if kind < 3 {
         // 15%: a `??` in the middle.
-        (format!("{}??{}", hex(&a[..8]), hex(&a[9..])), a)
+        (
+            format!("{}??{}", hex::encode(&a[..8]), hex::encode(&a[9..])),
+            a,
+        )
     } else if kind < 5 {
         // 10%: a `{n-m}` gap; the concrete form uses the minimum.
         (
-            format!("{}{{2-6}}{}", hex(&a[..8]), hex(&a[8..])),
+            format!("{}{{2-6}}{}", hex::encode(&a[..8]), hex::encode(&a[8..])),
             [&a[..8], &[0xAA, 0xAA][..], &a[8..]].concat(),
         )
     } else {
-        (hex(&a), a)
+        (hex::encode(&a), a)
     }
 }
 
@@ -109,12 +102,12 @@ fn generate(root: &Path, args: &EngineArgs) -> Result<Generated> {
         // engine (it floods `mpool_malloc(): Attempt to allocate 134217728 bytes` and never finishes; 3M
         // sized load in ~8 s, 3M sized + 3M `*` in ~6 s), so the comparison needs this mix.
         if i % 2 == 1 {
-            writeln!(w, "{}:*:Bench.Md5.{i}:73", hex(&d))?;
+            writeln!(w, "{}:*:Bench.Md5.{i}:73", hex::encode(d))?;
         } else {
             writeln!(
                 w,
                 "{}:{}:Bench.Md5.{i}",
-                hex(&d),
+                hex::encode(d),
                 1 + rng.next_u64() % 10_000_000
             )?;
         }
@@ -124,16 +117,16 @@ fn generate(root: &Path, args: &EngineArgs) -> Result<Generated> {
         writeln!(
             w,
             "{}:{}:Bench.Md5.Planted.{i}",
-            hex(&Md5::digest(&data)),
+            hex::encode(Md5::digest(&data)),
             data.len()
         )?;
     }
     // For the archive corpus's planted members (`archives`); no file of the scale corpus is EICAR.
-    let eicar = crate::eicar();
+    let eicar = crate::demo::eicar();
     writeln!(
         w,
         "{}:{}:Eicar-Test-Signature",
-        hex(&Md5::digest(&eicar)),
+        hex::encode(Md5::digest(&eicar)),
         eicar.len()
     )?;
     w.flush()?;
@@ -144,7 +137,7 @@ fn generate(root: &Path, args: &EngineArgs) -> Result<Generated> {
         writeln!(
             w,
             "{}:{}:Bench.Sha256.{i}",
-            hex(&d),
+            hex::encode(d),
             1 + rng.next_u64() % 10_000_000
         )?;
     }
@@ -153,7 +146,7 @@ fn generate(root: &Path, args: &EngineArgs) -> Result<Generated> {
         writeln!(
             w,
             "{}:{}:Bench.Sha256.Planted.{i}",
-            hex(&Sha256::digest(&data)),
+            hex::encode(Sha256::digest(&data)),
             data.len()
         )?;
     }
@@ -196,11 +189,11 @@ fn write_sections(g: &Generated, rng: &mut Rng, count: usize) -> Result<()> {
         if i % 10 < 7 {
             let mut d = [0u8; 16];
             rng.fill(&mut d);
-            writeln!(mdb, "{size}:{}:Bench.Mdb.{i}", hex(&d))?;
+            writeln!(mdb, "{size}:{}:Bench.Mdb.{i}", hex::encode(d))?;
         } else {
             let mut d = [0u8; 32];
             rng.fill(&mut d);
-            writeln!(msb, "{size}:{}:Bench.Msb.{i}", hex(&d))?;
+            writeln!(msb, "{size}:{}:Bench.Msb.{i}", hex::encode(d))?;
         }
     }
     for i in 0..PLANTED {
@@ -211,14 +204,14 @@ fn write_sections(g: &Generated, rng: &mut Rng, count: usize) -> Result<()> {
                 mdb,
                 "{}:{}:Bench.Mdb.Planted.{i}",
                 section.len(),
-                hex(&Md5::digest(section))
+                hex::encode(Md5::digest(section))
             )?;
         } else {
             writeln!(
                 msb,
                 "{}:{}:Bench.Msb.Planted.{i}",
                 section.len(),
-                hex(&Sha256::digest(section))
+                hex::encode(Sha256::digest(section))
             )?;
         }
         std::fs::write(g.planted.join(format!("section-{i}.exe")), &pe)?;
@@ -281,7 +274,7 @@ fn write_text_sigs(g: &Generated, rng: &mut Rng, count: usize) -> Result<()> {
         writeln!(
             w,
             "Bench.T{target}.{i}:{target}:*:{}",
-            hex(word(rng).as_bytes())
+            hex::encode(word(rng).as_bytes())
         )?;
     }
     for i in 0..PLANTED {
@@ -289,7 +282,7 @@ fn write_text_sigs(g: &Generated, rng: &mut Rng, count: usize) -> Result<()> {
         writeln!(
             w,
             "Bench.T{target}.Planted.{i}:{target}:*:{}",
-            hex(w0.as_bytes())
+            hex::encode(w0.as_bytes())
         )?;
         let text = if target == 3 {
             format!(

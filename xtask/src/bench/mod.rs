@@ -14,8 +14,8 @@ mod engine;
 mod engine_db;
 mod measure;
 mod onaccess;
-mod proc;
-mod sensor;
+pub(crate) mod proc;
+pub(crate) mod sensor;
 mod worst;
 
 use anyhow::Result;

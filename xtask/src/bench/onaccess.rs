@@ -17,7 +17,7 @@ use super::clamav::{self, ClamOnAcc};
 use super::measure::{self, Race, Stats, Tree};
 use super::proc::{Proc, Tmpfs, Watchdog};
 use super::{sensor, OnAccessArgs};
-use crate::{Step, TempDir};
+use crate::{temp_dir, Step};
 use anyhow::{ensure, Context, Result};
 use std::ffi::CString;
 use std::fmt::Write as _;
@@ -105,7 +105,7 @@ pub fn run(root: &Path, args: &OnAccessArgs) -> Result<()> {
         "bench onaccess needs root (fanotify, tmpfs mounts)"
     );
     println!("== bench onaccess");
-    let eicar = crate::eicar();
+    let eicar = crate::demo::eicar();
 
     let sensor_bin: Result<PathBuf, String> = if args.no_sensor {
         Err("skipped (--no-sensor)".into())
@@ -119,7 +119,7 @@ pub fn run(root: &Path, args: &OnAccessArgs) -> Result<()> {
         }
     };
 
-    let tmp = TempDir::new("sensor-bench")?;
+    let tmp = temp_dir("sensor-bench")?;
     let db = tmp.path().join("db");
     write_db(&db, &eicar, args.body_sigs)?;
     println!(
@@ -677,8 +677,8 @@ mod tests {
 
     #[test]
     fn database_has_eicar_md5_and_body_signatures() {
-        let dir = TempDir::new("bench-db-test").unwrap();
-        let eicar = crate::eicar();
+        let dir = temp_dir("bench-db-test").unwrap();
+        let eicar = crate::demo::eicar();
         write_db(dir.path(), &eicar, 50).unwrap();
         let hdb = std::fs::read_to_string(dir.path().join("bench.hdb")).unwrap();
         assert_eq!(

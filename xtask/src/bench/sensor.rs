@@ -6,11 +6,16 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// True when the status file's JSON has `"ready": true` (whitespace-insensitive; xtask has no
-/// JSON dependency).
-pub fn status_ready(json: &str) -> bool {
-    let compact: String = json.chars().filter(|c| !c.is_whitespace()).collect();
-    compact.contains("\"ready\":true")
+/// The sensor's status file (`--status-file`), parsed; `None` while it is missing or not yet whole
+/// (the sensor replaces it atomically, so a parse failure means "not written yet").
+pub fn read_status(path: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// True when the status file says the sensor is ready (its marks and programs are in place).
+pub fn status_ready(path: &Path) -> bool {
+    read_status(path).is_some_and(|v| v["ready"] == true)
 }
 
 /// Starts the sensor and waits (bounded) for `"ready": true` in its status file.
@@ -51,7 +56,7 @@ pub fn start(
                 }
             );
         }
-        if std::fs::read_to_string(&status).is_ok_and(|s| status_ready(&s)) {
+        if status_ready(&status) {
             println!("    sensor ready after {:.2} s", t0.elapsed().as_secs_f64());
             return Ok(p);
         }
@@ -66,8 +71,18 @@ pub fn start(
 mod tests {
     #[test]
     fn ready_detection() {
-        assert!(super::status_ready("{\"ready\": true, \"x\": 1}"));
-        assert!(super::status_ready("{\n  \"ready\":true\n}"));
-        assert!(!super::status_ready("{\"ready\": false}"));
+        let dir = crate::temp_dir("status-test").unwrap();
+        let status = dir.path().join("status.json");
+        assert!(!super::status_ready(&status), "no file yet");
+        for (json, ready) in [
+            ("{\"ready\": true, \"x\": 1}", true),
+            ("{\n  \"ready\":true\n}", true),
+            ("{\"ready\": false}", false),
+            ("{\"mode\": \"ready\", \"ready\": false}", false),
+            ("{\"ready\": tr", false),
+        ] {
+            std::fs::write(&status, json).unwrap();
+            assert_eq!(super::status_ready(&status), ready, "{json}");
+        }
     }
 }

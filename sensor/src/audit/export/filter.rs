@@ -1,13 +1,16 @@
 //! Which records an export keeps: a time window and a verdict, parsed from the CLI strings.
 
 use super::record_time;
-use crate::audit::record::{Record, Verdict};
+use crate::audit::record::{parse_rfc3339, Record, TimeError, Verdict};
 use std::time::{Duration, SystemTime};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FilterError {
     #[error("invalid time {0:?}: expected RFC 3339 (2026-11-24T15:30:00Z, 2026-11-24) or an age (90s, 30m, 1h, 7d, 2w)")]
     Time(String),
+    /// An RFC 3339 time of the right form that names no moment (2026-02-31).
+    #[error("invalid time {0:?}: {1}")]
+    NoSuchTime(String, TimeError),
     #[error("invalid verdict {0:?}: expected blocked, allowed or killed")]
     Verdict(String),
     #[error("empty time window: --since is not before --until")]
@@ -73,8 +76,10 @@ impl Filter {
 /// long before `now`.
 pub fn parse_time(s: &str, now: SystemTime) -> Result<SystemTime, FilterError> {
     let bad = || FilterError::Time(s.to_string());
-    if let Some(t) = record_time(s) {
-        return Ok(t);
+    match parse_rfc3339(s) {
+        Ok(t) => return Ok(t),
+        Err(TimeError::Shape) => {} // an age, perhaps
+        Err(e) => return Err(FilterError::NoSuchTime(s.to_string(), e)),
     }
     let (unit_at, _) = s.char_indices().last().ok_or_else(bad)?;
     let (digits, unit) = s.split_at(unit_at);
@@ -192,7 +197,6 @@ mod tests {
             "1é",
             "99999999999999999999d",
             "18446744073709551615w",
-            "2026-13-01",
             "99999-01-01",
             "2026-11-24T00:00:00+99999999999:00",
         ] {
@@ -200,6 +204,13 @@ mod tests {
                 parse_time(bad, now),
                 Err(FilterError::Time(bad.into())),
                 "{bad}"
+            );
+        }
+        for no_such in ["2026-02-31", "2026-13-01", "2026-11-24T25:00:00Z"] {
+            assert!(
+                matches!(parse_time(no_such, now), Err(FilterError::NoSuchTime(ref t, _)) if t == no_such),
+                "{no_such}: {:?}",
+                parse_time(no_such, now)
             );
         }
         // Before the epoch is still a time (every record is after it), not a wrap.

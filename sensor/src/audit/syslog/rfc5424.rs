@@ -109,7 +109,7 @@ fn timestamp(t: &str) -> &str {
         }
         None => true,
     };
-    if shape && frac_ok && crate::audit::record::parse_rfc3339(t).is_some() {
+    if shape && frac_ok && crate::audit::record::parse_rfc3339(t).is_ok() {
         t
     } else {
         "-"
