@@ -102,8 +102,21 @@ pub fn run(root: &Path, args: &EbpfArgs) -> Result<()> {
         Some(b) => b.clone(),
         None => {
             crate::build_ebpf(root)?;
-            println!("== bench: build sensor (release)");
-            Step::new("cargo", &["build", "--release", "-p", "sensor"]).run()?;
+            println!("== bench: build sensor (release, with the test hooks)");
+            // The no-BPF baseline row turns eBPF off with SENSOR_TEST_NO_BPF, a test hook that only a build
+            // with the `test-hooks` feature reads (sensor/src/hooks.rs).
+            Step::new(
+                "cargo",
+                &[
+                    "build",
+                    "--release",
+                    "-p",
+                    "sensor",
+                    "--features",
+                    "test-hooks",
+                ],
+            )
+            .run()?;
             super::release_sensor(root)
         }
     };
