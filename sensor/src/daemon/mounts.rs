@@ -5,10 +5,11 @@
 
 use super::roots::{filter_of, mark_roots, submounts};
 use crate::config::RunConfig;
+use crate::gate::filter::Filter;
 use crate::gate::sys::Group;
-use crate::gate::worker::Shared;
-use crate::observe::status::bump;
+use crate::observe::status::{bump, Counters};
 use crate::service::{Stop, Woken};
+use arc_swap::ArcSwap;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -21,7 +22,9 @@ pub struct Watcher {
     pub marked: Mutex<Vec<PathBuf>>,
     pub group: Arc<Group>,
     pub mask: u64,
-    pub shared: Arc<Shared>,
+    pub counters: Arc<Counters>,
+    /// The path filter the workers read, replaced when the trees change.
+    pub filter: Arc<ArcSwap<Filter>>,
     /// Directory-move reporting, marked on the same filesystems.
     pub moves: Option<Arc<crate::daemon::moves::Moves>>,
 }
@@ -62,13 +65,13 @@ impl Watcher {
                 continue;
             };
             if !devs.contains(&dev) && self.group.mark_filesystem(&root, self.mask).is_ok() {
-                bump(&self.shared.counters.marked_filesystems);
+                bump(&self.counters.marked_filesystems);
                 if let Some(m) = &self.moves {
                     let _ = m.mark(&root);
                 }
                 marked.push(root);
             }
         }
-        self.shared.filter.store(Arc::new(filter_of(&cfg, &extra)));
+        self.filter.store(Arc::new(filter_of(&cfg, &extra)));
     }
 }

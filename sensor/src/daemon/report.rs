@@ -126,6 +126,7 @@ enum Message {
 }
 
 /// The senders' side of the reporter thread: hands over without waiting.
+#[derive(Clone)]
 pub struct Reports {
     tx: Sender<Message>,
     counters: Arc<Counters>,

@@ -235,14 +235,14 @@ impl Sensor {
         let shared = Arc::new(worker::Shared {
             group: Arc::clone(&group),
             counters: Arc::clone(&counters),
-            filter: ArcSwap::from_pointee(filter_of(&cfg, &extra)),
+            filter: Arc::new(ArcSwap::from_pointee(filter_of(&cfg, &extra))),
             db: ArcSwap::new(db),
-            cache: cache::Cache::new(
+            cache: Arc::new(cache::Cache::new(
                 Arc::clone(&group),
                 ignore_mask,
                 remembered,
                 Arc::clone(&counters),
-            ),
+            )),
             max_file_size: worker::scan_limit(cfg.max_file_size),
             deep: engine::DeepOptions {
                 allmatch: false,
@@ -289,8 +289,8 @@ impl Sensor {
         // Lease breaks are handled until the last worker is gone: a writer waits on every lease.
         let leases = {
             let l = cache::Leases::new().map_err(thread("the lease-break listener"))?;
-            let shared = Arc::clone(&shared);
-            Service::spawn("leases", move |stop| l.run(&shared.cache, &stop))
+            let cache = Arc::clone(&shared.cache);
+            Service::spawn("leases", move |stop| l.run(&cache, &stop))
                 .map_err(thread("the lease-break listener"))?
         };
         // The eBPF open prefilter covers protected trees, not devices.
@@ -322,7 +322,13 @@ impl Sensor {
         let _ = counters.ebpf.set(enabled);
         // Exec-guard kills are reported from the kernel's ring buffer (the kill itself needs no userspace).
         let kills = kill_events.and_then(|k| {
-            kill_reports::start(k, Arc::clone(&shared))
+            let outlets = kill_reports::Outlets {
+                counters: Arc::clone(&counters),
+                ebpf: Arc::clone(&ebpf_shared),
+                reports: shared.reports.clone(),
+                trail: trail.clone(),
+            };
+            kill_reports::start(k, outlets)
                 .map_err(|e| eprintln!("sensor run: warning: exec kills not reported: {e}"))
                 .ok()
         });
@@ -368,7 +374,8 @@ impl Sensor {
             marked: Mutex::new(roots.clone()),
             group: Arc::clone(&group),
             mask,
-            shared: Arc::clone(&shared),
+            counters: Arc::clone(&counters),
+            filter: Arc::clone(&shared.filter),
             moves,
         });
         let mount_watcher = {

@@ -2,17 +2,27 @@
 //! already killed the exec; this thread says so, on stdout and in the log, with what the process table
 //! knows of the process: `EXE: NAME exec killed` (`EXE` as the exec named it, or `DEV:INO`).
 
-use crate::audit::enricher::Note;
+use crate::audit::enricher::{Note, Trail};
 use crate::audit::{Kind, Verdict};
+use crate::daemon::report::Reports;
 use crate::ebpf::kills::Kills;
-use crate::gate::worker::Shared;
-use crate::observe::status::bump;
+use crate::ebpf::Ebpf;
+use crate::observe::status::{bump, Counters};
 use crate::service::Service;
+use arc_swap::ArcSwapOption;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Where the kills are told: the counters, the process table, the reporter and the audit trail.
+pub struct Outlets {
+    pub counters: Arc<Counters>,
+    pub ebpf: Arc<ArcSwapOption<Ebpf>>,
+    pub reports: Reports,
+    pub trail: Option<Arc<Trail>>,
+}
+
 /// Starts the thread that reports the kills `kills` reads.
-pub fn start(kills: Kills, shared: Arc<Shared>) -> std::io::Result<Service> {
+pub fn start(kills: Kills, shared: Outlets) -> std::io::Result<Service> {
     Service::spawn("exec-kills", move |stop| {
         kills.run(&stop, |k| {
             bump(&shared.counters.exec_kills);
@@ -44,7 +54,7 @@ pub fn start(kills: Kills, shared: Arc<Shared>) -> std::io::Result<Service> {
             shared.reports.line(
                 &path,
                 &format!("{name} exec killed"),
-                &shared.opener(k.tgid as i32),
+                &super::opener::describe(&shared.ebpf, k.tgid as i32),
             );
         })
     })

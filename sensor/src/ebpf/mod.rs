@@ -19,6 +19,7 @@ pub mod kernel_key;
 pub mod kill_reports;
 pub mod kills;
 pub mod open;
+pub mod opener;
 pub mod prefilter_jobs;
 mod ring;
 

@@ -12,7 +12,7 @@ use crate::audit::{Kind, Verdict as Answer};
 use crate::daemon::report::Reports;
 use crate::observe::latency::Route;
 use crate::observe::status::{bump, Counters};
-use crate::scan::reader::WINDOWED_ABOVE;
+use crate::scan::file_scan::WINDOWED_ABOVE;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use crossbeam_channel::{Receiver, RecvError, TryRecvError};
 use engine::{Database, DeepOptions, Report, SharedScanner};
@@ -43,12 +43,12 @@ const LEARN_MAX_SIZE: u64 = 1024 * 1024;
 pub struct Shared {
     pub group: Arc<Group>,
     pub counters: Arc<Counters>,
-    /// Swapped whole by a reload; a decision loads it without a lock.
-    pub filter: ArcSwap<Filter>,
+    /// Swapped whole by a reload (and by the mount watcher); a decision loads it without a lock.
+    pub filter: Arc<ArcSwap<Filter>>,
     pub db: ArcSwap<Database>,
     /// Ignore marks and kept verdicts, each valid only under a read lease (issue 11), and the database
     /// generation they were reached with.
-    pub cache: Cache,
+    pub cache: Arc<Cache>,
     /// Files larger are allowed unscanned (never 0: see [`scan_limit`]).
     pub max_file_size: u64,
     /// What a scan looks inside and where it stops (issue 12); the time limit is within the deadline.
@@ -105,23 +105,9 @@ impl Shared {
             .detection(path, found, file, pid, self.opener(pid));
     }
 
-    /// eBPF hook (issue 4): what the process table knows of an opener, for the log's detection line:
-    /// ` (pid N, ppid M, exe PATH (DEV:INO), comm X)` (DEV as `stat::st_dev` encodes it; PATH as the exec
-    /// named it, left out when unknown), or "" without an entry.
-    pub fn opener(&self, pid: i32) -> String {
-        let ebpf = self.ebpf.load();
-        let Some(p) = ebpf.as_ref().and_then(|e| e.process(pid as u32)) else {
-            return String::new();
-        };
-        let dev = libc::makedev((p.exe_dev >> 20) as u32, (p.exe_dev & 0xf_ffff) as u32);
-        let exe = match &p.exe_path {
-            Some(path) => format!("{path} ({dev}:{})", p.exe_ino),
-            None => format!("{dev}:{}", p.exe_ino),
-        };
-        format!(
-            " (pid {}, ppid {}, exe {exe}, comm {})",
-            p.tgid, p.ppid, p.comm
-        )
+    /// What the eBPF process table knows of an opener, for the log's detection line.
+    fn opener(&self, pid: i32) -> String {
+        crate::ebpf::opener::describe(&self.ebpf, pid)
     }
 
     /// eBPF hook (issue 4): the kernel SIGKILLs any later exec of this file (no-op without eBPF).

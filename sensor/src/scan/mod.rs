@@ -6,11 +6,11 @@
 
 mod actions;
 mod config;
+pub(crate) mod file_scan;
 mod outcome;
 mod pool;
 mod progress;
 mod pseudofs;
-pub(crate) mod reader;
 mod report;
 mod summary;
 mod walk;

@@ -7,8 +7,8 @@
 //! panicked): the scan runs with those that started, and fails only when none did.
 
 use super::config::Config;
+use super::file_scan::FileScanner;
 use super::outcome::{Job, Outcome};
-use super::reader::Reader;
 use super::walk::{Sink, Walker};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -77,7 +77,7 @@ pub fn run(
             let rx = Arc::clone(&job_rx);
             let tx = res_tx.clone();
             let spawned = std::thread::Builder::new().spawn_scoped(s, move || {
-                let mut reader = Reader::new(db, cfg);
+                let mut reader = FileScanner::new(db, cfg);
                 loop {
                     let next = rx.lock().map(|r| r.recv());
                     let Ok(Ok((seq, job))) = next else { break };
@@ -89,7 +89,7 @@ pub fn run(
                     let outcome = match catch_unwind(AssertUnwindSafe(|| reader.run(job))) {
                         Ok(o) => o,
                         Err(_) => {
-                            reader = Reader::new(db, cfg);
+                            reader = FileScanner::new(db, cfg);
                             let error = std::io::Error::other("internal scanner error");
                             Outcome::ReadError { path, error }
                         }

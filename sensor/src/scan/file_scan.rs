@@ -22,7 +22,7 @@ use std::path::PathBuf;
 /// buffer (one read, the whole-buffer scan): the buffer never grows past this.
 pub const WINDOWED_ABOVE: u64 = 8 << 20;
 
-pub struct Reader<'db> {
+pub struct FileScanner<'db> {
     scanner: Scanner<'db>,
     opts: DeepOptions,
     limits: Limits,
@@ -70,9 +70,9 @@ impl Limits {
     }
 }
 
-impl<'db> Reader<'db> {
+impl<'db> FileScanner<'db> {
     pub fn new(db: &'db engine::Database, cfg: &Config) -> Self {
-        Reader {
+        FileScanner {
             scanner: Scanner::new(db),
             opts: DeepOptions {
                 allmatch: cfg.allmatch,
@@ -351,7 +351,7 @@ mod tests {
             unreachable!("a scan command line")
         };
         let cfg = Config::from_args(&args).unwrap();
-        let mut r = Reader::new(&db, &cfg);
+        let mut r = FileScanner::new(&db, &cfg);
         let path = PathBuf::from("/nonexistent-sensor-test/f");
         let pseudo = r.run(Job::File {
             path: path.clone(),
