@@ -1,4 +1,4 @@
-//! Signatures about where a file sits and what it is taken for (issue 13): the `Container:`/`Intermediates:`
+//! Signatures about where a file sits and what it is taken for: the `Container:`/`Intermediates:`
 //! conditions of logical signatures, their `HandlerType:` (the type a matching file is scanned again as) and
 //! the `.cdb` container metadata signatures, from the build to the scan.
 //!

@@ -139,7 +139,7 @@ mod tests {
         }
     }
 
-    /// issue 13: `sensor db compile -o main.db` wrote a file `-d main.db` refused as an unknown type.
+    /// `sensor db compile -o main.db` wrote a file `-d main.db` refused as an unknown type.
     #[test]
     fn a_compiled_file_is_known_by_its_magic_whatever_its_name() {
         let d = tempfile::tempdir().unwrap();

@@ -15,7 +15,7 @@ use std::process::{Command, ExitStatus, Stdio};
 
 /// Debian packages: clamscan and freshclam-free test files, used by the differential tests and the demo;
 /// rsyslog, whose daemon the audit syslog sink's test delivers to (a private instance, never the system one);
-/// the archivers the unpacking tests and the archive bench write their inputs with (issue 12).
+/// the archivers the unpacking tests and the archive bench write their inputs with.
 const APT_PACKAGES: &[&str] = &[
     "clamav",
     "clamav-daemon",

@@ -238,7 +238,7 @@ mod tests {
         assert!(v[2].1.is_err());
     }
 
-    /// issue 11: clamscan's line limit, CR included, comments included.
+    /// clamscan's line limit, CR included, comments included.
     #[test]
     fn lines_longer_than_the_limit_are_errors() {
         let v: Vec<_> = lines(b"abcd\nabcde\nabcd\r\n#abcd\n#bcd\n", Some(4)).collect();

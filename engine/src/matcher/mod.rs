@@ -37,7 +37,7 @@
 //! O(segment elements x set size), independent of the file size. That is per hit, and a run of one byte
 //! makes every position a hit: long fixed-length segments (`fixed`) are therefore decided by per-piece
 //! two-way searches (`linear`) instead, linear in the data per piece and O(pieces + loose ops) per hit,
-//! whatever the segment's length (issue 11); [`MatchScratch::verify_work`] counts the comparisons. Chained segments are not backtracked: each
+//! whatever the segment's length; [`MatchScratch::verify_work`] counts the comparisons. Chained segments are not backtracked: each
 //! segment's hits are recorded during the pass (a segment is only recorded once the segment before it has a
 //! hit), and after the pass a backward dynamic programme marks, per segment, the hits from which the rest of
 //! the chain can complete, by binary search in the sorted good starts of the next segment:

@@ -39,7 +39,7 @@ impl Built {
     fn fallback_count(&self) -> usize {
         self.m.view(&self.img).fallback_count()
     }
-    /// As the engine scans a file (issue 11): `window` fresh bytes at a time, each with the overlap.
+    /// As the engine scans a file: `window` fresh bytes at a time, each with the overlap.
     fn scan_windowed(&self, data: &[u8], window: usize, sink: &mut dyn MatchSink) {
         let m = self.m.view(&self.img);
         let mut sc = MatchScratch::new();
@@ -66,7 +66,7 @@ impl Built {
     }
 }
 
-/// Issue 11: a scan in windows of `window` bytes reports the same (id, start, end) as one over the whole
+/// A scan in windows of `window` bytes reports the same (id, start, end) as one over the whole
 /// buffer (in another order: fallback patterns come window by window).
 fn same_in_windows(m: &Built, data: &[u8], whole: &[(u32, usize, usize)], window: usize) {
     let mut s = Sink::default();
@@ -455,7 +455,7 @@ proptest! {
     }
 }
 
-// ---- issue 11: long repetitive signatures ----
+// ---- long repetitive signatures ----
 
 /// `Big.Sig:0:*:` + 1,024 bytes of `41` over `(A x 1023, B)` repeated made every position an atom hit, each
 /// verified over up to 1 KiB: quadratic work (32 s for 10 MB). Verification must stay linear in the data,
@@ -717,7 +717,7 @@ fn run_pats(m: &Built, data: &[u8]) -> Vec<(u32, usize, usize)> {
     s.got
 }
 
-/// issue 11 (found while adding sections moved the crafted-image test's mutations): an alternative atom
+/// Found when adding sections moved the crafted-image test's mutations: an alternative atom
 /// with branches over 8 bytes indexed past the 4 tail bytes a table entry holds, a panic on any data
 /// holding a branch.
 #[test]

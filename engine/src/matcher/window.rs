@@ -1,4 +1,4 @@
-//! Scans in windows (issue 11): a file read a window at a time, each window deciding the atom hits and
+//! Scans in windows: a file read a window at a time, each window deciding the atom hits and
 //! fallback starts in its *fresh* range, with enough bytes on each side (the *overlap*: the longest
 //! segment's span, computed at build) that no verification started there reads past the window. Positions
 //! that outlive a window (the sink's, chained segments' runs, the reported set, the two-way searches) are

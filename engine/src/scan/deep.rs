@@ -1,5 +1,5 @@
 //! The deep scan: match a file's bytes, type it, unpack it, and scan each member the same way, recursively,
-//! under one budget (issue 12). This is libclamav's walk: every member is matched against the whole
+//! under one budget. This is libclamav's walk: every member is matched against the whole
 //! database (hash, body and logical signatures) as a file of its own.
 //!
 //! Owns: the budget (bytes, files, depth, time), member paths, and the order detections are reported in

@@ -6,7 +6,7 @@
 //!
 //! A file can be scanned from a buffer holding it ([`Scanner::scan`]) or by position in bounded windows
 //! ([`Scanner::scan_file`], `source`): the same verdicts in the same order, with memory that does not grow
-//! with the file (issue 11).
+//! with the file.
 
 use crate::compile::HASH_KINDS;
 use crate::db::Target;
@@ -148,7 +148,7 @@ impl<'db> Scanner<'db> {
         self.scan_windowed(file, len, DEFAULT_WINDOW, opts)
     }
 
-    /// Scans `data` and, recursively, every member found inside it (issue 12): archives, compressed files,
+    /// Scans `data` and, recursively, every member found inside it: archives, compressed files,
     /// mail and documents, under `opts.limits`.
     pub fn scan_deep(&mut self, data: &[u8], opts: &DeepOptions) -> Report<'db> {
         deep_buffer(self.db, &mut self.scratch, data, opts)

@@ -1,4 +1,4 @@
-//! Files scanned in bounded windows (issue 11): positional reads of the file, a small page cache for the
+//! Files scanned in bounded windows: positional reads of the file, a small page cache for the
 //! executable header walks, and the whole-file digests fed window by window, so that a scan holds one window
 //! of the file, never the file.
 

@@ -181,7 +181,7 @@ fn duplicate_signatures_load_and_the_later_hash_line_wins() {
     );
 }
 
-/// issue 11: clamscan refuses lines longer than its buffers (tests/ORACLE.md §6a), and with them 5 MB names
+/// clamscan refuses lines longer than its buffers (tests/ORACLE.md §6a), and with them 5 MB names
 /// and bodies; the longest it reads load and match.
 #[test]
 fn the_longest_lines_clamscan_reads_load_longer_ones_are_one_error() {

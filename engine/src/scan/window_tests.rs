@@ -1,4 +1,4 @@
-//! Issue 11: a file scanned in bounded windows gets the verdicts of the same file scanned as one buffer,
+//! A file scanned in bounded windows gets the verdicts of the same file scanned as one buffer,
 //! in the same order, whatever the window size: signatures across window boundaries, `*` chains over many
 //! windows, long fixed segments, `EOF-n`, EP and section offsets, logical and hash signatures, allowlists.
 

@@ -1,5 +1,5 @@
 //! ClamAV's file type names (`CL_TYPE_*`) for the engine's unpack kinds: what `Container:`, `Intermediates:`
-//! (logical signatures) and `.cdb` container metadata signatures name a file's container by (issue 13).
+//! (logical signatures) and `.cdb` container metadata signatures name a file's container by.
 //!
 //! Owns: the table from [`Kind`] (refined by the file's first bytes where ClamAV tells variants apart: tar,
 //! cpio, text) to the `CL_TYPE` name clamscan 1.4.6 gives such a file, and the list of names clamscan

@@ -297,7 +297,7 @@ mod tests {
         assert_eq!(detect(b""), Kind::Other);
     }
 
-    /// issue 12: a mail that carries BinHex (or uuencode) near its start is a mail: typed by what it
+    /// A mail that carries BinHex (or uuencode) near its start is a mail: typed by what it
     /// carries, its other parts were never read.
     #[test]
     fn mail_is_typed_before_what_it_carries() {
@@ -309,21 +309,21 @@ mod tests {
         );
     }
 
-    /// issue 12: uuencoded files in notes and news posts start after some text.
+    /// Uuencoded files in notes and news posts start after some text.
     #[test]
     fn uuencoded_text_is_typed_by_a_begin_line_anywhere_in_its_head() {
         assert_eq!(detect(b"notes\r\nbegin 600 a.bin\r\nM\n"), Kind::Uuencoded);
         assert_eq!(detect(b"to begin 644 words"), Kind::Other);
     }
 
-    /// issue 12: only an mbox `From ` line (capital F) or a header field makes a mail.
+    /// Only an mbox `From ` line (capital F) or a header field makes a mail.
     #[test]
     fn text_that_starts_like_a_word_of_a_header_is_not_mail() {
         assert_eq!(detect(b"from here on: plain text"), Kind::Other);
         assert_eq!(detect(b"To be or not: that is it"), Kind::Other);
     }
 
-    /// issue 12: Word reads `{\rt` as RTF, so the typing does.
+    /// Word reads `{\rt` as RTF, so the typing does.
     #[test]
     fn rtf_without_its_f_is_rtf() {
         assert_eq!(detect(b"{\\rt{\\object}}"), Kind::Rtf);
@@ -331,7 +331,7 @@ mod tests {
 
     #[test]
     fn sis_files_of_epoc_release_6_type_as_sis() {
-        // issue 12: only release 3-5's UID2 was known; clam.sis is a release 6 file.
+        // Only release 3-5's UID2 was known; clam.sis is a release 6 file.
         let mut h = vec![0u8; 64];
         h[4..8].copy_from_slice(&0x1000_3A12u32.to_le_bytes());
         h[8..12].copy_from_slice(&0x1000_0419u32.to_le_bytes());

@@ -1,5 +1,5 @@
 //! Looking inside files: typing by magic (`kind`) and one small module per format that turns a file's bytes
-//! into its members (issue 12). The walk that scans each member again, recursively, under one budget is
+//! into its members. The walk that scans each member again, recursively, under one budget is
 //! `scan::deep`; this tree only finds members.
 //!
 //! Owns: file typing, format parsing, decompression, and bounded extraction. Never: matches signatures,
@@ -63,7 +63,7 @@ pub enum Flow {
     Stop,
 }
 
-/// A member's entry in its container, as `.cdb` container metadata signatures see it (issue 13). The
+/// A member's entry in its container, as `.cdb` container metadata signatures see it. The
 /// container's type and size are the walk's to know; the unpacker tells what its headers say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemberMeta<'a> {

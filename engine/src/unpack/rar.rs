@@ -2,7 +2,7 @@
 //! filters) and RAR 5 (`Rar!\x1a\x07\x01\x00`), solid or not, self-extracting or not, with `rars`
 //! (pure Rust, `unsafe` forbidden, Apache-2.0; built without its writer, encryption, recovery and threads).
 //!
-//! Issue 12 allows a RAR decoder only once it passes real RAR 4 and 5 archives. Evaluated (engine/tests/
+//! A RAR decoder is used only because it passes real RAR 4 and 5 archives. Evaluated (engine/tests/
 //! unpack_rar.rs keeps the check): every archive of the `rarfile` test set (RAR 1.5, 2.x, 3.x and 5;
 //! stored, compressed, solid, SFX) decodes to the CRC-32 and size its headers record, save one RAR 2.0
 //! archive with a Unix-owner record that `rars` refuses as corrupt (a visible error, not a silent clean);

@@ -7,7 +7,7 @@
 //! row. clamscan is single-threaded and runs once; the sensor runs `--threads N` for each of `--threads`,
 //! `--rounds` times, medians reported; a scan of one tiny file gives each one's load time, which is taken
 //! off before throughput is computed over the members' unpacked bytes. Also compares the scale part's
-//! binaries throughput (if it ran) with the table before issue 12. Returns the markdown; runs nothing but
+//! binaries throughput (if it ran) with the table before archives were unpacked. Returns the markdown; runs nothing but
 //! the two scanners (through `bounded`).
 
 use super::archive_corpus::{self, Corpus};
@@ -21,8 +21,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-/// One-thread throughput of `sensor scan` over the binaries corpus in README's engine table before
-/// issue 12 (2026-11-24, compiled database); the issue asks for the scale part to stay within 10% of it.
+/// One-thread throughput of `sensor scan` over the binaries corpus in README's engine table before archives
+/// were unpacked (2026-11-24, compiled database): the scale part is to stay within 10% of it.
 const BINARIES_BEFORE_MB_S: f64 = 229.9;
 
 /// What one scan said: the (archive file name, signature) of each FOUND line, and summary fields.

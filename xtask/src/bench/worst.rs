@@ -1,5 +1,5 @@
 //! `cargo xtask bench engine --parts worst`: long repetitive signatures against files shaped for them, the
-//! worst cases of body-signature verification (issue 11), sensor and clamscan on the same database and file.
+//! worst cases of body-signature verification, sensor and clamscan on the same database and file.
 //!
 //! Each case is one signature and one generated file (under target/bench/engine-worst, rewritten every
 //! run); both scanners run `-d DB FILE` in interleaved rounds and the medians are reported with the

@@ -1,4 +1,4 @@
-//! The walk's side of `.cdb` container metadata signatures (issue 13): a member's entry, as its unpacker
+//! The walk's side of `.cdb` container metadata signatures: a member's entry, as its unpacker
 //! hands it over ([`Sink::member_meta`](crate::unpack::Sink::member_meta)), checked against them before
 //! the member is scanned.
 //!

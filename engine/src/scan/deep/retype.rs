@@ -1,4 +1,4 @@
-//! `HandlerType:` in the walk (issue 13): a file that a logical signature hands to another type is scanned
+//! `HandlerType:` in the walk: a file that a logical signature hands to another type is scanned
 //! again as a file of that type, its results reported where the signature would have been among the file's.
 //!
 //! Owns: reporting a file's results with the re-typed scan spliced in, and that scan: its matching, its
