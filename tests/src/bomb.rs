@@ -1,4 +1,4 @@
-//! A zip bomb for the unpacking tests and benches (issue 12): ten members of 1 GiB of zeros each, about
+//! A zip bomb for the unpacking tests and benches: ten members of 1 GiB of zeros each, about
 //! 10 MB, built in milliseconds without compressing a GiB.
 
 use flate2::{Compress, Compression, Crc, FlushCompress};

@@ -1,4 +1,4 @@
-//! End-to-end tests of the audit trail (issue 5) against the real gate, as root: the records of a deny, a
+//! End-to-end tests of the audit trail against the real gate, as root: the records of a deny, a
 //! notify-only detection and a timeout carry the file (path, dev/ino/size/SHA-256) and the process (pid,
 //! ppid, uid, user, exe, command line, lineage); the log the sensor wrote verifies and exports; a reload
 //! is recorded; the syslog sink delivers from the running gate to a listener.

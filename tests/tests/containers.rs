@@ -1,4 +1,4 @@
-//! issue 13: signatures about where a file sits — logical signatures with `Container:` and `Intermediates:`,
+//! Signatures about where a file sits — logical signatures with `Container:` and `Intermediates:`,
 //! and `.cdb` container metadata signatures — give clamscan's verdicts and names, with and without `-z`, on
 //! archives written here (zip, tar, tar.gz with the crates; 7z, cpio, cab, ARJ with the system's archivers
 //! when present) (tests/ORACLE.md §13g).

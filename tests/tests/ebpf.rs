@@ -1,4 +1,4 @@
-//! End-to-end tests of the sensor's eBPF layer (issue 4) against the real kernel, as root: the exec guard
+//! End-to-end tests of the sensor's eBPF layer against the real kernel, as root: the exec guard
 //! kills an exec of a file the engine found infected, the programs live exactly as long as the sensor, and
 //! without BPF (`SENSOR_TEST_NO_BPF=1`) the gate keeps working on fanotify alone.
 //! Missing privileges (root, fanotify, BPF): SKIPPED outside CI, failure with `CI` set.
@@ -182,7 +182,7 @@ fn exec_of_a_file_found_infected_is_killed() {
         counter(v, "exec_kills") >= 1
     });
     assert_eq!(counter(&st, "exec_kills"), 1, "{st}");
-    // ... and records it (issue 5): the process, the file, the signature.
+    // ... and records it: the process, the file, the signature.
     let r = s.wait_audit("exec_kill", Duration::from_secs(10), |r| {
         r["kind"] == "exec_kill"
     });
@@ -518,7 +518,7 @@ fn short_lived_opener_is_identified_in_the_log() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Open prefilter (issue 4): sys_exit_openat{,2} -> protected devices only -> ring buffer -> gate jobs.
+// Open prefilter: sys_exit_openat{,2} -> protected devices only -> ring buffer -> gate jobs.
 
 const PREFILTER_ON: &str = "open prefilter on";
 

@@ -1,4 +1,4 @@
-//! issue 13: Mach-O (target 9) signatures with entry-point and section offsets (`EP±n`, `Sx+n`, `SEx`,
+//! Mach-O (target 9) signatures with entry-point and section offsets (`EP±n`, `Sx+n`, `SEx`,
 //! `SL+n`, with and without a shift) and TDB `EntryPoint`/`NumberOfSections`, on generated thin Mach-O files
 //! (PowerPC, whose thread state gives clamscan an entry point; x86-64, whose does not; broken ones whose
 //! entry point maps nowhere), give clamscan's verdicts and names with and without `-z`

@@ -1,4 +1,4 @@
-//! End-to-end tests of the files `sensor run` writes (issue 11): created 0600 (the audit directory
+//! End-to-end tests of the files `sensor run` writes: created 0600 (the audit directory
 //! 0700) whatever the umask, never written through a symlink planted beside them, an audit or
 //! quarantine directory others can write refused at start (exit 64), and so is a rotation size below
 //! one record. The configuration tests need no privilege; the others run the real gate as root on
@@ -49,7 +49,7 @@ fn run_refused(include: &Path, args: &[&str]) -> Output {
     output_with_timeout(cmd, Duration::from_secs(30)).unwrap()
 }
 
-/// Issue 11: `audit_max_file_size = "0"` (or 100 bytes) made the audit writer rotate without end;
+/// `audit_max_file_size = "0"` (or 100 bytes) made the audit writer rotate without end;
 /// such a size is refused at start, naming the file, the line and the key.
 #[test]
 fn a_rotation_size_below_one_record_is_refused_at_start() {
@@ -77,7 +77,7 @@ fn a_rotation_size_below_one_record_is_refused_at_start() {
     }
 }
 
-/// Issue 11: an audit or quarantine directory others can write (or one below such a directory) is
+/// An audit or quarantine directory others can write (or one below such a directory) is
 /// refused at start with exit 64, naming it and the directory at fault.
 #[test]
 fn audit_and_quarantine_directories_others_can_write_are_refused_at_start() {
@@ -108,7 +108,7 @@ fn audit_and_quarantine_directories_others_can_write_are_refused_at_start() {
     assert!(!audit.exists(), "nothing created in the refused directory");
 }
 
-/// Issue 11: in a directory anyone can write, a symlink planted at the status file's old fixed
+/// In a directory anyone can write, a symlink planted at the status file's old fixed
 /// temporary name (`status.tmp`) or at the log file is never written through: the status file is
 /// written beside it (and a warning names the directory), the log is refused (exit 2). The target,
 /// standing for a root-owned file, is untouched either way.
@@ -168,7 +168,7 @@ fn symlinks_planted_at_the_status_temporary_and_the_log_are_not_followed() {
     assert_eq!(fs::read_to_string(&target).unwrap(), "root's file\n");
 }
 
-/// Issue 11: under `umask 000` the log, the status file, the audit log and a quarantined copy are
+/// Under `umask 000` the log, the status file, the audit log and a quarantined copy are
 /// 0600 and the audit directory the sensor creates 0700 (the log and the status file were 0666, so
 /// anyone could append a fake `FOUND` line; the copy kept the original's mode).
 #[test]

@@ -1,4 +1,4 @@
-//! issue 12, end to end: `sensor run --prevent` scans inside an archive opened in a protected tree. An
+//! End to end: `sensor run --prevent` scans inside an archive opened in a protected tree. An
 //! archive holding EICAR is denied (and its audit record names the member the signature matched in); a
 //! clean archive and a limit-stopped one read fine, and the limit-stopped one is never remembered as clean.
 

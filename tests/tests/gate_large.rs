@@ -1,4 +1,4 @@
-//! Issue 11: the on-access gate scans a file larger than its read buffer window by window: with the size
+//! The on-access gate scans a file larger than its read buffer window by window: with the size
 //! limit lifted, a 64 MiB file with EICAR near its end is denied and the sensor's peak RSS grows by far
 //! less than the file. Runs as root against the real kernel, like the other `gate_*` tests (SKIPPED
 //! elsewhere outside CI).

@@ -76,7 +76,7 @@ fn quarantine_move_copy_remove_act_on_denied_files() {
     }
 }
 
-/// Issue 11: `--copy` onto a full quarantine filesystem left a 0-byte file, and stderr said "1 event(s) could
+/// `--copy` onto a full quarantine filesystem left a 0-byte file, and stderr said "1 event(s) could
 /// not be read or judged (allowed by the fail policy)" though the open was denied. The open is denied, the
 /// partial copy removed, and what failed is said (stdout, stderr, its own counter), not a judging error.
 #[test]

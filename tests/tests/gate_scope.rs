@@ -294,7 +294,7 @@ fn directory_moved_into_the_protected_tree_from_outside_is_guarded() {
     s.expect([Expect::denied(in_dir.join("eicar.com")).because(
         "directory renamed in from outside; an ignore mark on the directory inode travels with it",
     )]);
-    // The move is told (issue 4): a log line and a `dir_move` record; a move within the tree is not.
+    // The move is told: a log line and a `dir_move` record; a move within the tree is not.
     let moved_in = format!(
         "{}: directory moved into a protected tree (from {})",
         in_dir.display(),

@@ -410,7 +410,7 @@ fn sighup_maps_a_recompiled_database() {
     ]);
 }
 
-/// Issue 11 (item 4): with `--max-filesize 0` a file is still never read whole past clamd's MaxScanSize
+/// With `--max-filesize 0` a file is still never read whole past clamd's MaxScanSize
 /// (400 MiB): a 1 GiB sparse file in the tree is allowed unscanned (`too_large`), not read into memory.
 #[test]
 fn huge_sparse_file_is_not_read_whole_with_max_filesize_zero() {
@@ -440,7 +440,7 @@ fn huge_sparse_file_is_not_read_whole_with_max_filesize_zero() {
     );
 }
 
-/// Issue 11: `threads = 100000` panicked at start ("Resource temporarily unavailable") and exited 2. The
+/// `threads = 100000` panicked at start ("Resource temporarily unavailable") and exited 2. The
 /// count is validated with the rest of the configuration: exit 64, naming FILE:LINE and the key, or the
 /// flag; nothing is started. No privilege needed.
 #[test]

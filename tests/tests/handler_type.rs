@@ -1,4 +1,4 @@
-//! issue 13: logical signatures with `HandlerType:CL_TYPE_X` hand a matching file to type X, where it is
+//! Logical signatures with `HandlerType:CL_TYPE_X` hand a matching file to type X, where it is
 //! scanned again: the sensor gives clamscan's verdicts and names, with and without `-z`, on text re-typed
 //! as HTML, PDF, mail and PE, a PDF re-typed as itself, binary data, mail and a tar re-typed, and members of
 //! a zip and a tar that match (tests/ORACLE.md §13g). Each group of files has its own database: which
@@ -71,7 +71,7 @@ fn groups() -> Vec<Group> {
     let mail = format!(
         "Received: ZZTOP\nFrom: a@b.c\nTo: d@e.f\nSubject: hi\nContent-Type: text/plain\n\
          Content-Transfer-Encoding: base64\n\n{}\n",
-        // base64 of "inner QQPLANT payload here\n"
+        // Base64 of "inner QQPLANT payload here\n"
         "aW5uZXIgUVFQTEFOVCBwYXlsb2FkIGhlcmUK"
     );
     let tar_member = b"zipmember QQPLANT here\n".to_vec();

@@ -1,4 +1,4 @@
-//! Issue 11: with the size limits lifted, `sensor scan` reads a large file in bounded windows: a 1 GiB
+//! With the size limits lifted, `sensor scan` reads a large file in bounded windows: a 1 GiB
 //! (sparse) file with EICAR near its end is FOUND with a peak RSS far below its size, and so is a large
 //! stdin (spooled to an unlinked temporary file).
 

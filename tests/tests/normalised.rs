@@ -1,4 +1,4 @@
-//! issue 13: target-3 (HTML) and target-7 (text) signatures, and target-0 ones on HTML and text files, give
+//! Target-3 (HTML) and target-7 (text) signatures, and target-0 ones on HTML and text files, give
 //! clamscan's verdicts: HTML is matched on its normalised forms only, text on its bytes and then on its
 //! normalised form (tests/ORACLE.md §10). Generated pages and texts, marks written in many ways.
 

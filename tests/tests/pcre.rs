@@ -1,4 +1,4 @@
-//! issue 13: PCRE and byte-compare subsignatures of logical signatures give clamscan's verdicts, with and
+//! PCRE and byte-compare subsignatures of logical signatures give clamscan's verdicts, with and
 //! without `-z`, on generated binary files with planted marks (tests/ORACLE.md §13l): flags, triggers,
 //! offsets, byte-compare forms and near misses.
 

@@ -1,4 +1,4 @@
-//! issue 13: when a container and a file inside it both match, the name reported first (the verdict without
+//! When a container and a file inside it both match, the name reported first (the verdict without
 //! `-z`) is clamscan's: archives, compressed files, mail and documents report their members first, PDF and
 //! executables themselves first (tests/ORACLE.md §13k). Each of clamav-testfiles with an `.hdb` line for the
 //! file itself and clamscan's test `.hsb` line for clam.exe inside it.

@@ -1,4 +1,4 @@
-//! Issue 11, item 1: a clean file overwritten in place must never be read back before it is judged again.
+//! A clean file overwritten in place must never be read back before it is judged again.
 //!
 //! The probe that found the bypass: write a clean file, read it twice (the first read is judged and earns
 //! the file a kernel ignore mark, the second never leaves the kernel), overwrite it with EICAR, read it at

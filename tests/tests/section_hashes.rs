@@ -1,4 +1,4 @@
-//! issue 13: PE section hash signatures (`.mdb`, `.msb`) give clamscan's verdicts on generated PEs.
+//! PE section hash signatures (`.mdb`, `.msb`) give clamscan's verdicts on generated PEs.
 //!
 //! The `.mdb` lines come from `sigtool --mdb` (ClamAV's own cut of each section), the `.msb` lines from
 //! the cut tests/ORACLE.md §13a describes; near misses (one byte more, the digest of one byte less) are
@@ -199,7 +199,7 @@ fn sigtool_import_hash(sigtool: &Path, file: &Path) -> Option<String> {
     Some(rest.split(['L', '\n']).next()?.trim().to_string())
 }
 
-/// issue 13: `.imp` import-table hashes give clamscan's verdicts on the PE32 programs of clamav-testfiles
+/// `.imp` import-table hashes give clamscan's verdicts on the PE32 programs of clamav-testfiles
 /// (those clamscan does not unpack first) and on any Windows launchers pip ships on this machine, with
 /// lines from `sigtool --imp`, near misses (the size one off) and `*` sizes.
 #[test]

@@ -420,7 +420,7 @@ fn fill(dir: &Path) {
     let _ = f.sync_all();
 }
 
-/// Issue 11: audit write losses and refused reloads showed only in `status --json` (and a `loss` record):
+/// Audit write losses and refused reloads showed only in `status --json` (and a `loss` record):
 /// plain `sensor status` and the metrics show them now. The audit log's filesystem is filled up after the
 /// start (writes fail), and a reload is refused (a broken database file).
 #[test]
@@ -493,7 +493,7 @@ fn audit_write_errors_and_a_refused_reload_show_in_status_and_metrics_issue_11()
     );
 }
 
-/// Issue 11: the control socket and the metrics endpoint served one connection at a time (2 s each): 10
+/// The control socket and the metrics endpoint served one connection at a time (2 s each): 10
 /// idle connections made `sensor status` time out, 20 slow ones stalled scrapes for 14 s. With idle and
 /// trickling connections held on both, `sensor status` (its own 5 s timeout) and a scrape (5 s socket
 /// timeouts) still answer.

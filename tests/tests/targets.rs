@@ -1,4 +1,4 @@
-//! issue 13: body and logical signatures of every target the engine types files for (1 PE, 2 OLE2, 4 mail,
+//! Body and logical signatures of every target the engine types files for (1 PE, 2 OLE2, 4 mail,
 //! 5 graphics, 6 ELF, 9 Mach-O, 10 PDF, 11 Flash, 12 Java) give clamscan's verdicts and names, in
 //! clamscan's order with `-z`, on generated files of each type with planted marks (tests/ORACLE.md §13c).
 
@@ -243,7 +243,7 @@ fn targets_match_clamscan() {
     }
 }
 
-/// issue 13: a database's `.ftm` magic types files before the built-in magic, the last loaded matching
+/// A database's `.ftm` magic types files before the built-in magic, the last loaded matching
 /// line winning, as in clamscan (tests/ORACLE.md §13j). Files carry made-up magics only: clamscan drops its
 /// built-in magic when a database brings some, the engine keeps it under the database's (a deliberate
 /// difference that only a partial custom table shows).

@@ -1,4 +1,4 @@
-//! issue 12: files inside files that no container announces (an archive appended to an executable or to
+//! Files inside files that no container announces (an archive appended to an executable or to
 //! junk, a PE after a text) are found as clamscan finds them, differentially, on files made here by
 //! concatenating Debian's clamav-testfiles; the few the sensor finds beyond clamscan are listed as such
 //! (tests/ORACLE.md §8d).

@@ -1,4 +1,4 @@
-//! issue 12: `sensor scan`'s deep-scan flags mean what clamscan's mean. Both scanners run here on the same
+//! `sensor scan`'s deep-scan flags mean what clamscan's mean. Both scanners run here on the same
 //! nested archives (built at run time) with the same flags and must print the same verdicts; `--json` names
 //! the member a signature matched in.
 

@@ -1,4 +1,4 @@
-//! issue 12: archives nested several layers deep, mail with an archive attached, an Office document with an
+//! Archives nested several layers deep, mail with an archive attached, an Office document with an
 //! embedded object, clean archives and decompression bombs: `sensor scan` and clamscan run here on the same
 //! generated files with the same database and must print the same verdicts. The archives are written at
 //! run time with the system's archivers (`cargo xtask setup` installs them) and the `zip`/`cfb` crates.
@@ -129,7 +129,7 @@ fn nested_archives_mail_and_documents_get_clamscans_verdicts() {
     std::fs::create_dir_all(&files).unwrap();
     let put = |name: &str, data: &[u8]| std::fs::write(files.join(name), data).unwrap();
 
-    // zip in tar.gz in 7z in zip, EICAR at the bottom; and the same shape holding only clean text.
+    // Zip in tar.gz in 7z in zip, EICAR at the bottom; and the same shape holding only clean text.
     for (tag, payload) in [
         ("bad", eicar()),
         ("clean", b"just some text, twice over\n".repeat(40)),

@@ -1,4 +1,4 @@
-//! issue 12: encrypted PDFs are opened with the empty user password, as clamscan opens them: an executable
+//! Encrypted PDFs are opened with the empty user password, as clamscan opens them: an executable
 //! attached to a PDF that has only an owner password is found inside every standard encryption (RC4 40
 //! and 128 bits, AES-128, AES-256 of revisions 5 and 6), and one that needs a user password is
 //! `Heuristics.Encrypted.PDF` with `--alert-encrypted`. The files are made here with `qpdf` (the PDF and

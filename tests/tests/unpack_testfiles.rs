@@ -1,4 +1,4 @@
-//! issue 12: every file of Debian's clamav-testfiles (44 files, each holding ClamAV's 544-byte test program
+//! Every file of Debian's clamav-testfiles (44 files, each holding ClamAV's 544-byte test program
 //! in another wrapping) is found by `sensor scan` with the same name as clamscan finds it, both run here on
 //! the same files with the same `.hsb` line. The packed and installer executables wait for the packers
 //! issue: they are listed below, visibly, and the test says which of them the sensor finds today.

@@ -1,4 +1,4 @@
-//! issue 13: YARA rules (`.yar`) find what clamscan 1.4.6 finds, under the same names (`YARA.<rule>.UNOFFICIAL`)
+//! YARA rules (`.yar`) find what clamscan 1.4.6 finds, under the same names (`YARA.<rule>.UNOFFICIAL`)
 //! and in the same order, differentially: both scanners run the same rules on the same generated files,
 //! with and without `-z` (tests/ORACLE.md §13d). Under CI a missing clamscan fails the test.
 
