@@ -16,6 +16,7 @@ pub mod report;
 mod reload;
 mod roots;
 mod sensor;
+mod side;
 mod signals;
 mod trail;
 mod warnings;

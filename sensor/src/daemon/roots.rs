@@ -135,6 +135,31 @@ pub(super) fn group_for(mode: Mode) -> std::io::Result<(sys::Group, u64)> {
     }
 }
 
+/// The mode the kernel allows: prevent mode falls back to notify-only (said loudly, and returned for the
+/// audit trail) on a kernel that refuses permission events.
+pub(super) fn effective_mode(asked: Mode, roots: &[PathBuf]) -> (Mode, Option<String>) {
+    if asked != Mode::Prevent {
+        return (asked, None);
+    }
+    match permission_events_supported(roots) {
+        Ok(()) => (asked, None),
+        Err(e) => {
+            eprintln!(
+                "sensor run: WARNING: the kernel refuses fanotify permission events ({e}); it lacks \
+                 CONFIG_FANOTIFY_ACCESS_PERMISSIONS. Running NOTIFY-ONLY: malicious files are reported \
+                 (and quarantined if asked) but NOT blocked."
+            );
+            (
+                Mode::NotifyOnly,
+                Some(format!(
+                    "prevent mode was asked for, but the kernel refuses fanotify permission events ({e}): \
+                     running notify-only, malicious files are NOT blocked"
+                )),
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,11 +10,12 @@
 //! Every one but the workers is a [`Service`]; the workers end when the reader's queue closes.
 
 use super::report;
-use super::roots::{self, filter_of, mark_roots, submounts};
+use super::roots::{self, effective_mode, filter_of, mark_roots, submounts};
+use super::side::{start_moves, start_servers};
 use super::signals::Signals;
 use super::trail::{db_note, start_audit, AuditRun};
 use super::warnings::{LossWatch, Undecided};
-use super::{mounts, moves, notify, reload};
+use super::{mounts, notify, reload};
 use crate::audit::enricher::{self as audit, Trail};
 use crate::cli::RunArgs;
 use crate::config::{Mode, RunConfig};
@@ -537,86 +538,4 @@ impl Sensor {
         }
         self.servers.clear();
     }
-}
-
-/// The mode the kernel allows: prevent mode falls back to notify-only (said loudly, and returned for the
-/// audit trail) on a kernel that refuses permission events.
-fn effective_mode(asked: Mode, roots: &[PathBuf]) -> (Mode, Option<String>) {
-    if asked != Mode::Prevent {
-        return (asked, None);
-    }
-    match roots::permission_events_supported(roots) {
-        Ok(()) => (asked, None),
-        Err(e) => {
-            eprintln!(
-                "sensor run: WARNING: the kernel refuses fanotify permission events ({e}); it lacks \
-                 CONFIG_FANOTIFY_ACCESS_PERMISSIONS. Running NOTIFY-ONLY: malicious files are reported \
-                 (and quarantined if asked) but NOT blocked."
-            );
-            (
-                Mode::NotifyOnly,
-                Some(format!(
-                    "prevent mode was asked for, but the kernel refuses fanotify permission events ({e}): \
-                     running notify-only, malicious files are NOT blocked"
-                )),
-            )
-        }
-    }
-}
-
-/// The control socket and metrics servers (bound at start); one that cannot be served is a warning.
-fn start_servers(
-    control_socket: Option<control_server::Bound>,
-    metrics_listener: Option<std::net::TcpListener>,
-    status: &Arc<status::Status>,
-) -> Vec<Service> {
-    let mut servers = Vec::new();
-    if let Some(b) = control_socket {
-        match control_server::start(b, Arc::clone(status)) {
-            Ok(s) => servers.push(s),
-            Err(e) => eprintln!("sensor run: warning: control socket not served: {e}"),
-        }
-    }
-    if let Some(l) = metrics_listener {
-        let at = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        match metrics::start(l, Arc::clone(status)) {
-            Ok(s) => {
-                eprintln!("sensor run: metrics at http://{at}/metrics");
-                servers.push(s);
-            }
-            Err(e) => eprintln!("sensor run: warning: metrics not served: {e}"),
-        }
-    }
-    servers
-}
-
-/// Directory moves into and out of the trees, told to the log and the audit trail (when configured).
-fn start_moves(
-    cfg: &RunConfig,
-    roots: &[PathBuf],
-    shared: &Arc<worker::Shared>,
-) -> (Option<Arc<moves::Moves>>, Option<Service>) {
-    let moves = match cfg.dir_moves.then(moves::Moves::new) {
-        None => return (None, None),
-        Some(Ok(m)) => m,
-        Some(Err(e)) => {
-            eprintln!(
-                "sensor run: warning: directory moves are not reported (fanotify FAN_RENAME: {e})"
-            );
-            return (None, None);
-        }
-    };
-    for r in roots {
-        if let Err(e) = moves.mark(r) {
-            eprintln!(
-                "sensor run: warning: directory moves on {} are not reported: {e}",
-                r.display()
-            );
-        }
-    }
-    let moves = Arc::new(moves);
-    let reporter = moves::start(Arc::clone(&moves), Arc::clone(shared))
-        .map_err(|e| eprintln!("sensor run: warning: directory moves are not reported: {e}"))
-        .ok();
-    (Some(moves), reporter)
 }
