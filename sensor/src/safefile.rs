@@ -1,7 +1,7 @@
 //! How the sensor writes files: every file `sensor run` and `sensor scan` create, append to or
 //! replace (the gate's log and status file, the audit log, quarantined files, the scan log) is opened
 //! here, so that none is written through a symlink someone else planted, and none takes its mode from
-//! the umask (issue 11).
+//! the umask.
 //!
 //! - Files are created [`FILE_MODE`] (0600), directories [`DIR_MODE`] (0700); the umask can only
 //!   take bits away from those.

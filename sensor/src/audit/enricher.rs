@@ -1,4 +1,4 @@
-//! Gate side of the audit trail (issue 5). Producers on the decision path (workers after they answered,
+//! Gate side of the audit trail. Producers on the decision path (workers after they answered,
 //! the watchdog, the kill reporter, the main thread) hand over a [`Note`]: a few words, a `dup` of the
 //! file's fd and the opener's pid, through a bounded queue (`try_send`: full = dropped and counted,
 //! never waited on). The enricher thread turns each note into a full [`Record`]: path, stat and SHA-256
@@ -34,7 +34,7 @@ pub struct Note {
     pub kind: Option<Kind>,
     pub verdict: Option<Verdict>,
     pub signature: Option<String>,
-    /// Where inside the file the signature matched (issue 12).
+    /// Where inside the file the signature matched.
     pub member: Option<String>,
     /// The file, read again by the enricher (stat, path, SHA-256).
     pub fd: Option<OwnedFd>,

@@ -113,7 +113,7 @@ pub struct Record {
     pub verdict: Option<Verdict>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
-    /// Where inside the file the signature matched: `bundle.tar.gz//eicar.com` (issue 12).
+    /// Where inside the file the signature matched: `bundle.tar.gz//eicar.com`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

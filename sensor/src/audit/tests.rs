@@ -350,7 +350,7 @@ fn an_oversized_record_is_refused_and_reported() {
     verify(dir.path()).unwrap();
 }
 
-/// Issue 11: a rotation size below one record (0, 1, 100 bytes) gives each record a file of its own,
+/// A rotation size below one record (0, 1, 100 bytes) gives each record a file of its own,
 /// and retention then keeps `keep_files` of them. Retention used to start a file for each note it
 /// wrote (each note was "too big" for the current file) and, miscounting its own notes, removed
 /// nothing: every pass left more files than it found, with no new event, until the disk filled.

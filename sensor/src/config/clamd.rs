@@ -4,7 +4,7 @@
 //! documents is accepted; what means something here: the on-access options, `DatabaseDirectory`, `LogFile`,
 //! the scan limits and format switches (`MaxScanSize`, `MaxFileSize`, `MaxRecursion`, `MaxFiles`,
 //! `MaxEmbeddedPE`, `MaxScanTime`, `ScanArchive`, `ScanMail`, `ScanOLE2`, `ScanPDF`, `ScanHTML`,
-//! `ScanOneNote`, `ScanPE`, `AlertExceedsMax`, `AlertEncrypted*`: `limits`, issue 12), and two of the
+//! `ScanOneNote`, `ScanPE`, `AlertExceedsMax`, `AlertEncrypted*`: `limits`), and two of the
 //! sensor's own: `OnAccessDeadline` and `OnAccessControlSocket` (the socket `sensor status` asks; clamd's
 //! `LocalSocket` stays clamd's). Unknown options and malformed values are errors `FILE:LINE: Option: what
 //! is wrong`, like clamd refuses to start on them.

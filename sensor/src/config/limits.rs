@@ -1,6 +1,6 @@
 //! clamd.conf's scan limits and format switches (`MaxScanSize`, `MaxRecursion`, `ScanArchive`,
-//! `AlertExceedsMax`, ...), with clamd's names and defaults, as the engine's deep-scan [`Limits`]
-//! (issue 12). The same file serves clamd, so each option means here what it means there.
+//! `AlertExceedsMax`, ...), with clamd's names and defaults, as the engine's deep-scan [`Limits`].
+//! The same file serves clamd, so each option means here what it means there.
 //!
 //! Owns: the mapping from those options to [`Limits`]. Never: checks value syntax (`clamd` does, before
 //! handing a line here) or decides how the gate bounds a scan in time (`MaxScanTime` is capped by the

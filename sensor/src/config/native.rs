@@ -186,7 +186,7 @@ pub fn parse(file: &Path, text: &str) -> Result<FileSettings, String> {
     if let Some(m) = &run.audit_max_file_size {
         let v = m.get_ref().0;
         if v < MIN_MAX_BYTES {
-            // Issue 11: a size below one record made the writer rotate without end.
+            // A size below one record made the writer rotate without end.
             return Err(at(
                 m.span(),
                 &format!(
@@ -365,7 +365,7 @@ mod tests {
             ("[run]\ninclude = [\"/a\"]\nthreds = 4\n", "/etc/sensor.toml:3: threds: unknown field `threds`"),
             ("[run]\n\nthreads = \"four\"\n", "/etc/sensor.toml:3: threads: invalid type"),
             ("[run]\nthreads = 0\n", "/etc/sensor.toml:2: threads: must be at least 1"),
-            // Issue 11: a count the kernel refuses panicked at start and exited 2.
+            // A count the kernel refuses panicked at start and exited 2.
             ("[run]\nthreads = 100000\n", "/etc/sensor.toml:2: threads: must be at most 1024, got 100000"),
             ("[run]\nqueue_size = 1000000000000\n", "/etc/sensor.toml:2: queue_size: must be at least 16 and at most 1048576"),
             ("[run]\nqueue_size = 8\n", "/etc/sensor.toml:2: queue_size: must be at least 16"),
@@ -374,7 +374,7 @@ mod tests {
             ("[run]\nmode = \"block\"\n", "/etc/sensor.toml:2: mode: unknown variant `block`"),
             ("[run]\nmax_file_size = \"5X\"\n", "/etc/sensor.toml:2: max_file_size: expected a size"),
             ("[run]\nmax_file_size = -1\n", "/etc/sensor.toml:2: max_file_size: a size cannot be negative"),
-            // Issue 11: a rotation size below one record is refused (it used to make files without end).
+            // A rotation size below one record is refused (it used to make files without end).
             ("[run]\naudit_max_file_size = \"0\"\n", "/etc/sensor.toml:2: audit_max_file_size: must be at least 64K"),
             ("[run]\n\naudit_max_file_size = 100\n", "/etc/sensor.toml:3: audit_max_file_size: must be at least 64K"),
             ("[run]\naudit_max_file_size = \"63K\"\n", "/etc/sensor.toml:2: audit_max_file_size: must be at least 64K"),

@@ -496,7 +496,7 @@ fn metrics_off_loopback_need_an_explicit_allowance() {
     assert!(load(&a).unwrap().metrics_allow_remote);
 }
 
-/// Issue 11: an audit or quarantine directory others can write (or under one) is refused, naming it
+/// An audit or quarantine directory others can write (or under one) is refused, naming it
 /// and the directory at fault; a log or status file in one is a warning. root's sticky directories
 /// (/tmp) are fine.
 #[test]

@@ -55,7 +55,7 @@ pub(super) fn reload(
             status.set_database(dbinfo::DbInfo::of(&cfg.databases, &db));
             shared.db.store(Arc::new(db));
             shared.cache.renew();
-            // eBPF hook (issue 4): the exec guard forgets the old database's verdicts too.
+            // eBPF hook: the exec guard forgets the old database's verdicts too.
             if let Some(e) = shared.ebpf.load().as_ref() {
                 e.clear_infected();
                 e.set_excluded_uids(&cfg.exclude_uids);

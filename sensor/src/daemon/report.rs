@@ -80,7 +80,7 @@ impl Reporter {
     /// `opener`: what the eBPF process table knows of the process (see `worker::Shared::opener`), written
     /// to the log only.
     /// Returns the quarantine's outcome (clamonacc's words), if one was asked for. A failed quarantine is
-    /// told on stderr too (issue 11): it is not a file that could not be judged, the verdict stands.
+    /// told on stderr too: it is not a file that could not be judged, the verdict stands.
     pub fn detection(&self, path: &Path, name: &str, opener: &str) -> Option<String> {
         self.line_with(path, &format!("{name} FOUND"), opener);
         let action = self.action.as_ref()?;
@@ -292,7 +292,7 @@ mod tests {
             .unwrap()
             .starts_with("copied to"));
         assert!(f.exists());
-        // Issue 11: quarantined malware is the sensor's user's only, not the original's 0644.
+        // Quarantined malware is the sensor's user's only, not the original's 0644.
         assert_eq!(mode(&q.join("bad")), 0o600);
         assert!(quarantine(&f, &Action::Move(q.clone()))
             .unwrap()

@@ -1,5 +1,5 @@
 //! What the gate remembers about files it judged — kernel ignore marks for clean files and a verdict cache —
-//! and the protocol that keeps any of it from outliving a modification it did not see (issue 11).
+//! and the protocol that keeps any of it from outliving a modification it did not see.
 //!
 //! # Why timestamps cannot be trusted
 //! A write updates the file's times *before* it copies its data, so a stat taken in between already shows
@@ -74,7 +74,7 @@ pub enum Cached {
 }
 
 /// A detection: the signature, and where inside the file it matched (`a.zip//b.tar.gz//c`), `None` for
-/// the file's own bytes (issue 12).
+/// the file's own bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
     pub name: String,

@@ -46,12 +46,12 @@ pub struct Shared {
     /// Swapped whole by a reload (and by the mount watcher); a decision loads it without a lock.
     pub filter: Arc<ArcSwap<Filter>>,
     pub db: ArcSwap<Database>,
-    /// Ignore marks and kept verdicts, each valid only under a read lease (issue 11), and the database
+    /// Ignore marks and kept verdicts, each valid only under a read lease, and the database
     /// generation they were reached with.
     pub cache: Arc<Cache>,
     /// Files larger are allowed unscanned (never 0: see [`scan_limit`]).
     pub max_file_size: u64,
-    /// What a scan looks inside and where it stops (issue 12); the time limit is within the deadline.
+    /// What a scan looks inside and where it stops; the time limit is within the deadline.
     pub deep: DeepOptions,
     /// Detections and lines go to the reporter thread.
     pub reports: Reports,
@@ -63,15 +63,15 @@ pub struct Shared {
     pub prevent: bool,
     /// Test hook (`SENSOR_TEST_SCAN_DELAY_MS`): a stuck scanner.
     pub scan_delay: Option<std::time::Duration>,
-    /// eBPF layer (issue 4), if it loaded: infected files go to its exec guard. Taken (detached) at stop.
+    /// eBPF layer, if it loaded: infected files go to its exec guard. Taken (detached) at stop.
     /// Shared with the audit enricher, which reads the process table.
     pub ebpf: Arc<ArcSwapOption<crate::ebpf::Ebpf>>,
-    /// The audit trail (issue 5), unless disabled.
+    /// The audit trail, unless disabled.
     pub trail: Option<Arc<Trail>>,
 }
 
 impl Shared {
-    /// Audit hook (issue 5): a note about one access, handed over without waiting (see `gate::audit`).
+    /// Audit hook: a note about one access, handed over without waiting (see `gate::audit`).
     #[allow(clippy::too_many_arguments)]
     fn audit_access(
         &self,
@@ -110,7 +110,7 @@ impl Shared {
         crate::ebpf::opener::describe(&self.ebpf, pid)
     }
 
-    /// eBPF hook (issue 4): the kernel SIGKILLs any later exec of this file (no-op without eBPF).
+    /// eBPF hook: the kernel SIGKILLs any later exec of this file (no-op without eBPF).
     fn guard_exec(&self, file: &OwnedFd, st: &libc::stat, name: &str) {
         if let Some(e) = self.ebpf.load().as_ref() {
             let kernel = crate::ebpf::kernel_key::of(file.as_fd());
@@ -462,7 +462,7 @@ impl Worker {
             return Verdict::Error;
         };
         if !complete {
-            // Stopped at a limit (issue 12): judged on part of it, so never remembered as clean.
+            // Stopped at a limit: judged on part of it, so never remembered as clean.
             bump(&c.limited);
             hold = None;
         }
@@ -502,7 +502,7 @@ impl Worker {
 
     /// The first detection in the file's content (up to the size limit), read through the event fd, which
     /// raises no new events. Up to [`WINDOWED_ABOVE`] bytes it is read whole into the worker's buffer; a
-    /// larger file is scanned window by window (issue 11), so memory does not grow with it. Either way a file
+    /// larger file is scanned window by window, so memory does not grow with it. Either way a file
     /// truncated meanwhile is judged on what is there.
     fn scan_content(
         &mut self,

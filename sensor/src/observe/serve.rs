@@ -398,7 +398,7 @@ mod tests {
         assert!(t0.elapsed() < Duration::from_secs(1));
     }
 
-    /// Issue 11: one connection at a time with 2 s each, ten idle connections starved everyone else.
+    /// One connection at a time with 2 s each, ten idle connections starved everyone else.
     #[test]
     fn idle_connections_do_not_hold_up_the_others_issue_11() {
         let e = echo(Duration::from_secs(30));

@@ -144,7 +144,7 @@ mod tests {
             .unwrap()
             .ends_with(&format!("copied to '{}'", q.join("v.001").display())));
         assert!(f.exists());
-        // Issue 11: 0600 whatever the original's mode (fs::copy kept its 0644).
+        // 0600 whatever the original's mode (fs::copy kept its 0644).
         use std::os::unix::fs::MetadataExt;
         for name in ["v", "v.001"] {
             assert_eq!(

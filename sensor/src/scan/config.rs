@@ -57,7 +57,7 @@ pub struct Config {
     /// Deepest directory level entered (the command-line directory is level 1).
     pub max_dir_recursion: u32,
     pub allmatch: bool,
-    /// What the deep scan looks inside and where it stops (issue 12).
+    /// What the deep scan looks inside and where it stops.
     pub limits: engine::Limits,
     pub scan_pseudo_fs: bool,
     pub threads: usize,

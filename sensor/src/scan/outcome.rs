@@ -49,7 +49,7 @@ pub enum Outcome {
     ExcludedProc {
         path: PathBuf,
     },
-    /// A file of a pseudo filesystem that was gone when opened: silent, not counted (issue 11).
+    /// A file of a pseudo filesystem that was gone when opened: silent, not counted.
     Vanished {
         path: PathBuf,
     },

@@ -180,7 +180,7 @@ pub fn json_record(o: &Outcome) -> Option<Value> {
         m.insert("error".into(), json!(e));
     }
     match o {
-        // Where inside the file each signature matched (issue 12): null for the file's own bytes.
+        // Where inside the file each signature matched: null for the file's own bytes.
         Outcome::Found { members, .. } if members.iter().any(Option::is_some) => {
             m.insert("members".into(), json!(members));
         }

@@ -24,7 +24,7 @@ pub struct Counters {
     /// FIFOs, sockets and devices met in trees (not shown by clamscan; reported in JSON).
     pub special_skipped: u64,
     /// Clean files with parts not looked into (a RAR member, a limit hit): shown in the summary when
-    /// non-zero, with the parts in `--json`, so that "not unpacked" is never a silent clean (issue 12).
+    /// non-zero, with the parts in `--json`, so that "not unpacked" is never a silent clean.
     pub partly_scanned: u64,
 }
 

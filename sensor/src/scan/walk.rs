@@ -247,7 +247,7 @@ mod tests {
         Config::from_args(&a).unwrap()
     }
 
-    /// Issue 11: an entry listed and then removed is skipped, as clamscan skips what it cannot lstat.
+    /// An entry listed and then removed is skipped, as clamscan skips what it cannot lstat.
     #[test]
     fn an_entry_gone_after_the_listing_is_skipped() {
         let cfg = config(&["-r"]);
