@@ -1,5 +1,6 @@
-//! The `sensor` binary: command line -> subcommand. Owns only the dispatch; never parses options
-//! itself (that is `cli`) nor does any scanning work (that is each subcommand's module).
+//! The `sensor` binary: diagnostics on stderr (`diagnostics`), then command line -> subcommand. Owns only
+//! the dispatch; never parses options itself (that is `cli`) nor does any scanning work (that is each
+//! subcommand's module).
 
 mod audit;
 mod cli;
@@ -7,6 +8,7 @@ mod config;
 mod control;
 mod daemon;
 mod db;
+mod diagnostics;
 mod ebpf;
 mod gate;
 mod hooks;
@@ -22,6 +24,8 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Before anything can warn (the audit thread, a sink): without a subscriber tracing's events go nowhere.
+    diagnostics::install();
     let cli = cli::Cli::parse();
     match cli.command {
         cli::Command::Scan(args) => scan::run(args),

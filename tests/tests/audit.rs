@@ -1,11 +1,12 @@
 //! End-to-end tests of the audit trail against the real gate, as root: the records of a deny, a
 //! notify-only detection and a timeout carry the file (path, dev/ino/size/SHA-256) and the process (pid,
 //! ppid, uid, user, exe, command line, lineage); the log the sensor wrote verifies and exports; a reload
-//! is recorded; the syslog sink delivers from the running gate to a listener.
+//! is recorded; the syslog sink delivers from the running gate to a listener; the audit thread's warning
+//! about a log it cannot write reaches the sensor's stderr.
 
 use sensor_tests::gate::{
-    eicar, eicar_hdb_line, found_line, is_eperm, open_read_bounded, require_gate, Sensor,
-    SensorOpts, EICAR_NAME,
+    eicar, eicar_hdb_line, found_line, is_eperm, open_read_bounded, require_gate, wait_until,
+    Sensor, SensorOpts, Tmpfs, EICAR_NAME,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -296,5 +297,58 @@ fn a_fallback_to_notify_only_is_recorded_as_the_mode() {
         m.starts_with("started in notify-only mode (prevent mode was asked for")
             && m.contains("NOT blocked"),
         "{r}"
+    );
+}
+
+/// Fills the filesystem holding `dir` with one file, until it refuses a write.
+fn fill(dir: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(dir.join("zz-filler")).unwrap();
+    let block = vec![0u8; 4096];
+    while f.write_all(&block).is_ok() {}
+    let _ = f.sync_all();
+}
+
+/// The audit thread warns through `tracing` when it cannot write the log; until a subscriber was installed
+/// in `main` that warning went nowhere. The audit directory's filesystem is filled after the start, a deny
+/// makes a record, and the warning must reach stderr: not a terminal here, so without colours and without
+/// a timestamp (the level comes first), which is what the journal wants.
+#[test]
+fn a_failed_audit_write_is_warned_on_stderr() {
+    let t = "a_failed_audit_write_is_warned_on_stderr";
+    let Some(env) = require_gate(t) else { return };
+    let prot = env.tmpfs("prot");
+    let audit = Tmpfs::try_sized(&env.scratch().join("audit"), "256k")
+        .unwrap_or_else(|e| panic!("{t}: mount a small tmpfs: {e}"));
+    let file = prot.join("eicar.com");
+    std::fs::write(&file, eicar()).unwrap();
+    let db = env.write_db(&[eicar_hdb_line()], &[]);
+    let opts = SensorOpts {
+        audit_dir: Some(audit.path().to_path_buf()),
+        ..SensorOpts::protect(&[prot.path()])
+    };
+    let mut s = env.start(&db, &opts);
+    s.wait_ready(WAIT);
+    fill(audit.path());
+    let needle = "audit: cannot write the log: ";
+    let warned = wait_until(WAIT, || {
+        let r = open_read_bounded(&file);
+        assert!(is_eperm(&r), "EICAR was not denied\n{}", s.diag());
+        s.stderr().contains(needle)
+    });
+    let stderr = s.stderr();
+    assert!(warned, "no `{needle}` warning on stderr\n{}", s.diag());
+    let line = stderr.lines().find(|l| l.contains(needle)).unwrap();
+    assert!(
+        line.contains("No space left on device"),
+        "the cause is named: {line:?}"
+    );
+    assert!(
+        line.trim_start().starts_with("WARN "),
+        "the level first, no timestamp: {line:?}"
+    );
+    assert!(
+        !line.contains('\x1b'),
+        "no colours off a terminal: {line:?}"
     );
 }
