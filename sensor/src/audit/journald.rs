@@ -24,7 +24,6 @@ use super::Sink;
 use std::io;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// journald's native protocol socket.
 pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
@@ -71,12 +70,6 @@ impl JournaldSink {
             facility,
             link,
         })
-    }
-
-    /// Bound on one entry's send (default 200 ms).
-    pub fn with_write_timeout(mut self, write: Duration) -> JournaldSink {
-        self.link.write_timeout = write;
-        self
     }
 }
 

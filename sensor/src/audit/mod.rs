@@ -1,18 +1,18 @@
-//! The audit trail (issue 5): one structured record per decision and notable event, written off the
-//! decision path, hash-chained, exportable.
+//! The audit trail: one structured record per decision and notable event, written off the decision
+//! path, hash-chained, exportable.
 //!
-//! Data flow: producers (gate workers, the main thread) build a [`Record`] and hand it to the audit
-//! queue (bounded; full = dropped and counted, never waited on). One audit thread takes records from
-//! the queue, chains them (`seq`, `prev`, `hash`), appends them to the local log and passes each to
-//! every configured [`Sink`] (syslog, journald).
+//! Data flow: producers (gate workers, the main thread) hand a [`enricher::Note`] to the [`enricher`],
+//! which builds the [`Record`] (file and process details) and hands it to the audit queue (bounded;
+//! full = dropped and counted, never waited on). One audit thread takes records from the queue, chains
+//! them (`seq`, `prev`, `hash`), appends them to the local log and passes each to every configured
+//! [`Sink`] (syslog, journald).
 //!
 //! Modules: [`record`] (what a line holds), [`chain`] (the hash chain), [`rotate`] (file names,
 //! rotation, retention), [`writer`] (queue and audit thread), [`resume`] (continuing a log after a
 //! restart or crash), [`read`] (reading it back), [`verify`] and [`cmd`] (`sensor audit verify`,
-//! `sensor audit export`), [`export`] (JSON, ECS, OCSF, CSV), [`syslog`] and [`journald`] (sinks).
-
-// Wired into the gate piece by piece (issue 5); until then parts are unused.
-#![allow(dead_code, unused_imports)]
+//! `sensor audit export`), [`export`] (JSON, ECS, OCSF, CSV); the sinks: [`sinks`] (built from the
+//! configuration), [`syslog`] and [`journald`], with [`link`] and [`sockio`] (connections that end by a
+//! deadline), [`priority`] (facility and severity) and [`fields`] (the fields both carry).
 
 pub mod chain;
 pub mod cmd;
@@ -32,12 +32,12 @@ pub mod syslog;
 pub mod verify;
 pub mod writer;
 
-pub use journald::{JournaldSink, JOURNAL_SOCKET};
-pub use priority::{Facility, Severity};
+pub use journald::JOURNAL_SOCKET;
+pub use priority::Facility;
 pub use record::{Ancestor, FileInfo, Kind, Mode, ProcessInfo, Record, Verdict};
-pub use sinks::{sinks_from, SinkError};
-pub use syslog::{SyslogSink, SyslogTarget};
-pub use writer::{Audit, AuditConfig, AuditError, AuditHandle, AuditStats};
+pub use sinks::sinks_from;
+pub use syslog::SyslogTarget;
+pub use writer::{Audit, AuditConfig, AuditHandle};
 
 /// Where the log lives unless `--audit-dir` says otherwise.
 pub const DEFAULT_DIR: &str = "/var/lib/sensor/audit";

@@ -97,17 +97,15 @@ impl fmt::Display for Facility {
     }
 }
 
-/// RFC 5424 severity (section 6.2.1); the numbers are journald's `PRIORITY=` too.
+/// The RFC 5424 severities (section 6.2.1) a record can have, with their numbers, which are journald's
+/// `PRIORITY=` too. Emergency (0), critical (2) and debug (7) are left out: no record is one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
-    Emergency = 0,
     Alert = 1,
-    Critical = 2,
     Error = 3,
     Warning = 4,
     Notice = 5,
     Info = 6,
-    Debug = 7,
 }
 
 impl Severity {
@@ -165,8 +163,8 @@ mod tests {
     #[test]
     fn pri_is_facility_times_eight_plus_severity() {
         assert_eq!(pri(Facility::DEFAULT, Severity::Warning), 84);
-        assert_eq!(pri(Facility(23), Severity::Debug), 191);
-        assert_eq!(pri(Facility(0), Severity::Emergency), 0);
+        assert_eq!(pri(Facility(23), Severity::Info), 190);
+        assert_eq!(pri(Facility(0), Severity::Alert), 1);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::read::{self, ReadError};
 use super::rotate::Policy;
 use super::verify::{verify, VerifyError};
-use super::writer::TORN_KEY;
+use super::writer::{AuditError, TORN_KEY};
 use super::*;
 use std::io::Write;
 use std::path::Path;

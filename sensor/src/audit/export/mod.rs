@@ -7,7 +7,7 @@ pub mod ecs;
 pub mod filter;
 pub mod ocsf;
 
-pub use filter::{Filter, FilterError};
+pub use filter::Filter;
 
 use crate::audit::record::{parse_rfc3339, Kind, Mode, Record, Verdict};
 use serde_json::Value;

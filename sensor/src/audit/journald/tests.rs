@@ -4,7 +4,7 @@
 use super::*;
 use crate::audit::record::{FileInfo, Kind, Mode, ProcessInfo, Verdict};
 use std::os::unix::net::UnixDatagram;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Parses one native-protocol entry into `(name, value)` pairs, both forms.
 fn parse(mut b: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {

@@ -24,7 +24,6 @@ use super::sinks::SinkError;
 use super::sockio::{tcp_connect, udp_connect, unix_connect};
 use super::Sink;
 use std::io;
-use std::time::Duration;
 
 /// APP-NAME of the messages unless told otherwise.
 pub const DEFAULT_APP_NAME: &str = "sensor";
@@ -99,14 +98,22 @@ impl SyslogSink {
         })
     }
 
-    /// Caps each message at `max_len` bytes (clamped to 480..=65507; default 8192).
+    /// Caps each message at `max_len` bytes (clamped to 480..=65507; default 8192). For the tests: the
+    /// sensor sends at the default.
+    #[cfg(test)]
     pub fn with_max_len(mut self, max_len: usize) -> SyslogSink {
         self.max_len = max_len.clamp(rfc5424::MIN_LEN, rfc5424::MAX_MAX_LEN);
         self
     }
 
-    /// Bounds on a TCP connect and on one message's send (defaults 500 ms and 200 ms).
-    pub fn with_timeouts(mut self, connect: Duration, write: Duration) -> SyslogSink {
+    /// Bounds on a TCP connect and on one message's send (defaults 500 ms and 200 ms). For the tests: the
+    /// sensor runs with the defaults.
+    #[cfg(test)]
+    pub fn with_timeouts(
+        mut self,
+        connect: std::time::Duration,
+        write: std::time::Duration,
+    ) -> SyslogSink {
         self.link.connect_timeout = connect;
         self.link.write_timeout = write;
         self

@@ -6,11 +6,10 @@
 use super::rfc5424::tests::{parse, sample};
 use super::*;
 use std::fs;
-use std::io::Write;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How long the daemon may take to start and write a record out.
 const DELIVERY: Duration = Duration::from_secs(20);

@@ -3,10 +3,10 @@
 
 use super::rfc5424::tests::{parse, sample, Parsed};
 use super::*;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixListener};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const READ: Duration = Duration::from_secs(5);
 
