@@ -9,7 +9,8 @@
 //! `LocalSocket` stays clamd's). Unknown options and malformed values are errors `FILE:LINE: Option: what
 //! is wrong`, like clamd refuses to start on them.
 
-use super::{size, uid_of, FileSettings, Mode};
+use super::checks::uid_of;
+use super::{size, FileSettings, Mode};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,7 +306,7 @@ pub fn parse(file: &Path, text: &str) -> Result<FileSettings, String> {
             "OnAccessMaxFileSize" => s.max_file_size = Some(size::parse(val).expect("checked")),
             "OnAccessMaxThreads" => {
                 let t = usize::try_from(number()?).unwrap_or(usize::MAX);
-                super::check_threads(t).map_err(&at)?;
+                super::checks::check_threads(t).map_err(&at)?;
                 s.threads = Some(t);
             }
             "OnAccessDisableDDD" => s.recursive = Some(!boolean()),
@@ -313,7 +314,7 @@ pub fn parse(file: &Path, text: &str) -> Result<FileSettings, String> {
                 let secs = val
                     .parse::<f64>()
                     .map_err(|_| at(format!("expected a number of seconds, got '{val}'")))?;
-                super::check_deadline(secs).map_err(&at)?;
+                super::checks::check_deadline(secs).map_err(&at)?;
                 s.deadline = Some(secs);
             }
             "OnAccessControlSocket" => s.socket = Some(PathBuf::from(val)),

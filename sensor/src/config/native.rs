@@ -2,7 +2,8 @@
 //! (see the example in the module doc of `config`). Unknown keys and wrong types are errors naming the
 //! line and the key; relative paths are taken from the working directory, like the flags.
 
-use super::{size, uid_of, Action, FileSettings, Mode};
+use super::checks::uid_of;
+use super::{size, Action, FileSettings, Mode};
 use crate::audit::rotate::MIN_MAX_BYTES;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -221,23 +222,23 @@ pub fn parse(file: &Path, text: &str) -> Result<FileSettings, String> {
         s.audit_retain = Some(std::time::Duration::from_secs_f64(v * 86400.0));
     }
     if let Some(t) = &run.syslog {
-        super::check_syslog(t.get_ref()).map_err(|e| at(t.span(), &e))?;
+        super::checks::check_syslog(t.get_ref()).map_err(|e| at(t.span(), &e))?;
         s.syslog = Some(t.get_ref().clone());
     }
     if let Some(f) = &run.syslog_facility {
-        super::check_facility(f.get_ref()).map_err(|e| at(f.span(), &e))?;
+        super::checks::check_facility(f.get_ref()).map_err(|e| at(f.span(), &e))?;
         s.syslog_facility = Some(f.get_ref().clone());
     }
     if let Some(t) = &run.threads {
-        super::check_threads(*t.get_ref()).map_err(|e| at(t.span(), &e))?;
+        super::checks::check_threads(*t.get_ref()).map_err(|e| at(t.span(), &e))?;
         s.threads = Some(*t.get_ref());
     }
     if let Some(q) = &run.queue_size {
-        super::check_queue_size(*q.get_ref()).map_err(|e| at(q.span(), &e))?;
+        super::checks::check_queue_size(*q.get_ref()).map_err(|e| at(q.span(), &e))?;
         s.queue_size = Some(*q.get_ref());
     }
     if let Some(d) = &run.deadline_secs {
-        super::check_deadline(*d.get_ref()).map_err(|e| at(d.span(), &e))?;
+        super::checks::check_deadline(*d.get_ref()).map_err(|e| at(d.span(), &e))?;
         s.deadline = Some(*d.get_ref());
     }
     let mut actions = Vec::new();
