@@ -101,7 +101,10 @@ impl Group {
 
     /// An evictable ignore mark on the inode behind `fd`: its opens stop reaching userspace until the
     /// file is modified (the kernel then clears the mark) or the inode leaves the cache.
-    /// Place it BEFORE reading the content to be judged: a write that races with the scan then clears it.
+    /// Placed only after the content was read and judged clean, under the read lease taken before reading
+    /// and still whole (see the protocol in `gate/cache.rs`): the kernel's own clearing of the mark on
+    /// modification misses writes through a shared mapping, so the lease, not the mark, guarantees that no
+    /// write came between the bytes judged and the opens the mark lets through.
     pub fn ignore_inode(&self, fd: BorrowedFd<'_>, mask: u64) -> io::Result<()> {
         self.mark_raw(
             libc::FAN_MARK_ADD | libc::FAN_MARK_IGNORE | libc::FAN_MARK_EVICTABLE,

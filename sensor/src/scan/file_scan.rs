@@ -1,14 +1,21 @@
-//! Reading and scanning one file: open without blocking, check what was opened, read, scan.
+//! `sensor scan`'s work on one file: a [`Job`] (a path, or stdin) in, an [`Outcome`] out, one [`Reader`]
+//! per worker thread.
 //!
-//! Owns: O_NONBLOCK|O_NOCTTY opens, fstat re-checks (the walk's lstat may be stale), empty and
-//! oversize files, stdin. Files are read into a buffer each worker reuses, not memory-mapped: a file
-//! truncated while mapped faults the scanner with SIGBUS, and a scanner must never die of a file. Files
-//! larger than [`WINDOWED_ABOVE`] are scanned window by window from the file instead (issue 11), so that
-//! with the size limits lifted memory does not grow with the file; stdin that large is spooled to an
-//! unlinked temporary file first. A file over `--max-filesize` or `--max-scansize` is never read, and stdin
-//! is kept (in memory or spooled) only up to the smaller limit, the rest counted as far as the larger one,
-//! as clamscan reports it: `OK`, or with `--alert-exceeds-max` `Heuristics.Limits.Exceeded.MaxFileSize` /
-//! `.MaxScanSize`. Never: follows policy about which paths to scan, prints, or modifies files.
+//! Owns: opening without blocking (O_NONBLOCK|O_NOCTTY); re-checking what was opened with fstat (the
+//! walk's lstat may be stale): special files are skipped, empty files and files over `--max-filesize` or
+//! `--max-scansize` answered without reading, as clamscan reports them (`OK`, or with
+//! `--alert-exceeds-max` `Heuristics.Limits.Exceeded.MaxFileSize` / `.MaxScanSize`); reading; and the
+//! deep scan (inside archives, mail and documents, within the engine's limits, every match with
+//! `--allmatch`). A file that vanished from a pseudo-filesystem (/proc) is not an error.
+//!
+//! Reading: up to [`WINDOWED_ABOVE`] bytes, whole into a buffer the worker reuses; a larger file is scanned
+//! window by window from the file, so that with the size limits lifted memory does not grow with the
+//! file. Stdin is kept (in memory, or past [`WINDOWED_ABOVE`] spooled to an unlinked temporary file) only
+//! up to the smaller limit, the rest counted as far as the larger one. Files are read, never
+//! memory-mapped: a file truncated while mapped faults the scanner with SIGBUS, and a scanner must never
+//! die of a file.
+//!
+//! Never: decides which paths to scan (`walk`), prints (`report`), or modifies files (`actions`).
 
 use super::config::Config;
 use super::outcome::{gone, Job, Outcome};
