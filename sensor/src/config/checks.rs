@@ -18,13 +18,14 @@ pub(super) fn check_facility(f: &str) -> Result<(), String> {
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
+
 /// Most scanner threads (`threads`, OnAccessMaxThreads, `--threads`, and `sensor scan --threads`). Scans are
 /// CPU-bound, so threads beyond the cores only help while others wait on reads; and the kernel refuses
-/// far fewer than a typo asks for (issue 11: `threads = 100000` ran out of memory maps near 16000 and
+/// far fewer than a typo asks for (`threads = 100000` ran out of memory maps near 16000 and
 /// died), so a count it could refuse is a configuration error, said at start.
 pub(crate) const MAX_THREADS: usize = 1024;
 
-/// Largest scan queue: its slots are allocated at start (issue 11: `queue_size = 1000000000000` aborted
+/// Largest scan queue: its slots are allocated at start (`queue_size = 1000000000000` once aborted
 /// on a 40 TB allocation). A million waiting events is minutes of scanning already; the kernel's own
 /// fanotify queue holds 16384.
 const MAX_QUEUE_SIZE: usize = 1 << 20;

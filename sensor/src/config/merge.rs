@@ -164,7 +164,7 @@ pub(super) fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, Con
                     dir.display()
                 )));
             }
-            // Issue 11: others who can change the directory's entries could take, swap or read
+            // Others who can change the directory's entries could take, swap or read
             // what is quarantined there.
             crate::safefile::check_dir(&c).map_err(|e| {
                 ConfigError(format!(
@@ -215,7 +215,7 @@ pub(super) fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, Con
                 (None, Some(dir)) => (dir.clone(), "audit_dir"),
                 (None, None) => (PathBuf::from(crate::audit::DEFAULT_DIR), "audit directory"),
             };
-            // Issue 11: whoever can change the directory's entries can plant, swap or remove log
+            // Whoever can change the directory's entries can plant, swap or remove log
             // files; the chain would show it, but only after the fact.
             crate::safefile::check_dir(&dir).map_err(|e| {
                 ConfigError(format!(

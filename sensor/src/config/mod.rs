@@ -152,7 +152,7 @@ pub struct RunConfig {
     /// Larger files pass unscanned; 0 means no limit (OnAccessMaxFileSize).
     pub max_file_size: u64,
     /// What a scan looks inside and where it stops (clamd.conf MaxScanSize, MaxRecursion, ScanArchive,
-    /// ...; issue 12), its time limit capped by `deadline`: a scan past the deadline is of no use.
+    /// ...), its time limit capped by `deadline`: a scan past the deadline is of no use.
     pub limits: engine::Limits,
     pub log: Option<PathBuf>,
     /// Move/Copy hold the quarantine directory, canonical.
@@ -227,7 +227,7 @@ struct FileSettings {
     syslog: Option<String>,
     syslog_facility: Option<String>,
     journald: Option<bool>,
-    /// Scan limits and format switches (clamd.conf `MaxScanSize`, `ScanArchive`, ...: issue 12).
+    /// Scan limits and format switches (clamd.conf `MaxScanSize`, `ScanArchive`, ...).
     limits: engine::Limits,
     warnings: Vec<String>,
 }

@@ -200,7 +200,7 @@ pub fn render(status: &Status) -> String {
     o
 }
 
-/// The last reload's result and the audit trail's losses (issue 11: they showed only in the status JSON).
+/// The last reload's result and the audit trail's losses, as `sensor status` shows them.
 fn reload_and_audit(o: &mut String, status: &Status) {
     let last = status.last_reload();
     let gauges = [

@@ -1,5 +1,5 @@
-//! `sensor scan`'s work on one file: a [`Job`] (a path, or stdin) in, an [`Outcome`] out, one [`Reader`]
-//! per worker thread.
+//! `sensor scan`'s work on one file: a [`Job`] (a path, or stdin) in, an [`Outcome`] out, one
+//! [`FileScanner`] per worker thread.
 //!
 //! Owns: opening without blocking (O_NONBLOCK|O_NOCTTY); re-checking what was opened with fstat (the
 //! walk's lstat may be stale): special files are skipped, empty files and files over `--max-filesize` or

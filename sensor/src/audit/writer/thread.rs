@@ -192,7 +192,7 @@ impl Writer {
     /// not fit the current file: at most one rotation per record, never of an empty file (see
     /// [`Policy::rotate_before`]), and never for a retention note. A note goes into the current file
     /// whatever its size: a note that started a file would give retention a file to remove for each
-    /// one it removed, and with a rotation size below one record that was a loop (issue 11).
+    /// one it removed, and with a rotation size below one record that would loop.
     pub(super) fn add(
         &mut self,
         seg: &mut Segment,
