@@ -1,5 +1,7 @@
 //! fanotify system calls, thin and allocation-free: init, marks, reading events into a caller's buffer,
-//! and writing responses. Owns no policy. Never logs (the reader thread calls it).
+//! and writing responses. Owns no policy. Never logs (the reader thread calls it). The one fanotify layer
+//! of the sensor: the gate's group (permission and notification events with fds) is here, the group that
+//! reports file handles and names (directory moves) in [`fid`], on the same mark and read calls.
 //!
 //! Kernel behaviour designed for (verified on 6.18): a full queue *allows* the access, hence
 //! FAN_UNLIMITED_QUEUE; if the event fd cannot be created (EMFILE) the kernel *denies*, hence the raised
@@ -10,6 +12,8 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+pub mod fid;
 
 pub const FAN_OPEN_PERM: u64 = libc::FAN_OPEN_PERM;
 pub const FAN_OPEN_EXEC_PERM: u64 = libc::FAN_OPEN_EXEC_PERM;
@@ -67,16 +71,7 @@ impl Group {
         dirfd: RawFd,
         path: Option<&Path>,
     ) -> io::Result<()> {
-        let c_path = path
-            .map(|p| CString::new(p.as_os_str().as_bytes()))
-            .transpose()?;
-        let ptr = c_path.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
-        // SAFETY: ptr is null or a valid NUL-terminated string that outlives the call.
-        let r = unsafe { libc::fanotify_mark(self.fd.as_raw_fd(), flags, mask, dirfd, ptr) };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        mark(self.fd(), flags, mask, dirfd, path)
     }
 
     /// Watches the whole filesystem holding `path`: every file on it, including ones in directories created
@@ -146,16 +141,7 @@ impl Group {
 
     /// Reads as many events as fit into `buf`. `Ok(0)` means none are pending (the fd is non-blocking).
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: buf is valid for writes of buf.len() bytes.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::WouldBlock {
-                return Ok(0);
-            }
-            return Err(e);
-        }
-        Ok(n as usize)
+        read_events(self.fd(), buf)
     }
 
     /// Answers the permission event whose event fd is `fd`. ENOENT means it was already answered
@@ -187,6 +173,40 @@ impl Group {
         }
         Ok(())
     }
+}
+
+/// `fanotify_mark` on `group`: `path` relative to `dirfd`, or the object `dirfd` is when `path` is None.
+fn mark(
+    group: BorrowedFd<'_>,
+    flags: libc::c_uint,
+    mask: u64,
+    dirfd: RawFd,
+    path: Option<&Path>,
+) -> io::Result<()> {
+    let c_path = path
+        .map(|p| CString::new(p.as_os_str().as_bytes()))
+        .transpose()?;
+    let ptr = c_path.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+    // SAFETY: ptr is null or a valid NUL-terminated string that outlives the call.
+    let r = unsafe { libc::fanotify_mark(group.as_raw_fd(), flags, mask, dirfd, ptr) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Reads as many events of `group` as fit into `buf`. `Ok(0)` means none are pending (non-blocking fd).
+fn read_events(group: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for writes of buf.len() bytes.
+    let n = unsafe { libc::read(group.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::WouldBlock {
+            return Ok(0);
+        }
+        return Err(e);
+    }
+    Ok(n as usize)
 }
 
 /// One event as the kernel wrote it. `fd` is owned by whoever takes it out of the [`Events`] iterator.
