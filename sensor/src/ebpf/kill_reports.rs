@@ -5,7 +5,7 @@
 use crate::audit::enricher::{Note, Trail};
 use crate::audit::{Kind, Verdict};
 use crate::daemon::report::Reports;
-use crate::ebpf::kills::Kills;
+use crate::ebpf::kill_events::Kills;
 use crate::ebpf::Ebpf;
 use crate::observe::status::{bump, Counters};
 use crate::service::Service;

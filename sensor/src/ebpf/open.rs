@@ -1,4 +1,4 @@
-//! Userspace of the open prefilter (issue 4; kernel side in `sensor-ebpf/src/open.rs`).
+//! Userspace of the open prefilter (kernel side in `sensor-ebpf/src/open.rs`).
 //!
 //! The kernel emits an [`OpenEvent`] for each successful `openat`/`openat2` of a regular file under a
 //! protected tree ([`Prefilter::protect`]: the tree's device goes in `PROTECTED_DEVS`, its root directory's
@@ -13,6 +13,7 @@
 //! the fd (or exited) first, the file is not judged from this event (a later open raises another one).
 //! Events the ring buffer had no room for are counted per CPU in `OPEN_DROPS` ([`Prefilter::drops`]).
 
+use super::btf::Btf;
 use aya::maps::{HashMap, MapData, PerCpuArray, RingBuf};
 use sensor_common::{
     kernel_dev, FileKey, OpenEvent, OpenOffsets, OPEN_DROPS_MAP, OPEN_EVENTS_MAP,
@@ -26,10 +27,9 @@ use std::time::{Duration, Instant};
 /// How often the drop counter is read.
 const DROPS_PERIOD: Duration = Duration::from_millis(500);
 
-/// The prefilter's offsets from the kernel's BTF (read again here, so the process table's loading code
-/// stays as it is: a few ms once at start). `Err` turns the prefilter off.
-pub fn offsets() -> Result<OpenOffsets, String> {
-    let btf = super::btf::Btf::from_sys_fs()?;
+/// The prefilter's offsets from the kernel's BTF (the one `load` parsed for every program). `Err` turns
+/// the prefilter off.
+pub fn offsets(btf: &Btf) -> Result<OpenOffsets, String> {
     let o = |s: &str, m: &str| btf.member_offset(s, m);
     Ok(OpenOffsets {
         valid: 1,
@@ -56,8 +56,8 @@ pub struct Prefilter {
 /// Attaches `sys_exit_openat` and `sys_exit_openat2` and takes the maps. Nothing is emitted until
 /// [`Prefilter::protect`] names a tree.
 pub fn attach(bpf: &mut aya::Ebpf) -> Result<Prefilter, String> {
-    super::attach_tp(bpf, PROG_OPENAT_EXIT, "syscalls", "sys_exit_openat")?;
-    super::attach_tp(bpf, PROG_OPENAT2_EXIT, "syscalls", "sys_exit_openat2")?;
+    super::loader::attach_tp(bpf, PROG_OPENAT_EXIT, "syscalls", "sys_exit_openat")?;
+    super::loader::attach_tp(bpf, PROG_OPENAT2_EXIT, "syscalls", "sys_exit_openat2")?;
     let mut take = |name: &str| bpf.take_map(name).ok_or_else(|| format!("no map {name}"));
     let events = RingBuf::try_from(take(OPEN_EVENTS_MAP)?).map_err(|e| e.to_string())?;
     let drops = PerCpuArray::try_from(take(OPEN_DROPS_MAP)?).map_err(|e| e.to_string())?;

@@ -1,5 +1,6 @@
-//! Exec-guard kills reported by the kernel (`KILLS` ring buffer): the kill itself happens in the kernel
-//! (`sched_process_exec`); this only tells userspace so it can record it (issue 5's audit log).
+//! Reads the exec guard's kill events from the kernel (`KILLS` ring buffer): the kill itself happens in
+//! the kernel (`sched_process_exec`); this only hands each event to userspace, where `kill_reports`
+//! says so on stdout, in the log and in the audit trail.
 
 use aya::maps::{MapData, RingBuf};
 use sensor_common::KillEvent;
