@@ -3,7 +3,7 @@
 //! of 2.4 s.
 
 /// Runs each job on its own scoped thread (the build has two: hash files, everything else). A job the
-/// system refuses a thread for (a process or memory limit) runs on the calling thread instead (issue 11:
+/// system refuses a thread for (a process or memory limit) runs on the calling thread instead (formerly
 /// the refusal panicked).
 pub struct Threads;
 

@@ -121,7 +121,7 @@ pub fn human(v: &Value, now: u64) -> String {
 /// A refused reload's reason is cut to this many characters on the status line (`--json` has it whole).
 const REASON_CHARS: usize = 160;
 
-/// `2 taken, 1 refused; last 4s ago: refused (database refused: ...)` (issue 11: a refused reload showed
+/// `2 taken, 1 refused; last 4s ago: refused (database refused: ...)` (formerly a refused reload showed
 /// only in the JSON).
 fn reloads(v: &Value, now: u64) -> String {
     let mut s = format!(
@@ -153,7 +153,7 @@ fn reloads(v: &Value, now: u64) -> String {
 }
 
 /// `on, 1234 records written, 0 dropped, 3 write errors (12 records lost), 0 sink errors`, or `off`
-/// (issue 11: write losses showed only in the JSON).
+/// (formerly write losses showed only in the JSON).
 fn audit(a: &Value) -> String {
     match a["enabled"].as_bool() {
         None => "?".into(),

@@ -12,12 +12,16 @@
 //! each moved directory, classifies them, and reports a change of coverage.
 
 use crate::audit::enricher::Note;
+use crate::audit::enricher::Trail;
 use crate::audit::Kind;
+use crate::daemon::report::Reports;
 use crate::gate::filter::Coverage;
+use crate::gate::filter::Filter;
 use crate::gate::sys::fid::{FidEvent, FidEvents, FidGroup, Fsid, HandleInfo, Info};
-use crate::gate::worker::Shared;
 use crate::observe::status::bump;
+use crate::observe::status::Counters;
 use crate::service::{Service, Stop};
+use arc_swap::ArcSwap;
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -135,11 +139,20 @@ fn change(was: Coverage, is: Coverage) -> Option<&'static str> {
 }
 
 /// Starts the thread; `moves` must already watch the protected filesystems (more may follow).
-pub fn start(moves: Arc<Moves>, shared: Arc<Shared>) -> io::Result<Service> {
-    Service::spawn("dir-moves", move |stop| run(&moves, &shared, &stop))
+pub fn start(moves: Arc<Moves>, outlets: Outlets) -> io::Result<Service> {
+    Service::spawn("dir-moves", move |stop| run(&moves, &outlets, &stop))
 }
 
-fn run(moves: &Moves, shared: &Shared, stop: &Stop) {
+/// What the directory-move reporter reads and where it tells: the path filter that places the old and
+/// new directory, the counters, the reporter and the audit trail.
+pub struct Outlets {
+    pub counters: Arc<Counters>,
+    pub filter: Arc<ArcSwap<Filter>>,
+    pub reports: Reports,
+    pub trail: Option<Arc<Trail>>,
+}
+
+fn run(moves: &Moves, shared: &Outlets, stop: &Stop) {
     let mut buf = vec![0u8; READ_BUF];
     let mut paths = Paths::default();
     while stop.wait(moves.group.fd().as_raw_fd()) {
@@ -152,7 +165,7 @@ fn run(moves: &Moves, shared: &Shared, stop: &Stop) {
     }
 }
 
-fn handle(moves: &Moves, paths: &mut Paths, shared: &Shared, ev: Event<'_>) {
+fn handle(moves: &Moves, paths: &mut Paths, shared: &Outlets, ev: Event<'_>) {
     let c = &shared.counters;
     let (from, to) = match ev {
         Event::DirRenamed { from, to } => (from, to),

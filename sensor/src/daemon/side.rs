@@ -60,7 +60,13 @@ pub(super) fn start_moves(
         }
     }
     let moves = Arc::new(moves);
-    let reporter = moves::start(Arc::clone(&moves), Arc::clone(shared))
+    let outlets = moves::Outlets {
+        counters: Arc::clone(&shared.counters),
+        filter: Arc::clone(&shared.filter),
+        reports: shared.reports.clone(),
+        trail: shared.trail.clone(),
+    };
+    let reporter = moves::start(Arc::clone(&moves), outlets)
         .map_err(|e| eprintln!("sensor run: warning: directory moves are not reported: {e}"))
         .ok();
     (Some(moves), reporter)

@@ -1,4 +1,4 @@
-//! Reports the exec guard's kills (issue 4's kernel-side enforcement, issue 5's records): the kernel
+//! Reports the exec guard's kills (its kernel-side enforcement, told in the log and the audit trail): the kernel
 //! already killed the exec; this thread says so, on stdout and in the log, with what the process table
 //! knows of the process: `EXE: NAME exec killed` (`EXE` as the exec named it, or `DEV:INO`).
 

@@ -1,4 +1,4 @@
-//! Gate side of the eBPF open prefilter (issue 4, `crate::ebpf::open`): in notify-only mode, a thread
+//! Gate side of the eBPF open prefilter (`crate::ebpf::open`): in notify-only mode, a thread
 //! turns each kernel event (a regular file opened under a protected tree by a process neither the
 //! sensor nor excluded) into a notify-only job for the workers, which judge and report it as they do
 //! fanotify's notifications. Counters: `prefilter_events` (events received), `prefilter_jobs` (events

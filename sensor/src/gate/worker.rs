@@ -441,7 +441,7 @@ impl Worker {
             return match v {
                 Cached::Clean => Verdict::Clean,
                 Cached::Infected(found) => {
-                    sh.guard_exec(file, st, &found.name); // eBPF hook (issue 4)
+                    sh.guard_exec(file, st, &found.name); // eBPF exec guard
                     Verdict::Infected(found)
                 }
             };
@@ -476,7 +476,7 @@ impl Worker {
         let kept = hold.map(|h| sh.cache.keep(h, key, generation, verdict.clone()));
         match verdict {
             Cached::Infected(found) => {
-                sh.guard_exec(file, st, &found.name); // eBPF hook (issue 4)
+                sh.guard_exec(file, st, &found.name); // eBPF exec guard
                 Verdict::Infected(found)
             }
             Cached::Clean => {

@@ -1,7 +1,7 @@
 //! The server loop shared by the control socket and the metrics endpoint: one thread per listener (never a
 //! thread that answers the kernel) serving up to [`MAX_CONNECTIONS`] connections at once, driven by
 //! poll(2) readiness. A connection costs a slot and a buffer bounded by the protocol's request size, never
-//! the thread's time, so idle or slow clients cannot hold the others up (issue 11: served one at a time
+//! the thread's time, so idle or slow clients cannot hold the others up (formerly served one at a time
 //! with 2 s each, ten idle connections timed `sensor status` out). Each connection has an absolute deadline
 //! to send its request and another to take the answer; a trickling client cannot stretch either. When
 //! every slot is taken, the connection accepted longest ago is dropped for the newcomer: the slots are

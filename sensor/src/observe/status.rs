@@ -62,22 +62,22 @@ counters! {
     queue_full: "Events answered with the fail policy because the scan queue was full.",
     dropped: "Permits dropped unanswered and answered by their Drop with the fail policy.",
     errors: "Files that could not be read or judged (answered with the fail policy).",
-    quarantine_errors: "Quarantine actions (move, copy, remove) that failed; the verdict stood (issue 11).",
+    quarantine_errors: "Quarantine actions (move, copy, remove) that failed; the verdict stood.",
     log_errors: "Lines the log file refused (a full disk, say).",
     report_drops: "Detection lines and quarantines not done because the reporter's queue was full (the verdicts stood and were audited).",
-    connections_cut_off: "Control-socket and metrics connections closed unanswered: out of time, or dropped for a newcomer when every slot was taken (issue 11).",
+    connections_cut_off: "Control-socket and metrics connections closed unanswered: out of time, or dropped for a newcomer when every slot was taken.",
     respond_errors: "Answers the kernel refused.",
     overflow: "Kernel queue overflows (notify-only mode).",
     ignore_marks: "Clean files given a kernel ignore mark.",
     unkept: "Files judged but not remembered (no mark, no cached verdict): open for writing meanwhile, on a filesystem without leases, over the size limit, or stopped at a scan limit.",
-    limited: "Scans stopped at a limit (MaxScanSize, MaxFileSize of a member, MaxRecursion, MaxFiles, MaxScanTime): judged on what was scanned and never remembered as clean (issue 12).",
+    limited: "Scans stopped at a limit (MaxScanSize, MaxFileSize of a member, MaxRecursion, MaxFiles, MaxScanTime): judged on what was scanned and never remembered as clean.",
     lease_breaks: "Remembered verdicts dropped (mark withdrawn) because a writer opened or truncated the file.",
     detections: "Malicious files found.",
     exec_kills: "Execs of files found infected that the eBPF exec guard killed in the kernel.",
     reloads: "Database reloads.",
-    reload_failures: "Reloads refused (configuration or database); the old ones stayed in use (issue 11).",
+    reload_failures: "Reloads refused (configuration or database); the old ones stayed in use.",
     marked_filesystems: "Filesystems under fanotify marks (include paths and the mounts inside them).",
-    prefilter_events: "Events of the eBPF open prefilter (notify-only mode; issue 4).",
+    prefilter_events: "Events of the eBPF open prefilter (notify-only mode).",
     prefilter_drops: "Prefilter events the kernel lost to a full ring buffer.",
     prefilter_jobs: "Prefilter events turned into jobs (the opener's fd still held the file when reopened).",
     dir_renames: "Directory renames seen on the protected filesystems.",
@@ -348,7 +348,7 @@ impl Status {
 
 /// Replaces `path` atomically with the snapshot: a fresh temporary beside it (random name, created
 /// exclusively, 0600), then a rename, so a symlink planted at either name is never written through
-/// (issue 11; see `crate::safefile`).
+/// (see `crate::safefile`).
 pub fn write_file(path: &Path, status: &Status) -> std::io::Result<()> {
     crate::safefile::replace(path, |f| {
         serde_json::to_writer(&mut *f, &status.snapshot())?;

@@ -312,7 +312,7 @@ mod tests {
         }
     }
 
-    /// Issue 11: stdin is never kept beyond the smaller limit, and counted no further than the larger.
+    /// Stdin is never kept beyond the smaller limit, and counted no further than the larger.
     #[test]
     fn stdin_is_kept_up_to_the_smaller_limit_and_counted_up_to_the_larger() {
         let endless = io::repeat(0);
@@ -339,7 +339,7 @@ mod tests {
         assert_eq!((data.len(), n), (1000, 1000));
     }
 
-    /// Issue 11: a file of a pseudo filesystem gone by the time it is opened is no error; elsewhere it is.
+    /// A file of a pseudo filesystem gone by the time it is opened is no error; elsewhere it is.
     #[test]
     fn a_file_gone_before_the_open_is_an_error_only_off_pseudo_filesystems() {
         let d = tempfile::tempdir().unwrap();

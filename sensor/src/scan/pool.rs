@@ -3,7 +3,7 @@
 //!
 //! Owns: threads, channels, sequence numbers, re-ordering. Never: formats output or decides
 //! what to scan; whatever the thread count, the reporter sees the same outcomes in the same order.
-//! Threads the system refuses (a process or memory limit) are done without (issue 11: the first refusal
+//! Threads the system refuses (a process or memory limit) are done without (formerly the first refusal
 //! panicked): the scan runs with those that started, and fails only when none did.
 
 use super::config::Config;

@@ -6,7 +6,7 @@
 //! reading or prints; it hands `Job`s (to scan) and `Outcome`s (decided without scanning) to a `Sink` in
 //! order.
 //!
-//! Entries that vanish between the listing and the look (issue 11: `-r /proc/self` exited 2 on them) are
+//! Entries that vanish between the listing and the look (formerly `-r /proc/self` exited 2 on them) are
 //! skipped silently, as clamscan skips an entry it cannot lstat; a directory of a pseudo filesystem gone
 //! before it is opened too.
 
