@@ -130,11 +130,27 @@ enum Message {
 pub struct Reports {
     tx: Sender<Message>,
     counters: Arc<Counters>,
+    /// Wait for room instead of dropping: for the side threads (directory moves, exec kills), which answer
+    /// nobody and whose lines must not be lost to a burst.
+    wait: bool,
 }
 
 impl Reports {
+    /// The same queue for a thread that may wait for room (never a decision thread).
+    pub fn waiting(&self) -> Reports {
+        Reports {
+            wait: true,
+            ..self.clone()
+        }
+    }
+
     fn send(&self, m: Message) {
-        if self.tx.try_send(m).is_err() {
+        let sent = if self.wait {
+            self.tx.send(m).is_ok()
+        } else {
+            self.tx.try_send(m).is_ok()
+        };
+        if !sent {
             bump(&self.counters.report_drops);
         }
     }
@@ -180,7 +196,14 @@ pub fn start(reporter: Reporter, trail: Option<Arc<Trail>>) -> std::io::Result<(
             let _ = last.send(Message::Stop);
         },
     )?;
-    Ok((service, Reports { tx, counters }))
+    Ok((
+        service,
+        Reports {
+            tx,
+            counters,
+            wait: false,
+        },
+    ))
 }
 
 fn serve(reporter: &Reporter, trail: Option<&Trail>, rx: &Receiver<Message>) {

@@ -326,7 +326,7 @@ impl Sensor {
             let outlets = kill_reports::Outlets {
                 counters: Arc::clone(&counters),
                 ebpf: Arc::clone(&ebpf_shared),
-                reports: shared.reports.clone(),
+                reports: shared.reports.waiting(),
                 trail: trail.clone(),
             };
             kill_reports::start(k, outlets)

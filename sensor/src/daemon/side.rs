@@ -63,7 +63,7 @@ pub(super) fn start_moves(
     let outlets = moves::Outlets {
         counters: Arc::clone(&shared.counters),
         filter: Arc::clone(&shared.filter),
-        reports: shared.reports.clone(),
+        reports: shared.reports.waiting(),
         trail: shared.trail.clone(),
     };
     let reporter = moves::start(Arc::clone(&moves), outlets)
