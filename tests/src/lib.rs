@@ -8,6 +8,7 @@
 //!
 //! Behaviours of clamscan 1.4.6 that the generator relies on are recorded in `tests/ORACLE.md`.
 
+pub mod archive;
 pub mod bomb;
 pub mod control;
 pub mod gate;

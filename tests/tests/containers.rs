@@ -7,35 +7,20 @@
 //! exclude the scanned file itself: an archive's own results come after its members' in clamscan, before
 //! them in the sensor (§13g), a difference this test is not about.
 
+use sensor_tests::archive;
 use sensor_tests::oracle;
 use sensor_tests::results::Verdict;
-use std::io::{Cursor, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// A zip written with the `zip` crate, members deflated.
 fn zip_of(members: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let o = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    for (name, data) in members {
-        w.start_file(*name, o).unwrap();
-        w.write_all(data).unwrap();
-    }
-    w.finish().unwrap().into_inner()
+    archive::zip_with(members, zip::CompressionMethod::Deflated)
 }
 
-/// A POSIX (ustar) tar written with the `tar` crate.
 fn tar_of(members: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in members {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, name, *data).unwrap();
-    }
-    b.into_inner().unwrap()
+    archive::tar_ustar(members)
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {

@@ -2,6 +2,7 @@
 //! archive holding EICAR is denied (and its audit record names the member the signature matched in); a
 //! clean archive and a limit-stopped one read fine, and the limit-stopped one is never remembered as clean.
 
+use sensor_tests::archive;
 use sensor_tests::gate::{counter, eicar, eicar_hdb_line, Expect, SensorOpts, EICAR_NAME};
 use sensor_tests::gate_env;
 use std::io::Write;
@@ -15,15 +16,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 fn tar(members: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in members {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, name, *data).unwrap();
-    }
-    b.into_inner().unwrap()
+    archive::tar_gnu(members)
 }
 
 fn write(path: &Path, data: &[u8]) {

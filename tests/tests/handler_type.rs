@@ -4,34 +4,18 @@
 //! a zip and a tar that match (tests/ORACLE.md §13g). Each group of files has its own database: which
 //! handler signature fires first changes every result after it.
 
+use sensor_tests::archive;
 use sensor_tests::oracle;
 use sensor_tests::results::Verdict;
-use std::io::{Cursor, Write};
 use std::path::Path;
 
 /// A zip whose members are stored, so that their text is in the zip's own bytes too.
 fn stored_zip(members: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let o =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for (name, data) in members {
-        w.start_file(*name, o).unwrap();
-        w.write_all(data).unwrap();
-    }
-    w.finish().unwrap().into_inner()
+    archive::zip_with(members, zip::CompressionMethod::Stored)
 }
 
-/// A POSIX (ustar) tar written with the `tar` crate.
 fn tar_of(members: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in members {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, name, *data).unwrap();
-    }
-    b.into_inner().unwrap()
+    archive::tar_ustar(members)
 }
 
 /// `text` as hex, for a signature.

@@ -2,6 +2,7 @@
 //! nested archives (built at run time) with the same flags and must print the same verdicts; `--json` names
 //! the member a signature matched in.
 
+use sensor_tests::archive;
 use sensor_tests::gate::eicar;
 use sensor_tests::oracle;
 use sensor_tests::results::{parse_output, Verdict};
@@ -17,15 +18,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 fn tar(members: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in members {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, name, *data).unwrap();
-    }
-    b.into_inner().unwrap()
+    archive::tar_gnu(members)
 }
 
 fn verdicts(

@@ -3,6 +3,7 @@
 //! generated files with the same database and must print the same verdicts. The archives are written at
 //! run time with the system's archivers (`cargo xtask setup` installs them) and the `zip`/`cfb` crates.
 
+use sensor_tests::archive;
 use sensor_tests::gate::{eicar, eicar_hdb_line};
 use sensor_tests::oracle;
 use sensor_tests::results::{parse_output, Verdict};
@@ -21,15 +22,8 @@ fn run_tool(dir: &Path, prog: &str, args: &[&str]) {
     assert!(st.success(), "{prog} {args:?} failed in {}", dir.display());
 }
 
-/// A zip written with the `zip` crate: (name, data) members, deflated.
 fn zip_of(members: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let o = zip::write::SimpleFileOptions::default();
-    for (name, data) in members {
-        w.start_file(*name, o).unwrap();
-        w.write_all(data).unwrap();
-    }
-    w.finish().unwrap().into_inner()
+    archive::zip_of(members)
 }
 
 /// An OLE2 compound file whose `\x01Ole10Native` stream packages `data` as `name` (an Office embedded object).

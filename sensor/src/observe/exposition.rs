@@ -260,10 +260,9 @@ fn reload_and_audit(o: &mut String, status: &Status) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::dbinfo::DbInfo;
-    use crate::observe::status::Counters;
+
     use std::collections::BTreeMap;
-    use std::sync::Arc;
+
     use std::time::{Duration, Instant};
 
     /// One sample line: `name{labels} value`.
@@ -381,12 +380,7 @@ mod tests {
     }
 
     fn status() -> Status {
-        Status::new(
-            Arc::new(Counters::default()),
-            "prevent",
-            DbInfo::for_tests(12),
-            std::time::Instant::now(),
-        )
+        Status::for_tests(12)
     }
 
     #[test]

@@ -104,19 +104,13 @@ pub fn start(listener: TcpListener, status: Arc<Status>) -> io::Result<Service> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::dbinfo::DbInfo;
-    use crate::observe::status::Counters;
+
     use std::io::{Read, Write};
     use std::net::TcpStream;
     use std::sync::atomic::Ordering;
 
     fn status() -> Status {
-        Status::new(
-            Arc::new(Counters::default()),
-            "prevent",
-            DbInfo::for_tests(12),
-            std::time::Instant::now(),
-        )
+        Status::for_tests(12)
     }
 
     #[test]

@@ -203,6 +203,17 @@ fn latency_json(s: &Snapshot) -> serde_json::Value {
 }
 
 impl Status {
+    /// A prevent-mode status with fresh counters and a database of `signatures`, for tests.
+    #[cfg(test)]
+    pub fn for_tests(signatures: u64) -> Status {
+        Status::new(
+            Arc::new(Counters::default()),
+            "prevent",
+            DbInfo::for_tests(signatures),
+            Instant::now(),
+        )
+    }
+
     /// `started`: when `sensor run` started (uptime counts the database load too).
     pub fn new(
         counters: Arc<Counters>,
@@ -385,8 +396,7 @@ mod tests {
     }
 
     fn status() -> Status {
-        let db = DbInfo::for_tests(42);
-        Status::new(Arc::new(Counters::default()), "prevent", db, Instant::now())
+        Status::for_tests(42)
     }
 
     #[test]
