@@ -374,6 +374,40 @@ fn sighup_reloads_the_database_and_forgets_clean_verdicts() {
     s.expect_stdout_line(&found_line(&file, "Gate.Reloaded"), Duration::from_secs(5));
 }
 
+/// `RELOAD` on the control socket (what `sensor db update` sends) reloads as SIGHUP does: answered
+/// `RELOADING`, as clamd answers it, and the new database's verdicts apply.
+#[test]
+fn reload_on_the_control_socket_reloads_the_database() {
+    use std::io::{Read, Write};
+    let Some(env) = gate_env!() else { return };
+    let prot = env.tmpfs("prot");
+    let file = prot.join("later-known.bin");
+    let data = noise(4545, 777);
+    write_file(&file, &data);
+    let db = env.eicar_db();
+    let socket = env.scratch().join("control.sock");
+    let opts = SensorOpts {
+        extra: vec!["--socket".into(), socket.display().to_string()],
+        ..SensorOpts::protect(&[prot.path()])
+    };
+    let mut s = env.start_ready(&db, &opts);
+    s.expect([Expect::reads(&file, &data).because("before reload")]);
+    env.write_db(
+        &[eicar_hdb_line(), hdb_line(&data, "Gate.SocketReload")],
+        &[],
+    );
+    let mut conn = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.write_all(b"RELOAD\n").unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "RELOADING\n");
+    s.wait_status("reloads >= 1", Duration::from_secs(20), |v| {
+        v["reloads"].as_u64().unwrap_or(0) >= 1
+    });
+    s.expect([Expect::denied(&file).because("after RELOAD with a database that knows the file")]);
+}
+
 /// Test 22b: the gate runs on a compiled database (`sensor db compile`), and SIGHUP maps a recompiled one
 /// that replaced it by rename: a file clean under the old one is denied under the new one.
 #[test]

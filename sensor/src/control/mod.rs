@@ -7,6 +7,8 @@
 //! - `STATUS`: one JSON document, the status snapshot (the status file's fields);
 //! - `PING`: `PONG`;
 //! - `VERSION`: `sensor VERSION/DATABASE VERSION/SIGNATURES` (clamd answers `ClamAV VERSION/DB/DATE`);
+//! - `RELOAD`: `RELOADING`, as clamd: the configuration and database are reloaded as on SIGHUP (what
+//!   `sensor db update` sends after an update);
 //! - anything else: `UNKNOWN COMMAND`.
 //!
 //! Both sides bound every wait: a request is at most [`MAX_REQUEST`] bytes and must arrive within
@@ -30,6 +32,7 @@ pub enum Command {
     Status,
     Ping,
     Version,
+    Reload,
     Unknown,
 }
 
@@ -59,6 +62,7 @@ pub fn parse(buf: &[u8]) -> Request {
         "STATUS" => Some(Command::Status),
         "PING" => Some(Command::Ping),
         "VERSION" => Some(Command::Version),
+        "RELOAD" => Some(Command::Reload),
         _ => None,
     };
     // clamd's `nCMD` / `zCMD`: only when what follows the prefix is a command (no command starts so).
@@ -93,6 +97,8 @@ mod tests {
         assert_eq!(cmd(b"status\n"), Command::Status);
         assert_eq!(cmd(b"PING\n"), Command::Ping);
         assert_eq!(cmd(b"VERSION"), Command::Version, "cut off by a close");
+        assert_eq!(cmd(b"RELOAD\n"), Command::Reload);
+        assert_eq!(cmd(b"zRELOAD\0"), Command::Reload);
         assert_eq!(cmd(b"SCAN /etc\n"), Command::Unknown);
         assert_eq!(cmd(b"\n"), Command::Unknown);
         assert_eq!(parse(b"PING\n").terminator, b'\n');

@@ -140,6 +140,16 @@ fn answer(command: Command, status: &Status) -> String {
             let db = status.database();
             format!("sensor {VERSION}/{}/{}", db.version, db.signatures)
         }
+        Command::Reload => {
+            // The main thread reloads on SIGHUP (it waits for it with sigtimedwait; every thread blocks
+            // it): the request becomes that signal, so a reload runs where it always runs.
+            // SAFETY: kill(2) with our own pid and a valid signal number.
+            if unsafe { libc::kill(libc::getpid(), libc::SIGHUP) } == 0 {
+                "RELOADING".into()
+            } else {
+                format!("ERROR {}", io::Error::last_os_error())
+            }
+        }
         Command::Unknown => "UNKNOWN COMMAND".into(),
     }
 }
