@@ -1,6 +1,10 @@
 //! The journald sink: every record as one entry of systemd's native journal protocol, one datagram
 //! to `/run/systemd/journal/socket`.
 //!
+//! Why by hand: the protocol is one datagram of `NAME=value` lines, and what this sink needs beyond it —
+//! sends bounded in time, values capped, a dead journal costing drops and never a stall of the audit
+//! writer — is what the journald crates leave to their caller (or get by linking the C libsystemd).
+//!
 //! Fields: `MESSAGE=` (the record's JSON line, as in syslog), `PRIORITY=` and `SYSLOG_FACILITY=`
 //! (the syslog sink's severity and facility), `SYSLOG_IDENTIFIER=sensor`, `SENSOR_TIME=` (when it
 //! happened; the journal's own timestamp is when it was written) and `SENSOR_<NAME>=` for each of

@@ -1,6 +1,10 @@
 //! The syslog sink: every record as one RFC 5424 message ([`rfc5424`]) to a local socket, a UDP or a
 //! TCP receiver ([`SyslogTarget`]).
 //!
+//! Why by hand: the framing is a few lines per transport, and what this sink needs beyond it — every send
+//! bounded in time, reconnect backoff, a datagram-then-stream fallback for unix sockets, a collector that
+//! is down costing drops and never a stall — is what the syslog crates leave to their caller.
+//!
 //! Framing by transport: UDP and unix datagram sockets carry one message per datagram; TCP uses RFC
 //! 6587 octet counting (`LEN SP MSG`); a unix target is tried as a datagram socket first (rsyslog's
 //! imuxsock and journald's `/dev/log` are) and then as a stream socket with LF framing (syslog-ng's
