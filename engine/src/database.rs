@@ -54,8 +54,8 @@ pub struct Database {
     signature_count: u64,
     skipped: BTreeMap<String, u64>,
     file_stats: Vec<FileStats>,
-    /// What the load accepted without being able to verify it (a patched `.cld`), one sentence each. Not
-    /// saved in a compiled file: compiling is when the caller sees them.
+    /// What the load accepted without being able to verify it, one sentence each (none today). Not saved in
+    /// a compiled file: compiling is when the caller sees them.
     notices: Vec<String>,
 }
 
@@ -148,13 +148,11 @@ impl Database {
     }
 
     /// Signatures left out at load, by reason.
-    /// What the load accepted without being able to verify it, for the caller to show as warnings.
+    /// What the load accepted without being able to verify it, for the caller to show as warnings. Empty
+    /// since a patched `.cld` is verified through its `.info` DSIG (cvd/FORMAT.md §5); kept so callers go on
+    /// showing any future ones.
     pub fn notices(&self) -> &[String] {
         &self.notices
-    }
-
-    pub(crate) fn set_notices(&mut self, notices: Vec<String>) {
-        self.notices = notices;
     }
 
     pub fn skipped(&self) -> &BTreeMap<String, u64> {

@@ -23,7 +23,7 @@ pub mod unpack;
 mod yara;
 
 pub use compile::{Compiler, FileStats, Parallel, Sequential};
-pub use cvd::PublicKey;
+pub use cvd::{Keys, PatchError, PatchOutcome, PssKey, PssSigner, PublicKey};
 pub use database::Database;
 pub use error::{LineError, LoadError};
 pub use image::{ImageError, FORMAT_VERSION};

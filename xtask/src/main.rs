@@ -6,6 +6,7 @@
 mod bench;
 mod demo;
 mod elf;
+mod vectors;
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, Subcommand};
@@ -66,7 +67,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install missing prerequisites: ClamAV (apt), nightly rust-src, bpf-linker. Idempotent.
+    /// Install missing prerequisites: ClamAV (apt), test data (RAR archives, ClamAV's freshclam test files),
+    /// nightly rust-src, bpf-linker. Idempotent.
     Setup,
     /// Build the eBPF object (sensor-ebpf) with nightly and check it holds the tracepoint programs.
     BuildEbpf,
@@ -207,6 +209,7 @@ fn setup() -> Result<()> {
     println!("== setup: checking prerequisites");
     setup_apt().context("setup: Debian packages")?;
     setup_rar_archives().context("setup: RAR test archives")?;
+    vectors::setup().context("setup: ClamAV's freshclam test files")?;
     setup_rust().context("setup: Rust toolchain components")?;
     setup_bpf_linker().context("setup: bpf-linker")?;
     println!("== setup: all prerequisites present");

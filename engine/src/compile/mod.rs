@@ -14,7 +14,7 @@ pub(crate) mod specials;
 pub(crate) mod stats;
 pub use stats::FileStats;
 
-use crate::cvd::{self, Kind, PublicKey};
+use crate::cvd::{self, Keys, Kind, PublicKey};
 use crate::database::{Database, DbMeta};
 use crate::db::ftm::FileTypeMagic;
 use crate::db::hash::Layout;
@@ -85,7 +85,7 @@ enum Source {
 pub struct Compiler {
     sources: Vec<Source>,
     flevel: u32,
-    key: PublicKey,
+    keys: Keys,
 }
 
 impl Default for Compiler {
@@ -93,7 +93,7 @@ impl Default for Compiler {
         Compiler {
             sources: Vec::new(),
             flevel: FUNCTIONALITY_LEVEL,
-            key: PublicKey::clamav(),
+            keys: Keys::clamav(),
         }
     }
 }
@@ -126,7 +126,13 @@ impl Compiler {
     /// The key `.cvd` and `.cld` signatures must verify against; ClamAV's published key unless replaced
     /// (tests sign containers with their own).
     pub fn set_container_key(&mut self, key: PublicKey) {
-        self.key = key;
+        self.keys = self.keys.clone().with_header_key(key);
+    }
+
+    /// All the keys containers are checked against (the header's, and the `.info` DSIG's that vouches for a
+    /// patched `.cld`); ClamAV's unless replaced.
+    pub fn set_keys(&mut self, keys: Keys) {
+        self.keys = keys;
     }
 
     /// An empty database is an error: a scanner with no signatures protects nothing.
@@ -138,7 +144,6 @@ impl Compiler {
     pub fn build_with(self, par: &dyn Parallel) -> Result<Database, LoadError> {
         let mut errors = LoadError::default();
         let mut files: Vec<Input> = Vec::new();
-        let mut notices: Vec<String> = Vec::new();
         let source_names: Vec<PathBuf> = self
             .sources
             .iter()
@@ -158,14 +163,8 @@ impl Compiler {
                                 }
                                 Entry::Signed(path, kind) => {
                                     let opened = cvd::read(&path)
-                                        .and_then(|b| open_container(kind, &b, &self.key));
-                                    add_container(
-                                        &path,
-                                        opened,
-                                        &mut files,
-                                        &mut errors,
-                                        &mut notices,
-                                    );
+                                        .and_then(|b| open_container(kind, &b, &self.keys));
+                                    add_container(&path, opened, &mut files, &mut errors);
                                 }
                             }
                         }
@@ -178,8 +177,8 @@ impl Compiler {
                 },
                 Source::Text { name, text } => {
                     if let Some(kind) = Kind::of(&name) {
-                        let opened = open_container(kind, &text, &self.key);
-                        add_container(&name, opened, &mut files, &mut errors, &mut notices);
+                        let opened = open_container(kind, &text, &self.keys);
+                        add_container(&name, opened, &mut files, &mut errors);
                     } else {
                         let format = Format::of(&name).unwrap_or(Format::Unsupported("unknown"));
                         files.push((name, format, Some(text), false));
@@ -263,14 +262,12 @@ impl Compiler {
                 "no signatures loaded: the database is empty",
             ));
         }
-        let mut db = builder.finish()?;
-        db.set_notices(notices);
-        Ok(db)
+        builder.finish()
     }
 }
 
-fn open_container(kind: Kind, bytes: &[u8], key: &PublicKey) -> Result<cvd::Cvd, cvd::CvdError> {
-    cvd::open(kind, bytes, key, |name| {
+fn open_container(kind: Kind, bytes: &[u8], keys: &Keys) -> Result<cvd::Cvd, cvd::CvdError> {
+    cvd::open(kind, bytes, keys, |name| {
         Format::of(Path::new(name)).is_some()
     })
 }
@@ -282,7 +279,6 @@ fn add_container(
     opened: Result<cvd::Cvd, cvd::CvdError>,
     files: &mut Vec<Input>,
     errors: &mut LoadError,
-    notices: &mut Vec<String>,
 ) {
     let c = match opened {
         Ok(c) => c,
@@ -296,9 +292,6 @@ fn add_container(
         }
     };
     let official = c.kind.signed();
-    if let Some(why) = &c.unverified {
-        notices.push(format!("{}: {why}", path.display()));
-    }
     for member in c.members {
         // Members without a database extension (the licence text) are not signatures; an empty member is
         // loaded by clamscan as nothing, where an empty loose file is refused as a failed download.

@@ -89,7 +89,7 @@ pub(crate) fn parse_md5(md5_hex: &str) -> Result<[u8; 16], DsigError> {
     Ok(out)
 }
 
-fn decode(dsig: &str) -> Result<BigUint, DsigError> {
+pub(crate) fn decode(dsig: &str) -> Result<BigUint, DsigError> {
     // sigtool writes `X` where an unsigned container has no signature.
     if dsig.is_empty() || dsig == "X" {
         return Err(DsigError::Missing);
@@ -106,8 +106,8 @@ fn decode(dsig: &str) -> Result<BigUint, DsigError> {
     BigUint::from_radix_le(&digits, 64).ok_or(DsigError::OutOfRange)
 }
 
-/// The signature text for `value`: the inverse of [`decode`], used by tests that sign with their own key.
-#[cfg(test)]
+/// The signature text for `value`: the inverse of [`decode`], for whoever signs with their own key (tests,
+/// [`super::pss::PssSigner`]).
 pub(crate) fn encode(value: &BigUint) -> String {
     value
         .to_radix_le(64)

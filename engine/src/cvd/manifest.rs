@@ -16,8 +16,8 @@ pub struct Entry {
 pub struct Manifest {
     pub header: Header,
     pub entries: Vec<Entry>,
-    /// The `DSIG:` line's value. Its scheme is not publicly documented, so it is never verified here
-    /// (FORMAT.md §4): a `.cvd`'s header signature covers it through the payload MD5.
+    /// The `DSIG:` line's value, a PSS signature checked by `cld::verify_info` where it is what vouches
+    /// for the container (FORMAT.md §4, §5); a `.cvd`'s header signature covers it through the payload MD5.
     pub dsig: Option<String>,
 }
 

@@ -2,25 +2,42 @@
 //! with the unpacking of scanned files (`unpack`): this reads only databases.
 //!
 //! One is checked whole before any of it is used: header, payload MD5, the RSA signature for the
-//! signed kinds, the archive, and the `.info` manifest's sizes and SHA-256s. Its database members then go
-//! to the compiler like files. The facts this relies on, with their sources, are in FORMAT.md.
+//! signed kinds (or, for a `.cld` patched by cdiffs, the `.info` manifest's PSS signature), the archive, and
+//! the `.info` manifest's sizes and SHA-256s. Its database members then go to the compiler like files. The
+//! facts this relies on, with their sources, are in FORMAT.md.
+//!
+//! Updating: `cdiff` reads and verifies a patch file, `script` runs its script on an unpacked database,
+//! `cld` writes the resulting `.cld`, `patch` strings them together for the updater, `diff` writes scripts
+//! (tests, mirrors). How freshclam does it, measured, is in UPDATE.md.
 
+pub mod cdiff;
+pub mod cld;
+pub mod diff;
 pub mod dsig;
 pub mod header;
+mod keys;
 pub mod manifest;
+pub mod patch;
 pub mod payload;
+pub mod pss;
+pub mod script;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod update_tests;
 
 pub use dsig::{DsigError, PublicKey};
 pub use header::{Header, HeaderError, HEADER_LEN};
+pub use keys::Keys;
 pub use manifest::ManifestError;
+pub use patch::{PatchError, PatchOutcome};
 pub use payload::{Member, PayloadError};
+pub use pss::{PssKey, PssSigner};
 
 use md5::{Digest, Md5};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Cvd files larger than this are refused before being read: official ones are a few hundred MB.
 pub const MAX_CONTAINER_BYTES: u64 = 512 << 20;
@@ -77,6 +94,8 @@ pub enum CvdError {
     UnsignedDsig(String),
     #[error("cannot be verified: {0} (tampered, truncated, or not written by freshclam)")]
     UnverifiedCld(String),
+    #[error("not a signed container (.cvd or .cld)")]
+    NotSigned,
 }
 
 /// A container that passed every check.
@@ -86,8 +105,8 @@ pub struct Cvd {
     pub header: Header,
     /// Archive members other than the manifest, in archive order.
     pub members: Vec<Member>,
-    /// What could not be verified, for a patched `.cld` loaded on its manifest (see [`open`]).
-    pub unverified: Option<String>,
+    /// The `.info` manifest.
+    pub manifest: Member,
 }
 
 /// Reads a container file, refusing absurd sizes before reading them.
@@ -121,10 +140,15 @@ pub fn read_header(path: &Path) -> Result<Header, CvdError> {
 }
 
 /// Checks a whole container held in memory. `is_database` names the members the manifest must list.
+///
+/// A `.cvd` must carry the payload's MD5 and a header signature over it. A `.cld` may instead be one that
+/// freshclam (or [`patch::patch`]) wrote after applying cdiffs: its header's MD5 and signature are `X` (or
+/// stale), and its `.info` manifest's `DSIG:` line, a PSS signature under the `.info` key, vouches for it
+/// (FORMAT.md §5). A `.cud` is unsigned but its MD5 must match. Anything that cannot be verified is refused.
 pub fn open(
     kind: Kind,
     bytes: &[u8],
-    key: &PublicKey,
+    keys: &Keys,
     is_database: impl Fn(&str) -> bool,
 ) -> Result<Cvd, CvdError> {
     let header = Header::parse_block(bytes)?;
@@ -132,37 +156,14 @@ pub fn open(
     if payload.is_empty() {
         return Err(CvdError::NoPayload);
     }
-    // clamscan skips this for `.cud` and `.cld` (FORMAT.md §5); an unsigned container is still refused
-    // when it does not match, as that is the one check that catches a tar cut at a member boundary.
-    let want = dsig::parse_md5(&header.md5).map_err(|_| CvdError::BadMd5(header.md5.clone()))?;
-    let actual: [u8; 16] = Md5::digest(payload).into();
-    // A `.cld` that freshclam patched with a cdiff keeps its old header: neither the header's MD5 nor its
-    // signature covers the new payload, and clamscan does not check them for a lone `.cld` (FORMAT.md
-    // §5); what vouches for it is the `.info` DSIG line, whose scheme is undocumented. Such a `.cld` is
-    // loaded when its manifest (sizes, SHA-256 of every member) checks out and carries a DSIG line, and
-    // the load says what could not be verified ([`Cvd::unverified`]). Anything else must verify.
-    let mut unverified = None;
-    if actual != want {
-        if kind != Kind::Cld {
-            return Err(CvdError::Md5Mismatch {
-                header: header.md5.to_ascii_lowercase(),
-                actual: hex::encode(actual),
-                hint: "",
-            });
-        }
-        unverified = Some(format!(
-            "the header's MD5 ({}) is not the payload's ({}): a .cld patched by freshclam",
-            header.md5.to_ascii_lowercase(),
-            hex::encode(actual)
-        ));
-    } else if kind.signed() {
-        if let Err(e) = dsig::verify(key, &header.md5, &header.dsig) {
-            if kind != Kind::Cld {
-                return Err(CvdError::Signature(e));
-            }
-            unverified = Some(format!("the header's signature does not verify ({e})"));
-        }
-    }
+    // clamscan skips the MD5 for `.cud` (FORMAT.md §5); an unsigned container is still refused when it
+    // does not match, as that is the one check that catches a tar cut at a member boundary.
+    let checked = check_header(kind, &header, payload, keys);
+    let header_failure = match (kind, checked) {
+        (_, Ok(())) => None,
+        (Kind::Cld, Err(e)) => Some(e),
+        (_, Err(e)) => return Err(e),
+    };
     let mut members = payload::unpack(payload)?;
     let info = manifest::find(&members)?;
     let listing = manifest::Manifest::parse(&info.name, &info.bytes)?;
@@ -170,28 +171,66 @@ pub fn open(
     if !kind.signed() && listing.dsig.is_some() {
         return Err(CvdError::UnsignedDsig(info.name.clone()));
     }
-    if let Some(why) = &unverified {
-        if listing.dsig.is_none() {
-            return Err(CvdError::UnverifiedCld(format!(
-                "{why}, and its {} carries no DSIG line",
-                info.name
-            )));
-        }
+    if let Some(why) = header_failure {
+        cld::verify_info(&info.name, &info.bytes, &keys.info).map_err(|e| {
+            CvdError::UnverifiedCld(format!(
+                "the header does not verify ({why}), and neither does the manifest: {e}"
+            ))
+        })?;
     }
-    let unverified = unverified.map(|why| {
-        format!(
-            "{why}; loaded on its {} manifest (every member's size and SHA-256 checked), whose DSIG \
-             line this engine cannot verify (undocumented scheme)",
-            info.name
-        )
-    });
     let info_name = info.name.clone();
     listing.check_members(&members, &is_database)?;
-    members.retain(|m| m.name != info_name);
+    let at = members
+        .iter()
+        .position(|m| m.name == info_name)
+        .expect("found above");
+    let manifest = members.remove(at);
     Ok(Cvd {
         kind,
         header,
         members,
-        unverified,
+        manifest,
     })
+}
+
+/// The header's own checks: the payload's MD5, and for the signed kinds the header signature over it.
+fn check_header(kind: Kind, header: &Header, payload: &[u8], keys: &Keys) -> Result<(), CvdError> {
+    let want = dsig::parse_md5(&header.md5).map_err(|_| CvdError::BadMd5(header.md5.clone()))?;
+    let actual: [u8; 16] = Md5::digest(payload).into();
+    if actual != want {
+        return Err(CvdError::Md5Mismatch {
+            header: header.md5.to_ascii_lowercase(),
+            actual: hex::encode(actual),
+            hint: "",
+        });
+    }
+    if kind.signed() {
+        dsig::verify(&keys.header, &header.md5, &header.dsig).map_err(CvdError::Signature)?;
+    }
+    Ok(())
+}
+
+/// A container file that failed verification, named.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {error}", path.display())]
+pub struct FileError {
+    pub path: PathBuf,
+    pub error: CvdError,
+}
+
+/// Verifies a whole `.cvd` or `.cld` file (a download, or what [`patch::patch`] wrote) as the loader would,
+/// without compiling its signatures; returns its header. A `.cud` is refused: nothing vouches for it.
+pub fn verify_file(path: &Path, keys: &Keys) -> Result<Header, FileError> {
+    let named = |error| FileError {
+        path: path.to_path_buf(),
+        error,
+    };
+    let kind = match Kind::of(path) {
+        Some(k) if k.signed() => k,
+        _ => return Err(named(CvdError::NotSigned)),
+    };
+    let bytes = read(path).map_err(named)?;
+    open(kind, &bytes, keys, patch::is_database)
+        .map(|c| c.header)
+        .map_err(named)
 }

@@ -194,62 +194,92 @@ fn one_flipped_payload_byte_is_an_md5_mismatch() {
     assert!(load("daily.cld", &bad).is_err());
 }
 
-/// freshclam patches a `.cld` with cdiffs: the payload changes, its manifest is rewritten (with a DSIG
-/// line) and the header keeps the old MD5 and signature. Such a `.cld` loads on its manifest, with a
-/// notice saying what was not verified; the same bytes as a `.cvd`, or a `.cld` whose manifest has no DSIG
-/// line, are refused.
+/// freshclam patches a `.cld` with cdiffs: the payload changes, its manifest is rewritten with a new DSIG
+/// line, and the header becomes the manifest's first line (MD5 and signature `X`) or, in older files, keeps
+/// the old ones. Such a `.cld` loads when its `.info` DSIG verifies under the `.info` key (FORMAT.md §5); one
+/// whose DSIG does not verify, or that has none, is refused, and so are the same bytes as a `.cvd`.
 #[test]
-fn a_cld_patched_by_freshclam_loads_on_its_manifest_with_a_notice() {
-    let old = container(Spec::default());
+fn a_cld_patched_by_freshclam_loads_when_its_info_dsig_verifies() {
+    let signer = crate::cvd::PssSigner::test();
+    let patched_files = vec![
+        ("daily.hdb".to_string(), hdb()),
+        (
+            "daily.ndb".to_string(),
+            b"Patched.Sig:0:*:7061746368656420627920667265736863\n".to_vec(),
+        ),
+    ];
+    let sign_info = |i: Vec<u8>| crate::cvd::cld::sign_info(&i, &crate::cvd::PssSigner::test());
     let new = container(Spec {
-        files: vec![
-            ("daily.hdb".into(), hdb()),
-            (
-                "daily.ndb".into(),
-                b"Patched.Sig:0:*:7061746368656420627920667265736863\n".to_vec(),
-            ),
-        ],
+        files: patched_files.clone(),
+        edit_info: sign_info,
         ..Spec::default()
     });
+    let old = container(Spec::default());
     let header_of = |c: &[u8]| Header::parse_block(c).unwrap();
-    let mut h = header_of(&new);
-    let o = header_of(&old);
-    h.md5 = o.md5.clone();
-    h.dsig = o.dsig.clone();
-    let patch = |payload: &[u8]| {
+    let with_header = |h: &Header, payload: &[u8]| {
         let mut out = h.to_string().into_bytes();
         out.resize(512, b' ');
         out.extend_from_slice(payload);
         out
     };
-    let patched = patch(&new[512..]);
-    let db = load("daily.cld", &patched).unwrap();
-    assert_eq!(db.notices().len(), 1, "{:?}", db.notices());
-    let n = &db.notices()[0];
-    assert!(n.starts_with("daily.cld: the header's MD5"), "{n}");
-    assert!(
-        n.contains("patched by freshclam") && n.contains("DSIG"),
-        "{n}"
-    );
-    assert_eq!(
-        scan(&db, b"xx patched by freshc yy"),
-        vec!["Patched.Sig".to_string()],
-        "official name, no .UNOFFICIAL"
-    );
-    assert!(error(load("daily.cvd", &patched)).contains("MD5 mismatch"));
-    // An unsigned manifest under a stale header: nothing vouches for it.
+    let mut x = header_of(&new);
+    x.md5 = "X".into();
+    x.dsig = "X".into();
+    let mut stale = header_of(&new);
+    stale.md5 = header_of(&old).md5;
+    stale.dsig = header_of(&old).dsig;
+    let keys = crate::cvd::Keys::clamav()
+        .with_header_key(test_key::public())
+        .with_info_key(signer.public().clone());
+    let load_with = |name: &str, bytes: &[u8], keys: &crate::cvd::Keys| {
+        let mut c = Compiler::new();
+        c.set_keys(keys.clone());
+        c.add_source(name, bytes)?;
+        c.build()
+    };
+    for h in [&x, &stale] {
+        let patched = with_header(h, &new[512..]);
+        let db = load_with("daily.cld", &patched, &keys).unwrap();
+        assert!(db.notices().is_empty(), "{:?}", db.notices());
+        assert_eq!(
+            scan(&db, b"xx patched by freshc yy"),
+            vec!["Patched.Sig".to_string()],
+            "official name, no .UNOFFICIAL"
+        );
+        // Under ClamAV's own .info key the test signature does not verify.
+        let e = error(load_with(
+            "daily.cld",
+            &patched,
+            &crate::cvd::Keys::clamav().with_header_key(test_key::public()),
+        ));
+        assert!(
+            e.contains("cannot be verified") && e.contains("DSIG"),
+            "{e}"
+        );
+        assert!(error(load_with("daily.cvd", &patched, &keys)).contains("daily.cvd"));
+    }
+    // A DSIG line that is not a signature, and none at all, under a header that does not verify.
+    let unsigned_dsig = container(Spec {
+        files: patched_files,
+        ..Spec::default()
+    });
+    let e = error(load_with(
+        "daily.cld",
+        &with_header(&x, &unsigned_dsig[512..]),
+        &keys,
+    ));
+    assert!(e.contains("cannot be verified"), "{e}");
     let unsigned = container(Spec {
         sign: false,
         ..Spec::default()
     });
-    let mut hu = header_of(&unsigned);
-    hu.md5 = o.md5.clone();
-    let mut bytes = hu.to_string().into_bytes();
-    bytes.resize(512, b' ');
-    bytes.extend_from_slice(&unsigned[512..]);
-    let e = error(load("daily.cld", &bytes));
-    assert!(e.contains("carries no DSIG line"), "{e}");
-    // An intact, correctly signed .cld has nothing to report.
+    let e = error(load_with(
+        "daily.cld",
+        &with_header(&x, &unsigned[512..]),
+        &keys,
+    ));
+    assert!(e.contains("no DSIG line"), "{e}");
+    // An intact, correctly signed .cld needs no DSIG check.
     assert!(load("daily.cld", &old).unwrap().notices().is_empty());
 }
 
