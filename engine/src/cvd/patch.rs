@@ -4,7 +4,8 @@
 //! The local file is verified first. Each cdiff must be the next version, verify under the cdiff key, apply
 //! cleanly, and leave a database whose `.info` verifies under the `.info` key and lists every member's size
 //! and SHA-256. The first one that does not stops the run; those before it stand (a partial update, as
-//! freshclam accepts). The `.cld` is written by rename and verified again as the loader will read it.
+//! freshclam accepts). The `.cld` is written beside `out`, verified again as the loader will read it, and
+//! renamed into place.
 
 use super::cld::{self, CldError};
 use super::manifest::{Manifest, ManifestError};
@@ -95,10 +96,31 @@ pub fn patch(
     }
     if outcome.applied > 0 {
         let built = cld::build(&tree, &out.display().to_string()).map_err(PatchError::Write)?;
-        cld::write(&built, out).map_err(PatchError::Write)?;
-        super::verify_file(out, keys).map_err(PatchError::Output)?;
+        drop(tree);
+        write_verified(&built, out, keys)?;
     }
     Ok(outcome)
+}
+
+/// Writes `bytes` beside `out`, verifies that file as the loader will, then renames it to `out`: `out` is
+/// either what it was or a verified `.cld`.
+fn write_verified(bytes: &[u8], out: &Path, keys: &Keys) -> Result<(), PatchError> {
+    // The temporary name ends in `.cld`, so that it is checked as one whatever `out` is called.
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.tmp.cld", std::process::id()));
+    let tmp = out.with_file_name(name);
+    let result = cld::write(bytes, &tmp)
+        .map_err(PatchError::Write)
+        .and_then(|()| super::verify_file(&tmp, keys).map_err(PatchError::Output))
+        .and_then(|_| {
+            std::fs::rename(&tmp, out).map_err(|e| {
+                PatchError::Write(CldError::Io(out.display().to_string(), e.to_string()))
+            })
+        });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// One cdiff: on error, `tree` is as it was and the reason is returned.

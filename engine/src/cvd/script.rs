@@ -31,8 +31,8 @@ pub enum ScriptError {
 /// The file open between `OPEN` and `CLOSE`.
 struct Open {
     name: String,
-    /// The original lines (without their `\n`).
-    lines: Vec<Vec<u8>>,
+    /// The original content.
+    text: Text,
     /// Replacement for original line n (1-based); `None` deletes it.
     edits: BTreeMap<usize, Option<Vec<u8>>>,
     added: Vec<Vec<u8>>,
@@ -83,12 +83,10 @@ pub fn apply(script: &[u8], tree: &mut Tree) -> Result<Undo, ScriptError> {
                 if let Some(o) = &open {
                     return Err(err(format!("OPEN {name} while {} is still open", o.name)));
                 }
-                let lines = current(&name, &overlay)
-                    .map(|b| split_lines(&b))
-                    .unwrap_or_default();
+                let text = Text::new(current(&name, &overlay).unwrap_or_default());
                 open = Some(Open {
                     name,
-                    lines,
+                    text,
                     edits: BTreeMap::new(),
                     added: Vec::new(),
                 });
@@ -105,7 +103,7 @@ pub fn apply(script: &[u8], tree: &mut Tree) -> Result<Undo, ScriptError> {
                     .ok_or_else(|| err(format!("{} with no file open", show(cmd))))?;
                 let (n, rest) = line_number(rest).map_err(&err)?;
                 let (prefix, new) = split_word(rest);
-                check_line(&o.name, &o.lines, n, prefix).map_err(&err)?;
+                check_line(&o.name, &o.text, n, prefix).map_err(&err)?;
                 if o.edits.keys().next_back().is_some_and(|&last| last >= n) {
                     return Err(err(format!(
                         "{}: line {n} edited after a later or the same line",
@@ -129,11 +127,11 @@ pub fn apply(script: &[u8], tree: &mut Tree) -> Result<Undo, ScriptError> {
                     .take()
                     .ok_or_else(|| err("CLOSE with no file open".into()))?;
                 let mut out = Vec::new();
-                for (n, l) in o.lines.iter().enumerate() {
+                for n in 0..o.text.len() {
                     match o.edits.get(&(n + 1)) {
                         Some(None) => {}
                         Some(Some(new)) => push_line(&mut out, new),
-                        None => push_line(&mut out, l),
+                        None => push_line(&mut out, o.text.line(n)),
                     }
                 }
                 for l in &o.added {
@@ -179,18 +177,18 @@ pub fn apply(script: &[u8], tree: &mut Tree) -> Result<Undo, ScriptError> {
                     .ok_or_else(|| err(format!("MOVE from {src}: no such file")))?;
                 let mut to = current(&dst, &overlay)
                     .ok_or_else(|| err(format!("MOVE into {dst}: no such file")))?;
-                let lines = split_lines(&from);
+                let lines = Text::new(from);
                 check_line(&src, &lines, start, start_prefix).map_err(&err)?;
                 check_line(&src, &lines, end, end_prefix).map_err(&err)?;
                 let mut kept = Vec::new();
                 if !to.is_empty() && !to.ends_with(b"\n") {
                     to.push(b'\n');
                 }
-                for (n, l) in lines.iter().enumerate() {
+                for n in 0..lines.len() {
                     if (start..=end).contains(&(n + 1)) {
-                        push_line(&mut to, l);
+                        push_line(&mut to, lines.line(n));
                     } else {
-                        push_line(&mut kept, l);
+                        push_line(&mut kept, lines.line(n));
                     }
                 }
                 overlay.insert(src, Some(kept));
@@ -289,7 +287,7 @@ pub(crate) fn file_name(raw: &[u8]) -> Result<String, ScriptError> {
     }
 }
 
-fn check_line(name: &str, lines: &[Vec<u8>], n: usize, prefix: &[u8]) -> Result<(), String> {
+fn check_line(name: &str, lines: &Text, n: usize, prefix: &[u8]) -> Result<(), String> {
     if prefix.is_empty() {
         return Err(format!("{name}: line {n} given without a prefix"));
     }
@@ -322,6 +320,42 @@ fn line_number(s: &[u8]) -> Result<(usize, &[u8]), String> {
         .filter(|&n| n > 0)
         .ok_or_else(|| format!("{:?} is not a line number", String::from_utf8_lossy(word)))?;
     Ok((n, rest))
+}
+
+/// A file's bytes and where its lines are (without their `\n`; a last line without one still counts),
+/// so that a large file is not copied line by line.
+struct Text {
+    bytes: Vec<u8>,
+    lines: Vec<std::ops::Range<usize>>,
+}
+
+impl Text {
+    fn new(bytes: Vec<u8>) -> Text {
+        let mut lines = Vec::new();
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if b == b'\n' {
+                lines.push(start..i);
+                start = i + 1;
+            }
+        }
+        if start < bytes.len() {
+            lines.push(start..bytes.len());
+        }
+        Text { bytes, lines }
+    }
+
+    fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    fn line(&self, n: usize) -> &[u8] {
+        &self.bytes[self.lines[n].clone()]
+    }
+
+    fn get(&self, n: usize) -> Option<&[u8]> {
+        self.lines.get(n).map(|r| &self.bytes[r.clone()])
+    }
 }
 
 /// Lines without their `\n`; a last line without one still counts.
