@@ -94,9 +94,9 @@ mod size;
 
 pub(crate) use checks::check_threads;
 
+use crate::cli::RunArgs;
 pub use clamd::parse_bool;
 pub use native::looks_like_toml;
-use crate::cli::RunArgs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -78,6 +78,8 @@ pub enum Failure {
         status: u16,
         retry_after: Option<String>,
     },
+    /// Every mirror refused us (429/403) earlier in this run.
+    NoMirror,
     /// 52: connection, timeout.
     Network(String),
     /// 58: the server has no such file, or answered something else than a database.
@@ -92,7 +94,7 @@ impl Failure {
     pub fn exit_code(&self) -> u8 {
         match self {
             // freshclam exits 11 after a 429/403 (observed, UPDATE.md §2.7); the man page lists no code.
-            Failure::Refused { .. } => 11,
+            Failure::Refused { .. } | Failure::NoMirror => 11,
             Failure::Network(_) => 52,
             Failure::Verify(_) => 54,
             Failure::Create(_) => 57,
@@ -112,6 +114,7 @@ impl Failure {
                     .map(|r| format!(" (Retry-After: {r})"))
                     .unwrap_or_default()
             ),
+            Failure::NoMirror => "every mirror refused us (429/403) earlier in this run".into(),
             Failure::Network(e) | Failure::Server(e) | Failure::Create(e) => e.clone(),
             Failure::Verify(e) => format!("verification failed: {e}"),
         }
@@ -181,7 +184,10 @@ impl Job<'_> {
             }
         }
         let Some((probe, ext)) = probed else {
-            return Err(Failure::Server(format!("no {} on {}", self.db, self.mirror)));
+            return Err(Failure::Server(format!(
+                "no {} on {}",
+                self.db, self.mirror
+            )));
         };
         let remote = match (probe, local) {
             (Probe::NotModified, Some(l)) => {

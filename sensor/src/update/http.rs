@@ -110,12 +110,14 @@ impl Client {
         })
     }
 
-    /// One request, retried MaxAttempts times on network errors and 404s (freshclam retries both); a
-    /// 429/403 or another status ends it at once.
+    /// One request, retried MaxAttempts times on network errors, and on 404s if `retry_404` (freshclam
+    /// tries a missing cdiff MaxAttempts times, UPDATE.md §2.4); a 429/403 or another status ends it at
+    /// once.
     fn call(
         &self,
         url: &str,
         headers: &[(&str, String)],
+        retry_404: bool,
     ) -> Result<ureq::http::Response<ureq::Body>, HttpError> {
         let mut last = HttpError::Network("no attempt made".into());
         for attempt in 1..=self.max_attempts {
@@ -140,7 +142,8 @@ impl Client {
                             retry_after,
                         });
                     }
-                    404 => last = HttpError::NotFound,
+                    404 if retry_404 => last = HttpError::NotFound,
+                    404 => return Err(HttpError::NotFound),
                     s => return Err(HttpError::Status(s)),
                 },
                 Err(e) => last = HttpError::Network(network_error(url, &e)),
@@ -155,7 +158,7 @@ impl Client {
         if let Some(t) = local_build {
             headers.push(("If-Modified-Since", http_date(t)));
         }
-        let resp = self.call(url, &headers)?;
+        let resp = self.call(url, &headers, false)?;
         if resp.status().as_u16() == 304 {
             return Ok(Probe::NotModified);
         }
@@ -166,8 +169,7 @@ impl Client {
             .take(HEADER_LEN as u64)
             .read_to_end(&mut block)
             .map_err(|e| HttpError::Network(format!("{url}: {e}")))?;
-        self.received
-            .set(self.received.get() + block.len() as u64);
+        self.received.set(self.received.get() + block.len() as u64);
         parse_probe(&block)
             .map(Probe::Remote)
             .map_err(|e| HttpError::Malformed(format!("{url}: {e}")))
@@ -175,7 +177,7 @@ impl Client {
 
     /// A small file (a cdiff) in memory.
     pub fn get_bytes(&self, url: &str) -> Result<Vec<u8>, HttpError> {
-        let resp = self.call(url, &[])?;
+        let resp = self.call(url, &[], true)?;
         let mut out = Vec::new();
         resp.into_body()
             .into_reader()
@@ -194,7 +196,7 @@ impl Client {
 
     /// A whole file streamed into `out`, with progress on a terminal for big ones; its size.
     pub fn get_to(&self, url: &str, out: &mut impl Write) -> Result<u64, HttpError> {
-        let resp = self.call(url, &[])?;
+        let resp = self.call(url, &[], false)?;
         let total = resp
             .headers()
             .get("content-length")
@@ -278,7 +280,10 @@ mod tests {
             "ClamAV-VDB:22 Jun 2021 21-34 -0400:6:14:81:X:X:micasnyd:1624412045",
         ))
         .unwrap();
-        assert_eq!((h.version, h.signatures, h.functionality_level), (6, 14, 81));
+        assert_eq!(
+            (h.version, h.signatures, h.functionality_level),
+            (6, 14, 81)
+        );
         assert_eq!(h.build_epoch, 1624412045);
         let e = parse_probe(b"ClamAV-VDB:1:2").unwrap_err();
         assert!(e.contains("too short: 14 bytes"), "{e}");
@@ -293,6 +298,9 @@ mod tests {
         let ua = user_agent("1b4e28ba-2fa1-41d2-883f-0016d3cca427");
         assert!(ua.starts_with("sensor/0."), "{ua}");
         assert!(ua.contains("(OS: Linux, ARCH: "), "{ua}");
-        assert!(ua.ends_with("UUID: 1b4e28ba-2fa1-41d2-883f-0016d3cca427)"), "{ua}");
+        assert!(
+            ua.ends_with("UUID: 1b4e28ba-2fa1-41d2-883f-0016d3cca427)"),
+            "{ua}"
+        );
     }
 }

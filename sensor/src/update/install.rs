@@ -54,9 +54,18 @@ pub fn install(
                 }
             }
         }
-        patching::test_load(&set, keys).map_err(|e| InstallError {
-            code: 54,
-            text: format!("database test failed, nothing was replaced: {e}"),
+        patching::test_load(&set, keys).map_err(|e| {
+            // Errors name the downloads by the names they were to get, not their temporary names.
+            let e = staged.iter().fold(e, |e, s| {
+                e.replace(
+                    &s.tmp.display().to_string(),
+                    &format!("{}.{} (downloaded)", s.db, s.ext),
+                )
+            });
+            InstallError {
+                code: 54,
+                text: format!("database test failed, nothing was replaced: {e}"),
+            }
         })?;
     }
     let mut done = Installed::default();
@@ -95,12 +104,11 @@ pub fn install(
         let _ = d.sync_all();
     }
     if let Some(out) = &settings.compile {
-        let db = patching::test_load(std::slice::from_ref(datadir), keys).map_err(|e| {
-            InstallError {
+        let db =
+            patching::test_load(std::slice::from_ref(datadir), keys).map_err(|e| InstallError {
                 code: 54,
                 text: format!("cannot recompile {}: {e}{}", out.display(), already(&done)),
-            }
-        })?;
+            })?;
         // `save` writes a temporary beside `out` and renames it in.
         db.save(out).map_err(|e| InstallError {
             code: 57,

@@ -128,7 +128,9 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
         return 0;
     }
     if let Some(max) = settings.jitter {
-        let r = state::random_bytes::<8>().map(u64::from_ne_bytes).unwrap_or(0);
+        let r = state::random_bytes::<8>()
+            .map(u64::from_ne_bytes)
+            .unwrap_or(0);
         let wait = Duration::from_millis(r % (max.as_millis() as u64 + 1));
         out.note(&format!("waiting {:.1} s (--jitter)", wait.as_secs_f64()));
         std::thread::sleep(wait);
@@ -138,11 +140,13 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
         Err(e) => return out.fail(EXIT_CONFIG, e),
     };
     let mut staged: Vec<Staged> = Vec::new();
+    // Mirrors that refused us during this run: not asked again for the next database, even with --force.
+    let mut refused: Vec<&str> = Vec::new();
     for db in &settings.databases {
         let local = Local::find(datadir, db);
         let mut result = None;
         for m in &mirrors {
-            if state.cooling(m, now()).is_some() {
+            if refused.contains(m) {
                 continue;
             }
             let job = Job {
@@ -158,6 +162,7 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
                 retry_after,
             }) = &r
             {
+                refused.push(m);
                 let until = state.refuse(m, *status, retry_after.as_deref(), now());
                 out.warn(&format!(
                     "{m} answered HTTP {status}: it is not contacted again before {} (stored in {})",
@@ -174,10 +179,7 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
         let Some(result) = result else {
             out.lines.push(Line::Failed {
                 db: db.clone(),
-                failure: Failure::Refused {
-                    status: 429,
-                    retry_after: None,
-                },
+                failure: Failure::NoMirror,
             });
             continue;
         };
@@ -222,9 +224,10 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
         Err(e) => return out.fail(e.code, e.text),
     }
     if let Some(socket) = &settings.notify_socket {
-        out.reload = Some(install::notify(socket).map_err(|e| {
-            format!("the running sensor could not be told to reload: {e}")
-        }));
+        out.reload = Some(
+            install::notify(socket)
+                .map_err(|e| format!("the running sensor could not be told to reload: {e}")),
+        );
     }
     failed.unwrap_or(0)
 }
@@ -378,10 +381,13 @@ impl Output {
             None => {}
         }
         if let Some(e) = &self.error {
-            text.push((
-                true,
-                format!("update failed (exit {code}): {e}; the old files are untouched"),
-            ));
+            // An install error after a rename says what is already in place.
+            let kept = if e.contains("already in place") {
+                ""
+            } else {
+                "; the old files are untouched"
+            };
+            text.push((true, format!("update failed (exit {code}): {e}{kept}")));
         }
         for (_, t) in &text {
             self.log(t);

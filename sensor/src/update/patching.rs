@@ -31,7 +31,10 @@ impl Keys {
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 let mut lines = text.lines().map(str::trim);
                 let (Some(n), Some(e)) = (lines.next(), lines.next()) else {
-                    return Err(format!("{}: expected modulus and exponent lines", path.display()));
+                    return Err(format!(
+                        "{}: expected modulus and exponent lines",
+                        path.display()
+                    ));
                 };
                 let header = PublicKey::from_decimal(n, e)
                     .ok_or_else(|| format!("{}: not a public key", path.display()))?;
@@ -62,25 +65,27 @@ pub fn patch(
     out: &Path,
 ) -> Result<PatchOutcome, String> {
     let _ = (cdiffs, keys, out);
-    let header = engine::cvd::read_header(local).map_err(|e| format!("{}: {e}", local.display()))?;
+    let header =
+        engine::cvd::read_header(local).map_err(|e| format!("{}: {e}", local.display()))?;
     Ok(PatchOutcome {
         applied: 0,
         version: header.version,
     })
 }
 
-/// Checks a whole downloaded `.cvd` or `.cld` (kind from the extension) and returns its header.
+/// Checks a whole downloaded `.cvd` or `.cld` (kind from the extension) and returns its header; the
+/// error does not repeat the (temporary) path.
 pub fn verify_file(path: &Path, keys: &Keys) -> Result<Header, String> {
     let kind = Kind::of(path)
         .filter(|k| k.signed())
         .ok_or_else(|| format!("{}: not a .cvd or .cld", path.display()))?;
-    let bytes = engine::cvd::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = engine::cvd::read(path).map_err(|e| e.to_string())?;
     let opened = engine::cvd::open(kind, &bytes, &keys.header, |name| {
         engine::db::load::Format::of(Path::new(name)).is_some()
     })
-    .map_err(|e| format!("{}: {e}", path.display()))?;
+    .map_err(|e| e.to_string())?;
     if let Some(why) = opened.unverified {
-        return Err(format!("{}: not verified: {why}", path.display()));
+        return Err(format!("not verified: {why}"));
     }
     Ok(opened.header)
 }

@@ -257,13 +257,11 @@ fn parse_freshclam(file: &Path, text: &str) -> Result<FileSettings, String> {
             "Bytecode" => s.bytecode = Some(boolean()?),
             "ExtraDatabase" => s.extra.push(val.to_string()),
             "ExcludeDatabase" => s.exclude.push(val.to_string()),
-            "DatabaseCustomURL" => {
-                return Err(at(
-                    "not supported by `sensor db update` yet (custom database URLs); fetch such files \
+            "DatabaseCustomURL" => return Err(at(
+                "not supported by `sensor db update` yet (custom database URLs); fetch such files \
                      with another tool into the database directory"
-                        .into(),
-                ))
-            }
+                    .into(),
+            )),
             _ => {
                 if let Some((_, _, why)) = NOTED.iter().find(|(o, _, _)| *o == opt) {
                     s.notes
@@ -440,14 +438,8 @@ fn merge(args: &UpdateArgs, f: FileSettings) -> Result<Settings, SettingsError> 
     }
     let notify_socket = match (&args.notify_socket, &f.notify_socket, &f.notify_clamd) {
         (Some(p), _, _) | (None, Some(p), _) => Some(p.clone()),
-        (None, None, Some(conf)) => {
-            crate::config::control_socket_in(conf).map_err(|e| {
-                SettingsError(format!(
-                    "NotifyClamd {}: {e}",
-                    conf.display()
-                ))
-            })?
-        }
+        (None, None, Some(conf)) => crate::config::control_socket_in(conf)
+            .map_err(|e| SettingsError(format!("NotifyClamd {}: {e}", conf.display())))?,
         _ => None,
     };
     let mut notes = f.notes.clone();
@@ -501,8 +493,7 @@ fn merge(args: &UpdateArgs, f: FileSettings) -> Result<Settings, SettingsError> 
 fn valid_db_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 64
-        && n
-            .bytes()
+        && n.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 

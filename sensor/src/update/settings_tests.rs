@@ -43,7 +43,11 @@ fn every_honoured_freshclam_option() {
     assert_eq!(s.receive_timeout, Some(Duration::from_secs(60)));
     assert_eq!(s.proxy.as_deref(), Some("http://u:p@proxy.example:3128"));
     assert_eq!(s.log_file, Some(PathBuf::from("/var/log/fc.log")));
-    assert_eq!(s.databases, ["daily", "test"], "Bytecode no, Extra test, Exclude main");
+    assert_eq!(
+        s.databases,
+        ["daily", "test"],
+        "Bytecode no, Extra test, Exclude main"
+    );
 }
 
 #[test]
@@ -153,7 +157,10 @@ fn flags_override_the_file() {
         jitter: Some("soon".into()),
         ..UpdateArgs::default()
     };
-    assert!(settings("", &bad).unwrap_err().0.starts_with("--jitter 'soon'"));
+    assert!(settings("", &bad)
+        .unwrap_err()
+        .0
+        .starts_with("--jitter 'soon'"));
 }
 
 #[test]
@@ -175,7 +182,11 @@ fn notify_clamd_reads_the_control_socket_from_clamd_conf() {
     )
     .unwrap();
     assert_eq!(s.notify_socket, None);
-    assert!(s.notes[0].contains("names no OnAccessControlSocket"), "{:?}", s.notes);
+    assert!(
+        s.notes[0].contains("names no OnAccessControlSocket"),
+        "{:?}",
+        s.notes
+    );
 }
 
 #[test]
@@ -193,14 +204,23 @@ fn the_toml_update_table() {
     let s = merge(&UpdateArgs::default(), f).unwrap();
     assert_eq!(s.datadir, PathBuf::from("/srv/db"));
     assert_eq!(s.mirrors, ["http://127.0.0.1:8080"]);
-    assert_eq!((s.scripted_updates, s.max_attempts, s.test_databases), (false, 2, false));
+    assert_eq!(
+        (s.scripted_updates, s.max_attempts, s.test_databases),
+        (false, 2, false)
+    );
     assert_eq!(s.connect_timeout, Duration::from_secs(3));
     assert_eq!(s.receive_timeout, Some(Duration::from_secs(9)));
     assert_eq!(s.proxy.as_deref(), Some("socks5://p:1080"));
     assert_eq!(s.databases, ["daily"]);
-    assert_eq!(s.compile, Some(PathBuf::from("/var/lib/sensor/db.sensordb")));
+    assert_eq!(
+        s.compile,
+        Some(PathBuf::from("/var/lib/sensor/db.sensordb"))
+    );
     let e = parse_toml(p, "[update]\nmirror = \"x\"\n").unwrap_err();
-    assert!(e.starts_with("/etc/sensor.toml: ") && e.contains("line 2"), "{e}");
+    assert!(
+        e.starts_with("/etc/sensor.toml: ") && e.contains("line 2"),
+        "{e}"
+    );
     assert!(e.contains("unknown field `mirror`"), "{e}");
     let e = parse_toml(p, "[update]\nmax_attempts = 0\n").unwrap_err();
     assert!(e.contains("max_attempts: must be 1 to 100"), "{e}");

@@ -67,7 +67,13 @@ impl State {
     }
 
     /// Records a 429 or 403 from `mirror` at `now`, with the answer's Retry-After header if it had one.
-    pub fn refuse(&mut self, mirror: &str, status: u16, retry_after: Option<&str>, now: u64) -> u64 {
+    pub fn refuse(
+        &mut self,
+        mirror: &str,
+        status: u16,
+        retry_after: Option<&str>,
+        now: u64,
+    ) -> u64 {
         let default = if status == 403 {
             COOLDOWN_403_SECS
         } else {
@@ -168,7 +174,10 @@ mod tests {
         for bad in ["", "soon", "-5", "1.5", "Tue, 22 Jun 2021 18:58:22 PST"] {
             assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
         }
-        assert_eq!(parse_retry_after("99999999999999999999999", now), Some(u64::MAX));
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now),
+            Some(u64::MAX)
+        );
     }
 
     #[test]
@@ -180,7 +189,10 @@ mod tests {
         };
         assert_eq!(s.refuse("http://a", 429, Some("60"), now), 1_060);
         assert_eq!(s.refuse("http://b", 429, None, now), now + 4 * 3600);
-        assert_eq!(s.refuse("http://c", 403, Some("junk"), now), now + 24 * 3600);
+        assert_eq!(
+            s.refuse("http://c", 403, Some("junk"), now),
+            now + 24 * 3600
+        );
         assert_eq!(
             s.refuse("http://d", 429, Some("99999999"), now),
             now + MAX_COOLDOWN_SECS
@@ -203,7 +215,12 @@ mod tests {
         s.save(dir.path()).unwrap();
         let again = State::load(dir.path()).unwrap();
         assert_eq!(again, s);
-        assert_ne!(State::load(tempfile::tempdir().unwrap().path()).unwrap().uuid, s.uuid);
+        assert_ne!(
+            State::load(tempfile::tempdir().unwrap().path())
+                .unwrap()
+                .uuid,
+            s.uuid
+        );
         std::fs::write(dir.path().join(FILE_NAME), "{not json").unwrap();
         let e = State::load(dir.path()).unwrap_err();
         assert!(e.contains("sensor-update.json"), "{e}");
