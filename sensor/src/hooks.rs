@@ -36,7 +36,7 @@ pub fn scan_delay() -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
-/// A file holding a test public key for `sensor db update` (two decimal lines: modulus, exponent): the
+/// A file holding test public keys for `sensor db update` (`header <modulus> <exponent>`, decimal): the
 /// end-to-end tests sign their own CVDs, as ClamAV's private key is not theirs to use. It replaces
 /// ClamAV's key for every check the updater makes (download verification, test load, recompile).
 pub const CVD_KEY: &str = "SENSOR_TEST_CVD_KEY";

@@ -31,9 +31,9 @@ impl TestKey {
         TestKey { n: p * q, e, d }
     }
 
-    /// The public key as `SENSOR_TEST_CVD_KEY`'s file holds it: modulus and exponent, decimal, a line each.
+    /// The public key as `SENSOR_TEST_CVD_KEY`'s file holds it: `header <modulus> <exponent>`, decimal.
     pub fn public_text(&self) -> String {
-        format!("{}\n{}\n", self.n, self.e)
+        format!("header {} {}\n", self.n, self.e)
     }
 
     /// The header's signature field for an MD5.

@@ -251,16 +251,25 @@ impl Job<'_> {
             Ok(o) => o,
             Err(e) => return Ok(Err(format!("patching failed: {e}"))),
         };
+        let why = || {
+            outcome
+                .stopped
+                .clone()
+                .or(stop.clone())
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default()
+        };
         if outcome.applied == 0 {
-            return Ok(Err(format!(
-                "no cdiff could be applied{}",
-                stop.map(|s| format!(" ({s})")).unwrap_or_default()
-            )));
+            return Ok(Err(format!("no cdiff could be applied{}", why())));
         }
         if (outcome.applied as usize) < cdiffs.len() {
             // A bad cdiff (signature, script): freshclam then fetches the whole database (§2.5).
             let bad = cdiffs[outcome.applied as usize].0;
-            return Ok(Err(format!("{}-{bad}.cdiff does not apply", self.db)));
+            return Ok(Err(format!(
+                "{}-{bad}.cdiff does not apply{}",
+                self.db,
+                why()
+            )));
         }
         let header = match patching::verify_file(&tmp, self.keys) {
             Ok(h) if h.version == outcome.version => h,

@@ -23,37 +23,49 @@ pub struct Keys {
 }
 
 impl Keys {
-    /// ClamAV's keys; with the `test-hooks` feature and `SENSOR_TEST_CVD_KEY` set, the test key it names.
+    /// ClamAV's keys; with the `test-hooks` feature and `SENSOR_TEST_CVD_KEY` set, the test keys its file
+    /// names, one a line: `header <modulus> <exponent>` (the CVD header's RSA key), and later `info ...`
+    /// and `cdiff ...` (the PSS keys of the engine's `Keys`), all decimal.
     pub fn for_updates() -> Result<Keys, String> {
-        match crate::hooks::cvd_key() {
-            Some(path) => {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                let mut lines = text.lines().map(str::trim);
-                let (Some(n), Some(e)) = (lines.next(), lines.next()) else {
-                    return Err(format!(
-                        "{}: expected modulus and exponent lines",
-                        path.display()
-                    ));
-                };
-                let header = PublicKey::from_decimal(n, e)
-                    .ok_or_else(|| format!("{}: not a public key", path.display()))?;
-                Ok(Keys { header })
-            }
-            None => Ok(Keys {
+        let Some(path) = crate::hooks::cvd_key() else {
+            return Ok(Keys {
                 header: PublicKey::clamav(),
-            }),
+            });
+        };
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut keys = Keys {
+            header: PublicKey::clamav(),
+        };
+        for (i, line) in text.lines().enumerate() {
+            let at = |what: &str| format!("{}:{}: {what}", path.display(), i + 1);
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words[..] {
+                [] => {}
+                ["header", n, e] => {
+                    keys.header =
+                        PublicKey::from_decimal(n, e).ok_or_else(|| at("not a public key"))?
+                }
+                // SHIM: the PSS keys come with the engine's `Keys`.
+                ["info" | "cdiff", _, _] => {
+                    return Err(at("info and cdiff keys need the engine's cvd::Keys"))
+                }
+                _ => return Err(at("expected `header|info|cdiff <modulus> <exponent>`")),
+            }
         }
+        Ok(keys)
     }
 }
 
 /// What [`patch`] did. SHIM: stands for `engine::cvd::patch::PatchOutcome`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatchOutcome {
     /// Cdiffs applied, in order, before the first empty or bad one.
     pub applied: u32,
     /// The version of the `.cld` written at `out` (meaningful only when `applied > 0`).
     pub version: u32,
+    /// Why applying stopped before the last cdiff given, if it did.
+    pub stopped: Option<String>,
 }
 
 /// Applies `cdiffs` (version, bytes) in order to `local` and writes a `.cld` at `out`.
@@ -70,6 +82,9 @@ pub fn patch(
     Ok(PatchOutcome {
         applied: 0,
         version: header.version,
+        stopped: Some(
+            "this build cannot apply cdiffs yet (the engine's patch API is not merged)".into(),
+        ),
     })
 }
 
