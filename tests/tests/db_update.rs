@@ -2,8 +2,10 @@
 //! (loopback only): the whole CVD when nothing is local, then up to date (a 206 of the same version, and a
 //! 304 once the mirror's file has its build time as mtime), 429 with Retry-After and 403 (the next run
 //! contacts nothing: nginx's access log proves it), a stalled server (ReceiveTimeout ends it), a tampered
-//! CVD (refused, exit 54, the old file kept). The containers are signed with the tests' key, which the
-//! binary's `test-hooks` build trusts through `SENSOR_TEST_CVD_KEY`.
+//! CVD (refused, exit 54, the old file kept), a forged signature and a database that does not load
+//! (TestDatabases), PrivateMirror, a dead mirror before a good one, and a running `sensor run` that picks
+//! up the recompiled database after the updater's RELOAD. The containers are signed with the tests' key,
+//! which the binary's `test-hooks` build trusts through `SENSOR_TEST_CVD_KEY`.
 
 use sensor_tests::cvd::{build_epoch, cvd, TestKey};
 use sensor_tests::oracle::{find_in_path, sensor_bin, skip_or_fail};
@@ -600,4 +602,79 @@ fn a_dead_mirror_falls_through_to_the_next() {
         stdout(&o)
     );
     assert_eq!(n.requests().len(), 2);
+}
+
+/// The whole chain a site runs: `sensor run` on a compiled database, `sensor db update --compile
+/// --notify-socket` fetches a newer CVD, recompiles and sends RELOAD; the running gate then denies a file
+/// only the new database knows, without a restart.
+#[test]
+fn a_running_sensor_picks_up_the_update_without_a_restart() {
+    use sensor_tests::gate::{eicar_hdb_line, hdb_line, noise, write_file, Expect, SensorOpts};
+    let Some(env) = sensor_tests::gate_env!() else {
+        return;
+    };
+    let Some(n) = Nginx::start(sensor_tests::test_name!()) else {
+        return;
+    };
+    let c = Client::new();
+    let data = noise(2027, 999);
+    let old = eicar_hdb_line() + "\n";
+    let new = format!(
+        "{}\n{}\n",
+        eicar_hdb_line(),
+        hdb_line(&data, "Test.Update.Known")
+    );
+    publish(
+        &n,
+        "ok",
+        "test.cvd",
+        &cvd("test", 1, &[("test.hdb", old.as_bytes())], &c.key),
+    );
+    let compiled = env.scratch().join("main.sensordb");
+    let conf = c.conf(&n.url("ok"), "");
+    let o = c.run(&conf, &["--compile", compiled.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(compiled.is_file());
+
+    let prot = env.tmpfs("prot");
+    let file = prot.join("known-after-update.bin");
+    write_file(&file, &data);
+    let socket = env.scratch().join("control.sock");
+    let opts = SensorOpts {
+        extra: vec!["--socket".into(), socket.display().to_string()],
+        ..SensorOpts::protect(&[prot.path()])
+    };
+    let mut s = env.start_ready(&compiled, &opts);
+    s.expect([Expect::reads(&file, &data).because("version 1 does not know the file")]);
+
+    publish(
+        &n,
+        "ok",
+        "test.cvd",
+        &cvd("test", 2, &[("test.hdb", new.as_bytes())], &c.key),
+    );
+    let o = c.run(
+        &conf,
+        &[
+            "--compile",
+            compiled.to_str().unwrap(),
+            "--notify-socket",
+            socket.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).contains("test.cvd updated (version: 2, "),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("running sensor told to RELOAD; it answered: RELOADING"),
+        "{}",
+        stdout(&o)
+    );
+    s.wait_status("reloads >= 1", Duration::from_secs(20), |v| {
+        v["reloads"].as_u64().unwrap_or(0) >= 1
+    });
+    s.expect([Expect::denied(&file).because("version 2, recompiled and reloaded, knows the file")]);
 }
