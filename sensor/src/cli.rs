@@ -107,6 +107,49 @@ pub enum DbCommand {
     /// Show what a database gives: per file and signature type, the signatures loaded and the lines skipped
     /// with the reason (a compiled database answers for the files it was built from).
     Info(InfoArgs),
+    /// Download the latest ClamAV databases as freshclam does (HTTP header probe, cdiffs, else the whole
+    /// .cvd), verify them, test-load them and rename them into place; then optionally recompile a compiled
+    /// database and tell a running sensor to reload. Exit 0 when up to date, updated or on a mirror's
+    /// cool-down; freshclam's codes otherwise (52 network, 54 verification, 56 configuration, 57 cannot
+    /// create a file, 58 cannot read from the server, 11 refused by the mirror with 429/403).
+    Update(UpdateArgs),
+}
+
+/// `sensor db update`: freshclam's option names where freshclam has them.
+#[derive(Args, Debug, Clone, Default)]
+pub struct UpdateArgs {
+    /// freshclam.conf (as freshclam reads it) or the sensor's TOML with an [update] table; default
+    /// /etc/clamav/freshclam.conf when it exists.
+    #[arg(long = "config-file", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+    /// The database directory (DatabaseDirectory; default /var/lib/clamav).
+    #[arg(long, value_name = "DIR")]
+    pub datadir: Option<PathBuf>,
+    /// Update only this database (repeatable; default main, daily and bytecode).
+    #[arg(long = "update-db", value_name = "NAME")]
+    pub update_db: Vec<String>,
+    /// Accepted for freshclam's scripts. DNS TXT lookups are not implemented: the remote version always
+    /// comes from the HTTP header probe (a Range request for the first 512 bytes of <db>.cvd).
+    #[arg(long = "no-dns")]
+    pub no_dns: bool,
+    /// Contact a mirror even while it is on a 429/403 cool-down (with a warning).
+    #[arg(long)]
+    pub force: bool,
+    /// Sleep a random time up to DURATION (90s, 15m, 2h) before contacting anyone, so that a fleet's
+    /// timers do not all fire at the same second.
+    #[arg(long, value_name = "DURATION")]
+    pub jitter: Option<String>,
+    /// Print one JSON object for scripts instead of the summary lines.
+    #[arg(long)]
+    pub json: bool,
+    /// After an update, rebuild this compiled database (`sensor db compile`) from the database directory
+    /// and rename it into place (TOML: [update] compile).
+    #[arg(long, value_name = "FILE")]
+    pub compile: Option<PathBuf>,
+    /// After an update, send RELOAD on a running sensor's control socket (`sensor run --socket PATH`;
+    /// TOML: [update] notify_socket; freshclam.conf: NotifyClamd <clamd.conf> with OnAccessControlSocket).
+    #[arg(long = "notify-socket", value_name = "PATH")]
+    pub notify_socket: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -528,6 +571,38 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["sensor", "db", "compile", "-o", "x"]).is_err());
         assert!(Cli::try_parse_from(["sensor", "db", "compile", "a"]).is_err());
+    }
+
+    #[test]
+    fn db_update_takes_freshclams_flags() {
+        let c = Cli::try_parse_from([
+            "sensor",
+            "db",
+            "update",
+            "--config-file=/etc/fc.conf",
+            "--datadir",
+            "/d",
+            "--update-db",
+            "daily",
+            "--update-db=test",
+            "--no-dns",
+            "--force",
+            "--jitter",
+            "5m",
+            "--json",
+        ]);
+        match c.unwrap().command {
+            Command::Db(DbArgs {
+                command: DbCommand::Update(a),
+            }) => {
+                assert_eq!(a.config_file, Some(PathBuf::from("/etc/fc.conf")));
+                assert_eq!(a.datadir, Some(PathBuf::from("/d")));
+                assert_eq!(a.update_db, ["daily", "test"]);
+                assert!(a.no_dns && a.force && a.json);
+                assert_eq!(a.jitter.as_deref(), Some("5m"));
+            }
+            other => panic!("parsed {other:?}"),
+        }
     }
 
     #[test]

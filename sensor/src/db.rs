@@ -1,6 +1,7 @@
 //! `sensor db`: signature database tools. `compile` builds ClamAV databases once and writes the result as
 //! one compiled file, which `scan -d` and `run -d` then map instead of compiling the text at every load;
-//! `info` shows what a database gives, file by file, and what it leaves out and why.
+//! `info` shows what a database gives, file by file, and what it leaves out and why; `update` is freshclam's
+//! job (`update`).
 //!
 //! Owns: the subcommand's output and exit codes (0 written, 2 not). Never: the file format (the engine's).
 
@@ -12,6 +13,7 @@ pub fn run(args: DbArgs) -> ExitCode {
     match args.command {
         DbCommand::Compile(a) => ExitCode::from(compile(&a)),
         DbCommand::Info(a) => ExitCode::from(info(&a)),
+        DbCommand::Update(a) => ExitCode::from(crate::update::run(&a)),
     }
 }
 

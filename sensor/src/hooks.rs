@@ -35,3 +35,16 @@ pub fn scan_delay() -> Option<Duration> {
         .and_then(|v| v.parse().ok())
         .map(Duration::from_millis)
 }
+
+/// A file holding test public keys for `sensor db update` (`header <modulus> <exponent>`, decimal): the
+/// end-to-end tests sign their own CVDs, as ClamAV's private key is not theirs to use. It replaces
+/// ClamAV's key for every check the updater makes (download verification, test load, recompile).
+pub const CVD_KEY: &str = "SENSOR_TEST_CVD_KEY";
+
+/// The path of [`CVD_KEY`], if set.
+pub fn cvd_key() -> Option<std::path::PathBuf> {
+    if !cfg!(feature = "test-hooks") {
+        return None;
+    }
+    std::env::var_os(CVD_KEY).map(std::path::PathBuf::from)
+}

@@ -19,6 +19,7 @@ mod service;
 #[cfg(test)]
 mod test_support;
 mod threads;
+mod update;
 
 use clap::Parser;
 use std::process::ExitCode;

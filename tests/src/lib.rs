@@ -1,6 +1,7 @@
 //! Shared test kit: test-data generation and helpers for end-to-end tests.
 //!
 //! * [`control`]: `sensor status` and metrics scraping helpers.
+//! * [`cvd`]: signed `.cvd` containers (test key) for the updater's tests.
 //! * [`gen`]: deterministic database + file corpus generator with a manifest of expected verdicts.
 //! * [`pe`]: a small PE writer for executable-format tests.
 //! * [`oracle`]: locating `clamscan` / the `sensor` binary, skip-or-fail policy for missing tools.
@@ -11,6 +12,7 @@
 pub mod archive;
 pub mod bomb;
 pub mod control;
+pub mod cvd;
 pub mod gate;
 pub mod gen;
 pub mod oracle;

@@ -16,7 +16,8 @@ use std::process::{Command, ExitStatus, Stdio};
 
 /// Debian packages: clamscan and freshclam-free test files, used by the differential tests and the demo;
 /// rsyslog, whose daemon the audit syslog sink's test delivers to (a private instance, never the system one);
-/// the archivers the unpacking tests and the archive bench write their inputs with.
+/// the archivers the unpacking tests and the archive bench write their inputs with; nginx, the static web
+/// server `sensor db update`'s tests serve a mirror directory with (tests/tests/db_update.rs).
 const APT_PACKAGES: &[&str] = &[
     "clamav",
     "clamav-daemon",
@@ -38,6 +39,7 @@ const APT_PACKAGES: &[&str] = &[
     "python3-pip",
     "libarchive-tools",
     "qpdf",
+    "nginx-light",
 ];
 /// Real RAR 1.5-5 archives (the RAR tests' inputs; RAR archives cannot be written with Debian's free
 /// packages): the test set of the `rarfile` Python package (ISC licence), from its source release on PyPI.

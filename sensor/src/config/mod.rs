@@ -95,6 +95,8 @@ mod size;
 pub(crate) use checks::check_threads;
 
 use crate::cli::RunArgs;
+pub use clamd::parse_bool;
+pub use native::looks_like_toml;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -249,5 +251,13 @@ pub fn load(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     };
     merge::merge(args, file)
 }
+/// The control socket a clamd.conf names (`OnAccessControlSocket`): where `sensor db update` sends
+/// `RELOAD` for freshclam.conf's `NotifyClamd <clamd.conf>`.
+pub fn control_socket_in(path: &Path) -> Result<Option<PathBuf>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    Ok(clamd::parse(path, &text)?.socket)
+}
+
 #[cfg(test)]
 mod tests;

@@ -15,6 +15,10 @@ use toml::Spanned;
 #[serde(deny_unknown_fields)]
 struct Root {
     run: Option<Run>,
+    /// `sensor db update`'s table (sensor/src/update/settings.rs reads it); `sensor run` ignores it, so that
+    /// one file can configure both.
+    #[allow(dead_code)]
+    update: Option<toml::Table>,
 }
 
 #[derive(Deserialize, Clone, Copy)]

@@ -1,0 +1,168 @@
+//! Putting verified downloads into place so that nothing half-written is ever loaded: TestDatabases (the
+//! new set loads as `sensor run` would load it, or nothing is renamed), rename of each temporary file over
+//! `<db>.cvd`/`<db>.cld` (the other of the two is removed, as freshclam does, UPDATE.md §1.5), then the
+//! compiled database rebuilt and renamed in, then a running sensor told `RELOAD` on its control socket.
+//!
+//! Owns: the order of those steps. Never: downloads; never leaves a temporary file behind (they are
+//! removed when their `TempPath` drops).
+
+use super::fetch::{Local, Staged};
+use super::patching::{self, Keys};
+use super::settings::Settings;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a running sensor may take to take `RELOAD` and answer (it answers once the reload is queued).
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest answer read back.
+const MAX_ANSWER: u64 = 4096;
+
+/// What was put in place.
+#[derive(Debug, Default)]
+pub struct Installed {
+    /// `daily.cld` and the like.
+    pub files: Vec<String>,
+    /// The compiled database written, with its signature count.
+    pub compiled: Option<(PathBuf, u64)>,
+}
+
+/// Why installing failed, with freshclam's exit code.
+#[derive(Debug)]
+pub struct InstallError {
+    pub code: u8,
+    pub text: String,
+}
+
+/// Test-loads, then renames each staged file into place. Before the first rename nothing has changed;
+/// a rename that fails after others succeeded is reported with what was already replaced.
+pub fn install(
+    settings: &Settings,
+    keys: &Keys,
+    staged: Vec<Staged>,
+) -> Result<Installed, InstallError> {
+    let datadir = &settings.datadir;
+    if settings.test_databases {
+        // The set `sensor run` would load afterwards: each new file, and the current file of every other
+        // database this run was asked about.
+        let mut set: Vec<PathBuf> = staged.iter().map(|s| s.tmp.to_path_buf()).collect();
+        for db in &settings.databases {
+            if !staged.iter().any(|s| &s.db == db) {
+                if let Some(l) = Local::find(datadir, db) {
+                    set.push(l.path);
+                }
+            }
+        }
+        patching::test_load(&set, keys).map_err(|e| {
+            // Errors name the downloads by the names they were to get, not their temporary names.
+            let e = staged.iter().fold(e, |e, s| {
+                e.replace(
+                    &s.tmp.display().to_string(),
+                    &format!("{}.{} (downloaded)", s.db, s.ext),
+                )
+            });
+            InstallError {
+                code: 54,
+                text: format!("database test failed, nothing was replaced: {e}"),
+            }
+        })?;
+    }
+    let mut done = Installed::default();
+    for s in staged {
+        let name = format!("{}.{}", s.db, s.ext);
+        let dest = datadir.join(&name);
+        s.tmp.persist(&dest).map_err(|e| InstallError {
+            code: 57,
+            text: format!(
+                "cannot rename into {}: {}{}",
+                dest.display(),
+                e.error,
+                already(&done)
+            ),
+        })?;
+        let other = datadir.join(format!(
+            "{}.{}",
+            s.db,
+            if s.ext == "cvd" { "cld" } else { "cvd" }
+        ));
+        if let Err(e) = std::fs::remove_file(&other) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(InstallError {
+                    code: 57,
+                    text: format!(
+                        "{name} is in place but the old {} cannot be removed: {e}",
+                        other.display()
+                    ),
+                });
+            }
+        }
+        done.files.push(name);
+    }
+    // The renames are durable before anyone is told about them.
+    if let Ok(d) = std::fs::File::open(datadir) {
+        let _ = d.sync_all();
+    }
+    if let Some(out) = &settings.compile {
+        let db =
+            patching::test_load(std::slice::from_ref(datadir), keys).map_err(|e| InstallError {
+                code: 54,
+                text: format!("cannot recompile {}: {e}{}", out.display(), already(&done)),
+            })?;
+        // `save` writes a temporary beside `out` and renames it in.
+        db.save(out).map_err(|e| InstallError {
+            code: 57,
+            text: format!("cannot write {}: {e}{}", out.display(), already(&done)),
+        })?;
+        done.compiled = Some((out.clone(), db.signature_count() as u64));
+    }
+    Ok(done)
+}
+
+fn already(done: &Installed) -> String {
+    if done.files.is_empty() {
+        String::new()
+    } else {
+        format!(" (already in place: {})", done.files.join(", "))
+    }
+}
+
+/// Sends `RELOAD` on a running sensor's control socket; its answer, trimmed.
+pub fn notify(socket: &Path) -> Result<String, String> {
+    let at = |e: std::io::Error| format!("{}: {e}", socket.display());
+    let mut s = UnixStream::connect(socket).map_err(at)?;
+    s.set_read_timeout(Some(NOTIFY_TIMEOUT)).map_err(at)?;
+    s.set_write_timeout(Some(NOTIFY_TIMEOUT)).map_err(at)?;
+    s.write_all(b"RELOAD\n").map_err(at)?;
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut answer = Vec::new();
+    s.take(MAX_ANSWER).read_to_end(&mut answer).map_err(at)?;
+    Ok(String::from_utf8_lossy(&answer)
+        .trim_end_matches(['\n', '\0'])
+        .trim()
+        .to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    #[test]
+    fn notify_sends_reload_and_returns_the_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ctl.sock");
+        let l = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut req = [0u8; 7];
+            c.read_exact(&mut req).unwrap();
+            c.write_all(b"RELOADING\n").unwrap();
+            req
+        });
+        assert_eq!(notify(&path).unwrap(), "RELOADING");
+        assert_eq!(&server.join().unwrap(), b"RELOAD\n");
+        let e = notify(&dir.path().join("none.sock")).unwrap_err();
+        assert!(e.contains("none.sock"), "{e}");
+    }
+}

@@ -1,0 +1,680 @@
+//! End-to-end tests of `sensor db update` against a real nginx on 127.0.0.1 serving a mirror directory
+//! (loopback only): the whole CVD when nothing is local, then up to date (a 206 of the same version, and a
+//! 304 once the mirror's file has its build time as mtime), 429 with Retry-After and 403 (the next run
+//! contacts nothing: nginx's access log proves it), a stalled server (ReceiveTimeout ends it), a tampered
+//! CVD (refused, exit 54, the old file kept), a forged signature and a database that does not load
+//! (TestDatabases), PrivateMirror, a dead mirror before a good one, and a running `sensor run` that picks
+//! up the recompiled database after the updater's RELOAD. The containers are signed with the tests' key,
+//! which the binary's `test-hooks` build trusts through `SENSOR_TEST_CVD_KEY`.
+
+use sensor_tests::cvd::{build_epoch, cvd, TestKey};
+use sensor_tests::oracle::{find_in_path, sensor_bin, skip_or_fail};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const NDB: &[u8] = b"Test.Update.Marker:0:*:7570646174652d6d61726b6572\n";
+const HDB: &[u8] = b"44d88612fea8a8f36de82e1278abb02f:68:Test.Update.Hash\n";
+
+/// A private nginx (one process, `master_process off`) serving `root` on a free loopback port, with two
+/// locations that refuse: `/m429/` (429, Retry-After: 3600) and `/m403/` (403).
+struct Nginx {
+    child: Child,
+    port: u16,
+    root: PathBuf,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start(test: &str) -> Option<Nginx> {
+        let bin = ["/usr/sbin/nginx", "/usr/local/sbin/nginx"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .or_else(|| find_in_path("nginx"));
+        let Some(bin) = bin else {
+            skip_or_fail(
+                test,
+                "nginx not installed (Debian package nginx-light; `cargo xtask setup`)",
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("www");
+        std::fs::create_dir(&root).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let d = dir.path().display();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n\
+               log_format t '$request_method $uri $status $body_bytes_sent \"$http_range\" \
+             \"$http_if_modified_since\" \"$http_user_agent\"';\n\
+               access_log {d}/access.log t;\n\
+               client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+               server {{\n\
+                 listen 127.0.0.1:{port};\n    root {root};\n\
+                 location /m429/ {{ add_header Retry-After 3600 always; return 429; }}\n\
+                 location /m403/ {{ return 403; }}\n\
+               }}\n\
+             }}\n",
+            root = root.display()
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let child = Command::new(&bin)
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-p")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let n = Nginx {
+            child,
+            port,
+            root,
+            log: dir.path().join("access.log"),
+            _dir: dir,
+        };
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "nginx did not start: {}",
+                std::fs::read_to_string(n._dir.path().join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(n)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+
+    /// The access log's lines: `METHOD URI STATUS BYTES "RANGE" "IMS" "UA"`.
+    fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A database directory, the test key's file and a freshclam.conf pointing at `mirror`.
+struct Client {
+    dir: tempfile::TempDir,
+    key: TestKey,
+}
+
+impl Client {
+    fn new() -> Client {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("db")).unwrap();
+        let key = TestKey::new();
+        std::fs::write(dir.path().join("key"), key.public_text()).unwrap();
+        Client { dir, key }
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("db")
+    }
+
+    fn conf(&self, mirror: &str, extra: &str) -> PathBuf {
+        let p = self.dir.path().join("freshclam.conf");
+        std::fs::write(
+            &p,
+            format!(
+                "DatabaseDirectory {}\nDatabaseMirror {mirror}\nDNSDatabaseInfo no\n\
+                 MaxAttempts 2\nConnectTimeout 5\nReceiveTimeout 20\n{extra}",
+                self.db().display()
+            ),
+        )
+        .unwrap();
+        p
+    }
+
+    fn run(&self, conf: &Path, args: &[&str]) -> Output {
+        let bin = sensor_bin().expect("sensor builds");
+        let out = Command::new(bin)
+            .args(["db", "update", "--update-db", "test", "--config-file"])
+            .arg(conf)
+            .args(args)
+            .env("SENSOR_TEST_CVD_KEY", self.dir.path().join("key"))
+            .output()
+            .unwrap();
+        eprintln!(
+            "---- sensor db update {args:?}: {:?}\n{}{}----",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn cvd(&self, version: u32) -> Vec<u8> {
+        cvd(
+            "test",
+            version,
+            &[("test.ndb", NDB), ("test.hdb", HDB)],
+            &self.key,
+        )
+    }
+
+    /// The directory's entries, sorted (temporary files would show here).
+    fn entries(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.db())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn state(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.db().join("sensor-update.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn publish(n: &Nginx, dir: &str, name: &str, bytes: &[u8]) -> PathBuf {
+    let d = n.root.join(dir);
+    std::fs::create_dir_all(&d).unwrap();
+    let p = d.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn whole_cvd_when_nothing_is_local_then_up_to_date_by_206_and_by_304() {
+    let t = "whole_cvd_when_nothing_is_local_then_up_to_date_by_206_and_by_304";
+    let Some(n) = Nginx::start(t) else { return };
+    let c = Client::new();
+    let v3 = c.cvd(3);
+    let published = publish(&n, "ok", "test.cvd", &v3);
+    let socket = c.dir.path().join("ctl.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let reloads = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = listener.accept().unwrap();
+        let mut req = [0u8; 7];
+        s.read_exact(&mut req).unwrap();
+        s.write_all(b"UNKNOWN COMMAND\n").unwrap();
+        String::from_utf8_lossy(&req).into_owned()
+    });
+    let compiled = c.dir.path().join("test.sensordb");
+    let conf = c.conf(&n.url("ok"), "");
+    let o = c.run(
+        &conf,
+        &[
+            "--compile",
+            compiled.to_str().unwrap(),
+            "--notify-socket",
+            socket.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).contains("test.cvd updated (version: 3, sigs: 2, f-level: 90)"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("recompiled (2 signatures)"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("running sensor told to RELOAD; it answered: UNKNOWN COMMAND"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(reloads.join().unwrap(), "RELOAD\n");
+    assert_eq!(std::fs::read(c.db().join("test.cvd")).unwrap(), v3);
+    assert!(compiled.is_file());
+    assert_eq!(
+        c.entries(),
+        [".sensor-update.lock", "sensor-update.json", "test.cvd"]
+    );
+    let reqs = n.requests();
+    assert_eq!(reqs.len(), 2, "{reqs:#?}");
+    assert!(
+        reqs[0].starts_with("GET /ok/test.cvd 206 512 \"bytes=0-511\" \"-\" \"sensor/"),
+        "{}",
+        reqs[0]
+    );
+    let uuid = c.state()["uuid"].as_str().unwrap().to_string();
+    assert!(reqs[0].contains(&format!("UUID: {uuid})")), "{}", reqs[0]);
+    assert!(
+        reqs[1].starts_with(&format!("GET /ok/test.cvd 200 {} \"-\"", v3.len())),
+        "{}",
+        reqs[1]
+    );
+
+    // Same version on the mirror, its mtime not the build time: nginx answers the Range with 206, the
+    // header says version 3, nothing else is fetched.
+    let o = c.run(&conf, &["--json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(j["databases"][0]["status"], "up-to-date", "{j}");
+    assert_eq!(j["databases"][0]["version"], 3);
+    assert_eq!(j["exit"], 0);
+    let reqs = n.requests();
+    assert_eq!(reqs.len(), 3, "{reqs:#?}");
+    // If-Modified-Since is the local file's build time (header field 9), as an HTTP date.
+    assert_eq!(build_epoch(3), 1_790_010_800);
+    assert!(
+        reqs[2].starts_with(
+            "GET /ok/test.cvd 206 512 \"bytes=0-511\" \"Mon, 21 Sep 2026 17:13:20 GMT\""
+        ),
+        "{}",
+        reqs[2]
+    );
+
+    // The mirror's file dated at its build time (as `sensor db mirror` will publish): 304.
+    let f = std::fs::File::options()
+        .write(true)
+        .open(&published)
+        .unwrap();
+    f.set_modified(UNIX_EPOCH + Duration::from_secs(build_epoch(3)))
+        .unwrap();
+    drop(f);
+    let o = c.run(&conf, &[]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).contains("test.cvd is up to date (version: 3)"),
+        "{}",
+        stdout(&o)
+    );
+    let reqs = n.requests();
+    assert_eq!(reqs.len(), 4, "{reqs:#?}");
+    assert!(reqs[3].starts_with("GET /ok/test.cvd 304 "), "{}", reqs[3]);
+}
+
+#[test]
+fn a_tampered_cvd_is_refused_and_the_old_file_is_kept() {
+    let t = "a_tampered_cvd_is_refused_and_the_old_file_is_kept";
+    let Some(n) = Nginx::start(t) else { return };
+    let c = Client::new();
+    let v1 = c.cvd(1);
+    std::fs::write(c.db().join("test.cvd"), &v1).unwrap();
+    let mut v2 = c.cvd(2);
+    let last = v2.len() - 20;
+    v2[last] ^= 0x55;
+    publish(&n, "bad", "test.cvd", &v2);
+    let o = c.run(&c.conf(&n.url("bad"), ""), &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(54),
+        "freshclam's code for a failed verification"
+    );
+    assert!(
+        stderr(&o).contains("test: update failed: verification failed: test.cvd from "),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("MD5 mismatch"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(c.db().join("test.cvd")).unwrap(),
+        v1,
+        "the old file is kept"
+    );
+    assert_eq!(
+        c.entries(),
+        [".sensor-update.lock", "sensor-update.json", "test.cvd"]
+    );
+    let reqs = n.requests();
+    let uris: Vec<String> = reqs
+        .iter()
+        .map(|r| r.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        uris,
+        [
+            "GET /bad/test.cvd 206",
+            "GET /bad/test-2.cdiff 404",
+            "GET /bad/test-2.cdiff 404",
+            "GET /bad/test.cvd 200"
+        ],
+        "probe, the cdiff MaxAttempts (2) times, then the whole CVD"
+    );
+    // With If-Modified-Since = the local build time.
+    assert!(
+        reqs[0].contains("\"Mon, 21 Sep 2026 15:13:20 GMT\""),
+        "{}",
+        reqs[0]
+    );
+}
+
+#[test]
+fn a_429_with_retry_after_stops_every_contact_until_then() {
+    let t = "a_429_with_retry_after_stops_every_contact_until_then";
+    let Some(n) = Nginx::start(t) else { return };
+    let c = Client::new();
+    let conf = c.conf(&n.url("m429"), "");
+    let o = c.run(&conf, &[]);
+    assert_eq!(o.status.code(), Some(11), "freshclam exits 11 after a 429");
+    assert!(
+        stderr(&o).contains("answered HTTP 429: it is not contacted again before "),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(n.requests().len(), 1, "a 429 is not retried");
+    let until = c.state()["cooldown"][n.url("m429")]["until"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        until.abs_diff(now() + 3600) < 60,
+        "Retry-After 3600: {until}"
+    );
+    assert_eq!(c.state()["cooldown"][n.url("m429")]["status"], 429);
+
+    let o = c.run(&conf, &[]);
+    assert_eq!(o.status.code(), Some(0), "on cool-down is not an error");
+    assert!(
+        stdout(&o).contains("is on cool-down until "),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("nothing was contacted"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        n.requests().len(),
+        1,
+        "nothing contacted during the cool-down"
+    );
+
+    let o = c.run(&conf, &["--force"]);
+    assert_eq!(o.status.code(), Some(11));
+    assert!(
+        stderr(&o).contains("contacting it anyway (--force)"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(n.requests().len(), 2, "--force contacts the mirror");
+}
+
+#[test]
+fn a_403_means_a_day_of_cool_down() {
+    let t = "a_403_means_a_day_of_cool_down";
+    let Some(n) = Nginx::start(t) else { return };
+    let c = Client::new();
+    let conf = c.conf(&n.url("m403"), "");
+    let o = c.run(&conf, &["--json"]);
+    assert_eq!(o.status.code(), Some(11));
+    let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(j["databases"][0]["status"], "failed", "{j}");
+    assert_eq!(j["exit"], 11);
+    let until = c.state()["cooldown"][n.url("m403")]["until"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        until.abs_diff(now() + 86400) < 60,
+        "24 h without Retry-After: {until}"
+    );
+    let o = c.run(&conf, &[]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(n.requests().len(), 1);
+}
+
+#[test]
+fn a_stalled_server_is_ended_by_receive_timeout() {
+    let c = Client::new();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    // Accepts and never answers.
+    let _hold = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming() {
+            held.push(s);
+        }
+    });
+    let conf = c.dir.path().join("stall.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "DatabaseDirectory {}\nDatabaseMirror http://127.0.0.1:{port}\nMaxAttempts 1\n\
+             ReceiveTimeout 2\n",
+            c.db().display()
+        ),
+    )
+    .unwrap();
+    let start = Instant::now();
+    let o = c.run(&conf, &[]);
+    assert_eq!(o.status.code(), Some(52), "freshclam's network error");
+    assert!(stderr(&o).contains("timed out"), "{}", stderr(&o));
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(c.entries(), [".sensor-update.lock", "sensor-update.json"]);
+}
+
+/// `bytes` with the header's signature field replaced by a signature of another MD5: the payload and its
+/// MD5 are intact, only the signature is wrong.
+fn forge_signature(bytes: &[u8], key: &TestKey) -> Vec<u8> {
+    let header = String::from_utf8_lossy(&bytes[..512])
+        .trim_end()
+        .to_string();
+    let mut fields: Vec<String> = header.split(':').map(str::to_string).collect();
+    fields[6] = key.sign(&[0x42; 16]);
+    let mut out = fields.join(":").into_bytes();
+    out.resize(512, b' ');
+    out.extend_from_slice(&bytes[512..]);
+    out
+}
+
+#[test]
+fn a_forged_signature_and_a_database_that_does_not_load_are_refused() {
+    let t = "a_forged_signature_and_a_database_that_does_not_load_are_refused";
+    let Some(n) = Nginx::start(t) else { return };
+    let c = Client::new();
+    let v1 = c.cvd(1);
+    std::fs::write(c.db().join("test.cvd"), &v1).unwrap();
+    publish(
+        &n,
+        "forged",
+        "test.cvd",
+        &forge_signature(&c.cvd(2), &c.key),
+    );
+    let o = c.run(&c.conf(&n.url("forged"), "MaxAttempts 1\n"), &[]);
+    assert_eq!(o.status.code(), Some(54));
+    assert!(stderr(&o).contains("signature"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(c.db().join("test.cvd")).unwrap(), v1);
+
+    // Signed and intact, but a line the engine refuses: TestDatabases stops it before the rename.
+    let broken = cvd("test", 2, &[("test.ndb", b"Broken.Sig:0:*:zz\n")], &c.key);
+    publish(&n, "broken", "test.cvd", &broken);
+    let o = c.run(&c.conf(&n.url("broken"), "MaxAttempts 1\n"), &[]);
+    assert_eq!(o.status.code(), Some(54));
+    assert!(
+        stderr(&o).contains("database test failed, nothing was replaced"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(c.db().join("test.cvd")).unwrap(), v1);
+    assert_eq!(
+        c.entries(),
+        [".sensor-update.lock", "sensor-update.json", "test.cvd"]
+    );
+}
+
+#[test]
+fn a_private_mirror_is_asked_for_the_cld_then_the_cvd_and_never_for_cdiffs() {
+    let t = "a_private_mirror_is_asked_for_the_cld_then_the_cvd_and_never_for_cdiffs";
+    let Some(n) = Nginx::start(t) else { return };
+    let c = Client::new();
+    std::fs::write(c.db().join("test.cld"), c.cvd(1)).unwrap();
+    let v2 = c.cvd(2);
+    publish(&n, "p", "test.cvd", &v2);
+    let conf = c.dir.path().join("private.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "DatabaseDirectory {}\nPrivateMirror {}\nMaxAttempts 1\n",
+            c.db().display(),
+            n.url("p")
+        ),
+    )
+    .unwrap();
+    let o = c.run(&conf, &[]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).contains("test.cvd updated (version: 2, "),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(std::fs::read(c.db().join("test.cvd")).unwrap(), v2);
+    assert!(
+        !c.db().join("test.cld").exists(),
+        "the .cld the .cvd replaces is removed, as freshclam does"
+    );
+    let uris: Vec<String> = n
+        .requests()
+        .iter()
+        .map(|r| r.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        uris,
+        [
+            "GET /p/test.cld 404",
+            "GET /p/test.cvd 206",
+            "GET /p/test.cvd 200"
+        ]
+    );
+}
+
+#[test]
+fn a_dead_mirror_falls_through_to_the_next() {
+    let t = "a_dead_mirror_falls_through_to_the_next";
+    let Some(n) = Nginx::start(t) else { return };
+    let c = Client::new();
+    publish(&n, "ok", "test.cvd", &c.cvd(4));
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = c.conf(
+        &format!("http://127.0.0.1:{dead}"),
+        &format!("DatabaseMirror {}\n", n.url("ok")),
+    );
+    let o = c.run(&conf, &[]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).contains("test.cvd updated (version: 4, "),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(n.requests().len(), 2);
+}
+
+/// The whole chain a site runs: `sensor run` on a compiled database, `sensor db update --compile
+/// --notify-socket` fetches a newer CVD, recompiles and sends RELOAD; the running gate then denies a file
+/// only the new database knows, without a restart.
+#[test]
+fn a_running_sensor_picks_up_the_update_without_a_restart() {
+    use sensor_tests::gate::{eicar_hdb_line, hdb_line, noise, write_file, Expect, SensorOpts};
+    let Some(env) = sensor_tests::gate_env!() else {
+        return;
+    };
+    let Some(n) = Nginx::start(sensor_tests::test_name!()) else {
+        return;
+    };
+    let c = Client::new();
+    let data = noise(2027, 999);
+    let old = eicar_hdb_line() + "\n";
+    let new = format!(
+        "{}\n{}\n",
+        eicar_hdb_line(),
+        hdb_line(&data, "Test.Update.Known")
+    );
+    publish(
+        &n,
+        "ok",
+        "test.cvd",
+        &cvd("test", 1, &[("test.hdb", old.as_bytes())], &c.key),
+    );
+    let compiled = env.scratch().join("main.sensordb");
+    let conf = c.conf(&n.url("ok"), "");
+    let o = c.run(&conf, &["--compile", compiled.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(compiled.is_file());
+
+    let prot = env.tmpfs("prot");
+    let file = prot.join("known-after-update.bin");
+    write_file(&file, &data);
+    let socket = env.scratch().join("control.sock");
+    let opts = SensorOpts {
+        extra: vec!["--socket".into(), socket.display().to_string()],
+        ..SensorOpts::protect(&[prot.path()])
+    };
+    let mut s = env.start_ready(&compiled, &opts);
+    s.expect([Expect::reads(&file, &data).because("version 1 does not know the file")]);
+
+    publish(
+        &n,
+        "ok",
+        "test.cvd",
+        &cvd("test", 2, &[("test.hdb", new.as_bytes())], &c.key),
+    );
+    let o = c.run(
+        &conf,
+        &[
+            "--compile",
+            compiled.to_str().unwrap(),
+            "--notify-socket",
+            socket.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).contains("test.cvd updated (version: 2, "),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("running sensor told to RELOAD; it answered: RELOADING"),
+        "{}",
+        stdout(&o)
+    );
+    s.wait_status("reloads >= 1", Duration::from_secs(20), |v| {
+        v["reloads"].as_u64().unwrap_or(0) >= 1
+    });
+    s.expect([Expect::denied(&file).because("version 2, recompiled and reloaded, knows the file")]);
+}
