@@ -89,7 +89,7 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
         Ok(l) => l,
         Err(e) => return out.fail(EXIT_CREATE, e),
     };
-    let keys = match patching::Keys::for_updates() {
+    let keys = match patching::keys_for_updates() {
         Ok(k) => k,
         Err(e) => return out.fail(EXIT_CONFIG, e),
     };
