@@ -1,8 +1,12 @@
-//! Signed ClamAV containers (`.cvd`) for the updater's tests, in the format of engine/src/cvd/FORMAT.md:
-//! a 512-byte header, then a gzip'd tar of `COPYING`, the `.info` manifest and the database files. They
-//! are signed with [`TestKey`], never ClamAV's key; the sensor trusts it only through its `test-hooks`
-//! build (`SENSOR_TEST_CVD_KEY`, sensor/src/hooks.rs).
+//! Signed ClamAV containers (`.cvd`) and cdiffs for the updater's tests, in the format of
+//! engine/src/cvd/FORMAT.md and UPDATE.md: a 512-byte header, then a gzip'd tar of `COPYING`, the `.info`
+//! manifest (its `DSIG:` line signed with the engine's PSS test key) and the database files; a cdiff between
+//! two versions is the engine's `diff` script, made and signed by the engine (`cdiff::make`) with the same
+//! PSS test key. The header is signed with [`TestKey`], never ClamAV's key; the sensor trusts these keys
+//! only through its `test-hooks` build (`SENSOR_TEST_CVD_KEY`, sensor/src/hooks.rs).
 
+use engine::cvd::script::Tree;
+use engine::cvd::{cld, diff, Keys, PssSigner, PublicKey};
 use flate2::write::GzEncoder;
 use md5::{Digest, Md5};
 use num_bigint::BigUint;
@@ -31,9 +35,26 @@ impl TestKey {
         TestKey { n: p * q, e, d }
     }
 
-    /// The public key as `SENSOR_TEST_CVD_KEY`'s file holds it: `header <modulus> <exponent>`, decimal.
+    /// The public keys as `SENSOR_TEST_CVD_KEY`'s file holds them, decimal: `header <modulus> <exponent>`
+    /// for this key, then `info` and `cdiff` lines for the PSS test key ([`pss_signer`]).
     pub fn public_text(&self) -> String {
-        format!("header {} {}\n", self.n, self.e)
+        let (n, e) = pss_signer().public().to_decimal();
+        format!(
+            "header {} {}\ninfo {n} {e}\ncdiff {n} {e}\n",
+            self.n, self.e
+        )
+    }
+
+    /// The keys the sensor trusts when `SENSOR_TEST_CVD_KEY` names [`TestKey::public_text`]: to check a
+    /// result as the sensor would.
+    pub fn keys(&self) -> Keys {
+        let header = PublicKey::from_decimal(&self.n.to_string(), &self.e.to_string())
+            .expect("the test key is a public key");
+        let pss = pss_signer().public().clone();
+        Keys::clamav()
+            .with_header_key(header)
+            .with_info_key(pss.clone())
+            .with_cdiff_key(pss)
     }
 
     /// The header's signature field for an MD5.
@@ -58,19 +79,41 @@ pub fn build_epoch(version: u32) -> u64 {
     1_790_000_000 + u64::from(version) * 3600
 }
 
-/// A signed `<db>.cvd` of `version` holding `files` (name, bytes).
-pub fn cvd(db: &str, version: u32, files: &[(&str, &[u8])], key: &TestKey) -> Vec<u8> {
+/// The key that signs the `.info` `DSIG:` lines and the cdiffs: the engine's committed PSS test pair.
+pub fn pss_signer() -> PssSigner {
+    PssSigner::test()
+}
+
+/// The unpacked database `<db>.cvd` of `version` holds: `COPYING`, `<db>.info` (signed with
+/// [`pss_signer`]) and `files` (name, bytes).
+pub fn tree(db: &str, version: u32, files: &[(&str, &[u8])]) -> Tree {
+    let mut tree = Tree::new();
+    tree.insert("COPYING".into(), COPYING.to_vec());
+    tree.insert(format!("{db}.info"), info(version, files));
+    for (name, bytes) in files {
+        tree.insert(name.to_string(), bytes.to_vec());
+    }
+    tree
+}
+
+const COPYING: &[u8] = b"test data\n";
+
+/// The header line of `version` holding `files`, with `md5` and `dsig` in their fields.
+fn header_line(version: u32, files: &[(&str, &[u8])], md5: &str, dsig: &str) -> String {
     let sigs: usize = files
         .iter()
         .map(|(_, b)| b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).count())
         .sum();
-    let head = |md5: &str, dsig: &str| {
-        format!(
-            "ClamAV-VDB:07 Dec 2026 00-00 +0000:{version}:{sigs}:90:{md5}:{dsig}:sensor-tests:{}",
-            build_epoch(version)
-        )
-    };
-    let mut info = format!("{}\n", head("X", "X"));
+    format!(
+        "ClamAV-VDB:07 Dec 2026 00-00 +0000:{version}:{sigs}:90:{md5}:{dsig}:sensor-tests:{}",
+        build_epoch(version)
+    )
+}
+
+/// The `.info` manifest: the header line (MD5 and signature `X`, as ClamAV's), each file's size and
+/// SHA-256, and a `DSIG:` line that vouches for a `.cld` patched up to this version.
+fn info(version: u32, files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut info = format!("{}\n", header_line(version, files, "X", "X"));
     for (name, bytes) in files {
         info += &format!(
             "{name}:{}:{}\n",
@@ -78,10 +121,15 @@ pub fn cvd(db: &str, version: u32, files: &[(&str, &[u8])], key: &TestKey) -> Ve
             hex::encode(Sha256::digest(bytes))
         );
     }
-    info += "DSIG:notchecked\n";
+    cld::sign_info(info.as_bytes(), &pss_signer())
+}
+
+/// A signed `<db>.cvd` of `version` holding `files` (name, bytes): `COPYING`, the `.info`, then `files`
+/// in the order given.
+pub fn cvd(db: &str, version: u32, files: &[(&str, &[u8])], key: &TestKey) -> Vec<u8> {
     let info_name = format!("{db}.info");
-    let mut members: Vec<(&str, &[u8])> =
-        vec![("COPYING", b"test data\n"), (&info_name, info.as_bytes())];
+    let info = info(version, files);
+    let mut members: Vec<(&str, &[u8])> = vec![("COPYING", COPYING), (&info_name, &info)];
     members.extend_from_slice(files);
     let mut tar = tar::Builder::new(Vec::new());
     for (name, bytes) in members {
@@ -96,9 +144,16 @@ pub fn cvd(db: &str, version: u32, files: &[(&str, &[u8])], key: &TestKey) -> Ve
         .expect("gzip in memory");
     let payload = gz.finish().expect("gzip in memory");
     let md5: [u8; 16] = Md5::digest(&payload).into();
-    let mut out = head(&hex::encode(md5), &key.sign(&md5)).into_bytes();
+    let mut out = header_line(version, files, &hex::encode(md5), &key.sign(&md5)).into_bytes();
     assert!(out.len() <= 512, "header longer than 512 bytes");
     out.resize(512, b' ');
     out.extend_from_slice(&payload);
     out
+}
+
+/// `<db>-<new version>.cdiff`: the script that turns `old` into `new` ([`tree`]s), made and signed by the
+/// engine as a mirror would.
+pub fn cdiff(old: &Tree, new: &Tree, version: u32) -> Vec<u8> {
+    let script = diff::diff(old, new).expect("the test databases are representable");
+    engine::cvd::cdiff::make(version, &script, &pss_signer())
 }

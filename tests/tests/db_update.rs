@@ -4,10 +4,15 @@
 //! contacts nothing: nginx's access log proves it), a stalled server (ReceiveTimeout ends it), a tampered
 //! CVD (refused, exit 54, the old file kept), a forged signature and a database that does not load
 //! (TestDatabases), PrivateMirror, a dead mirror before a good one, and a running `sensor run` that picks
-//! up the recompiled database after the updater's RELOAD. The containers are signed with the tests' key,
-//! which the binary's `test-hooks` build trusts through `SENSOR_TEST_CVD_KEY`.
+//! up the recompiled database after the updater's RELOAD. Then cdiffs (UPDATE.md §2.4, §2.5) over a chain
+//! of versions 1..5: 1 -> 5 by patches alone (and the bytes it saves), a missing middle patch (a partial
+//! update), a missing first one, an empty and a tampered one (the whole CVD). The containers, `.info`
+//! manifests and cdiffs are signed with the tests' keys (tests/src/cvd.rs), which the binary's
+//! `test-hooks` build trusts through `SENSOR_TEST_CVD_KEY`.
 
-use sensor_tests::cvd::{build_epoch, cvd, TestKey};
+use engine::cvd::script::Tree;
+use md5::Digest;
+use sensor_tests::cvd::{build_epoch, cdiff, cvd, tree, TestKey};
 use sensor_tests::oracle::{find_in_path, sensor_bin, skip_or_fail};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -677,4 +682,314 @@ fn a_running_sensor_picks_up_the_update_without_a_restart() {
         v["reloads"].as_u64().unwrap_or(0) >= 1
     });
     s.expect([Expect::denied(&file).because("version 2, recompiled and reloaded, knows the file")]);
+}
+
+/// The versions of the cdiff chain: 1 is local, the mirror has up to this one.
+const LAST: u32 = 5;
+
+/// The files of the chain's `version`: a marker line per version in `test.ndb` (version 2's is deleted
+/// again from version 4 on), and a `test.hdb` bulky enough that patches are worth it (1500 lines that
+/// stay, one of them renamed in version 4, in the middle of the file).
+fn chain_files(version: u32) -> Vec<(&'static str, Vec<u8>)> {
+    let mut ndb = NDB.to_vec();
+    for k in 2..=version {
+        if k == 2 && version >= 4 {
+            continue;
+        }
+        ndb.extend_from_slice(
+            format!(
+                "Test.Chain.V{k}:0:*:{}\n",
+                hex::encode(format!("chain-marker-{k}"))
+            )
+            .as_bytes(),
+        );
+    }
+    let mut hdb = HDB.to_vec();
+    for i in 0u32..1500 {
+        let name = if i == 700 && version >= 4 {
+            "Test.Bulk.Renamed".to_string()
+        } else {
+            format!("Test.Bulk.{i}")
+        };
+        let md5 = hex::encode(md5::Md5::digest(i.to_le_bytes()));
+        hdb.extend_from_slice(format!("{md5}:{}:{name}\n", i + 1).as_bytes());
+    }
+    vec![("test.ndb", ndb), ("test.hdb", hdb)]
+}
+
+fn borrowed<'a>(files: &'a [(&'static str, Vec<u8>)]) -> Vec<(&'static str, &'a [u8])> {
+    files.iter().map(|(n, b)| (*n, b.as_slice())).collect()
+}
+
+fn chain_tree(version: u32) -> Tree {
+    tree("test", version, &borrowed(&chain_files(version)))
+}
+
+fn chain_cvd(version: u32, key: &TestKey) -> Vec<u8> {
+    cvd("test", version, &borrowed(&chain_files(version)), key)
+}
+
+/// `test-<version>.cdiff` from `version - 1`.
+fn chain_cdiff(version: u32) -> Vec<u8> {
+    cdiff(&chain_tree(version - 1), &chain_tree(version), version)
+}
+
+/// Publishes the chain under `dir`: `test.cvd` at [`LAST`], and `test-N.cdiff` for 2..=LAST as `cdiff(N)`
+/// says (`None`: not published). Returns the whole CVD.
+fn publish_chain(
+    n: &Nginx,
+    dir: &str,
+    c: &Client,
+    cdiff: impl Fn(u32) -> Option<Vec<u8>>,
+) -> Vec<u8> {
+    let whole = chain_cvd(LAST, &c.key);
+    publish(n, dir, "test.cvd", &whole);
+    for v in 2..=LAST {
+        if let Some(bytes) = cdiff(v) {
+            publish(n, dir, &format!("test-{v}.cdiff"), &bytes);
+        }
+    }
+    whole
+}
+
+/// A client whose directory holds the chain's version 1 as `test.cvd`.
+fn client_at_v1() -> Client {
+    let c = Client::new();
+    std::fs::write(c.db().join("test.cvd"), chain_cvd(1, &c.key)).unwrap();
+    c
+}
+
+/// The access log's requests under `/dir/` as `METHOD URI STATUS`.
+fn requests_under(n: &Nginx, dir: &str) -> Vec<String> {
+    let prefix = format!(" /{dir}/");
+    n.requests()
+        .iter()
+        .filter(|r| r.contains(&prefix))
+        .map(|r| r.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// Runs `sensor db update --json` against `/dir/` and returns its report; it must exit 0.
+fn update_json(n: &Nginx, dir: &str, c: &Client) -> serde_json::Value {
+    let o = c.run(&c.conf(&n.url(dir), ""), &["--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(j["exit"], 0, "{j}");
+    j
+}
+
+/// The unpacked database in `file`, checked as the sensor checks it (header or `.info` DSIG, manifest).
+fn installed_tree(c: &Client, file: &str) -> (u32, Tree) {
+    let path = c.db().join(file);
+    let kind = engine::cvd::Kind::of(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let opened = engine::cvd::open(kind, &bytes, &c.key.keys(), |n| {
+        n != "COPYING" && !n.ends_with(".info")
+    })
+    .unwrap_or_else(|e| panic!("{file} does not verify: {e}"));
+    let tree = opened
+        .members
+        .into_iter()
+        .chain(std::iter::once(opened.manifest))
+        .map(|m| (m.name, m.bytes))
+        .collect();
+    (opened.header.version, tree)
+}
+
+/// Issue 15: 1 -> 5 by cdiffs only, the result a `.cld` holding exactly version 5; and what it saves on
+/// the wire (printed, and asserted only as "fewer bytes than the whole CVD").
+#[test]
+fn cdiffs_bring_1_to_5_without_the_whole_cvd_and_transfer_less() {
+    let t = "cdiffs_bring_1_to_5_without_the_whole_cvd_and_transfer_less";
+    let Some(n) = Nginx::start(t) else { return };
+    let c = client_at_v1();
+    let whole = publish_chain(&n, "c", &c, |v| Some(chain_cdiff(v)));
+    let report = update_json(&n, "c", &c);
+    let db = &report["databases"][0];
+    assert_eq!(db["status"], "updated", "{db}");
+    assert_eq!(db["file"], "test.cld", "{db}");
+    assert_eq!(db["via"], "cdiffs", "{db}");
+    assert_eq!(db["patches_applied"], 4, "{db}");
+    assert_eq!(db["patches_expected"], 4, "{db}");
+    assert_eq!(db["version"], LAST, "{db}");
+    assert_eq!(
+        c.entries(),
+        [".sensor-update.lock", "sensor-update.json", "test.cld"],
+        "the .cvd the .cld replaces is removed, as freshclam does"
+    );
+    let (version, members) = installed_tree(&c, "test.cld");
+    assert_eq!(version, LAST);
+    assert!(
+        members == chain_tree(LAST),
+        "the patched members differ from version 5's: {:?}",
+        members.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        requests_under(&n, "c"),
+        [
+            "GET /c/test.cvd 206",
+            "GET /c/test-2.cdiff 200",
+            "GET /c/test-3.cdiff 200",
+            "GET /c/test-4.cdiff 200",
+            "GET /c/test-5.cdiff 200",
+        ],
+        "the Range probe, the four cdiffs, and no whole test.cvd"
+    );
+    let reqs = n.requests();
+    assert!(reqs[0].contains(" 206 512 \"bytes=0-511\" "), "{}", reqs[0]);
+
+    // What the cdiffs saved: nginx's $body_bytes_sent over the run against the whole CVD.
+    let sent: u64 = reqs
+        .iter()
+        .map(|r| r.split(' ').nth(3).unwrap().parse::<u64>().unwrap())
+        .sum();
+    eprintln!(
+        "==== 1 -> {LAST} by cdiffs: {sent} bytes sent (probe and {} cdiffs); the whole test.cvd is {} \
+         bytes ({:.1}%) ====",
+        LAST - 1,
+        whole.len(),
+        100.0 * sent as f64 / whole.len() as f64
+    );
+    assert_eq!(
+        report["bytes_received"], sent,
+        "the sensor's own count of the bytes it received"
+    );
+    assert!(
+        sent < whole.len() as u64,
+        "the cdiff run sent {sent} bytes, the whole CVD is {}",
+        whole.len()
+    );
+}
+
+/// UPDATE.md §2.4: `test-3.cdiff` missing (tried MaxAttempts times): the update settles for version 2,
+/// exit 0, and the rest is not asked for.
+#[test]
+fn a_missing_middle_cdiff_settles_for_a_partial_update() {
+    let t = "a_missing_middle_cdiff_settles_for_a_partial_update";
+    let Some(n) = Nginx::start(t) else { return };
+    let c = client_at_v1();
+    publish_chain(&n, "gap", &c, |v| (v != 3).then(|| chain_cdiff(v)));
+    let db = &update_json(&n, "gap", &c)["databases"][0];
+    assert_eq!(db["status"], "updated", "{db}");
+    assert_eq!(db["file"], "test.cld", "{db}");
+    assert_eq!(db["version"], 2, "{db}");
+    assert_eq!(db["patches_applied"], 1, "{db}");
+    assert_eq!(db["patches_expected"], 4, "{db}");
+    let (version, members) = installed_tree(&c, "test.cld");
+    assert_eq!(version, 2);
+    assert!(
+        members == chain_tree(2),
+        "the members differ from version 2's"
+    );
+    assert!(!c.db().join("test.cvd").exists());
+    assert_eq!(
+        requests_under(&n, "gap"),
+        [
+            "GET /gap/test.cvd 206",
+            "GET /gap/test-2.cdiff 200",
+            "GET /gap/test-3.cdiff 404",
+            "GET /gap/test-3.cdiff 404",
+        ],
+        "probe, test-2, test-3 MaxAttempts (2) times; nothing after it, no whole CVD"
+    );
+}
+
+/// UPDATE.md §2.4: no patch can be applied when the first is missing: the whole `.cvd`.
+#[test]
+fn a_missing_first_cdiff_means_the_whole_cvd() {
+    let t = "a_missing_first_cdiff_means_the_whole_cvd";
+    let Some(n) = Nginx::start(t) else { return };
+    let c = client_at_v1();
+    let whole = publish_chain(&n, "first", &c, |v| (v != 2).then(|| chain_cdiff(v)));
+    let db = &update_json(&n, "first", &c)["databases"][0];
+    assert_eq!(db["status"], "updated", "{db}");
+    assert_eq!(db["file"], "test.cvd", "{db}");
+    assert_eq!(db["via"], "whole", "{db}");
+    assert_eq!(db["version"], LAST, "{db}");
+    assert!(
+        db["fallback"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("test-2.cdiff"),
+        "{db}"
+    );
+    assert_eq!(std::fs::read(c.db().join("test.cvd")).unwrap(), whole);
+    assert!(!c.db().join("test.cld").exists());
+    assert_eq!(
+        requests_under(&n, "first"),
+        [
+            "GET /first/test.cvd 206",
+            "GET /first/test-2.cdiff 404",
+            "GET /first/test-2.cdiff 404",
+            "GET /first/test.cvd 200",
+        ]
+    );
+}
+
+/// UPDATE.md §2.5: an empty cdiff, or one with a byte flipped (its signature fails), throws the patches
+/// away: the whole `.cvd`, exit 0.
+#[test]
+fn an_empty_or_tampered_cdiff_means_the_whole_cvd() {
+    let t = "an_empty_or_tampered_cdiff_means_the_whole_cvd";
+    let Some(n) = Nginx::start(t) else { return };
+    // An empty cdiff ends the downloads at once, as freshclam's "Empty script" does.
+    whole_cvd_after_a_bad_cdiff(
+        &n,
+        "empty",
+        Vec::new(),
+        "test-3.cdiff is empty",
+        &[
+            "test.cvd 206",
+            "test-2.cdiff 200",
+            "test-3.cdiff 200",
+            "test.cvd 200",
+        ],
+    );
+    // A byte inside the gzip data: past `ClamAV-Diff:3:<length>:` (three colons) and the 10-byte gzip
+    // header. The sensor downloads every cdiff before patching, so 4 and 5 are fetched too.
+    let mut tampered = chain_cdiff(3);
+    let colon3 = tampered
+        .iter()
+        .enumerate()
+        .filter(|(_, &c)| c == b':')
+        .nth(2)
+        .unwrap()
+        .0;
+    tampered[colon3 + 1 + 12] ^= 0x01;
+    whole_cvd_after_a_bad_cdiff(
+        &n,
+        "tampered",
+        tampered,
+        "test-3.cdiff does not apply: test-3.cdiff: signature does not verify",
+        &[
+            "test.cvd 206",
+            "test-2.cdiff 200",
+            "test-3.cdiff 200",
+            "test-4.cdiff 200",
+            "test-5.cdiff 200",
+            "test.cvd 200",
+        ],
+    );
+}
+
+/// Publishes the chain under `dir` with `bad` as `test-3.cdiff`, updates a client at version 1, and
+/// checks that it fell back (`why`) to the whole `.cvd` after exactly the `wanted` requests.
+fn whole_cvd_after_a_bad_cdiff(n: &Nginx, dir: &str, bad: Vec<u8>, why: &str, wanted: &[&str]) {
+    let c = client_at_v1();
+    let whole = publish_chain(n, dir, &c, |v| {
+        Some(if v == 3 { bad.clone() } else { chain_cdiff(v) })
+    });
+    let db = &update_json(n, dir, &c)["databases"][0];
+    assert_eq!(db["status"], "updated", "{dir}: {db}");
+    assert_eq!(db["file"], "test.cvd", "{dir}: {db}");
+    assert_eq!(db["via"], "whole", "{dir}: {db}");
+    assert_eq!(db["version"], LAST, "{dir}: {db}");
+    assert!(
+        db["fallback"].as_str().unwrap_or_default().contains(why),
+        "{dir}: {db}"
+    );
+    assert_eq!(std::fs::read(c.db().join("test.cvd")).unwrap(), whole);
+    assert!(!c.db().join("test.cld").exists(), "{dir}");
+    let wanted: Vec<String> = wanted.iter().map(|w| format!("GET /{dir}/{w}")).collect();
+    assert_eq!(requests_under(n, dir), wanted, "{dir}");
 }

@@ -82,6 +82,15 @@ impl PssKey {
         Self::new(n, e)
     }
 
+    /// The modulus and exponent in decimal, as [`PssKey::from_decimal`] reads them (key files that name a
+    /// test key to trust).
+    pub fn to_decimal(&self) -> (String, String) {
+        (
+            self.modulus.to_str_radix(10),
+            self.exponent.to_str_radix(10),
+        )
+    }
+
     /// See the module note: all of the modulus's bytes but the top bit.
     fn em_bits(&self) -> usize {
         8 * (self.modulus.bits() as usize).div_ceil(8) - 1
