@@ -113,6 +113,35 @@ pub enum DbCommand {
     /// cool-down; freshclam's codes otherwise (52 network, 54 verification, 56 configuration, 57 cannot
     /// create a file, 58 cannot read from the server, 11 refused by the mirror with 429/403).
     Update(UpdateArgs),
+    /// Keep DIR as a private mirror that a static web server (nginx) serves to a fleet, in the layout
+    /// freshclam and cvdupdate clients expect: <db>.cvd and <db>-N.cdiff for the last --keep versions,
+    /// each downloaded from --upstream and verified before it is renamed in, the .cvd last. Same cool-down
+    /// (429/403), --force, --jitter and exit codes as `db update`.
+    Mirror(MirrorArgs),
+}
+
+/// `sensor db mirror`: flags only (a mirror has no freshclam.conf).
+#[derive(Args, Debug, Clone)]
+pub struct MirrorArgs {
+    /// The mirror to copy from: ClamAV's (https://database.clamav.net) or another mirror.
+    #[arg(long, value_name = "URL")]
+    pub upstream: String,
+    /// The directory the web server serves; created if missing.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Mirror this database (repeatable; default main, daily and bytecode).
+    #[arg(long = "db", value_name = "NAME")]
+    pub db: Vec<String>,
+    /// How many cdiffs to keep per database (the last N versions; cvdupdate keeps 30).
+    #[arg(long, value_name = "N", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub keep: u32,
+    /// Contact upstream even while it is on a 429/403 cool-down (with a warning).
+    #[arg(long)]
+    pub force: bool,
+    /// Sleep a random time up to DURATION (90s, 15m, 2h) before contacting upstream.
+    #[arg(long, value_name = "DURATION")]
+    pub jitter: Option<String>,
 }
 
 /// `sensor db update`: freshclam's option names where freshclam has them.

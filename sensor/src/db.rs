@@ -1,7 +1,8 @@
 //! `sensor db`: signature database tools. `compile` builds ClamAV databases once and writes the result as
 //! one compiled file, which `scan -d` and `run -d` then map instead of compiling the text at every load;
 //! `info` shows what a database gives, file by file, and what it leaves out and why; `update` is freshclam's
-//! job (`update`).
+//! job (`update`), and `mirror` keeps a
+//! private mirror for a fleet (`update::mirror`).
 //!
 //! Owns: the subcommand's output and exit codes (0 written, 2 not). Never: the file format (the engine's).
 
@@ -14,6 +15,7 @@ pub fn run(args: DbArgs) -> ExitCode {
         DbCommand::Compile(a) => ExitCode::from(compile(&a)),
         DbCommand::Info(a) => ExitCode::from(info(&a)),
         DbCommand::Update(a) => ExitCode::from(crate::update::run(&a)),
+        DbCommand::Mirror(a) => ExitCode::from(crate::update::mirror::run(&a)),
     }
 }
 

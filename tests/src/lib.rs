@@ -2,6 +2,7 @@
 //!
 //! * [`control`]: `sensor status` and metrics scraping helpers.
 //! * [`cvd`]: signed `.cvd` containers (test key) for the updater's tests.
+//! * [`nginx`]: a private nginx on loopback serving a mirror directory, and its access log.
 //! * [`gen`]: deterministic database + file corpus generator with a manifest of expected verdicts.
 //! * [`pe`]: a small PE writer for executable-format tests.
 //! * [`oracle`]: locating `clamscan` / the `sensor` binary, skip-or-fail policy for missing tools.
@@ -15,6 +16,7 @@ pub mod control;
 pub mod cvd;
 pub mod gate;
 pub mod gen;
+pub mod nginx;
 pub mod oracle;
 pub mod pe;
 pub mod results;

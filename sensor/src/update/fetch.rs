@@ -120,7 +120,7 @@ impl Failure {
         }
     }
 
-    fn from_http(e: HttpError) -> Failure {
+    pub fn from_http(e: HttpError) -> Failure {
         match e {
             HttpError::Refused {
                 status,

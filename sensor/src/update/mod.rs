@@ -17,6 +17,7 @@
 mod fetch;
 mod http;
 mod install;
+pub mod mirror;
 mod patching;
 mod settings;
 mod state;

@@ -50,6 +50,14 @@ pub fn patch(
     engine::cvd::patch::patch(local, cdiffs, keys, out).map_err(|e| e.to_string())
 }
 
+/// Checks a downloaded cdiff as a mirror must before publishing it: its signature under the cdiff key, its
+/// gzip data within bounds, and the version its header names; returns that version.
+pub fn verify_cdiff(name: &str, bytes: &[u8], keys: &Keys) -> Result<u32, String> {
+    engine::cvd::cdiff::verified_script(name, bytes, keys.cdiff())
+        .map(|(version, _)| version)
+        .map_err(|e| e.to_string())
+}
+
 /// Checks a whole downloaded `.cvd` or `.cld` and returns its header; the error does not repeat the
 /// (temporary) path.
 pub fn verify_file(path: &Path, keys: &Keys) -> Result<Header, String> {

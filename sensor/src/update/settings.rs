@@ -22,8 +22,8 @@ pub const DEFAULT_CONFIG: &str = "/etc/clamav/freshclam.conf";
 /// freshclam's defaults (freshclam.conf(5), ClamAV 1.4; UPDATE.md §2.8).
 const DEFAULT_DATADIR: &str = "/var/lib/clamav";
 const DEFAULT_MIRROR: &str = "https://database.clamav.net";
-const DEFAULT_MAX_ATTEMPTS: u32 = 3;
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The databases freshclam updates by default.
 pub const DEFAULT_DATABASES: &[&str] = &["main", "daily", "bytecode"];
 
@@ -490,7 +490,7 @@ fn merge(args: &UpdateArgs, f: FileSettings) -> Result<Settings, SettingsError> 
 }
 
 /// Database names become file names in the database directory and URL paths: nothing else is allowed.
-fn valid_db_name(n: &str) -> bool {
+pub fn valid_db_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 64
         && n.bytes()

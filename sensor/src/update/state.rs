@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub const FILE_NAME: &str = "sensor-update.json";
 /// freshclam's cool-downs when the answer has no Retry-After (UPDATE.md §2.7).
@@ -37,8 +37,12 @@ impl State {
     /// The state in `datadir`, or a fresh one (new UUID, no cool-down) if there is none. A file that cannot
     /// be parsed is an error: silently forgetting a cool-down would make the next run hit the mirror.
     pub fn load(datadir: &Path) -> Result<State, String> {
-        let path = datadir.join(FILE_NAME);
-        match std::fs::read_to_string(&path) {
+        State::load_from(&datadir.join(FILE_NAME))
+    }
+
+    /// [`State::load`] from a file of another name (`sensor db mirror` keeps a hidden one in the mirror).
+    pub fn load_from(path: &Path) -> Result<State, String> {
+        match std::fs::read_to_string(path) {
             Ok(text) => serde_json::from_str(&text).map_err(|e| {
                 format!(
                     "{}: {e} (remove the file to start afresh; it holds the mirrors' cool-downs)",
@@ -55,9 +59,13 @@ impl State {
 
     /// Written to a temporary in the same directory, then renamed over the old one.
     pub fn save(&self, datadir: &Path) -> Result<(), String> {
-        let path: PathBuf = datadir.join(FILE_NAME);
+        self.save_to(&datadir.join(FILE_NAME))
+    }
+
+    /// [`State::save`] to a file of another name.
+    pub fn save_to(&self, path: &Path) -> Result<(), String> {
         let text = serde_json::to_string_pretty(self).expect("state serializes") + "\n";
-        crate::safefile::replace(&path, |f| std::io::Write::write_all(f, text.as_bytes()))
+        crate::safefile::replace(path, |f| std::io::Write::write_all(f, text.as_bytes()))
             .map_err(|e| format!("{}: cannot write: {e}", path.display()))
     }
 

@@ -1,0 +1,430 @@
+//! Issue 15, `sensor db mirror`, end to end on loopback: an upstream nginx serves a chain of databases,
+//! `sensor db mirror` copies it into a directory that a second nginx serves (with README.md's site), and
+//! clients update from that second nginx.
+//!
+//! 1. A generated chain v1..v5 signed with the tests' keys (tests/src/cvd.rs): the layout (`test.cvd` at v5
+//!    with its build time as mtime, `test-2..5.cdiff`), `sensor db update` 1 -> 5 by cdiffs from the mirror,
+//!    a second run that downloads only the header probe, pruning with `--keep`, and a tampered upstream
+//!    cdiff that publishes nothing.
+//! 2. Interoperability and measure with ClamAV's real signed test vectors (`cargo xtask setup` caches them
+//!    under /var/cache/sensor-tests/freshclam_testfiles; GPL, never committed): Debian's `freshclam`
+//!    updates test-1 -> 6 from the mirror by cdiffs, then `sensor db update` does the same against the same
+//!    nginx; the bytes each was sent (nginx's `$body_bytes_sent`) are printed and the sensor's must not
+//!    exceed freshclam's.
+
+use engine::cvd::script::Tree;
+use sensor_tests::cvd::{build_epoch, cdiff, cvd, tree, TestKey};
+use sensor_tests::nginx::{Nginx, Request};
+use sensor_tests::oracle::{find_in_path, in_ci, sensor_bin, skip_or_fail};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::UNIX_EPOCH;
+
+const VECTORS: &str = "/var/cache/sensor-tests/freshclam_testfiles";
+
+/// The files of the generated chain's version `v`: one more `.ndb` signature per version.
+fn files(v: u32) -> Vec<(&'static str, Vec<u8>)> {
+    let mut ndb = Vec::new();
+    for k in 1..=v {
+        ndb.extend_from_slice(
+            format!(
+                "Test.Mirror.V{k}:0:*:{}\n",
+                hex::encode(format!("mirror-marker-{k}"))
+            )
+            .as_bytes(),
+        );
+    }
+    vec![("test.ndb", ndb)]
+}
+
+fn chain_tree(v: u32) -> Tree {
+    let f = files(v);
+    let b: Vec<(&str, &[u8])> = f.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    tree("test", v, &b)
+}
+
+fn chain_cvd(v: u32, key: &TestKey) -> Vec<u8> {
+    let f = files(v);
+    let b: Vec<(&str, &[u8])> = f.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    cvd("test", v, &b, key)
+}
+
+fn chain_cdiff(v: u32) -> Vec<u8> {
+    cdiff(&chain_tree(v - 1), &chain_tree(v), v)
+}
+
+fn show(what: &str, o: &Output) {
+    eprintln!(
+        "---- {what}: {:?}\n{}{}----",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// `sensor db mirror --upstream URL --dir DIR --db test ARGS`; `key`: the test keys' file, else ClamAV's.
+fn mirror(upstream: &str, dir: &Path, key: Option<&Path>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(sensor_bin().expect("sensor builds"));
+    cmd.args([
+        "db",
+        "mirror",
+        "--upstream",
+        upstream,
+        "--db",
+        "test",
+        "--dir",
+    ])
+    .arg(dir)
+    .args(args);
+    if let Some(k) = key {
+        cmd.env("SENSOR_TEST_CVD_KEY", k);
+    }
+    let o = cmd.output().unwrap();
+    show(&format!("sensor db mirror {args:?}"), &o);
+    o
+}
+
+/// `sensor db update --update-db test` of `datadir` from `mirror_url`.
+fn update(mirror_url: &str, datadir: &Path, key: Option<&Path>) -> Output {
+    let conf = datadir.with_extension("conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "DatabaseDirectory {}\nDatabaseMirror {mirror_url}\nDNSDatabaseInfo no\nMaxAttempts 2\n\
+             ConnectTimeout 5\nReceiveTimeout 20\n",
+            datadir.display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(sensor_bin().expect("sensor builds"));
+    cmd.args([
+        "db",
+        "update",
+        "--update-db",
+        "test",
+        "--json",
+        "--config-file",
+    ])
+    .arg(&conf);
+    if let Some(k) = key {
+        cmd.env("SENSOR_TEST_CVD_KEY", k);
+    }
+    let o = cmd.output().unwrap();
+    show("sensor db update", &o);
+    o
+}
+
+/// The visible (published) names in a mirror directory, sorted.
+fn published(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    v.sort();
+    v
+}
+
+fn hidden_temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".sensor-mirror-"))
+        .collect()
+}
+
+fn mtime(p: &Path) -> u64 {
+    std::fs::metadata(p)
+        .unwrap()
+        .modified()
+        .unwrap()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn shorts(reqs: &[Request]) -> Vec<String> {
+    reqs.iter().map(Request::short).collect()
+}
+
+#[test]
+fn a_mirror_of_a_generated_chain_serves_cdiffs_to_db_update_and_reprobes_cheaply() {
+    let t = "a_mirror_of_a_generated_chain_serves_cdiffs_to_db_update_and_reprobes_cheaply";
+    let work = tempfile::tempdir().unwrap();
+    let Some(up) = Nginx::serve(t, &work.path().join("upstream")) else {
+        return;
+    };
+    let Some(down) = Nginx::serve(t, &work.path().join("mirror")) else {
+        return;
+    };
+    let key = TestKey::new();
+    let key_file = work.path().join("key");
+    std::fs::write(&key_file, key.public_text()).unwrap();
+    let v5 = chain_cvd(5, &key);
+    std::fs::write(up.root.join("test.cvd"), &v5).unwrap();
+    for v in 2..=5 {
+        std::fs::write(up.root.join(format!("test-{v}.cdiff")), chain_cdiff(v)).unwrap();
+    }
+
+    let o = mirror(&up.url(), &down.root, Some(&key_file), &[]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        published(&down.root),
+        [
+            "test-2.cdiff",
+            "test-3.cdiff",
+            "test-4.cdiff",
+            "test-5.cdiff",
+            "test.cvd"
+        ]
+    );
+    assert!(hidden_temporaries(&down.root).is_empty());
+    let cvd_path = down.root.join("test.cvd");
+    assert_eq!(std::fs::read(&cvd_path).unwrap(), v5);
+    assert_eq!(
+        mtime(&cvd_path),
+        build_epoch(5),
+        "the .cvd's mtime is its build time"
+    );
+    for v in 2..=5 {
+        let p = down.root.join(format!("test-{v}.cdiff"));
+        assert_eq!(std::fs::read(&p).unwrap(), chain_cdiff(v), "test-{v}.cdiff");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+    }
+    assert_eq!(
+        shorts(&up.requests()),
+        [
+            "GET /test.cvd 206",
+            "GET /test-2.cdiff 200",
+            "GET /test-3.cdiff 200",
+            "GET /test-4.cdiff 200",
+            "GET /test-5.cdiff 200",
+            "GET /test.cvd 200",
+        ],
+        "the probe, the cdiffs, then the whole .cvd (published last)"
+    );
+
+    // A client at version 1 updates from the mirror by cdiffs alone.
+    let client = work.path().join("client");
+    std::fs::create_dir(&client).unwrap();
+    std::fs::write(client.join("test.cvd"), chain_cvd(1, &key)).unwrap();
+    let o = update(&down.url(), &client, Some(&key_file));
+    assert_eq!(o.status.code(), Some(0));
+    let report: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+    let db = &report["databases"][0];
+    assert_eq!(
+        (
+            &db["file"],
+            &db["via"],
+            &db["version"],
+            &db["patches_applied"]
+        ),
+        (&"test.cld".into(), &"cdiffs".into(), &5.into(), &4.into()),
+        "{db}"
+    );
+    assert_eq!(
+        shorts(&down.requests()),
+        [
+            "GET /test.cvd 206",
+            "GET /test-2.cdiff 200",
+            "GET /test-3.cdiff 200",
+            "GET /test-4.cdiff 200",
+            "GET /test-5.cdiff 200",
+        ]
+    );
+
+    // Upstream unchanged: the second run sends only the header probe, and it is answered by 512 bytes.
+    let before = up.requests().len();
+    let o = mirror(&up.url(), &down.root, Some(&key_file), &[]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("test.cvd is up to date (version: 5)"),
+        "{o:?}"
+    );
+    let again = &up.requests()[before..];
+    assert_eq!(shorts(again), ["GET /test.cvd 206"]);
+    assert_eq!(again[0].bytes, 512);
+
+    // Upstream moves to 6; with --keep 2 the mirror fetches test-6.cdiff and prunes 2..4.
+    std::fs::write(up.root.join("test.cvd"), chain_cvd(6, &key)).unwrap();
+    std::fs::write(up.root.join("test-6.cdiff"), chain_cdiff(6)).unwrap();
+    let before = up.requests().len();
+    let o = mirror(&up.url(), &down.root, Some(&key_file), &["--keep", "2"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        published(&down.root),
+        ["test-5.cdiff", "test-6.cdiff", "test.cvd"]
+    );
+    assert_eq!(mtime(&cvd_path), build_epoch(6));
+    assert_eq!(
+        shorts(&up.requests()[before..]),
+        [
+            "GET /test.cvd 206",
+            "GET /test-6.cdiff 200",
+            "GET /test.cvd 200"
+        ]
+    );
+
+    // A tampered cdiff upstream: exit 54, nothing new published, no temporaries left.
+    std::fs::write(up.root.join("test.cvd"), chain_cvd(7, &key)).unwrap();
+    let mut bad = chain_cdiff(7);
+    let at = bad.len() / 2;
+    bad[at] ^= 1;
+    std::fs::write(up.root.join("test-7.cdiff"), bad).unwrap();
+    let o = mirror(&up.url(), &down.root, Some(&key_file), &["--keep", "2"]);
+    assert_eq!(o.status.code(), Some(54));
+    assert_eq!(
+        published(&down.root),
+        ["test-5.cdiff", "test-6.cdiff", "test.cvd"]
+    );
+    assert_eq!(std::fs::read(&cvd_path).unwrap(), chain_cvd(6, &key));
+    assert!(hidden_temporaries(&down.root).is_empty());
+}
+
+/// The vectors' directory, freshclam's path; `None` after a skip (a failure under CI).
+fn vectors_and_freshclam(test: &str) -> Option<(PathBuf, PathBuf)> {
+    let dir = PathBuf::from(VECTORS);
+    if !dir.join("test-6.cdiff").is_file() {
+        skip_or_fail(
+            test,
+            &format!("{VECTORS} missing (cargo xtask setup fetches ClamAV's freshclam test files)"),
+        );
+        return None;
+    }
+    let Some(freshclam) = find_in_path("freshclam") else {
+        skip_or_fail(
+            test,
+            "freshclam not installed (Debian package clamav-freshclam)",
+        );
+        return None;
+    };
+    Some((dir, freshclam))
+}
+
+/// Bytes nginx sent to the requests whose User-Agent starts with `agent`.
+fn bytes_sent_to(reqs: &[Request], agent: &str) -> u64 {
+    reqs.iter()
+        .filter(|r| r.user_agent.starts_with(agent))
+        .map(|r| r.bytes)
+        .sum()
+}
+
+#[test]
+fn freshclam_updates_from_a_mirror_of_clamavs_vectors_and_the_sensor_sends_no_more() {
+    let t = "freshclam_updates_from_a_mirror_of_clamavs_vectors_and_the_sensor_sends_no_more";
+    let Some((vectors, freshclam)) = vectors_and_freshclam(t) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let Some(up) = Nginx::serve(t, &work.path().join("upstream")) else {
+        return;
+    };
+    let Some(down) = Nginx::serve(t, &work.path().join("mirror")) else {
+        return;
+    };
+    std::fs::copy(vectors.join("test-6.cvd"), up.root.join("test.cvd")).unwrap();
+    for v in 2..=6 {
+        let name = format!("test-{v}.cdiff");
+        std::fs::copy(vectors.join(&name), up.root.join(&name)).unwrap();
+    }
+    // ClamAV's real keys: no SENSOR_TEST_CVD_KEY.
+    let o = mirror(&up.url(), &down.root, None, &[]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        published(&down.root),
+        [
+            "test-2.cdiff",
+            "test-3.cdiff",
+            "test-4.cdiff",
+            "test-5.cdiff",
+            "test-6.cdiff",
+            "test.cvd"
+        ]
+    );
+    let six = engine::cvd::read_header(&down.root.join("test.cvd")).unwrap();
+    assert_eq!(six.version, 6);
+    assert_eq!(mtime(&down.root.join("test.cvd")), six.build_epoch);
+
+    // freshclam, as the README configures it, from test-1.cvd.
+    let fc = work.path().join("freshclam");
+    std::fs::create_dir(&fc).unwrap();
+    std::fs::copy(vectors.join("test-1.cvd"), fc.join("test.cvd")).unwrap();
+    let conf = work.path().join("freshclam.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "DatabaseDirectory {}\nDatabaseMirror {}\nDNSDatabaseInfo no\nDatabaseOwner root\n\
+             MaxAttempts 2\n",
+            fc.display(),
+            down.url()
+        ),
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let o = Command::new(&freshclam)
+        .arg(format!("--config-file={}", conf.display()))
+        .args(["--update-db=test", "--no-dns"])
+        .output()
+        .unwrap();
+    let freshclam_took = start.elapsed();
+    show("freshclam", &o);
+    assert_eq!(o.status.code(), Some(0));
+    let cld = engine::cvd::read_header(&fc.join("test.cld"))
+        .unwrap_or_else(|e| panic!("freshclam wrote no readable test.cld: {e}"));
+    assert_eq!(cld.version, 6);
+    let reqs = down.requests();
+    let freshclam_reqs: Vec<String> = reqs
+        .iter()
+        .filter(|r| r.user_agent.starts_with("ClamAV/"))
+        .map(Request::short)
+        .collect();
+    assert_eq!(
+        freshclam_reqs,
+        [
+            "GET /test.cvd 206",
+            "GET /test-2.cdiff 200",
+            "GET /test-3.cdiff 200",
+            "GET /test-4.cdiff 200",
+            "GET /test-5.cdiff 200",
+            "GET /test-6.cdiff 200",
+        ],
+        "freshclam took the cdiffs the mirror published, not the whole test.cvd"
+    );
+
+    // The sensor, the same update against the same nginx.
+    let sc = work.path().join("sensor");
+    std::fs::create_dir(&sc).unwrap();
+    std::fs::copy(vectors.join("test-1.cvd"), sc.join("test.cvd")).unwrap();
+    let start = std::time::Instant::now();
+    let o = update(&down.url(), &sc, None);
+    let sensor_took = start.elapsed();
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        engine::cvd::read_header(&sc.join("test.cld"))
+            .unwrap()
+            .version,
+        6
+    );
+    let reqs = down.requests();
+    let by_freshclam = bytes_sent_to(&reqs, "ClamAV/");
+    let by_sensor = bytes_sent_to(&reqs, "sensor/");
+    eprintln!(
+        "==== test 1 -> 6 from the mirror: freshclam was sent {by_freshclam} bytes in {:.2} s, \
+         sensor db update {by_sensor} bytes in {:.2} s ====",
+        freshclam_took.as_secs_f64(),
+        sensor_took.as_secs_f64()
+    );
+    assert!(by_sensor > 0, "the sensor's requests are in the log");
+    assert!(
+        by_sensor <= by_freshclam,
+        "the sensor was sent {by_sensor} bytes, freshclam {by_freshclam}"
+    );
+    if in_ci() {
+        assert!(by_freshclam > 0);
+    }
+}
