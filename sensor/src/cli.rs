@@ -635,6 +635,43 @@ mod tests {
     }
 
     #[test]
+    fn db_mirror_takes_an_upstream_a_dir_databases_and_keep() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec![
+                "sensor",
+                "db",
+                "mirror",
+                "--upstream",
+                "http://u",
+                "--dir",
+                "/m",
+            ];
+            argv.extend_from_slice(extra);
+            match Cli::try_parse_from(argv).map(|c| c.command) {
+                Ok(Command::Db(DbArgs {
+                    command: DbCommand::Mirror(a),
+                })) => Ok(a),
+                Ok(other) => panic!("parsed {other:?}"),
+                Err(e) => Err(e),
+            }
+        };
+        let a = parse(&[]).unwrap();
+        assert_eq!(
+            (a.upstream.as_str(), a.dir.as_path()),
+            ("http://u", std::path::Path::new("/m"))
+        );
+        assert!(a.db.is_empty() && !a.force && a.jitter.is_none());
+        assert_eq!(a.keep, 30);
+        let a = parse(&["--db", "daily", "--db=test", "--keep", "2", "--force"]).unwrap();
+        assert_eq!(
+            (a.db.as_slice(), a.keep, a.force),
+            (&["daily".to_string(), "test".into()][..], 2, true)
+        );
+        assert!(parse(&["--keep", "0"]).is_err());
+        assert!(Cli::try_parse_from(["sensor", "db", "mirror", "--dir", "/m"]).is_err());
+    }
+
+    #[test]
     fn defaults_match_clamscan() {
         let a = scan(&[]);
         assert!(!a.recursive && !a.infected && !a.remove && !a.allmatch);

@@ -245,7 +245,7 @@ fn lock(datadir: &std::path::Path) -> Result<std::fs::File, String> {
     // SAFETY: flock on a file descriptor we own; no memory is involved.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         return Err(format!(
-            "{}: another `sensor db update` is running on this directory",
+            "{}: another `sensor db update` or `sensor db mirror` is running on this directory",
             path.display()
         ));
     }
