@@ -4,7 +4,8 @@
 //!
 //! The site is the one README.md's `sensor db mirror` section shows: dotfiles denied (the mirror's state
 //! and temporaries), `Cache-Control: no-cache` for `*.cvd`, long-lived for `*.cdiff`; byte ranges are
-//! nginx's default. Never: listens anywhere but loopback.
+//! nginx's default. `/m429/` answers every request 429 with `Retry-After: 3600`. Never: listens anywhere
+//! but loopback.
 
 use crate::oracle::{find_in_path, skip_or_fail};
 use std::net::{TcpListener, TcpStream};
@@ -63,6 +64,7 @@ impl Nginx {
                client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
                server {{\n\
                  listen 127.0.0.1:{port};\n    root {root};\n\
+                 location ^~ /m429/ {{ add_header Retry-After 3600 always; return 429; }}\n\
                  location ~ /\\. {{ deny all; }}\n\
                  location ~ \\.cvd$ {{ add_header Cache-Control \"no-cache\"; }}\n\
                  location ~ \\.cdiff$ {{ add_header Cache-Control \"public, max-age=31536000, immutable\"; }}\n\

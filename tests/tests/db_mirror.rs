@@ -5,7 +5,7 @@
 //! 1. A generated chain v1..v5 signed with the tests' keys (tests/src/cvd.rs): the layout (`test.cvd` at v5
 //!    with its build time as mtime, `test-2..5.cdiff`), `sensor db update` 1 -> 5 by cdiffs from the mirror,
 //!    a second run that downloads only the header probe, pruning with `--keep`, and a tampered upstream
-//!    cdiff that publishes nothing.
+//!    cdiff that publishes nothing; a 429 from upstream and the cool-down it starts.
 //! 2. Interoperability and measure with ClamAV's real signed test vectors (`cargo xtask setup` caches them
 //!    under /var/cache/sensor-tests/freshclam_testfiles; GPL, never committed): Debian's `freshclam`
 //!    updates test-1 -> 6 from the mirror by cdiffs, then `sensor db update` does the same against the same
@@ -427,4 +427,49 @@ fn freshclam_updates_from_a_mirror_of_clamavs_vectors_and_the_sensor_sends_no_mo
     if in_ci() {
         assert!(by_freshclam > 0);
     }
+}
+
+/// Issue 15: the mirror keeps `db update`'s cool-down rules. A 429 with Retry-After stores the time in the
+/// hidden state file (exit 11); the next run contacts nothing (exit 0); `--force` asks anyway.
+#[test]
+fn a_429_from_upstream_puts_it_on_cool_down() {
+    let t = "a_429_from_upstream_puts_it_on_cool_down";
+    let work = tempfile::tempdir().unwrap();
+    let Some(up) = Nginx::serve(t, &work.path().join("upstream")) else {
+        return;
+    };
+    let dir = work.path().join("mirror");
+    let refusing = format!("{}/m429", up.url());
+    let o = mirror(&refusing, &dir, None, &[]);
+    assert_eq!(o.status.code(), Some(11));
+    assert_eq!(shorts(&up.requests()), ["GET /m429/test.cvd 429"]);
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(".sensor-mirror.json")).unwrap())
+            .unwrap();
+    let until = state["cooldown"][&refusing]["until"].as_u64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        (now + 3500..=now + 3700).contains(&until),
+        "Retry-After 3600: {state}"
+    );
+    assert!(published(&dir).is_empty());
+
+    let o = mirror(&refusing, &dir, None, &[]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("is on cool-down until"),
+        "{o:?}"
+    );
+    assert_eq!(up.requests().len(), 1, "nothing contacted on cool-down");
+
+    let o = mirror(&refusing, &dir, None, &["--force"]);
+    assert_eq!(o.status.code(), Some(11));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("contacting it anyway (--force)"),
+        "{o:?}"
+    );
+    assert_eq!(up.requests().len(), 2);
 }
