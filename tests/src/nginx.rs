@@ -4,8 +4,8 @@
 //!
 //! The site is the one README.md's `sensor db mirror` section shows: dotfiles denied (the mirror's state
 //! and temporaries), `Cache-Control: no-cache` for `*.cvd`, long-lived for `*.cdiff`; byte ranges are
-//! nginx's default. `/m429/` answers every request 429 with `Retry-After: 3600`. Never: listens anywhere
-//! but loopback.
+//! nginx's default. `/m429/` answers every request 429 with `Retry-After: 3600`, `/m403/` 403. Never:
+//! listens anywhere but loopback.
 
 use crate::oracle::{find_in_path, skip_or_fail};
 use std::net::{TcpListener, TcpStream};
@@ -65,6 +65,7 @@ impl Nginx {
                server {{\n\
                  listen 127.0.0.1:{port};\n    root {root};\n\
                  location ^~ /m429/ {{ add_header Retry-After 3600 always; return 429; }}\n\
+                 location ^~ /m403/ {{ return 403; }}\n\
                  location ~ /\\. {{ deny all; }}\n\
                  location ~ \\.cvd$ {{ add_header Cache-Control \"no-cache\"; }}\n\
                  location ~ \\.cdiff$ {{ add_header Cache-Control \"public, max-age=31536000, immutable\"; }}\n\
@@ -107,11 +108,19 @@ impl Nginx {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// The access log so far.
-    pub fn requests(&self) -> Vec<Request> {
+    /// The access log's lines so far, as written: `METHOD URI STATUS BYTES "RANGE" "IMS" "UA"`.
+    pub fn lines(&self) -> Vec<String> {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The access log so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.lines()
+            .iter()
             .map(|l| {
                 let mut w = l.splitn(5, ' ');
                 let mut next = || w.next().unwrap_or_default().to_string();

@@ -13,112 +13,43 @@
 use engine::cvd::script::Tree;
 use md5::Digest;
 use sensor_tests::cvd::{build_epoch, cdiff, cvd, tree, TestKey};
-use sensor_tests::oracle::{find_in_path, sensor_bin, skip_or_fail};
-use std::net::{TcpListener, TcpStream};
+use sensor_tests::nginx;
+use sensor_tests::oracle::sensor_bin;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const NDB: &[u8] = b"Test.Update.Marker:0:*:7570646174652d6d61726b6572\n";
 const HDB: &[u8] = b"44d88612fea8a8f36de82e1278abb02f:68:Test.Update.Hash\n";
 
-/// A private nginx (one process, `master_process off`) serving `root` on a free loopback port, with two
-/// locations that refuse: `/m429/` (429, Retry-After: 3600) and `/m403/` (403).
+/// The tests' nginx (`sensor_tests::nginx`) serving a fresh directory: `/m429/` refuses with 429 and
+/// `Retry-After: 3600`, `/m403/` with 403.
 struct Nginx {
-    child: Child,
-    port: u16,
+    inner: nginx::Nginx,
     root: PathBuf,
-    log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Nginx {
     fn start(test: &str) -> Option<Nginx> {
-        let bin = ["/usr/sbin/nginx", "/usr/local/sbin/nginx"]
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-            .or_else(|| find_in_path("nginx"));
-        let Some(bin) = bin else {
-            skip_or_fail(
-                test,
-                "nginx not installed (Debian package nginx-light; `cargo xtask setup`)",
-            );
-            return None;
-        };
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("www");
-        std::fs::create_dir(&root).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let d = dir.path().display();
-        let conf = format!(
-            "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-             events {{ worker_connections 64; }}\n\
-             http {{\n\
-               log_format t '$request_method $uri $status $body_bytes_sent \"$http_range\" \
-             \"$http_if_modified_since\" \"$http_user_agent\"';\n\
-               access_log {d}/access.log t;\n\
-               client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
-               server {{\n\
-                 listen 127.0.0.1:{port};\n    root {root};\n\
-                 location /m429/ {{ add_header Retry-After 3600 always; return 429; }}\n\
-                 location /m403/ {{ return 403; }}\n\
-               }}\n\
-             }}\n",
-            root = root.display()
-        );
-        let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let child = Command::new(&bin)
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-p")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let n = Nginx {
-            child,
-            port,
+        let inner = nginx::Nginx::serve(test, &root)?;
+        Some(Nginx {
+            inner,
             root,
-            log: dir.path().join("access.log"),
             _dir: dir,
-        };
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "nginx did not start: {}",
-                std::fs::read_to_string(n._dir.path().join("error.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(n)
+        })
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{path}", self.port)
+        format!("{}/{path}", self.inner.url())
     }
 
     /// The access log's lines: `METHOD URI STATUS BYTES "RANGE" "IMS" "UA"`.
     fn requests(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.inner.lines()
     }
 }
 
