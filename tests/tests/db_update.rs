@@ -611,7 +611,8 @@ fn a_dead_mirror_falls_through_to_the_next() {
 
 /// The whole chain a site runs: `sensor run` on a compiled database, `sensor db update --compile
 /// --notify-socket` fetches a newer CVD, recompiles and sends RELOAD; the running gate then denies a file
-/// only the new database knows, without a restart.
+/// only the new database knows, without a restart. Each run's result lands in the sensor's audit log as a
+/// `db_update` record, a failed run's too (issue 15).
 #[test]
 fn a_running_sensor_picks_up_the_update_without_a_restart() {
     use sensor_tests::gate::{eicar_hdb_line, hdb_line, noise, write_file, Expect, SensorOpts};
@@ -682,6 +683,38 @@ fn a_running_sensor_picks_up_the_update_without_a_restart() {
         v["reloads"].as_u64().unwrap_or(0) >= 1
     });
     s.expect([Expect::denied(&file).because("version 2, recompiled and reloaded, knows the file")]);
+    let r = s.wait_audit("db_update (ok)", Duration::from_secs(20), |r| {
+        r["kind"] == "db_update"
+            && r["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("ok (exit 0)"))
+    });
+    let m = r["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("sensor db update: ok (exit 0): test.cvd updated to 2 (whole file)"),
+        "{m}"
+    );
+
+    // A tampered version 3: refused (exit 54), the running sensor keeps version 2 and records the failure.
+    let mut v3 = cvd("test", 3, &[("test.hdb", old.as_bytes())], &c.key);
+    let last = v3.len() - 20;
+    v3[last] ^= 0x55;
+    publish(&n, "ok", "test.cvd", &v3);
+    let notify = ["--notify-socket", socket.to_str().unwrap()];
+    let o = c.run(&conf, &notify);
+    assert_eq!(o.status.code(), Some(54), "{}", stderr(&o));
+    let r = s.wait_audit("db_update (failed)", Duration::from_secs(20), |r| {
+        r["kind"] == "db_update"
+            && r["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("failed (exit 54)"))
+    });
+    let m = r["message"].as_str().unwrap();
+    assert!(
+        m.contains("test failed: verification failed: test.cvd from "),
+        "{m}"
+    );
+    s.expect([Expect::denied(&file).because("the failed update left version 2 in use")]);
 }
 
 /// The versions of the cdiff chain: 1 is local, the mirror has up to this one.

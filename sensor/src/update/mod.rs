@@ -4,7 +4,8 @@
 //! A run: settings (`settings`) -> the state file and its cool-downs (`state`) -> jitter -> for each
 //! database, each mirror not on cool-down in turn (`fetch`, over `http`) -> the verified downloads
 //! test-loaded and renamed into place, the compiled database rebuilt (`install`) -> a running sensor told
-//! `RELOAD` -> one summary line per database, or one JSON object (`--json`).
+//! `RELOAD` -> one summary line per database, or one JSON object (`--json`) -> the run's result told to
+//! a running sensor (`UPDATED <summary>`, whatever the result), for its audit log.
 //!
 //! Owns: the exit codes (freshclam's: 0 up to date, updated or on cool-down; 11 refused by every mirror
 //! with 429/403; 52 network; 54 verification; 56 configuration; 57 cannot create a file; 58 cannot read
@@ -77,6 +78,14 @@ pub fn run(args: &UpdateArgs) -> u8 {
         out.note(n);
     }
     let code = update(&settings, &mut out);
+    if let Some(socket) = &settings.notify_socket {
+        let req = crate::control::updated_request(&out.summary(code));
+        if let Err(e) = install::ask(socket, &req) {
+            out.warn(&format!(
+                "the running sensor could not be told this run's result: {e}"
+            ));
+        }
+    }
     out.finish(code);
     code
 }
@@ -315,6 +324,37 @@ impl Output {
     fn fail(&mut self, code: u8, e: String) -> u8 {
         self.error = Some(e);
         code
+    }
+
+    /// One line for a running sensor's audit log: the exit code and each database's result.
+    fn summary(&self, code: u8) -> String {
+        let mut parts: Vec<String> = self
+            .lines
+            .iter()
+            .map(|l| match l {
+                Line::UpToDate { file, version, .. } => format!("{file} up to date ({version})"),
+                Line::Updated {
+                    file, header, via, ..
+                } => {
+                    let how = match via {
+                        Via::Cdiffs { applied, expected } => {
+                            format!("{applied}/{expected} cdiffs")
+                        }
+                        Via::Whole => "whole file".into(),
+                    };
+                    format!("{file} updated to {} ({how})", header.version)
+                }
+                Line::Failed { db, failure } => format!("{db} failed: {}", failure.text()),
+            })
+            .collect();
+        if self.cooldown {
+            parts.push("every mirror on cool-down".into());
+        }
+        if let Some(e) = &self.error {
+            parts.push(format!("failed: {e}"));
+        }
+        let what = if code == 0 { "ok" } else { "failed" };
+        format!("{what} (exit {code}): {}", parts.join("; "))
     }
 
     fn finish(mut self, code: u8) {
