@@ -12,9 +12,11 @@
 //! from the server) and the output. Never: loads anything into a running sensor itself, or touches the
 //! engine's signed-database API except through `patching`.
 //!
-//! DNS TXT lookups are not implemented: the remote version always comes from the HTTP header probe, as
-//! with freshclam's `--no-dns`.
+//! The remote versions come from the DNS TXT record where DNS is allowed (`dns`), once per run; a
+//! database the record does not name (`test`), or a record that is missing or invalid, falls back to the
+//! HTTP header probe, as freshclam does.
 
+mod dns;
 mod fetch;
 mod http;
 mod install;
@@ -149,6 +151,10 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
         Ok(c) => c,
         Err(e) => return out.fail(EXIT_CONFIG, e),
     };
+    let versions = settings
+        .dns
+        .as_deref()
+        .and_then(|name| dns_versions(name, out));
     let mut staged: Vec<Staged> = Vec::new();
     // Mirrors that refused us during this run: not asked again for the next database, even with --force.
     let mut refused: Vec<&str> = Vec::new();
@@ -165,6 +171,7 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
                 keys: &keys,
                 mirror: m,
                 db,
+                dns_version: versions.as_ref().and_then(|v| v.of(db)),
             };
             let r = job.run(local.as_ref());
             if let Err(Failure::Refused {
@@ -240,6 +247,29 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
         );
     }
     failed.unwrap_or(0)
+}
+
+/// The version record, or None (noted) when it cannot be had: the header probes decide then.
+fn dns_versions(name: &str, out: &mut Output) -> Option<dns::Versions> {
+    match dns::lookup(name, &dns::system_nameservers(), dns::TIMEOUT) {
+        Ok(txt) => {
+            let v = dns::Versions::parse(&txt);
+            if v.software().is_none() || v.0.len() < 3 {
+                out.note(&format!(
+                    "invalid DNS reply from {name} ('{txt}'): falling back to HTTP"
+                ));
+                return None;
+            }
+            out.note(&format!("versions from DNS ({name}): {txt}"));
+            Some(v)
+        }
+        Err(e) => {
+            out.note(&format!(
+                "DNS lookup of {name} failed ({e}): falling back to HTTP"
+            ));
+            None
+        }
+    }
 }
 
 /// An exclusive lock on the database directory for this run.
