@@ -107,8 +107,9 @@ pub enum DbCommand {
     /// Show what a database gives: per file and signature type, the signatures loaded and the lines skipped
     /// with the reason (a compiled database answers for the files it was built from).
     Info(InfoArgs),
-    /// Download the latest ClamAV databases as freshclam does (HTTP header probe, cdiffs, else the whole
-    /// .cvd), verify them, test-load them and rename them into place; then optionally recompile a compiled
+    /// Download the latest ClamAV databases as freshclam does (DNS TXT record or HTTP header probe,
+    /// cdiffs, else the whole .cvd), verify them, test-load them and rename them into place; then
+    /// optionally recompile a compiled
     /// database and tell a running sensor to reload. Exit 0 when up to date, updated or on a mirror's
     /// cool-down; freshclam's codes otherwise (52 network, 54 verification, 56 configuration, 57 cannot
     /// create a file, 58 cannot read from the server, 11 refused by the mirror with 429/403).
@@ -157,8 +158,9 @@ pub struct UpdateArgs {
     /// Update only this database (repeatable; default main, daily and bytecode).
     #[arg(long = "update-db", value_name = "NAME")]
     pub update_db: Vec<String>,
-    /// Accepted for freshclam's scripts. DNS TXT lookups are not implemented: the remote version always
-    /// comes from the HTTP header probe (a Range request for the first 512 bytes of <db>.cvd).
+    /// Do not ask DNS for the versions (the TXT record of DNSDatabaseInfo, default
+    /// current.cvd.clamav.net): the HTTP header probe decides (a Range request for the first 512 bytes
+    /// of <db>.cvd), as it does for a database the record does not name.
     #[arg(long = "no-dns")]
     pub no_dns: bool,
     /// Contact a mirror even while it is on a 429/403 cool-down (with a warning).
@@ -176,7 +178,8 @@ pub struct UpdateArgs {
     #[arg(long, value_name = "FILE")]
     pub compile: Option<PathBuf>,
     /// After an update, send RELOAD on a running sensor's control socket (`sensor run --socket PATH`;
-    /// TOML: [update] notify_socket; freshclam.conf: NotifyClamd <clamd.conf> with OnAccessControlSocket).
+    /// TOML: [update] notify_socket; freshclam.conf: NotifyClamd <clamd.conf> with OnAccessControlSocket);
+    /// after every run, its result for the sensor's audit log (a `db_update` record).
     #[arg(long = "notify-socket", value_name = "PATH")]
     pub notify_socket: Option<PathBuf>,
 }

@@ -48,3 +48,15 @@ pub fn cvd_key() -> Option<std::path::PathBuf> {
     }
     std::env::var_os(CVD_KEY).map(std::path::PathBuf::from)
 }
+
+/// `IP:PORT` of a stub DNS server that `sensor db update` asks instead of the nameservers of
+/// `/etc/resolv.conf`, so the end-to-end tests can answer the version TXT record on loopback.
+pub const DNS_SERVER: &str = "SENSOR_TEST_DNS_SERVER";
+
+/// The address of [`DNS_SERVER`], if set and valid.
+pub fn dns_server() -> Option<std::net::SocketAddr> {
+    if !cfg!(feature = "test-hooks") {
+        return None;
+    }
+    std::env::var(DNS_SERVER).ok()?.parse().ok()
+}

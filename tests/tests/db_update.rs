@@ -542,7 +542,8 @@ fn a_dead_mirror_falls_through_to_the_next() {
 
 /// The whole chain a site runs: `sensor run` on a compiled database, `sensor db update --compile
 /// --notify-socket` fetches a newer CVD, recompiles and sends RELOAD; the running gate then denies a file
-/// only the new database knows, without a restart.
+/// only the new database knows, without a restart. Each run's result lands in the sensor's audit log as a
+/// `db_update` record, a failed run's too (issue 15).
 #[test]
 fn a_running_sensor_picks_up_the_update_without_a_restart() {
     use sensor_tests::gate::{eicar_hdb_line, hdb_line, noise, write_file, Expect, SensorOpts};
@@ -613,6 +614,38 @@ fn a_running_sensor_picks_up_the_update_without_a_restart() {
         v["reloads"].as_u64().unwrap_or(0) >= 1
     });
     s.expect([Expect::denied(&file).because("version 2, recompiled and reloaded, knows the file")]);
+    let r = s.wait_audit("db_update (ok)", Duration::from_secs(20), |r| {
+        r["kind"] == "db_update"
+            && r["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("ok (exit 0)"))
+    });
+    let m = r["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("sensor db update: ok (exit 0): test.cvd updated to 2 (whole file)"),
+        "{m}"
+    );
+
+    // A tampered version 3: refused (exit 54), the running sensor keeps version 2 and records the failure.
+    let mut v3 = cvd("test", 3, &[("test.hdb", old.as_bytes())], &c.key);
+    let last = v3.len() - 20;
+    v3[last] ^= 0x55;
+    publish(&n, "ok", "test.cvd", &v3);
+    let notify = ["--notify-socket", socket.to_str().unwrap()];
+    let o = c.run(&conf, &notify);
+    assert_eq!(o.status.code(), Some(54), "{}", stderr(&o));
+    let r = s.wait_audit("db_update (failed)", Duration::from_secs(20), |r| {
+        r["kind"] == "db_update"
+            && r["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("failed (exit 54)"))
+    });
+    let m = r["message"].as_str().unwrap();
+    assert!(
+        m.contains("test failed: verification failed: test.cvd from "),
+        "{m}"
+    );
+    s.expect([Expect::denied(&file).because("the failed update left version 2 in use")]);
 }
 
 /// The versions of the cdiff chain: 1 is local, the mirror has up to this one.
@@ -923,4 +956,153 @@ fn whole_cvd_after_a_bad_cdiff(n: &Nginx, dir: &str, bad: Vec<u8>, why: &str, wa
     assert!(!c.db().join("test.cld").exists(), "{dir}");
     let wanted: Vec<String> = wanted.iter().map(|w| format!("GET /{dir}/{w}")).collect();
     assert_eq!(requests_under(n, dir), wanted, "{dir}");
+}
+
+/// A stub DNS server on loopback: answers every TXT query with the record in `txt` (RFC 1035, the owner
+/// name compressed to the question), until dropped.
+struct StubDns {
+    addr: std::net::SocketAddr,
+    txt: std::sync::Arc<std::sync::Mutex<String>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    queries: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl StubDns {
+    fn start(txt: &str) -> StubDns {
+        use std::sync::atomic::Ordering;
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let dns = StubDns {
+            addr: sock.local_addr().unwrap(),
+            txt: Default::default(),
+            stop: Default::default(),
+            queries: Default::default(),
+        };
+        dns.set(txt);
+        let (record, stop, queries) = (dns.txt.clone(), dns.stop.clone(), dns.queries.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while !stop.load(Ordering::Relaxed) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                queries.fetch_add(1, Ordering::Relaxed);
+                let txt = record.lock().unwrap().clone();
+                let mut a = buf[..n].to_vec();
+                a[2] = 0x81; // QR, RD
+                a[3] = 0x80; // RA, NOERROR
+                a[7] = 1; // ANCOUNT
+                a.extend_from_slice(&[0xc0, 12, 0, 16, 0, 1, 0, 0, 7, 8]);
+                a.extend_from_slice(&(txt.len() as u16 + 1).to_be_bytes());
+                a.push(txt.len() as u8);
+                a.extend_from_slice(txt.as_bytes());
+                sock.send_to(&a, from).unwrap();
+            }
+        });
+        dns
+    }
+
+    fn set(&self, txt: &str) {
+        *self.txt.lock().unwrap() = txt.to_string();
+    }
+
+    fn queries(&self) -> usize {
+        self.queries.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for StubDns {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// `sensor db update --update-db daily` with DNS on, asking `dns`.
+fn run_daily_with_dns(c: &Client, conf: &Path, dns: &StubDns) -> Output {
+    let out = Command::new(sensor_bin().expect("sensor builds"))
+        .args(["db", "update", "--update-db", "daily", "--config-file"])
+        .arg(conf)
+        .env("SENSOR_TEST_CVD_KEY", c.dir.path().join("key"))
+        .env("SENSOR_TEST_DNS_SERVER", dns.addr.to_string())
+        .output()
+        .unwrap();
+    eprintln!(
+        "---- sensor db update (DNS): {:?}\n{}{}----",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// freshclam's DNS path (UPDATE.md §2.1): the TXT record's daily field is the remote version. Up to date
+/// by DNS: the mirror is not contacted at all. Newer by DNS: cdiffs, then the whole file, with no header
+/// probe. An invalid record: the header probe decides.
+#[test]
+fn the_dns_record_gives_the_version_and_spares_the_header_probe() {
+    let t = "the_dns_record_gives_the_version_and_spares_the_header_probe";
+    let Some(n) = Nginx::start(t) else { return };
+    let c = Client::new();
+    let daily = |v: u32| cvd("daily", v, &[("daily.hdb", HDB)], &c.key);
+    std::fs::write(c.db().join("daily.cvd"), daily(1)).unwrap();
+    publish(&n, "dns", "daily.cvd", &daily(2));
+    // The later DNSDatabaseInfo wins over the helper's `no`.
+    let conf = c.conf(&n.url("dns"), "DNSDatabaseInfo current.cvd.test\n");
+    let dns = StubDns::start("1.4.3:62:1:1734000000:1:90:0:339");
+
+    let o = run_daily_with_dns(&c, &conf, &dns);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).contains("versions from DNS (current.cvd.test): 1.4.3:62:1:"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("daily.cvd is up to date (version: 1)"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(dns.queries(), 1);
+    assert_eq!(n.requests(), Vec::<String>::new(), "DNS said: up to date");
+
+    dns.set("1.4.3:62:2:1734000000:1:90:0:339");
+    let o = run_daily_with_dns(&c, &conf, &dns);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("daily.cvd updated (version: 2, "),
+        "{}",
+        stdout(&o)
+    );
+    let uris: Vec<String> = n
+        .requests()
+        .iter()
+        .map(|r| r.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        uris,
+        [
+            "GET /dns/daily-2.cdiff 404",
+            "GET /dns/daily-2.cdiff 404",
+            "GET /dns/daily.cvd 200"
+        ],
+        "no Range probe: DNS gave the version"
+    );
+
+    dns.set("not a version record");
+    let o = run_daily_with_dns(&c, &conf, &dns);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("invalid DNS reply from current.cvd.test"),
+        "{}",
+        stdout(&o)
+    );
+    let reqs = n.requests();
+    assert_eq!(reqs.len(), 4, "{reqs:#?}");
+    assert!(
+        reqs[3].starts_with("GET /dns/daily.cvd 206 ")
+            || reqs[3].starts_with("GET /dns/daily.cvd 304 "),
+        "the header probe decides: {}",
+        reqs[3]
+    );
 }

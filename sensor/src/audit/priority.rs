@@ -122,7 +122,9 @@ impl Severity {
             Kind::Deny | Kind::ExecKill => Severity::Warning,
             Kind::Error => Severity::Error,
             Kind::Timeout | Kind::Loss => Severity::Warning,
-            Kind::Quarantine | Kind::DbReload | Kind::Mode | Kind::DirMove => Severity::Notice,
+            Kind::Quarantine | Kind::DbReload | Kind::DbUpdate | Kind::Mode | Kind::DirMove => {
+                Severity::Notice
+            }
             Kind::DbLoad => Severity::Info,
         }
     }

@@ -31,6 +31,8 @@ pub enum Kind {
     DbLoad,
     /// Signature database reloaded (SIGHUP), or a reload refused (old database kept).
     DbReload,
+    /// `sensor db update` ran and told the running sensor its result (updated, up to date or failed).
+    DbUpdate,
     /// The sensor started or stopped, or its mode changed (prevent, notify-only).
     Mode,
     /// Events lost: kernel queue overflow, eBPF ring-buffer drops, full scan queue, audit drops.

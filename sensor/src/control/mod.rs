@@ -9,10 +9,13 @@
 //! - `VERSION`: `sensor VERSION/DATABASE VERSION/SIGNATURES` (clamd answers `ClamAV VERSION/DB/DATE`);
 //! - `RELOAD`: `RELOADING`, as clamd: the configuration and database are reloaded as on SIGHUP (what
 //!   `sensor db update` sends after an update);
+//! - `UPDATED <summary>`: `OK`; `sensor db update` reports each run's result (updated, up to date or
+//!   failed), which the running sensor writes to its audit log as a `db_update` record;
 //! - anything else: `UNKNOWN COMMAND`.
 //!
-//! Both sides bound every wait: a request is at most [`MAX_REQUEST`] bytes and must arrive within
-//! [`IO_BUDGET`], and the answer must be taken within it too.
+//! Both sides bound every wait: a request is at most [`MAX_REQUEST`] bytes ([`MAX_UPDATED`] for
+//! `UPDATED`, whose summary needs the room) and must arrive within [`IO_BUDGET`], and the answer must be
+//! taken within it too.
 
 mod client;
 mod render;
@@ -24,6 +27,12 @@ use std::time::Duration;
 /// Longest request line accepted, terminator included.
 pub const MAX_REQUEST: usize = 64;
 
+/// Longest `UPDATED` request, terminator included: a summary line of a few databases' results (the
+/// client cuts its summary to fit). Every other command keeps [`MAX_REQUEST`] (see [`complete`]).
+pub const MAX_UPDATED: usize = 512;
+
+const UPDATED: &[u8] = b"UPDATED ";
+
 /// Time a connection may take to send its request, and again to take the answer.
 pub const IO_BUDGET: Duration = Duration::from_secs(2);
 
@@ -33,6 +42,8 @@ pub enum Command {
     Ping,
     Version,
     Reload,
+    /// `UPDATED <summary>`: the summary is [`argument`].
+    Updated,
     Unknown,
 }
 
@@ -43,9 +54,43 @@ pub struct Request {
     pub terminator: u8,
 }
 
-/// Whether `buf` holds a whole request (a terminator arrived).
+/// Whether `buf` holds a whole request: a terminator arrived, or it reached [`MAX_REQUEST`] without
+/// being an `UPDATED` request (the server reads at most [`MAX_UPDATED`] bytes of those).
 pub fn complete(buf: &[u8]) -> bool {
     buf.iter().any(|&b| b == b'\n' || b == 0)
+        || (buf.len() >= MAX_REQUEST && !buf.starts_with(UPDATED))
+}
+
+/// The text after the command word (the summary of `UPDATED`), up to the terminator, with control
+/// characters replaced, so that it cannot forge lines in a log.
+pub fn argument(buf: &[u8]) -> String {
+    let end = buf
+        .iter()
+        .position(|&b| b == b'\n' || b == 0)
+        .unwrap_or(buf.len());
+    let line = String::from_utf8_lossy(&buf[..end]);
+    let rest = line.trim().split_once(' ').map(|(_, r)| r).unwrap_or("");
+    rest.trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// The `UPDATED` request for `summary`, cut to fit [`MAX_UPDATED`] (on a character boundary) and
+/// kept on one line.
+pub fn updated_request(summary: &str) -> Vec<u8> {
+    let mut text: String = summary
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let room = MAX_UPDATED - UPDATED.len() - 1;
+    if text.len() > room {
+        text.truncate(text.floor_char_boundary(room));
+    }
+    let mut out = UPDATED.to_vec();
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'\n');
+    out
 }
 
 /// The request at the start of `buf`; a request cut off by the size limit or the client's close counts
@@ -65,6 +110,12 @@ pub fn parse(buf: &[u8]) -> Request {
         "RELOAD" => Some(Command::Reload),
         _ => None,
     };
+    if buf.starts_with(UPDATED) {
+        return Request {
+            command: Command::Updated,
+            terminator,
+        };
+    }
     // clamd's `nCMD` / `zCMD`: only when what follows the prefix is a command (no command starts so).
     let command = plain(word)
         .or_else(|| {
@@ -128,5 +179,28 @@ mod tests {
         assert!(!complete(b"STAT"));
         assert!(complete(b"STATUS\n"));
         assert!(complete(b"zPING\0"));
+        assert!(
+            complete(&[b'x'; MAX_REQUEST]),
+            "other commands stop at 64 bytes"
+        );
+        let mut long = b"UPDATED ".to_vec();
+        long.extend([b'x'; MAX_REQUEST]);
+        assert!(!complete(&long), "UPDATED may be longer");
+    }
+
+    #[test]
+    fn updated_carries_a_one_line_summary_that_fits() {
+        let req = updated_request("exit 0: daily.cld updated\n(version: 5)");
+        assert_eq!(req, b"UPDATED exit 0: daily.cld updated (version: 5)\n");
+        assert_eq!(cmd(&req), Command::Updated);
+        assert_eq!(argument(&req), "exit 0: daily.cld updated (version: 5)");
+        let long = updated_request(&"é".repeat(MAX_UPDATED));
+        assert!(long.len() <= MAX_UPDATED, "{}", long.len());
+        assert!(
+            std::str::from_utf8(&long).is_ok(),
+            "cut on a character boundary"
+        );
+        assert_eq!(argument(b"UPDATED a\x1b[2Jb\n"), "a [2Jb");
+        assert_eq!(cmd(b"UPDATEDx\n"), Command::Unknown);
     }
 }

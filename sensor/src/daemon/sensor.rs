@@ -190,7 +190,7 @@ impl Sensor {
                 notes_dropped: Arc::clone(&a.trail.dropped),
             });
         }
-        let servers = start_servers(control_socket, metrics_listener, &status);
+        let servers = start_servers(control_socket, metrics_listener, &status, trail.clone());
         let fail = if cfg.deny_on_error {
             FailPolicy::Deny
         } else {

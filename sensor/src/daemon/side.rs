@@ -2,6 +2,7 @@
 //! servers, and directory-move reporting. One that cannot start is a warning, never a failed start.
 
 use super::moves;
+use crate::audit::enricher::Trail;
 use crate::config::RunConfig;
 use crate::gate::worker;
 use crate::observe::{control_server, metrics, status};
@@ -14,10 +15,15 @@ pub(super) fn start_servers(
     control_socket: Option<control_server::Bound>,
     metrics_listener: Option<std::net::TcpListener>,
     status: &Arc<status::Status>,
+    trail: Option<Arc<Trail>>,
 ) -> Vec<Service> {
     let mut servers = Vec::new();
     if let Some(b) = control_socket {
-        match control_server::start(b, Arc::clone(status)) {
+        let ctx = control_server::Context {
+            status: Arc::clone(status),
+            trail,
+        };
+        match control_server::start(b, ctx) {
             Ok(s) => servers.push(s),
             Err(e) => eprintln!("sensor run: warning: control socket not served: {e}"),
         }

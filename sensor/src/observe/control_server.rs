@@ -6,7 +6,9 @@
 //! sensor that died is replaced; a live one (something answers a connect) or a file that is not a
 //! socket is an error, never overwritten. The file is removed at stop, unless it was replaced meanwhile.
 
-use crate::control::{self, Command, IO_BUDGET, MAX_REQUEST};
+use crate::audit::enricher::{Note, Trail};
+use crate::audit::Kind;
+use crate::control::{self, Command, IO_BUDGET, MAX_UPDATED};
 use crate::observe::serve::{self, Listen};
 use crate::observe::status::{Status, VERSION};
 use crate::service::Service;
@@ -131,8 +133,15 @@ impl Listen for Bound {
     }
 }
 
+/// What the server answers with: the status, and the audit trail (when the sensor keeps an audit log).
+pub struct Context {
+    pub status: Arc<Status>,
+    pub trail: Option<Arc<Trail>>,
+}
+
 /// The answer to one request, without its terminator.
-fn answer(command: Command, status: &Status) -> String {
+fn answer(command: Command, req: &[u8], ctx: &Context) -> String {
+    let status = &ctx.status;
     match command {
         Command::Status => status.snapshot().to_string(),
         Command::Ping => "PONG".into(),
@@ -150,29 +159,40 @@ fn answer(command: Command, status: &Status) -> String {
                 format!("ERROR {}", io::Error::last_os_error())
             }
         }
+        Command::Updated => {
+            // The trail's queue never blocks this thread: a full queue drops the note and counts it.
+            if let Some(t) = &ctx.trail {
+                t.note(Note {
+                    message: Some(format!("sensor db update: {}", control::argument(req))),
+                    ..Note::new(Kind::DbUpdate)
+                });
+            }
+            "OK".into()
+        }
         Command::Unknown => "UNKNOWN COMMAND".into(),
     }
 }
 
 /// The answer to a request, terminator included; nothing for a client that closed without asking.
-fn respond(req: &[u8], status: &Status) -> Option<Vec<u8>> {
+fn respond(req: &[u8], ctx: &Context) -> Option<Vec<u8>> {
     if req.is_empty() {
         return None; // connected and closed: nothing to answer
     }
-    let req = control::parse(req);
-    let mut out = answer(req.command, status).into_bytes();
-    out.push(req.terminator);
+    let parsed = control::parse(req);
+    let mut out = answer(parsed.command, req, ctx).into_bytes();
+    out.push(parsed.terminator);
     Some(out)
 }
 
 /// Serves `bound` on thread `control` until the returned service is dropped.
-pub fn start(bound: Bound, status: Arc<Status>) -> io::Result<Service> {
+pub fn start(bound: Bound, ctx: Context) -> io::Result<Service> {
     let protocol = serve::Protocol {
-        max_request: MAX_REQUEST,
+        // `control::complete` ends every other request at MAX_REQUEST bytes.
+        max_request: MAX_UPDATED,
         budget: IO_BUDGET,
         complete: control::complete,
-        counters: Arc::clone(&status.counters),
-        answer: move |req: &[u8]| respond(req, &status),
+        counters: Arc::clone(&ctx.status.counters),
+        answer: move |req: &[u8]| respond(req, &ctx),
     };
     serve::spawn("control", bound, protocol)
 }
@@ -184,13 +204,16 @@ mod tests {
     use crate::observe::status::Counters;
     use std::io::{Read, Write};
 
-    fn status() -> Arc<Status> {
-        Arc::new(Status::new(
-            Arc::new(Counters::default()),
-            "prevent",
-            DbInfo::for_tests(3),
-            std::time::Instant::now(),
-        ))
+    fn status() -> Context {
+        Context {
+            status: Arc::new(Status::new(
+                Arc::new(Counters::default()),
+                "prevent",
+                DbInfo::for_tests(3),
+                std::time::Instant::now(),
+            )),
+            trail: None,
+        }
     }
 
     fn ask(path: &Path, req: &[u8]) -> String {
@@ -218,6 +241,7 @@ mod tests {
             format!("sensor {VERSION}/sha256:0123456789abcdef/3\n")
         );
         assert_eq!(ask(&p, b"SCAN /etc\n"), "UNKNOWN COMMAND\n");
+        assert_eq!(ask(&p, b"UPDATED exit 0: up to date\n"), "OK\n");
     }
 
     #[test]

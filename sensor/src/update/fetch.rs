@@ -1,4 +1,5 @@
-//! One database from one mirror, as freshclam fetches it (UPDATE.md §2.1-2.6): the header probe, then the
+//! One database from one mirror, as freshclam fetches it (UPDATE.md §2.1-2.6): the remote version from
+//! the DNS record when it names the database, else from the header probe; then the
 //! cdiffs from the local version up, patched into a temporary `.cld`, else the whole `.cvd` into a
 //! temporary file; either is verified before it is handed on.
 //!
@@ -144,6 +145,8 @@ pub struct Job<'a> {
     pub keys: &'a Keys,
     pub mirror: &'a str,
     pub db: &'a str,
+    /// The remote version from the DNS TXT record, when it names this database: no header probe then.
+    pub dns_version: Option<u32>,
 }
 
 impl Job<'_> {
@@ -165,6 +168,40 @@ impl Job<'_> {
     }
 
     pub fn run(&self, local: Option<&Local>) -> Result<Outcome, Failure> {
+        let (remote, ext) = match self.dns_version {
+            Some(v) => match local {
+                Some(l) if v <= l.header.version => {
+                    return Ok(Outcome::UpToDate {
+                        file: l.file_name(),
+                        version: l.header.version,
+                    })
+                }
+                _ => (v, "cvd"),
+            },
+            None => match self.probe(local)? {
+                Ok(found) => found,
+                Err(up_to_date) => return Ok(up_to_date),
+            },
+        };
+        let mut fallback = None;
+        if let (Some(l), true) = (local, self.settings.scripted_updates) {
+            match self.by_cdiffs(l, remote)? {
+                Ok(staged) => return Ok(Outcome::Staged(staged)),
+                Err(why) => fallback = Some(why),
+            }
+        }
+        let mut staged = self.whole(ext, local)?;
+        staged.fallback = fallback;
+        Ok(Outcome::Staged(staged))
+    }
+
+    /// The remote version and the file to fetch by HTTP (the first 512 bytes of `<db>.cvd`, as freshclam
+    /// without DNS); `Ok(Err(_))` when the mirror says the local file is up to date.
+    #[allow(clippy::type_complexity)]
+    fn probe(
+        &self,
+        local: Option<&Local>,
+    ) -> Result<Result<(u32, &'static str), Outcome>, Failure> {
         let exts: &[&'static str] = if self.settings.private_mirror {
             &["cld", "cvd"]
         } else {
@@ -189,37 +226,23 @@ impl Job<'_> {
                 self.db, self.mirror
             )));
         };
-        let remote = match (probe, local) {
-            (Probe::NotModified, Some(l)) => {
-                return Ok(Outcome::UpToDate {
-                    file: l.file_name(),
-                    version: l.header.version,
-                })
-            }
-            (Probe::NotModified, None) => {
-                return Err(Failure::Server(format!(
-                    "{}: 304 Not Modified to a request without If-Modified-Since",
-                    self.url(&format!("{}.{ext}", self.db))
-                )))
-            }
+        match (probe, local) {
+            (Probe::NotModified, Some(l)) => Ok(Err(Outcome::UpToDate {
+                file: l.file_name(),
+                version: l.header.version,
+            })),
+            (Probe::NotModified, None) => Err(Failure::Server(format!(
+                "{}: 304 Not Modified to a request without If-Modified-Since",
+                self.url(&format!("{}.{ext}", self.db))
+            ))),
             (Probe::Remote(h), Some(l)) if h.version <= l.header.version => {
-                return Ok(Outcome::UpToDate {
+                Ok(Err(Outcome::UpToDate {
                     file: l.file_name(),
                     version: l.header.version,
-                })
+                }))
             }
-            (Probe::Remote(h), _) => h,
-        };
-        let mut fallback = None;
-        if let (Some(l), true) = (local, self.settings.scripted_updates) {
-            match self.by_cdiffs(l, remote.version)? {
-                Ok(staged) => return Ok(Outcome::Staged(staged)),
-                Err(why) => fallback = Some(why),
-            }
+            (Probe::Remote(h), _) => Ok(Ok((h.version, ext))),
         }
-        let mut staged = self.whole(ext, local)?;
-        staged.fallback = fallback;
-        Ok(Outcome::Staged(staged))
     }
 
     /// The cdiffs `local+1 ..= remote`, patched into a temporary `.cld`. `Ok(Err(why))`: none could be

@@ -129,11 +129,16 @@ fn already(done: &Installed) -> String {
 
 /// Sends `RELOAD` on a running sensor's control socket; its answer, trimmed.
 pub fn notify(socket: &Path) -> Result<String, String> {
+    ask(socket, b"RELOAD\n")
+}
+
+/// Sends one control request (`crate::control`) and returns the answer.
+pub fn ask(socket: &Path, request: &[u8]) -> Result<String, String> {
     let at = |e: std::io::Error| format!("{}: {e}", socket.display());
     let mut s = UnixStream::connect(socket).map_err(at)?;
     s.set_read_timeout(Some(NOTIFY_TIMEOUT)).map_err(at)?;
     s.set_write_timeout(Some(NOTIFY_TIMEOUT)).map_err(at)?;
-    s.write_all(b"RELOAD\n").map_err(at)?;
+    s.write_all(request).map_err(at)?;
     let _ = s.shutdown(std::net::Shutdown::Write);
     let mut answer = Vec::new();
     s.take(MAX_ANSWER).read_to_end(&mut answer).map_err(at)?;

@@ -109,6 +109,8 @@ fn settings_for(args: &MirrorArgs) -> Result<(Settings, u32), String> {
         receive_timeout: Some(RECEIVE_TIMEOUT),
         proxy: None,
         test_databases: false,
+        // The mirror probes its upstream's headers itself; the public record says nothing about it.
+        dns: None,
         databases,
         notify_socket: None,
         compile: None,

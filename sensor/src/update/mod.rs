@@ -4,16 +4,19 @@
 //! A run: settings (`settings`) -> the state file and its cool-downs (`state`) -> jitter -> for each
 //! database, each mirror not on cool-down in turn (`fetch`, over `http`) -> the verified downloads
 //! test-loaded and renamed into place, the compiled database rebuilt (`install`) -> a running sensor told
-//! `RELOAD` -> one summary line per database, or one JSON object (`--json`).
+//! `RELOAD` -> one summary line per database, or one JSON object (`--json`) -> the run's result told to
+//! a running sensor (`UPDATED <summary>`, whatever the result), for its audit log.
 //!
 //! Owns: the exit codes (freshclam's: 0 up to date, updated or on cool-down; 11 refused by every mirror
 //! with 429/403; 52 network; 54 verification; 56 configuration; 57 cannot create a file; 58 cannot read
 //! from the server) and the output. Never: loads anything into a running sensor itself, or touches the
 //! engine's signed-database API except through `patching`.
 //!
-//! DNS TXT lookups are not implemented: the remote version always comes from the HTTP header probe, as
-//! with freshclam's `--no-dns`.
+//! The remote versions come from the DNS TXT record where DNS is allowed (`dns`), once per run; a
+//! database the record does not name (`test`), or a record that is missing or invalid, falls back to the
+//! HTTP header probe, as freshclam does.
 
+mod dns;
 mod fetch;
 mod http;
 mod install;
@@ -77,6 +80,14 @@ pub fn run(args: &UpdateArgs) -> u8 {
         out.note(n);
     }
     let code = update(&settings, &mut out);
+    if let Some(socket) = &settings.notify_socket {
+        let req = crate::control::updated_request(&out.summary(code));
+        if let Err(e) = install::ask(socket, &req) {
+            out.warn(&format!(
+                "the running sensor could not be told this run's result: {e}"
+            ));
+        }
+    }
     out.finish(code);
     code
 }
@@ -140,6 +151,10 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
         Ok(c) => c,
         Err(e) => return out.fail(EXIT_CONFIG, e),
     };
+    let versions = settings
+        .dns
+        .as_deref()
+        .and_then(|name| dns_versions(name, out));
     let mut staged: Vec<Staged> = Vec::new();
     // Mirrors that refused us during this run: not asked again for the next database, even with --force.
     let mut refused: Vec<&str> = Vec::new();
@@ -156,6 +171,7 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
                 keys: &keys,
                 mirror: m,
                 db,
+                dns_version: versions.as_ref().and_then(|v| v.of(db)),
             };
             let r = job.run(local.as_ref());
             if let Err(Failure::Refused {
@@ -231,6 +247,29 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
         );
     }
     failed.unwrap_or(0)
+}
+
+/// The version record, or None (noted) when it cannot be had: the header probes decide then.
+fn dns_versions(name: &str, out: &mut Output) -> Option<dns::Versions> {
+    match dns::lookup(name, &dns::system_nameservers(), dns::TIMEOUT) {
+        Ok(txt) => {
+            let v = dns::Versions::parse(&txt);
+            if v.software().is_none() || v.0.len() < 3 {
+                out.note(&format!(
+                    "invalid DNS reply from {name} ('{txt}'): falling back to HTTP"
+                ));
+                return None;
+            }
+            out.note(&format!("versions from DNS ({name}): {txt}"));
+            Some(v)
+        }
+        Err(e) => {
+            out.note(&format!(
+                "DNS lookup of {name} failed ({e}): falling back to HTTP"
+            ));
+            None
+        }
+    }
 }
 
 /// An exclusive lock on the database directory for this run.
@@ -315,6 +354,37 @@ impl Output {
     fn fail(&mut self, code: u8, e: String) -> u8 {
         self.error = Some(e);
         code
+    }
+
+    /// One line for a running sensor's audit log: the exit code and each database's result.
+    fn summary(&self, code: u8) -> String {
+        let mut parts: Vec<String> = self
+            .lines
+            .iter()
+            .map(|l| match l {
+                Line::UpToDate { file, version, .. } => format!("{file} up to date ({version})"),
+                Line::Updated {
+                    file, header, via, ..
+                } => {
+                    let how = match via {
+                        Via::Cdiffs { applied, expected } => {
+                            format!("{applied}/{expected} cdiffs")
+                        }
+                        Via::Whole => "whole file".into(),
+                    };
+                    format!("{file} updated to {} ({how})", header.version)
+                }
+                Line::Failed { db, failure } => format!("{db} failed: {}", failure.text()),
+            })
+            .collect();
+        if self.cooldown {
+            parts.push("every mirror on cool-down".into());
+        }
+        if let Some(e) = &self.error {
+            parts.push(format!("failed: {e}"));
+        }
+        let what = if code == 0 { "ok" } else { "failed" };
+        format!("{what} (exit {code}): {}", parts.join("; "))
     }
 
     fn finish(mut self, code: u8) {

@@ -22,6 +22,8 @@ pub const DEFAULT_CONFIG: &str = "/etc/clamav/freshclam.conf";
 /// freshclam's defaults (freshclam.conf(5), ClamAV 1.4; UPDATE.md §2.8).
 const DEFAULT_DATADIR: &str = "/var/lib/clamav";
 const DEFAULT_MIRROR: &str = "https://database.clamav.net";
+/// freshclam's DNSDatabaseInfo default (freshclam.conf(5)).
+const DEFAULT_DNS: &str = "current.cvd.clamav.net";
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The databases freshclam updates by default.
@@ -131,6 +133,9 @@ pub struct Settings {
     /// `scheme://[user:password@]host:port`.
     pub proxy: Option<String>,
     pub test_databases: bool,
+    /// The TXT record that gives the remote versions (UPDATE.md §2.1); None: HTTP header probes only
+    /// (`--no-dns`, `DNSDatabaseInfo no`, or a PrivateMirror).
+    pub dns: Option<String>,
     pub databases: Vec<String>,
     /// The control socket of a running sensor, told `RELOAD` after an update.
     pub notify_socket: Option<PathBuf>,
@@ -164,6 +169,8 @@ struct FileSettings {
     notify_socket: Option<PathBuf>,
     compile: Option<PathBuf>,
     log_file: Option<PathBuf>,
+    /// `DNSDatabaseInfo`: the TXT record's name, or `no`.
+    dns: Option<String>,
     bytecode: Option<bool>,
     databases: Option<Vec<String>>,
     extra: Vec<String>,
@@ -252,8 +259,7 @@ fn parse_freshclam(file: &Path, text: &str) -> Result<FileSettings, String> {
             "TestDatabases" => s.test_databases = Some(boolean()?),
             "NotifyClamd" => s.notify_clamd = Some(PathBuf::from(val)),
             "LogFile" | "UpdateLogFile" => s.log_file = Some(PathBuf::from(val)),
-            // Only the HTTP header probe is implemented: DNS TXT is never asked, whatever this says.
-            "DNSDatabaseInfo" => {}
+            "DNSDatabaseInfo" => s.dns = Some(val.to_string()),
             "Bytecode" => s.bytecode = Some(boolean()?),
             "ExtraDatabase" => s.extra.push(val.to_string()),
             "ExcludeDatabase" => s.exclude.push(val.to_string()),
@@ -309,6 +315,8 @@ struct Update {
     notify_socket: Option<PathBuf>,
     compile: Option<PathBuf>,
     log_file: Option<PathBuf>,
+    /// freshclam's DNSDatabaseInfo: a record name, or "no".
+    dns_database_info: Option<String>,
 }
 
 fn parse_toml(file: &Path, text: &str) -> Result<FileSettings, String> {
@@ -334,6 +342,7 @@ fn parse_toml(file: &Path, text: &str) -> Result<FileSettings, String> {
         notify_socket: u.notify_socket,
         compile: u.compile,
         log_file: u.log_file,
+        dns: u.dns_database_info,
         ..FileSettings::default()
     })
 }
@@ -478,6 +487,12 @@ fn merge(args: &UpdateArgs, f: FileSettings) -> Result<Settings, SettingsError> 
             .map(Duration::from_secs),
         proxy: proxy_url(&f),
         test_databases: f.test_databases.unwrap_or(true),
+        dns: match f.dns.as_deref() {
+            _ if args.no_dns || private_mirror => None,
+            Some(n) if n.eq_ignore_ascii_case("no") => None,
+            Some(n) => Some(n.to_string()),
+            None => Some(DEFAULT_DNS.to_string()),
+        },
         databases,
         notify_socket,
         compile: args.compile.clone().or(f.compile),

@@ -48,6 +48,22 @@ fn every_honoured_freshclam_option() {
         ["daily", "test"],
         "Bytecode no, Extra test, Exclude main"
     );
+    assert_eq!(s.dns, None, "DNSDatabaseInfo no");
+}
+
+#[test]
+fn dns_is_asked_unless_turned_off() {
+    let s = settings("", &UpdateArgs::default()).unwrap();
+    assert_eq!(s.dns.as_deref(), Some("current.cvd.clamav.net"));
+    let s = settings("DNSDatabaseInfo v.example.org\n", &UpdateArgs::default()).unwrap();
+    assert_eq!(s.dns.as_deref(), Some("v.example.org"));
+    let no_dns = UpdateArgs {
+        no_dns: true,
+        ..UpdateArgs::default()
+    };
+    assert_eq!(settings("", &no_dns).unwrap().dns, None, "--no-dns");
+    let s = settings("PrivateMirror http://m\n", &UpdateArgs::default()).unwrap();
+    assert_eq!(s.dns, None, "PrivateMirror overrides DNSDatabaseInfo");
 }
 
 #[test]

@@ -75,7 +75,9 @@ fn categorize(
         Kind::Quarantine => ("event", &["malware", "file"], vec!["info", "change"]),
         Kind::DirMove => ("event", &["file"], vec!["change"]),
         Kind::DbLoad => ("event", &["configuration"], vec!["info"]),
-        Kind::DbReload | Kind::Mode => ("event", &["configuration"], vec!["change"]),
+        Kind::DbReload | Kind::DbUpdate | Kind::Mode => {
+            ("event", &["configuration"], vec!["change"])
+        }
         Kind::Loss => ("event", &[], vec![]),
     }
 }

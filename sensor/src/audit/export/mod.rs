@@ -142,6 +142,7 @@ pub(crate) fn kind_name(kind: Kind) -> &'static str {
         Kind::DirMove => "dir_move",
         Kind::DbLoad => "db_load",
         Kind::DbReload => "db_reload",
+        Kind::DbUpdate => "db_update",
         Kind::Mode => "mode",
         Kind::Loss => "loss",
     }
@@ -167,7 +168,7 @@ pub(crate) fn severity(kind: Kind) -> u8 {
         Kind::Detect | Kind::ExecKill => 4,
         Kind::Deny | Kind::Loss => 3,
         Kind::Timeout | Kind::Error | Kind::Quarantine => 2,
-        Kind::DbLoad | Kind::DbReload | Kind::Mode | Kind::DirMove => 1,
+        Kind::DbLoad | Kind::DbReload | Kind::DbUpdate | Kind::Mode | Kind::DirMove => 1,
     }
 }
 
@@ -176,7 +177,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::audit::record::{Ancestor, FileInfo, ProcessInfo};
 
-    pub(crate) const ALL_KINDS: [Kind; 11] = [
+    pub(crate) const ALL_KINDS: [Kind; 12] = [
         Kind::Deny,
         Kind::Detect,
         Kind::Timeout,
@@ -186,6 +187,7 @@ pub(crate) mod tests {
         Kind::DirMove,
         Kind::DbLoad,
         Kind::DbReload,
+        Kind::DbUpdate,
         Kind::Mode,
         Kind::Loss,
     ];

@@ -125,7 +125,9 @@ fn classify(r: &Record) -> (&'static Class, u64, String) {
         }
         Kind::Quarantine => (&FILE_SYSTEM_ACTIVITY, OTHER, "Quarantine".into()),
         Kind::DirMove => (&FILE_SYSTEM_ACTIVITY, 5, "Rename".into()),
-        Kind::DbLoad | Kind::DbReload => (&APPLICATION_LIFECYCLE, 8, "Update".into()),
+        Kind::DbLoad | Kind::DbReload | Kind::DbUpdate => {
+            (&APPLICATION_LIFECYCLE, 8, "Update".into())
+        }
         Kind::Mode => (&APPLICATION_LIFECYCLE, OTHER, "Mode".into()),
         Kind::Loss => (&BASE_EVENT, OTHER, "Loss".into()),
     }
@@ -295,7 +297,7 @@ mod tests {
                 assert_eq!(v["metadata"]["version"], OCSF_VERSION);
                 assert_eq!(v["unmapped"]["kind"], kind_name(kind));
                 let expected = match kind {
-                    Kind::DbLoad | Kind::DbReload | Kind::Mode => 6002,
+                    Kind::DbLoad | Kind::DbReload | Kind::DbUpdate | Kind::Mode => 6002,
                     Kind::Loss => 0,
                     _ => 1001,
                 };
