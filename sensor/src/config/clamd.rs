@@ -10,6 +10,7 @@
 //! is wrong`, like clamd refuses to start on them.
 
 use super::checks::uid_of;
+use super::conf_lines::option_lines;
 use super::{size, FileSettings, Mode};
 use std::path::{Path, PathBuf};
 
@@ -245,28 +246,12 @@ pub fn parse(file: &Path, text: &str) -> Result<FileSettings, String> {
     };
     // OnAccessExcludeUID lines, kept apart: one `0` among them disables them all (clamd.conf(5)).
     let mut uid_lines: Vec<(u32, usize)> = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let n = i + 1;
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (opt, val) = match line.split_once(char::is_whitespace) {
-            Some((o, v)) => (o, v.trim()),
-            None => (line, ""),
-        };
-        let at = |what: String| format!("{}:{n}: {opt}: {what}", file.display());
-        if opt == "Example" {
-            return Err(at("this is ClamAV's unedited sample configuration; clamd refuses to run \
-                 while the `Example` line is there, and so does the sensor: edit the file and remove it"
-                .into()));
-        }
-        let Some(kind) = kind_of(opt) else {
-            let hint = kind_of_ci(opt)
-                .map(|real| format!(" (did you mean {real}? option names are case sensitive)"))
-                .unwrap_or_default();
-            return Err(at(format!("unknown option{hint}")));
-        };
+    let lines = option_lines(file, text, "clamd", |o| kind_of(o).is_some(), kind_of_ci);
+    for l in lines {
+        let l = l?;
+        let (n, opt, val) = (l.number, l.option, l.value);
+        let at = |what: String| l.error(file, &what);
+        let kind = kind_of(opt).expect("a known option");
         if val.is_empty() {
             return Err(at(format!("missing value (expected {})", kind_name(kind))));
         }

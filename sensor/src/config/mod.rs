@@ -87,6 +87,7 @@
 
 mod checks;
 mod clamd;
+pub(crate) mod conf_lines;
 mod limits;
 mod merge;
 mod native;

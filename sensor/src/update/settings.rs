@@ -12,6 +12,7 @@
 //! freshclam refuses them.
 
 use crate::cli::UpdateArgs;
+use crate::config::conf_lines::option_lines;
 use crate::config::parse_bool;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -196,28 +197,18 @@ fn kind_of(opt: &str) -> Option<Kind> {
 /// Parses freshclam.conf text; `file` only names the file in messages.
 fn parse_freshclam(file: &Path, text: &str) -> Result<FileSettings, String> {
     let mut s = FileSettings::default();
-    for (i, raw) in text.lines().enumerate() {
-        let n = i + 1;
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (opt, val) = match line.split_once(char::is_whitespace) {
-            Some((o, v)) => (o, v.trim()),
-            None => (line, ""),
-        };
-        let at = |what: String| format!("{}:{n}: {opt}: {what}", file.display());
-        if opt == "Example" {
-            return Err(at("this is ClamAV's unedited sample configuration; freshclam refuses to \
-                 run while the `Example` line is there, and so does the sensor: edit the file and remove it"
-                .into()));
-        }
-        let Some(kind) = kind_of(opt) else {
-            let hint = kind_of_ci(opt)
-                .map(|real| format!(" (did you mean {real}? option names are case sensitive)"))
-                .unwrap_or_default();
-            return Err(at(format!("unknown option{hint}")));
-        };
+    let lines = option_lines(
+        file,
+        text,
+        "freshclam",
+        |o| kind_of(o).is_some(),
+        kind_of_ci,
+    );
+    for l in lines {
+        let l = l?;
+        let (n, opt, val) = (l.number, l.option, l.value);
+        let at = |what: String| l.error(file, &what);
+        let kind = kind_of(opt).expect("a known option");
         if val.is_empty() {
             return Err(at("missing value".into()));
         }
