@@ -213,8 +213,20 @@ pub fn verdicts_by_name(
     db: &Path,
     target: &Path,
 ) -> std::collections::BTreeMap<String, crate::results::Verdict> {
-    let run = run_scanner(prog, prefix, db, target, false);
-    crate::results::parse_output(&run.stdout)
+    verdicts_by_name_z(prog, prefix, db, target, false)
+}
+
+/// [`verdicts_by_name`], with `-z` when `allmatch`: clamscan's repeated names kept once, as `sensor scan
+/// -z` prints them (ORACLE.md §2b).
+pub fn verdicts_by_name_z(
+    prog: &Path,
+    prefix: &[&str],
+    db: &Path,
+    target: &Path,
+    allmatch: bool,
+) -> std::collections::BTreeMap<String, crate::results::Verdict> {
+    let run = run_scanner(prog, prefix, db, target, allmatch);
+    crate::results::dedup_names(crate::results::parse_output(&run.stdout))
         .into_iter()
         .map(|(p, v)| {
             let name = Path::new(&p)

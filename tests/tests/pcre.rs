@@ -4,9 +4,7 @@
 
 use sensor_tests::gen::Rng;
 use sensor_tests::oracle;
-use sensor_tests::results::{dedup_names, parse_output, Verdict};
-use std::collections::BTreeMap;
-use std::path::Path;
+use sensor_tests::results::Verdict;
 
 /// MARK1 = 4d41524b31, MARK2 = 4d41524b32, MARK9 (never planted) = 4d41524b39.
 const SIGS: &[&str] = &[
@@ -117,23 +115,6 @@ fn files() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn verdicts(
-    prog: &Path,
-    prefix: &[&str],
-    db: &Path,
-    dir: &Path,
-    z: bool,
-) -> BTreeMap<String, Verdict> {
-    let run = oracle::run_scanner(prog, prefix, db, dir, z);
-    dedup_names(parse_output(&run.stdout))
-        .into_iter()
-        .map(|(p, v)| {
-            let name = Path::new(&p).file_name().unwrap().to_string_lossy();
-            (name.into_owned(), v)
-        })
-        .collect()
-}
-
 #[test]
 fn pcre_and_byte_compare_match_as_clamscan() {
     let t = "pcre_and_byte_compare_match_as_clamscan";
@@ -152,8 +133,8 @@ fn pcre_and_byte_compare_match_as_clamscan() {
     }
     let mut wrong = Vec::new();
     for z in [false, true] {
-        let theirs = verdicts(&clamscan, &[], db.path(), dir.path(), z);
-        let ours = verdicts(&sensor, &["scan"], db.path(), dir.path(), z);
+        let theirs = oracle::verdicts_by_name_z(&clamscan, &[], db.path(), dir.path(), z);
+        let ours = oracle::verdicts_by_name_z(&sensor, &["scan"], db.path(), dir.path(), z);
         for (name, _) in &files {
             if theirs.get(name) != ours.get(name) {
                 wrong.push(format!(
@@ -191,7 +172,7 @@ fn show_clamscan_names() {
     for (name, bytes) in &files() {
         std::fs::write(dir.path().join(name), bytes).unwrap();
     }
-    for (f, v) in verdicts(&clamscan, &[], db.path(), dir.path(), true) {
+    for (f, v) in oracle::verdicts_by_name_z(&clamscan, &[], db.path(), dir.path(), true) {
         println!("{f}: {v:?}");
     }
 }

@@ -4,10 +4,8 @@
 
 use sensor_tests::gen::Rng;
 use sensor_tests::oracle;
-use sensor_tests::results::{dedup_names, parse_output, Verdict};
-use std::collections::BTreeMap;
+use sensor_tests::results::Verdict;
 use std::io::Write;
-use std::path::Path;
 
 /// Text strings, hex strings with jumps, wildcards, nibbles and alternatives, nocase, wide, `N of them`,
 /// `at`, `in`, `filesize`, `#` counts, a regular expression, a private rule used by another, and two rules
@@ -120,24 +118,6 @@ fn files() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-/// What each scanner prints, with `-z` (clamscan's repeated list kept once, ORACLE.md §2b) or without.
-fn verdicts(
-    prog: &Path,
-    prefix: &[&str],
-    db: &Path,
-    dir: &Path,
-    z: bool,
-) -> BTreeMap<String, Verdict> {
-    let run = oracle::run_scanner(prog, prefix, db, dir, z);
-    dedup_names(parse_output(&run.stdout))
-        .into_iter()
-        .map(|(p, v)| {
-            let name = Path::new(&p).file_name().unwrap().to_string_lossy();
-            (name.into_owned(), v)
-        })
-        .collect()
-}
-
 #[test]
 fn yara_rules_match_as_clamscan_matches_them() {
     let t = "yara_rules_match_as_clamscan_matches_them";
@@ -156,8 +136,8 @@ fn yara_rules_match_as_clamscan_matches_them() {
     }
     let mut wrong = Vec::new();
     for z in [false, true] {
-        let theirs = verdicts(&clamscan, &[], db.path(), dir.path(), z);
-        let ours = verdicts(&sensor, &["scan"], db.path(), dir.path(), z);
+        let theirs = oracle::verdicts_by_name_z(&clamscan, &[], db.path(), dir.path(), z);
+        let ours = oracle::verdicts_by_name_z(&sensor, &["scan"], db.path(), dir.path(), z);
         for (name, _) in &files {
             if theirs.get(*name) != ours.get(*name) {
                 wrong.push(format!(
