@@ -137,6 +137,12 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Asserts that `stream` (a run's stdout or stderr) holds `text`, printing it when it does not.
+fn says(stream: &[u8], text: &str) {
+    let s = String::from_utf8_lossy(stream);
+    assert!(s.contains(text), "{s}");
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -181,20 +187,14 @@ fn whole_cvd_when_nothing_is_local_then_up_to_date_by_206_and_by_304() {
         ],
     );
     assert_eq!(o.status.code(), Some(0));
-    assert!(
-        stdout(&o).contains("test.cvd updated (version: 3, sigs: 2, f-level: 90)"),
-        "{}",
-        stdout(&o)
+    says(
+        &o.stdout,
+        "test.cvd updated (version: 3, sigs: 2, f-level: 90)",
     );
-    assert!(
-        stdout(&o).contains("recompiled (2 signatures)"),
-        "{}",
-        stdout(&o)
-    );
-    assert!(
-        stdout(&o).contains("running sensor told to RELOAD; it answered: UNKNOWN COMMAND"),
-        "{}",
-        stdout(&o)
+    says(&o.stdout, "recompiled (2 signatures)");
+    says(
+        &o.stdout,
+        "running sensor told to RELOAD; it answered: UNKNOWN COMMAND",
     );
     assert_eq!(reloads.join().unwrap(), "RELOAD\n");
     assert_eq!(std::fs::read(c.db().join("test.cvd")).unwrap(), v3);
@@ -248,11 +248,7 @@ fn whole_cvd_when_nothing_is_local_then_up_to_date_by_206_and_by_304() {
     drop(f);
     let o = c.run(&conf, &[]);
     assert_eq!(o.status.code(), Some(0));
-    assert!(
-        stdout(&o).contains("test.cvd is up to date (version: 3)"),
-        "{}",
-        stdout(&o)
-    );
+    says(&o.stdout, "test.cvd is up to date (version: 3)");
     let reqs = n.requests();
     assert_eq!(reqs.len(), 4, "{reqs:#?}");
     assert!(reqs[3].starts_with("GET /ok/test.cvd 304 "), "{}", reqs[3]);
@@ -275,10 +271,9 @@ fn a_tampered_cvd_is_refused_and_the_old_file_is_kept() {
         Some(54),
         "freshclam's code for a failed verification"
     );
-    assert!(
-        stderr(&o).contains("test: update failed: verification failed: test.cvd from "),
-        "{}",
-        stderr(&o)
+    says(
+        &o.stderr,
+        "test: update failed: verification failed: test.cvd from ",
     );
     assert!(stderr(&o).contains("MD5 mismatch"), "{}", stderr(&o));
     assert_eq!(
@@ -321,10 +316,9 @@ fn a_429_with_retry_after_stops_every_contact_until_then() {
     let conf = c.conf(&n.url("m429"), "");
     let o = c.run(&conf, &[]);
     assert_eq!(o.status.code(), Some(11), "freshclam exits 11 after a 429");
-    assert!(
-        stderr(&o).contains("answered HTTP 429: it is not contacted again before "),
-        "{}",
-        stderr(&o)
+    says(
+        &o.stderr,
+        "answered HTTP 429: it is not contacted again before ",
     );
     assert_eq!(n.requests().len(), 1, "a 429 is not retried");
     let until = c.state()["cooldown"][n.url("m429")]["until"]
@@ -338,16 +332,8 @@ fn a_429_with_retry_after_stops_every_contact_until_then() {
 
     let o = c.run(&conf, &[]);
     assert_eq!(o.status.code(), Some(0), "on cool-down is not an error");
-    assert!(
-        stdout(&o).contains("is on cool-down until "),
-        "{}",
-        stdout(&o)
-    );
-    assert!(
-        stdout(&o).contains("nothing was contacted"),
-        "{}",
-        stdout(&o)
-    );
+    says(&o.stdout, "is on cool-down until ");
+    says(&o.stdout, "nothing was contacted");
     assert_eq!(
         n.requests().len(),
         1,
@@ -356,11 +342,7 @@ fn a_429_with_retry_after_stops_every_contact_until_then() {
 
     let o = c.run(&conf, &["--force"]);
     assert_eq!(o.status.code(), Some(11));
-    assert!(
-        stderr(&o).contains("contacting it anyway (--force)"),
-        "{}",
-        stderr(&o)
-    );
+    says(&o.stderr, "contacting it anyway (--force)");
     assert_eq!(n.requests().len(), 2, "--force contacts the mirror");
 }
 
@@ -458,11 +440,7 @@ fn a_forged_signature_and_a_database_that_does_not_load_are_refused() {
     publish(&n, "broken", "test.cvd", &broken);
     let o = c.run(&c.conf(&n.url("broken"), "MaxAttempts 1\n"), &[]);
     assert_eq!(o.status.code(), Some(54));
-    assert!(
-        stderr(&o).contains("database test failed, nothing was replaced"),
-        "{}",
-        stderr(&o)
-    );
+    says(&o.stderr, "database test failed, nothing was replaced");
     assert_eq!(std::fs::read(c.db().join("test.cvd")).unwrap(), v1);
     assert_eq!(
         c.entries(),
@@ -605,10 +583,9 @@ fn a_running_sensor_picks_up_the_update_without_a_restart() {
         "{}",
         stdout(&o)
     );
-    assert!(
-        stdout(&o).contains("running sensor told to RELOAD; it answered: RELOADING"),
-        "{}",
-        stdout(&o)
+    says(
+        &o.stdout,
+        "running sensor told to RELOAD; it answered: RELOADING",
     );
     s.wait_status("reloads >= 1", Duration::from_secs(20), |v| {
         v["reloads"].as_u64().unwrap_or(0) >= 1
@@ -1053,16 +1030,11 @@ fn the_dns_record_gives_the_version_and_spares_the_header_probe() {
 
     let o = run_daily_with_dns(&c, &conf, &dns);
     assert_eq!(o.status.code(), Some(0));
-    assert!(
-        stdout(&o).contains("versions from DNS (current.cvd.test): 1.4.3:62:1:"),
-        "{}",
-        stdout(&o)
+    says(
+        &o.stdout,
+        "versions from DNS (current.cvd.test): 1.4.3:62:1:",
     );
-    assert!(
-        stdout(&o).contains("daily.cvd is up to date (version: 1)"),
-        "{}",
-        stdout(&o)
-    );
+    says(&o.stdout, "daily.cvd is up to date (version: 1)");
     assert_eq!(dns.queries(), 1);
     assert_eq!(n.requests(), Vec::<String>::new(), "DNS said: up to date");
 
@@ -1092,11 +1064,7 @@ fn the_dns_record_gives_the_version_and_spares_the_header_probe() {
     dns.set("not a version record");
     let o = run_daily_with_dns(&c, &conf, &dns);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(
-        stdout(&o).contains("invalid DNS reply from current.cvd.test"),
-        "{}",
-        stdout(&o)
-    );
+    says(&o.stdout, "invalid DNS reply from current.cvd.test");
     let reqs = n.requests();
     assert_eq!(reqs.len(), 4, "{reqs:#?}");
     assert!(
