@@ -28,7 +28,7 @@ pub use database::Database;
 pub use error::{LineError, LoadError};
 pub use image::{ImageError, FORMAT_VERSION};
 pub use scan::{DeepOptions, Detection, Report, ScanOptions, Scanner, SharedScanner};
-pub use sources::{is_compiled, load, COMPILED_EXTENSION};
+pub use sources::{is_compiled, load, load_with_keys, COMPILED_EXTENSION};
 pub use unpack::{Limit, Limits};
 
 /// The functionality level this engine declares; `MinFL`/`MaxFL` and ldb `Engine:` ranges are compared with it.

@@ -5,7 +5,7 @@
 //! or found in one directory, because which one should win (or how to merge them) would be a guess. Such a
 //! mix is refused with an error that names both, so nothing loads half of what was meant.
 
-use crate::{Compiler, Database, LoadError, Parallel};
+use crate::{Compiler, Database, Keys, LoadError, Parallel};
 use std::path::{Path, PathBuf};
 
 /// The extension of compiled database files. ClamAV uses none like it (its `.sdb` would be a near miss).
@@ -68,10 +68,20 @@ fn survey(path: &Path) -> Found {
 /// built in memory (with `par`, see [`Compiler::build_with`]). Every error names its file; nothing of a
 /// failed load is kept.
 pub fn load(paths: &[PathBuf], par: &dyn Parallel) -> Result<Database, LoadError> {
+    load_with_keys(paths, &Keys::clamav(), par)
+}
+
+/// [`load`], trusting `keys` for signed containers (ClamAV's, and what `.sign` files vouched for).
+pub fn load_with_keys(
+    paths: &[PathBuf],
+    keys: &Keys,
+    par: &dyn Parallel,
+) -> Result<Database, LoadError> {
     let found: Vec<Found> = paths.iter().map(|p| survey(p)).collect();
     let compiled: Vec<&PathBuf> = found.iter().flat_map(|f| &f.compiled).collect();
     let Some(&first) = compiled.first() else {
         let mut c = Compiler::new();
+        c.set_keys(keys.clone());
         for p in paths {
             c.add_path(p)?;
         }

@@ -161,12 +161,9 @@ fn empty_or_tampered_vectors_apply_nothing() {
         assert!(!out.exists());
     }
     // A cdiff applied to the wrong base fails its prefix checks and changes nothing.
-    let (v, script) = cdiff::verified_script(
-        "test-3.cdiff",
-        &read(&dir, "test-3.cdiff"),
-        Keys::clamav().cdiff(),
-    )
-    .unwrap();
+    let (v, script) =
+        cdiff::verified_script("test-3.cdiff", &read(&dir, "test-3.cdiff"), &Keys::clamav())
+            .unwrap();
     assert_eq!(v, 3);
     let mut tree = members(&read(&dir, "test-3.cvd"));
     let before = tree.clone();

@@ -143,6 +143,10 @@ pub struct MirrorArgs {
     /// Sleep a random time up to DURATION (90s, 15m, 2h) before contacting upstream.
     #[arg(long, value_name = "DURATION")]
     pub jitter: Option<String>,
+    /// Check upstream's detached .sign files against the certificates in DIR before publishing them
+    /// (default /etc/clamav/certs when it exists; without one, .sign files are copied unchecked).
+    #[arg(long, value_name = "DIR")]
+    pub cvdcertsdir: Option<PathBuf>,
 }
 
 /// `sensor db update`: freshclam's option names where freshclam has them.
@@ -163,6 +167,10 @@ pub struct UpdateArgs {
     /// of <db>.cvd), as it does for a database the record does not name.
     #[arg(long = "no-dns")]
     pub no_dns: bool,
+    /// The certificates detached .sign files must chain to (CVDCertsDirectory; default
+    /// /etc/clamav/certs when it exists). A .sign file beside a download must then verify.
+    #[arg(long, value_name = "DIR")]
+    pub cvdcertsdir: Option<PathBuf>,
     /// Contact a mirror even while it is on a 429/403 cool-down (with a warning).
     #[arg(long)]
     pub force: bool,
@@ -199,6 +207,9 @@ pub struct CompileArgs {
     /// The compiled database to write (by convention NAME.sensordb); replaced atomically.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
+    /// The certificates detached .sign files chain to (default /etc/clamav/certs when it exists).
+    #[arg(long, value_name = "DIR")]
+    pub cvdcertsdir: Option<PathBuf>,
 }
 
 /// `sensor run`: flags override the configuration files (`--config` clamd.conf or TOML).
@@ -355,6 +366,12 @@ pub struct ScanArgs {
     /// Load signatures from FILE or every database file in DIR (repeatable). Default: /var/lib/clamav.
     #[arg(short = 'd', long, value_name = "FILE|DIR")]
     pub database: Vec<PathBuf>,
+
+    /// The certificates detached .sign files chain to (clamscan 1.5's --cvdcertsdir; default
+    /// /etc/clamav/certs when it exists): a .cvd whose <db>-<version>.cvd.sign verifies needs no other
+    /// signature.
+    #[arg(long, value_name = "DIR")]
+    pub cvdcertsdir: Option<PathBuf>,
 
     /// Don't scan files whose real path matches REGEX (partial match).
     #[arg(long, value_name = "REGEX")]

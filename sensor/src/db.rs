@@ -29,6 +29,12 @@ fn compile(a: &CompileArgs) -> u8 {
     }
     let start = Instant::now();
     let mut c = engine::Compiler::new();
+    let certs = crate::clamsign::certs_dir(a.cvdcertsdir.as_ref());
+    let (keys, notes) = crate::clamsign::keys_for_load(&a.sources, certs.as_deref());
+    for n in notes {
+        eprintln!("sensor db compile: warning: {n}");
+    }
+    c.set_keys(keys);
     for p in &a.sources {
         if let Err(e) = c.add_path(p) {
             eprintln!("{e}");

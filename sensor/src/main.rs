@@ -3,6 +3,7 @@
 //! subcommand's module).
 
 mod audit;
+mod clamsign;
 mod cli;
 mod config;
 mod control;

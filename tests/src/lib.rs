@@ -1,6 +1,7 @@
 //! Shared test kit: test-data generation and helpers for end-to-end tests.
 //!
 //! * [`control`]: `sensor status` and metrics scraping helpers.
+//! * [`clamsign`]: a test CA and detached `.sign` files made with the `openssl` command.
 //! * [`cvd`]: signed `.cvd` containers (test key) for the updater's tests.
 //! * [`nginx`]: a private nginx on loopback serving a mirror directory, and its access log.
 //! * [`gen`]: deterministic database + file corpus generator with a manifest of expected verdicts.
@@ -12,6 +13,7 @@
 
 pub mod archive;
 pub mod bomb;
+pub mod clamsign;
 pub mod control;
 pub mod cvd;
 pub mod gate;

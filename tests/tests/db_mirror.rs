@@ -11,6 +11,10 @@
 //!    updates test-1 -> 6 from the mirror by cdiffs, then `sensor db update` does the same against the same
 //!    nginx; the bytes each was sent (nginx's `$body_bytes_sent`) are printed and the sensor's must not
 //!    exceed freshclam's.
+//! 3. Detached `.sign` files from a test CA (`sensor_tests::clamsign`): mirrored under cvdupdate's names,
+//!    checked against `--cvdcertsdir`, each published before its file; a client that trusts only them
+//!    updates from the mirror; a rogue one upstream publishes nothing; without certificates they are
+//!    copied as they are, and the output says so.
 
 use engine::cvd::script::Tree;
 use sensor_tests::cvd::{build_epoch, cdiff, cvd, tree, TestKey};
@@ -85,14 +89,14 @@ fn mirror(upstream: &str, dir: &Path, key: Option<&Path>, args: &[&str]) -> Outp
     o
 }
 
-/// `sensor db update --update-db test` of `datadir` from `mirror_url`.
-fn update(mirror_url: &str, datadir: &Path, key: Option<&Path>) -> Output {
+/// `sensor db update --update-db test` of `datadir` from `mirror_url`, with `extra` freshclam.conf lines.
+fn update(mirror_url: &str, datadir: &Path, key: Option<&Path>, extra: &str) -> Output {
     let conf = datadir.with_extension("conf");
     std::fs::write(
         &conf,
         format!(
             "DatabaseDirectory {}\nDatabaseMirror {mirror_url}\nDNSDatabaseInfo no\nMaxAttempts 2\n\
-             ConnectTimeout 5\nReceiveTimeout 20\n",
+             ConnectTimeout 5\nReceiveTimeout 20\n{extra}",
             datadir.display()
         ),
     )
@@ -200,19 +204,25 @@ fn a_mirror_of_a_generated_chain_serves_cdiffs_to_db_update_and_reprobes_cheaply
         [
             "GET /test.cvd 206",
             "GET /test-2.cdiff 200",
+            "GET /test-2.cdiff.sign 404",
             "GET /test-3.cdiff 200",
+            "GET /test-3.cdiff.sign 404",
             "GET /test-4.cdiff 200",
+            "GET /test-4.cdiff.sign 404",
             "GET /test-5.cdiff 200",
+            "GET /test-5.cdiff.sign 404",
             "GET /test.cvd 200",
+            "GET /test-5.cvd.sign 404",
         ],
-        "the probe, the cdiffs, then the whole .cvd (published last)"
+        "the probe, the cdiffs (each with its .sign, none here, asked once), then the whole .cvd \
+         (published last)"
     );
 
     // A client at version 1 updates from the mirror by cdiffs alone.
     let client = work.path().join("client");
     std::fs::create_dir(&client).unwrap();
     std::fs::write(client.join("test.cvd"), chain_cvd(1, &key)).unwrap();
-    let o = update(&down.url(), &client, Some(&key_file));
+    let o = update(&down.url(), &client, Some(&key_file), "");
     assert_eq!(o.status.code(), Some(0));
     let report: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
@@ -266,7 +276,9 @@ fn a_mirror_of_a_generated_chain_serves_cdiffs_to_db_update_and_reprobes_cheaply
         [
             "GET /test.cvd 206",
             "GET /test-6.cdiff 200",
-            "GET /test.cvd 200"
+            "GET /test-6.cdiff.sign 404",
+            "GET /test.cvd 200",
+            "GET /test-6.cvd.sign 404",
         ]
     );
 
@@ -401,7 +413,7 @@ fn freshclam_updates_from_a_mirror_of_clamavs_vectors_and_the_sensor_sends_no_mo
     std::fs::create_dir(&sc).unwrap();
     std::fs::copy(vectors.join("test-1.cvd"), sc.join("test.cvd")).unwrap();
     let start = std::time::Instant::now();
-    let o = update(&down.url(), &sc, None);
+    let o = update(&down.url(), &sc, None, "");
     let sensor_took = start.elapsed();
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(
@@ -472,4 +484,99 @@ fn a_429_from_upstream_puts_it_on_cool_down() {
         "{o:?}"
     );
     assert_eq!(up.requests().len(), 2);
+}
+
+#[test]
+fn sign_files_are_checked_mirrored_and_vouch_for_the_clients_update() {
+    let t = "sign_files_are_checked_mirrored_and_vouch_for_the_clients_update";
+    let work = tempfile::tempdir().unwrap();
+    let Some(up) = Nginx::serve(t, &work.path().join("upstream")) else {
+        return;
+    };
+    let Some(down) = Nginx::serve(t, &work.path().join("mirror")) else {
+        return;
+    };
+    let pki = sensor_tests::clamsign::Pki::new();
+    let certs = pki.certs_dir();
+    let key = TestKey::new();
+    // Neither the header key nor the cdiff key: only `.sign` files vouch for what this side installs.
+    let info_only = work.path().join("info-key");
+    let text: String = key
+        .public_text()
+        .lines()
+        .filter(|l| l.starts_with("info "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&info_only, text).unwrap();
+    let put = |name: &str, bytes: &[u8]| std::fs::write(up.root.join(name), bytes).unwrap();
+    let v5 = chain_cvd(5, &key);
+    put("test.cvd", &v5);
+    put("test-5.cvd.sign", &pki.sign(&v5));
+    for v in 2..=5 {
+        put(&format!("test-{v}.cdiff"), &chain_cdiff(v));
+        put(&format!("test-{v}.cdiff.sign"), &pki.sign(&chain_cdiff(v)));
+    }
+    let certs_flag = ["--cvdcertsdir", certs.to_str().unwrap()];
+    let o = mirror(&up.url(), &down.root, Some(&info_only), &certs_flag);
+    assert_eq!(o.status.code(), Some(0));
+    let mut wanted: Vec<String> = (2..=5)
+        .flat_map(|v| [format!("test-{v}.cdiff"), format!("test-{v}.cdiff.sign")])
+        .collect();
+    wanted.extend(["test-5.cvd.sign".into(), "test.cvd".into()]);
+    assert_eq!(published(&down.root), wanted);
+    assert_eq!(
+        std::fs::read(down.root.join("test-5.cvd.sign")).unwrap(),
+        std::fs::read(up.root.join("test-5.cvd.sign")).unwrap(),
+        "byte for byte"
+    );
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("without being checked"));
+
+    // A client at version 1 whose own .cvd stands on its .sign updates by the vouched cdiffs.
+    let client = work.path().join("client");
+    std::fs::create_dir(&client).unwrap();
+    let v1 = chain_cvd(1, &key);
+    std::fs::write(client.join("test.cvd"), &v1).unwrap();
+    std::fs::write(client.join("test-1.cvd.sign"), pki.sign(&v1)).unwrap();
+    let conf = format!("CVDCertsDirectory {}\n", certs.display());
+    let o = update(&down.url(), &client, Some(&info_only), &conf);
+    assert_eq!(o.status.code(), Some(0));
+    let report: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+    let db = &report["databases"][0];
+    assert_eq!(
+        (&db["file"], &db["via"], &db["version"]),
+        (&"test.cld".into(), &"cdiffs".into(), &5.into()),
+        "{db}"
+    );
+
+    // Upstream's test-6.cdiff.sign is by a rogue certificate: nothing of version 6 is published.
+    let v6 = chain_cvd(6, &key);
+    put("test.cvd", &v6);
+    put("test-6.cvd.sign", &pki.sign(&v6));
+    put("test-6.cdiff", &chain_cdiff(6));
+    put("test-6.cdiff.sign", &pki.sign_rogue(&chain_cdiff(6)));
+    let o = mirror(&up.url(), &down.root, Some(&info_only), &certs_flag);
+    assert_eq!(o.status.code(), Some(54));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("test-6.cdiff.sign:3: does not verify"),
+        "{o:?}"
+    );
+    assert_eq!(published(&down.root), wanted, "version 5's files only");
+    assert!(hidden_temporaries(&down.root).is_empty());
+
+    // Without a certificate directory the mirror copies them as they are (its clients check them), says
+    // so, and the cvd is checked by its own signature (the tests' header key here).
+    let plain = work.path().join("plain");
+    let key_file = work.path().join("key");
+    std::fs::write(&key_file, key.public_text()).unwrap();
+    put("test-6.cdiff.sign", &pki.sign(&chain_cdiff(6)));
+    let o = mirror(&up.url(), &plain, Some(&key_file), &[]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("6 .sign files copied without being checked: no certificate directory"),
+        "{o:?}"
+    );
+    assert!(published(&plain).contains(&"test-6.cvd.sign".to_string()));
+    assert!(!published(&plain).contains(&"test-5.cvd.sign".to_string()));
 }

@@ -1074,3 +1074,315 @@ fn the_dns_record_gives_the_version_and_spares_the_header_probe() {
         reqs[3]
     );
 }
+
+/// Detached `.sign` files (UPDATE.md §3) from a test CA made with the `openssl` command
+/// (`sensor_tests::clamsign`), given as CVDCertsDirectory. The client trusts only the tests' `.info` key
+/// here: neither the CVD header's signature nor the cdiffs' own signatures verify for it, so whatever
+/// installs was vouched for by a `.sign` file.
+struct Signed {
+    c: Client,
+    pki: sensor_tests::clamsign::Pki,
+}
+
+impl Signed {
+    fn new() -> Signed {
+        let c = Client::new();
+        let info_only: String = c
+            .key
+            .public_text()
+            .lines()
+            .filter(|l| l.starts_with("info "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(c.dir.path().join("key"), info_only).unwrap();
+        Signed {
+            c,
+            pki: sensor_tests::clamsign::Pki::new(),
+        }
+    }
+
+    fn certs(&self) -> String {
+        format!("CVDCertsDirectory {}\n", self.pki.certs_dir().display())
+    }
+
+    /// The chain under `dir` as [`publish_chain`], each cdiff with a `.cdiff.sign` (`rogue_at`: that one
+    /// signed by a certificate the directory does not lead to) and `test.cvd` with `test-5.cvd.sign`.
+    fn publish(&self, n: &Nginx, dir: &str, rogue_at: Option<u32>) -> Vec<u8> {
+        let whole = publish_chain(n, dir, &self.c, |v| Some(chain_cdiff(v)));
+        publish(
+            n,
+            dir,
+            &format!("test-{LAST}.cvd.sign"),
+            &self.pki.sign(&whole),
+        );
+        for v in 2..=LAST {
+            let d = chain_cdiff(v);
+            let sign = if rogue_at == Some(v) {
+                self.pki.sign_rogue(&d)
+            } else {
+                self.pki.sign(&d)
+            };
+            publish(n, dir, &format!("test-{v}.cdiff.sign"), &sign);
+        }
+        whole
+    }
+}
+
+#[test]
+fn a_sign_file_from_the_certificate_directory_vouches_for_a_whole_cvd() {
+    let t = "a_sign_file_from_the_certificate_directory_vouches_for_a_whole_cvd";
+    let Some(n) = Nginx::start(t) else { return };
+    let s = Signed::new();
+    let whole = s.publish(&n, "w", None);
+    let before = n.requests().len();
+
+    // Without a certificate directory the header's own signature decides, and this client does not
+    // trust it: refused, nothing installed.
+    let o = s.c.run(&s.c.conf(&n.url("w"), ""), &[]);
+    assert_eq!(o.status.code(), Some(54), "{}", stderr(&o));
+    says(
+        &o.stderr,
+        "test: update failed: verification failed: test.cvd from ",
+    );
+    assert!(!s.c.db().join("test.cvd").exists());
+    assert!(
+        !requests_under(&n, "w")[..]
+            .iter()
+            .any(|r| r.contains(".sign")),
+        "no certificate directory, no .sign asked for"
+    );
+
+    // With it, the .sign vouches for the whole file.
+    let before_signed = n.requests().len();
+    let o = s.c.run(&s.c.conf(&n.url("w"), &s.certs()), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    says(
+        &o.stdout,
+        &format!("test.cvd updated (version: {LAST}, sigs: "),
+    );
+    says(&o.stdout, ", .sign by CN=Sensor Test Database Signer)");
+    assert_eq!(std::fs::read(s.c.db().join("test.cvd")).unwrap(), whole);
+    assert_eq!(
+        s.c.entries(),
+        [
+            ".sensor-update.lock",
+            "sensor-update.json",
+            "test-5.cvd.sign",
+            "test.cvd"
+        ],
+        "the .sign is kept beside the .cvd it vouches for, under cvdupdate's name"
+    );
+    let run: Vec<String> = n.requests()[before_signed..]
+        .iter()
+        .map(|r| r.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        run,
+        [
+            "GET /w/test.cvd 206",
+            "GET /w/test.cvd 200",
+            "GET /w/test-5.cvd.sign 200"
+        ]
+    );
+    assert!(n.requests().len() > before);
+
+    // A .sign over other bytes is refused even where the header's signature is trusted: a .sign that
+    // is there must verify.
+    let trusting = Client::new();
+    let conf = trusting.conf(&n.url("o"), &s.certs());
+    let v5 = chain_cvd(LAST, &trusting.key);
+    publish(&n, "o", "test.cvd", &v5);
+    publish(&n, "o", "test-5.cvd.sign", &s.pki.sign(b"some other file"));
+    let o = trusting.run(&conf, &[]);
+    assert_eq!(o.status.code(), Some(54), "{}", stderr(&o));
+    says(
+        &o.stderr,
+        "test-5.cvd.sign:3: does not verify against the certificates in ",
+    );
+    assert!(!trusting.db().join("test.cvd").exists());
+    // And one by a certificate the directory does not lead to.
+    publish(&n, "o", "test-5.cvd.sign", &s.pki.sign_rogue(&v5));
+    let o = trusting.run(&conf, &[]);
+    assert_eq!(o.status.code(), Some(54), "{}", stderr(&o));
+    says(&o.stderr, "test-5.cvd.sign:3: does not verify");
+    // Without the .sign the header's signature decides again.
+    std::fs::remove_file(n.root.join("o/test-5.cvd.sign")).unwrap();
+    let o = trusting.run(&conf, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read(trusting.db().join("test.cvd")).unwrap(), v5);
+}
+
+#[test]
+fn sign_files_vouch_for_cdiffs_and_a_rogue_one_means_the_whole_cvd() {
+    let t = "sign_files_vouch_for_cdiffs_and_a_rogue_one_means_the_whole_cvd";
+    let Some(n) = Nginx::start(t) else { return };
+    let s = Signed::new();
+    s.publish(&n, "d", None);
+    // The local version 1 stands on its own .sign too (its header's key is not trusted here).
+    let v1 = chain_cvd(1, &s.c.key);
+    std::fs::write(s.c.db().join("test.cvd"), &v1).unwrap();
+    std::fs::write(s.c.db().join("test-1.cvd.sign"), s.pki.sign(&v1)).unwrap();
+    let o = s.c.run(&s.c.conf(&n.url("d"), &s.certs()), &["--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let db = &j["databases"][0];
+    assert_eq!(
+        (
+            &db["file"],
+            &db["via"],
+            &db["patches_applied"],
+            &db["version"]
+        ),
+        (
+            &"test.cld".into(),
+            &"cdiffs".into(),
+            &4.into(),
+            &LAST.into()
+        ),
+        "{db}"
+    );
+    let (_, members) = installed_tree(&s.c, "test.cld");
+    assert!(members == chain_tree(LAST));
+    assert_eq!(
+        s.c.entries(),
+        [".sensor-update.lock", "sensor-update.json", "test.cld"],
+        "test-1.cvd.sign went with the test.cvd it vouched for"
+    );
+    let mut wanted = vec!["GET /d/test.cvd 206".to_string()];
+    for v in 2..=LAST {
+        wanted.push(format!("GET /d/test-{v}.cdiff 200"));
+        wanted.push(format!("GET /d/test-{v}.cdiff.sign 200"));
+    }
+    assert_eq!(requests_under(&n, "d"), wanted, "no whole test.cvd");
+
+    // test-3.cdiff.sign by a rogue certificate: that cdiff is bad, so the whole .cvd (vouched for by
+    // its own .sign) replaces the patches.
+    let s = Signed::new();
+    s.publish(&n, "r", Some(3));
+    let v1 = chain_cvd(1, &s.c.key);
+    std::fs::write(s.c.db().join("test.cvd"), &v1).unwrap();
+    std::fs::write(s.c.db().join("test-1.cvd.sign"), s.pki.sign(&v1)).unwrap();
+    let o = s.c.run(&s.c.conf(&n.url("r"), &s.certs()), &["--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let db = &j["databases"][0];
+    assert_eq!(
+        (&db["file"], &db["via"]),
+        (&"test.cvd".into(), &"whole".into()),
+        "{db}"
+    );
+    let why = db["fallback"].as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("test-3.cdiff.sign:3: does not verify against the certificates in "),
+        "{db}"
+    );
+    assert_eq!(db["signed_by"], "CN=Sensor Test Database Signer", "{db}");
+    assert_eq!(
+        s.c.entries(),
+        [
+            ".sensor-update.lock",
+            "sensor-update.json",
+            "test-5.cvd.sign",
+            "test.cvd"
+        ]
+    );
+    assert_eq!(
+        requests_under(&n, "r"),
+        [
+            "GET /r/test.cvd 206",
+            "GET /r/test-2.cdiff 200",
+            "GET /r/test-2.cdiff.sign 200",
+            "GET /r/test-3.cdiff 200",
+            "GET /r/test-3.cdiff.sign 200",
+            "GET /r/test.cvd 200",
+            "GET /r/test-5.cvd.sign 200",
+        ]
+    );
+}
+
+/// What `db update` installed on a `.sign` alone loads where the sensor loads databases: `sensor scan`
+/// (clamscan 1.5's `--cvdcertsdir`) trusts the `.cvd` its `<db>-<version>.cvd.sign` vouches for, and
+/// nothing else (no test key is involved: `scan` trusts ClamAV's keys only).
+#[test]
+fn scan_trusts_a_cvd_its_sign_file_vouches_for() {
+    let s = Signed::new();
+    let dir = s.c.db();
+    let v5 = chain_cvd(LAST, &s.c.key);
+    std::fs::write(dir.join("test.cvd"), &v5).unwrap();
+    let target = s.c.dir.path().join("marked.txt");
+    std::fs::write(&target, format!("..chain-marker-{LAST}..")).unwrap();
+    let scan = |extra: &[&str]| {
+        let o = Command::new(sensor_bin().expect("sensor builds"))
+            .args(["scan", "--no-summary", "-d"])
+            .arg(&dir)
+            .args(extra)
+            .arg(&target)
+            .output()
+            .unwrap();
+        eprintln!(
+            "---- sensor scan {extra:?}: {:?}\n{}{}----",
+            o.status.code(),
+            stdout(&o),
+            stderr(&o)
+        );
+        o
+    };
+    let certs = s.pki.certs_dir();
+    let with_certs = ["--cvdcertsdir", certs.to_str().unwrap()];
+
+    // No .sign yet: the header's signature is the tests' key, which scan does not trust.
+    let o = scan(&with_certs);
+    assert_eq!(o.status.code(), Some(2));
+    says(&o.stderr, "signature");
+
+    std::fs::write(dir.join("test-5.cvd.sign"), s.pki.sign(&v5)).unwrap();
+    let o = scan(&with_certs);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    says(&o.stdout, &format!("marked.txt: Test.Chain.V{LAST} FOUND"));
+    // Without the certificate directory the .sign means nothing.
+    let o = scan(&[]);
+    assert_eq!(o.status.code(), Some(2));
+
+    // A .sign by a certificate the directory does not lead to vouches for nothing, and says so.
+    std::fs::write(dir.join("test-5.cvd.sign"), s.pki.sign_rogue(&v5)).unwrap();
+    let o = scan(&with_certs);
+    assert_eq!(o.status.code(), Some(2));
+    says(
+        &o.stderr,
+        "test.cvd: not vouched for: test-5.cvd.sign:3: does not verify",
+    );
+}
+
+/// `sensor run` trusts the same: a database directory whose `.cvd` stands on its `.sign` alone loads
+/// with `cvd_certs_directory` (clamd.conf's CVDCertsDirectory), and a file it knows is denied.
+#[test]
+fn a_running_sensor_loads_a_cvd_its_sign_file_vouches_for() {
+    use sensor_tests::gate::{write_file, Expect, SensorOpts};
+    let Some(env) = sensor_tests::gate_env!() else {
+        return;
+    };
+    let s = Signed::new();
+    let v5 = chain_cvd(LAST, &s.c.key);
+    std::fs::write(s.c.db().join("test.cvd"), &v5).unwrap();
+    std::fs::write(s.c.db().join("test-5.cvd.sign"), s.pki.sign(&v5)).unwrap();
+    let config = env.scratch().join("sensor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[run]\ncvd_certs_directory = \"{}\"\n",
+            s.pki.certs_dir().display()
+        ),
+    )
+    .unwrap();
+    let prot = env.tmpfs("prot");
+    let marked = prot.join("marked.txt");
+    let body = format!("..chain-marker-{LAST}..");
+    write_file(&marked, body.as_bytes());
+    let opts = SensorOpts {
+        extra: vec!["--config".into(), config.display().to_string()],
+        ..SensorOpts::protect(&[prot.path()])
+    };
+    let mut sensor = env.start_ready(&s.c.db(), &opts);
+    sensor
+        .expect([Expect::denied(&marked).because("test.cvd, vouched for by its .sign, knows it")]);
+}

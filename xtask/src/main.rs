@@ -40,6 +40,11 @@ const APT_PACKAGES: &[&str] = &[
     "libarchive-tools",
     "qpdf",
     "nginx-light",
+    // The sensor links OpenSSL for detached `.sign` files (sensor/src/update/clamsign.rs); the tests make
+    // their certificates and signatures with the `openssl` command.
+    "libssl-dev",
+    "pkg-config",
+    "openssl",
 ];
 /// Real RAR 1.5-5 archives (the RAR tests' inputs; RAR archives cannot be written with Debian's free
 /// packages): the test set of the `rarfile` Python package (ISC licence), from its source release on PyPI.

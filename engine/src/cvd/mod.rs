@@ -21,6 +21,7 @@ pub mod patch;
 pub mod payload;
 pub mod pss;
 pub mod script;
+pub mod sign;
 
 #[cfg(test)]
 mod tests;
@@ -158,7 +159,12 @@ pub fn open(
     }
     // clamscan skips the MD5 for `.cud` (FORMAT.md §5); an unsigned container is still refused when it
     // does not match, as that is the one check that catches a tar cut at a member boundary.
-    let checked = check_header(kind, &header, payload, keys);
+    // A `.cvd` a `.sign` file vouched for is trusted byte for byte: its header needs no key of ours.
+    let checked = if kind == Kind::Cvd && keys.vouches_for(bytes) {
+        Ok(())
+    } else {
+        check_header(kind, &header, payload, keys)
+    };
     let header_failure = match (kind, checked) {
         (_, Ok(())) => None,
         (Kind::Cld, Err(e)) => Some(e),

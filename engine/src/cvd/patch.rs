@@ -137,7 +137,7 @@ fn step(
         return Err(format!("{name}: does not follow version {current}"));
     }
     let (declared, script) =
-        cdiff::verified_script(name, bytes, &keys.cdiff).map_err(|e| e.to_string())?;
+        cdiff::verified_script(name, bytes, keys).map_err(|e| e.to_string())?;
     if declared != version {
         return Err(format!("{name}: its header says version {declared}"));
     }

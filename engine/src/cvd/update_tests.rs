@@ -239,6 +239,44 @@ fn applying_stops_at_the_first_bad_cdiff_and_keeps_what_came_before() {
     assert_eq!(outcome.applied, 0);
 }
 
+/// A `.sign` file vouches for whole files by SHA-256 (UPDATE.md §3): such a `.cvd` or cdiff needs no key.
+#[test]
+fn files_a_sign_file_vouched_for_need_no_key() {
+    use sha2::{Digest as _, Sha256};
+    let (dir, local) = setup();
+    let digest = |b: &[u8]| -> [u8; 32] { Sha256::digest(b).into() };
+    // The test CVD's header is signed with the test key, which ClamAV's keys do not trust.
+    let clamav = Keys::clamav().with_info_key(PssSigner::test().public().clone());
+    let bytes = std::fs::read(&local).unwrap();
+    assert!(verify_file(&local, &clamav).is_err());
+    assert!(verify_file(&local, &clamav.clone().with_vouched(digest(b"other"))).is_err());
+    let header = verify_file(&local, &clamav.clone().with_vouched(digest(&bytes))).unwrap();
+    assert_eq!(header.version, 1);
+    // A vouched-for file still has to be a database: the vouch is for these bytes only.
+    let mut tampered = bytes.clone();
+    let last = tampered.len() - 3;
+    tampered[last] ^= 1;
+    std::fs::write(&local, &tampered).unwrap();
+    assert!(verify_file(&local, &clamav.clone().with_vouched(digest(&bytes))).is_err());
+    std::fs::write(&local, &bytes).unwrap();
+
+    // A cdiff signed by a key the keys do not hold applies when its bytes are vouched for.
+    let out = dir.path().join("test.cld");
+    let two = cdiff_for(2, &v1(), &v2());
+    let untrusting = keys().with_cdiff_key(crate::cvd::PssKey::clamav_cdiff());
+    let outcome = patch(&local, &[(2, two.clone())], &untrusting, &out).unwrap();
+    assert_eq!(outcome.applied, 0);
+    let outcome = patch(
+        &local,
+        &[(2, two.clone())],
+        &untrusting.with_vouched(digest(&two)),
+        &out,
+    )
+    .unwrap();
+    assert_eq!((outcome.applied, outcome.version), (1, 2));
+    assert_eq!(members(&out), v2());
+}
+
 #[test]
 fn an_unverifiable_local_database_is_an_error() {
     let (dir, local) = setup();

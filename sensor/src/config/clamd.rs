@@ -2,6 +2,7 @@
 //! comment line, option names are case sensitive, values are BOOL (yes/no, true/false, 1/0), NUMBER,
 //! SIZE (bytes, K or M suffix) or STRING. The same file configures clamd, so every option clamd 1.4
 //! documents is accepted; what means something here: the on-access options, `DatabaseDirectory`, `LogFile`,
+//! `CVDCertsDirectory` (ClamAV 1.5's: what detached `.sign` files chain to),
 //! the scan limits and format switches (`MaxScanSize`, `MaxFileSize`, `MaxRecursion`, `MaxFiles`,
 //! `MaxEmbeddedPE`, `MaxScanTime`, `ScanArchive`, `ScanMail`, `ScanOLE2`, `ScanPDF`, `ScanHTML`,
 //! `ScanOneNote`, `ScanPE`, `AlertExceedsMax`, `AlertEncrypted*`: `limits`), and two of the
@@ -192,6 +193,7 @@ const HONOURED: &[(&str, Kind)] = &[
     ("OnAccessDeadline", Kind::Str),
     ("OnAccessControlSocket", Kind::Str),
     ("DatabaseDirectory", Kind::Str),
+    ("CVDCertsDirectory", Kind::Str),
     ("LogFile", Kind::Str),
 ];
 
@@ -304,6 +306,7 @@ pub fn parse(file: &Path, text: &str) -> Result<FileSettings, String> {
             }
             "OnAccessControlSocket" => s.socket = Some(PathBuf::from(val)),
             "DatabaseDirectory" => s.databases = vec![PathBuf::from(val)],
+            "CVDCertsDirectory" => s.certs_dir = Some(PathBuf::from(val)),
             "LogFile" => s.log = Some(PathBuf::from(val)),
             _ if super::limits::apply_clamd(&mut s.limits, opt, val) => {}
             _ => {
@@ -388,6 +391,7 @@ mod tests {
                    OnAccessDisableDDD 1\n\
                    OnAccessDeadline 2.5\n\
                    DatabaseDirectory /var/lib/clamav\n\
+                   CVDCertsDirectory /etc/clamav/certs\n\
                    LogFile /var/log/clamav/clamav.log\n")
         .unwrap();
         assert!(s.clamd);
@@ -411,6 +415,7 @@ mod tests {
         assert_eq!(s.recursive, Some(false));
         assert_eq!(s.deadline, Some(2.5));
         assert_eq!(s.databases, [PathBuf::from("/var/lib/clamav")]);
+        assert_eq!(s.certs_dir, Some(PathBuf::from("/etc/clamav/certs")));
         assert_eq!(s.log, Some(PathBuf::from("/var/log/clamav/clamav.log")));
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     }

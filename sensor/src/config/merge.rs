@@ -288,6 +288,7 @@ pub(super) fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, Con
         open_prefilter: args.open_prefilter || file.open_prefilter.unwrap_or(false),
         dir_moves: args.dir_moves || file.dir_moves.unwrap_or(false),
         socket: args.socket.clone().or(file.socket),
+        certs_dir: crate::clamsign::certs_dir(file.certs_dir.as_ref()),
         metrics,
         metrics_allow_remote,
         audit,

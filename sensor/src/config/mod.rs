@@ -37,6 +37,7 @@
 //! open_prefilter = false                 # notify-only: eBPF open prefilter even where fanotify watches
 //! dir_moves = false                # report directories moved into/out of the trees (log, audit)
 //! socket = "/run/sensor/control.sock"  # control socket for `sensor status`
+//! cvd_certs_directory = "/etc/clamav/certs"  # what detached .sign files chain to (CVDCertsDirectory)
 //! metrics = "127.0.0.1:9464"      # Prometheus endpoint (loopback unless metrics_allow_remote = true)
 //! audit_dir = "/var/lib/sensor/audit"  # audit log (audit = false: none)
 //! audit_max_file_size = "64M"      # rotation by size (at least 64K) ...
@@ -168,6 +169,9 @@ pub struct RunConfig {
     pub dir_moves: bool,
     /// Control socket for `sensor status` (OnAccessControlSocket, --socket).
     pub socket: Option<PathBuf>,
+    /// The certificates detached `.sign` files chain to (CVDCertsDirectory, TOML `cvd_certs_directory`;
+    /// else /etc/clamav/certs when it exists): a `.cvd` whose `.sign` verifies needs no other signature.
+    pub certs_dir: Option<PathBuf>,
     /// Prometheus endpoint (--metrics); loopback unless `metrics_allow_remote`.
     pub metrics: Option<SocketAddr>,
     pub metrics_allow_remote: bool,
@@ -218,6 +222,7 @@ struct FileSettings {
     open_prefilter: Option<bool>,
     dir_moves: Option<bool>,
     socket: Option<PathBuf>,
+    certs_dir: Option<PathBuf>,
     /// The address as written, and where (`FILE:LINE: key`).
     metrics: Option<(String, String)>,
     metrics_allow_remote: Option<bool>,

@@ -52,6 +52,7 @@ struct Run {
     open_prefilter: Option<bool>,
     dir_moves: Option<bool>,
     socket: Option<PathBuf>,
+    cvd_certs_directory: Option<PathBuf>,
     metrics: Option<Spanned<String>>,
     metrics_allow_remote: Option<bool>,
     audit: Option<bool>,
@@ -172,6 +173,7 @@ pub fn parse(file: &Path, text: &str) -> Result<FileSettings, String> {
         open_prefilter: run.open_prefilter,
         dir_moves: run.dir_moves,
         socket: run.socket,
+        certs_dir: run.cvd_certs_directory,
         metrics_allow_remote: run.metrics_allow_remote,
         audit: run.audit,
         audit_dir: run.audit_dir,
@@ -327,6 +329,7 @@ mod tests {
             Some(PathBuf::from("/run/sensor/status.json"))
         );
         assert_eq!(s.socket, Some(PathBuf::from("/run/sensor/control.sock")));
+        assert_eq!(s.certs_dir, Some(PathBuf::from("/etc/clamav/certs")));
         assert_eq!(
             s.metrics.as_ref().map(|m| m.0.as_str()),
             Some("127.0.0.1:9464")

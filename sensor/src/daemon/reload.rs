@@ -9,13 +9,22 @@ use crate::config::RunConfig;
 use crate::gate::worker;
 use crate::observe::{dbinfo, status};
 use engine::Database;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// ClamAV databases are compiled in memory, a compiled database is mapped; on reload the new one is built
-/// beside the old, which the workers keep until the swap (and which stays if this fails).
-pub(super) fn load_database(paths: &[PathBuf]) -> Result<Database, String> {
-    let db = engine::load(paths, &crate::threads::Threads).map_err(|e| e.to_string())?;
+/// beside the old, which the workers keep until the swap (and which stays if this fails). A `.cvd` whose
+/// `.sign` verifies against `certs_dir` is trusted as ClamAV 1.5 trusts it.
+pub(super) fn load_database(
+    paths: &[PathBuf],
+    certs_dir: Option<&Path>,
+) -> Result<Database, String> {
+    let (keys, notes) = crate::clamsign::keys_for_load(paths, certs_dir);
+    for n in notes {
+        eprintln!("sensor run: warning: {n}");
+    }
+    let db = engine::load_with_keys(paths, &keys, &crate::threads::Threads)
+        .map_err(|e| e.to_string())?;
     for (reason, n) in db.skipped() {
         eprintln!("{n} signatures skipped: {reason}");
     }
@@ -47,7 +56,7 @@ pub(super) fn reload(
              at start; restart the sensor to move them"
         );
     }
-    match load_database(&cfg.databases) {
+    match load_database(&cfg.databases, cfg.certs_dir.as_deref()) {
         Ok(db) => {
             if let Some(t) = &shared.trail {
                 t.note(db_note(crate::audit::Kind::DbReload, &cfg, &db, "reloaded"));

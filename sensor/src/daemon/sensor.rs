@@ -110,7 +110,10 @@ impl Sensor {
     /// answers runs. `signals` must be blocked before (every thread inherits the mask).
     pub fn build(args: RunArgs, cfg: RunConfig) -> Result<Sensor, StartError> {
         let started = std::time::Instant::now();
-        let db = Arc::new(reload::load_database(&cfg.databases).map_err(StartError::Database)?);
+        let db = Arc::new(
+            reload::load_database(&cfg.databases, cfg.certs_dir.as_deref())
+                .map_err(StartError::Database)?,
+        );
         let db_info = dbinfo::DbInfo::of(&cfg.databases, &db);
         // Bound before anything starts, so a socket or port that is taken stops the sensor with nothing to
         // undo; served once the status exists (below).

@@ -101,7 +101,13 @@ pub fn run(args: ScanArgs) -> ExitCode {
 
 /// Loads the database and scans; returns the exit code. Problems before scanning are printed here.
 fn scan(args: &ScanArgs, cfg: &Config, rep: &mut Reporter) -> u8 {
-    let db = match load(&Config::databases(args)) {
+    let paths = Config::databases(args);
+    let certs = crate::clamsign::certs_dir(args.cvdcertsdir.as_ref());
+    let (keys, notes) = crate::clamsign::keys_for_load(&paths, certs.as_deref());
+    for n in notes {
+        rep.message(Kind::Warning, format!("WARNING: {n}").as_bytes());
+    }
+    let db = match load(&paths, &keys) {
         Ok(db) => db,
         Err(e) => {
             for line in format!("{e:#}").lines() {
@@ -162,9 +168,11 @@ fn scan(args: &ScanArgs, cfg: &Config, rep: &mut Reporter) -> u8 {
     rep.counters.exit_code()
 }
 
-/// ClamAV databases are compiled in memory; a compiled database (`sensor db compile`) is mapped.
-fn load(paths: &[std::path::PathBuf]) -> Result<engine::Database> {
-    engine::load(paths, &crate::threads::Threads).map_err(|e| anyhow::anyhow!("{e}"))
+/// ClamAV databases are compiled in memory, trusting `keys`; a compiled database (`sensor db compile`) is
+/// mapped.
+fn load(paths: &[std::path::PathBuf], keys: &engine::Keys) -> Result<engine::Database> {
+    engine::load_with_keys(paths, keys, &crate::threads::Threads)
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// `--file-list` entries (one a line, empty lines skipped; positional paths are then ignored, as

@@ -8,11 +8,19 @@
 //! empty cdiff, a bad one, or no patch applied means the whole `.cvd` (§2.5). PrivateMirror: `<db>.cld`,
 //! else `<db>.cvd`, whole, never cdiffs (§2.6). Never: renames anything into place (the temporary files
 //! are removed when dropped unless `install` persists them), or stores cool-downs (the caller does).
+//!
+//! Detached `.sign` files (UPDATE.md §3), when a certificate directory is configured: `<db>-<N>.cdiff.sign`
+//! beside each cdiff and `<db>-<version>.cvd.sign` beside the whole `.cvd`, as cvdupdate lays them out. One
+//! that verifies vouches for its file (no other signature needed, as ClamAV 1.5); one that does not is a
+//! bad download (a cdiff so marked means the whole `.cvd`, a `.cvd` so marked is refused); a missing one
+//! leaves the file's own signature to decide.
 
 use super::http::{Client, HttpError, Probe};
 use super::patching::{self, Keys};
 use super::settings::Settings;
+use crate::clamsign::Certs;
 use engine::cvd::Header;
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 use tempfile::TempPath;
 
@@ -63,12 +71,17 @@ pub struct Staged {
     pub via: Via,
     /// Why the cdiffs were not used, when the whole file was fetched after trying them.
     pub fallback: Option<String>,
+    /// SHA-256s of the downloads `.sign` files vouched for: the test load must trust them too.
+    pub vouched: Vec<[u8; 32]>,
+    /// The whole `.cvd`'s verified `.sign` file, kept beside it (`<db>-<version>.cvd.sign`) so that later
+    /// loads can trust it the same way; with its signer.
+    pub sign: Option<(Vec<u8>, String)>,
 }
 
 #[derive(Debug)]
 pub enum Outcome {
     UpToDate { file: String, version: u32 },
-    Staged(Staged),
+    Staged(Box<Staged>),
 }
 
 /// Why a database could not be fetched; each maps to freshclam's exit code.
@@ -139,10 +152,60 @@ impl Failure {
     }
 }
 
+/// A download's `.sign` file.
+#[derive(Debug)]
+pub enum Detached {
+    /// None on the mirror, or none asked for (no certificate directory).
+    Absent,
+    /// Fetched without a certificate directory to check it against (a mirror copies it as it is).
+    Unchecked(Vec<u8>),
+    /// It verified: signed by `signer`, over the file whose SHA-256 is `digest`.
+    Vouched {
+        bytes: Vec<u8>,
+        signer: String,
+        digest: [u8; 32],
+    },
+}
+
+/// Fetches `<url>.sign` for the file `name` (its bytes `data`) and checks it against `certs`. Without
+/// `certs` it is fetched only when `unchecked` (a mirror passes it on). A `.sign` that does not verify
+/// is [`Failure::Verify`].
+pub fn detached(
+    client: &Client,
+    url: &str,
+    name: &str,
+    data: &[u8],
+    certs: Option<&Certs>,
+    unchecked: bool,
+) -> Result<Detached, Failure> {
+    if certs.is_none() && !unchecked {
+        return Ok(Detached::Absent);
+    }
+    let sign_name = format!("{name}.sign");
+    let bytes = match client.get_sign(&format!("{url}.sign")) {
+        Ok(b) => b,
+        Err(HttpError::NotFound) => return Ok(Detached::Absent),
+        Err(e) => return Err(Failure::from_http(e)),
+    };
+    let Some(certs) = certs else {
+        return Ok(Detached::Unchecked(bytes));
+    };
+    let signer = certs
+        .verify(&sign_name, &bytes, data)
+        .map_err(Failure::Verify)?;
+    Ok(Detached::Vouched {
+        bytes,
+        signer,
+        digest: sha2::Sha256::digest(data).into(),
+    })
+}
+
 pub struct Job<'a> {
     pub client: &'a Client,
     pub settings: &'a Settings,
     pub keys: &'a Keys,
+    /// The certificates `.sign` files must chain to; None: `.sign` files are not fetched.
+    pub certs: Option<&'a Certs>,
     pub mirror: &'a str,
     pub db: &'a str,
     /// The remote version from the DNS TXT record, when it names this database: no header probe then.
@@ -186,13 +249,13 @@ impl Job<'_> {
         let mut fallback = None;
         if let (Some(l), true) = (local, self.settings.scripted_updates) {
             match self.by_cdiffs(l, remote)? {
-                Ok(staged) => return Ok(Outcome::Staged(staged)),
+                Ok(staged) => return Ok(Outcome::Staged(Box::new(staged))),
                 Err(why) => fallback = Some(why),
             }
         }
         let mut staged = self.whole(ext, local)?;
         staged.fallback = fallback;
-        Ok(Outcome::Staged(staged))
+        Ok(Outcome::Staged(Box::new(staged)))
     }
 
     /// The remote version and the file to fetch by HTTP (the first 512 bytes of `<db>.cvd`, as freshclam
@@ -251,6 +314,7 @@ impl Job<'_> {
         let from = local.header.version;
         let expected = remote - from;
         let mut cdiffs: Vec<(u32, Vec<u8>)> = Vec::new();
+        let mut vouched = Vec::new();
         let mut stop = None;
         for v in from + 1..=remote {
             let name = format!("{}-{v}.cdiff", self.db);
@@ -259,18 +323,33 @@ impl Job<'_> {
                     // freshclam: "Empty script ..., need to download entire database" (§2.5).
                     return Ok(Err(format!("{name} is empty")));
                 }
-                Ok(b) => cdiffs.push((v, b)),
+                Ok(b) => {
+                    match detached(self.client, &self.url(&name), &name, &b, self.certs, false) {
+                        Ok(Detached::Vouched { digest, .. }) => vouched.push(digest),
+                        Ok(_) => {}
+                        // A cdiff whose `.sign` does not verify is a bad cdiff: the whole `.cvd` (§2.5).
+                        Err(Failure::Verify(e)) => return Ok(Err(e)),
+                        Err(f) => {
+                            stop = Some(format!("{name}.sign: {}", f.text()));
+                            break;
+                        }
+                    }
+                    cdiffs.push((v, b))
+                }
                 Err(e) => {
                     stop = Some(format!("{name}: {e}"));
                     break;
                 }
             }
         }
+        let keys = vouched
+            .iter()
+            .fold(self.keys.clone(), |k, d| k.with_vouched(*d));
         if cdiffs.is_empty() {
             return Ok(Err(stop.unwrap_or_else(|| "no cdiff".into())));
         }
         let tmp = self.temp("cld")?.into_temp_path();
-        let outcome = match patching::patch(&local.path, &cdiffs, self.keys, &tmp) {
+        let outcome = match patching::patch(&local.path, &cdiffs, &keys, &tmp) {
             Ok(o) => o,
             Err(e) => return Ok(Err(format!("patching failed: {e}"))),
         };
@@ -294,7 +373,7 @@ impl Job<'_> {
                 why()
             )));
         }
-        let header = match patching::verify_file(&tmp, self.keys) {
+        let header = match patching::verify_file(&tmp, &keys) {
             Ok(h) if h.version == outcome.version => h,
             Ok(h) => {
                 return Ok(Err(format!(
@@ -314,6 +393,9 @@ impl Job<'_> {
                 expected,
             },
             fallback: None,
+            // The `.cld` stands on its `.info` signature; what vouched for the cdiffs is spent.
+            vouched: Vec::new(),
+            sign: None,
         }))
     }
 
@@ -328,7 +410,8 @@ impl Job<'_> {
             .sync_all()
             .map_err(|e| Failure::Create(format!("{}: {e}", tmp.path().display())))?;
         let tmp = tmp.into_temp_path();
-        let header = patching::verify_file(&tmp, self.keys)
+        let (keys, vouched, sign) = self.whole_sign(&file, &tmp)?;
+        let header = patching::verify_file(&tmp, &keys)
             .map_err(|e| Failure::Verify(format!("{file} from {}: {e}", self.mirror)))?;
         if let Some(l) = local {
             if header.version <= l.header.version {
@@ -349,6 +432,50 @@ impl Job<'_> {
             header,
             via: Via::Whole,
             fallback: None,
+            vouched,
+            sign,
         })
+    }
+
+    /// The `.sign` of a downloaded `.cvd` (`<db>-<version>.cvd.sign`, the version its header names) and
+    /// the keys that trust what it vouches for. A `.cld` (PrivateMirror) has none: cdiffs changed it.
+    #[allow(clippy::type_complexity)]
+    fn whole_sign(
+        &self,
+        file: &str,
+        tmp: &Path,
+    ) -> Result<(Keys, Vec<[u8; 32]>, Option<(Vec<u8>, String)>), Failure> {
+        let plain = (self.keys.clone(), Vec::new(), None);
+        if self.certs.is_none() || !file.ends_with(".cvd") {
+            return Ok(plain);
+        }
+        let Ok(header) = engine::cvd::read_header(tmp) else {
+            return Ok(plain); // Not a database: the verification that follows says so.
+        };
+        let data = engine::cvd::read(tmp).map_err(|e| Failure::Create(format!("{file}: {e}")))?;
+        let name = format!("{}-{}.cvd", self.db, header.version);
+        match detached(
+            self.client,
+            &self.url(&name),
+            &name,
+            &data,
+            self.certs,
+            false,
+        ) {
+            Ok(Detached::Vouched {
+                bytes,
+                signer,
+                digest,
+            }) => Ok((
+                self.keys.clone().with_vouched(digest),
+                vec![digest],
+                Some((bytes, signer)),
+            )),
+            Ok(_) => Ok(plain),
+            Err(Failure::Verify(e)) => {
+                Err(Failure::Verify(format!("{file} from {}: {e}", self.mirror)))
+            }
+            Err(f) => Err(f),
+        }
     }
 }

@@ -175,20 +175,28 @@ impl Client {
             .map_err(|e| HttpError::Malformed(format!("{url}: {e}")))
     }
 
-    /// A small file (a cdiff) in memory.
+    /// A small file (a cdiff) in memory; a 404 is tried MaxAttempts times, as freshclam does.
     pub fn get_bytes(&self, url: &str) -> Result<Vec<u8>, HttpError> {
-        let resp = self.call(url, &[], true)?;
+        self.get_small(url, true, MAX_CDIFF_BYTES)
+    }
+
+    /// A detached `.sign` file in memory: a 404 is an answer (most mirrors have none), not retried.
+    pub fn get_sign(&self, url: &str) -> Result<Vec<u8>, HttpError> {
+        self.get_small(url, false, engine::cvd::sign::MAX_SIGN_BYTES as u64)
+    }
+
+    fn get_small(&self, url: &str, retry_404: bool, limit: u64) -> Result<Vec<u8>, HttpError> {
+        let resp = self.call(url, &[], retry_404)?;
         let mut out = Vec::new();
         resp.into_body()
             .into_reader()
-            .take(MAX_CDIFF_BYTES + 1)
+            .take(limit + 1)
             .read_to_end(&mut out)
             .map_err(|e| HttpError::Network(format!("{url}: {e}")))?;
         self.received.set(self.received.get() + out.len() as u64);
-        if out.len() as u64 > MAX_CDIFF_BYTES {
+        if out.len() as u64 > limit {
             return Err(HttpError::Malformed(format!(
-                "{url}: larger than {} MiB",
-                MAX_CDIFF_BYTES >> 20
+                "{url}: larger than {limit} bytes"
             )));
         }
         Ok(out)

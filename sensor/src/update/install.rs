@@ -9,6 +9,7 @@
 use super::fetch::{Local, Staged};
 use super::patching::{self, Keys};
 use super::settings::Settings;
+use crate::clamsign::Certs;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -40,9 +41,19 @@ pub struct InstallError {
 pub fn install(
     settings: &Settings,
     keys: &Keys,
+    certs: Option<&Certs>,
     staged: Vec<Staged>,
 ) -> Result<Installed, InstallError> {
     let datadir = &settings.datadir;
+    // What `sensor run` will trust: the downloads' `.sign` files, and those already beside the others.
+    let mut keys = staged
+        .iter()
+        .flat_map(|s| &s.vouched)
+        .fold(keys.clone(), |k, d| k.with_vouched(*d));
+    if let Some(c) = certs {
+        keys = c.vouch_for(std::slice::from_ref(datadir), keys).0;
+    }
+    let keys = &keys;
     if settings.test_databases {
         // The set `sensor run` would load afterwards: each new file, and the current file of every other
         // database this run was asked about.
@@ -72,6 +83,17 @@ pub fn install(
     for s in staged {
         let name = format!("{}.{}", s.db, s.ext);
         let dest = datadir.join(&name);
+        // The `.sign` goes in first: a load that sees the new `.cvd` finds what vouches for it.
+        let sign_name = s
+            .sign
+            .as_ref()
+            .map(|_| format!("{}-{}.cvd.sign", s.db, s.header.version));
+        if let (Some((bytes, _)), Some(sign_name)) = (&s.sign, &sign_name) {
+            write_beside(datadir, sign_name, bytes).map_err(|e| InstallError {
+                code: 57,
+                text: format!("{e}{}", already(&done)),
+            })?;
+        }
         s.tmp.persist(&dest).map_err(|e| InstallError {
             code: 57,
             text: format!(
@@ -97,6 +119,7 @@ pub fn install(
                 });
             }
         }
+        remove_stale_signs(datadir, &s.db, sign_name.as_deref());
         done.files.push(name);
     }
     // The renames are durable before anyone is told about them.
@@ -146,6 +169,39 @@ pub fn ask(socket: &Path, request: &[u8]) -> Result<String, String> {
         .trim_end_matches(['\n', '\0'])
         .trim()
         .to_string())
+}
+
+/// Writes `bytes` as `dir/name` through a temporary file and a rename.
+fn write_beside(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
+    let dest = dir.join(name);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".sensor-update-")
+        .tempfile_in(dir)
+        .map_err(|e| format!("cannot create a temporary file in {}: {e}", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| format!("{}: {e}", dest.display()))?;
+    tmp.persist(&dest)
+        .map(drop)
+        .map_err(|e| format!("cannot rename into {}: {}", dest.display(), e.error))
+}
+
+/// Removes `<db>-<N>.cvd.sign` files other than `keep`: they vouch for versions no longer here.
+fn remove_stale_signs(dir: &Path, db: &str, keep: Option<&str>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let stale = name
+            .strip_prefix(db)
+            .and_then(|r| r.strip_prefix('-'))
+            .and_then(|r| r.strip_suffix(".cvd.sign"))
+            .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+        if stale && Some(name.as_str()) != keep {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 #[cfg(test)]

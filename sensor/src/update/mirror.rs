@@ -13,13 +13,19 @@
 //! Retry-After, else 4 h / 24 h; `--force`; kept in the hidden `DIR/.sensor-mirror.json`), `--jitter`,
 //! directory lock and exit codes (freshclam's). Never: publishes a byte that did not verify (downloads go
 //! to hidden temporary files in DIR and are renamed in only after their checks), or serves anything
-//! itself. Detached `.sign` files are not mirrored: nothing here can check them yet.
+//! itself.
+//!
+//! Detached `.sign` files (`<db>-<N>.cdiff.sign`, `<db>-<version>.cvd.sign`, cvdupdate's names) are
+//! mirrored when upstream has them, each published before the file it signs: checked against
+//! `--cvdcertsdir` (or /etc/clamav/certs) when there is one, and then vouching for their files as in `db
+//! update`; copied as they are otherwise (clients with certificates check them), which the output says.
 
-use super::fetch::Failure;
+use super::fetch::{detached, Detached, Failure};
 use super::http::{Client, HttpError, Probe};
 use super::patching::{self, Keys};
 use super::settings::{self, Settings};
 use super::state::{self, State};
+use crate::clamsign::Certs;
 use crate::cli::MirrorArgs;
 use engine::cvd::Header;
 use std::os::unix::fs::PermissionsExt;
@@ -115,6 +121,7 @@ fn settings_for(args: &MirrorArgs) -> Result<(Settings, u32), String> {
         notify_socket: None,
         compile: None,
         log_file: None,
+        certs_dir: crate::clamsign::certs_dir(args.cvdcertsdir.as_ref()),
         force: args.force,
         jitter,
         json: false,
@@ -158,10 +165,18 @@ fn mirror(s: &Settings, keep: u32) -> Result<u8, (u8, String)> {
         println!("waiting {:.1} s (--jitter)", wait.as_secs_f64());
         std::thread::sleep(wait);
     }
+    let certs = s
+        .certs_dir
+        .as_deref()
+        .map(Certs::load)
+        .transpose()
+        .map_err(|e| (EXIT_CONFIG, format!("--cvdcertsdir: {e}")))?;
     let client = Client::new(s, &state.uuid).map_err(|e| (EXIT_CONFIG, e))?;
     let m = Mirror {
         client: &client,
         keys: &keys,
+        certs: certs.as_ref(),
+        unchecked: std::cell::Cell::new(0),
         upstream,
         dir,
         keep,
@@ -194,6 +209,12 @@ fn mirror(s: &Settings, keep: u32) -> Result<u8, (u8, String)> {
                 }
             }
         }
+    }
+    if m.unchecked.get() > 0 {
+        println!(
+            "{} .sign files copied without being checked: no certificate directory (--cvdcertsdir)",
+            m.unchecked.get()
+        );
     }
     println!("{} bytes received from {upstream}", client.received.get());
     if let Err(e) = state.save_to(&state_path) {
@@ -245,6 +266,9 @@ fn remove_leftovers(dir: &Path) {
 struct Mirror<'a> {
     client: &'a Client,
     keys: &'a Keys,
+    certs: Option<&'a Certs>,
+    /// `.sign` files published without a check, for the summary.
+    unchecked: std::cell::Cell<usize>,
     upstream: &'a str,
     dir: &'a Path,
     keep: u32,
@@ -278,12 +302,17 @@ impl Mirror<'_> {
         let mut fetched = Vec::new();
         let mut missing = Vec::new();
         self.cdiffs(db, remote.version, &mut fetched, &mut missing)?;
-        let (tmp, header) = self.whole(db, local.as_ref())?;
+        let (tmp, header, sign) = self.whole(db, local.as_ref())?;
         if header.version > remote.version {
             // Upstream published again between the probe and the download: its cdiffs first.
             self.cdiffs(db, header.version, &mut fetched, &mut missing)?;
         }
+        let sign_name = format!("{db}-{}.cvd.sign", header.version);
+        if let Some(bytes) = &sign {
+            self.publish_bytes(db, &sign_name, bytes)?;
+        }
         self.publish(tmp, &cvd)?;
+        self.prune_cvd_signs(db, sign.is_some().then_some(sign_name.as_str()));
         let pruned = self.prune(db, header.version);
         Ok(Done::Mirrored {
             header,
@@ -320,7 +349,12 @@ impl Mirror<'_> {
                 }
                 Err(e) => return Err(Failure::from_http(e)),
             };
-            match patching::verify_cdiff(&name, &bytes, self.keys) {
+            let sign = self.sign(&name, &bytes)?;
+            let keys = match &sign {
+                Some((_, Some(digest))) => self.keys.clone().with_vouched(*digest),
+                _ => self.keys.clone(),
+            };
+            match patching::verify_cdiff(&name, &bytes, &keys) {
                 Ok(said) if said == v => {}
                 Ok(said) => {
                     return Err(Failure::Verify(format!(
@@ -330,11 +364,10 @@ impl Mirror<'_> {
                 }
                 Err(e) => return Err(Failure::Verify(format!("{e} (from {})", self.upstream))),
             }
-            let mut tmp = self.temp(db, "cdiff")?;
-            std::io::Write::write_all(tmp.as_file_mut(), &bytes)
-                .and_then(|()| tmp.as_file().sync_all())
-                .map_err(|e| Failure::Create(format!("{}: {e}", tmp.path().display())))?;
-            self.publish(tmp.into_temp_path(), &name)?;
+            if let Some((sign, _)) = &sign {
+                self.publish_bytes(db, &format!("{name}.sign"), sign)?;
+            }
+            self.publish_bytes(db, &name, &bytes)?;
             fetched.push(v);
         }
         Ok(())
@@ -346,7 +379,7 @@ impl Mirror<'_> {
         &self,
         db: &str,
         local: Option<&Header>,
-    ) -> Result<(tempfile::TempPath, Header), Failure> {
+    ) -> Result<(tempfile::TempPath, Header, Option<Vec<u8>>), Failure> {
         let name = format!("{db}.cvd");
         let mut tmp = self.temp(db, "cvd")?;
         self.client
@@ -356,7 +389,20 @@ impl Mirror<'_> {
         tmp.as_file()
             .sync_all()
             .map_err(|e| Failure::Create(format!("{tmp_name}: {e}")))?;
-        let header = patching::verify_file(tmp.path(), self.keys)
+        // The `.sign` is named after the version the download's header gives.
+        let sign = match engine::cvd::read_header(tmp.path()) {
+            Ok(h) => {
+                let data = engine::cvd::read(tmp.path())
+                    .map_err(|e| Failure::Create(format!("{tmp_name}: {e}")))?;
+                self.sign(&format!("{db}-{}.cvd", h.version), &data)?
+            }
+            Err(_) => None,
+        };
+        let keys = match &sign {
+            Some((_, Some(digest))) => self.keys.clone().with_vouched(*digest),
+            _ => self.keys.clone(),
+        };
+        let header = patching::verify_file(tmp.path(), &keys)
             .map_err(|e| Failure::Verify(format!("{name} from {}: {e}", self.upstream)))?;
         if let Some(l) = local {
             if header.version <= l.version {
@@ -370,7 +416,53 @@ impl Mirror<'_> {
         tmp.as_file()
             .set_modified(UNIX_EPOCH + Duration::from_secs(header.build_epoch))
             .map_err(|e| Failure::Create(format!("{tmp_name}: cannot set its mtime: {e}")))?;
-        Ok((tmp.into_temp_path(), header))
+        Ok((tmp.into_temp_path(), header, sign.map(|(b, _)| b)))
+    }
+
+    /// Upstream's `<name>.sign` for the file `name` (its bytes `data`): its bytes, and the file's SHA-256
+    /// when it verified against our certificates. A `.sign` that does not verify is an error.
+    #[allow(clippy::type_complexity)]
+    fn sign(
+        &self,
+        name: &str,
+        data: &[u8],
+    ) -> Result<Option<(Vec<u8>, Option<[u8; 32]>)>, Failure> {
+        let url = self.url(name);
+        match detached(self.client, &url, name, data, self.certs, true) {
+            Ok(Detached::Absent) => Ok(None),
+            Ok(Detached::Unchecked(bytes)) => {
+                self.unchecked.set(self.unchecked.get() + 1);
+                Ok(Some((bytes, None)))
+            }
+            Ok(Detached::Vouched { bytes, digest, .. }) => Ok(Some((bytes, Some(digest)))),
+            Err(Failure::Verify(e)) => {
+                Err(Failure::Verify(format!("{e} (from {})", self.upstream)))
+            }
+            Err(f) => Err(f),
+        }
+    }
+
+    /// Publishes `bytes` as `name` through a temporary file.
+    fn publish_bytes(&self, db: &str, name: &str, bytes: &[u8]) -> Result<(), Failure> {
+        let ext = name.rsplit('.').next().unwrap_or("tmp");
+        let mut tmp = self.temp(db, ext)?;
+        std::io::Write::write_all(tmp.as_file_mut(), bytes)
+            .and_then(|()| tmp.as_file().sync_all())
+            .map_err(|e| Failure::Create(format!("{}: {e}", tmp.path().display())))?;
+        self.publish(tmp.into_temp_path(), name)
+    }
+
+    /// Removes `<db>-<N>.cvd.sign` files other than `keep`: they sign versions the mirror no longer has.
+    fn prune_cvd_signs(&self, db: &str, keep: Option<&str>) {
+        let Ok(entries) = std::fs::read_dir(self.dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if Some(name.as_str()) != keep && cvd_sign_version(db, &name).is_some() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 
     fn temp(&self, db: &str, ext: &str) -> Result<tempfile::NamedTempFile, Failure> {
@@ -442,6 +534,18 @@ fn cdiff_version(db: &str, name: &str) -> Option<(u32, bool)> {
     Some((num.parse().ok()?, sign))
 }
 
+/// `<db>-<N>.cvd.sign` -> N.
+fn cvd_sign_version(db: &str, name: &str) -> Option<u32> {
+    let num = name
+        .strip_prefix(db)?
+        .strip_prefix('-')?
+        .strip_suffix(".cvd.sign")?;
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    num.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,6 +566,13 @@ mod tests {
         assert_eq!(cdiff_version("main", "daily-5.cdiff"), None);
         assert_eq!(cdiff_version("test", "test-1-2.cdiff"), None);
         assert_eq!(cdiff_version("daily", "daily-27780.cvd.sign"), None);
+        assert_eq!(
+            cvd_sign_version("daily", "daily-27780.cvd.sign"),
+            Some(27780)
+        );
+        assert_eq!(cvd_sign_version("daily", "daily-27780.cdiff.sign"), None);
+        assert_eq!(cvd_sign_version("main", "daily-1.cvd.sign"), None);
+        assert_eq!(cvd_sign_version("daily", "daily-.cvd.sign"), None);
     }
 
     #[test]
@@ -481,6 +592,7 @@ mod tests {
             keep: 30,
             force: false,
             jitter: jitter.map(str::to_string),
+            cvdcertsdir: None,
         };
         let (s, keep) = settings_for(&args("http://up/", &[], None)).unwrap();
         assert_eq!(s.mirrors, ["http://up"]);

@@ -60,6 +60,8 @@ enum Line {
         header: engine::cvd::Header,
         via: Via,
         fallback: Option<String>,
+        /// The subject of the certificate whose `.sign` vouched for the whole `.cvd`.
+        signer: Option<String>,
     },
     Failed {
         db: String,
@@ -104,6 +106,24 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
     let keys = match patching::keys_for_updates() {
         Ok(k) => k,
         Err(e) => return out.fail(EXIT_CONFIG, e),
+    };
+    let certs = match settings
+        .certs_dir
+        .as_deref()
+        .map(crate::clamsign::Certs::load)
+    {
+        None => None,
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => return out.fail(EXIT_CONFIG, format!("CVDCertsDirectory: {e}")),
+    };
+    // The local files cdiffs patch may stand on a `.sign` of their own (`<db>-<version>.cvd.sign`).
+    let keys = match &certs {
+        Some(c) => {
+            let (keys, notes) = c.vouch_for(std::slice::from_ref(datadir), keys);
+            notes.iter().for_each(|n| out.warn(n));
+            keys
+        }
+        None => keys,
     };
     let mut state = match State::load(datadir) {
         Ok(s) => s,
@@ -169,6 +189,7 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
                 client: &client,
                 settings,
                 keys: &keys,
+                certs: certs.as_ref(),
                 mirror: m,
                 db,
                 dns_version: versions.as_ref().and_then(|v| v.of(db)),
@@ -206,7 +227,7 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
                 file,
                 version,
             }),
-            Ok(Outcome::Staged(s)) => staged.push(s),
+            Ok(Outcome::Staged(s)) => staged.push(*s),
             Err(failure) => out.lines.push(Line::Failed {
                 db: db.clone(),
                 failure,
@@ -231,9 +252,10 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
             header: s.header.clone(),
             via: s.via.clone(),
             fallback: s.fallback.clone(),
+            signer: s.sign.as_ref().map(|(_, who)| who.clone()),
         })
         .collect();
-    match install::install(settings, &keys, staged) {
+    match install::install(settings, &keys, certs.as_ref(), staged) {
         Ok(done) => {
             out.lines.extend(lines);
             out.compiled = done.compiled;
@@ -401,6 +423,7 @@ impl Output {
                     header,
                     via,
                     fallback,
+                    signer,
                 } => {
                     if let Some(why) = fallback {
                         text.push((false, format!("{file}: incremental update failed ({why}); downloaded the whole file")));
@@ -415,8 +438,14 @@ impl Output {
                     text.push((
                         false,
                         format!(
-                            "{file} updated (version: {}, sigs: {}, f-level: {})",
-                            header.version, header.signatures, header.functionality_level
+                            "{file} updated (version: {}, sigs: {}, f-level: {}{})",
+                            header.version,
+                            header.signatures,
+                            header.functionality_level,
+                            signer
+                                .as_deref()
+                                .map(|w| format!(", .sign by {w}"))
+                                .unwrap_or_default()
                         ),
                     ));
                     let (how, applied, expected) = match via {
@@ -428,7 +457,7 @@ impl Output {
                         "file": file, "status": "updated", "version": header.version,
                         "sigs": header.signatures, "flevel": header.functionality_level,
                         "via": how, "patches_applied": applied, "patches_expected": expected,
-                        "fallback": fallback,
+                        "fallback": fallback, "signed_by": signer,
                     }));
                 }
                 Line::Failed { db, failure } => {

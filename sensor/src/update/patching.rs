@@ -53,7 +53,7 @@ pub fn patch(
 /// Checks a downloaded cdiff as a mirror must before publishing it: its signature under the cdiff key, its
 /// gzip data within bounds, and the version its header names; returns that version.
 pub fn verify_cdiff(name: &str, bytes: &[u8], keys: &Keys) -> Result<u32, String> {
-    engine::cvd::cdiff::verified_script(name, bytes, keys.cdiff())
+    engine::cvd::cdiff::verified_script(name, bytes, keys)
         .map(|(version, _)| version)
         .map_err(|e| e.to_string())
 }

@@ -87,11 +87,6 @@ const NOTED: &[(&str, Kind, &str)] = &[
         Kind::Bool,
         "deprecated by ClamAV; no safebrowsing database is fetched",
     ),
-    (
-        "CVDCertsDirectory",
-        Kind::Str,
-        "detached .sign files are not checked yet; the CVD and cdiff signatures are",
-    ),
 ];
 
 /// Options applied here.
@@ -116,6 +111,7 @@ const HONOURED: &[(&str, Kind)] = &[
     ("ExtraDatabase", Kind::Str),
     ("ExcludeDatabase", Kind::Str),
     ("DatabaseCustomURL", Kind::Str),
+    ("CVDCertsDirectory", Kind::Str),
 ];
 
 /// Everything one run needs, validated.
@@ -144,6 +140,10 @@ pub struct Settings {
     pub compile: Option<PathBuf>,
     /// Summary lines are appended here too (`UpdateLogFile`).
     pub log_file: Option<PathBuf>,
+    /// The certificates detached `.sign` files must chain to (`CVDCertsDirectory`, `--cvdcertsdir`, else
+    /// /etc/clamav/certs when it exists). None: `.sign` files are not checked, and a download needs
+    /// its own signature.
+    pub certs_dir: Option<PathBuf>,
     pub force: bool,
     pub jitter: Option<Duration>,
     pub json: bool,
@@ -170,6 +170,7 @@ struct FileSettings {
     notify_socket: Option<PathBuf>,
     compile: Option<PathBuf>,
     log_file: Option<PathBuf>,
+    certs_dir: Option<PathBuf>,
     /// `DNSDatabaseInfo`: the TXT record's name, or `no`.
     dns: Option<String>,
     bytecode: Option<bool>,
@@ -254,6 +255,7 @@ fn parse_freshclam(file: &Path, text: &str) -> Result<FileSettings, String> {
             "Bytecode" => s.bytecode = Some(boolean()?),
             "ExtraDatabase" => s.extra.push(val.to_string()),
             "ExcludeDatabase" => s.exclude.push(val.to_string()),
+            "CVDCertsDirectory" => s.certs_dir = Some(PathBuf::from(val)),
             "DatabaseCustomURL" => return Err(at(
                 "not supported by `sensor db update` yet (custom database URLs); fetch such files \
                      with another tool into the database directory"
@@ -308,6 +310,8 @@ struct Update {
     log_file: Option<PathBuf>,
     /// freshclam's DNSDatabaseInfo: a record name, or "no".
     dns_database_info: Option<String>,
+    /// freshclam's CVDCertsDirectory.
+    cvd_certs_directory: Option<PathBuf>,
 }
 
 fn parse_toml(file: &Path, text: &str) -> Result<FileSettings, String> {
@@ -334,6 +338,7 @@ fn parse_toml(file: &Path, text: &str) -> Result<FileSettings, String> {
         compile: u.compile,
         log_file: u.log_file,
         dns: u.dns_database_info,
+        certs_dir: u.cvd_certs_directory,
         ..FileSettings::default()
     })
 }
@@ -488,6 +493,7 @@ fn merge(args: &UpdateArgs, f: FileSettings) -> Result<Settings, SettingsError> 
         notify_socket,
         compile: args.compile.clone().or(f.compile),
         log_file: f.log_file,
+        certs_dir: crate::clamsign::certs_dir(args.cvdcertsdir.as_ref().or(f.certs_dir.as_ref())),
         force: args.force,
         jitter,
         json: args.json,

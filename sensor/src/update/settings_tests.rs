@@ -101,7 +101,8 @@ fn daemon_and_logging_options_are_accepted_some_with_a_note() {
                 OnUpdateExecute /bin/true\nOnErrorExecute /bin/true\nOnOutdatedExecute /bin/true\n\
                 CVDCertsDirectory /etc/clamav/certs\n")
     .unwrap();
-    assert_eq!(f.notes.len(), 10, "{:#?}", f.notes);
+    assert_eq!(f.notes.len(), 9, "{:#?}", f.notes);
+    assert_eq!(f.certs_dir, Some(PathBuf::from("/etc/clamav/certs")));
     assert!(f.notes[0].starts_with("/etc/fc.conf:1: DatabaseOwner ignored: "));
     assert!(f.notes[1].starts_with("/etc/fc.conf:12: Checks ignored: "));
 }
@@ -214,7 +215,8 @@ fn the_toml_update_table() {
          mirrors = [\"http://127.0.0.1:8080\"]\nscripted_updates = false\nmax_attempts = 2\n\
          connect_timeout_secs = 3\nreceive_timeout_secs = 9\nproxy = \"socks5://p:1080\"\n\
          test_databases = false\ndatabases = [\"daily\"]\nnotify_socket = \"/run/s.sock\"\n\
-         compile = \"/var/lib/sensor/db.sensordb\"\nlog_file = \"/var/log/u.log\"\n",
+         compile = \"/var/lib/sensor/db.sensordb\"\nlog_file = \"/var/log/u.log\"\n\
+         cvd_certs_directory = \"/srv/certs\"\n",
     )
     .unwrap();
     let s = merge(&UpdateArgs::default(), f).unwrap();
@@ -228,6 +230,7 @@ fn the_toml_update_table() {
     assert_eq!(s.receive_timeout, Some(Duration::from_secs(9)));
     assert_eq!(s.proxy.as_deref(), Some("socks5://p:1080"));
     assert_eq!(s.databases, ["daily"]);
+    assert_eq!(s.certs_dir, Some(PathBuf::from("/srv/certs")));
     assert_eq!(
         s.compile,
         Some(PathBuf::from("/var/lib/sensor/db.sensordb"))
