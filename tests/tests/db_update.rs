@@ -1386,3 +1386,124 @@ fn a_running_sensor_loads_a_cvd_its_sign_file_vouches_for() {
     sensor
         .expect([Expect::denied(&marked).because("test.cvd, vouched for by its .sign, knows it")]);
 }
+
+/// freshclam's DatabaseCustomURL: a database file from an http:// URL (asked again with If-Modified-Since
+/// = the local copy's mtime, which is the server's Last-Modified) and one from a file:// URL, beside
+/// the official database; a changed file is fetched again, one that does not load is refused (exit 54,
+/// the old copy kept), a missing one is exit 58.
+#[test]
+fn custom_urls_fetch_database_files_when_they_change() {
+    let t = "custom_urls_fetch_database_files_when_they_change";
+    let Some(n) = Nginx::start(t) else { return };
+    let c = Client::new();
+    publish(&n, "ok", "test.cvd", &c.cvd(1));
+    let set_mtime = |p: &Path, t: u64| {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(UNIX_EPOCH + Duration::from_secs(t))
+            .unwrap()
+    };
+    let junk = publish(
+        &n,
+        "sigs",
+        "junk.ndb",
+        b"Junk.Marker.One:0:*:6a756e6b2d6f6e65\n",
+    );
+    set_mtime(&junk, 1_800_000_000);
+    let local_src = c.dir.path().join("local.hdb");
+    std::fs::write(&local_src, HDB).unwrap();
+    let conf = c.conf(
+        &n.url("ok"),
+        &format!(
+            "DatabaseCustomURL {}\nDatabaseCustomURL file://{}\n",
+            n.url("sigs/junk.ndb"),
+            local_src.display()
+        ),
+    );
+    let o = c.run(&conf, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    says(&o.stdout, "test.cvd updated (version: 1, ");
+    says(
+        &o.stdout,
+        &format!(
+            "junk.ndb updated from {} (37 bytes)",
+            n.url("sigs/junk.ndb")
+        ),
+    );
+    says(&o.stdout, "local.hdb updated from file://");
+    assert_eq!(
+        c.entries(),
+        [
+            ".sensor-update.lock",
+            "junk.ndb",
+            "local.hdb",
+            "sensor-update.json",
+            "test.cvd"
+        ]
+    );
+    let installed = c.db().join("junk.ndb");
+    let mtime = |p: &Path| {
+        std::fs::metadata(p)
+            .unwrap()
+            .modified()
+            .unwrap()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    assert_eq!(
+        mtime(&installed),
+        1_800_000_000,
+        "the server's Last-Modified"
+    );
+
+    // Unchanged: a 304 for the http:// file, nothing for the file:// one.
+    let before = n.requests().len();
+    let o = c.run(&conf, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    says(&o.stdout, "junk.ndb is up to date (custom URL)");
+    says(&o.stdout, "local.hdb is up to date (custom URL)");
+    let again: Vec<String> = n.requests()[before..].to_vec();
+    let junk_req = again.iter().find(|r| r.contains("/sigs/junk.ndb")).unwrap();
+    assert!(
+        junk_req.contains(" 304 ") && junk_req.contains("GMT"),
+        "If-Modified-Since sent, 304 answered: {junk_req}"
+    );
+
+    // Changed at the source: fetched again.
+    std::fs::write(&junk, b"Junk.Marker.Two:0:*:6a756e6b2d74776f\n").unwrap();
+    set_mtime(&junk, 1_800_000_100);
+    let o = c.run(&conf, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    says(&o.stdout, "junk.ndb updated from ");
+    assert!(std::fs::read_to_string(&installed)
+        .unwrap()
+        .contains("Junk.Marker.Two"));
+
+    // A file that does not load: refused, the copy in place kept.
+    std::fs::write(&junk, b"Junk.Broken:0:*:zz\n").unwrap();
+    set_mtime(&junk, 1_800_000_200);
+    let o = c.run(&conf, &[]);
+    assert_eq!(o.status.code(), Some(54), "{}", stderr(&o));
+    says(
+        &o.stderr,
+        "junk.ndb: update failed: verification failed: junk.ndb from ",
+    );
+    assert!(std::fs::read_to_string(&installed)
+        .unwrap()
+        .contains("Junk.Marker.Two"));
+    assert!(
+        !c.entries().iter().any(|e| e.contains("sensor-update-")),
+        "no temporary left: {:?}",
+        c.entries()
+    );
+
+    // Gone from the server: exit 58, naming the URL.
+    std::fs::remove_file(&junk).unwrap();
+    let o = c.run(&conf, &[]);
+    assert_eq!(o.status.code(), Some(58), "{}", stderr(&o));
+    says(&o.stderr, "junk.ndb: update failed: ");
+    says(&o.stderr, "sigs/junk.ndb: HTTP 404 (not found)");
+}

@@ -221,7 +221,7 @@ impl Job<'_> {
         tempfile::Builder::new()
             .prefix(&format!(".sensor-update-{}-", self.db))
             .suffix(&format!(".{ext}"))
-            .tempfile_in(&self.settings.datadir)
+            .tempfile_in(super::staging(&self.settings.datadir).map_err(Failure::Create)?)
             .map_err(|e| {
                 Failure::Create(format!(
                     "cannot create a temporary file in {}: {e}",

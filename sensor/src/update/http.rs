@@ -204,7 +204,33 @@ impl Client {
 
     /// A whole file streamed into `out`, with progress on a terminal for big ones; its size.
     pub fn get_to(&self, url: &str, out: &mut impl Write) -> Result<u64, HttpError> {
-        let resp = self.call(url, &[], false)?;
+        match self.get_to_since(url, None, out)? {
+            Fetched::Body { size, .. } => Ok(size),
+            Fetched::NotModified => Err(HttpError::Status(304)),
+        }
+    }
+
+    /// [`Client::get_to`] with If-Modified-Since = `since` (a custom database's local mtime): 304 is
+    /// [`Fetched::NotModified`]; a body comes with its Last-Modified.
+    pub fn get_to_since(
+        &self,
+        url: &str,
+        since: Option<u64>,
+        out: &mut impl Write,
+    ) -> Result<Fetched, HttpError> {
+        let headers: Vec<(&str, String)> = since
+            .map(|t| ("If-Modified-Since", http_date(t)))
+            .into_iter()
+            .collect();
+        let resp = self.call(url, &headers, false)?;
+        if resp.status().as_u16() == 304 {
+            return Ok(Fetched::NotModified);
+        }
+        let last_modified = resp
+            .headers()
+            .get("last-modified")
+            .and_then(|v| v.to_str().ok())
+            .and_then(super::state::parse_http_date);
         let total = resp
             .headers()
             .get("content-length")
@@ -236,8 +262,22 @@ impl Client {
             eprintln!();
         }
         self.received.set(self.received.get() + done);
-        Ok(done)
+        Ok(Fetched::Body {
+            size: done,
+            last_modified,
+        })
     }
+}
+
+/// What a conditional GET brought.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fetched {
+    NotModified,
+    Body {
+        size: u64,
+        /// Last-Modified, Unix seconds.
+        last_modified: Option<u64>,
+    },
 }
 
 fn progress(url: &str, done: u64, total: u64, took: Duration) {

@@ -6,6 +6,7 @@
 //! Owns: the order of those steps. Never: downloads; never leaves a temporary file behind (they are
 //! removed when their `TempPath` drops).
 
+use super::custom::CustomStaged;
 use super::fetch::{Local, Staged};
 use super::patching::{self, Keys};
 use super::settings::Settings;
@@ -43,6 +44,7 @@ pub fn install(
     keys: &Keys,
     certs: Option<&Certs>,
     staged: Vec<Staged>,
+    custom: Vec<CustomStaged>,
 ) -> Result<Installed, InstallError> {
     let datadir = &settings.datadir;
     // What `sensor run` will trust: the downloads' `.sign` files, and those already beside the others.
@@ -57,7 +59,11 @@ pub fn install(
     if settings.test_databases {
         // The set `sensor run` would load afterwards: each new file, and the current file of every other
         // database this run was asked about.
-        let mut set: Vec<PathBuf> = staged.iter().map(|s| s.tmp.to_path_buf()).collect();
+        let mut set: Vec<PathBuf> = staged
+            .iter()
+            .map(|s| s.tmp.to_path_buf())
+            .chain(custom.iter().map(|c| c.tmp.to_path_buf()))
+            .collect();
         for db in &settings.databases {
             if !staged.iter().any(|s| &s.db == db) {
                 if let Some(l) = Local::find(datadir, db) {
@@ -71,6 +77,12 @@ pub fn install(
                 e.replace(
                     &s.tmp.display().to_string(),
                     &format!("{}.{} (downloaded)", s.db, s.ext),
+                )
+            });
+            let e = custom.iter().fold(e, |e, c| {
+                e.replace(
+                    &c.tmp.display().to_string(),
+                    &format!("{} (downloaded)", c.file),
                 )
             });
             InstallError {
@@ -121,6 +133,25 @@ pub fn install(
         }
         remove_stale_signs(datadir, &s.db, sign_name.as_deref());
         done.files.push(name);
+    }
+    for c in custom {
+        let dest = datadir.join(&c.file);
+        // The source's time, so that the next run's If-Modified-Since asks "changed since this copy?".
+        if let Some(t) = c.mtime {
+            if let Ok(f) = std::fs::File::options().write(true).open(&c.tmp) {
+                let _ = f.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(t));
+            }
+        }
+        c.tmp.persist(&dest).map_err(|e| InstallError {
+            code: 57,
+            text: format!(
+                "cannot rename into {}: {}{}",
+                dest.display(),
+                e.error,
+                already(&done)
+            ),
+        })?;
+        done.files.push(c.file);
     }
     // The renames are durable before anyone is told about them.
     if let Ok(d) = std::fs::File::open(datadir) {
@@ -176,7 +207,7 @@ fn write_beside(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
     let dest = dir.join(name);
     let mut tmp = tempfile::Builder::new()
         .prefix(".sensor-update-")
-        .tempfile_in(dir)
+        .tempfile_in(super::staging(dir)?)
         .map_err(|e| format!("cannot create a temporary file in {}: {e}", dir.display()))?;
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())

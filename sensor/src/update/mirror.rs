@@ -122,6 +122,7 @@ fn settings_for(args: &MirrorArgs) -> Result<(Settings, u32), String> {
         compile: None,
         log_file: None,
         certs_dir: crate::clamsign::certs_dir(args.cvdcertsdir.as_ref()),
+        custom_urls: Vec::new(),
         force: args.force,
         jitter,
         json: false,

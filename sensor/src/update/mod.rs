@@ -2,35 +2,39 @@
 //! for a timer or cron: one run, then exit.
 //!
 //! A run: settings (`settings`) -> the state file and its cool-downs (`state`) -> jitter -> for each
-//! database, each mirror not on cool-down in turn (`fetch`, over `http`) -> the verified downloads
-//! test-loaded and renamed into place, the compiled database rebuilt (`install`) -> a running sensor told
-//! `RELOAD` -> one summary line per database, or one JSON object (`--json`) -> the run's result told to
-//! a running sensor (`UPDATED <summary>`, whatever the result), for its audit log.
+//! database, each mirror not on cool-down in turn (`fetch`, over `http`; detached `.sign` files checked
+//! by `crate::clamsign`) -> each DatabaseCustomURL (`custom`) -> the verified downloads test-loaded and
+//! renamed into place, the compiled database rebuilt (`install`) -> a running sensor told `RELOAD` -> one
+//! summary line per database, or one JSON object (`--json`, `output`) -> the run's result told to a
+//! running sensor (`UPDATED <summary>`, whatever the result), for its audit log. Downloads are staged in
+//! `<datadir>/.sensor-update.tmp/`, never where a load of the directory would see them.
 //!
 //! Owns: the exit codes (freshclam's: 0 up to date, updated or on cool-down; 11 refused by every mirror
 //! with 429/403; 52 network; 54 verification; 56 configuration; 57 cannot create a file; 58 cannot read
-//! from the server) and the output. Never: loads anything into a running sensor itself, or touches the
-//! engine's signed-database API except through `patching`.
+//! from the server). Never: loads anything into a running sensor itself, or touches the engine's
+//! signed-database API except through `patching`.
 //!
 //! The remote versions come from the DNS TXT record where DNS is allowed (`dns`), once per run; a
 //! database the record does not name (`test`), or a record that is missing or invalid, falls back to the
 //! HTTP header probe, as freshclam does.
 
+mod custom;
 mod dns;
 mod fetch;
 mod http;
 mod install;
 pub mod mirror;
+mod output;
 mod patching;
 mod settings;
 mod state;
 
 use crate::cli::UpdateArgs;
-use fetch::{Failure, Job, Local, Outcome, Staged, Via};
-use serde_json::{json, Value};
+use custom::CustomOutcome;
+use fetch::{Failure, Job, Local, Outcome, Staged};
+use output::{Line, Output};
 use settings::Settings;
 use state::State;
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,33 +44,28 @@ const EXIT_CONFIG: u8 = 56;
 const EXIT_CREATE: u8 = 57;
 /// Two runs on one directory at once would rename over each other's files.
 const LOCK_FILE: &str = ".sensor-update.lock";
+/// Downloads are written here, inside the database directory (one filesystem: renames into place are
+/// atomic) but not in it: a load of the directory takes every regular file with a database extension,
+/// hidden or not (as clamscan does), and must never see a half-written download.
+const STAGING_DIR: &str = ".sensor-update.tmp";
+
+/// The staging directory of `datadir`, created if missing.
+pub(crate) fn staging(datadir: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    let dir = datadir.join(STAGING_DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Temporary files of a run that was killed (this run holds the lock, so no other run owns them).
+fn remove_staging(datadir: &std::path::Path) {
+    let _ = std::fs::remove_dir_all(datadir.join(STAGING_DIR));
+}
 
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// One database's result, for the summary.
-enum Line {
-    UpToDate {
-        db: String,
-        file: String,
-        version: u32,
-    },
-    Updated {
-        file: String,
-        header: engine::cvd::Header,
-        via: Via,
-        fallback: Option<String>,
-        /// The subject of the certificate whose `.sign` vouched for the whole `.cvd`.
-        signer: Option<String>,
-    },
-    Failed {
-        db: String,
-        failure: Failure,
-    },
 }
 
 pub fn run(args: &UpdateArgs) -> u8 {
@@ -103,6 +102,14 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
         Ok(l) => l,
         Err(e) => return out.fail(EXIT_CREATE, e),
     };
+    remove_staging(datadir);
+    let code = update_locked(settings, out);
+    remove_staging(datadir);
+    code
+}
+
+fn update_locked(settings: &Settings, out: &mut Output) -> u8 {
+    let datadir = &settings.datadir;
     let keys = match patching::keys_for_updates() {
         Ok(k) => k,
         Err(e) => return out.fail(EXIT_CONFIG, e),
@@ -157,7 +164,9 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
             "every mirror is on cool-down: nothing was contacted. This is not an error (exit 0), as \
              freshclam; `--force` contacts them anyway",
         );
-        return 0;
+        if settings.custom_urls.is_empty() {
+            return 0;
+        }
     }
     if let Some(max) = settings.jitter {
         let r = state::random_bytes::<8>()
@@ -178,7 +187,13 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
     let mut staged: Vec<Staged> = Vec::new();
     // Mirrors that refused us during this run: not asked again for the next database, even with --force.
     let mut refused: Vec<&str> = Vec::new();
-    for db in &settings.databases {
+    // With every mirror on cool-down only the custom URLs (other servers) are asked.
+    let official = if mirrors.is_empty() {
+        &[][..]
+    } else {
+        &settings.databases[..]
+    };
+    for db in official {
         let local = Local::find(datadir, db);
         let mut result = None;
         for m in &mirrors {
@@ -234,6 +249,17 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
             }),
         }
     }
+    let mut custom_staged = Vec::new();
+    for url in &settings.custom_urls {
+        match custom::fetch(&client, datadir, url, &keys) {
+            Ok(CustomOutcome::UpToDate { file }) => out.lines.push(Line::CustomUpToDate { file }),
+            Ok(CustomOutcome::Staged(s)) => custom_staged.push(s),
+            Err(failure) => out.lines.push(Line::Failed {
+                db: custom::file_name(url).unwrap_or_else(|_| url.clone()),
+                failure,
+            }),
+        }
+    }
     out.received = client.received.get();
     if let Err(e) = state.save(datadir) {
         out.warn(&e);
@@ -242,7 +268,7 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
         Line::Failed { failure, .. } => Some(failure.exit_code()),
         _ => None,
     });
-    if staged.is_empty() {
+    if staged.is_empty() && custom_staged.is_empty() {
         return failed.unwrap_or(0);
     }
     let lines: Vec<Line> = staged
@@ -254,8 +280,13 @@ fn update(settings: &Settings, out: &mut Output) -> u8 {
             fallback: s.fallback.clone(),
             signer: s.sign.as_ref().map(|(_, who)| who.clone()),
         })
+        .chain(custom_staged.iter().map(|c| Line::CustomUpdated {
+            file: c.file.clone(),
+            url: c.url.clone(),
+            size: c.size,
+        }))
         .collect();
-    match install::install(settings, &keys, certs.as_ref(), staged) {
+    match install::install(settings, &keys, certs.as_ref(), staged, custom_staged) {
         Ok(done) => {
             out.lines.extend(lines);
             out.compiled = done.compiled;
@@ -311,211 +342,4 @@ fn lock(datadir: &std::path::Path) -> Result<std::fs::File, String> {
         ));
     }
     Ok(f)
-}
-
-/// The summary (lines or one JSON object) and the UpdateLogFile.
-struct Output {
-    json: bool,
-    log: Option<std::fs::File>,
-    lines: Vec<Line>,
-    notes: Vec<String>,
-    warnings: Vec<String>,
-    error: Option<String>,
-    cooldown: bool,
-    received: u64,
-    compiled: Option<(std::path::PathBuf, u64)>,
-    reload: Option<Result<String, String>>,
-}
-
-impl Output {
-    fn new(s: &Settings) -> Output {
-        let log = s.log_file.as_ref().and_then(|p| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| eprintln!("sensor db update: warning: {}: {e}", p.display()))
-                .ok()
-        });
-        Output {
-            json: s.json,
-            log,
-            lines: Vec::new(),
-            notes: Vec::new(),
-            warnings: Vec::new(),
-            error: None,
-            cooldown: false,
-            received: 0,
-            compiled: None,
-            reload: None,
-        }
-    }
-
-    fn log(&mut self, line: &str) {
-        if let Some(f) = &mut self.log {
-            let _ = writeln!(f, "{} {line}", state::utc(now()));
-        }
-    }
-
-    fn note(&mut self, n: &str) {
-        if !self.json {
-            println!("{n}");
-        }
-        self.log(n);
-        self.notes.push(n.to_string());
-    }
-
-    fn warn(&mut self, w: &str) {
-        if !self.json {
-            eprintln!("sensor db update: warning: {w}");
-        }
-        self.log(&format!("warning: {w}"));
-        self.warnings.push(w.to_string());
-    }
-
-    fn fail(&mut self, code: u8, e: String) -> u8 {
-        self.error = Some(e);
-        code
-    }
-
-    /// One line for a running sensor's audit log: the exit code and each database's result.
-    fn summary(&self, code: u8) -> String {
-        let mut parts: Vec<String> = self
-            .lines
-            .iter()
-            .map(|l| match l {
-                Line::UpToDate { file, version, .. } => format!("{file} up to date ({version})"),
-                Line::Updated {
-                    file, header, via, ..
-                } => {
-                    let how = match via {
-                        Via::Cdiffs { applied, expected } => {
-                            format!("{applied}/{expected} cdiffs")
-                        }
-                        Via::Whole => "whole file".into(),
-                    };
-                    format!("{file} updated to {} ({how})", header.version)
-                }
-                Line::Failed { db, failure } => format!("{db} failed: {}", failure.text()),
-            })
-            .collect();
-        if self.cooldown {
-            parts.push("every mirror on cool-down".into());
-        }
-        if let Some(e) = &self.error {
-            parts.push(format!("failed: {e}"));
-        }
-        let what = if code == 0 { "ok" } else { "failed" };
-        format!("{what} (exit {code}): {}", parts.join("; "))
-    }
-
-    fn finish(mut self, code: u8) {
-        let mut text: Vec<(bool, String)> = Vec::new();
-        let mut dbs: Vec<Value> = Vec::new();
-        for l in &self.lines {
-            match l {
-                Line::UpToDate { db, file, version } => {
-                    text.push((false, format!("{file} is up to date (version: {version})")));
-                    dbs.push(json!({"database": db, "file": file, "status": "up-to-date", "version": version}));
-                }
-                Line::Updated {
-                    file,
-                    header,
-                    via,
-                    fallback,
-                    signer,
-                } => {
-                    if let Some(why) = fallback {
-                        text.push((false, format!("{file}: incremental update failed ({why}); downloaded the whole file")));
-                    }
-                    if let Via::Cdiffs { applied, expected } = via {
-                        if applied < expected {
-                            text.push((false, format!(
-                                "{file}: {applied} of {expected} patches applied; settling for this partial update, as freshclam does"
-                            )));
-                        }
-                    }
-                    text.push((
-                        false,
-                        format!(
-                            "{file} updated (version: {}, sigs: {}, f-level: {}{})",
-                            header.version,
-                            header.signatures,
-                            header.functionality_level,
-                            signer
-                                .as_deref()
-                                .map(|w| format!(", .sign by {w}"))
-                                .unwrap_or_default()
-                        ),
-                    ));
-                    let (how, applied, expected) = match via {
-                        Via::Cdiffs { applied, expected } => ("cdiffs", *applied, *expected),
-                        Via::Whole => ("whole", 0, 0),
-                    };
-                    dbs.push(json!({
-                        "database": file.rsplit_once('.').map(|(d, _)| d).unwrap_or(file),
-                        "file": file, "status": "updated", "version": header.version,
-                        "sigs": header.signatures, "flevel": header.functionality_level,
-                        "via": how, "patches_applied": applied, "patches_expected": expected,
-                        "fallback": fallback, "signed_by": signer,
-                    }));
-                }
-                Line::Failed { db, failure } => {
-                    text.push((true, format!("{db}: update failed: {}", failure.text())));
-                    dbs.push(json!({"database": db, "status": "failed", "error": failure.text(), "exit": failure.exit_code()}));
-                }
-            }
-        }
-        if let Some((path, sigs)) = &self.compiled {
-            text.push((
-                false,
-                format!("{} recompiled ({sigs} signatures)", path.display()),
-            ));
-        }
-        match &self.reload {
-            Some(Ok(answer)) => text.push((
-                false,
-                format!("running sensor told to RELOAD; it answered: {answer}"),
-            )),
-            Some(Err(e)) => text.push((true, format!("warning: {e}"))),
-            None => {}
-        }
-        if let Some(e) = &self.error {
-            // An install error after a rename says what is already in place.
-            let kept = if e.contains("already in place") {
-                ""
-            } else {
-                "; the old files are untouched"
-            };
-            text.push((true, format!("update failed (exit {code}): {e}{kept}")));
-        }
-        for (_, t) in &text {
-            self.log(t);
-        }
-        if self.json {
-            let v = json!({
-                "exit": code,
-                "databases": dbs,
-                "cooldown": self.cooldown,
-                "bytes_received": self.received,
-                "compiled": self.compiled.as_ref().map(|(p, n)| json!({"file": p, "sigs": n})),
-                "reload": self.reload.as_ref().map(|r| match r {
-                    Ok(a) => json!({"answer": a}),
-                    Err(e) => json!({"error": e}),
-                }),
-                "notes": self.notes,
-                "warnings": self.warnings,
-                "error": self.error,
-            });
-            println!("{v}");
-            return;
-        }
-        for (err, t) in text {
-            if err {
-                eprintln!("sensor db update: {t}");
-            } else {
-                println!("{t}");
-            }
-        }
-    }
 }

@@ -7,9 +7,8 @@
 //!
 //! Every option freshclam 1.4 documents that a timer-driven updater can meet is accepted: the ones that
 //! mean something here are applied, the daemon and logging ones are type-checked and ignored (the same file
-//! keeps serving freshclam), a few are ignored with a note saying why, and `DatabaseCustomURL` is refused
-//! because it is not implemented. Unknown options are errors `FILE:LINE: Option: what is wrong`, as
-//! freshclam refuses them.
+//! keeps serving freshclam), a few are ignored with a note saying why. Unknown options are errors
+//! `FILE:LINE: Option: what is wrong`, as freshclam refuses them.
 
 use crate::cli::UpdateArgs;
 use crate::config::conf_lines::option_lines;
@@ -140,6 +139,8 @@ pub struct Settings {
     pub compile: Option<PathBuf>,
     /// Summary lines are appended here too (`UpdateLogFile`).
     pub log_file: Option<PathBuf>,
+    /// `DatabaseCustomURL`s (`custom`), checked: each ends in a database file name.
+    pub custom_urls: Vec<String>,
     /// The certificates detached `.sign` files must chain to (`CVDCertsDirectory`, `--cvdcertsdir`, else
     /// /etc/clamav/certs when it exists). None: `.sign` files are not checked, and a download needs
     /// its own signature.
@@ -171,6 +172,7 @@ struct FileSettings {
     compile: Option<PathBuf>,
     log_file: Option<PathBuf>,
     certs_dir: Option<PathBuf>,
+    custom_urls: Vec<String>,
     /// `DNSDatabaseInfo`: the TXT record's name, or `no`.
     dns: Option<String>,
     bytecode: Option<bool>,
@@ -256,11 +258,10 @@ fn parse_freshclam(file: &Path, text: &str) -> Result<FileSettings, String> {
             "ExtraDatabase" => s.extra.push(val.to_string()),
             "ExcludeDatabase" => s.exclude.push(val.to_string()),
             "CVDCertsDirectory" => s.certs_dir = Some(PathBuf::from(val)),
-            "DatabaseCustomURL" => return Err(at(
-                "not supported by `sensor db update` yet (custom database URLs); fetch such files \
-                     with another tool into the database directory"
-                    .into(),
-            )),
+            "DatabaseCustomURL" => {
+                super::custom::file_name(val).map_err(&at)?;
+                s.custom_urls.push(val.to_string());
+            }
             _ => {
                 if let Some((_, _, why)) = NOTED.iter().find(|(o, _, _)| *o == opt) {
                     s.notes
@@ -312,11 +313,20 @@ struct Update {
     dns_database_info: Option<String>,
     /// freshclam's CVDCertsDirectory.
     cvd_certs_directory: Option<PathBuf>,
+    /// freshclam's DatabaseCustomURL, each.
+    custom_urls: Vec<String>,
 }
 
 fn parse_toml(file: &Path, text: &str) -> Result<FileSettings, String> {
     let root: Root = toml::from_str(text).map_err(|e| format!("{}: {e}", file.display()))?;
     let u = root.update.unwrap_or_default();
+    if let Some(e) = u
+        .custom_urls
+        .iter()
+        .find_map(|url| super::custom::file_name(url).err())
+    {
+        return Err(format!("{}: [update] custom_urls: {e}", file.display()));
+    }
     if u.max_attempts.is_some_and(|v| !(1..=100).contains(&v)) {
         return Err(format!(
             "{}: [update] max_attempts: must be 1 to 100",
@@ -339,6 +349,7 @@ fn parse_toml(file: &Path, text: &str) -> Result<FileSettings, String> {
         log_file: u.log_file,
         dns: u.dns_database_info,
         certs_dir: u.cvd_certs_directory,
+        custom_urls: u.custom_urls,
         ..FileSettings::default()
     })
 }
@@ -441,6 +452,15 @@ fn merge(args: &UpdateArgs, f: FileSettings) -> Result<Settings, SettingsError> 
     if databases.is_empty() {
         return Err(SettingsError("no database to update".into()));
     }
+    for url in &f.custom_urls {
+        let name = super::custom::file_name(url).map_err(SettingsError)?;
+        if super::custom::clashes(&name, &databases) {
+            return Err(SettingsError(format!(
+                "DatabaseCustomURL {url}: {name} would replace the official database updated from the \
+                 mirrors"
+            )));
+        }
+    }
     let notify_socket = match (&args.notify_socket, &f.notify_socket, &f.notify_clamd) {
         (Some(p), _, _) | (None, Some(p), _) => Some(p.clone()),
         (None, None, Some(conf)) => crate::config::control_socket_in(conf)
@@ -493,6 +513,7 @@ fn merge(args: &UpdateArgs, f: FileSettings) -> Result<Settings, SettingsError> 
         notify_socket,
         compile: args.compile.clone().or(f.compile),
         log_file: f.log_file,
+        custom_urls: f.custom_urls.clone(),
         certs_dir: crate::clamsign::certs_dir(args.cvdcertsdir.as_ref().or(f.certs_dir.as_ref())),
         force: args.force,
         jitter,

@@ -119,7 +119,8 @@ fn errors_name_file_line_and_option() {
         ("HTTPProxyPort 70000", "/etc/fc.conf:1: HTTPProxyPort: not a port"),
         ("DatabaseMirror", "/etc/fc.conf:1: DatabaseMirror: missing value"),
         ("Checks often", "/etc/fc.conf:1: Checks: expected a whole number"),
-        ("DatabaseCustomURL http://x/y.ndb", "/etc/fc.conf:1: DatabaseCustomURL: not supported"),
+        ("DatabaseCustomURL ftp://x/y.ndb", "/etc/fc.conf:1: DatabaseCustomURL: 'ftp://x/y.ndb': expected an http://, https:// or file:// URL"),
+        ("DatabaseCustomURL http://x/y.txt", "/etc/fc.conf:1: DatabaseCustomURL: 'http://x/y.txt': y.txt is not a database file type"),
         ("#\nExample\n", "/etc/fc.conf:2: Example: this is ClamAV's unedited sample"),
     ];
     for (text, want) in cases {
@@ -204,6 +205,28 @@ fn notify_clamd_reads_the_control_socket_from_clamd_conf() {
         "{:?}",
         s.notes
     );
+}
+
+#[test]
+fn custom_urls_are_kept_and_may_not_replace_an_official_database() {
+    let s = settings(
+        "DatabaseCustomURL https://sigs.example/junk.ndb\nDatabaseCustomURL file:///srv/local.hdb\n",
+        &UpdateArgs::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        s.custom_urls,
+        ["https://sigs.example/junk.ndb", "file:///srv/local.hdb"]
+    );
+    let e = settings(
+        "DatabaseCustomURL https://sigs.example/daily.cvd\n",
+        &UpdateArgs::default(),
+    )
+    .unwrap_err();
+    assert!(e.0.contains("would replace the official database"), "{e}");
+    let p = Path::new("/etc/sensor.toml");
+    let e = parse_toml(p, "[update]\ncustom_urls = [\"https://x/a.zip\"]\n").unwrap_err();
+    assert!(e.contains("[update] custom_urls: 'https://x/a.zip'"), "{e}");
 }
 
 #[test]
