@@ -225,6 +225,12 @@ pub struct RunArgs {
     /// Permit `/` as a protected path in prevent mode.
     #[arg(long)]
     pub force: bool,
+    /// Serve only clamd's protocol (LocalSocket/TCPSocket): no on-access gate, a clamd replacement.
+    #[arg(long)]
+    pub no_gate: bool,
+    /// Let clamd's TCPAddr be a non-loopback address (a scanner reachable from the network).
+    #[arg(long)]
+    pub clamd_allow_remote: bool,
     /// Signature database file or directory (repeatable).
     #[arg(short = 'd', long = "database", value_name = "FILE|DIR")]
     pub databases: Vec<PathBuf>,

@@ -3,6 +3,7 @@
 //! subcommand's module).
 
 mod audit;
+mod clamd;
 mod clamsign;
 mod cli;
 mod config;

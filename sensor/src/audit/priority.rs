@@ -126,6 +126,9 @@ impl Severity {
                 Severity::Notice
             }
             Kind::DbLoad => Severity::Info,
+            // The client decides what a detection means (reject a mail, refuse an upload).
+            Kind::ClamdScan if record.signature.is_some() => Severity::Warning,
+            Kind::ClamdScan => Severity::Info,
         }
     }
 

@@ -37,6 +37,8 @@ pub enum Kind {
     Mode,
     /// Events lost: kernel queue overflow, eBPF ring-buffer drops, full scan queue, audit drops.
     Loss,
+    /// A file, stream or descriptor scanned for a clamd protocol client (the client in the message).
+    ClamdScan,
 }
 
 /// What the sensor answered, for records about one access.

@@ -2,7 +2,9 @@
 //! comment line, option names are case sensitive, values are BOOL (yes/no, true/false, 1/0), NUMBER,
 //! SIZE (bytes, K or M suffix) or STRING. The same file configures clamd, so every option clamd 1.4
 //! documents is accepted; what means something here: the on-access options, `DatabaseDirectory`, `LogFile`,
-//! `CVDCertsDirectory` (ClamAV 1.5's: what detached `.sign` files chain to),
+//! `CVDCertsDirectory` (ClamAV 1.5's: what detached `.sign` files chain to), the protocol server's options
+//! (`LocalSocket`, `TCPSocket`, `MaxThreads`, `StreamMaxLength`, the timeouts, `ExcludePath`, ...:
+//! `protocol`),
 //! the scan limits and format switches (`MaxScanSize`, `MaxFileSize`, `MaxRecursion`, `MaxFiles`,
 //! `MaxEmbeddedPE`, `MaxScanTime`, `ScanArchive`, `ScanMail`, `ScanOLE2`, `ScanPDF`, `ScanHTML`,
 //! `ScanOneNote`, `ScanPE`, `AlertExceedsMax`, `AlertEncrypted*`: `limits`), and two of the
@@ -308,6 +310,11 @@ pub fn parse(file: &Path, text: &str) -> Result<FileSettings, String> {
             "DatabaseDirectory" => s.databases = vec![PathBuf::from(val)],
             "CVDCertsDirectory" => s.certs_dir = Some(PathBuf::from(val)),
             "LogFile" => s.log = Some(PathBuf::from(val)),
+            _ if super::protocol::apply_clamd(&mut s.protocol, opt, val).map_err(&at)? => {
+                // MaxThreads and friends concern the protocol server only; the scan limits that it
+                // shares with the gate are applied below as well.
+                super::limits::apply_clamd(&mut s.limits, opt, val);
+            }
             _ if super::limits::apply_clamd(&mut s.limits, opt, val) => {}
             _ => {
                 if let Some((_, _, why)) = ONACCESS_IGNORED.iter().find(|(o, _, _)| *o == opt) {

@@ -75,7 +75,20 @@ pub(super) fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, Con
         from_flag("--exclude", &args.exclude)
     })?;
     let mount_paths = canonical(&file.mount_paths)?;
-    if include.is_empty() && mount_paths.is_empty() {
+    let clamd = super::protocol::settle(&file.protocol, args.clamd_allow_remote)
+        .map_err(|e| ConfigError(format!("clamd protocol: {e}")))?
+        .map(|c| crate::clamd::settings::ClamdSettings {
+            limits: file.limits,
+            ..c
+        });
+    if args.no_gate {
+        if clamd.is_none() {
+            return Err(ConfigError(
+                "--no-gate: nothing to do: configure clamd's LocalSocket or TCPSocket (clamd.conf, or                  [run.clamd] local_socket / tcp_port in the TOML file)"
+                    .into(),
+            ));
+        }
+    } else if include.is_empty() && mount_paths.is_empty() {
         return Err(ConfigError(
             "nothing to protect: give at least one --include DIR (or OnAccessIncludePath / \
              OnAccessMountPath in the clamd.conf, include / mount_paths in the TOML file)"
@@ -289,6 +302,8 @@ pub(super) fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, Con
         dir_moves: args.dir_moves || file.dir_moves.unwrap_or(false),
         socket: args.socket.clone().or(file.socket),
         certs_dir: crate::clamsign::certs_dir(file.certs_dir.as_ref()),
+        clamd,
+        no_gate: args.no_gate,
         metrics,
         metrics_allow_remote,
         audit,

@@ -92,7 +92,8 @@ pub(crate) mod conf_lines;
 mod limits;
 mod merge;
 mod native;
-mod size;
+pub(crate) mod protocol;
+pub(crate) mod size;
 
 pub(crate) use checks::check_threads;
 
@@ -172,6 +173,10 @@ pub struct RunConfig {
     /// The certificates detached `.sign` files chain to (CVDCertsDirectory, TOML `cvd_certs_directory`;
     /// else /etc/clamav/certs when it exists): a `.cvd` whose `.sign` verifies needs no other signature.
     pub certs_dir: Option<PathBuf>,
+    /// clamd's protocol, when a LocalSocket or TCPSocket is configured (`crate::clamd`).
+    pub clamd: Option<crate::clamd::settings::ClamdSettings>,
+    /// `--no-gate`: no fanotify marks, only the clamd protocol (a clamd replacement).
+    pub no_gate: bool,
     /// Prometheus endpoint (--metrics); loopback unless `metrics_allow_remote`.
     pub metrics: Option<SocketAddr>,
     pub metrics_allow_remote: bool,
@@ -223,6 +228,8 @@ struct FileSettings {
     dir_moves: Option<bool>,
     socket: Option<PathBuf>,
     certs_dir: Option<PathBuf>,
+    /// clamd protocol options (clamd.conf or `[run.clamd]`).
+    protocol: protocol::RawProtocol,
     /// The address as written, and where (`FILE:LINE: key`).
     metrics: Option<(String, String)>,
     metrics_allow_remote: Option<bool>,

@@ -53,6 +53,8 @@ struct Run {
     dir_moves: Option<bool>,
     socket: Option<PathBuf>,
     cvd_certs_directory: Option<PathBuf>,
+    /// clamd's protocol (`[run.clamd]`).
+    clamd: Option<super::protocol::ProtocolToml>,
     metrics: Option<Spanned<String>>,
     metrics_allow_remote: Option<bool>,
     audit: Option<bool>,
@@ -180,6 +182,9 @@ pub fn parse(file: &Path, text: &str) -> Result<FileSettings, String> {
         journald: run.journald,
         ..FileSettings::default()
     };
+    if let Some(c) = run.clamd {
+        s.protocol = c.into_raw().map_err(|e| format!("{f}: [run.clamd] {e}"))?;
+    }
     if let Some(m) = &run.metrics {
         let (line, key) = line_and_key(text, m.span().start);
         s.metrics = Some((m.get_ref().clone(), format!("{f}:{line}: {key}")));

@@ -50,6 +50,12 @@ pub(super) fn reload(
             return old;
         }
     };
+    if cfg.clamd != old.clamd {
+        eprintln!(
+            "sensor run: reload: warning: clamd's protocol settings (sockets, threads, timeouts, \
+             ExcludePath) stay as they were at start; restart the sensor to change them"
+        );
+    }
     if (&cfg.socket, cfg.metrics) != (&old.socket, old.metrics) {
         eprintln!(
             "sensor run: reload: warning: the control socket and metrics address stay as they were \

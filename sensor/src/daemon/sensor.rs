@@ -61,6 +61,8 @@ pub enum StartError {
     },
     #[error("cannot watch {path}: {why}")]
     Watch { path: String, why: String },
+    #[error("clamd protocol: {0}")]
+    Clamd(String),
 }
 
 impl StartError {
@@ -101,6 +103,8 @@ pub struct Sensor {
     reporter: Option<Service>,
     leases: Option<Service>,
     watchdog: Option<Service>,
+    /// clamd's protocol (its I/O thread and workers), stopped before the workers and the trail.
+    clamd: Option<crate::clamd::Server>,
     /// The control socket and metrics servers, stopped last.
     servers: Vec<Service>,
 }
@@ -131,6 +135,17 @@ impl Sensor {
                 addr: cfg.metrics.map(|a| a.to_string()).unwrap_or_default(),
                 source,
             })?;
+        // clamd's sockets, bound now for the same reason. A socket that is taken (a clamd still running
+        // with the same clamd.conf) stops only a sensor that has nothing else to do (--no-gate).
+        let clamd_listeners = match cfg.clamd.as_ref().map(crate::clamd::listen::bind) {
+            None => None,
+            Some(Ok(l)) => Some(l),
+            Some(Err(e)) if cfg.no_gate => return Err(StartError::Clamd(e)),
+            Some(Err(e)) => {
+                eprintln!("sensor run: warning: clamd protocol not served: {e}");
+                None
+            }
+        };
         let nofile = match sys::raise_nofile_limit() {
             Ok(n) => n,
             Err(e) => {
@@ -372,6 +387,37 @@ impl Sensor {
             }
             status::bump(&counters.marked_filesystems);
         }
+        let clamd = match (clamd_listeners, &cfg.clamd) {
+            (Some(listeners), Some(settings)) => {
+                let ctx = crate::clamd::Context {
+                    shared: Arc::clone(&shared),
+                    status: Arc::clone(&status),
+                    counters: Arc::clone(&counters),
+                    trail: trail.clone(),
+                };
+                match crate::clamd::start(listeners, settings, ctx) {
+                    Ok(server) => {
+                        eprintln!(
+                            "sensor run: clamd protocol on {}",
+                            settings
+                                .local_socket
+                                .iter()
+                                .map(|p| p.display().to_string())
+                                .chain(settings.tcp.iter().map(|a| format!("tcp {a}")))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
+                        Some(server)
+                    }
+                    Err(e) if cfg.no_gate => return Err(StartError::Clamd(e)),
+                    Err(e) => {
+                        eprintln!("sensor run: warning: clamd protocol not served: {e}");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         let (moves, moves_reporter) = start_moves(&cfg, &roots, &shared);
         let mounts = Arc::new(mounts::Watcher {
             cfg: Arc::new(Mutex::new(cfg.clone())),
@@ -455,6 +501,7 @@ impl Sensor {
             reporter: Some(reporter),
             leases: Some(leases),
             watchdog: Some(watchdog),
+            clamd,
             servers,
         })
     }
@@ -504,6 +551,8 @@ impl Sensor {
         }
         // The reader and the prefilter hold the scan queue's senders: once they are gone, the workers
         // finish what is queued and end.
+        // clamd's clients get no new answers; its scans finish first (they note to the trail).
+        drop(self.clamd.take());
         drop(self.reader.take());
         drop(self.prefilter.take());
         drop(self.kills.take());

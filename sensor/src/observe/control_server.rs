@@ -41,8 +41,8 @@ pub struct Bound {
     id: (u64, u64),
 }
 
-/// socket + fchmod(0600) + bind + listen: the file is born with the final mode.
-fn bind_private(path: &Path) -> io::Result<UnixListener> {
+/// socket + fchmod(mode) + bind + listen(backlog): the file is born with the final mode.
+fn bind_private(path: &Path, mode: u32, backlog: u32) -> io::Result<UnixListener> {
     // SAFETY: plain syscalls; the fd is owned right after creation.
     let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -59,13 +59,13 @@ fn bind_private(path: &Path) -> io::Result<UnixListener> {
     let len = std::mem::size_of::<libc::sa_family_t>() + path.as_os_str().len() + 1;
     // SAFETY: valid fd and address of `len` bytes.
     unsafe {
-        if libc::fchmod(fd.as_raw_fd(), 0o600) != 0
+        if libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) != 0
             || libc::bind(
                 fd.as_raw_fd(),
                 (&addr as *const libc::sockaddr_un).cast(),
                 len as libc::socklen_t,
             ) != 0
-            || libc::listen(fd.as_raw_fd(), 16) != 0
+            || libc::listen(fd.as_raw_fd(), backlog.min(i32::MAX as u32) as i32) != 0
         {
             return Err(io::Error::last_os_error());
         }
@@ -75,6 +75,11 @@ fn bind_private(path: &Path) -> io::Result<UnixListener> {
 
 /// Binds `path`, replacing a stale socket.
 pub fn bind(path: &Path) -> Result<Bound, BindError> {
+    bind_with(path, 0o600, 16)
+}
+
+/// [`bind`] with another mode and listen backlog (clamd's LocalSocketMode, MaxConnectionQueueLength).
+pub fn bind_with(path: &Path, mode: u32, backlog: u32) -> Result<Bound, BindError> {
     let name = path.display().to_string();
     let io = |source| BindError::Io {
         path: name.clone(),
@@ -94,16 +99,23 @@ pub fn bind(path: &Path) -> Result<Bound, BindError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
     }
-    let listener = bind_private(path).map_err(io)?;
-    // Belt and braces: the mode is already 0600 unless the umask took more away. Not through a
+    let listener = bind_private(path, mode, backlog).map_err(io)?;
+    // Belt and braces: the mode is already set unless the umask took more away. Not through a
     // symlink someone swapped in since the bind.
-    crate::safefile::chmod_nofollow(path, 0o600).map_err(io)?;
+    crate::safefile::chmod_nofollow(path, mode).map_err(io)?;
     let m = std::fs::metadata(path).map_err(io)?;
     Ok(Bound {
         listener,
         path: path.to_path_buf(),
         id: (m.dev(), m.ino()),
     })
+}
+
+impl Bound {
+    /// The next connection (the clamd protocol server accepts by itself).
+    pub fn accept_unix(&self) -> io::Result<(UnixStream, std::os::unix::net::SocketAddr)> {
+        self.listener.accept()
+    }
 }
 
 impl Drop for Bound {

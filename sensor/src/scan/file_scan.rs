@@ -229,6 +229,22 @@ impl<'db> FileScanner<'db> {
             }
             Err(error) => return Outcome::ReadError { path, error },
         };
+        self.scan_open(path, &file)
+    }
+
+    /// Bytes already in memory (clamd's INSTREAM), named `label` in the outcome.
+    pub fn scan_data(&mut self, label: PathBuf, data: &[u8]) -> Outcome {
+        let size = data.len() as u64;
+        match self.limits.exceeded(size) {
+            Some(limit) => self.too_large(label, size, limit, true),
+            None if size == 0 => Outcome::Empty { path: label },
+            None => self.verdict(label, data, true),
+        }
+    }
+
+    /// A file already open (a descriptor clamd's FILDES passed, a spooled stream), read from its start
+    /// as a path would be; named `label` in the outcome.
+    pub fn scan_open(&mut self, path: PathBuf, file: &File) -> Outcome {
         let md = match file.metadata() {
             Ok(md) => md,
             Err(error) => return Outcome::ReadError { path, error },
@@ -245,18 +261,46 @@ impl<'db> FileScanner<'db> {
             return self.too_large(path, size, limit, false);
         }
         if size > WINDOWED_ABOVE {
-            return self.verdict_windowed(path, &file, size, false);
+            return self.verdict_windowed(path, file, size, false);
         }
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
-        // The size limits also bound a file that grows while it is read.
-        let outcome = match (&file).take(self.limits.keep()).read_to_end(&mut buf) {
+        // The size limits also bound a file that grows while it is read; read by position, so a passed
+        // descriptor's offset does not matter.
+        let outcome = match read_at_start(file, self.limits.keep(), size, &mut buf) {
             Ok(_) => self.verdict(path, &buf, false),
             Err(error) => Outcome::ReadError { path, error },
         };
         self.buf = buf;
         outcome
     }
+}
+
+/// Up to `limit` bytes of `file` from offset 0, whatever its file offset, into `buf` (emptied first);
+/// `size` (what fstat said) sizes the first read.
+fn read_at_start(file: &File, limit: u64, size: u64, buf: &mut Vec<u8>) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    buf.clear();
+    let mut at = 0usize;
+    // One byte past the size tells a file that grew, without a second pass for one that did not.
+    buf.resize(limit.min(size.saturating_add(1)) as usize, 0);
+    while (at as u64) < limit {
+        if at == buf.len() {
+            let grow = (64usize << 10).min((limit - at as u64) as usize);
+            buf.resize(at + grow, 0);
+        }
+        match file.read_at(&mut buf[at..], at as u64) {
+            Ok(0) => break,
+            Ok(n) => at += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                buf.truncate(at);
+                return Err(e);
+            }
+        }
+    }
+    buf.truncate(at);
+    Ok(at)
 }
 
 /// Reads `input` to its end or to [`Limits::count`], keeping at most [`Limits::keep`] bytes in `data`;

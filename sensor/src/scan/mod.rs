@@ -1,14 +1,16 @@
-//! `sensor scan`: clamscan's command, on the sensor's own engine.
+//! `sensor scan`: clamscan's command, on the sensor's own engine. Its walk, worker pool and file scanner
+//! (`walk`, `pool`, `file_scan`, with `config` and `outcome`) also serve the clamd protocol's path, stream
+//! and descriptor scans (`crate::clamd`), so both judge a tree the same way.
 //!
 //! Owns: the order of a scan run (validate options, set up actions and log, load the database,
 //! walk + scan, summary, exit code). Never: prints result lines itself (`report`), touches files
 //! (`walk`, `reader`, `actions`), or holds option grammar (`crate::cli`).
 
 mod actions;
-mod config;
+pub(crate) mod config;
 pub(crate) mod file_scan;
-mod outcome;
-mod pool;
+pub(crate) mod outcome;
+pub(crate) mod pool;
 mod progress;
 mod pseudofs;
 mod report;

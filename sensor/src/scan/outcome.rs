@@ -42,8 +42,10 @@ pub enum Outcome {
     Symlink {
         path: PathBuf,
     },
+    /// Matched an exclude, or (`other_fs`) a mount point not crossed.
     Excluded {
         path: PathBuf,
+        other_fs: bool,
     },
     /// A file on the /proc filesystem: clamscan never scans those ("Excluded (/proc)").
     ExcludedProc {

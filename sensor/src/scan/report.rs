@@ -58,7 +58,7 @@ pub fn text_lines(o: &Outcome) -> Vec<(Kind, Vec<u8>)> {
             .collect(),
         Outcome::Empty { path } => vec![(Kind::Info, with(path, ": Empty file"))],
         Outcome::Symlink { path } => vec![(Kind::Info, with(path, ": Symbolic link"))],
-        Outcome::Excluded { path } => vec![(Kind::Info, with(path, ": Excluded"))],
+        Outcome::Excluded { path, .. } => vec![(Kind::Info, with(path, ": Excluded"))],
         Outcome::ExcludedProc { path } => vec![(Kind::Info, with(path, ": Excluded (/proc)"))],
         Outcome::AccessDenied { path } => vec![(Kind::Info, with(path, ": Access denied"))],
         Outcome::DirOpenFailed { path } => {
@@ -117,7 +117,7 @@ pub fn json_record(o: &Outcome) -> Option<Value> {
         } => (path, "found", Some(*size), Some(names), None),
         Outcome::Empty { path } => (path, "empty", Some(0), None, None),
         Outcome::Symlink { path } => (path, "skipped", None, None, Some("Symbolic link".into())),
-        Outcome::Excluded { path } => (path, "skipped", None, None, Some("Excluded".into())),
+        Outcome::Excluded { path, .. } => (path, "skipped", None, None, Some("Excluded".into())),
         Outcome::ExcludedProc { path } => {
             (path, "skipped", None, None, Some("Excluded (/proc)".into()))
         }
@@ -427,7 +427,10 @@ mod tests {
             vec![(Kind::Info, "t/a: Symbolic link".into())]
         );
         assert_eq!(
-            lines(Outcome::Excluded { path: p() }),
+            lines(Outcome::Excluded {
+                path: p(),
+                other_fs: false
+            }),
             vec![(Kind::Info, "t/a: Excluded".into())]
         );
         assert_eq!(

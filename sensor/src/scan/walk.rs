@@ -124,7 +124,10 @@ impl<'a, S: Sink> Walker<'a, S> {
             return;
         }
         if self.cfg.filters.dir_excluded(path.as_os_str().as_bytes()) {
-            return self.sink.done(Outcome::Excluded { path });
+            return self.sink.done(Outcome::Excluded {
+                path,
+                other_fs: false,
+            });
         }
         self.dir(&path, md, 1);
     }
@@ -136,7 +139,10 @@ impl<'a, S: Sink> Walker<'a, S> {
             .filters
             .file_excluded(real_path(&path).as_os_str().as_bytes())
         {
-            return self.sink.done(Outcome::Excluded { path });
+            return self.sink.done(Outcome::Excluded {
+                path,
+                other_fs: false,
+            });
         }
         if self.proc_dev == Some(dev) {
             return self.sink.done(Outcome::ExcludedProc { path });
@@ -205,12 +211,18 @@ impl<'a, S: Sink> Walker<'a, S> {
             return;
         }
         if self.cfg.filters.dir_excluded(path.as_os_str().as_bytes()) {
-            return self.sink.done(Outcome::Excluded { path });
+            return self.sink.done(Outcome::Excluded {
+                path,
+                other_fs: false,
+            });
         }
         if md.dev() != parent_dev {
             if !self.cfg.cross_fs {
                 // clamscan reports a mount point it does not cross as excluded.
-                return self.sink.done(Outcome::Excluded { path });
+                return self.sink.done(Outcome::Excluded {
+                    path,
+                    other_fs: true,
+                });
             }
             if !self.cfg.scan_pseudo_fs {
                 if let Some(fs) = pseudofs::pseudo_fs_name(&path) {

@@ -79,6 +79,8 @@ fn categorize(
             ("event", &["configuration"], vec!["change"])
         }
         Kind::Loss => ("event", &[], vec![]),
+        // A scan a clamd client asked for: what it does with the verdict is its own business.
+        Kind::ClamdScan => ("event", MALWARE_FILE, vec!["info"]),
     }
 }
 

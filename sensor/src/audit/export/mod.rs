@@ -145,6 +145,7 @@ pub(crate) fn kind_name(kind: Kind) -> &'static str {
         Kind::DbUpdate => "db_update",
         Kind::Mode => "mode",
         Kind::Loss => "loss",
+        Kind::ClamdScan => "clamd_scan",
     }
 }
 
@@ -167,7 +168,7 @@ pub(crate) fn severity(kind: Kind) -> u8 {
     match kind {
         Kind::Detect | Kind::ExecKill => 4,
         Kind::Deny | Kind::Loss => 3,
-        Kind::Timeout | Kind::Error | Kind::Quarantine => 2,
+        Kind::Timeout | Kind::Error | Kind::Quarantine | Kind::ClamdScan => 2,
         Kind::DbLoad | Kind::DbReload | Kind::DbUpdate | Kind::Mode | Kind::DirMove => 1,
     }
 }
@@ -177,7 +178,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::audit::record::{Ancestor, FileInfo, ProcessInfo};
 
-    pub(crate) const ALL_KINDS: [Kind; 12] = [
+    pub(crate) const ALL_KINDS: [Kind; 13] = [
         Kind::Deny,
         Kind::Detect,
         Kind::Timeout,
@@ -190,6 +191,7 @@ pub(crate) mod tests {
         Kind::DbUpdate,
         Kind::Mode,
         Kind::Loss,
+        Kind::ClamdScan,
     ];
 
     const DOC: &str = include_str!("../../../../docs/AUDIT.md");

@@ -130,6 +130,7 @@ fn classify(r: &Record) -> (&'static Class, u64, String) {
         }
         Kind::Mode => (&APPLICATION_LIFECYCLE, OTHER, "Mode".into()),
         Kind::Loss => (&BASE_EVENT, OTHER, "Loss".into()),
+        Kind::ClamdScan => (&FILE_SYSTEM_ACTIVITY, OTHER, "Scan".into()),
     }
 }
 
