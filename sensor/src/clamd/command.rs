@@ -6,8 +6,9 @@
 //! Owns: splitting a connection's bytes into requests, and the limit on a request's length. Never: I/O,
 //! or deciding what a command may do where (sessions, sockets: `conn`).
 
-/// The longest request read: a path command's argument is at most PATH_MAX (4096) bytes.
-pub const MAX_REQUEST: usize = 8192;
+/// The longest request taken, prefix and delimiter included: clamd 1.4.6 answers a path of 4097 bytes
+/// (`zSCAN <path>\0`, 4104 bytes) and closes without a word on anything longer (tests/CLAMD.md §3).
+pub const MAX_REQUEST: usize = 4104;
 
 /// How a request was delimited; its reply ends the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,27 +48,38 @@ pub enum Name {
     End,
     DetStats,
     DetStatsClear,
+    /// clamd's synonym of SHUTDOWN.
+    Quit,
 }
 
 impl Name {
-    /// Every command with its wire name, in VERSIONCOMMANDS order.
+    /// Every command with its wire name, in the order clamd 1.4.6's VERSIONCOMMANDS lists them.
     pub const ALL: &'static [(&'static str, Name)] = &[
         ("SCAN", Name::Scan),
-        ("PING", Name::Ping),
-        ("VERSION", Name::Version),
+        ("QUIT", Name::Quit),
         ("RELOAD", Name::Reload),
-        ("SHUTDOWN", Name::Shutdown),
+        ("PING", Name::Ping),
         ("CONTSCAN", Name::ContScan),
+        ("VERSIONCOMMANDS", Name::VersionCommands),
+        ("VERSION", Name::Version),
+        ("END", Name::End),
+        ("SHUTDOWN", Name::Shutdown),
         ("MULTISCAN", Name::MultiScan),
-        ("ALLMATCHSCAN", Name::AllMatchScan),
-        ("INSTREAM", Name::InStream),
         ("FILDES", Name::Fildes),
         ("STATS", Name::Stats),
         ("IDSESSION", Name::IdSession),
-        ("END", Name::End),
-        ("DETSTATS", Name::DetStats),
+        ("INSTREAM", Name::InStream),
         ("DETSTATSCLEAR", Name::DetStatsClear),
-        ("VERSIONCOMMANDS", Name::VersionCommands),
+        ("DETSTATS", Name::DetStats),
+        ("ALLMATCHSCAN", Name::AllMatchScan),
+    ];
+
+    /// The commands whose argument is a path.
+    const PATH_COMMANDS: &'static [Name] = &[
+        Name::AllMatchScan,
+        Name::ContScan,
+        Name::MultiScan,
+        Name::Scan,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,11 +90,22 @@ impl Name {
             .expect("every name is listed")
     }
 
-    fn parse(word: &[u8]) -> Option<Name> {
-        Name::ALL
-            .iter()
-            .find(|(s, _)| s.as_bytes() == word)
-            .map(|(_, n)| *n)
+    /// A line's command and argument, as clamd reads them: a command without argument is the whole
+    /// line (`PING x` is unknown); a path command's name is followed by exactly one separator byte,
+    /// whatever it is, and the rest is the path, verbatim (`SCANX/tmp/a` scans `/tmp/a`).
+    fn split(line: &[u8]) -> (Option<Name>, Vec<u8>) {
+        if let Some((_, n)) = Name::ALL.iter().find(|(s, _)| s.as_bytes() == line) {
+            if !Name::PATH_COMMANDS.contains(n) {
+                return (Some(*n), Vec::new());
+            }
+        }
+        for n in Name::PATH_COMMANDS {
+            let word = n.as_str().as_bytes();
+            if line.len() > word.len() && line.starts_with(word) {
+                return (Some(*n), line[word.len() + 1..].to_vec());
+            }
+        }
+        (None, Vec::new())
     }
 }
 
@@ -128,7 +151,7 @@ pub fn parse(buf: &[u8], eof: bool) -> Parsed {
         None if eof && delim == Delim::Bare => (buf, buf.len()),
         None => return Parsed::More,
     };
-    if used > MAX_REQUEST + 1 {
+    if used > MAX_REQUEST {
         return Parsed::TooLong;
     }
     // A bare request may end with CRLF (telnet).
@@ -136,18 +159,8 @@ pub fn parse(buf: &[u8], eof: bool) -> Parsed {
         (Delim::Bare | Delim::Newline, Some(b'\r')) => &line[..line.len() - 1],
         _ => line,
     };
-    let (word, arg) = match line.iter().position(|&b| b == b' ') {
-        Some(sp) => (&line[..sp], line[sp + 1..].to_vec()),
-        None => (line, Vec::new()),
-    };
-    Parsed::Request(
-        Request {
-            delim,
-            name: Name::parse(word),
-            arg,
-        },
-        used,
-    )
+    let (name, arg) = Name::split(line);
+    Parsed::Request(Request { delim, name, arg }, used)
 }
 
 #[cfg(test)]
@@ -177,6 +190,21 @@ mod tests {
         assert_eq!(r.name, None);
         let (r, _) = req(b"zping\0");
         assert_eq!(r.name, None, "names are upper case");
+        let (r, _) = req(b"zPING x\0");
+        assert_eq!(r.name, None, "a command without argument takes none");
+        let (r, _) = req(b"zSCANX/tmp/a\0");
+        assert_eq!(
+            (r.name, r.arg.as_slice()),
+            (Some(Name::Scan), &b"/tmp/a"[..])
+        );
+        let (r, _) = req(b"zSCAN  /a\0");
+        assert_eq!(r.arg, b" /a", "one separator byte, the rest verbatim");
+        let (r, _) = req(b"zSCAN\0");
+        assert_eq!(r.name, None, "a path command needs its separator");
+        let (r, _) = req(b"zSCAN \0");
+        assert_eq!((r.name, r.arg.len()), (Some(Name::Scan), 0));
+        let (r, _) = req(b"zCONTSCAN /a\0");
+        assert_eq!(r.name, Some(Name::ContScan));
     }
 
     #[test]
@@ -195,9 +223,9 @@ mod tests {
         long.push(0);
         assert_eq!(parse(&long, false), Parsed::TooLong);
         let mut fits = b"zSCAN /".to_vec();
-        fits.resize(MAX_REQUEST, b'a');
+        fits.resize(MAX_REQUEST - 1, b'a');
         fits.push(0);
-        assert!(matches!(parse(&fits, false), Parsed::Request(_, _)));
+        assert!(matches!(parse(&fits, false), Parsed::Request(_, 4104)));
     }
 
     proptest! {
@@ -206,7 +234,7 @@ mod tests {
         fn any_bytes(buf in proptest::collection::vec(any::<u8>(), 0..10_000), eof: bool) {
             match parse(&buf, eof) {
                 Parsed::Request(r, used) => {
-                    prop_assert!(used >= 1 && used <= buf.len() && used <= MAX_REQUEST + 1);
+                    prop_assert!(used >= 1 && used <= buf.len() && used <= MAX_REQUEST);
                     prop_assert!(r.arg.len() < used);
                 }
                 Parsed::More => prop_assert!(buf.len() <= MAX_REQUEST),

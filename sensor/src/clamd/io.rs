@@ -93,7 +93,7 @@ impl Ctx for LoopCtx<'_> {
             Some(Ping) => &c.clamd_ping,
             Some(Version | VersionCommands) => &c.clamd_version,
             Some(Reload) => &c.clamd_reload,
-            Some(Shutdown) => &c.clamd_shutdown,
+            Some(Shutdown | Quit) => &c.clamd_shutdown,
             Some(Scan) => &c.clamd_scan,
             Some(ContScan) => &c.clamd_contscan,
             Some(MultiScan) => &c.clamd_multiscan,
@@ -269,7 +269,7 @@ fn deadline(s: &Slot, cfg: &ClamdSettings) -> Option<Instant> {
     }
     match s.conn.waiting() {
         Waiting::FirstCommand => Some(s.accepted + cfg.command_read_timeout),
-        Waiting::NextCommand => Some(s.last_input + cfg.idle_timeout),
+        Waiting::NextCommand => Some(s.last_input + cfg.read_timeout),
         Waiting::Data => Some(s.last_input + cfg.read_timeout),
         Waiting::Nothing => None,
     }

@@ -84,6 +84,8 @@ pub struct Done {
 
 /// What every worker shares.
 pub struct Scans {
+    /// Workers at work now, for STATS.
+    pub busy: Arc<std::sync::atomic::AtomicUsize>,
     pub shared: Arc<worker::Shared>,
     /// `sensor scan`'s settings, made from clamd's (ExcludePath, CrossFilesystems, symlinks, limits).
     pub cfg: Config,
@@ -107,7 +109,10 @@ pub fn start(
                 .name(format!("clamd-{i}"))
                 .spawn(move || {
                     for job in jobs {
+                        use std::sync::atomic::Ordering::Relaxed;
+                        scans.busy.fetch_add(1, Relaxed);
                         let bytes = run(&scans, &job);
+                        scans.busy.fetch_sub(1, Relaxed);
                         let _ = scans.done.send(Done {
                             key: job.key,
                             bytes,

@@ -82,6 +82,7 @@ pub fn scan_config(s: &ClamdSettings) -> Result<Config, String> {
             include: Vec::new(),
             include_dir: Vec::new(),
         },
+        clamd_order: true,
     })
 }
 
@@ -95,7 +96,9 @@ pub fn start(
     let bell = Arc::new(Bell::new().map_err(|e| e.to_string())?);
     let (job_tx, job_rx) = crossbeam_channel::bounded(settings.max_queue);
     let (done_tx, done_rx) = crossbeam_channel::unbounded();
+    let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let scans = Arc::new(jobs::Scans {
+        busy: Arc::clone(&busy),
         shared: Arc::clone(&ctx.shared),
         cfg,
         max_threads: settings.max_threads,
@@ -116,7 +119,14 @@ pub fn start(
             let status = Arc::clone(&status);
             move || version_line(&status)
         }),
-        stats: Box::new(move |queued| stats_text(&status, queued, max_threads)),
+        stats: Box::new({
+            let busy = Arc::clone(&busy);
+            let idle_timeout = settings.idle_timeout.as_secs();
+            move |queued| {
+                let busy = busy.load(std::sync::atomic::Ordering::Relaxed);
+                stats_text(queued, busy, max_threads, idle_timeout)
+            }
+        }),
         spool_dir: std::env::temp_dir(),
     };
     let io = Service::spawn("clamd-io", move |stop| {
@@ -129,42 +139,35 @@ pub fn start(
     })
 }
 
-/// VERSION's line, in clamd's shape `ClamAV <version>/<database version>/<database date>` so that
-/// clients that split it on `/` find their fields: the sensor names itself in the first, the database
-/// version is daily's (else the highest container version, else the content digest), the date is
-/// when the database was loaded.
+/// VERSION's line, in clamd's shape: `ClamAV <version>`, and with a versioned database (a `.cvd`/`.cld`)
+/// `/<daily's version>/<its build time, asctime>`, so that clients that split it on `/` find their
+/// fields. The version names the sensor.
 pub fn version_line(status: &Status) -> String {
-    let db = status.database();
-    let version = db
-        .version
-        .split_whitespace()
-        .find_map(|v| v.strip_prefix("daily:"))
-        .map(str::to_string)
-        .or_else(|| {
-            db.version
-                .split_whitespace()
-                .filter_map(|v| v.split(':').nth(1)?.parse::<u64>().ok())
-                .max()
-                .map(|v| v.to_string())
-        })
-        .unwrap_or_else(|| db.version.clone());
-    let date = chrono::DateTime::from_timestamp(db.loaded_at as i64, 0)
+    let name = format!("ClamAV sensor-{}", crate::observe::status::VERSION);
+    let Some((version, built)) = status.database().container else {
+        return name;
+    };
+    let date = chrono::DateTime::from_timestamp(built as i64, 0)
         .unwrap_or_default()
         .format("%a %b %e %H:%M:%S %Y");
-    format!(
-        "ClamAV {} (sensor)/{version}/{date}",
-        crate::observe::status::VERSION
-    )
+    format!("{name}/{version}/{date}")
 }
 
-/// STATS's reply, in clamd's layout (tests/CLAMD.md): the pool, the queue, the memory line, `END`.
-fn stats_text(status: &Status, queued: usize, max_threads: usize) -> String {
-    let db = status.database();
-    format!(
-        "POOLS: 1\n\nSTATE: VALID PRIMARY\nTHREADS: live {max_threads}  idle {max_threads} max \
-         {max_threads} idle-timeout 30\nQUEUE: {queued} items\n\nMEMSTATS: heap N/A mmap N/A used N/A \
-         free N/A releasable N/A pools 1 pools_used N/A pools_total N/A\nDATABASE: {} signatures, \
-         version {}\nEND",
-        db.signatures, db.version
-    )
+/// STATS's reply in clamd's layout (tests/CLAMD.md §9): the pool, its threads, the queue, one line per
+/// thread at work, the memory line (N/A: the sensor has no such pools), `END`.
+fn stats_text(queued: usize, busy: usize, max_threads: usize, idle_timeout: u64) -> String {
+    let mut t = format!(
+        "POOLS: 1\n\nSTATE: VALID PRIMARY\nTHREADS: live {}  idle {} max {max_threads} idle-timeout \
+         {idle_timeout}\nQUEUE: {queued} items\n\tSTATS 0.000000 \n",
+        busy + 1,
+        max_threads.saturating_sub(busy),
+    );
+    for _ in 0..busy {
+        t.push_str("\tSCAN 0.000000 \n");
+    }
+    t.push_str(
+        "\nMEMSTATS: heap N/A mmap N/A used N/A free N/A releasable N/A pools 1 pools_used N/A \
+         pools_total N/A\nEND",
+    );
+    t
 }

@@ -5,8 +5,9 @@
 //!
 //! What a path command prints, from the walk's outcomes in order: the FOUND lines (SCAN and ALLMATCHSCAN
 //! stop after the first infected file; CONTSCAN and MULTISCAN go on), the Excluded lines (not for
-//! MULTISCAN's entries), the errors; and `PATH: OK` for a top path that is clean: a file, a symlink not
-//! followed, a directory with no FOUND and no error (MULTISCAN says it only when it scanned some file).
+//! MULTISCAN's entries), the errors; and `PATH: OK` for a top path where nothing was found: a file, a
+//! symlink not followed, a directory, errors or not (MULTISCAN says it only when it scanned some file),
+//! but not a path that does not exist.
 //!
 //! Owns: the wording. Never: scans or sends.
 
@@ -78,7 +79,7 @@ pub fn path_lines(cmd: Name, top: &[u8], outcomes: &[Outcome]) -> Vec<Line> {
     let all = cmd == Name::AllMatchScan;
     let stop_at_first = matches!(cmd, Name::Scan | Name::AllMatchScan);
     let mut lines = Vec::new();
-    let (mut found, mut errors, mut files) = (false, false, 0usize);
+    let (mut found, mut missing, mut files) = (false, false, 0usize);
     for o in outcomes {
         match o {
             Outcome::Found { path, names, .. } => {
@@ -109,32 +110,29 @@ pub fn path_lines(cmd: Name, top: &[u8], outcomes: &[Outcome]) -> Vec<Line> {
                     path.as_os_str().as_bytes(),
                     &format!(": File path check failure: {}. ERROR", strerror(error)),
                 ));
-                errors = true;
+                missing = true;
             }
             Outcome::AccessDenied { path } => {
-                lines.push(with(path.as_os_str().as_bytes(), ": Access denied. ERROR"));
-                errors = true;
+                lines.push(with(path.as_os_str().as_bytes(), ": Access denied. ERROR"))
             }
-            Outcome::ReadError { path, error } => {
-                lines.push(with(
-                    path.as_os_str().as_bytes(),
-                    &format!(": {}. ERROR", strerror(error)),
-                ));
-                errors = true;
-            }
-            Outcome::DirOpenFailed { path } => {
-                lines.push(with(
-                    path.as_os_str().as_bytes(),
-                    ": Can't open directory. ERROR",
-                ));
-                errors = true;
-            }
-            Outcome::Unsupported { path } => {
-                lines.push(with(
-                    path.as_os_str().as_bytes(),
-                    ": Not supported file type. ERROR",
-                ));
-                errors = true;
+            Outcome::ReadError { path, error } => lines.push(with(
+                path.as_os_str().as_bytes(),
+                &format!(": {}. ERROR", strerror(error)),
+            )),
+            Outcome::DirOpenFailed { path } => lines.push(with(
+                path.as_os_str().as_bytes(),
+                ": File path check failure: Permission denied. ERROR",
+            )),
+            Outcome::Unsupported { path } => lines.push(with(
+                path.as_os_str().as_bytes(),
+                ": Not supported file type ERROR",
+            )),
+            // A link not followed: the top path counts as clean (MULTISCAN: a link to a file only).
+            Outcome::Symlink { path }
+                if path.as_os_str().as_bytes() == trim_slashes(top)
+                    && !(multi && path.is_dir()) =>
+            {
+                files += 1
             }
             Outcome::Symlink { .. }
             | Outcome::ExcludedProc { .. }
@@ -144,7 +142,7 @@ pub fn path_lines(cmd: Name, top: &[u8], outcomes: &[Outcome]) -> Vec<Line> {
             | Outcome::Dir => {}
         }
     }
-    if !found && !errors && (!multi || files > 0) {
+    if !found && !missing && (!multi || files > 0) {
         lines.push(with(top, ": OK"));
     }
     lines
@@ -178,6 +176,8 @@ fn named_line(name: &[u8], o: &Outcome) -> Line {
         Outcome::Found { names, .. } => found_lines(name, names, false).remove(0),
         Outcome::ReadError { error, .. } => with(name, &format!(": {}. ERROR", strerror(error))),
         Outcome::AccessDenied { .. } => with(name, ": Access denied. ERROR"),
+        // A directory or a pipe passed by FILDES.
+        Outcome::SkippedSpecial { .. } => with(name, ": Not a regular file ERROR"),
         _ => with(name, ": OK"),
     }
 }

@@ -30,20 +30,26 @@ pub struct DbInfo {
     pub digest: String,
     /// Unix time of the load, in seconds.
     pub loaded_at: u64,
+    /// The newest container's (daily's when there is one) version and build time (header field 9), for
+    /// the clamd protocol's VERSION.
+    pub container: Option<(u64, u64)>,
 }
 
-/// ClamAV's container header: `ClamAV-VDB:build time:version:signatures:flevel:...` (the time uses `-`,
-/// never `:`, between hours and minutes).
-fn header_version(first_line: &str) -> Option<u64> {
-    let mut f = first_line.split(':');
-    if f.next()? != "ClamAV-VDB" {
+/// ClamAV's container header: `ClamAV-VDB:build time:version:signatures:flevel:md5:dsig:builder:build
+/// seconds` (the time uses `-`, never `:`, between hours and minutes): the version, and the build
+/// seconds (0 when the field is missing).
+fn header_version(first_line: &str) -> Option<(u64, u64)> {
+    let f: Vec<&str> = first_line.split(':').collect();
+    if f.first() != Some(&"ClamAV-VDB") {
         return None;
     }
-    f.nth(1)?.trim().parse().ok()
+    let version = f.get(2)?.trim().parse().ok()?;
+    let built = f.get(8).and_then(|b| b.trim().parse().ok()).unwrap_or(0);
+    Some((version, built))
 }
 
 /// `.info` versions of the database directories (and of the directories of named files), by name.
-fn info_versions(paths: &[PathBuf]) -> BTreeMap<String, u64> {
+fn info_versions(paths: &[PathBuf]) -> BTreeMap<String, (u64, u64)> {
     let mut out = BTreeMap::new();
     let dirs = paths.iter().filter_map(|p| {
         if p.is_dir() {
@@ -120,12 +126,17 @@ impl DbInfo {
         let (version, version_source) = if infos.is_empty() {
             (format!("sha256:{}", &digest[..16]), "digest")
         } else {
-            let v: Vec<String> = infos.iter().map(|(n, v)| format!("{n}:{v}")).collect();
+            let v: Vec<String> = infos.iter().map(|(n, (v, _))| format!("{n}:{v}")).collect();
             (v.join(" "), "cvd-info")
         };
+        let container = infos
+            .get("daily")
+            .copied()
+            .or_else(|| infos.values().copied().max());
         DbInfo {
             version,
             version_source,
+            container,
             signatures: db.signature_count(),
             files,
             digest,
@@ -155,6 +166,7 @@ impl DbInfo {
             files: 1,
             digest: "0123456789abcdef".repeat(4),
             loaded_at: 1_700_000_000,
+            container: None,
         }
     }
 }
@@ -172,7 +184,7 @@ mod tests {
     #[test]
     fn the_cvd_header_gives_the_version() {
         let h = "ClamAV-VDB:13 Nov 2024 09-25 +0000:27457:2070522:90:X:X:raynman:1731489920";
-        assert_eq!(header_version(h), Some(27457));
+        assert_eq!(header_version(h), Some((27457, 1731489920)));
         assert_eq!(header_version("ClamAV-VDB:x"), None);
         assert_eq!(header_version("daily.ndb:123:abc"), None);
     }

@@ -62,6 +62,9 @@ pub struct Config {
     pub scan_pseudo_fs: bool,
     pub threads: usize,
     pub filters: Filters,
+    /// Walk a directory in clamd's order (excluded entries, then files, then directories, by inode)
+    /// rather than clamscan's (as listed): the clamd protocol's path commands.
+    pub clamd_order: bool,
 }
 
 /// Parses clamscan's size syntax: a decimal number with an optional `K`, `M` or `G` suffix (any case).
@@ -152,6 +155,7 @@ impl Config {
                 include: compile_all("include", &a.include)?,
                 include_dir: compile_all("include-dir", &a.include_dir)?,
             },
+            clamd_order: false,
         })
     }
 

@@ -16,7 +16,7 @@ use super::pseudofs;
 use std::ffi::OsStr;
 use std::fs::{self, Metadata};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 /// Receives the walk's results in order.
@@ -169,12 +169,63 @@ impl<'a, S: Sink> Walker<'a, S> {
         };
         self.sink.done(Outcome::Dir);
         self.ancestors.push(id);
-        for entry in entries {
-            let Ok(entry) = entry else { continue };
-            let child = join(path.as_os_str(), &entry.file_name());
-            self.entry(child, md.dev(), depth);
+        if self.cfg.clamd_order {
+            let mut children: Vec<(PathBuf, u64)> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| (join(path.as_os_str(), &e.file_name()), e.ino()))
+                .collect();
+            self.clamd_order(&mut children, md.dev());
+            for (child, _) in children {
+                self.entry(child, md.dev(), depth);
+            }
+        } else {
+            for entry in entries {
+                let Ok(entry) = entry else { continue };
+                let child = join(path.as_os_str(), &entry.file_name());
+                self.entry(child, md.dev(), depth);
+            }
         }
         self.ancestors.pop();
+    }
+
+    /// clamd's order within a directory (tests/CLAMD.md §3): what is excluded (by a filter, or a mount
+    /// point not crossed) as listed, then the other entries by inode number, files before directories.
+    fn clamd_order(&self, children: &mut [(PathBuf, u64)], dev: u64) {
+        let cfg = self.cfg;
+        let class = |(p, _): &(PathBuf, u64)| -> u8 {
+            let Ok(md) = fs::symlink_metadata(p) else {
+                return 1;
+            };
+            if md.is_dir() {
+                let excluded = cfg.filters.dir_excluded(p.as_os_str().as_bytes())
+                    || (!cfg.cross_fs && md.dev() != dev);
+                if excluded {
+                    0
+                } else {
+                    2
+                }
+            } else if md.is_file()
+                && cfg
+                    .filters
+                    .file_excluded(real_path(p).as_os_str().as_bytes())
+            {
+                0
+            } else {
+                1
+            }
+        };
+        let mut keyed: Vec<(u8, usize, u64)> = children
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (class(c), i, c.1))
+            .collect();
+        keyed.sort_by_key(|&(class, i, ino)| match class {
+            0 => (0, i as u64),
+            c => (c, ino),
+        });
+        let order: Vec<(PathBuf, u64)> =
+            keyed.iter().map(|&(_, i, _)| children[i].clone()).collect();
+        children.clone_from_slice(&order);
     }
 
     fn entry(&mut self, path: PathBuf, parent_dev: u64, depth: u32) {
