@@ -1,6 +1,7 @@
 //! Shared test kit: test-data generation and helpers for end-to-end tests.
 //!
 //! * [`control`]: `sensor status` and metrics scraping helpers.
+//! * [`clamd`]: Debian's clamd and the sensor serving clamd's protocol, side by side, and their clients.
 //! * [`clamsign`]: a test CA and detached `.sign` files made with the `openssl` command.
 //! * [`cvd`]: signed `.cvd` containers (test key) for the updater's tests.
 //! * [`nginx`]: a private nginx on loopback serving a mirror directory, and its access log.
@@ -13,6 +14,7 @@
 
 pub mod archive;
 pub mod bomb;
+pub mod clamd;
 pub mod clamsign;
 pub mod control;
 pub mod cvd;

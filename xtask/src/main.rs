@@ -21,6 +21,10 @@ use std::process::{Command, ExitStatus, Stdio};
 const APT_PACKAGES: &[&str] = &[
     "clamav",
     "clamav-daemon",
+    // The clamd protocol's clients, run by tests/tests/clamd_protocol.rs against clamd and the sensor.
+    "clamdscan",
+    "python3-pyclamd",
+    "libclamav-client-perl",
     "clamav-testfiles",
     "rsyslog",
     "zip",

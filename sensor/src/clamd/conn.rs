@@ -85,8 +85,11 @@ pub struct Conn {
     spool_dir: PathBuf,
     /// Bytes read and not yet used.
     pub input: Vec<u8>,
-    /// Descriptors received and not yet used.
-    pub fds: VecDeque<OwnedFd>,
+    /// Descriptors received and not yet used, each with where its carrier byte sits in the stream
+    /// (counted from the connection's first byte).
+    fds: VecDeque<(OwnedFd, u64)>,
+    /// Bytes taken from `input` so far.
+    consumed: u64,
     /// Reply bytes not yet sent.
     pub out: Vec<u8>,
     state: State,
@@ -121,6 +124,7 @@ impl Conn {
             spool_dir,
             input: Vec::new(),
             fds: VecDeque::new(),
+            consumed: 0,
             out: Vec::new(),
             state: State::Command,
             session: None,
@@ -243,13 +247,13 @@ impl Conn {
             Parsed::TooLong => {
                 // clamd closes on an over-long command without a word.
                 ctx.refused();
-                self.input.clear();
+                self.consume(self.input.len());
                 self.closing = true;
                 return false;
             }
             Parsed::Request(r, used) => (r, used),
         };
-        self.input.drain(..used);
+        self.consume(used);
         self.served = true;
         ctx.count(req.name);
         self.request(ctx, req);
@@ -443,13 +447,13 @@ impl Conn {
                     let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
                     header.clear();
                     if len == 0 {
-                        self.input.drain(..used);
+                        self.consume(used);
                         self.enqueue(ctx, seq, delim, Work::Stream(spool));
                         return true;
                     }
                     if spool.len() + u64::from(len) > self.stream_max {
                         ctx.refused();
-                        self.input.clear();
+                        self.consume(self.input.len());
                         self.say(seq, "INSTREAM size limit exceeded. ERROR", delim);
                         self.closing = true;
                         return false;
@@ -462,7 +466,7 @@ impl Conn {
                         break;
                     }
                     if let Err(e) = spool.append(&rest[..take], &self.spool_dir) {
-                        self.input.clear();
+                        self.consume(self.input.len());
                         self.say(
                             seq,
                             &format!("INSTREAM: cannot keep the stream: {e}. ERROR"),
@@ -477,7 +481,7 @@ impl Conn {
                 }
             }
         }
-        self.input.drain(..used);
+        self.consume(used);
         self.state = State::Stream {
             delim,
             seq,
@@ -490,7 +494,11 @@ impl Conn {
 
     fn fildes(&mut self, delim: Delim, seq: Option<u64>) -> bool {
         match self.fds.pop_front() {
-            Some(fd) => {
+            Some((fd, carrier)) => {
+                // The carrier byte is next unless it was the request's own last byte.
+                if carrier == self.consumed && !self.input.is_empty() {
+                    self.consume(1);
+                }
                 self.enqueue_fd(delim, seq, fd);
                 true
             }
@@ -512,9 +520,18 @@ impl Conn {
         }));
     }
 
-    /// Whether the connection now waits for a descriptor: the bytes that carried it are a dummy.
-    pub fn awaits_fd(&self) -> bool {
-        matches!(self.state, State::Fildes { .. })
+    /// Bytes read, and the descriptors that came with them. A descriptor rides on the last byte of its
+    /// read (the kernel ends a read after the message that carries descriptors): clamdscan's one-byte
+    /// carrier, which the FILDES that takes the descriptor drops, wherever the reads cut the stream.
+    pub fn received(&mut self, bytes: &[u8], fds: VecDeque<OwnedFd>) {
+        self.input.extend_from_slice(bytes);
+        let carrier = (self.consumed + self.input.len() as u64).saturating_sub(1);
+        self.fds.extend(fds.into_iter().map(|f| (f, carrier)));
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.input.drain(..n);
+        self.consumed += n as u64;
     }
 }
 

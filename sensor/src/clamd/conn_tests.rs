@@ -50,8 +50,12 @@ fn conn(unix: bool) -> Conn {
 }
 
 fn feed(c: &mut Conn, ctx: &mut Fake, bytes: &[u8]) {
-    c.input.extend_from_slice(bytes);
+    c.received(bytes, VecDeque::new());
     c.advance(ctx);
+}
+
+fn fd() -> OwnedFd {
+    OwnedFd::from(tempfile::tempfile().unwrap())
 }
 
 fn chunk(b: &[u8]) -> Vec<u8> {
@@ -171,11 +175,20 @@ fn sessions_number_their_replies_and_end() {
 fn fildes_takes_the_next_descriptor_on_unix_only() {
     let (mut c, mut f) = (conn(true), Fake::default());
     feed(&mut c, &mut f, b"zFILDES\0");
-    assert!(c.awaits_fd());
-    let file = tempfile::tempfile().unwrap();
-    c.fds.push_back(OwnedFd::from(file));
+    assert!(f.jobs.is_empty());
+    c.received(b"\0", VecDeque::from([fd()]));
     c.advance(&mut f);
     assert!(matches!(f.jobs[0].work, Work::Fd(_)));
+    // In a session, with the reads cut anywhere: each FILDES takes its descriptor and drops its carrier.
+    let (mut c, mut f) = (conn(true), Fake::default());
+    c.received(b"zIDSESSION\0zFILDES\0\0", VecDeque::from([fd()]));
+    c.received(b"zFILDES\0", VecDeque::new());
+    c.received(b"\0", VecDeque::from([fd()]));
+    c.received(b"zPING\0zEND\0", VecDeque::new());
+    c.advance(&mut f);
+    assert_eq!(f.jobs.len(), 2);
+    assert_eq!((f.jobs[0].seq, f.jobs[1].seq), (Some(1), Some(2)));
+    assert_eq!(c.out, b"3: PONG\0");
     let (mut c, mut f) = (conn(false), Fake::default());
     feed(&mut c, &mut f, b"zFILDES\0");
     assert!(c.closing && f.jobs.is_empty());

@@ -277,20 +277,16 @@ fn deadline(s: &Slot, cfg: &ClamdSettings) -> Option<Instant> {
 
 fn read(s: &mut Slot) {
     let mut buf = vec![0u8; READ_CHUNK];
-    let awaited_fd = s.conn.awaits_fd();
-    let had = s.conn.fds.len();
+    let mut fds = std::collections::VecDeque::new();
     let n = match &mut s.sock {
-        Sock::Unix(u) => recv_with_fds(u.as_raw_fd(), &mut buf, &mut s.conn.fds),
+        Sock::Unix(u) => recv_with_fds(u.as_raw_fd(), &mut buf, &mut fds),
         Sock::Tcp(t) => t.read(&mut buf),
     };
     match n {
         Ok(0) => s.conn.eof = true,
         Ok(n) => {
             s.last_input = Instant::now();
-            // The byte a descriptor came with, after FILDES, is a carrier, not a request.
-            if !(awaited_fd && s.conn.fds.len() > had) {
-                s.conn.input.extend_from_slice(&buf[..n]);
-            }
+            s.conn.received(&buf[..n], fds);
         }
         Err(e)
             if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
