@@ -657,4 +657,11 @@ fn two_hundred_streams_at_once_are_all_answered_and_the_gate_keeps_answering() {
         )),
         "{m}"
     );
+    // With the gate on, a client may scan but not end the host's protection.
+    let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    std::io::Write::write_all(&mut c, b"zSHUTDOWN\0").unwrap();
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut c, &mut out).unwrap();
+    assert!(out.starts_with(b"SHUTDOWN refused"), "{out:?}");
+    s.expect([Expect::denied(&bad).because("the sensor is still running")]);
 }

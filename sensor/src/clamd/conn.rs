@@ -82,6 +82,7 @@ pub struct Conn {
     unix: bool,
     stream_max: u64,
     allow_allmatch: bool,
+    allow_shutdown: bool,
     spool_dir: PathBuf,
     /// Bytes read and not yet used.
     pub input: Vec<u8>,
@@ -121,6 +122,7 @@ impl Conn {
             unix,
             stream_max: settings.stream_max_length,
             allow_allmatch: settings.allow_all_match_scan,
+            allow_shutdown: settings.shutdown_allowed,
             spool_dir,
             input: Vec::new(),
             fds: VecDeque::new(),
@@ -344,6 +346,11 @@ impl Conn {
                 self.say(seq, "RELOADING", delim);
             }
             Name::Shutdown | Name::Quit => {
+                if !self.allow_shutdown {
+                    let why = "SHUTDOWN refused: the sensor's gate protects this host; stop it as a service. \
+                               ERROR";
+                    return self.refuse(ctx, seq, &[why], delim);
+                }
                 ctx.signal(libc::SIGTERM);
                 self.closing = true;
                 return;

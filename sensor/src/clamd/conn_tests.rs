@@ -201,8 +201,27 @@ fn reload_and_shutdown_signal_the_sensor() {
     assert_eq!(c.out, b"RELOADING\n");
     let (mut c, mut f) = (conn(true), Fake::default());
     feed(&mut c, &mut f, b"zSHUTDOWN\0");
-    assert_eq!(f.signals, [libc::SIGHUP, libc::SIGTERM][1..]);
-    assert!(c.closing);
+    assert_eq!(f.signals, [libc::SIGTERM]);
+    assert!(c.closing && c.out.is_empty(), "clamd says nothing");
+    // With the gate on, no client may stop the sensor.
+    let s = ClamdSettings {
+        shutdown_allowed: false,
+        ..ClamdSettings::default()
+    };
+    let mut c = Conn::new(
+        ConnKey {
+            slot: 0,
+            generation: 1,
+        },
+        Client::default(),
+        true,
+        &s,
+        std::env::temp_dir(),
+    );
+    let mut f = Fake::default();
+    feed(&mut c, &mut f, b"nQUIT\n");
+    assert!(f.signals.is_empty());
+    assert!(c.closing && c.out.starts_with(b"SHUTDOWN refused"));
 }
 
 #[test]

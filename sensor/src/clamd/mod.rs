@@ -31,19 +31,19 @@ use crate::service::{Bell, Service};
 use settings::ClamdSettings;
 use std::sync::Arc;
 
-/// The running server: the I/O thread, then the workers (which end once the I/O thread, holding the
-/// queue's sender, is gone).
+/// The running server: the I/O thread, and the workers (which end once the I/O thread, holding the
+/// queue's sender, is gone, each after the request it is on).
 pub struct Server {
     io: Option<Service>,
-    workers: Vec<std::thread::JoinHandle<()>>,
+    /// Not joined when the server stops: a MULTISCAN of a large tree may run for minutes, and a stopping
+    /// sensor must not wait for a client's walk (its connection is closed; the process exits next).
+    _workers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // Closes every connection and the sockets (the socket file is removed), then the queue.
         drop(self.io.take());
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
     }
 }
 
@@ -135,7 +135,7 @@ pub fn start(
     .map_err(|e| format!("cannot start the protocol's I/O thread: {e}"))?;
     Ok(Server {
         io: Some(io),
-        workers,
+        _workers: workers,
     })
 }
 

@@ -43,6 +43,9 @@ pub struct ClamdSettings {
     pub max_dir_recursion: u32,
     /// `AllowAllMatchScan`.
     pub allow_all_match_scan: bool,
+    /// Whether SHUTDOWN and QUIT stop the sensor: only when it serves the protocol alone (`--no-gate`).
+    /// With the gate on, a client that may scan must not be able to end the host's protection.
+    pub shutdown_allowed: bool,
     /// The scan limits (MaxScanSize, MaxFileSize, MaxRecursion, MaxFiles, MaxScanTime, the Scan*
     /// switches): clamd.conf's, without the on-access deadline the gate's scans are held to.
     pub limits: engine::Limits,
@@ -69,6 +72,7 @@ impl Default for ClamdSettings {
             follow_file_symlinks: false,
             max_dir_recursion: 15,
             allow_all_match_scan: true,
+            shutdown_allowed: true,
             limits: engine::Limits::default(),
         }
     }

@@ -79,6 +79,7 @@ pub(super) fn merge(args: &RunArgs, file: FileSettings) -> Result<RunConfig, Con
         .map_err(|e| ConfigError(format!("clamd protocol: {e}")))?
         .map(|c| crate::clamd::settings::ClamdSettings {
             limits: file.limits,
+            shutdown_allowed: args.no_gate,
             ..c
         });
     if args.no_gate {

@@ -229,6 +229,7 @@ pub fn settle(raw: &RawProtocol, allow_remote: bool) -> Result<Option<ClamdSetti
             .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
             .unwrap_or(d.max_dir_recursion),
         allow_all_match_scan: raw.allow_all_match_scan.unwrap_or(d.allow_all_match_scan),
+        shutdown_allowed: d.shutdown_allowed,
         limits: d.limits,
     };
     Ok(s.serves().then_some(s))
