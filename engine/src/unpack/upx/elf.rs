@@ -25,8 +25,9 @@ const MEMBER: &str = "upx-unpacked.elf";
 const SEARCH_SPAN: usize = 64 * 1024;
 /// Decodes tried while looking for the chain (each of a block header's worth of bytes).
 const MAX_TRIES: u32 = 256;
-/// The largest first block taken for a header block: ELF and program headers are a few KiB.
-const MAX_HEADER_BLOCK: u32 = 1 << 20;
+/// The largest first block taken for a header block: ELF and program headers take a few hundred bytes
+/// (UPX 3.91 to 3.95 write 148 to 512), and every try of a larger one costs a larger LZMA window.
+const MAX_HEADER_BLOCK: u32 = 64 * 1024;
 const BINFO_LEN: usize = 12;
 
 /// What the packed file's ELF header says about where UPX's data starts.
@@ -36,6 +37,9 @@ struct Head {
     big: bool,
     /// The end of the packed file's program header table.
     phdrs_end: usize,
+    /// Whether the file has a section header table: UPX writes none, so only a file without one is
+    /// searched for a chain away from its usual place.
+    sections: bool,
 }
 
 impl Head {
@@ -57,6 +61,7 @@ impl Head {
             wide,
             big,
             phdrs_end: 0,
+            sections: false,
         };
         let (phoff, entsize, num) = if wide {
             (h.word(data, 32)?, h.u16(data, 54)?, h.u16(data, 56)?)
@@ -66,8 +71,14 @@ impl Head {
         let end = usize::try_from(phoff)
             .ok()?
             .checked_add(usize::from(entsize) * usize::from(num))?;
+        let (shoff, shnum) = if wide {
+            (h.word(data, 40)?, h.u16(data, 60)?)
+        } else {
+            (h.word(data, 32)?, h.u16(data, 48)?)
+        };
         Some(Head {
             phdrs_end: end,
+            sections: shoff != 0 && shnum != 0,
             ..h
         })
     }
@@ -183,13 +194,19 @@ fn find_chain(data: &[u8], head: &Head, budget: &Budget) -> Option<(usize, Vec<u
     if let Some(h) = header_block(data, head, usual, budget) {
         return Some((usual, h));
     }
+    if head.sections {
+        return None;
+    }
     let mut tries = 0;
     let end = head.phdrs_end.saturating_add(SEARCH_SPAN).min(data.len());
     for at in head.phdrs_end..end {
         let Some(info) = BlockInfo::read(head, data, at) else {
             break;
         };
-        if info.unpacked < 52 || info.unpacked > MAX_HEADER_BLOCK || info.payload(data, at).is_none() {
+        if info.unpacked < 52
+            || info.unpacked > MAX_HEADER_BLOCK
+            || info.payload(data, at).is_none()
+        {
             continue;
         }
         tries += 1;
@@ -267,7 +284,9 @@ fn lay_out(headers: Vec<u8>, body: Vec<Vec<u8>>, budget: &Budget) -> Vec<u8> {
     let stream: Vec<u8> = body.concat();
     let mut out = headers;
     let mut taken = 0usize;
-    let segments = Head::read(&out).map(|h| load_segments(&out, &h)).unwrap_or_default();
+    let segments = Head::read(&out)
+        .map(|h| load_segments(&out, &h))
+        .unwrap_or_default();
     for (offset, filesz) in segments {
         let Some(end) = offset.checked_add(filesz) else {
             break;

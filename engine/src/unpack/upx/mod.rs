@@ -66,7 +66,12 @@ impl Method {
 
     /// Decodes `src`. `size`: the exact unpacked size when known (LZMA needs it; an NRV stream that ends
     /// elsewhere is refused); `limit`: the most it may produce.
-    pub fn decode(self, src: &[u8], size: Option<usize>, limit: usize) -> Result<Vec<u8>, DecodeError> {
+    pub fn decode(
+        self,
+        src: &[u8],
+        size: Option<usize>,
+        limit: usize,
+    ) -> Result<Vec<u8>, DecodeError> {
         match self {
             Method::Nrv(n, w) => {
                 let out = nrv::decode(n, w, src, size.map_or(limit, |s| s.min(limit)))?;

@@ -45,15 +45,21 @@ pub(super) struct Packed<'a> {
 }
 
 fn le16(d: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(d.get(at..at.checked_add(2)?)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        d.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
 fn le32(d: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(d.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        d.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn le64(d: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(d.get(at..at.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        d.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 impl<'a> Packed<'a> {
@@ -210,7 +216,10 @@ pub(in crate::unpack) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), 
             };
             let size = match method {
                 Method::Lzma => {
-                    match header.map(|h| h.1 as usize).or_else(|| loader_size(&packed, space)) {
+                    match header
+                        .map(|h| h.1 as usize)
+                        .or_else(|| loader_size(&packed, space))
+                    {
                         Some(size) => Some(size),
                         None => continue,
                     }
@@ -229,7 +238,13 @@ pub(in crate::unpack) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), 
         }
     }
     if too_large && budget.limit() < space {
-        emit(sink, MEMBER, Err(budget.exceeded(space as u64).unwrap_or(crate::unpack::Limit::MaxFileSize)));
+        emit(
+            sink,
+            MEMBER,
+            Err(budget
+                .exceeded(space as u64)
+                .unwrap_or(crate::unpack::Limit::MaxFileSize)),
+        );
         return Ok(());
     }
     Err(corrupt("no method decodes the packed stream"))

@@ -1,20 +1,37 @@
+//! The UPX unpacker on programs packed by `upx 3.95` with each method (engine/tests/testdata/upx, see
+//! its README), on copies with the `UPX!` marks zeroed, and on damaged copies.
+
 use super::*;
 use crate::unpack::Limit;
+use std::path::PathBuf;
 
-/// Keeps the members handed out.
-#[derive(Default)]
-pub(super) struct Keep(pub(super) Vec<(String, Vec<u8>)>);
+/// Keeps the members handed out, and the limits reported.
+struct Keep {
+    room: u64,
+    members: Vec<(String, Vec<u8>)>,
+    limits: Vec<Limit>,
+}
+
+impl Keep {
+    fn new() -> Self {
+        Keep {
+            room: 64 << 20,
+            members: Vec::new(),
+            limits: Vec::new(),
+        }
+    }
+}
 
 impl Sink for Keep {
     fn member(&mut self, name: &str, data: &[u8]) -> Flow {
-        self.0.push((name.to_string(), data.to_vec()));
+        self.members.push((name.to_string(), data.to_vec()));
         Flow::Continue
     }
     fn room(&self) -> u64 {
-        64 << 20
+        self.room
     }
-    fn too_large(&mut self, name: &str, _: Limit) -> Flow {
-        self.0.push((format!("too large: {name}"), Vec::new()));
+    fn too_large(&mut self, _: &str, limit: Limit) -> Flow {
+        self.limits.push(limit);
         Flow::Continue
     }
     fn encrypted(&mut self, _: &'static str, _: bool) -> Flow {
@@ -26,15 +43,182 @@ impl Sink for Keep {
     }
 }
 
+const MARKER: &[u8] = b"upx-sensor-marker:";
+const METHODS: [&str; 4] = ["nrv2b", "nrv2d", "nrv2e", "lzma"];
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/testdata/upx")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn files(program: &str) -> Vec<(String, Vec<u8>)> {
+    let ext = if program.starts_with("pe") {
+        ".exe"
+    } else {
+        ""
+    };
+    METHODS
+        .iter()
+        .map(|m| {
+            let name = format!("{program}-{m}{ext}");
+            let data = fixture(&name);
+            (name, data)
+        })
+        .collect()
+}
+
+fn unpack_any(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
+    if data.starts_with(b"MZ") {
+        unpack_pe(data, sink)
+    } else {
+        unpack_elf(data, sink)
+    }
+}
+
+/// The one member `data` unpacks to.
+fn unpacked(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut keep = Keep::new();
+    unpack_any(data, &mut keep).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(keep.members.len(), 1, "{name}");
+    keep.members.remove(0).1
+}
+
+fn zeroed(data: &[u8]) -> Vec<u8> {
+    let mut d = data.to_vec();
+    let mut at = 0;
+    while let Some(i) = memchr::memmem::find(&d[at..], b"UPX!") {
+        d[at + i..at + i + 4].fill(0);
+        at += i + 4;
+    }
+    d
+}
+
 #[test]
-fn dump() {
-    for f in std::env::var("UPX_DUMP").unwrap_or_default().split(',').filter(|s| !s.is_empty()) {
-        let data = std::fs::read(f).unwrap();
-        let mut keep = Keep::default();
-        let r = if data.starts_with(b"MZ") { unpack_pe(&data, &mut keep) } else { unpack_elf(&data, &mut keep) };
-        eprintln!("{f}: {r:?} {:?}", keep.0.iter().map(|(n, d)| (n, d.len())).collect::<Vec<_>>());
-        if let Some((_, d)) = keep.0.first() {
-            std::fs::write(format!("{f}.out"), d).unwrap();
+fn every_method_unpacks_to_the_same_program_with_its_marker_whole() {
+    for program in ["elf32", "elf64", "pe32", "pe64"] {
+        let mut images = Vec::new();
+        for (name, data) in files(program) {
+            assert!(
+                memchr::memmem::find(&data, &MARKER.repeat(6)).is_none(),
+                "{name}: the marker is whole in the packed file"
+            );
+            let image = unpacked(&name, &data);
+            assert!(
+                memchr::memmem::find(&image, &MARKER.repeat(6)).is_some(),
+                "{name}: no marker in the unpacked program"
+            );
+            let magic: &[u8] = if program.starts_with("pe") {
+                b"MZ"
+            } else {
+                b"\x7fELF"
+            };
+            assert!(image.starts_with(magic), "{name}");
+            images.push((name, image));
+        }
+        for (name, image) in &images[1..] {
+            assert!(image == &images[0].1, "{name} differs from {}", images[0].0);
         }
     }
+}
+
+/// Malware zeroes UPX's marks so that `upx -d` refuses it; nothing here reads them.
+#[test]
+fn zeroed_upx_marks_do_not_stop_the_unpacking() {
+    for program in ["elf32", "elf64", "pe32", "pe64"] {
+        for (name, data) in files(program) {
+            let plain = unpacked(&name, &data);
+            let z = zeroed(&data);
+            assert!(memchr::memmem::find(&z, b"UPX!").is_none());
+            assert!(unpacked(&name, &z) == plain, "{name} zeroed");
+        }
+    }
+}
+
+/// The rebuilt ELF is the original file up to the end of its last segment, as `upx -d` restores it.
+#[test]
+fn the_rebuilt_elf_lays_segments_at_their_offsets() {
+    let image = unpacked("elf64-nrv2b", &fixture("elf64-nrv2b"));
+    let info = crate::exefmt::parse(&image).expect("an ELF");
+    assert!(info.headers_ok);
+    // The marker program's second segment starts at 0x5000 and holds 0xfc0 bytes.
+    assert_eq!(image.len(), 0x5fc0);
+}
+
+/// The rebuilt PE is laid out as in memory: each section at its address.
+#[test]
+fn the_rebuilt_pe_puts_sections_at_their_addresses() {
+    for name in ["pe32-nrv2e.exe", "pe64-lzma.exe"] {
+        let image = unpacked(name, &fixture(name));
+        let info = crate::exefmt::parse(&image).expect("a PE");
+        assert!(info.headers_ok, "{name}");
+        assert_eq!(
+            info.sections.len(),
+            3,
+            "{name}: the original's three sections"
+        );
+        for s in &info.sections {
+            assert_eq!(s.raw_offset, s.virtual_address, "{name}");
+        }
+        let data = info.sections[2];
+        let marker_at = memchr::memmem::find(&image, &MARKER.repeat(6)).unwrap() as u64;
+        assert_eq!(
+            marker_at, data.raw_offset,
+            "{name}: the marker starts .data"
+        );
+    }
+}
+
+/// Every cut and every damaged byte ends in no member or an error, never a panic; the walk then scans
+/// the packed file as it is.
+#[test]
+fn truncated_and_damaged_files_are_refused_quietly() {
+    for program in ["elf32", "elf64", "pe32", "pe64"] {
+        for (name, data) in files(program) {
+            for cut in (0..data.len()).step_by(89) {
+                let mut keep = Keep::new();
+                let _ = unpack_any(&data[..cut], &mut keep);
+                for (_, m) in &keep.members {
+                    assert!(m.len() <= 1 << 20, "{name} cut at {cut}");
+                }
+            }
+            for at in (0..data.len()).step_by(31) {
+                let mut d = data.clone();
+                d[at] ^= 0x5a;
+                let mut keep = Keep::new();
+                let _ = unpack_any(&d, &mut keep);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_stream_larger_than_the_room_is_a_limit_not_a_member() {
+    for (name, data) in files("elf64").into_iter().chain(files("pe32")) {
+        let mut keep = Keep::new();
+        keep.room = 4096;
+        let _ = unpack_any(&data, &mut keep);
+        assert!(keep.members.is_empty(), "{name}");
+        assert_eq!(keep.limits, [Limit::MaxFileSize], "{name}");
+    }
+}
+
+/// A file that is not UPX-packed hands out nothing and is no error.
+#[test]
+fn ordinary_executables_are_left_alone() {
+    let mut keep = Keep::new();
+    assert!(unpack_pe(b"MZ\0\0", &mut keep).is_ok());
+    assert!(unpack_elf(b"\x7fELF\x02\x01\x01", &mut keep).is_ok());
+    assert!(keep.members.is_empty());
+}
+
+#[test]
+fn methods_are_upx_numbers() {
+    use nrv::{Nrv, Width};
+    assert_eq!(Method::from_id(2), Some(Method::Nrv(Nrv::B, Width::Le32)));
+    assert_eq!(Method::from_id(6), Some(Method::Nrv(Nrv::D, Width::Byte)));
+    assert_eq!(Method::from_id(10), Some(Method::Nrv(Nrv::E, Width::Le16)));
+    assert_eq!(Method::from_id(14), Some(Method::Lzma));
+    assert_eq!(Method::from_id(15), None);
 }

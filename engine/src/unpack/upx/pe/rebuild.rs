@@ -20,7 +20,8 @@ const COFF_LEN: usize = 20;
 
 /// The rebuilt PE of `image`, which the loader writes at `dst` (an RVA).
 pub(super) fn rebuild(packed: &Packed, dst: u32, image: &[u8]) -> Vec<u8> {
-    let header = original_header(packed, image).unwrap_or_else(|| synthetic_header(packed, dst, image));
+    let header =
+        original_header(packed, image).unwrap_or_else(|| synthetic_header(packed, dst, image));
     lay_out(&header, dst, image)
 }
 
@@ -36,7 +37,7 @@ struct Header {
 /// header magic) and whose section table fits in the image: UPX's copy of the original header (an
 /// embedded program in the image comes before it).
 fn original_header(packed: &Packed, image: &[u8]) -> Option<Header> {
-    let machine = le16(packed.data, packed.opt - COFF_LEN + 0)?;
+    let machine = le16(packed.data, packed.opt - COFF_LEN)?;
     let magic = le16(packed.data, packed.opt)?;
     let mut end = image.len();
     while let Some(at) = memchr::memmem::rfind(&image[..end], b"PE\0\0") {
@@ -147,7 +148,9 @@ fn lay_out(header: &Header, dst: u32, image: &[u8]) -> Vec<u8> {
     // no longer equal addresses, which only a synthetic or hostile layout makes happen).
     let start = (dst as usize).max(out.len());
     out.resize(start, 0);
-    let keep = usize::try_from(end.saturating_sub(u64::from(dst))).unwrap_or(usize::MAX).min(image.len());
+    let keep = usize::try_from(end.saturating_sub(u64::from(dst)))
+        .unwrap_or(usize::MAX)
+        .min(image.len());
     out.extend_from_slice(&image[..keep]);
     out
 }
