@@ -32,7 +32,7 @@ const BINFO_LEN: usize = 12;
 
 /// What the packed file's ELF header says about where UPX's data starts.
 #[derive(Clone, Copy)]
-struct Head {
+pub(super) struct Head {
     wide: bool,
     big: bool,
     /// The end of the packed file's program header table.
@@ -113,6 +113,14 @@ impl Head {
         } else {
             self.u32(d, at).map(u64::from)
         }
+    }
+}
+
+#[cfg(test)]
+impl Head {
+    /// Where `l_info` starts in a packed file.
+    pub(super) fn read_for_tests(data: &[u8]) -> usize {
+        Head::read(data).expect("an ELF").phdrs_end
     }
 }
 
@@ -274,7 +282,55 @@ fn rebuild(
         body.push(block);
         at = at + BINFO_LEN + payload.len();
     }
-    Ok(lay_out(headers, body, budget))
+    let method = first.method;
+    let mut image = lay_out(headers, body, budget);
+    // The bytes after the last segment (section headers, symbols) are one more block, after the loader.
+    let declared = head.u32(data, start.wrapping_sub(8)).map(u64::from);
+    if let Some(tail) = tail_block(data, head, at, method, declared, image.len() as u64, budget) {
+        image.extend_from_slice(&tail);
+    }
+    Ok(image)
+}
+
+/// The block UPX keeps after its loader: what the original file holds past its last segment. Taken
+/// when it decodes to exactly its size and completes the size `p_info` declares; when that field is
+/// damaged, the last block of the chain's method (an NRV method: its end marker is a strong check) that
+/// decodes (UPX also keeps parts of its loader as blocks, before this one).
+fn tail_block(
+    data: &[u8],
+    head: &Head,
+    from: usize,
+    method: u8,
+    declared: Option<u64>,
+    have: u64,
+    budget: &Budget,
+) -> Option<Vec<u8>> {
+    let end = from.saturating_add(SEARCH_SPAN).min(data.len());
+    let mut candidates = Vec::new();
+    for at in from..end {
+        let Some(info) = BlockInfo::read(head, data, at) else {
+            break;
+        };
+        if info.unpacked == 0 || info.packed == info.unpacked || info.payload(data, at).is_none() {
+            continue;
+        }
+        let total = have.saturating_add(u64::from(info.unpacked));
+        let completes = declared == Some(total);
+        let nrv = matches!(Method::from_id(info.method), Some(Method::Nrv(..)));
+        if (completes || (nrv && info.method == method)) && budget.exceeded(total).is_none() {
+            candidates.push((at, info, completes));
+        }
+    }
+    let decode = |&(at, info, _): &(usize, BlockInfo, bool)| {
+        info.decode(info.payload(data, at)?, budget.limit()).ok()
+    };
+    let tries = MAX_TRIES as usize;
+    candidates
+        .iter()
+        .filter(|c| c.2)
+        .take(tries)
+        .find_map(decode)
+        .or_else(|| candidates.iter().rev().take(tries).find_map(decode))
 }
 
 /// The original file: its headers, then each `PT_LOAD` segment's bytes at its offset, taken in order

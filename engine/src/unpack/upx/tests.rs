@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::unpack::Limit;
+use elf::Head;
 use std::path::PathBuf;
 
 /// Keeps the members handed out, and the limits reported.
@@ -136,14 +137,34 @@ fn zeroed_upx_marks_do_not_stop_the_unpacking() {
     }
 }
 
-/// The rebuilt ELF is the original file up to the end of its last segment, as `upx -d` restores it.
+/// The rebuilt ELF is the original file, as `upx -d` restores it (compared when the fixtures were made):
+/// headers, segments at their offsets, then the section headers UPX keeps in a block after its loader,
+/// found with `p_info`'s file size or, when that is zeroed too, as the last block of the chain's method.
 #[test]
-fn the_rebuilt_elf_lays_segments_at_their_offsets() {
-    let image = unpacked("elf64-nrv2b", &fixture("elf64-nrv2b"));
-    let info = crate::exefmt::parse(&image).expect("an ELF");
-    assert!(info.headers_ok);
-    // The marker program's second segment starts at 0x5000 and holds 0xfc0 bytes.
-    assert_eq!(image.len(), 0x5fc0);
+fn the_rebuilt_elf_is_the_original_file() {
+    for name in ["elf64-nrv2b", "elf32-nrv2e", "elf64-lzma"] {
+        let data = fixture(name);
+        let image = unpacked(name, &data);
+        let info = crate::exefmt::parse(&image).expect("an ELF");
+        assert!(info.headers_ok, "{name}");
+        // The original's size, as p_info (after the 12-byte l_info after the program headers) holds it.
+        let head = Head::read_for_tests(&data);
+        let declared = u32::from_le_bytes(data[head + 16..head + 20].try_into().unwrap());
+        assert_eq!(image.len(), declared as usize, "{name}");
+        assert!(
+            !info.sections.is_empty(),
+            "{name}: section headers restored"
+        );
+        let mut wiped = zeroed(&data);
+        wiped[head + 12..head + 24].fill(0);
+        let again = unpacked(name, &wiped);
+        if name.ends_with("lzma") {
+            // Without the size, only an NRV block is trusted as the tail.
+            assert!(image.starts_with(&again), "{name}");
+        } else {
+            assert!(again == image, "{name} without p_info");
+        }
+    }
 }
 
 /// The rebuilt PE is laid out as in memory: each section at its address.
