@@ -7,6 +7,9 @@
 //! chain. The first block holds the original ELF header and program headers; the blocks after it the
 //! original `PT_LOAD` segments' file bytes in order, those of the first segment after the headers.
 //!
+//! After the loader UPX keeps one more block: the original file's bytes past its last segment (section
+//! headers, symbols). The rebuilt file is what `upx -d` restores, byte for byte.
+//!
 //! The chain is found without the magic: at its usual place, else at the first offset near the start
 //! whose block decodes to an ELF header of the same class. Tampered `l_info` and `p_info` fields play no
 //! part. The original file is rebuilt by placing the segments' bytes at their offsets (as `upx -d`

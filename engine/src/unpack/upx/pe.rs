@@ -247,5 +247,10 @@ pub(in crate::unpack) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), 
         );
         return Ok(());
     }
-    Err(corrupt("no method decodes the packed stream"))
+    // Only a file that says it is UPX's (its header, its loader) is reported as one that failed: an
+    // ordinary PE may well start with an empty section.
+    if header.is_some() || packed.loader_pointers().is_some() {
+        return Err(corrupt("no method decodes the packed stream"));
+    }
+    Ok(())
 }
