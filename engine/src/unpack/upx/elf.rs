@@ -185,7 +185,7 @@ pub(in crate::unpack) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), 
     let Some((start, headers)) = find_chain(data, &head, &budget) else {
         return Ok(());
     };
-    let image = rebuild(data, &head, start, headers, &budget);
+    let image = rebuild(data, &head, start, headers, (&budget, &*sink));
     match image {
         Err(Rebuild::Limit(limit)) => {
             emit(sink, MEMBER, Err(limit));
@@ -253,7 +253,7 @@ fn rebuild(
     head: &Head,
     start: usize,
     headers: Vec<u8>,
-    budget: &Budget,
+    (budget, sink): (&Budget, &dyn Sink),
 ) -> Result<Vec<u8>, Rebuild> {
     let limit = budget.limit();
     let first = BlockInfo::read(head, data, start).ok_or(Rebuild::Corrupt("block header"))?;
@@ -261,7 +261,8 @@ fn rebuild(
     let mut body = Vec::new();
     let mut total = headers.len() as u64;
     while let Some(info) = BlockInfo::read(head, data, at) {
-        if info.unpacked == 0 {
+        // Out of time (or over): what was decoded is still scanned.
+        if info.unpacked == 0 || sink.stopped() {
             break;
         }
         let Some(payload) = info.payload(data, at) else {

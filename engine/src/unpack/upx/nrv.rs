@@ -202,7 +202,8 @@ pub fn decode(nrv: Nrv, width: Width, src: &[u8], limit: usize) -> Result<Vec<u8
     }
 }
 
-/// Copies `len` bytes from `off` back, byte by byte (a match may overlap what it writes).
+/// Copies `len` bytes from `off` back. A match may overlap what it writes (`off < len` repeats the
+/// last `off` bytes): it is copied in pieces no longer than what is already there.
 fn copy_match(out: &mut Vec<u8>, off: usize, len: usize, limit: usize) -> Result<(), DecodeError> {
     let from = out
         .len()
@@ -211,9 +212,11 @@ fn copy_match(out: &mut Vec<u8>, off: usize, len: usize, limit: usize) -> Result
     if out.len() + len > limit {
         return Err(DecodeError::TooLarge);
     }
-    for i in 0..len {
-        let b = out[from + i];
-        out.push(b);
+    let mut left = len;
+    while left > 0 {
+        let piece = left.min(out.len() - from);
+        out.extend_from_within(from..from + piece);
+        left -= piece;
     }
     Ok(())
 }

@@ -197,7 +197,9 @@ pub(in crate::unpack) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), 
     let limit = budget.limit().min(space);
     let mut starts = Vec::new();
     if let Some((src, dst)) = packed.loader_pointers() {
-        if let Some(at) = packed.offset_of(src) {
+        // The loader writes into the first section; a pointer elsewhere is not UPX's.
+        let into_first = dst.checked_sub(first.rva).is_some_and(|d| d < first.vsize);
+        if let (Some(at), true) = (packed.offset_of(src), into_first) {
             starts.push((at, dst));
         }
     }
@@ -211,6 +213,9 @@ pub(in crate::unpack) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), 
             continue;
         };
         for &id in &methods {
+            if sink.stopped() {
+                return Ok(());
+            }
             let Some(method) = Method::from_id(id) else {
                 continue;
             };
@@ -228,8 +233,12 @@ pub(in crate::unpack) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), 
             };
             match method.decode(src, size, limit) {
                 Ok(image) if !image.is_empty() => {
-                    let pe = rebuild::rebuild(&packed, dst, &image);
-                    emit(sink, MEMBER, Ok(pe));
+                    // The rebuilt file puts the image at its address: that much file, within the room.
+                    let pe = match budget.exceeded(u64::from(dst) + image.len() as u64) {
+                        Some(limit) => Err(limit),
+                        None => Ok(rebuild::rebuild(&packed, dst, &image)),
+                    };
+                    emit(sink, MEMBER, pe);
                     return Ok(());
                 }
                 Err(DecodeError::TooLarge) => too_large = true,

@@ -243,3 +243,16 @@ fn methods_are_upx_numbers() {
     assert_eq!(Method::from_id(14), Some(Method::Lzma));
     assert_eq!(Method::from_id(15), None);
 }
+
+/// Found by fuzzing (`upx_exe`, an out-of-memory): a PE32+ whose loader writes its image 2.4 GB past
+/// the first section. The rebuilt file puts the image at its address, so the address must be the first
+/// section's and the file within the room.
+#[test]
+fn an_image_written_far_away_is_not_rebuilt_there() {
+    let data = fixture("fuzz-oom-image-far-away.exe");
+    let mut keep = Keep::new();
+    let _ = unpack_pe(&data, &mut keep);
+    for (name, m) in &keep.members {
+        assert!(m.len() < 1 << 20, "{name}: {} bytes", m.len());
+    }
+}
