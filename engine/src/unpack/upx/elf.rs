@@ -32,6 +32,9 @@ const MAX_TRIES: u32 = 256;
 /// (UPX 3.91 to 3.95 write 148 to 512), and every try of a larger one costs a larger LZMA window.
 const MAX_HEADER_BLOCK: u32 = 64 * 1024;
 const BINFO_LEN: usize = 12;
+/// Decodes tried for the block after the loader, in each of the two passes: UPX keeps two or three
+/// loader blocks before it, and each try may decode up to the room.
+const MAX_TAIL_TRIES: usize = 8;
 
 /// What the packed file's ELF header says about where UPX's data starts.
 #[derive(Clone, Copy)]
@@ -328,7 +331,7 @@ fn tail_block(
     let decode = |&(at, info, _): &(usize, BlockInfo, bool)| {
         info.decode(info.payload(data, at)?, budget.limit()).ok()
     };
-    let tries = MAX_TRIES as usize;
+    let tries = MAX_TAIL_TRIES;
     candidates
         .iter()
         .filter(|c| c.2)
