@@ -45,6 +45,7 @@ mod swf;
 mod szdd;
 mod tar;
 mod tnef;
+mod upx;
 mod uuencode;
 mod xz;
 mod zip;
@@ -188,11 +189,36 @@ pub fn unpacker(kind: Kind, families: &Families) -> Option<Unpacker> {
         Kind::Pdf => (families.pdf, pdf::unpack),
         Kind::Swf => (families.archive, swf::unpack),
         Kind::MachOFat => (families.embedded, macho_fat::unpack),
-        Kind::Pe => (families.embedded, embedded::unpack_pe),
-        Kind::Elf => (families.embedded, embedded::unpack_elf),
+        Kind::Pe => (families.embedded, unpack_pe),
+        Kind::Elf => (families.embedded, unpack_elf),
         Kind::Other => (families.embedded, embedded::unpack_other),
     };
     family_on.then_some(f)
+}
+
+/// A PE's members: the program a packer (UPX) compressed inside it, then the files embedded in it.
+fn unpack_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
+    unpacked_then(upx::unpack_pe, embedded::unpack_pe, data, sink)
+}
+
+/// An ELF's members: the program UPX compressed inside it, then the files in its overlay.
+fn unpack_elf(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
+    unpacked_then(upx::unpack_elf, embedded::unpack_elf, data, sink)
+}
+
+/// Runs `unpacker`, then (unless the scan is over) `search`: a packer's failure does not stop the
+/// search, and is reported after it.
+fn unpacked_then(
+    unpacker: Unpacker,
+    search: Unpacker,
+    data: &[u8],
+    sink: &mut dyn Sink,
+) -> Result<(), UnpackError> {
+    let unpacked = unpacker(data, sink);
+    if !sink.stopped() {
+        search(data, sink)?;
+    }
+    unpacked
 }
 
 /// Runs the unpacker for `kind` over `data`, members discarded, under a small budget: what fuzz targets and
@@ -211,6 +237,14 @@ pub fn exercise_installshield(data: &[u8]) -> Result<Vec<(String, usize)>, Unpac
         return Ok(Vec::new());
     }
     exercise_with(ishield::unpack, data)
+}
+
+/// One UPX stream of method `method` (UPX's number) decoded to at most 16 MiB (`size`: the unpacked
+/// size, which LZMA needs): what the decompressors' fuzz targets drive. The decoded length, if any.
+pub fn exercise_upx_stream(method: u8, data: &[u8], size: usize) -> Option<usize> {
+    let method = upx::Method::from_id(method)?;
+    let size = matches!(method, upx::Method::Lzma).then_some(size);
+    method.decode(data, size, 16 << 20).ok().map(|v| v.len())
 }
 
 /// [`exercise`] with a given unpacker.

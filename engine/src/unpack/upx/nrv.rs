@@ -1,0 +1,222 @@
+//! The UCL family's decoders, NRV2B, NRV2D and NRV2E, in the three bit-buffer widths UPX stores them
+//! with. Written from the public description of the formats (the UCL library's documentation and the
+//! many independent descriptions of the NRV bit streams); no UPX or ClamAV code.
+//!
+//! The streams: one byte stream in which control bits and whole bytes are interleaved. Control bits are
+//! taken most significant first from a bit buffer that is refilled, only when a bit is needed and the
+//! buffer is empty, with the next 1, 2 (little-endian) or 4 (little-endian) bytes of the stream: the
+//! `_8`, `_le16` and `_le32` variants. Literal bytes and the low byte of match offsets are read from the
+//! stream where the decoder stands. Each step is:
+//! - a literal: a 1 bit, then the byte;
+//! - a match: a 0 bit, then an offset prefix in an Elias-gamma-like code (NRV2B: `v = 2v + bit` until a
+//!   1 bit; NRV2D/NRV2E: pairs of bits, `v = 2v + bit` then a stop bit, else `v = 2(v - 1) + bit`).
+//!   A prefix of 2 repeats the last offset; otherwise the offset is `(prefix - 3) * 256 + next byte`,
+//!   where all ones (the value that wraps to `0xFFFFFFFF`) ends the stream. NRV2D and NRV2E take the
+//!   low bit of that value as the first length bit and shift it out of the offset. Then the length: a
+//!   short code of one or two bits, or a gamma code plus a bias; offsets beyond 0xD00 (NRV2B) or 0x500
+//!   (NRV2D, NRV2E) add one to the length, since short matches that far away do not pay.
+//! - the match copies `length + 1` bytes from `offset` bytes back in the output (overlapping allowed).
+//!
+//! Owns: turning one compressed stream into at most `limit` bytes. Never: reads outside its input,
+//! writes past `limit` (an error, not a truncation), or copies from before the output's start.
+
+use super::DecodeError;
+
+/// How control bits are stored: the width of the bit buffer's refills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Width {
+    Byte,
+    Le16,
+    Le32,
+}
+
+/// The three UCL stream formats UPX uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nrv {
+    B,
+    D,
+    E,
+}
+
+/// The input side: bytes and control bits from one stream.
+struct Input<'a> {
+    src: &'a [u8],
+    at: usize,
+    width: Width,
+    /// The bits not yet taken, in the high bits of `buf`; `left` of them.
+    buf: u32,
+    left: u32,
+}
+
+impl<'a> Input<'a> {
+    fn new(src: &'a [u8], width: Width) -> Self {
+        Input {
+            src,
+            at: 0,
+            width,
+            buf: 0,
+            left: 0,
+        }
+    }
+
+    fn byte(&mut self) -> Result<u8, DecodeError> {
+        let b = *self.src.get(self.at).ok_or(DecodeError::Truncated)?;
+        self.at += 1;
+        Ok(b)
+    }
+
+    fn bit(&mut self) -> Result<u32, DecodeError> {
+        if self.left == 0 {
+            let (bytes, bits) = match self.width {
+                Width::Byte => (1, 8),
+                Width::Le16 => (2, 16),
+                Width::Le32 => (4, 32),
+            };
+            let word = self
+                .src
+                .get(self.at..self.at + bytes)
+                .ok_or(DecodeError::Truncated)?;
+            let mut v = 0u32;
+            for (i, &b) in word.iter().enumerate() {
+                v |= u32::from(b) << (8 * i);
+            }
+            self.at += bytes;
+            // Kept left-aligned so that the next bit is always bit 31.
+            self.buf = v << (32 - bits);
+            self.left = bits;
+        }
+        let b = self.buf >> 31;
+        self.buf <<= 1;
+        self.left -= 1;
+        Ok(b)
+    }
+
+    /// `v = 2v + bit` until a 1 stop bit (NRV2B's codes, and every format's length code).
+    fn gamma(&mut self, start: u32) -> Result<u32, DecodeError> {
+        let mut v = start;
+        loop {
+            v = grow(v)?.wrapping_add(self.bit()?);
+            if self.bit()? == 1 {
+                return Ok(v);
+            }
+        }
+    }
+
+    /// NRV2D and NRV2E's offset prefix: after each value bit a stop bit; without it, one more bit.
+    fn gamma_d(&mut self) -> Result<u32, DecodeError> {
+        let mut v = 1u32;
+        loop {
+            v = grow(v)?.wrapping_add(self.bit()?);
+            if self.bit()? == 1 {
+                return Ok(v);
+            }
+            v = grow(v - 1)?.wrapping_add(self.bit()?);
+        }
+    }
+}
+
+/// `2v`, refusing the codes no honest stream holds (a prefix past 2^24 would mean a 4 GiB offset).
+fn grow(v: u32) -> Result<u32, DecodeError> {
+    if v >= 1 << 24 {
+        return Err(DecodeError::Corrupt("code too long"));
+    }
+    Ok(v * 2)
+}
+
+/// Decodes one stream of format `nrv` into at most `limit` bytes. The stream must end with its end
+/// marker; input left after it is allowed (UPX pads).
+pub fn decode(nrv: Nrv, width: Width, src: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    let mut inp = Input::new(src, width);
+    let mut out: Vec<u8> = Vec::with_capacity(limit.min(1 << 20));
+    let mut last_off: u32 = 1;
+    // The offset beyond which a match is one byte longer than its code says.
+    let far = match nrv {
+        Nrv::B => 0xd00,
+        Nrv::D | Nrv::E => 0x500,
+    };
+    loop {
+        while inp.bit()? == 1 {
+            if out.len() >= limit {
+                return Err(DecodeError::TooLarge);
+            }
+            out.push(inp.byte()?);
+        }
+        let prefix = match nrv {
+            Nrv::B => inp.gamma(1)?,
+            Nrv::D | Nrv::E => inp.gamma_d()?,
+        };
+        // The first length bit, which NRV2D and NRV2E carry in the offset's low bit.
+        let mut len;
+        let off = if prefix == 2 {
+            len = match nrv {
+                Nrv::B => 0,
+                Nrv::D | Nrv::E => inp.bit()?,
+            };
+            last_off
+        } else {
+            let v = (prefix - 3)
+                .wrapping_mul(256)
+                .wrapping_add(u32::from(inp.byte()?));
+            if v == u32::MAX {
+                return Ok(out);
+            }
+            let v = match nrv {
+                Nrv::B => {
+                    len = 0;
+                    v
+                }
+                Nrv::D | Nrv::E => {
+                    len = (v & 1) ^ 1;
+                    v >> 1
+                }
+            };
+            last_off = v + 1;
+            last_off
+        };
+        len = match nrv {
+            Nrv::B | Nrv::D => {
+                if nrv == Nrv::B {
+                    len = inp.bit()?;
+                }
+                let l = len * 2 + inp.bit()?;
+                if l == 0 {
+                    inp.gamma(1)? + 2
+                } else {
+                    l
+                }
+            }
+            Nrv::E => {
+                if len == 1 {
+                    1 + inp.bit()?
+                } else if inp.bit()? == 1 {
+                    3 + inp.bit()?
+                } else {
+                    inp.gamma(1)? + 3
+                }
+            }
+        };
+        if off > far {
+            len += 1;
+        }
+        copy_match(&mut out, off as usize, len as usize + 1, limit)?;
+    }
+}
+
+/// Copies `len` bytes from `off` back. A match may overlap what it writes (`off < len` repeats the
+/// last `off` bytes): it is copied in pieces no longer than what is already there.
+fn copy_match(out: &mut Vec<u8>, off: usize, len: usize, limit: usize) -> Result<(), DecodeError> {
+    let from = out
+        .len()
+        .checked_sub(off)
+        .ok_or(DecodeError::Corrupt("match before the start"))?;
+    if out.len() + len > limit {
+        return Err(DecodeError::TooLarge);
+    }
+    let mut left = len;
+    while left > 0 {
+        let piece = left.min(out.len() - from);
+        out.extend_from_within(from..from + piece);
+        left -= piece;
+    }
+    Ok(())
+}
