@@ -557,7 +557,6 @@ const PACKED: &[&str] = &[
     "clam-pespin.exe",
     "clam-petite.exe",
     "clam-upack.exe",
-    "clam-upx.exe",
     "clam-wwpack.exe",
     "clam-yc.exe",
     "clam.ea05.exe",
