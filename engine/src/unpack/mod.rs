@@ -17,6 +17,7 @@ pub mod kind;
 pub mod limits;
 
 mod arj;
+mod autoit;
 mod binhex;
 mod bzip2;
 mod cab;
@@ -34,6 +35,7 @@ mod lzma;
 mod macho_fat;
 mod mail;
 mod mszip;
+mod nsis;
 pub mod ole2;
 mod onenote;
 mod pdf;
