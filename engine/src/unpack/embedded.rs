@@ -95,12 +95,12 @@ pub(super) fn unpack_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackEr
     if sink.stopped() {
         return installer;
     }
-    unpack_pe_rest(data, sink).and(installer)
+    search_pe(data, sink).and(installer)
 }
 
 /// The data of an NSIS installer or a compiled AutoIt script, wherever its magic is in the PE, as
 /// clamscan finds them (by their file-type magic, at any offset of the executable: tests/ORACLE.md §8f).
-fn unpack_installer(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
+pub(super) fn unpack_installer(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
     if let Some(at) = nsis::find(data) {
         nsis::unpack(&data[at..], sink)?;
     }
@@ -110,7 +110,8 @@ fn unpack_installer(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError>
     Ok(())
 }
 
-fn unpack_pe_rest(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
+/// A PE without its installer data: a plain InstallShield overlay is unpacked; the file is searched.
+pub(super) fn search_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
     if let Overlay::At(at) = overlay(&data, data.len() as u64, ExeKind::Pe) {
         let at = at as usize;
         if ishield::recognise(&data[at..]) {

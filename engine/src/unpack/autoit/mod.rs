@@ -89,12 +89,17 @@ pub(super) fn find(data: &[u8]) -> Option<usize> {
     let mut from = 0;
     while let Some(rel) = finder.find(&data[from..]) {
         let at = from + rel;
-        if matches!(data.get(at + 16..at + 24), Some(b"AU3!EA05" | b"AU3!EA06")) {
+        if starts(&data[at..]) {
             return Some(at);
         }
         from = at + 1;
     }
     None
+}
+
+/// Whether `data` starts with compiled AutoIt script data (the marker and a known version).
+pub(super) fn starts(data: &[u8]) -> bool {
+    data.starts_with(&MARKER) && matches!(data.get(16..24), Some(b"AU3!EA05" | b"AU3!EA06"))
 }
 
 /// Hands out the script and the files of the compiled AutoIt data that starts `data`.
