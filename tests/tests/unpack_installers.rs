@@ -52,8 +52,15 @@ fn testfile_cases() -> Vec<Case> {
         t("clam.exe"),
     );
     let nsis_at = at(&nsis, b"\xEF\xBE\xAD\xDENullsoftInst") - 4;
-    let au3: &[u8] = &[0xA3, 0x48, 0x4B, 0xBE, 0x98, 0x6C, 0x4A, 0xA9];
-    let (ea05_at, ea06_at) = (at(&ea05, au3), at(&ea06, au3));
+    // The interpreter holds the marker as a constant too: the data is where the version follows it.
+    let au3 = |version: &[u8]| {
+        let marker: &[u8] = &[
+            0xA3, 0x48, 0x4B, 0xBE, 0x98, 0x6C, 0x4A, 0xA9, 0x99, 0x4C, 0x53, 0x0A, 0x86, 0xD6,
+            0x48, 0x7D,
+        ];
+        [marker, version].concat()
+    };
+    let (ea05_at, ea06_at) = (at(&ea05, &au3(b"AU3!EA05")), at(&ea06, &au3(b"AU3!EA06")));
     let noise: Vec<u8> = (0..300_000u32).map(|i| (i * 7919 + 13) as u8).collect();
     vec![
         case("clam-nsis.exe", nsis.clone(), true, true),
