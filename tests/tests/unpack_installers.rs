@@ -254,3 +254,44 @@ fn scan_archive_no_turns_installers_off_and_scan_pe_no_does_not() {
         assert_eq!(theirs, ours, "{flag}");
     }
 }
+
+/// What the sensor extracts is what clamscan extracts, byte for byte: `.hdb` lines of the files clamscan
+/// 1.4.6 extracted (`--leave-temps`): the EA06 script turned back into text (11960 bytes), the EA05 script
+/// (UTF-16, 22502 bytes) and the NSIS script header (4357 bytes). Each is extracted before `clam.exe`, so
+/// both scanners name it.
+#[test]
+fn extracted_scripts_and_headers_are_clamscans_byte_for_byte() {
+    let t = "extracted_scripts_and_headers_are_clamscans_byte_for_byte";
+    let Some(db) = oracle::clam_exe_db(t) else {
+        return;
+    };
+    let Some(clamscan) = oracle::require_tool(t, "clamscan") else {
+        return;
+    };
+    let Some(sensor) = oracle::require_sensor_scan(t) else {
+        return;
+    };
+    std::fs::write(
+        db.path().join("extracted.hdb"),
+        "8903cae272bf36a778c2f361ba282d42:11960:AutoIt-EA06-Script-Text\n\
+         144d97bc59d6944c6cf31e3fca78f432:22502:AutoIt-EA05-Script\n\
+         fbbef13e31677aecd3dfef7da9a3c43a:4357:NSIS-Script-Header\n",
+    )
+    .unwrap();
+    let files = tempfile::tempdir().unwrap();
+    for f in ["clam-nsis.exe", "clam.ea05.exe", "clam.ea06.exe"] {
+        std::fs::copy(Path::new(TESTFILES).join(f), files.path().join(f)).unwrap();
+    }
+    let (theirs, ours) = oracle::both_verdicts(&clamscan, &sensor, db.path(), files.path(), false);
+    let names: Vec<String> = theirs.values().map(|v| v.to_string()).collect();
+    assert_eq!(
+        names,
+        [
+            "FOUND [NSIS-Script-Header.UNOFFICIAL]",
+            "FOUND [AutoIt-EA05-Script.UNOFFICIAL]",
+            "FOUND [AutoIt-EA06-Script-Text.UNOFFICIAL]"
+        ],
+        "clamscan: {theirs:?}"
+    );
+    oracle::assert_same_verdicts(&theirs, &ours, false);
+}

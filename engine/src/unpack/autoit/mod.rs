@@ -21,7 +21,7 @@
 //! | data, encrypted | key `0x22AF + byte sum` | key `0x2477` |
 //!
 //! The name of the script's entry is `>AUTOIT SCRIPT<` or `>AUTOIT UNICODE SCRIPT<` (EA05, plain text)
-//! or `>>>AUTOIT SCRIPT<<<` (EA06, tokenised: handed out as the tokens, not turned back into text); a
+//! or `>>>AUTOIT SCRIPT<<<` (EA06, tokenised: turned back into text as clamscan does, by [`script`]); a
 //! file's is the path it was embedded from. An entry named `>>>AUTOIT NO CMDEXECUTE<<<` holds no data:
 //! its flag, a size (XOR `0x45AA`/`0x87BC`) and that many bytes plus 24 follow. The keys are in
 //! [`keys`], the compression in [`lz`].
@@ -31,6 +31,8 @@
 
 mod keys;
 mod lz;
+mod names;
+mod script;
 
 use super::{fields, Flow, Limit, Sink, UnpackError};
 use keys::{decrypt, Stream};
@@ -43,6 +45,8 @@ const MARKER: [u8; 16] = [
 const ENTRIES: usize = 40;
 /// Longest name or path read (they are only labels).
 const MAX_NAME: u32 = 4096;
+/// The name of an EA06 script's entry: its data is tokens, turned back into text by [`script`].
+const TOKENISED_SCRIPT: &str = ">>>AUTOIT SCRIPT<<<";
 /// Bytes after the stored size of a `NO CMDEXECUTE` entry beyond the size itself.
 const NO_CMDEXECUTE_EXTRA: u64 = 24;
 
@@ -187,19 +191,25 @@ fn entry(
     if u64::from(plain_len) > room {
         return Ok((next, sink.too_large(&member_name, Limit::MaxFileSize)));
     }
-    let plain = decrypt(keys.stream, data_seed, body);
-    let flow = if compressed {
-        match lz::decompress(keys.stream, &plain, room) {
-            Ok(out) => sink.member(&member_name, &out),
-            Err(lz::LzError::TooLarge) => sink.too_large(&member_name, Limit::MaxFileSize),
+    let mut plain = decrypt(keys.stream, data_seed, body);
+    if compressed {
+        plain = match lz::decompress(keys.stream, &plain, room) {
+            Ok(out) => out,
+            Err(lz::LzError::TooLarge) => {
+                return Ok((next, sink.too_large(&member_name, Limit::MaxFileSize)))
+            }
             Err(lz::LzError::Corrupt(what)) => {
                 return Err(corrupt(format!("{member_name}: {what}")))
             }
-        }
-    } else {
-        sink.member(&member_name, &plain)
-    };
-    Ok((next, flow))
+        };
+    }
+    if keys.stream == Stream::Ea06 && name == TOKENISED_SCRIPT {
+        let Some(text) = script::text(&plain, room) else {
+            return Ok((next, sink.too_large(&member_name, Limit::MaxFileSize)));
+        };
+        return Ok((next, sink.member(&member_name, &text)));
+    }
+    Ok((next, sink.member(&member_name, &plain)))
 }
 
 #[cfg(test)]

@@ -88,12 +88,19 @@ fn compiled(keys: &Keys, version: &[u8]) -> Vec<u8> {
         Stream::Ea05 => keys.data + 7 * 16,
         Stream::Ea06 => keys.data,
     };
+    // EA05 scripts are text, EA06 scripts tokens: one line, the function `MSGBOX`.
+    let script: &[u8] = match keys.stream {
+        Stream::Ea05 => b"MsgBox(0, 'x', 'y')",
+        Stream::Ea06 => &[
+            1, 0, 0, 0, 0x31, 6, 0, 0, 0, 75, 0, 85, 0, 65, 0, 68, 0, 73, 0, 94, 0, 0x7F,
+        ],
+    };
     d.extend(entry_bytes(
         keys,
         seed,
         ">>>AUTOIT SCRIPT<<<",
         "C:\\Temp\\aut1.tmp",
-        b"MsgBox(0, 'x', 'y')",
+        script,
         true,
     ));
     d.extend(entry_bytes(
@@ -110,7 +117,8 @@ fn compiled(keys: &Keys, version: &[u8]) -> Vec<u8> {
 
 #[test]
 fn ea05_and_ea06_hand_out_the_script_and_the_files() {
-    for (keys, version) in [(&EA05, b"AU3!EA05"), (&EA06, b"AU3!EA06")] {
+    // The EA06 script comes out as text: `MSGBOX \n`.
+    for (keys, version, script) in [(&EA05, b"AU3!EA05", 19), (&EA06, b"AU3!EA06", 8)] {
         let mut data = b"program bytes".to_vec();
         let blob = compiled(keys, version);
         data.extend(&blob);
@@ -119,7 +127,7 @@ fn ea05_and_ea06_hand_out_the_script_and_the_files() {
         assert_eq!(
             got,
             vec![
-                ("C:/Temp/aut1.tmp".to_string(), 19),
+                ("C:/Temp/aut1.tmp".to_string(), script),
                 ("C:/payload.exe".to_string(), 17)
             ]
         );
