@@ -37,6 +37,8 @@ use std::io::{self, Read};
 pub(super) const MAGIC: &[u8] = b"\xEF\xBE\xAD\xDENullsoftInst";
 const FIRSTHEADER: usize = 28;
 const FLAG_NO_CRC: u32 = 4;
+/// The flags NSIS defines (uninstaller, silent, no CRC, force CRC); others are not a firstheader.
+const FLAGS_KNOWN: u32 = 0xF;
 /// A non-solid block's length: the high bit says "compressed".
 const COMPRESSED: u32 = 0x8000_0000;
 /// Dictionary sizes an LZMA stream of NSIS may state (`SetCompressorDictSize` takes 1 to 1024 MB).
@@ -50,10 +52,16 @@ fn corrupt(what: impl Into<String>) -> UnpackError {
     UnpackError::corrupt("NSIS", what)
 }
 
-/// Where the firstheader of an NSIS archive starts in `data`, if its magic is there.
+/// Where the firstheader of an NSIS archive starts in `data`: the first magic whose flags are NSIS's and
+/// whose archive is at least a firstheader and a block length (a program may hold the magic as a
+/// constant, as NSIS's own tools do).
 pub(super) fn find(data: &[u8]) -> Option<usize> {
-    let at = memchr::memmem::find(data, MAGIC)?;
-    at.checked_sub(4)
+    memchr::memmem::find_iter(data, MAGIC)
+        .filter_map(|at| at.checked_sub(4))
+        .find(|&at| {
+            fields::le32(data, at).is_some_and(|f| f & !FLAGS_KNOWN == 0)
+                && fields::le32(data, at + 24).is_some_and(|n| n as usize >= FIRSTHEADER + 4)
+        })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -82,6 +82,13 @@ fn the_firstheader_is_found_behind_its_flags() {
     data.extend_from_slice(&archive);
     assert_eq!(find(&data), Some(1000));
     assert_eq!(find(&archive[4..]), None);
+    // The magic as a program's constant, with no plausible fields around it, is passed over.
+    let mut constant = b"\xff\xff\xff\xff".to_vec();
+    constant.extend(MAGIC);
+    constant.extend([0u8; 8]);
+    assert_eq!(find(&constant), None);
+    constant.extend(&archive);
+    assert_eq!(find(&constant), Some(28));
 }
 
 /// Every cut of a real archive ends in members or an error, never a panic; the cut firstheader and
