@@ -186,6 +186,7 @@ fn solid(area: &[u8], method: Method, sink: &mut dyn Sink) -> Result<(), UnpackE
         total: 0,
         compressed: area.len() as u64,
     };
+    let compressed = area.len() as u64;
     let mut blocks = 0u64;
     loop {
         if sink.stopped() {
@@ -208,7 +209,8 @@ fn solid(area: &[u8], method: Method, sink: &mut dyn Sink) -> Result<(), UnpackE
             skip(&mut stream, len, sink)?;
             flow
         } else {
-            match bounded::read_member((&mut stream).take(len), room, 0, Some(len)) {
+            // A block's ratio is judged against the whole stream's compressed size.
+            match bounded::read_member((&mut stream).take(len), room, compressed, Some(len)) {
                 Ok(Extracted::Whole(member)) if member.len() as u64 == len => {
                     sink.member("", &member)
                 }
