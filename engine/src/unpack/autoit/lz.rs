@@ -8,6 +8,9 @@
 //!   fields: 2 bits (3 = go on, adding 3), 3 bits (7 = go on, adding 7), 5 bits (31 = go on, adding
 //!   31), 8 bits (255 = go on, adding 255, then 8-bit fields added while they are 255).
 //!
+//! A match of 8-bit 255 fields yields at most 255 bytes per input byte: below the compression ratio a bomb
+//! is stopped at (`limits::MAX_RATIO`), so the room alone bounds the output.
+//!
 //! Owns: decompressing one file. Never: writes past the stated size or the room, or copies from before
 //! the start of the output.
 
