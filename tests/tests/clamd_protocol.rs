@@ -548,19 +548,16 @@ fn clamavs_own_clamd_scenarios_hold_for_the_sensor() {
     );
 }
 
-/// The clamav-testfiles files that need the unpackers of issue 17 (packers, installers, AutoIt), which
-/// the engine does not have yet: `sensor scan` misses them too (tests/tests/unpack_testfiles.rs).
+/// The clamav-testfiles files that need the unpackers of issue 17 (packers, installers) the engine does
+/// not have yet: `sensor scan` misses them too (tests/tests/unpack_testfiles.rs).
 const PACKED: &[&str] = &[
     "clam-aspack.exe",
     "clam-mew.exe",
-    "clam-nsis.exe",
     "clam-pespin.exe",
     "clam-petite.exe",
     "clam-upack.exe",
     "clam-wwpack.exe",
     "clam-yc.exe",
-    "clam.ea05.exe",
-    "clam.ea06.exe",
     "clam_IScab_int.exe",
     "clam_ISmsi_ext.exe",
     "clam_ISmsi_int.exe",

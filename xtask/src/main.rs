@@ -43,6 +43,9 @@ const APT_PACKAGES: &[&str] = &[
     "python3-pip",
     "libarchive-tools",
     "qpdf",
+    // makensis: the NSIS installers of the installer tests (tests/tests/unpack_installers.rs), built at run
+    // time with every compressor, solid and not.
+    "nsis",
     "nginx-light",
     // The sensor links OpenSSL for detached `.sign` files (sensor/src/update/clamsign.rs); the tests make
     // their certificates and signatures with the `openssl` command.

@@ -352,6 +352,8 @@ pub(super) fn members_first(kind: Kind) -> bool {
             | Kind::Szdd
             | Kind::Chm
             | Kind::Sis
+            | Kind::Nsis
+            | Kind::AutoIt
             | Kind::BinHex
             | Kind::Uuencoded
             | Kind::Mail

@@ -15,7 +15,8 @@
 //! its last section (its overlay: searching every shared library whole would cost the scan of binaries
 //! a tenth of its speed); a PE whose overlay is a plain InstallShield payload has it unpacked by
 //! `ishield` instead; an untyped file whole, for all but ELF headers (see [`unpack_other`]). RAR
-//! archives are looked for too (clamscan here has no RAR support to compare with).
+//! archives are looked for too (clamscan here has no RAR support to compare with). A PE holding an NSIS
+//! installer's data or a compiled AutoIt script has them unpacked by `nsis` and `autoit` first.
 //!
 //! Only the first header found is handed out: the member runs to the end of the parent, so it holds any
 //! later header, and its own search finds that one (no file is handed out twice). A header whose member
@@ -24,7 +25,7 @@
 //! Owns: the header search and its validation. Never: parses the members (their unpackers do), copies
 //! bytes, or looks at more than [`MAX_CANDIDATES`] magic hits per file.
 
-use super::{fields, ishield, Flow, Kind, Limit, Sink, UnpackError};
+use super::{autoit, fields, ishield, nsis, Flow, Kind, Limit, Sink, UnpackError};
 use crate::exefmt::{self, ExeKind, ReadAt};
 use memchr::memmem::Finder;
 use std::sync::LazyLock;
@@ -87,8 +88,30 @@ const MAGICS: [Magic; 7] = [
 static FINDERS: LazyLock<Vec<Finder<'static>>> =
     LazyLock::new(|| MAGICS.iter().map(|m| Finder::new(m.bytes)).collect());
 
-/// A PE: a plain InstallShield overlay is unpacked; the rest of the file is searched.
+/// A PE: an NSIS installer's or a compiled AutoIt script's data is unpacked, and a plain InstallShield
+/// overlay; the rest of the file is searched. A damaged installer does not stop the search.
 pub(super) fn unpack_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
+    let installer = unpack_installer(data, sink);
+    if sink.stopped() {
+        return installer;
+    }
+    search_pe(data, sink).and(installer)
+}
+
+/// The data of an NSIS installer or a compiled AutoIt script, wherever its magic is in the PE, as
+/// clamscan finds them (by their file-type magic, at any offset of the executable: tests/ORACLE.md §8f).
+pub(super) fn unpack_installer(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
+    if let Some(at) = nsis::find(data) {
+        nsis::unpack(&data[at..], sink)?;
+    }
+    if let Some(at) = autoit::find(data) {
+        autoit::unpack(&data[at..], sink)?;
+    }
+    Ok(())
+}
+
+/// A PE without its installer data: a plain InstallShield overlay is unpacked; the file is searched.
+pub(super) fn search_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
     if let Overlay::At(at) = overlay(&data, data.len() as u64, ExeKind::Pe) {
         let at = at as usize;
         if ishield::recognise(&data[at..]) {

@@ -38,6 +38,10 @@ pub enum Kind {
     /// A universal (fat) Mach-O: one Mach-O per architecture.
     MachOFat,
     Rar,
+    /// An NSIS installer's data (its firstheader at offset 0), as found cut out of its setup program.
+    Nsis,
+    /// Compiled AutoIt 3 script data (its marker at offset 0), as found cut out of its executable.
+    AutoIt,
     Pe,
     Elf,
     Other,
@@ -119,6 +123,12 @@ pub fn detect(data: &[u8]) -> Kind {
         && at(8, &0x1000_0419u32.to_le_bytes())
     {
         return Kind::Sis;
+    }
+    if at(4, super::nsis::MAGIC) {
+        return Kind::Nsis;
+    }
+    if super::autoit::starts(data) {
+        return Kind::AutoIt;
     }
     if at(257, b"ustar") || tar_checksum_ok(data) {
         return Kind::Tar;

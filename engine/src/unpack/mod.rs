@@ -17,6 +17,7 @@ pub mod kind;
 pub mod limits;
 
 mod arj;
+mod autoit;
 mod binhex;
 mod bzip2;
 mod cab;
@@ -34,6 +35,7 @@ mod lzma;
 mod macho_fat;
 mod mail;
 mod mszip;
+mod nsis;
 pub mod ole2;
 mod onenote;
 mod pdf;
@@ -178,6 +180,8 @@ pub fn unpacker(kind: Kind, families: &Families) -> Option<Unpacker> {
         Kind::Chm => (families.archive, chm::unpack),
         Kind::Sis => (families.archive, sis::unpack),
         Kind::Rar => (families.archive, rar::unpack),
+        Kind::Nsis => (families.archive, nsis::unpack),
+        Kind::AutoIt => (families.archive, autoit::unpack),
         Kind::Mail => (families.mail, mail::unpack),
         Kind::Uuencoded => (families.mail, uuencode::unpack),
         Kind::BinHex => (families.mail, binhex::unpack),
@@ -189,16 +193,34 @@ pub fn unpacker(kind: Kind, families: &Families) -> Option<Unpacker> {
         Kind::Pdf => (families.pdf, pdf::unpack),
         Kind::Swf => (families.archive, swf::unpack),
         Kind::MachOFat => (families.embedded, macho_fat::unpack),
-        Kind::Pe => (families.embedded, unpack_pe),
+        Kind::Pe => return pe_unpacker(families),
         Kind::Elf => (families.embedded, unpack_elf),
         Kind::Other => (families.embedded, embedded::unpack_other),
     };
     family_on.then_some(f)
 }
 
-/// A PE's members: the program a packer (UPX) compressed inside it, then the files embedded in it.
+/// A PE's unpacker: UPX and the search for embedded files (ScanPE), and the unpacking of NSIS and AutoIt
+/// data (ScanArchive: clamscan's `--scan-archive=no` turns them off, `--scan-pe=no` does not,
+/// tests/ORACLE.md §8f).
+fn pe_unpacker(families: &Families) -> Option<Unpacker> {
+    match (families.embedded, families.archive) {
+        (true, true) => Some(unpack_pe),
+        (true, false) => Some(unpack_pe_without_installers),
+        (false, true) => Some(embedded::unpack_installer),
+        (false, false) => None,
+    }
+}
+
+/// A PE's members: the program a packer (UPX) compressed inside it, then NSIS or AutoIt data and the
+/// files embedded in it.
 fn unpack_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
     unpacked_then(upx::unpack_pe, embedded::unpack_pe, data, sink)
+}
+
+/// [`unpack_pe`] with ScanArchive off: no NSIS or AutoIt data.
+fn unpack_pe_without_installers(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
+    unpacked_then(upx::unpack_pe, embedded::search_pe, data, sink)
 }
 
 /// An ELF's members: the program UPX compressed inside it, then the files in its overlay.
