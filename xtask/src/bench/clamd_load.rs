@@ -82,8 +82,15 @@ pub struct Cell {
 }
 
 impl Cell {
-    pub fn per_sec(&self) -> f64 {
-        self.completed as f64 / self.elapsed.as_secs_f64()
+    /// Requests per second, and whether that is an upper bound: with none done, fewer than one was done
+    /// in the cell's time.
+    pub fn per_sec(&self) -> (f64, bool) {
+        let secs = self.elapsed.as_secs_f64();
+        if self.completed == 0 {
+            (1.0 / secs, true)
+        } else {
+            (self.completed as f64 / secs, false)
+        }
     }
 }
 

@@ -102,10 +102,74 @@ fn mib(kib: u64) -> String {
     format!("{:.0} MiB", kib as f64 / 1024.0)
 }
 
+/// How much a figure says: a cell with no request done gives an upper bound of requests/s, a timed-out
+/// MULTISCAN a lower bound of its time.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Known {
+    Exact,
+    AtMost,
+    AtLeast,
+}
+
+impl Known {
+    fn flip(self) -> Known {
+        match self {
+            Known::Exact => Known::Exact,
+            Known::AtMost => Known::AtLeast,
+            Known::AtLeast => Known::AtMost,
+        }
+    }
+}
+
+/// One server's figure: as shown, its value, and how much the value says.
+struct Fig {
+    text: String,
+    value: f64,
+    known: Known,
+}
+
+fn fig(text: String, value: f64) -> Option<Fig> {
+    Some(Fig {
+        text,
+        value,
+        known: Known::Exact,
+    })
+}
+
+/// sensor / clamd, and how much it says: a bound on clamd's figure bounds the ratio the other way.
+fn ratio(c: &Fig, s: &Fig) -> Option<(f64, Known)> {
+    if c.value <= 0.0 {
+        return None;
+    }
+    let known = match (c.known.flip(), s.known) {
+        (a, b) if a == b => a,
+        (Known::Exact, b) => b,
+        (a, Known::Exact) => a,
+        _ => return None,
+    };
+    Some((s.value / c.value, known))
+}
+
+/// "met", "NOT met", or "n/a" when a bound cannot decide.
+fn judge_ratio(x: f64, known: Known, at_most: bool, bound: f64) -> &'static str {
+    let ok = if at_most { x <= bound } else { x >= bound };
+    // A ratio known only from one side decides only when that side settles it.
+    let decides = match known {
+        Known::Exact => true,
+        Known::AtLeast => ok != at_most,
+        Known::AtMost => ok == at_most,
+    };
+    match (decides, ok) {
+        (false, _) => "n/a (a bound)",
+        (true, true) => "met",
+        (true, false) => "NOT met",
+    }
+}
+
 /// A figure of each server, the ratio sensor / clamd, and the target judged on it.
 struct Row<'a> {
     label: String,
-    figure: &'a dyn Fn(&Measured) -> Option<(String, f64)>,
+    figure: &'a dyn Fn(&Measured) -> Option<Fig>,
     /// (at most?, bound, shown target)
     target: Option<(bool, f64, &'static str)>,
 }
@@ -115,35 +179,42 @@ fn rows(run: &DbRun, multiscan_dir: &Path) -> Vec<[String; 6]> {
     let mut push = |r: Row| {
         let get = |m: &Result<Measured, String>| m.as_ref().ok().and_then(|m| (r.figure)(m));
         let (c, s) = (get(&run.clamd), get(&run.sensor));
-        let show = |f: &Option<(String, f64)>, m: &Result<Measured, String>| match (f, m) {
-            (Some((t, _)), _) => t.clone(),
+        let show = |f: &Option<Fig>, m: &Result<Measured, String>| match (f, m) {
+            (Some(f), _) => f.text.clone(),
             (None, Err(_)) => "failed".into(),
             (None, Ok(_)) => "-".into(),
         };
         let ratio = match (&c, &s) {
-            (Some((_, c)), Some((_, s))) if *c > 0.0 => Some(s / c),
+            (Some(c), Some(s)) => ratio(c, s),
             _ => None,
         };
         let (target, verdict) = match (r.target, ratio) {
             (None, _) => ("-".to_string(), String::new()),
             (Some((_, _, t)), None) => (t.to_string(), "n/a".into()),
-            (Some((at_most, bound, t)), Some(x)) => {
-                let met = if at_most { x <= bound } else { x >= bound };
-                (t.to_string(), if met { "met" } else { "NOT met" }.into())
+            (Some((at_most, bound, t)), Some((x, known))) => {
+                (t.to_string(), judge_ratio(x, known, at_most, bound).into())
             }
         };
+        let shown_ratio = ratio.map_or("-".into(), |(x, known)| {
+            let mark = match known {
+                Known::Exact => "",
+                Known::AtLeast => ">",
+                Known::AtMost => "<",
+            };
+            format!("{mark}{x:.3}x")
+        });
         out.push([
             r.label,
             show(&c, &run.clamd),
             show(&s, &run.sensor),
-            ratio.map_or("-".into(), |x| format!("{x:.3}x")),
+            shown_ratio,
             target,
             verdict,
         ]);
     };
     push(Row {
         label: "start until PING is answered".into(),
-        figure: &|m| Some((format!("{:.2} s", m.start_secs), m.start_secs)),
+        figure: &|m| fig(format!("{:.2} s", m.start_secs), m.start_secs),
         target: None,
     });
     let keys: Vec<(usize, usize)> = [&run.clamd, &run.sensor]
@@ -159,9 +230,22 @@ fn rows(run: &DbRun, multiscan_dir: &Path) -> Vec<[String; 6]> {
             ),
             figure: &move |m| {
                 let c = cell_of(m, (kib, clients))?;
-                let r = c.per_sec();
+                let (r, upper) = c.per_sec();
                 let mbs = r * (kib << 10) as f64 / 1e6;
-                Some((format!("{} ({mbs:.1})", per_sec(r)), r))
+                let text = if upper {
+                    format!(
+                        "none done in {:.0} s (< {})",
+                        c.elapsed.as_secs_f64(),
+                        per_sec(r)
+                    )
+                } else {
+                    format!("{} ({mbs:.1})", per_sec(r))
+                };
+                Some(Fig {
+                    text,
+                    value: r,
+                    known: if upper { Known::AtMost } else { Known::Exact },
+                })
             },
             target: Some((false, THROUGHPUT_X, ">= 10x")),
         });
@@ -173,7 +257,7 @@ fn rows(run: &DbRun, multiscan_dir: &Path) -> Vec<[String; 6]> {
             figure: &move |m| {
                 let c = cell_of(m, (kib, clients))?;
                 let (p50, p99) = (percentile(&c.samples, 50.0)?, percentile(&c.samples, 99.0)?);
-                Some((format!("{} / {}", p50.ms(), p99.ms()), p50.secs))
+                fig(format!("{} / {}", p50.ms(), p99.ms()), p50.secs)
             },
             target: None,
         });
@@ -186,26 +270,46 @@ fn rows(run: &DbRun, multiscan_dir: &Path) -> Vec<[String; 6]> {
         figure: &|m| {
             let s = m.multiscan.as_ref().ok()?;
             let late = if s.timed_out { ", timed out" } else { "" };
-            Some((
-                format!(
-                    "{:.2} s ({} / {} / {}{late})",
-                    s.secs, s.ok, s.found, s.errors
+            Some(Fig {
+                text: format!(
+                    "{}{:.2} s ({} / {} / {}{late})",
+                    if s.timed_out { ">" } else { "" },
+                    s.secs,
+                    s.ok,
+                    s.found,
+                    s.errors
                 ),
-                s.secs,
-            ))
+                value: s.secs,
+                known: if s.timed_out {
+                    Known::AtLeast
+                } else {
+                    Known::Exact
+                },
+            })
         },
         target: None,
     });
     let mem = |f: fn(&Mem) -> u64| {
-        move |m: &Measured| -> Option<(String, f64)> {
+        move |m: &Measured| -> Option<Fig> {
             let v = f(m.mem_after_load.as_ref()?);
-            Some((mib(v), v as f64))
+            fig(mib(v), v as f64)
         }
     };
-    let rss = mem(|m| m.rss_kib);
+    let rss = |m: &Measured| -> Option<Fig> {
+        let v = m.mem_after_load.as_ref()?;
+        fig(
+            format!(
+                "{} (anon {}, file {})",
+                mib(v.rss_kib),
+                mib(v.anon_kib),
+                mib(v.file_kib)
+            ),
+            v.rss_kib as f64,
+        )
+    };
     let hwm = mem(|m| m.hwm_kib);
     push(Row {
-        label: "VmRSS after the INSTREAM load (settled 1 s)".into(),
+        label: "VmRSS after the INSTREAM load, settled 1 s (RssAnon, RssFile)".into(),
         figure: &rss,
         target: Some((true, RSS_X, "<= 0.1x")),
     });
@@ -219,19 +323,22 @@ fn rows(run: &DbRun, multiscan_dir: &Path) -> Vec<[String; 6]> {
     }
     push(Row {
         label: "RELOAD: until its log says done".into(),
-        figure: &|m| reload(m).map(|r| (format!("{:.2} s", r.secs), r.secs)),
+        figure: &|m| fig(format!("{:.2} s", reload(m)?.secs), reload(m)?.secs),
         target: None,
     });
     push(Row {
         label: "RELOAD: peak VmRSS (sampled every 10 ms)".into(),
-        figure: &|m| reload(m).map(|r| (mib(r.peak_rss_kib), r.peak_rss_kib as f64)),
+        figure: &|m| {
+            let r = reload(m)?;
+            fig(mib(r.peak_rss_kib), r.peak_rss_kib as f64)
+        },
         target: Some((true, RSS_X, "<= 0.1x")),
     });
     push(Row {
         label: "RELOAD: VmHWM after it".into(),
         figure: &|m| {
             let k = reload(m)?.hwm_after_kib?;
-            Some((mib(k), k as f64))
+            fig(mib(k), k as f64)
         },
         target: None,
     });
@@ -327,4 +434,36 @@ fn wait_row(who: &str, r: &Reload, judged: bool) -> [String; 6] {
             (true, None) => "n/a".into(),
         },
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(value: f64, known: Known) -> Fig {
+        Fig {
+            text: String::new(),
+            value,
+            known,
+        }
+    }
+
+    #[test]
+    fn bounds_carry_into_the_ratio_and_its_verdict() {
+        // clamd did none in the cell (< 0.1 req/s), the sensor 5: at least 50x.
+        let (x, k) = ratio(&f(0.1, Known::AtMost), &f(5.0, Known::Exact)).unwrap();
+        assert!((x - 50.0).abs() < 1e-9 && k == Known::AtLeast);
+        assert_eq!(judge_ratio(x, k, false, 10.0), "met");
+        assert_eq!(
+            judge_ratio(5.0, Known::AtLeast, false, 10.0),
+            "n/a (a bound)"
+        );
+        // Neither did any: nothing to say.
+        assert!(ratio(&f(0.1, Known::AtMost), &f(0.1, Known::AtMost)).is_none());
+        // clamd's MULTISCAN timed out: the sensor's time is at most this fraction of clamd's.
+        let (_, k) = ratio(&f(300.0, Known::AtLeast), &f(30.0, Known::Exact)).unwrap();
+        assert_eq!(k, Known::AtMost);
+        assert_eq!(judge_ratio(0.05, Known::AtMost, true, 0.1), "met");
+        assert_eq!(judge_ratio(2.0, Known::Exact, true, 0.1), "NOT met");
+    }
 }

@@ -78,6 +78,10 @@ pub fn config(dir: &Path, name: &str, db_dir: &Path, threads: usize, concurrent:
 pub struct Mem {
     pub rss_kib: u64,
     pub hwm_kib: u64,
+    /// Of VmRSS: anonymous memory, and pages of mapped files (a mapped compiled database is counted
+    /// here, shared with the page cache).
+    pub anon_kib: u64,
+    pub file_kib: u64,
 }
 
 pub fn mem(pid: i32) -> Option<Mem> {
@@ -89,6 +93,8 @@ pub fn mem(pid: i32) -> Option<Mem> {
     Some(Mem {
         rss_kib: field("VmRSS:")?,
         hwm_kib: field("VmHWM:")?,
+        anon_kib: field("RssAnon:")?,
+        file_kib: field("RssFile:")?,
     })
 }
 
