@@ -74,6 +74,8 @@ const UPLOAD_BYTES_PER_SEC: f64 = 100e6;
 const MAX_CELL: Duration = Duration::from_secs(40);
 /// How often memory and the reload's log line are looked at during a reload.
 const SAMPLE_EVERY: Duration = Duration::from_millis(10);
+/// How long a server may stay busy after an INSTREAM cell before it is restarted.
+const SETTLE_LIMIT: Duration = Duration::from_secs(20);
 /// A reload of the generated database takes clamd 10-20 s when the machine is busy.
 const RELOAD_LIMIT: Duration = Duration::from_secs(300);
 
@@ -91,8 +93,10 @@ pub struct Measured {
     pub start_secs: f64,
     /// (KiB, clients) -> cell.
     pub cells: Vec<((usize, usize), Result<Cell, String>)>,
-    /// After the INSTREAM load, settled for a second.
+    /// After the INSTREAM load, once the server is idle.
     pub mem_after_load: Option<Mem>,
+    /// Restarts between cells, and why.
+    pub notes: Vec<String>,
     pub multiscan: Result<Multiscan, String>,
     pub reload: Result<Reload, String>,
 }
@@ -256,16 +260,16 @@ fn one_database(args: &ClamdArgs, setup: &Setup, title: String) -> DbRun {
     let started = |kind| Server::start(kind, setup).map_err(|e| format!("{e:#}"));
     let mut clamd = started(Kind::Clamd { concurrent: true });
     let mut sensor = started(Kind::Sensor);
-    let cells = instream_cells(args, [clamd.as_mut().ok(), sensor.as_mut().ok()]);
-    let [clamd_cells, sensor_cells] = cells;
-    let finish = |srv: Result<Server, String>, cells| -> Result<Measured, String> {
+    let loads = instream_cells(args, setup, [clamd.as_mut().ok(), sensor.as_mut().ok()]);
+    let [clamd_load, sensor_load] = loads;
+    let finish = |srv: Result<Server, String>, load| -> Result<Measured, String> {
         let mut srv = srv?;
-        let r = rest(args, &mut srv, cells).map_err(|e| format!("{e:#}"));
+        let r = rest(args, &mut srv, load).map_err(|e| format!("{e:#}"));
         drop(srv);
         r
     };
-    let clamd = finish(clamd, clamd_cells);
-    let sensor = finish(sensor, sensor_cells);
+    let clamd = finish(clamd, clamd_load);
+    let sensor = finish(sensor, sensor_load);
     let blocking = (!args.no_blocking_reload).then(|| {
         println!("    clamd with ConcurrentDatabaseReload no: reload only");
         let mut srv = started(Kind::Clamd { concurrent: false })?;
@@ -281,10 +285,27 @@ fn one_database(args: &ClamdArgs, setup: &Setup, title: String) -> DbRun {
 
 type Cells = Vec<((usize, usize), Result<Cell, String>)>;
 
-/// Every (size, clients) cell, clamd's then the sensor's, so that drift of the shared machine falls on both.
-fn instream_cells(args: &ClamdArgs, mut servers: [Option<&mut Server>; 2]) -> [Cells; 2] {
+/// One server's INSTREAM cells, its memory once the load is over, and what happened between cells.
+pub struct Load {
+    cells: Cells,
+    mem: Option<Mem>,
+    notes: Vec<String>,
+}
+
+/// Every (size, clients) cell, clamd's then the sensor's, so that drift of the shared machine falls on
+/// both. After each cell the server must go idle (requests cut off at the hard stop may still be queued);
+/// one that is still busy after `SETTLE_LIMIT` is restarted, so the next cell starts clean.
+fn instream_cells(
+    args: &ClamdArgs,
+    setup: &Setup,
+    mut servers: [Option<&mut Server>; 2],
+) -> [Load; 2] {
     let soft = Duration::from_secs_f64(args.cell_secs);
-    let mut out: [Cells; 2] = [Vec::new(), Vec::new()];
+    let mut out: [Load; 2] = std::array::from_fn(|_| Load {
+        cells: Vec::new(),
+        mem: None,
+        notes: Vec::new(),
+    });
     for &kib in &args.sizes_kib {
         let payload = Payload::new(kib << 10, 0xC1A4D + kib as u64);
         for &clients in &args.clients {
@@ -314,7 +335,29 @@ fn instream_cells(args: &ClamdArgs, mut servers: [Option<&mut Server>; 2]) -> [C
                         Ok(c)
                     }
                 };
-                out[i].push(((kib, clients), cell));
+                out[i].cells.push(((kib, clients), cell));
+                let t0 = Instant::now();
+                let idle = srv.settle(SETTLE_LIMIT);
+                // Memory once the whole load is over (and the server idle, if it gets there).
+                out[i].mem = srv.mem();
+                if idle {
+                    continue;
+                }
+                let why = format!(
+                    "still busy {:.0} s after the {} x {clients} cell (requests cut off at its end are                      still scanned): restarted",
+                    t0.elapsed().as_secs_f64(),
+                    super::clamd_report::size(kib),
+                );
+                println!("    {} {why}", srv.kind.name());
+                out[i].notes.push(why);
+                let start_secs = srv.start_secs;
+                match Server::start(srv.kind, setup) {
+                    Ok(fresh) => {
+                        *srv = fresh;
+                        srv.start_secs = start_secs;
+                    }
+                    Err(e) => out[i].notes.push(format!("restart failed: {e:#}")),
+                }
             }
         }
     }
@@ -331,10 +374,8 @@ fn hard_stop(soft: Duration, clients: usize, kib: usize) -> Duration {
 }
 
 /// Memory after the load, the reload, then MULTISCAN (the server is stopped after it).
-fn rest(args: &ClamdArgs, srv: &mut Server, cells: Cells) -> Result<Measured> {
+fn rest(args: &ClamdArgs, srv: &mut Server, load: Load) -> Result<Measured> {
     srv.alive()?;
-    std::thread::sleep(Duration::from_secs(1));
-    let mem_after_load = srv.mem();
     // The reload before MULTISCAN: a MULTISCAN cut off at its timeout leaves the server busy with it.
     let reload = reload(srv).map_err(|e| format!("{e:#}"));
     println!(
@@ -360,8 +401,9 @@ fn rest(args: &ClamdArgs, srv: &mut Server, cells: Cells) -> Result<Measured> {
     }
     Ok(Measured {
         start_secs: srv.start_secs,
-        cells,
-        mem_after_load,
+        cells: load.cells,
+        mem_after_load: load.mem,
+        notes: load.notes,
         multiscan,
         reload,
     })

@@ -65,7 +65,7 @@ pub fn render(args: &ClamdArgs, threads: usize, sensor: &Path, runs: &[DbRun]) -
 }
 
 fn errors_of(who: &str, m: &Measured) -> Vec<String> {
-    let mut v = Vec::new();
+    let mut v: Vec<String> = m.notes.iter().map(|n| format!("{who}: {n}")).collect();
     for ((kib, clients), c) in &m.cells {
         match c {
             Err(e) => v.push(format!("{who}: INSTREAM {kib} KiB x {clients}: {e}")),
@@ -90,7 +90,7 @@ fn errors_of(who: &str, m: &Measured) -> Vec<String> {
     v
 }
 
-fn size(kib: usize) -> String {
+pub(super) fn size(kib: usize) -> String {
     if kib >= 1024 && kib.is_multiple_of(1024) {
         format!("{} MiB", kib / 1024)
     } else {
@@ -309,7 +309,7 @@ fn rows(run: &DbRun, multiscan_dir: &Path) -> Vec<[String; 6]> {
     };
     let hwm = mem(|m| m.hwm_kib);
     push(Row {
-        label: "VmRSS after the INSTREAM load, settled 1 s (RssAnon, RssFile)".into(),
+        label: "VmRSS after the INSTREAM load, once idle (RssAnon, RssFile)".into(),
         figure: &rss,
         target: Some((true, RSS_X, "<= 0.1x")),
     });

@@ -19,6 +19,10 @@ const STREAM_MAX: &str = "64M";
 /// More than the most clients of a cell plus the reload probe, so neither server refuses a connection.
 const MAX_QUEUE: usize = 200;
 
+/// "Idle": at most this many clock ticks (10 ms each) of CPU in this window, i.e. under 10% of a core.
+const IDLE_WINDOW: Duration = Duration::from_millis(300);
+const IDLE_TICKS: u64 = 2;
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
     /// clamd; `concurrent` is its ConcurrentDatabaseReload.
@@ -194,6 +198,31 @@ impl Server {
             );
         }
         Ok(())
+    }
+
+    /// utime + stime in clock ticks (/proc/PID/stat fields 14 and 15, counted after the command name).
+    fn cpu_ticks(&self) -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        let after = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = after.split_whitespace().collect();
+        Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    }
+
+    /// Waits until the server uses (almost) no CPU: requests a cell cut off may still be queued or
+    /// scanning, and would slow the next measurement. False if it is still busy after `limit`.
+    pub fn settle(&mut self, limit: Duration) -> bool {
+        let t0 = Instant::now();
+        let mut last = self.cpu_ticks();
+        while t0.elapsed() < limit {
+            std::thread::sleep(IDLE_WINDOW);
+            let now = self.cpu_ticks();
+            match (last, now) {
+                (Some(a), Some(b)) if b.saturating_sub(a) <= IDLE_TICKS => return true,
+                (_, None) => return false,
+                _ => last = now,
+            }
+        }
+        false
     }
 
     /// How many reloads its log reports as done so far.
