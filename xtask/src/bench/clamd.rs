@@ -75,7 +75,7 @@ const MAX_CELL: Duration = Duration::from_secs(40);
 /// How often memory and the reload's log line are looked at during a reload.
 const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 /// How long a server may stay busy after an INSTREAM cell before it is restarted.
-const SETTLE_LIMIT: Duration = Duration::from_secs(20);
+const SETTLE_LIMIT: Duration = Duration::from_secs(10);
 /// A reload of the generated database takes clamd 10-20 s when the machine is busy.
 const RELOAD_LIMIT: Duration = Duration::from_secs(300);
 
@@ -343,14 +343,24 @@ fn instream_cells(
                 if idle {
                     continue;
                 }
-                let why = format!(
-                    "still busy {:.0} s after the {} x {clients} cell (requests cut off at its end are                      still scanned): restarted",
-                    t0.elapsed().as_secs_f64(),
-                    super::clamd_report::size(kib),
-                );
+                let why = if srv.alive().is_err() {
+                    format!(
+                        "exited after the {} x {clients} cell: restarted",
+                        super::clamd_report::size(kib)
+                    )
+                } else {
+                    format!(
+                        "still busy {:.0} s after the {} x {clients} cell (requests cut off at its \
+                         end are still scanned): restarted",
+                        t0.elapsed().as_secs_f64(),
+                        super::clamd_report::size(kib),
+                    )
+                };
                 println!("    {} {why}", srv.kind.name());
                 out[i].notes.push(why);
                 let start_secs = srv.start_secs;
+                // The old one goes first: the new one takes the same socket.
+                srv.stop();
                 match Server::start(srv.kind, setup) {
                     Ok(fresh) => {
                         *srv = fresh;

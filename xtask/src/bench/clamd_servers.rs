@@ -225,6 +225,13 @@ impl Server {
         false
     }
 
+    /// Stops the process (SIGTERM, then SIGKILL) and removes its socket, so that a new one can be
+    /// started in its place.
+    pub fn stop(&mut self) {
+        self.proc.stop();
+        let _ = std::fs::remove_file(&self.sock);
+    }
+
     /// How many reloads its log reports as done so far.
     pub fn reloads_done(&self) -> usize {
         std::fs::read_to_string(&self.reload_log)
