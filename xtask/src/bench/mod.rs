@@ -2,12 +2,17 @@
 //!
 //! `bench onaccess` runs the same measurements three times, each on its own fresh tmpfs mount:
 //! with no scanner, under Debian's clamd + clamonacc, and under `sensor run --prevent`. See
-//! [`onaccess`] for the measurements and the targets they are judged against.
+//! [`onaccess`] for the measurements and the targets they are judged against. `bench clamd` sets
+//! `sensor run --no-gate` beside Debian's clamd on clamd's own socket protocol (see [`clamd`]).
 
 mod archive_corpus;
 mod archives;
 mod bounded;
 mod clamav;
+mod clamd;
+mod clamd_load;
+mod clamd_report;
+mod clamd_servers;
 mod compare;
 mod ebpf;
 mod engine;
@@ -33,6 +38,10 @@ pub enum BenchCmd {
     /// eBPF open prefilter: throughput, counted ring-buffer drops, and the tracepoints' overhead on
     /// opens outside the protected tree. Needs root. Writes target/bench/ebpf.md.
     Ebpf(ebpf::EbpfArgs),
+    /// `sensor run --no-gate` as a clamd replacement against Debian's clamd, same database and run:
+    /// INSTREAM throughput and latency, MULTISCAN, memory, scans during a RELOAD. Needs root.
+    /// Writes target/bench/clamd.md.
+    Clamd(clamd::ClamdArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -87,5 +96,6 @@ pub fn run(root: &Path, cmd: BenchCmd) -> Result<()> {
         BenchCmd::Onaccess(args) => onaccess::run(root, &args),
         BenchCmd::Engine(args) => engine::run(root, &args),
         BenchCmd::Ebpf(args) => ebpf::run(root, &args),
+        BenchCmd::Clamd(args) => clamd::run(root, &args),
     }
 }
