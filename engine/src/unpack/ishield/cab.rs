@@ -160,6 +160,8 @@ struct Chunks<'a> {
     rest: &'a [u8],
     chunk: &'a [u8],
     inflater: Decompress,
+    /// The last call filled the caller's buffer: the inflater may hold more of this chunk's output.
+    pending: bool,
 }
 
 impl<'a> Chunks<'a> {
@@ -168,6 +170,7 @@ impl<'a> Chunks<'a> {
             rest: data,
             chunk: &[],
             inflater: Decompress::new(false),
+            pending: false,
         }
     }
 }
@@ -175,7 +178,7 @@ impl<'a> Chunks<'a> {
 impl Read for Chunks<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            if self.chunk.is_empty() {
+            if self.chunk.is_empty() && !self.pending {
                 let Some(len) = fields::le16(self.rest, 0) else {
                     return Ok(0);
                 };
@@ -201,9 +204,11 @@ impl Read for Chunks<'_> {
             let used = (self.inflater.total_in() - before_in) as usize;
             let made = (self.inflater.total_out() - before_out) as usize;
             self.chunk = &self.chunk[used..];
+            self.pending = made == buf.len();
             if status == Status::StreamEnd || (used == 0 && made == 0) {
                 // The chunk's stream ended (or ends without a final block, as these do): the next one.
                 self.chunk = &[];
+                self.pending = false;
             }
             if made > 0 || buf.is_empty() {
                 return Ok(made);
@@ -215,7 +220,6 @@ impl Read for Chunks<'_> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use std::io::Write;
 
     /// `data` as chunks of at most `size` input bytes, each deflated with a sync flush and no final block.
     pub(in crate::unpack::ishield) fn chunked(data: &[u8], size: usize) -> Vec<u8> {
@@ -284,7 +288,9 @@ pub(super) mod tests {
     fn inflates_files_from_their_volumes() {
         let big: Vec<u8> = (0..200_000u32).map(|i| (i % 97) as u8).collect();
         let small = b"MZ small program".to_vec();
-        let big_z = chunked(&big, 0x8000);
+        // One chunk inflating to more than a read's buffer, then smaller ones.
+        let mut big_z = chunked(&big[..150_000], 150_000);
+        big_z.extend(chunked(&big[150_000..], 0x8000));
         let small_z = chunked(&small, 0x8000);
         let v1 = volume_with(0x200, &big_z);
         let v2 = volume_with(0x200, &small_z);

@@ -145,6 +145,7 @@ pub(super) fn unpack(overlay: &[u8], at: usize, sink: &mut dyn Sink) -> Result<(
         }
     };
     let mut at = at + HEADER_LEN;
+    let mut damaged = None;
     for index in 0..count {
         let e = entry(overlay, at, variant).ok_or_else(|| {
             UnpackError::corrupt(FORMAT, format!("entry {index} at {at} unreadable"))
@@ -172,8 +173,15 @@ pub(super) fn unpack(overlay: &[u8], at: usize, sink: &mut dyn Sink) -> Result<(
             &decoded[..]
         };
         let flow = if e.deflated {
-            bounded::emit(sink, &name, ZlibDecoder::new(plain), e.size, None)
-                .map_err(|err| UnpackError::corrupt(FORMAT, format!("{name}: {err}")))?
+            // A damaged stream ends this file (what inflated before it is scanned), not the walk: the
+            // entry gave the next one's place.
+            match bounded::emit(sink, &name, ZlibDecoder::new(plain), e.size, None) {
+                Ok(flow) => flow,
+                Err(err) => {
+                    damaged.get_or_insert_with(|| format!("{name}: {err}"));
+                    Flow::Continue
+                }
+            }
         } else {
             sink.member(&name, plain)
         };
@@ -181,7 +189,10 @@ pub(super) fn unpack(overlay: &[u8], at: usize, sink: &mut dyn Sink) -> Result<(
             return Ok(());
         }
     }
-    Ok(())
+    match damaged {
+        Some(what) => Err(UnpackError::corrupt(FORMAT, what)),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -291,12 +302,16 @@ mod tests {
         assert!(whole.to_string().contains("entry 2"), "{whole}");
         data.truncate(data.len() - 3);
         assert!(run(&data).is_err());
-        // A deflated file whose stream is garbage: the error names it.
-        let mut bad = header(SIG_INSTALLSHIELD, 1, 0);
+        // A deflated file whose stream is garbage: the error names it, the next file is still found.
+        let mut bad = header(SIG_INSTALLSHIELD, 2, 0);
         let mut e = is_entry("c.bin", 0, false, b"not zlib at all");
         e[280] = 1;
         bad.extend(e);
-        assert!(run(&bad).is_err());
+        bad.extend(is_entry("d.bin", 6, true, b"after"));
+        let mut got = Vec::new();
+        let err = unpack(&bad, 0, &mut super::super::Keep(&mut got)).unwrap_err();
+        assert!(err.to_string().contains("c.bin"), "{err}");
+        assert_eq!(got.last(), Some(&("d.bin".to_string(), b"after".to_vec())));
         assert_eq!(header_at(b"NB10\0\0\0\0\0\0\0\0\0\0\0\0no nul"), None);
         assert_eq!(header_at(b"InstallShiel"), None);
     }
