@@ -73,3 +73,42 @@ fn sensor_finds_what_clamscan_finds_in_every_testfile() {
         missed.join("\n")
     );
 }
+
+/// Issue 17: the three InstallShield setup programs whose files are encoded or in InstallShield cabinets,
+/// cut short at several lengths and with bytes flipped through their payload, are found or not exactly as
+/// clamscan finds them: a damaged payload ends with the file scanned as it is, and what came whole before
+/// the damage is still unpacked (tests/ORACLE.md §8f).
+#[test]
+fn damaged_installshield_setup_programs_are_judged_as_clamscan_judges_them() {
+    let t = "damaged_installshield_setup_programs_are_judged_as_clamscan_judges_them";
+    let Some(db) = oracle::clam_exe_db(t) else {
+        return;
+    };
+    let (Some(clamscan), Some(sensor)) = (
+        oracle::require_tool(t, "clamscan"),
+        oracle::require_sensor_scan(t),
+    ) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    for name in ["clam_IScab_int", "clam_ISmsi_ext", "clam_ISmsi_int"] {
+        let data = std::fs::read(Path::new(TESTFILES).join(format!("{name}.exe"))).unwrap();
+        for percent in [10, 50, 75, 80, 90, 95, 99] {
+            let cut = &data[..data.len() * percent / 100];
+            std::fs::write(work.path().join(format!("{name}_{percent}.exe")), cut).unwrap();
+        }
+        let mut flipped = data.clone();
+        let from = data.len().saturating_sub(400_000);
+        for i in (from..data.len()).step_by(997) {
+            flipped[i] ^= 0x55;
+        }
+        std::fs::write(work.path().join(format!("{name}_flipped.exe")), flipped).unwrap();
+    }
+    let (theirs, ours) = oracle::both_verdicts(&clamscan, &sensor, db.path(), work.path(), false);
+    assert_eq!(theirs.len(), 24, "clamscan saw {theirs:?}");
+    assert!(
+        theirs.values().any(Verdict::is_found) && !theirs.values().all(Verdict::is_found),
+        "the cuts should be both found and not: {theirs:?}"
+    );
+    oracle::assert_same_verdicts(&theirs, &ours, false);
+}
