@@ -77,7 +77,7 @@ fn sensor_finds_what_clamscan_finds_in_every_testfile() {
 /// Issue 17: the three InstallShield setup programs whose files are encoded or in InstallShield cabinets,
 /// cut short at several lengths and with bytes flipped through their payload, are found or not exactly as
 /// clamscan finds them: a damaged payload ends with the file scanned as it is, and what came whole before
-/// the damage is still unpacked (tests/ORACLE.md §8f).
+/// the damage is still unpacked (tests/ORACLE.md §8g).
 #[test]
 fn damaged_installshield_setup_programs_are_judged_as_clamscan_judges_them() {
     let t = "damaged_installshield_setup_programs_are_judged_as_clamscan_judges_them";

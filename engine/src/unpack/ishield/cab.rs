@@ -2,7 +2,7 @@
 //! files and volumes (`data1.cab`, `data2.cab`, ...) that hold them compressed. Setup programs store
 //! them in their payload (`clam_IScab_int.exe` in Debian's clamav-testfiles); clamscan 1.4.6 unpacks
 //! the pair and scans each file, so the walk does too. Neither file alone is looked into: clamscan
-//! does not either (tests/ORACLE.md §8e).
+//! does not either (tests/ORACLE.md §8g).
 //!
 //! Layout, from the public unshield project's description of the format (github.com/twogood/unshield,
 //! `lib/cabfile.h`) and as the test file shows it; integers little-endian. Every file starts with a

@@ -1,5 +1,5 @@
 //! InstallShield setup payloads: what follows a setup executable's last section. Three layouts, each
-//! unpacked as clamscan 1.4.6 unpacks it (tests/ORACLE.md §8e): plain stored files (below), a header
+//! unpacked as clamscan 1.4.6 unpacks it (tests/ORACLE.md §8g): plain stored files (below), a header
 //! with XOR-encoded files ([`encoded`]), and, among the stored files, InstallShield cabinets ([`cab`]).
 //!
 //! The plain layout (`clam_IScab_ext.exe` and `clam_IScab_int.exe` in Debian's clamav-testfiles), written
