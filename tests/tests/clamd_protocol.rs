@@ -558,9 +558,6 @@ const PACKED: &[&str] = &[
     "clam-upack.exe",
     "clam-wwpack.exe",
     "clam-yc.exe",
-    "clam_IScab_int.exe",
-    "clam_ISmsi_ext.exe",
-    "clam_ISmsi_int.exe",
 ];
 
 /// The gate and the protocol in one process: 200 clients stream at once (half EICAR) and every one gets

@@ -10,7 +10,8 @@ use std::path::Path;
 /// Packed executables and installers: unpacked by the next issue (packers and installers), not this one.
 /// (`clam-upx.exe` is unpacked by the UPX unpacker and checked here with the rest.)
 /// (`clam-fsg.exe` is FSG-packed, but keeps the original program whole at the end of a section: the
-/// search for embedded executables finds it, as the issue asks.)
+/// search for embedded executables finds it, as the issue asks.) The four InstallShield setup programs
+/// (`clam_IScab_*`, `clam_ISmsi_*`: plain, cabinet and XOR-encoded layouts, issue 17) are checked.
 const NEXT_ISSUE: &[&str] = &[
     "clam-aspack.exe",
     "clam-mew.exe",
@@ -19,9 +20,6 @@ const NEXT_ISSUE: &[&str] = &[
     "clam-upack.exe",
     "clam-wwpack.exe",
     "clam-yc.exe",
-    "clam_IScab_int.exe",
-    "clam_ISmsi_ext.exe",
-    "clam_ISmsi_int.exe",
 ];
 
 #[test]
@@ -74,4 +72,43 @@ fn sensor_finds_what_clamscan_finds_in_every_testfile() {
         "sensor differs from clamscan on:\n{}",
         missed.join("\n")
     );
+}
+
+/// Issue 17: the three InstallShield setup programs whose files are encoded or in InstallShield cabinets,
+/// cut short at several lengths and with bytes flipped through their payload, are found or not exactly as
+/// clamscan finds them: a damaged payload ends with the file scanned as it is, and what came whole before
+/// the damage is still unpacked (tests/ORACLE.md §8g).
+#[test]
+fn damaged_installshield_setup_programs_are_judged_as_clamscan_judges_them() {
+    let t = "damaged_installshield_setup_programs_are_judged_as_clamscan_judges_them";
+    let Some(db) = oracle::clam_exe_db(t) else {
+        return;
+    };
+    let (Some(clamscan), Some(sensor)) = (
+        oracle::require_tool(t, "clamscan"),
+        oracle::require_sensor_scan(t),
+    ) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    for name in ["clam_IScab_int", "clam_ISmsi_ext", "clam_ISmsi_int"] {
+        let data = std::fs::read(Path::new(TESTFILES).join(format!("{name}.exe"))).unwrap();
+        for percent in [10, 50, 75, 80, 90, 95, 99] {
+            let cut = &data[..data.len() * percent / 100];
+            std::fs::write(work.path().join(format!("{name}_{percent}.exe")), cut).unwrap();
+        }
+        let mut flipped = data.clone();
+        let from = data.len().saturating_sub(400_000);
+        for i in (from..data.len()).step_by(997) {
+            flipped[i] ^= 0x55;
+        }
+        std::fs::write(work.path().join(format!("{name}_flipped.exe")), flipped).unwrap();
+    }
+    let (theirs, ours) = oracle::both_verdicts(&clamscan, &sensor, db.path(), work.path(), false);
+    assert_eq!(theirs.len(), 24, "clamscan saw {theirs:?}");
+    assert!(
+        theirs.values().any(Verdict::is_found) && !theirs.values().all(Verdict::is_found),
+        "the cuts should be both found and not: {theirs:?}"
+    );
+    oracle::assert_same_verdicts(&theirs, &ours, false);
 }

@@ -13,7 +13,7 @@
 //!
 //! Where: a PE is searched whole (packers such as FSG keep the original in a section); an ELF only past
 //! its last section (its overlay: searching every shared library whole would cost the scan of binaries
-//! a tenth of its speed); a PE whose overlay is a plain InstallShield payload has it unpacked by
+//! a tenth of its speed); a PE whose overlay is an InstallShield payload has it unpacked by
 //! `ishield` instead; an untyped file whole, for all but ELF headers (see [`unpack_other`]). RAR
 //! archives are looked for too (clamscan here has no RAR support to compare with). A PE holding an NSIS
 //! installer's data or a compiled AutoIt script has them unpacked by `nsis` and `autoit` first.
@@ -88,7 +88,7 @@ const MAGICS: [Magic; 7] = [
 static FINDERS: LazyLock<Vec<Finder<'static>>> =
     LazyLock::new(|| MAGICS.iter().map(|m| Finder::new(m.bytes)).collect());
 
-/// A PE: an NSIS installer's or a compiled AutoIt script's data is unpacked, and a plain InstallShield
+/// A PE: an NSIS installer's or a compiled AutoIt script's data is unpacked, and an InstallShield
 /// overlay; the rest of the file is searched. A damaged installer does not stop the search.
 pub(super) fn unpack_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
     let installer = unpack_installer(data, sink);
@@ -110,7 +110,7 @@ pub(super) fn unpack_installer(data: &[u8], sink: &mut dyn Sink) -> Result<(), U
     Ok(())
 }
 
-/// A PE without its installer data: a plain InstallShield overlay is unpacked; the file is searched.
+/// A PE without its installer data: an InstallShield overlay is unpacked; the file is searched.
 pub(super) fn search_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
     if let Overlay::At(at) = overlay(&data, data.len() as u64, ExeKind::Pe) {
         let at = at as usize;

@@ -269,6 +269,12 @@ pub fn exercise_upx_stream(method: u8, data: &[u8], size: usize) -> Option<usize
     method.decode(data, size, 16 << 20).ok().map(|v| v.len())
 }
 
+/// [`exercise`] on the InstallShield cabinet pairing alone: `data` is a header file and a volume, split at
+/// the offset its first two bytes give (little-endian). What the cabinet fuzz target drives.
+pub fn exercise_installshield_cabinet(data: &[u8]) -> Vec<(String, usize)> {
+    exercise_with(ishield::exercise_cabinet, data).unwrap_or_default()
+}
+
 /// [`exercise`] with a given unpacker.
 pub fn exercise_with(f: Unpacker, data: &[u8]) -> Result<Vec<(String, usize)>, UnpackError> {
     struct Collect(Vec<(String, usize)>);
