@@ -219,8 +219,8 @@ fn import_hashes_match_clamscan() {
     let (files, db) = (work.path().join("files"), work.path().join("db"));
     std::fs::create_dir_all(&files).unwrap();
     std::fs::create_dir_all(&db).unwrap();
-    // Not clam_ISmsi_ext.exe: the program inside its MSI wrapper is the packers issue's (tests/tests/
-    // unpack_testfiles.rs NEXT_ISSUE), and clamscan reports that program's import hash first.
+    // Not clam_ISmsi_ext.exe: clamscan reports the import hash of the program inside its MSI wrapper
+    // first, which makes this comparison about the InstallShield unpacking (unpack_testfiles.rs).
     let mut sources: Vec<std::path::PathBuf> = ["clam.exe", "clam_IScab_ext.exe"]
         .iter()
         .map(|f| Path::new(oracle::TESTFILES).join(f))

@@ -106,15 +106,7 @@ pub fn install(
                 text: format!("{e}{}", already(&done)),
             })?;
         }
-        s.tmp.persist(&dest).map_err(|e| InstallError {
-            code: 57,
-            text: format!(
-                "cannot rename into {}: {}{}",
-                dest.display(),
-                e.error,
-                already(&done)
-            ),
-        })?;
+        persist(s.tmp, &dest, &done)?;
         let other = datadir.join(format!(
             "{}.{}",
             s.db,
@@ -142,15 +134,7 @@ pub fn install(
                 let _ = f.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(t));
             }
         }
-        c.tmp.persist(&dest).map_err(|e| InstallError {
-            code: 57,
-            text: format!(
-                "cannot rename into {}: {}{}",
-                dest.display(),
-                e.error,
-                already(&done)
-            ),
-        })?;
+        persist(c.tmp, &dest, &done)?;
         done.files.push(c.file);
     }
     // The renames are durable before anyone is told about them.
@@ -200,6 +184,19 @@ pub fn ask(socket: &Path, request: &[u8]) -> Result<String, String> {
         .trim_end_matches(['\n', '\0'])
         .trim()
         .to_string())
+}
+
+/// Renames a checked temporary file into place; the error says what is already in place.
+fn persist(tmp: tempfile::TempPath, dest: &Path, done: &Installed) -> Result<(), InstallError> {
+    tmp.persist(dest).map_err(|e| InstallError {
+        code: 57,
+        text: format!(
+            "cannot rename into {}: {}{}",
+            dest.display(),
+            e.error,
+            already(done)
+        ),
+    })
 }
 
 /// Writes `bytes` as `dir/name` through a temporary file and a rename.
