@@ -25,6 +25,9 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Streams larger than this give the allocator's free memory back after their scan.
+const TRIM_AFTER: u64 = 1 << 20;
+
 /// Which connection a job or a reply belongs to: its slot, and the slot's generation (a reply for a
 /// connection that closed meanwhile is dropped, never sent to the next one in the slot).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +114,14 @@ pub fn start(
                     for job in jobs {
                         use std::sync::atomic::Ordering::Relaxed;
                         scans.busy.fetch_add(1, Relaxed);
+                        let large = matches!(&job.work, Work::Stream(s) if s.len() > TRIM_AFTER);
                         let bytes = run(&scans, &job);
+                        if large {
+                            // The allocator keeps what a large stream's scan freed in this thread's
+                            // arena; given back, a burst of big streams does not stay resident.
+                            // SAFETY: malloc_trim only releases free memory.
+                            unsafe { libc::malloc_trim(0) };
+                        }
                         scans.busy.fetch_sub(1, Relaxed);
                         let _ = scans.done.send(Done {
                             key: job.key,
