@@ -209,6 +209,32 @@ pub fn sign_beside(cvd: &Path) -> Option<PathBuf> {
     sign.is_file().then_some(sign)
 }
 
+/// `<db>-<N>.cvd.sign` -> N: a `.cvd.sign` file of database `db`, under cvdupdate's name.
+pub fn cvd_sign_version(db: &str, name: &str) -> Option<u32> {
+    let num = name
+        .strip_prefix(db)?
+        .strip_prefix('-')?
+        .strip_suffix(".cvd.sign")?;
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    num.parse().ok()
+}
+
+/// Removes `db`'s `.cvd.sign` files in `dir` other than `keep`: they vouch for versions no longer there
+/// (a database directory after an update, a mirror after a publish).
+pub fn remove_stale_cvd_signs(dir: &Path, db: &str, keep: Option<&str>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if Some(name.as_str()) != keep && cvd_sign_version(db, &name).is_some() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 fn subject(cert: &openssl::x509::X509Ref) -> String {
     cert.subject_name()
         .entries()

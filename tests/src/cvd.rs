@@ -45,6 +45,17 @@ impl TestKey {
         )
     }
 
+    /// [`TestKey::public_text`] with the `.info` key alone: neither a CVD header nor a cdiff signed with the
+    /// test keys is trusted, so only a `.sign` file can vouch for them (a patched `.cld` still stands on its
+    /// `.info` signature).
+    pub fn info_only_text(&self) -> String {
+        self.public_text()
+            .lines()
+            .filter(|l| l.starts_with("info "))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
     /// The keys the sensor trusts when `SENSOR_TEST_CVD_KEY` names [`TestKey::public_text`]: to check a
     /// result as the sensor would.
     pub fn keys(&self) -> Keys {

@@ -501,13 +501,7 @@ fn sign_files_are_checked_mirrored_and_vouch_for_the_clients_update() {
     let key = TestKey::new();
     // Neither the header key nor the cdiff key: only `.sign` files vouch for what this side installs.
     let info_only = work.path().join("info-key");
-    let text: String = key
-        .public_text()
-        .lines()
-        .filter(|l| l.starts_with("info "))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&info_only, text).unwrap();
+    std::fs::write(&info_only, key.info_only_text()).unwrap();
     let put = |name: &str, bytes: &[u8]| std::fs::write(up.root.join(name), bytes).unwrap();
     let v5 = chain_cvd(5, &key);
     put("test.cvd", &v5);

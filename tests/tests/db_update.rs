@@ -1087,14 +1087,7 @@ struct Signed {
 impl Signed {
     fn new() -> Signed {
         let c = Client::new();
-        let info_only: String = c
-            .key
-            .public_text()
-            .lines()
-            .filter(|l| l.starts_with("info "))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        std::fs::write(c.dir.path().join("key"), info_only).unwrap();
+        std::fs::write(c.dir.path().join("key"), c.key.info_only_text()).unwrap();
         Signed {
             c,
             pki: sensor_tests::clamsign::Pki::new(),

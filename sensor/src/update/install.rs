@@ -123,7 +123,7 @@ pub fn install(
                 });
             }
         }
-        remove_stale_signs(datadir, &s.db, sign_name.as_deref());
+        crate::clamsign::remove_stale_cvd_signs(datadir, &s.db, sign_name.as_deref());
         done.files.push(name);
     }
     for c in custom {
@@ -212,24 +212,6 @@ fn write_beside(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
     tmp.persist(&dest)
         .map(drop)
         .map_err(|e| format!("cannot rename into {}: {}", dest.display(), e.error))
-}
-
-/// Removes `<db>-<N>.cvd.sign` files other than `keep`: they vouch for versions no longer here.
-fn remove_stale_signs(dir: &Path, db: &str, keep: Option<&str>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let stale = name
-            .strip_prefix(db)
-            .and_then(|r| r.strip_prefix('-'))
-            .and_then(|r| r.strip_suffix(".cvd.sign"))
-            .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
-        if stale && Some(name.as_str()) != keep {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
 }
 
 #[cfg(test)]

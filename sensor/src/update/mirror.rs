@@ -313,7 +313,11 @@ impl Mirror<'_> {
             self.publish_bytes(db, &sign_name, bytes)?;
         }
         self.publish(tmp, &cvd)?;
-        self.prune_cvd_signs(db, sign.is_some().then_some(sign_name.as_str()));
+        crate::clamsign::remove_stale_cvd_signs(
+            self.dir,
+            db,
+            sign.is_some().then_some(sign_name.as_str()),
+        );
         let pruned = self.prune(db, header.version);
         Ok(Done::Mirrored {
             header,
@@ -453,19 +457,6 @@ impl Mirror<'_> {
         self.publish(tmp.into_temp_path(), name)
     }
 
-    /// Removes `<db>-<N>.cvd.sign` files other than `keep`: they sign versions the mirror no longer has.
-    fn prune_cvd_signs(&self, db: &str, keep: Option<&str>) {
-        let Ok(entries) = std::fs::read_dir(self.dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if Some(name.as_str()) != keep && cvd_sign_version(db, &name).is_some() {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-
     fn temp(&self, db: &str, ext: &str) -> Result<tempfile::NamedTempFile, Failure> {
         tempfile::Builder::new()
             .prefix(&format!("{TEMP_PREFIX}{db}-"))
@@ -535,18 +526,6 @@ fn cdiff_version(db: &str, name: &str) -> Option<(u32, bool)> {
     Some((num.parse().ok()?, sign))
 }
 
-/// `<db>-<N>.cvd.sign` -> N.
-fn cvd_sign_version(db: &str, name: &str) -> Option<u32> {
-    let num = name
-        .strip_prefix(db)?
-        .strip_prefix('-')?
-        .strip_suffix(".cvd.sign")?;
-    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    num.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,12 +547,21 @@ mod tests {
         assert_eq!(cdiff_version("test", "test-1-2.cdiff"), None);
         assert_eq!(cdiff_version("daily", "daily-27780.cvd.sign"), None);
         assert_eq!(
-            cvd_sign_version("daily", "daily-27780.cvd.sign"),
+            crate::clamsign::cvd_sign_version("daily", "daily-27780.cvd.sign"),
             Some(27780)
         );
-        assert_eq!(cvd_sign_version("daily", "daily-27780.cdiff.sign"), None);
-        assert_eq!(cvd_sign_version("main", "daily-1.cvd.sign"), None);
-        assert_eq!(cvd_sign_version("daily", "daily-.cvd.sign"), None);
+        assert_eq!(
+            crate::clamsign::cvd_sign_version("daily", "daily-27780.cdiff.sign"),
+            None
+        );
+        assert_eq!(
+            crate::clamsign::cvd_sign_version("main", "daily-1.cvd.sign"),
+            None
+        );
+        assert_eq!(
+            crate::clamsign::cvd_sign_version("daily", "daily-.cvd.sign"),
+            None
+        );
     }
 
     #[test]
