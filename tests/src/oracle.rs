@@ -242,17 +242,6 @@ pub fn verdicts_by_name_z(
 pub const TESTFILES: &str = "/usr/share/clamav-testfiles";
 /// That test program itself.
 pub const CLAM_EXE: &str = "/usr/share/clamav-testfiles/clam.exe";
-/// The clamav-testfiles files clamscan finds and the engine cannot unpack yet: the PE packers of issue 17
-/// (ASPack, MEW, PeSpin, Petite, Upack, WWPack, yC). Every other one must be found with clamscan's name.
-pub const NOT_UNPACKED_YET: &[&str] = &[
-    "clam-aspack.exe",
-    "clam-mew.exe",
-    "clam-pespin.exe",
-    "clam-petite.exe",
-    "clam-upack.exe",
-    "clam-wwpack.exe",
-    "clam-yc.exe",
-];
 /// ClamAV's `.hsb` line for `clam.exe` (found as `ClamAV-Test-File.UNOFFICIAL`).
 pub const CLAM_EXE_HSB: &str =
     "71e7b604d18aefd839e51a39c88df8383bb4c071dc31f87f00a2b5df580d4495:544:ClamAV-Test-File\n";

@@ -22,9 +22,11 @@ mod binhex;
 mod bzip2;
 mod cab;
 mod chm;
+mod counted;
 mod cpio;
 mod decode;
 mod embedded;
+mod emu;
 mod fields;
 mod gzip;
 mod html;
@@ -212,15 +214,26 @@ fn pe_unpacker(families: &Families) -> Option<Unpacker> {
     }
 }
 
-/// A PE's members: the program a packer (UPX) compressed inside it, then NSIS or AutoIt data and the
-/// files embedded in it.
+/// A PE's members: the program a packer compressed inside it (UPX's own layout, else any packer's by
+/// emulation), then NSIS or AutoIt data and the files embedded in it.
 fn unpack_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
-    unpacked_then(upx::unpack_pe, embedded::unpack_pe, data, sink)
+    unpacked_then(unpack_packed_pe, embedded::unpack_pe, data, sink)
 }
 
 /// [`unpack_pe`] with ScanArchive off: no NSIS or AutoIt data.
 fn unpack_pe_without_installers(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
-    unpacked_then(upx::unpack_pe, embedded::search_pe, data, sink)
+    unpacked_then(unpack_packed_pe, embedded::search_pe, data, sink)
+}
+
+/// The program inside a packed PE: UPX's layout is decoded directly (fast, and exact); what that
+/// leaves is run through its own loader ([`emu`]).
+fn unpack_packed_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
+    let mut counted = counted::Counted::new(sink);
+    let upx = upx::unpack_pe(data, &mut counted);
+    if counted.members > 0 || sink.stopped() {
+        return upx;
+    }
+    emu::unpack(data, sink)
 }
 
 /// An ELF's members: the program UPX compressed inside it, then the files in its overlay.

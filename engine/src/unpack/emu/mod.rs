@@ -1,0 +1,235 @@
+//! PE32 packers by emulation: a packed program's own loader is run on an emulated x86 processor with a
+//! small emulated Windows until it hands over to the program it unpacked, and the image it then holds is
+//! rebuilt as a PE file and scanned as a member, as libclamav scans the PE its per-packer unpackers
+//! rebuild (ASPack, FSG, MEW, PeSpin, Petite, Upack, WWPack, yC, ...). One emulator serves every packer,
+//! including versions and tampered variants no per-packer unpacker knows; a layered file (yC over UPX)
+//! comes out one layer at a time, the next unpacked when the member is scanned.
+//!
+//! When the loader has handed over: it executes a page of the image that it wrote itself, outside the
+//! section it started in (the unpacked program's code); or it calls a function no loader needs (the
+//! program itself runs); or it ends. The image is rebuilt then, or at the end of the budget when the
+//! loader wrote into the image at all: a partial unpacking is still worth a scan.
+//!
+//! Owns: when to run (`Headers::looks_packed`: compiled programs never are), the run's budget
+//! ([`MAX_STEPS`] instructions, the scan's time via `Sink::stopped`, memory at most [`MEMORY_LIMIT`] and
+//! the sink's room), and the member. Never: runs anything on the host, or reports a file it could not
+//! unpack as anything but scanned as it is.
+
+mod cpu;
+mod exec;
+mod image;
+mod mem;
+mod windows;
+
+use super::{Flow, Limit, Sink, UnpackError};
+use image::Headers;
+
+/// Instructions one file may run: loaders of the testfiles' packers need at most a few hundred
+/// thousand; a hostile loop stops here (about a second at the emulator's speed).
+pub const MAX_STEPS: u64 = 30_000_000;
+/// How often the scan's time budget is checked, in instructions.
+const POLL_EVERY: u64 = 1 << 16;
+/// Bytes of emulated memory, image and allocations together.
+const MEMORY_LIMIT: u64 = 96 << 20;
+/// The member's name.
+const MEMBER: &str = "emulated-unpacked.exe";
+
+/// Why an instruction did not complete: an exception the program may handle, or the end of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trap {
+    Fault(mem::Fault),
+    Breakpoint,
+    SingleStep,
+    DivideError,
+    Illegal,
+    Privileged,
+    /// An instruction this emulator does not carry out.
+    Unsupported,
+    OutOfSteps,
+}
+
+/// Why the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The loader handed over to the program it unpacked, or the program ended.
+    Program,
+    /// An exception no handler took, or the handlers' stack was broken.
+    Crashed,
+    /// An instruction the emulator does not run.
+    Unsupported,
+    /// The instruction budget or the scan's time ran out.
+    Budget,
+}
+
+/// The emulated machine: processor, memory, system, and the program's own file (which some loaders
+/// read to check themselves).
+pub struct Machine<'f> {
+    file: &'f [u8],
+    cpu: cpu::Cpu,
+    mem: mem::Memory,
+    sys: windows::System,
+    handling: Vec<windows::Handling>,
+    steps: u64,
+    step_limit: u64,
+    exceptions: u32,
+    /// Whether the loader has looked up a function by name (GetProcAddress): it is rebuilding the
+    /// unpacked program's imports, so a jump into code it wrote is the hand-over, not a next stage.
+    resolved_imports: bool,
+    /// The last jump into code the loader wrote in another section: where the program starts, if the
+    /// run ends before a sure hand-over.
+    handover: Option<u32>,
+    /// The last jump into a section other than the loader's, written or not.
+    entered: Option<u32>,
+    /// The last system function called, for a test to show where a run ended.
+    last_call: Option<(String, String)>,
+    /// The last instructions' addresses, for a test to show where a run went.
+    #[cfg(test)]
+    trace: std::collections::VecDeque<u32>,
+}
+
+/// What a run came to: why it ended, where the unpacked program starts (EIP at a hand-over, else the
+/// last jump into code the loader wrote, else EIP), and the instructions run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub stop: Stop,
+    pub entry: u32,
+    pub steps: u64,
+}
+
+/// Unpacks a packed PE32 file by running its loader: the rebuilt image is the member.
+pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
+    let Some(h) = Headers::read(data) else {
+        return Ok(());
+    };
+    if !h.looks_packed() {
+        return Ok(());
+    }
+    let limit = MEMORY_LIMIT.min(sink.room().saturating_mul(2).max(16 << 20));
+    if u64::from(h.mapped_size()) > sink.room() {
+        let _ = sink.too_large(MEMBER, Limit::MaxFileSize);
+        return Ok(());
+    }
+    let Some((machine, outcome)) = emulate(data, &h, limit, &mut || sink.stopped()) else {
+        return Ok(());
+    };
+    if !machine.mem.any_written(h.image_base, h.mapped_size()) {
+        // Not packed after all (a small hand-written program with a writable code section), or a
+        // loader that stopped before unpacking: the file is scanned as it is.
+        return Ok(());
+    }
+    if let Some(image) = machine.rebuilt(&h, data, outcome.entry) {
+        if sink.member(MEMBER, &image) == Flow::Stop {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Runs the loader of `data` (headers `h`) until it hands over, crashes or runs out of budget.
+pub fn emulate<'f>(
+    data: &'f [u8],
+    h: &Headers,
+    memory: u64,
+    stopped: &mut dyn FnMut() -> bool,
+) -> Option<(Machine<'f>, Outcome)> {
+    let mut m = Machine {
+        file: data,
+        cpu: cpu::Cpu::new(windows::TEB),
+        mem: mem::Memory::new(memory),
+        sys: windows::System::new(h.image_base, h.mapped_size()),
+        handling: Vec::new(),
+        steps: 0,
+        step_limit: MAX_STEPS,
+        exceptions: 0,
+        resolved_imports: false,
+        handover: None,
+        entered: None,
+        last_call: None,
+        #[cfg(test)]
+        trace: Default::default(),
+    };
+    if !m.mem.map(h.image_base, h.mapped_size()) {
+        return None;
+    }
+    m.load_image(h, data)?;
+    m.boot(h.image_base.wrapping_add(h.entry), h.dll)?;
+    m.resolve_imports(h);
+    let stop = m.run(h, stopped);
+    let in_image = |a: u32| a.wrapping_sub(h.image_base) < h.mapped_size();
+    let entry = match (stop, m.handover.or(m.entered)) {
+        (Stop::Program, _) if in_image(m.cpu.eip) => m.cpu.eip,
+        (_, Some(at)) => at,
+        _ => h.image_base.wrapping_add(h.entry),
+    };
+    let outcome = Outcome {
+        stop,
+        entry,
+        steps: m.steps,
+    };
+    Some((m, outcome))
+}
+
+impl Machine<'_> {
+    fn run(&mut self, h: &Headers, stopped: &mut dyn FnMut() -> bool) -> Stop {
+        let base = h.image_base;
+        let mut next_poll = POLL_EVERY;
+        let mut page = u32::MAX;
+        let mut section = None;
+        let stub = h.section_index(h.entry);
+        loop {
+            if self.steps >= self.step_limit {
+                return Stop::Budget;
+            }
+            if self.steps >= next_poll {
+                next_poll = self.steps + POLL_EVERY;
+                if stopped() {
+                    return Stop::Budget;
+                }
+            }
+            let eip = self.cpu.eip;
+            if self.at_system_function() {
+                if let Err(stop) = self.call_system() {
+                    return stop;
+                }
+                continue;
+            }
+            if eip / mem::PAGE != page {
+                // A new page: into another section of the image, written by the loader, once it has
+                // rebuilt imports? That is the unpacked program's code.
+                page = eip / mem::PAGE;
+                let now = h.section_index(eip.wrapping_sub(base));
+                if now != section && now.is_some() {
+                    if now != stub {
+                        self.entered = Some(eip);
+                    }
+                    if self.mem.was_written(eip) {
+                        self.handover = Some(eip);
+                        if self.resolved_imports {
+                            return Stop::Program;
+                        }
+                    }
+                }
+                section = now;
+            }
+            #[cfg(test)]
+            {
+                if self.trace.len() == 64 {
+                    self.trace.pop_front();
+                }
+                self.trace.push_back(eip);
+            }
+            match self.step() {
+                Ok(()) => {}
+                Err(Trap::OutOfSteps) => return Stop::Budget,
+                Err(trap) => {
+                    if let Err(stop) = self.raise(trap) {
+                        return stop;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
