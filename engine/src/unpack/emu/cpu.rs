@@ -337,3 +337,7 @@ mod tests {
         assert!(!c.flag(CF));
     }
 }
+
+#[cfg(all(test, target_arch = "x86_64"))]
+#[path = "cpu_host_tests.rs"]
+mod host_tests;

@@ -257,20 +257,8 @@ impl Machine<'_> {
                 let (a, b) = (self.read(ins, 0)?, self.read(ins, 1)?);
                 let count = self.read(ins, 2)? & 31;
                 if count != 0 {
-                    let bits = size * 8;
-                    let wide = if ins.mnemonic() == M::Shld {
-                        ((u64::from(a) << bits) | u64::from(b)) << count >> bits
-                    } else {
-                        ((u64::from(b) << bits) | u64::from(a)) >> count
-                    };
-                    let r = wide as u32 & mask(size);
-                    let out = if ins.mnemonic() == M::Shld {
-                        (u64::from(a) >> (bits - count.min(bits))) & 1
-                    } else {
-                        (u64::from(a) >> (count - 1)) & 1
-                    };
-                    self.cpu.logic(r, size);
-                    self.cpu.set_flag(CF, out != 0);
+                    let r =
+                        double_shift(&mut self.cpu, ins.mnemonic() == M::Shld, a, b, count, size);
                     self.write(ins, 0, r)?;
                 }
             }
@@ -659,4 +647,29 @@ impl From<Fault> for Trap {
     fn from(f: Fault) -> Trap {
         Trap::Fault(f)
     }
+}
+
+/// SHLD (`left`) and SHRD: `a` shifted by `count` (1 to 31), the bits coming in taken from `b`.
+pub(super) fn double_shift(
+    c: &mut cpu::Cpu,
+    left: bool,
+    a: u32,
+    b: u32,
+    count: u32,
+    size: u32,
+) -> u32 {
+    let bits = size * 8;
+    let (a, b) = (u128::from(a & mask(size)), u128::from(b & mask(size)));
+    let (r, out) = if left {
+        let wide = ((a << bits) | b) << count;
+        ((wide >> bits) as u32, (wide >> (2 * bits)) & 1)
+    } else {
+        let wide = ((b << bits) | a) >> (count - 1);
+        ((wide >> 1) as u32, wide & 1)
+    };
+    let r = c.logic(r, size);
+    c.set_flag(CF, out != 0);
+    let sign = 1u32 << (bits - 1);
+    c.set_flag(OF, (r ^ a as u32) & sign != 0);
+    r
 }

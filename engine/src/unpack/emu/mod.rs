@@ -80,11 +80,15 @@ pub struct Machine<'f> {
     handover: Option<u32>,
     /// The last jump into a section other than the loader's, written or not.
     entered: Option<u32>,
+    /// The last exception raised, for a test to show why a run ended.
+    last_trap: Option<Trap>,
     /// The last system function called, for a test to show where a run ended.
     last_call: Option<(String, String)>,
     /// The last instructions' addresses, for a test to show where a run went.
     #[cfg(test)]
     trace: std::collections::VecDeque<u32>,
+    #[cfg(test)]
+    watched: Option<Option<u32>>,
 }
 
 /// What a run came to: why it ended, where the unpacked program starts (EIP at a hand-over, else the
@@ -145,8 +149,11 @@ pub fn emulate<'f>(
         handover: None,
         entered: None,
         last_call: None,
+        last_trap: None,
         #[cfg(test)]
         trace: Default::default(),
+        #[cfg(test)]
+        watched: None,
     };
     if !m.mem.map(h.image_base, h.mapped_size()) {
         return None;
@@ -202,7 +209,10 @@ impl Machine<'_> {
                     if now != stub {
                         self.entered = Some(eip);
                     }
-                    if self.mem.was_written(eip) {
+                    // The loader's own section is not the program's, unless the program's sections
+                    // were merged into it (Upack enters at the first section).
+                    let program = now != stub || stub == Some(0);
+                    if program && self.mem.was_written(eip) {
                         self.handover = Some(eip);
                         if self.resolved_imports {
                             return Stop::Program;
@@ -213,6 +223,42 @@ impl Machine<'_> {
             }
             #[cfg(test)]
             {
+                if let Some(from) = std::env::var("EMU_FROM")
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
+                    if self.steps >= from && self.steps < from + 150 {
+                        let bytes = self.mem.bytes_at(eip, 15).unwrap_or_default();
+                        let ins = iced_x86::Decoder::with_ip(32, bytes, u64::from(eip), 0).decode();
+                        eprintln!("{eip:08x} {:30} eax={:x} ecx={:x} ebx={:x} ebp={:x} esi={:x} edi={:x} fl={:x}", ins.to_string(), self.cpu.regs[0], self.cpu.regs[1], self.cpu.regs[3], self.cpu.regs[5], self.cpu.regs[6], self.cpu.regs[7], self.cpu.flags);
+                    }
+                }
+                if std::env::var("EMU_AT")
+                    .ok()
+                    .and_then(|v| u32::from_str_radix(&v, 16).ok())
+                    == Some(eip)
+                {
+                    eprintln!(
+                        "at {eip:x} step {} regs {:x?} flags {:x}",
+                        self.steps, self.cpu.regs, self.cpu.flags
+                    );
+                }
+                if let Some(w) = std::env::var("EMU_WATCH")
+                    .ok()
+                    .and_then(|v| u32::from_str_radix(&v, 16).ok())
+                {
+                    let now = self.mem.read(w, 4).ok();
+                    if self.watched.is_some() && self.watched != Some(now) {
+                        eprintln!(
+                            "watch {w:x}: {:x?} -> {now:x?} at step {} after {:x?} regs {:x?}",
+                            self.watched,
+                            self.steps,
+                            self.trace.back(),
+                            self.cpu.regs
+                        );
+                    }
+                    self.watched = Some(now);
+                }
                 if self.trace.len() == 64 {
                     self.trace.pop_front();
                 }
@@ -222,6 +268,7 @@ impl Machine<'_> {
                 Ok(()) => {}
                 Err(Trap::OutOfSteps) => return Stop::Budget,
                 Err(trap) => {
+                    self.last_trap = Some(trap);
                     if let Err(stop) = self.raise(trap) {
                         return stop;
                     }

@@ -47,12 +47,36 @@ fn packed_test_programs_unpack_to_an_image_holding_clam_exe() {
             || (packer == "yc"
                 && super::super::exercise(super::super::Kind::Pe, &image)
                     .is_ok_and(|v| !v.is_empty()));
+        if let Ok(dir) = std::env::var("EMU_DUMP") {
+            std::fs::write(Path::new(&dir).join(format!("{packer}.exe")), &image).unwrap();
+        }
         let at = image.windows(clam.len()).position(|w| w == clam);
         eprintln!(
             "{name}: {outcome:x?} found={found} last call {:?}; rebuilt {:#x} bytes, clam.exe at {at:x?}",
             m.last_call,
             image.len()
         );
+        if std::env::var("EMU_TRACE").is_ok_and(|t| t == packer) {
+            eprintln!("last trap {:x?} regs {:x?}", m.last_trap, m.cpu.regs);
+            for eip in &m.trace {
+                let bytes = m.mem.bytes_at(*eip, 15).unwrap_or_default();
+                let ins = iced_x86::Decoder::with_ip(32, bytes, u64::from(*eip), 0).decode();
+                eprintln!("    {eip:08x} {ins}");
+            }
+        }
+        // Where each loader hands over: the carrier program's entry (PeSpin moves its first
+        // instructions into its own code, so the program is entered a little later), UPX's loader for
+        // yC over UPX; WWPack's loader overruns its own code after unpacking (its output catches up
+        // with its input at the end), so the run ends in a fault there, with the image unpacked.
+        let expected = match packer {
+            "yc" => (Stop::Program, Some(0x40_6320)),
+            "wwpack" => (Stop::Crashed, None),
+            "pespin" => (Stop::Program, Some(0x40_1049)),
+            _ => (Stop::Program, Some(0x40_1020)),
+        };
+        if (outcome.stop, expected.1.map(|_| outcome.entry)) != expected {
+            failed.push(format!("{name}: {outcome:x?}, expected {expected:x?}"));
+        }
         if !found {
             if let Some(at) = std::env::var("EMU_DIS")
                 .ok()
