@@ -13,6 +13,30 @@ use super::mem::Fault;
 use super::{Machine, Trap};
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic as M, OpKind, Register};
 
+/// Slots of the decoded-instruction cache (direct-mapped by address).
+pub const DECODED_SLOTS: usize = 4096;
+
+/// One decoded instruction and the bytes it was decoded from.
+#[derive(Clone, Copy)]
+pub struct Decoded {
+    eip: u32,
+    /// The instruction's bytes, little-endian, and the mask of its length.
+    bytes: u128,
+    mask: u128,
+    ins: Instruction,
+}
+
+impl Default for Decoded {
+    fn default() -> Decoded {
+        Decoded {
+            eip: u32::MAX,
+            bytes: 0,
+            mask: 0,
+            ins: Instruction::default(),
+        }
+    }
+}
+
 impl Machine<'_> {
     /// Decodes and carries out the instruction at EIP.
     pub(super) fn step(&mut self) -> Result<(), Trap> {
@@ -22,14 +46,30 @@ impl Machine<'_> {
             write: false,
         });
         let bytes = self.mem.bytes_at(eip, 15).ok_or(fetch)?;
-        let ins = Decoder::with_ip(32, bytes, u64::from(eip), DecoderOptions::NONE).decode();
-        if ins.is_invalid() {
-            return Err(if bytes.len() < 15 {
-                fetch
-            } else {
-                Trap::Illegal
-            });
-        }
+        // Loaders run the same few loops many times: an instruction decoded before is taken from the
+        // cache when the bytes at EIP are still the ones it was decoded from (code that rewrites
+        // itself is decoded again).
+        let slot = &mut self.decoded[eip as usize % DECODED_SLOTS];
+        let mut window = [0u8; 16];
+        window[..bytes.len()].copy_from_slice(bytes);
+        let window = u128::from_le_bytes(window);
+        let ins = if slot.eip == eip && window & slot.mask == slot.bytes {
+            slot.ins
+        } else {
+            let ins = Decoder::with_ip(32, bytes, u64::from(eip), DecoderOptions::NONE).decode();
+            if ins.is_invalid() {
+                return Err(if bytes.len() < 15 {
+                    fetch
+                } else {
+                    Trap::Illegal
+                });
+            }
+            slot.eip = eip;
+            slot.mask = u128::MAX >> (128 - 8 * ins.len());
+            slot.bytes = window & slot.mask;
+            slot.ins = ins;
+            ins
+        };
         self.steps += 1;
         let single_step = self.cpu.flag(TF);
         let next = self.exec(&ins)?;

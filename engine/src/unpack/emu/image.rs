@@ -159,9 +159,9 @@ impl Machine<'_> {
         for s in &h.sections {
             let ptr = (s.raw_ptr & !0x1ff) as usize;
             let align = h.file_alignment.clamp(0x200, 0x10000);
-            let mut len = s.raw_size.next_multiple_of(align);
+            let mut len = s.raw_size.checked_next_multiple_of(align)?;
             if s.vsize != 0 {
-                len = len.min(s.vsize.next_multiple_of(PAGE));
+                len = len.min(s.vsize.checked_next_multiple_of(PAGE)?);
             }
             let len = (len as usize).min(data.len().saturating_sub(ptr));
             let room = size.saturating_sub(s.rva) as usize;
@@ -185,9 +185,11 @@ impl Machine<'_> {
         let rd = |m: &Machine<'_>, rva: u32| m.mem.read(base.wrapping_add(rva), 4).ok();
         for d in 0..64u32 {
             let desc = h.imports.wrapping_add(d * 20);
-            let (Some(lookup), Some(name), Some(iat)) =
-                (rd(self, desc), rd(self, desc + 12), rd(self, desc + 16))
-            else {
+            let (Some(lookup), Some(name), Some(iat)) = (
+                rd(self, desc),
+                rd(self, desc.wrapping_add(12)),
+                rd(self, desc.wrapping_add(16)),
+            ) else {
                 return;
             };
             if name == 0 || iat == 0 {
@@ -237,8 +239,9 @@ impl Machine<'_> {
             _ => h.sections.len(),
         };
         let sections = &h.sections[..kept];
-        let span =
-            |s: &Section| s.rva as usize + s.vsize.max(s.raw_size).next_multiple_of(PAGE) as usize;
+        let span = |s: &Section| {
+            s.rva as usize + (s.vsize.max(s.raw_size) as usize).next_multiple_of(PAGE as usize)
+        };
         let end = sections
             .iter()
             .map(span)

@@ -21,12 +21,15 @@ mod image;
 mod mem;
 mod windows;
 
-use super::{Flow, Limit, Sink, UnpackError};
+use super::{Flow, Sink, UnpackError};
 use image::Headers;
 
-/// Instructions one file may run: loaders of the testfiles' packers need at most a few hundred
-/// thousand; a hostile loop stops here (about a second at the emulator's speed).
-pub const MAX_STEPS: u64 = 30_000_000;
+/// Instructions one file may run: the testfiles' loaders need from 16 thousand (MEW) to 1.7 million
+/// (PeSpin, which checksums its own code); a hostile loop stops here, after about 0.2 s.
+pub const MAX_STEPS: u64 = 10_000_000;
+/// Instructions after which a run that has written nothing into its image is not a loader at work (a
+/// small program with a writable code section, computing): the run ends.
+const IDLE_STEPS: u64 = 2_000_000;
 /// How often the scan's time budget is checked, in instructions.
 const POLL_EVERY: u64 = 1 << 16;
 /// Bytes of emulated memory, image and allocations together.
@@ -85,10 +88,10 @@ pub struct Machine<'f> {
     /// The last system function called, for a test to show where a run ended.
     last_call: Option<(String, String)>,
     /// The last instructions' addresses, for a test to show where a run went.
+    /// Instructions decoded before ([`exec::DECODED_SLOTS`] of them).
+    decoded: Vec<exec::Decoded>,
     #[cfg(test)]
-    trace: std::collections::VecDeque<u32>,
-    #[cfg(test)]
-    watched: Option<Option<u32>>,
+    hooks: debug::Hooks,
 }
 
 /// What a run came to: why it ended, where the unpacked program starts (EIP at a hand-over, else the
@@ -109,8 +112,9 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
         return Ok(());
     }
     let limit = MEMORY_LIMIT.min(sink.room().saturating_mul(2).max(16 << 20));
-    if u64::from(h.mapped_size()) > sink.room() {
-        let _ = sink.too_large(MEMBER, Limit::MaxFileSize);
+    if u64::from(h.mapped_size()) > sink.room().min(MEMORY_LIMIT / 2) {
+        // An image larger than a member may be is not run (its rebuilt file could not be scanned);
+        // the file is scanned as it is, as libclamav leaves a PE its unpackers refuse.
         return Ok(());
     }
     let Some((machine, outcome)) = emulate(data, &h, limit, &mut || sink.stopped()) else {
@@ -150,10 +154,9 @@ pub fn emulate<'f>(
         entered: None,
         last_call: None,
         last_trap: None,
+        decoded: vec![exec::Decoded::default(); exec::DECODED_SLOTS],
         #[cfg(test)]
-        trace: Default::default(),
-        #[cfg(test)]
-        watched: None,
+        hooks: debug::Hooks::from_env(),
     };
     if !m.mem.map(h.image_base, h.mapped_size()) {
         return None;
@@ -189,12 +192,15 @@ impl Machine<'_> {
             }
             if self.steps >= next_poll {
                 next_poll = self.steps + POLL_EVERY;
-                if stopped() {
+                if stopped()
+                    || (self.steps >= IDLE_STEPS && !self.mem.any_written(base, h.mapped_size()))
+                {
                     return Stop::Budget;
                 }
             }
             let eip = self.cpu.eip;
             if self.at_system_function() {
+                self.steps += 1;
                 if let Err(stop) = self.call_system() {
                     return stop;
                 }
@@ -222,48 +228,7 @@ impl Machine<'_> {
                 section = now;
             }
             #[cfg(test)]
-            {
-                if let Some(from) = std::env::var("EMU_FROM")
-                    .ok()
-                    .and_then(|v| v.parse::<u64>().ok())
-                {
-                    if self.steps >= from && self.steps < from + 150 {
-                        let bytes = self.mem.bytes_at(eip, 15).unwrap_or_default();
-                        let ins = iced_x86::Decoder::with_ip(32, bytes, u64::from(eip), 0).decode();
-                        eprintln!("{eip:08x} {:30} eax={:x} ecx={:x} ebx={:x} ebp={:x} esi={:x} edi={:x} fl={:x}", ins.to_string(), self.cpu.regs[0], self.cpu.regs[1], self.cpu.regs[3], self.cpu.regs[5], self.cpu.regs[6], self.cpu.regs[7], self.cpu.flags);
-                    }
-                }
-                if std::env::var("EMU_AT")
-                    .ok()
-                    .and_then(|v| u32::from_str_radix(&v, 16).ok())
-                    == Some(eip)
-                {
-                    eprintln!(
-                        "at {eip:x} step {} regs {:x?} flags {:x}",
-                        self.steps, self.cpu.regs, self.cpu.flags
-                    );
-                }
-                if let Some(w) = std::env::var("EMU_WATCH")
-                    .ok()
-                    .and_then(|v| u32::from_str_radix(&v, 16).ok())
-                {
-                    let now = self.mem.read(w, 4).ok();
-                    if self.watched.is_some() && self.watched != Some(now) {
-                        eprintln!(
-                            "watch {w:x}: {:x?} -> {now:x?} at step {} after {:x?} regs {:x?}",
-                            self.watched,
-                            self.steps,
-                            self.trace.back(),
-                            self.cpu.regs
-                        );
-                    }
-                    self.watched = Some(now);
-                }
-                if self.trace.len() == 64 {
-                    self.trace.pop_front();
-                }
-                self.trace.push_back(eip);
-            }
+            self.observe(eip);
             match self.step() {
                 Ok(()) => {}
                 Err(Trap::OutOfSteps) => return Stop::Budget,
@@ -278,5 +243,7 @@ impl Machine<'_> {
     }
 }
 
+#[cfg(test)]
+mod debug;
 #[cfg(test)]
 mod tests;

@@ -41,7 +41,9 @@ fn packed_test_programs_unpack_to_an_image_holding_clam_exe() {
         };
         let h = Headers::read(&data).expect("a PE32");
         assert!(h.looks_packed(), "{name} should look packed");
+        let started = std::time::Instant::now();
         let (m, outcome) = emulate(&data, &h, MEMORY_LIMIT, &mut || false).expect("mapped");
+        let took = started.elapsed();
         let image = m.rebuilt(&h, &data, outcome.entry).expect("rebuilt");
         let found = holds_clam_exe(&image, &clam)
             || (packer == "yc"
@@ -52,13 +54,21 @@ fn packed_test_programs_unpack_to_an_image_holding_clam_exe() {
         }
         let at = image.windows(clam.len()).position(|w| w == clam);
         eprintln!(
-            "{name}: {outcome:x?} found={found} last call {:?}; rebuilt {:#x} bytes, clam.exe at {at:x?}",
+            "{name}: {outcome:x?} in {took:?}, found={found} last call {:?}; rebuilt {:#x} bytes, clam.exe at {at:x?}",
             m.last_call,
             image.len()
         );
+        if let (Some(h), true) = (
+            &m.hooks.histogram,
+            std::env::var("EMU_TRACE").is_ok_and(|t| t == packer),
+        ) {
+            let mut v: Vec<_> = h.iter().collect();
+            v.sort_by_key(|(_, n)| std::cmp::Reverse(**n));
+            eprintln!("hot blocks: {:x?}", &v[..v.len().min(8)]);
+        }
         if std::env::var("EMU_TRACE").is_ok_and(|t| t == packer) {
             eprintln!("last trap {:x?} regs {:x?}", m.last_trap, m.cpu.regs);
-            for eip in &m.trace {
+            for eip in &m.hooks.trace {
                 let bytes = m.mem.bytes_at(*eip, 15).unwrap_or_default();
                 let ins = iced_x86::Decoder::with_ip(32, bytes, u64::from(*eip), 0).decode();
                 eprintln!("    {eip:08x} {ins}");
@@ -95,7 +105,7 @@ fn packed_test_programs_unpack_to_an_image_holding_clam_exe() {
                 let a = m.mem.read(esp + 4 + 4 * i, 4).unwrap_or(0);
                 eprintln!("  arg{i} {a:x} {:?}", m.mem.c_string(a, false, 200));
             }
-            for eip in &m.trace {
+            for eip in &m.hooks.trace {
                 let bytes = m.mem.bytes_at(*eip, 15).unwrap_or_default();
                 let ins = iced_x86::Decoder::with_ip(32, bytes, u64::from(*eip), 0).decode();
                 eprintln!("    {eip:08x} {ins}");

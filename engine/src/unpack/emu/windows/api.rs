@@ -19,7 +19,11 @@ impl Machine<'_> {
         let Some((module, function)) = self.function_at(self.cpu.eip) else {
             return Err(Stop::Program);
         };
-        let arg = |m: &Machine<'_>, i: u32| m.mem.read(m.cpu.regs[ESP] + 4 + 4 * i, 4).unwrap_or(0);
+        let arg = |m: &Machine<'_>, i: u32| {
+            m.mem
+                .read(m.cpu.regs[ESP].wrapping_add(4 + 4 * i), 4)
+                .unwrap_or(0)
+        };
         let a: [u32; 4] = [arg(self, 0), arg(self, 1), arg(self, 2), arg(self, 3)];
         self.last_call = Some((module.clone(), function.clone()));
         if function == super::seh::NESTED_HANDLER {
@@ -132,7 +136,7 @@ impl Machine<'_> {
         if self.mem.load(buffer, &self.file[from..from + n]).is_err() {
             return 0;
         }
-        self.sys.file_position += n as u32;
+        self.sys.file_position = (from + n) as u32;
         if done != 0 {
             let _ = self.mem.write(done, 4, n as u32);
         }
@@ -173,7 +177,9 @@ impl Machine<'_> {
         if at != 0 && at >= base && at < end {
             return at;
         }
-        let size = size.max(1).next_multiple_of(PAGE);
+        let Some(size) = size.max(1).checked_next_multiple_of(PAGE) else {
+            return 0;
+        };
         match self.mem.free_at(HEAP_FROM, SYSTEM_BASE, size) {
             Some(a) if self.mem.map(a, size) => a,
             _ => 0,

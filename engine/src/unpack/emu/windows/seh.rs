@@ -41,18 +41,21 @@ impl Machine<'_> {
         if frame == u32::MAX || frame == 0 {
             return Err(Stop::Crashed);
         }
-        let handler = self.mem.read(frame + 4, 4).map_err(|_| Stop::Crashed)?;
+        let handler = self
+            .mem
+            .read(frame.wrapping_add(4), 4)
+            .map_err(|_| Stop::Crashed)?;
         let saved_esp = self.cpu.regs[ESP];
         let context = (saved_esp.wrapping_sub(0x400)) & !0xf;
         let record = context.wrapping_sub(0x60);
-        let c = |off: u32| context + off;
+        let c = |off: u32| context.wrapping_add(off);
         let mut fields: Vec<(u32, u32)> = vec![
             (record, code),
-            (record + 4, 0),
-            (record + 8, 0),
-            (record + 12, self.cpu.eip),
+            (record.wrapping_add(4), 0),
+            (record.wrapping_add(8), 0),
+            (record.wrapping_add(12), self.cpu.eip),
             (
-                record + 16,
+                record.wrapping_add(16),
                 if matches!(trap, Trap::Fault(_)) { 2 } else { 0 },
             ),
             (c(0), 0x0001_0007),
@@ -66,8 +69,8 @@ impl Machine<'_> {
             (c(0xb8), self.cpu.eip),
         ];
         if let Trap::Fault(f) = trap {
-            fields.push((record + 20, u32::from(f.write)));
-            fields.push((record + 24, f.addr));
+            fields.push((record.wrapping_add(20), u32::from(f.write)));
+            fields.push((record.wrapping_add(24), f.addr));
         }
         for (reg, off) in REGISTER_SLOTS {
             fields.push((c(off), self.cpu.regs[reg]));
@@ -113,8 +116,11 @@ impl Machine<'_> {
             let next = self.mem.read(h.frame, 4).map_err(|_| Stop::Crashed)?;
             return self.dispatch(h.code, h.trap, next);
         }
-        let r =
-            |m: &Machine<'_>, off: u32| m.mem.read(h.context + off, 4).map_err(|_| Stop::Crashed);
+        let r = |m: &Machine<'_>, off: u32| {
+            m.mem
+                .read(h.context.wrapping_add(off), 4)
+                .map_err(|_| Stop::Crashed)
+        };
         for (reg, off) in REGISTER_SLOTS {
             self.cpu.regs[reg] = r(self, off)?;
         }

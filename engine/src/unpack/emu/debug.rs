@@ -1,0 +1,71 @@
+//! What a test can watch a run do, chosen by environment variables read once per run: the last
+//! instructions' addresses (always), each instruction from step `EMU_FROM` on for 150 steps, the
+//! registers whenever EIP is `EMU_AT` (hex), and each change of the 4 bytes at `EMU_WATCH` (hex).
+//!
+//! Owns: test-only observation. Never: changes the run.
+
+use super::Machine;
+use std::collections::VecDeque;
+
+#[derive(Default)]
+pub struct Hooks {
+    pub trace: VecDeque<u32>,
+    from: Option<u64>,
+    at: Option<u32>,
+    watch: Option<u32>,
+    watched: Option<Option<u32>>,
+    /// Steps per 256-byte block of code, when `EMU_HIST` is set.
+    pub histogram: Option<std::collections::HashMap<u32, u64>>,
+}
+
+impl Hooks {
+    pub fn from_env() -> Hooks {
+        let hex = |name| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| u32::from_str_radix(&v, 16).ok())
+        };
+        Hooks {
+            from: std::env::var("EMU_FROM").ok().and_then(|v| v.parse().ok()),
+            at: hex("EMU_AT"),
+            watch: hex("EMU_WATCH"),
+            histogram: std::env::var_os("EMU_HIST").map(|_| Default::default()),
+            ..Hooks::default()
+        }
+    }
+}
+
+impl Machine<'_> {
+    /// Called before each instruction at `eip`.
+    pub(super) fn observe(&mut self, eip: u32) {
+        let (regs, flags, steps) = (self.cpu.regs, self.cpu.flags, self.steps);
+        if let Some(from) = self.hooks.from {
+            if (from..from + 150).contains(&steps) {
+                let bytes = self.mem.bytes_at(eip, 15).unwrap_or_default();
+                let ins = iced_x86::Decoder::with_ip(32, bytes, u64::from(eip), 0).decode();
+                eprintln!(
+                    "{eip:08x} {:30} regs {regs:x?} flags {flags:x}",
+                    ins.to_string()
+                );
+            }
+        }
+        if self.hooks.at == Some(eip) {
+            eprintln!("at {eip:x} step {steps} regs {regs:x?} flags {flags:x}");
+        }
+        if let Some(w) = self.hooks.watch {
+            let now = self.mem.read(w, 4).ok();
+            if self.hooks.watched.is_some_and(|was| was != now) {
+                let after = self.hooks.trace.back();
+                eprintln!("watch {w:x}: {:x?} -> {now:x?} at step {steps} after {after:x?} regs {regs:x?}", self.hooks.watched);
+            }
+            self.hooks.watched = Some(now);
+        }
+        if let Some(h) = &mut self.hooks.histogram {
+            *h.entry(eip >> 8).or_default() += 1;
+        }
+        if self.hooks.trace.len() == 64 {
+            self.hooks.trace.pop_front();
+        }
+        self.hooks.trace.push_back(eip);
+    }
+}
