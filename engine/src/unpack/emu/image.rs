@@ -104,6 +104,16 @@ impl Headers {
             .position(|s| rva >= s.rva && rva - s.rva < s.vsize.max(s.raw_size))
     }
 
+    /// Where the PE's own bytes end in the file: past this is an overlay, appended data the loader
+    /// did not write.
+    pub fn file_end(&self) -> usize {
+        let sections = self
+            .sections
+            .iter()
+            .map(|s| (s.raw_ptr & !0x1ff) as usize + s.raw_size as usize);
+        sections.max().unwrap_or(0).max(self.header_size as usize)
+    }
+
     /// The section the entry point is in.
     pub fn entry_section(&self) -> Option<&Section> {
         self.sections

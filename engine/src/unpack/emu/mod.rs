@@ -140,8 +140,12 @@ pub fn emulate<'f>(
     memory: u64,
     stopped: &mut dyn FnMut() -> bool,
 ) -> Option<(Machine<'f>, Outcome)> {
+    // Loaders that check themselves (yC and PeSpin checksum their file) are shown the file without an
+    // overlay: data appended to a packed program (by a dropper, an installer, a copy made distinct)
+    // would otherwise stop the unpacking the overlay has nothing to do with.
+    let own = &data[..h.file_end().min(data.len())];
     let mut m = Machine {
-        file: data,
+        file: own,
         cpu: cpu::Cpu::new(windows::TEB),
         mem: mem::Memory::new(memory),
         sys: windows::System::new(h.image_base, h.mapped_size()),
