@@ -6,9 +6,12 @@
 //! (a fault leaves EIP on the faulting instruction, as the processor does). Never: calls the system
 //! (windows does, when EIP reaches a system thunk) or loops without counting its iterations as steps.
 
-use super::cpu::{
-    self, mask, sign_extend, Shift, CF, DF, EAX, ECX, EDI, EDX, ESI, ESP, OF, SF, TF, ZF,
-};
+mod arith;
+mod string;
+
+pub(super) use arith::double_shift;
+
+use super::cpu::{self, mask, sign_extend, Shift, CF, DF, EAX, ECX, EDX, ESP, TF, ZF};
 use super::mem::Fault;
 use super::{Machine, Trap};
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic as M, OpKind, Register};
@@ -439,14 +442,14 @@ impl Machine<'_> {
                     return Ok(ins.near_branch32());
                 }
             }
-            M::Movsb | M::Movsw | M::Movsd | M::Stosb | M::Stosw | M::Stosd => {
-                if ins.is_string_instruction() {
-                    self.string(ins)?;
-                } else {
-                    return Err(Trap::Unsupported);
-                }
-            }
-            M::Lodsb
+            // MOVSD and CMPSD are also SSE instructions' names: only the string forms are run.
+            M::Movsb
+            | M::Movsw
+            | M::Movsd
+            | M::Stosb
+            | M::Stosw
+            | M::Stosd
+            | M::Lodsb
             | M::Lodsw
             | M::Lodsd
             | M::Scasb
@@ -454,12 +457,10 @@ impl Machine<'_> {
             | M::Scasd
             | M::Cmpsb
             | M::Cmpsw
-            | M::Cmpsd => {
-                if ins.is_string_instruction() {
-                    self.string(ins)?;
-                } else {
-                    return Err(Trap::Unsupported);
-                }
+            | M::Cmpsd
+                if ins.is_string_instruction() =>
+            {
+                self.string(ins)?
             }
             M::Int3 => return Err(Trap::Breakpoint),
             M::Int1 => return Err(Trap::SingleStep),
@@ -484,18 +485,16 @@ impl Machine<'_> {
                 self.cpu.regs[ECX] = 0x6c65_746e;
                 self.cpu.regs[EDX] = 0x4965_6e69;
             }
-            m => {
-                if ins.condition_code() != iced_x86::ConditionCode::None {
-                    return self.conditional(ins, m, next);
-                }
-                return Err(Trap::Unsupported);
+            _ if ins.condition_code() != iced_x86::ConditionCode::None => {
+                return self.conditional(ins, next);
             }
+            _ => return Err(Trap::Unsupported),
         }
         Ok(next)
     }
 
     /// Jcc, SETcc and CMOVcc.
-    fn conditional(&mut self, ins: &Instruction, m: M, next: u32) -> Result<u32, Trap> {
+    fn conditional(&mut self, ins: &Instruction, next: u32) -> Result<u32, Trap> {
         let holds = self.cpu.holds(ins.condition_code());
         match (ins.op_count(), ins.op_kind(0)) {
             (1, OpKind::NearBranch32 | OpKind::NearBranch16) => {
@@ -512,7 +511,6 @@ impl Machine<'_> {
             }
             _ => return Err(Trap::Unsupported),
         }
-        let _ = m;
         Ok(next)
     }
 
@@ -524,192 +522,10 @@ impl Machine<'_> {
             _ => Err(Trap::Unsupported),
         }
     }
-
-    fn multiply_divide(&mut self, ins: &Instruction, size: u32) -> Result<(), Trap> {
-        let signed = matches!(ins.mnemonic(), M::Imul | M::Idiv);
-        if ins.mnemonic() == M::Imul && ins.op_count() > 1 {
-            let (a, b) = if ins.op_count() == 3 {
-                (self.read(ins, 1)?, self.read(ins, 2)?)
-            } else {
-                (self.read(ins, 0)?, self.read(ins, 1)?)
-            };
-            let wide =
-                i64::from(sign_extend(a, size) as i32) * i64::from(sign_extend(b, size) as i32);
-            let r = wide as u32 & mask(size);
-            let fits = i64::from(sign_extend(r, size) as i32) == wide;
-            self.cpu.set_flag(CF, !fits);
-            self.cpu.set_flag(OF, !fits);
-            return self.write(ins, 0, r);
-        }
-        let src = self.read(ins, 0)?;
-        let bits = size * 8;
-        let (lo, hi) = match size {
-            1 => (Register::AL, Register::AH),
-            2 => (Register::AX, Register::DX),
-            _ => (Register::EAX, Register::EDX),
-        };
-        let acc = if size == 1 {
-            u64::from(self.cpu.regs[EAX] & 0xffff)
-        } else {
-            (u64::from(self.reg(hi)?) << bits) | u64::from(self.reg(lo)?)
-        };
-        match ins.mnemonic() {
-            M::Mul | M::Imul => {
-                let a = self.reg(lo)?;
-                let wide = if signed {
-                    (i64::from(sign_extend(a, size) as i32)
-                        * i64::from(sign_extend(src, size) as i32)) as u64
-                } else {
-                    u64::from(a) * u64::from(src)
-                };
-                let (r_lo, r_hi) = (wide as u32 & mask(size), (wide >> bits) as u32 & mask(size));
-                let overflow = if signed {
-                    i64::from(sign_extend(r_lo, size) as i32) != wide as i64
-                } else {
-                    r_hi != 0
-                };
-                self.cpu.set_flag(CF, overflow);
-                self.cpu.set_flag(OF, overflow);
-                self.cpu.set_flag(SF, r_lo & (1 << (bits - 1)) != 0);
-                if size == 1 {
-                    self.set_reg(Register::AX, (r_hi << 8) | r_lo)?;
-                } else {
-                    self.set_reg(lo, r_lo)?;
-                    self.set_reg(hi, r_hi)?;
-                }
-            }
-            _ => {
-                if src == 0 {
-                    return Err(Trap::DivideError);
-                }
-                let (q, r) = if signed {
-                    let n = if size == 4 {
-                        acc as i64
-                    } else {
-                        i64::from(sign_extend(acc as u32, size * 2) as i32)
-                    };
-                    let d = i64::from(sign_extend(src, size) as i32);
-                    let q = n.checked_div(d).ok_or(Trap::DivideError)?;
-                    let limit = 1i64 << (bits - 1);
-                    if q >= limit || q < -limit {
-                        return Err(Trap::DivideError);
-                    }
-                    (q as u32, (n % d) as u32)
-                } else {
-                    let q = acc / u64::from(src);
-                    if q > u64::from(mask(size)) {
-                        return Err(Trap::DivideError);
-                    }
-                    (q as u32, (acc % u64::from(src)) as u32)
-                };
-                if size == 1 {
-                    self.set_reg(Register::AX, ((r & 0xff) << 8) | (q & 0xff))?;
-                } else {
-                    self.set_reg(lo, q)?;
-                    self.set_reg(hi, r)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// MOVS, STOS, LODS, SCAS, CMPS, with REP/REPE/REPNE: each element counts as a step.
-    fn string(&mut self, ins: &Instruction) -> Result<(), Trap> {
-        let m = ins.mnemonic();
-        let size = match m {
-            M::Movsb | M::Stosb | M::Lodsb | M::Scasb | M::Cmpsb => 1,
-            M::Movsw | M::Stosw | M::Lodsw | M::Scasw | M::Cmpsw => 2,
-            _ => 4,
-        };
-        let step = if self.cpu.flag(DF) {
-            0u32.wrapping_sub(size)
-        } else {
-            size
-        };
-        let rep = ins.has_rep_prefix() || ins.has_repe_prefix() || ins.has_repne_prefix();
-        let compares = matches!(
-            m,
-            M::Scasb | M::Scasw | M::Scasd | M::Cmpsb | M::Cmpsw | M::Cmpsd
-        );
-        loop {
-            if rep && self.cpu.regs[ECX] == 0 {
-                return Ok(());
-            }
-            let (si, di) = (self.cpu.regs[ESI], self.cpu.regs[EDI]);
-            match m {
-                M::Movsb | M::Movsw | M::Movsd => {
-                    let v = self.mem.read(si, size)?;
-                    self.mem.write(di, size, v)?;
-                    self.cpu.regs[ESI] = si.wrapping_add(step);
-                    self.cpu.regs[EDI] = di.wrapping_add(step);
-                }
-                M::Stosb | M::Stosw | M::Stosd => {
-                    self.mem.write(di, size, self.cpu.regs[EAX])?;
-                    self.cpu.regs[EDI] = di.wrapping_add(step);
-                }
-                M::Lodsb | M::Lodsw | M::Lodsd => {
-                    let v = self.mem.read(si, size)?;
-                    let r = [Register::AL, Register::AX, Register::EAX][(size / 2) as usize];
-                    self.set_reg(r, v)?;
-                    self.cpu.regs[ESI] = si.wrapping_add(step);
-                }
-                M::Scasb | M::Scasw | M::Scasd => {
-                    let v = self.mem.read(di, size)?;
-                    self.cpu.sub(self.cpu.regs[EAX], v, false, size);
-                    self.cpu.regs[EDI] = di.wrapping_add(step);
-                }
-                _ => {
-                    let (a, b) = (self.mem.read(si, size)?, self.mem.read(di, size)?);
-                    self.cpu.sub(a, b, false, size);
-                    self.cpu.regs[ESI] = si.wrapping_add(step);
-                    self.cpu.regs[EDI] = di.wrapping_add(step);
-                }
-            }
-            if !rep {
-                return Ok(());
-            }
-            self.steps += 1;
-            self.cpu.regs[ECX] = self.cpu.regs[ECX].wrapping_sub(1);
-            if compares {
-                let z = self.cpu.flag(ZF);
-                if (ins.has_repe_prefix() && !z) || (ins.has_repne_prefix() && z) {
-                    return Ok(());
-                }
-            }
-            if self.steps >= self.step_limit {
-                return Err(Trap::OutOfSteps);
-            }
-        }
-    }
 }
 
 impl From<Fault> for Trap {
     fn from(f: Fault) -> Trap {
         Trap::Fault(f)
     }
-}
-
-/// SHLD (`left`) and SHRD: `a` shifted by `count` (1 to 31), the bits coming in taken from `b`.
-pub(super) fn double_shift(
-    c: &mut cpu::Cpu,
-    left: bool,
-    a: u32,
-    b: u32,
-    count: u32,
-    size: u32,
-) -> u32 {
-    let bits = size * 8;
-    let (a, b) = (u128::from(a & mask(size)), u128::from(b & mask(size)));
-    let (r, out) = if left {
-        let wide = ((a << bits) | b) << count;
-        ((wide >> bits) as u32, (wide >> (2 * bits)) & 1)
-    } else {
-        let wide = ((b << bits) | a) >> (count - 1);
-        ((wide >> 1) as u32, wide & 1)
-    };
-    let r = c.logic(r, size);
-    c.set_flag(CF, out != 0);
-    let sign = 1u32 << (bits - 1);
-    c.set_flag(OF, (r ^ a as u32) & sign != 0);
-    r
 }
