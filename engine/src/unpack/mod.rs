@@ -282,6 +282,12 @@ pub fn exercise_upx_stream(method: u8, data: &[u8], size: usize) -> Option<usize
     method.decode(data, size, 16 << 20).ok().map(|v| v.len())
 }
 
+/// The PE packers' emulator alone on `data`, at most `steps` instructions: what its fuzz target drives.
+/// The rebuilt image's length, if any.
+pub fn exercise_emulator(data: &[u8], steps: u64) -> Option<usize> {
+    emu::exercise(data, steps)
+}
+
 /// [`exercise`] on the InstallShield cabinet pairing alone: `data` is a header file and a volume, split at
 /// the offset its first two bytes give (little-endian). What the cabinet fuzz target drives.
 pub fn exercise_installshield_cabinet(data: &[u8]) -> Vec<(String, usize)> {

@@ -133,11 +133,34 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
     Ok(())
 }
 
+/// Runs the loader of a packed PE32 `data` for at most `steps` instructions and rebuilds its image: what
+/// the emulator's fuzz target drives (with a budget smaller than a scan's, so that each input is quick).
+/// The rebuilt image's length, if the file looked packed and the loader wrote into its image.
+pub fn exercise(data: &[u8], steps: u64) -> Option<usize> {
+    let h = Headers::read(data)?;
+    if !h.looks_packed() || u64::from(h.mapped_size()) > MEMORY_LIMIT / 2 {
+        return None;
+    }
+    let (m, outcome) = emulate_with(data, &h, MEMORY_LIMIT, steps, &mut || false)?;
+    let written = m.mem.any_written(h.image_base, h.mapped_size());
+    written.then(|| m.rebuilt(&h, data, outcome.entry).map(|v| v.len()))?
+}
+
 /// Runs the loader of `data` (headers `h`) until it hands over, crashes or runs out of budget.
 pub fn emulate<'f>(
     data: &'f [u8],
     h: &Headers,
     memory: u64,
+    stopped: &mut dyn FnMut() -> bool,
+) -> Option<(Machine<'f>, Outcome)> {
+    emulate_with(data, h, memory, MAX_STEPS, stopped)
+}
+
+fn emulate_with<'f>(
+    data: &'f [u8],
+    h: &Headers,
+    memory: u64,
+    steps: u64,
     stopped: &mut dyn FnMut() -> bool,
 ) -> Option<(Machine<'f>, Outcome)> {
     // Loaders that check themselves (yC and PeSpin checksum their file) are shown the file without an
@@ -151,7 +174,7 @@ pub fn emulate<'f>(
         sys: windows::System::new(h.image_base, h.mapped_size()),
         handling: Vec::new(),
         steps: 0,
-        step_limit: MAX_STEPS,
+        step_limit: steps,
         exceptions: 0,
         resolved_imports: false,
         handover: None,
