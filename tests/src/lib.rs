@@ -24,3 +24,4 @@ pub mod nginx;
 pub mod oracle;
 pub mod pe;
 pub mod results;
+pub mod toy_packer;

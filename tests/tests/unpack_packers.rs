@@ -143,3 +143,40 @@ fn cut_and_damaged_packed_programs_are_scanned_as_they_are() {
     ));
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// A packer no scanner has a decoder for (tests/src/toy_packer.rs: a loader that decrypts its program
+/// and looks up its imports, as real ones do): the sensor runs its loader and finds the program's
+/// marker; clamscan, whose unpackers each know one packer's format, does not.
+#[test]
+fn a_packer_never_seen_is_unpacked_by_running_its_loader() {
+    let t = "a_packer_never_seen_is_unpacked_by_running_its_loader";
+    let (Some(clamscan), Some(sensor)) = (
+        oracle::require_tool(t, "clamscan"),
+        oracle::require_sensor_scan(t),
+    ) else {
+        return;
+    };
+    use sensor_tests::toy_packer::{packed, MARKER};
+    let data = packed();
+    assert!(!data.windows(MARKER.len()).any(|w| w == MARKER));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("toy.exe"), &data).unwrap();
+    let db = tempfile::tempdir().unwrap();
+    std::fs::write(
+        db.path().join("toy.ndb"),
+        format!("Toy.Packed.Marker:0:*:{}\n", hex::encode(MARKER)),
+    )
+    .unwrap();
+    let (theirs, ours) = oracle::both_verdicts(&clamscan, &sensor, db.path(), dir.path(), false);
+    let path = dir.path().join("toy.exe").display().to_string();
+    assert_eq!(
+        ours.get(&path),
+        Some(&Verdict::Found(vec!["Toy.Packed.Marker.UNOFFICIAL".into()])),
+        "{ours:?}"
+    );
+    oracle::visible(&format!(
+        "packers: a packer never seen: sensor {:?}, clamscan {:?}",
+        ours.get(&path),
+        theirs.get(&path)
+    ));
+}
