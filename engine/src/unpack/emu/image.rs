@@ -9,6 +9,7 @@
 
 use super::mem::PAGE;
 use super::Machine;
+use crate::unpack::fields::{le16, le32};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Section {
@@ -36,18 +37,6 @@ pub struct Headers {
 
 const WRITE: u32 = 0x8000_0000;
 const EXECUTE: u32 = 0x2000_0000;
-
-fn le16(d: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(
-        d.get(at..at.checked_add(2)?)?.try_into().ok()?,
-    ))
-}
-
-fn le32(d: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(
-        d.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
-}
 
 impl Headers {
     /// A 32-bit x86 PE's headers; `None` for anything else.

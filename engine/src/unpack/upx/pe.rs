@@ -15,6 +15,7 @@
 //! loader, or hands out an image whose stream did not decode cleanly.
 
 use super::{corrupt, emit, Budget, DecodeError, Method, GUESSES};
+use crate::unpack::fields::{le16, le32, le64};
 use crate::unpack::{Sink, UnpackError};
 
 mod rebuild;
@@ -42,24 +43,6 @@ pub(super) struct Packed<'a> {
     pub(super) opt: usize,
     pub(super) opt_size: usize,
     pub(super) sections: Vec<Section>,
-}
-
-fn le16(d: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(
-        d.get(at..at.checked_add(2)?)?.try_into().ok()?,
-    ))
-}
-
-fn le32(d: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(
-        d.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
-}
-
-fn le64(d: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(
-        d.get(at..at.checked_add(8)?)?.try_into().ok()?,
-    ))
 }
 
 impl<'a> Packed<'a> {
