@@ -233,3 +233,30 @@ fn emulate_one_file() {
         eprintln!("    {eip:08x} {ins}");
     }
 }
+
+/// A tool more than a test: every file named in the list `EMU_LIST` (one path a line) through the PE
+/// unpacker's emulation step, with how each run ended and how long it took: no panic, no run past
+/// the budget (`cargo test --release -p engine --lib emu::tests::emulate_listed_files -- --ignored
+/// --nocapture`).
+#[test]
+#[ignore]
+fn emulate_listed_files() {
+    let list = std::fs::read_to_string(std::env::var("EMU_LIST").expect("EMU_LIST")).unwrap();
+    let (mut run, mut skipped) = (0, 0);
+    for path in list.lines() {
+        let Ok(data) = std::fs::read(path) else {
+            continue;
+        };
+        let Some(h) = Headers::read(&data).filter(Headers::looks_packed) else {
+            skipped += 1;
+            continue;
+        };
+        run += 1;
+        let started = std::time::Instant::now();
+        let result = emulate(&data, &h, MEMORY_LIMIT, &mut || false);
+        let took = started.elapsed();
+        let outcome = result.map(|(m, o)| (o, m.last_call, m.last_trap));
+        eprintln!("{path}: {took:?} {outcome:x?}");
+    }
+    eprintln!("{run} run, {skipped} not PE32 or not looking packed");
+}
