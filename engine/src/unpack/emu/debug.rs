@@ -1,5 +1,5 @@
 //! What a test can watch a run do, chosen by environment variables read once per run: the last
-//! instructions' addresses (always), each instruction from step `EMU_FROM` on for 150 steps, the
+//! instructions' addresses (with any of them set), each instruction from step `EMU_FROM` on for 150 steps, the
 //! registers whenever EIP is `EMU_AT` (hex), and each change of the 4 bytes at `EMU_WATCH` (hex).
 //!
 //! Owns: test-only observation. Never: changes the run.
@@ -9,6 +9,9 @@ use std::collections::VecDeque;
 
 #[derive(Default)]
 pub struct Hooks {
+    /// Whether any of the variables is set (`EMU_TRACE` turns on the trace alone): else nothing is
+    /// recorded, and tests time the emulator as it runs in a scan.
+    active: bool,
     pub trace: VecDeque<u32>,
     from: Option<u64>,
     at: Option<u32>,
@@ -25,7 +28,9 @@ impl Hooks {
                 .ok()
                 .and_then(|v| u32::from_str_radix(&v, 16).ok())
         };
+        let names = ["EMU_TRACE", "EMU_FROM", "EMU_AT", "EMU_WATCH", "EMU_HIST"];
         Hooks {
+            active: names.iter().any(|n| std::env::var_os(n).is_some()),
             from: std::env::var("EMU_FROM").ok().and_then(|v| v.parse().ok()),
             at: hex("EMU_AT"),
             watch: hex("EMU_WATCH"),
@@ -38,6 +43,9 @@ impl Hooks {
 impl Machine<'_> {
     /// Called before each instruction at `eip`.
     pub(super) fn observe(&mut self, eip: u32) {
+        if !self.hooks.active {
+            return;
+        }
         let (regs, flags, steps) = (self.cpu.regs, self.cpu.flags, self.steps);
         if let Some(from) = self.hooks.from {
             if (from..from + 150).contains(&steps) {

@@ -22,6 +22,8 @@ struct Region {
     bytes: Vec<u8>,
     /// One bit per page: written since mapped.
     written: Vec<u64>,
+    /// One bit per page: instructions were decoded from it.
+    code: Vec<u64>,
 }
 
 impl Region {
@@ -37,6 +39,9 @@ pub struct Memory {
     last: Cell<usize>,
     mapped: u64,
     limit: u64,
+    /// Writes to pages instructions were decoded from: a decoded instruction is still good while this
+    /// has not moved.
+    pub code_writes: u64,
 }
 
 impl Memory {
@@ -47,6 +52,7 @@ impl Memory {
             last: Cell::new(0),
             mapped: 0,
             limit,
+            code_writes: 0,
         }
     }
 
@@ -69,6 +75,7 @@ impl Memory {
             base,
             bytes: vec![0; size as usize],
             written: vec![0; pages.div_ceil(64)],
+            code: vec![0; pages.div_ceil(64)],
         });
         self.mapped += u64::from(size);
         true
@@ -138,6 +145,9 @@ impl Memory {
         }
         for page in [at / PAGE as usize, (at + size as usize - 1) / PAGE as usize] {
             r.written[page / 64] |= 1 << (page % 64);
+            if r.code[page / 64] & (1 << (page % 64)) != 0 {
+                self.code_writes += 1;
+            }
         }
         Ok(())
     }
@@ -167,6 +177,18 @@ impl Memory {
             s.push(char::from(c as u8));
         }
         None
+    }
+
+    /// Records that an instruction was decoded from `addr..addr + len`: writes there move
+    /// [`Memory::code_writes`].
+    pub fn mark_code(&mut self, addr: u32, len: u32) {
+        for a in [addr, addr.wrapping_add(len.saturating_sub(1))] {
+            if let Some(i) = self.find(a) {
+                let r = &mut self.regions[i];
+                let page = ((a - r.base) / PAGE) as usize;
+                r.code[page / 64] |= 1 << (page % 64);
+            }
+        }
     }
 
     /// Whether the page holding `addr` was written by the program.

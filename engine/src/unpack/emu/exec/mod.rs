@@ -23,6 +23,8 @@ pub const DECODED_SLOTS: usize = 4096;
 #[derive(Clone, Copy)]
 pub struct Decoded {
     eip: u32,
+    /// [`Memory::code_writes`](super::mem::Memory::code_writes) when last checked.
+    writes: u64,
     /// The instruction's bytes, little-endian, and the mask of its length.
     bytes: u128,
     mask: u128,
@@ -33,6 +35,7 @@ impl Default for Decoded {
     fn default() -> Decoded {
         Decoded {
             eip: u32::MAX,
+            writes: u64::MAX,
             bytes: 0,
             mask: 0,
             ins: Instruction::default(),
@@ -48,30 +51,40 @@ impl Machine<'_> {
             addr: eip,
             write: false,
         });
-        let bytes = self.mem.bytes_at(eip, 15).ok_or(fetch)?;
         // Loaders run the same few loops many times: an instruction decoded before is taken from the
-        // cache when the bytes at EIP are still the ones it was decoded from (code that rewrites
-        // itself is decoded again).
+        // cache while no write has touched a page code was decoded from since; after one, while the
+        // bytes at EIP are still those it was decoded from (code that rewrites itself is decoded again).
+        let writes = self.mem.code_writes;
         let slot = &mut self.decoded[eip as usize % DECODED_SLOTS];
-        let mut window = [0u8; 16];
-        window[..bytes.len()].copy_from_slice(bytes);
-        let window = u128::from_le_bytes(window);
-        let ins = if slot.eip == eip && window & slot.mask == slot.bytes {
+        let ins = if slot.eip == eip && slot.writes == writes {
             slot.ins
         } else {
-            let ins = Decoder::with_ip(32, bytes, u64::from(eip), DecoderOptions::NONE).decode();
-            if ins.is_invalid() {
-                return Err(if bytes.len() < 15 {
-                    fetch
-                } else {
-                    Trap::Illegal
-                });
+            let bytes = self.mem.bytes_at(eip, 15).ok_or(fetch)?;
+            let mut window = [0u8; 16];
+            window[..bytes.len()].copy_from_slice(bytes);
+            let window = u128::from_le_bytes(window);
+            if slot.eip == eip && window & slot.mask == slot.bytes {
+                slot.writes = writes;
+                slot.ins
+            } else {
+                let ins =
+                    Decoder::with_ip(32, bytes, u64::from(eip), DecoderOptions::NONE).decode();
+                if ins.is_invalid() {
+                    return Err(if bytes.len() < 15 {
+                        fetch
+                    } else {
+                        Trap::Illegal
+                    });
+                }
+                slot.eip = eip;
+                slot.mask = u128::MAX >> (128 - 8 * ins.len());
+                slot.bytes = window & slot.mask;
+                slot.ins = ins;
+                self.mem.mark_code(eip, ins.len() as u32);
+                // Marking may not move the count: the slot is good as of now.
+                self.decoded[eip as usize % DECODED_SLOTS].writes = self.mem.code_writes;
+                ins
             }
-            slot.eip = eip;
-            slot.mask = u128::MAX >> (128 - 8 * ins.len());
-            slot.bytes = window & slot.mask;
-            slot.ins = ins;
-            ins
         };
         self.steps += 1;
         let single_step = self.cpu.flag(TF);
