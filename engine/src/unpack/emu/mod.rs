@@ -30,6 +30,8 @@ pub const MAX_STEPS: u64 = 10_000_000;
 /// Instructions after which a run that has written nothing into its image is not a loader at work (a
 /// small program with a writable code section, computing): the run ends.
 const IDLE_STEPS: u64 = 2_000_000;
+/// What one system function call is charged, in instructions.
+const SYSTEM_CALL_STEPS: u64 = 100;
 /// How often the scan's time budget is checked, in instructions.
 const POLL_EVERY: u64 = 1 << 16;
 /// Bytes of emulated memory, image and allocations together.
@@ -227,7 +229,9 @@ impl Machine<'_> {
             }
             let eip = self.cpu.eip;
             if self.at_system_function() {
-                self.steps += 1;
+                // A system function costs the host far more than an instruction (names compared,
+                // strings read): it is charged as many.
+                self.steps += SYSTEM_CALL_STEPS;
                 if let Err(stop) = self.call_system() {
                     return stop;
                 }

@@ -35,6 +35,9 @@ const EXPORTS_RVA: u32 = 0x400;
 const THUNKS_RVA: u32 = 0x8000;
 const THUNK_LEN: u32 = 4;
 const MAX_THUNKS: u32 = (MODULE_SLOT - THUNKS_RVA) / THUNK_LEN;
+/// Functions added to the system modules by name at run time, all modules together: a loader looks up
+/// tens or hundreds; a loop asking for new names stops getting them here.
+const MAX_ADDED: u32 = 4096;
 /// Memory the program allocates is placed from here up.
 const HEAP_FROM: u32 = 0x0100_0000;
 /// The handle of the program's own file, the one file a loader opens.
@@ -57,6 +60,8 @@ pub struct System {
     last_error: u32,
     /// Where ReadFile reads the program's own file from.
     file_position: u32,
+    /// Functions added by name at run time ([`MAX_ADDED`] at most).
+    added: u32,
 }
 
 impl Machine<'_> {
@@ -198,9 +203,10 @@ impl Machine<'_> {
         let i = match m.functions.iter().position(|f| f == function) {
             Some(i) => i,
             None => {
-                if m.functions.len() as u32 >= MAX_THUNKS {
+                if m.functions.len() as u32 >= MAX_THUNKS || self.sys.added >= MAX_ADDED {
                     return None;
                 }
+                self.sys.added += 1;
                 m.functions.push(function.to_string());
                 m.functions.len() - 1
             }
@@ -241,6 +247,7 @@ impl System {
             image_size,
             last_error: 0,
             file_position: 0,
+            added: 0,
         }
     }
 }
