@@ -8,8 +8,9 @@
 //! real binaries, and checks that both scanners name every planted positive alike and find nothing in the
 //! corpus. Each figure is set against clamscan's from the same run, with the target ratio.
 //! clamscan runs are bounded in time and output (see `bounded`). Then the worst cases of body-signature
-//! verification (`worst`), and archives packed from this machine's files, scanned with the same database
-//! (`archives`). `--parts` runs only some of this.
+//! verification (`worst`), archives packed from this machine's files, scanned with the same database
+//! (`archives`), and packed executables with ClamAV's test signature (`packed`). `--parts` runs only some
+//! of this.
 
 use super::bounded::{self, Outcome};
 use super::compare::{self, found_lines, judge, sensor_run, Series};
@@ -63,14 +64,20 @@ pub struct EngineArgs {
     pub clamscan_timeout: u64,
     /// Which parts to run: `scale` (the generated database: loads, memory, throughput, verdicts; about 12
     /// minutes), `worst` (long repetitive signatures against files shaped for them; about a minute) and
-    /// `archives` (archives packed from this machine's files, clamscan vs sensor, same database).
+    /// `archives` (archives packed from this machine's files, clamscan vs sensor, same database) and
+    /// `packed` (copies of clamav-testfiles' packed executables and installers, clamscan vs sensor, with
+    /// ClamAV's test signature; about 2 minutes).
     #[arg(
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "scale,worst,archives"
+        default_value = "scale,worst,archives,packed"
     )]
     pub parts: Vec<Part>,
+    /// Copies of each packed test file up to 32 KiB in the `packed` corpus (larger ones, the installers,
+    /// get as many as fit in as many bytes); smaller for a quick run.
+    #[arg(long, default_value_t = 1000)]
+    pub packed_copies: usize,
     /// Total size of the archive corpus (`archives` part) in MB of archives; smaller for a quick run.
     #[arg(long, default_value_t = 300)]
     pub archive_corpus_mb: u64,
@@ -91,6 +98,7 @@ pub enum Part {
     Scale,
     Worst,
     Archives,
+    Packed,
 }
 
 fn corpus_bytes(dirs: &[PathBuf]) -> u64 {
@@ -149,6 +157,9 @@ pub fn run(root: &Path, args: &EngineArgs) -> Result<()> {
     }
     if let (true, Some(db)) = (args.parts.contains(&Part::Archives), &db) {
         md.push_str(&super::archives::run(root, db, &sensor, binaries_rate)?);
+    }
+    if args.parts.contains(&Part::Packed) {
+        md.push_str(&super::packed::run(root, args, &sensor)?);
     }
     println!("\n{md}");
     let out = root.join("target/bench/engine.md");

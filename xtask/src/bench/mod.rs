@@ -19,6 +19,8 @@ mod engine;
 mod engine_db;
 mod measure;
 mod onaccess;
+mod packed;
+mod packed_corpus;
 pub(crate) mod proc;
 pub(crate) mod sensor;
 mod worst;
@@ -33,7 +35,7 @@ pub enum BenchCmd {
     /// Needs root (fanotify, tmpfs mounts). Writes target/bench/onaccess.md.
     Onaccess(OnAccessArgs),
     /// Signature engine at scale: database load, memory, throughput and verdicts, clamscan vs sensor;
-    /// also on archives packed at run time. Writes target/bench/engine.md.
+    /// also on archives packed at run time and on packed executables. Writes target/bench/engine.md.
     Engine(engine::EngineArgs),
     /// eBPF open prefilter: throughput, counted ring-buffer drops, and the tracepoints' overhead on
     /// opens outside the protected tree. Needs root. Writes target/bench/ebpf.md.

@@ -1,0 +1,293 @@
+//! `cargo xtask bench engine --parts packed`: the packed-executable corpus (`packed_corpus`) scanned by
+//! clamscan and by `sensor scan` in the same run, both with one database directory holding ClamAV's test
+//! signature (`clam.exe`'s SHA256 as a `.hsb` line), so that every copy of a test file is found only by
+//! unpacking it and the work per file is the packer's, not the database's (issue 17).
+//!
+//! clamscan is single-threaded and scans the corpus once; the sensor runs `--threads N` for each of
+//! `--threads`, `--rounds` times, medians reported. A scan of one tiny file gives each one's load time,
+//! which is taken off before files/s and MB/s are computed. Detections are counted per source (the copies'
+//! directory), for each scanner: what each one found is reported, nothing is assumed. Returns the markdown;
+//! runs nothing but the two scanners (through `bounded`) and the corpus build.
+
+use super::bounded::{self, Outcome};
+use super::compare::{self, found_lines, judge, sensor_run, Series};
+use super::engine::EngineArgs;
+use super::packed_corpus::{self, Corpus, CLAM_EXE_HSB};
+use anyhow::Result;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// The issue's target: the sensor's throughput per thread against clamscan's.
+const TARGET_PER_THREAD: f64 = 5.0;
+
+/// FOUND lines counted per corpus subdirectory (one per source), and whether every one named the test file.
+#[derive(PartialEq, Eq, Default)]
+struct Found {
+    per_source: BTreeMap<String, usize>,
+    other_names: usize,
+}
+
+impl Found {
+    fn of(o: &Outcome) -> Found {
+        let mut f = Found::default();
+        for line in found_lines(&o.stdout) {
+            let Some((path, name)) = line
+                .strip_suffix(" FOUND")
+                .and_then(|l| l.rsplit_once(": "))
+            else {
+                continue;
+            };
+            let source = Path::new(path)
+                .parent()
+                .and_then(Path::file_name)
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            *f.per_source.entry(source).or_default() += 1;
+            if !name.starts_with("ClamAV-Test-File") {
+                f.other_names += 1;
+            }
+        }
+        f
+    }
+    fn total(&self) -> usize {
+        self.per_source.values().sum()
+    }
+    fn of_source(&self, name: &str) -> usize {
+        self.per_source.get(name).copied().unwrap_or(0)
+    }
+}
+
+/// The packed part: builds (or reuses) the corpus, runs both scanners, returns the markdown section.
+pub(super) fn run(root: &Path, args: &EngineArgs, sensor: &Path) -> Result<String> {
+    let work = root.join("target/bench/packed-corpus");
+    let db = work.join("db");
+    std::fs::create_dir_all(&db)?;
+    std::fs::write(db.join("test.hsb"), CLAM_EXE_HSB)?;
+    println!(
+        "== bench engine: packed executables, {} copies of each small one",
+        args.packed_copies
+    );
+    let corpus = packed_corpus::build(&work, &db, args.packed_copies)?;
+    println!(
+        "    {}{}",
+        corpus.describe(),
+        if corpus.reused { " (cached)" } else { "" }
+    );
+    let tiny = work.join("tiny.bin");
+    std::fs::write(&tiny, [0u8, 1, 2, 3, 4, 5, 6, 7, 8, 9])?;
+    let clam_limit = Duration::from_secs(args.clamscan_timeout);
+    let sensor_limit = Duration::from_secs(1800);
+    let clamscan = |target: &Path| {
+        let mut c = Command::new("clamscan");
+        c.args(["-r", "-i", "-d"]).arg(&db).arg(target);
+        c
+    };
+    let sensor_scan = |target: &Path, threads: usize| {
+        let mut c = Command::new(sensor);
+        c.args(["scan", "-r", "-i", "--threads"])
+            .arg(threads.to_string())
+            .arg("-d")
+            .arg(&db)
+            .arg(target);
+        c
+    };
+
+    println!(
+        "== bench engine: packed: loads ({} interleaved rounds)",
+        args.rounds
+    );
+    let (mut clam_load, mut sensor_load) = (Series::default(), Series::default());
+    for _ in 0..args.rounds {
+        if !args.no_clamscan && clam_load.failed.is_none() {
+            clam_load.push(&bounded::run(&mut clamscan(&tiny), clam_limit)?);
+        }
+        sensor_load.push(&sensor_run(&mut sensor_scan(&tiny, 1), sensor_limit)?);
+    }
+
+    println!("== bench engine: packed: scans of {}", corpus.dir.display());
+    let clam = if args.no_clamscan || clam_load.secs().is_none() {
+        None
+    } else {
+        Some(bounded::run(&mut clamscan(&corpus.dir), clam_limit)?)
+    };
+    let mut scans: Vec<Series> = args.threads.iter().map(|_| Series::default()).collect();
+    let mut found: Vec<Found> = Vec::new();
+    for _ in 0..args.rounds {
+        for (k, &n) in args.threads.iter().enumerate() {
+            let o = sensor_run(&mut sensor_scan(&corpus.dir, n), sensor_limit)?;
+            scans[k].push(&o);
+            found.push(Found::of(&o));
+        }
+    }
+    Ok(table(
+        &corpus,
+        args,
+        [&clam_load, &sensor_load],
+        clam.as_ref(),
+        &scans,
+        &found,
+    ))
+}
+
+/// The markdown section: the corpus line and the table.
+fn table(
+    corpus: &Corpus,
+    args: &EngineArgs,
+    [clam_load, sensor_load]: [&Series; 2],
+    clam: Option<&Outcome>,
+    scans: &[Series],
+    found: &[Found],
+) -> String {
+    let threads = &args.threads;
+    let (files, mb) = (corpus.files() as f64, corpus.bytes() as f64 / 1e6);
+    let clam_ok = clam.filter(|o| o.ok());
+    let clam_found = clam_ok.map(Found::of);
+    let clam_shown = |f: &dyn Fn(&Outcome) -> String| match clam {
+        None => "-".to_string(),
+        Some(o) if o.ok() => f(o),
+        Some(o) => format!("failed ({})", o.failure()),
+    };
+    // Seconds of scanning: a corpus scan's time minus the load's; too small a remainder gives no rate.
+    let scanning = |total: f64, load: f64| (total - load > 0.05).then_some(total - load);
+    let clam_secs = clam_ok.and_then(|o| scanning(o.wall.as_secs_f64(), clam_load.secs()?));
+    let sensor_secs = |k: usize| {
+        scans[k]
+            .secs()
+            .and_then(|t| scanning(t, sensor_load.secs().unwrap_or(0.0)))
+    };
+    let show_rate = |secs: f64, n: usize| {
+        format!(
+            "{:.0} files/s, {:.1} MB/s",
+            files / secs / n as f64,
+            mb / secs / n as f64
+        )
+    };
+    let first = found.first();
+    let consistent = found.iter().all(|f| Some(f) == first);
+
+    let mut rows: Vec<[String; 6]> = Vec::new();
+    let mut row = |m: String, c: String, s: String, [r, t, v]: [String; 3]| {
+        rows.push([m, c, s, r, t, v]);
+    };
+    row(
+        "scan of one tiny file (database load)".into(),
+        clam_load.show_secs(),
+        sensor_load.show_secs(),
+        judge(sensor_load.secs(), clam_load.secs(), None),
+    );
+    for (k, &n) in threads.iter().enumerate() {
+        row(
+            format!("scan of the corpus, {n} thread(s): wall time"),
+            clam_shown(&|o| format!("{:.2} s", o.wall.as_secs_f64())),
+            scans[k].show_secs(),
+            judge(scans[k].secs(), clam_ok.map(|o| o.wall.as_secs_f64()), None),
+        );
+    }
+    let one = threads.iter().position(|&n| n == 1).and_then(sensor_secs);
+    for (k, &n) in threads.iter().enumerate() {
+        let s = sensor_secs(k);
+        // Per thread: the rate divided by the threads (clamscan has one).
+        let per_thread = s.map(|s| files / s / n as f64);
+        let scaling = match (s, one) {
+            (Some(s), Some(o)) if n > 1 => format!("; {:.2}x one thread", o / s),
+            _ => String::new(),
+        };
+        row(
+            format!("throughput per thread, {n} thread(s), load subtracted"),
+            clam_secs.map_or_else(|| clam_shown(&|_| "-".into()), |c| show_rate(c, 1)),
+            s.map_or("-".into(), |s| format!("{}{scaling}", show_rate(s, n))),
+            judge(
+                per_thread,
+                clam_secs.map(|c| files / c),
+                (n == 1).then_some((false, TARGET_PER_THREAD)),
+            ),
+        );
+    }
+    for (k, &n) in threads.iter().enumerate() {
+        row(
+            format!("peak RSS while scanning, {n} thread(s)"),
+            clam_shown(&|o| format!("{} MiB", o.max_rss_kib / 1024)),
+            scans[k].show_mib(),
+            judge(
+                scans[k].mib(),
+                clam_ok.map(|o| o.max_rss_kib as f64 / 1024.0),
+                None,
+            ),
+        );
+    }
+    let expected = corpus.expected();
+    let sensor_total = first.map(Found::total);
+    let clam_total = clam_found.as_ref().map(Found::total);
+    let names = |f: &Found| {
+        if f.other_names > 0 {
+            format!(" ({} under another name)", f.other_names)
+        } else {
+            String::new()
+        }
+    };
+    row(
+        format!("detections: copies of the test files found (of {expected})"),
+        clam_found.as_ref().map_or_else(
+            || clam_shown(&|_| "-".into()),
+            |f| format!("{}{}", f.total(), names(f)),
+        ),
+        first.map_or("-".into(), |f| {
+            format!(
+                "{}{}{}",
+                f.total(),
+                names(f),
+                if consistent { "" } else { "; RUNS DIFFER" }
+            )
+        }),
+        [
+            "-".into(),
+            "same count as clamscan".into(),
+            match (sensor_total, clam_total) {
+                (Some(s), Some(c)) if s == c && consistent => "met".into(),
+                (Some(_), Some(_)) => "NOT met".into(),
+                _ => "n/a (no clamscan figure)".into(),
+            },
+        ],
+    );
+    for e in &corpus.entries {
+        let (what, want) = if e.is_testfile() {
+            (
+                format!("found: {} ({} copies, {})", e.name, e.copies, e.mark.name()),
+                e.copies,
+            )
+        } else {
+            (
+                format!("found: {} ({} programs, clean)", e.name, e.copies),
+                0,
+            )
+        };
+        let s = first.map(|f| f.of_source(&e.name));
+        let c = clam_found.as_ref().map(|f| f.of_source(&e.name));
+        let verdict = match (s, c) {
+            (Some(s), Some(c)) if s == c => "met",
+            (Some(_), Some(_)) => "NOT met",
+            _ => "",
+        };
+        row(
+            what,
+            c.map_or_else(|| clam_shown(&|_| "-".into()), |c| c.to_string()),
+            s.map_or("-".into(), |s| s.to_string()),
+            [
+                "-".into(),
+                format!("same ({want} expected)"),
+                verdict.into(),
+            ],
+        );
+    }
+
+    let mut md = format!(
+        "\n### Packed executables (issue 17)\n\npacked corpus: {}; database: `clam.exe`'s SHA256 \
+         (`.hsb`), the same directory for both; default limits; sensor medians of {} runs, clamscan once\n\n\
+         | measurement | clamscan | sensor | sensor / clamscan | target | |\n|---|---:|---:|---:|---:|---|\n",
+        corpus.describe(),
+        args.rounds,
+    );
+    compare::write_rows(&mut md, &rows);
+    md
+}
