@@ -6,8 +6,9 @@
 //! A copy differs from the others by its number written where the packer's unpacking does not read it. Which
 //! place that is depends on the packer (FSG and PESpin are no longer unpacked by clamscan once bytes follow
 //! the PE's end; Upack keeps code in the PE header; PESpin's keys cover the whole header), so each source is
-//! probed: one copy per place, scanned once by clamscan with the test database, and the first place whose
-//! copy clamscan still finds is used. A source with no such place is written once, unchanged. The copies of
+//! probed: one copy per place (after the end, the DOS stub, the COFF timestamp, the last section's zero
+//! padding), scanned once by clamscan with the test database, and the first place whose copy clamscan still
+//! finds is used. A source with no such place is written once, unchanged. The copies of
 //! every source are then found by clamscan by construction; what the sensor finds is what the bench reports.
 //!
 //! Cached under target/bench/packed-corpus and rebuilt only when its stamp changes: the layout version, the
@@ -53,7 +54,7 @@ const UPX_SIZES: std::ops::RangeInclusive<u64> = (64 << 10)..=(4 << 20);
 /// The subdirectory of the upx-packed programs.
 pub(super) const UPX_DIR: &str = "upx-usr-bin";
 /// Version of the corpus's layout, in the stamp.
-const LAYOUT: u32 = 1;
+const LAYOUT: u32 = 2;
 
 /// Where a copy's number is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,11 +65,14 @@ pub(super) enum Mark {
     DosStub,
     /// The number as the COFF header's TimeDateStamp.
     TimeStamp,
+    /// The number over the file's last 4 bytes when they are zero: the padding of the last section's
+    /// raw data (PESpin's copies, which keep nothing else).
+    Padding,
     /// Not changed: the source is written once.
     Unchanged,
 }
 
-const MARKS: [Mark; 3] = [Mark::Overlay, Mark::DosStub, Mark::TimeStamp];
+const MARKS: [Mark; 4] = [Mark::Overlay, Mark::DosStub, Mark::TimeStamp, Mark::Padding];
 
 impl Mark {
     pub(super) fn name(self) -> &'static str {
@@ -76,6 +80,7 @@ impl Mark {
             Mark::Overlay => "overlay",
             Mark::DosStub => "dos-stub",
             Mark::TimeStamp => "timestamp",
+            Mark::Padding => "padding",
             Mark::Unchanged => "unchanged",
         }
     }
@@ -105,6 +110,11 @@ impl Mark {
                 let p = pe?;
                 ensure_some(d.get(p..p + 4) == Some(b"PE\0\0") && d.len() >= p + 12)?;
                 d[p + 8..p + 12].copy_from_slice(&n.to_le_bytes());
+            }
+            Mark::Padding => {
+                let end = d.len().checked_sub(4)?;
+                ensure_some(d[end..] == [0; 4])?;
+                d[end..].copy_from_slice(&n.to_le_bytes());
             }
             Mark::Unchanged => {}
         }
@@ -488,6 +498,9 @@ mod tests {
         assert_eq!((s.len(), &s[0x40..0x44]), (0x100, &[7u8, 0, 0, 0][..]));
         let t = Mark::TimeStamp.apply(&src, 7).unwrap();
         assert_eq!((t.len(), &t[0x88..0x8c]), (0x100, &[7u8, 0, 0, 0][..]));
+        let p = Mark::Padding.apply(&src, 7).unwrap();
+        assert_eq!((p.len(), &p[0xfc..]), (0x100, &[7u8, 0, 0, 0][..]));
+        assert!(Mark::Padding.apply(&p, 8).is_none());
         assert_eq!(Mark::Unchanged.apply(&src, 7).unwrap(), src);
     }
 
