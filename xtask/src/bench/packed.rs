@@ -6,9 +6,10 @@
 //! clamscan is single-threaded and scans the corpus once; the sensor runs `--threads N` for each of
 //! `--threads`, `--rounds` times, medians reported. A scan of one tiny file gives each one's load time,
 //! which is taken off before files/s and MB/s are computed. Detections are counted per source (the copies'
-//! directory), for each scanner: what each one found is reported, nothing is assumed. When the sensor
-//! misses sources clamscan finds, the sources both found are scanned again alone for a second rate (see
-//! `Subset`). Returns the markdown;
+//! directory), for each scanner: what each one found is reported, nothing is assumed. Then each source's
+//! copies are scanned alone by both (once, one thread), for its files/s, and for a second corpus rate over the
+//! sources both found every copy of (a copy the sensor does not unpack costs it little, so the whole
+//! corpus's rate flatters it while it misses some). Returns the markdown;
 //! runs nothing but the two scanners (through `bounded`) and the corpus build.
 
 use super::bounded::{self, Outcome};
@@ -60,15 +61,10 @@ impl Found {
     }
 }
 
-/// The sources whose every copy both scanners found, scanned again alone (one thread) when the sensor
-/// missed others: a copy the sensor does not unpack costs it little, so the whole corpus's rate flatters it
-/// until it unpacks everything clamscan does.
-struct Subset {
-    names: Vec<String>,
-    files: usize,
-    bytes: u64,
+/// One source's copies scanned alone by each scanner (one thread).
+struct Alone {
     clam: Option<Outcome>,
-    sensor: Series,
+    sensor: Outcome,
 }
 
 /// The packed part: builds (or reuses) the corpus, runs both scanners, returns the markdown section.
@@ -134,33 +130,19 @@ pub(super) fn run(root: &Path, args: &EngineArgs, sensor: &Path) -> Result<Strin
             found.push(Found::of(&o));
         }
     }
-    let clam_found = clam.as_ref().filter(|o| o.ok()).map(Found::of);
-    let both: Vec<_> = corpus
-        .entries
-        .iter()
-        .filter(|e| {
-            let all = |f: Option<&Found>| f.is_some_and(|f| f.of_source(&e.name) == e.copies);
-            e.is_testfile() && e.copies > 0 && all(clam_found.as_ref()) && all(found.first())
-        })
-        .collect();
-    let subset = if both.is_empty() || both.len() == corpus.entries.len() {
-        None
-    } else {
-        println!("== bench engine: packed: the sources both scanners found, alone");
-        let dirs: Vec<PathBuf> = both.iter().map(|e| corpus.dir.join(&e.name)).collect();
-        let clam = bounded::run(&mut clamscan(&dirs), clam_limit)?;
-        let mut sensor = Series::default();
-        for _ in 0..args.rounds {
-            sensor.push(&sensor_run(&mut sensor_scan(&dirs, 1), sensor_limit)?);
-        }
-        Some(Subset {
-            names: both.iter().map(|e| e.name.clone()).collect(),
-            files: both.iter().map(|e| e.copies).sum(),
-            bytes: both.iter().map(|e| e.bytes).sum(),
-            clam: Some(clam),
-            sensor,
-        })
-    };
+    println!("== bench engine: packed: each source alone, one thread");
+    let mut alone = Vec::new();
+    for e in &corpus.entries {
+        let dir = [corpus.dir.join(&e.name)];
+        let clam = match &clam {
+            Some(o) if o.ok() && e.copies > 0 => {
+                Some(bounded::run(&mut clamscan(&dir), clam_limit)?)
+            }
+            _ => None,
+        };
+        let sensor = sensor_run(&mut sensor_scan(&dir, 1), sensor_limit)?;
+        alone.push(Alone { clam, sensor });
+    }
     Ok(table(
         &corpus,
         args,
@@ -168,7 +150,7 @@ pub(super) fn run(root: &Path, args: &EngineArgs, sensor: &Path) -> Result<Strin
         clam.as_ref(),
         &scans,
         &found,
-        subset.as_ref(),
+        &alone,
     ))
 }
 
@@ -180,7 +162,7 @@ fn table(
     clam: Option<&Outcome>,
     scans: &[Series],
     found: &[Found],
-    subset: Option<&Subset>,
+    alone: &[Alone],
 ) -> String {
     let threads = &args.threads;
     let (files, mb) = (corpus.files() as f64, corpus.bytes() as f64 / 1e6);
@@ -247,33 +229,59 @@ fn table(
             ),
         );
     }
-    if let Some(sub) = subset {
-        let (f, m) = (sub.files as f64, sub.bytes as f64 / 1e6);
-        let clam_s = sub
-            .clam
-            .as_ref()
-            .filter(|o| o.ok())
-            .and_then(|o| scanning(o.wall.as_secs_f64(), clam_load.secs()?));
-        let sensor_s = sub
-            .sensor
-            .secs()
-            .and_then(|t| scanning(t, sensor_load.secs().unwrap_or(0.0)));
-        let shown = |secs: f64| format!("{:.0} files/s, {:.1} MB/s", f / secs, m / secs);
+    // Seconds of scanning of each source alone: (clamscan's, the sensor's).
+    let alone_secs: Vec<(Option<f64>, Option<f64>)> = alone
+        .iter()
+        .map(|a| {
+            let c = a.clam.as_ref().filter(|o| o.ok());
+            (
+                c.and_then(|o| scanning(o.wall.as_secs_f64(), clam_load.secs()?)),
+                scanning(
+                    a.sensor.wall.as_secs_f64(),
+                    sensor_load.secs().unwrap_or(0.0),
+                ),
+            )
+        })
+        .collect();
+    let all_found = |e: &packed_corpus::Entry| {
+        let all = |f: Option<&Found>| f.is_some_and(|f| f.of_source(&e.name) == e.copies);
+        e.is_testfile() && e.copies > 0 && all(clam_found.as_ref()) && all(first)
+    };
+    let both: Vec<usize> = (0..corpus.entries.len())
+        .filter(|&i| all_found(&corpus.entries[i]))
+        .collect();
+    let testfiles = corpus.entries.iter().filter(|e| e.is_testfile()).count();
+    if !both.is_empty() && both.len() < testfiles {
+        let f: usize = both.iter().map(|&i| corpus.entries[i].copies).sum();
+        let m: f64 = both.iter().map(|&i| corpus.entries[i].bytes).sum::<u64>() as f64 / 1e6;
+        let sum = |sensor: bool| {
+            both.iter()
+                .map(|&i| {
+                    if sensor {
+                        alone_secs[i].1
+                    } else {
+                        alone_secs[i].0
+                    }
+                })
+                .sum::<Option<f64>>()
+        };
+        let (clam_s, sensor_s) = (sum(false), sum(true));
+        let shown = |secs: f64| format!("{:.0} files/s, {:.1} MB/s", f as f64 / secs, m / secs);
+        let names: Vec<&str> = both
+            .iter()
+            .map(|&i| corpus.entries[i].name.as_str())
+            .collect();
         row(
             format!(
-                "throughput, 1 thread, load subtracted, only the sources both found ({}: {} files, {m:.0} MB)",
-                sub.names.join(", "),
-                sub.files
+                "throughput, 1 thread, load subtracted, only the sources both found all copies of ({}: \
+                 {f} files, {m:.0} MB; sum of the scans of each alone)",
+                names.join(", ")
             ),
-            match (&sub.clam, clam_s) {
-                (_, Some(c)) => shown(c),
-                (Some(o), None) if !o.ok() => format!("failed ({})", o.failure()),
-                _ => "-".into(),
-            },
+            clam_s.map_or("-".into(), shown),
             sensor_s.map_or("-".into(), shown),
             judge(
-                sensor_s.map(|s| f / s),
-                clam_s.map(|c| f / c),
+                sensor_s.map(|s| f as f64 / s),
+                clam_s.map(|c| f as f64 / c),
                 Some((false, TARGET_PER_THREAD)),
             ),
         );
@@ -324,20 +332,34 @@ fn table(
             },
         ],
     );
-    for e in &corpus.entries {
+    for (k, e) in corpus.entries.iter().enumerate() {
         let (what, want) = if e.is_testfile() {
             (
-                format!("found: {} ({} copies, {})", e.name, e.copies, e.mark.name()),
+                format!(
+                    "{} ({} copies, {}): found; files/s alone, 1 thread",
+                    e.name,
+                    e.copies,
+                    e.mark.name()
+                ),
                 e.copies,
             )
         } else {
             (
-                format!("found: {} ({} programs, clean)", e.name, e.copies),
+                format!(
+                    "{} ({} programs, clean): found; files/s alone, 1 thread",
+                    e.name, e.copies
+                ),
                 0,
             )
         };
         let s = first.map(|f| f.of_source(&e.name));
         let c = clam_found.as_ref().map(|f| f.of_source(&e.name));
+        let (c_secs, s_secs) = alone_secs.get(k).copied().unwrap_or((None, None));
+        let rate = |secs: Option<f64>| {
+            secs.map_or(String::new(), |t| {
+                format!("; {:.0} files/s", e.copies as f64 / t)
+            })
+        };
         let verdict = match (s, c) {
             (Some(s), Some(c)) if s == c => "met",
             (Some(_), Some(_)) => "NOT met",
@@ -345,13 +367,19 @@ fn table(
         };
         row(
             what,
-            c.map_or_else(|| clam_shown(&|_| "-".into()), |c| c.to_string()),
-            s.map_or("-".into(), |s| s.to_string()),
-            [
-                "-".into(),
-                format!("same ({want} expected)"),
-                verdict.into(),
-            ],
+            c.map_or_else(
+                || clam_shown(&|_| "-".into()),
+                |c| format!("{c}{}", rate(c_secs)),
+            ),
+            s.map_or("-".into(), |s| format!("{s}{}", rate(s_secs))),
+            {
+                let [r, _, _] = judge(
+                    s_secs.map(|t| e.copies as f64 / t),
+                    c_secs.map(|t| e.copies as f64 / t),
+                    None,
+                );
+                [r, format!("same found ({want} expected)"), verdict.into()]
+            },
         );
     }
 
