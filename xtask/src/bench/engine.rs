@@ -66,7 +66,7 @@ pub struct EngineArgs {
     /// minutes), `worst` (long repetitive signatures against files shaped for them; about a minute) and
     /// `archives` (archives packed from this machine's files, clamscan vs sensor, same database) and
     /// `packed` (copies of clamav-testfiles' packed executables and installers, clamscan vs sensor, with
-    /// ClamAV's test signature; about 2 minutes).
+    /// ClamAV's test signature; about 10 minutes).
     #[arg(
         long,
         value_enum,
