@@ -5,10 +5,12 @@
 //! including versions and tampered variants no per-packer unpacker knows; a layered file (yC over UPX)
 //! comes out one layer at a time, the next unpacked when the member is scanned.
 //!
-//! When the loader has handed over: it executes a page of the image that it wrote itself, outside the
-//! section it started in (the unpacked program's code); or it calls a function no loader needs (the
-//! program itself runs); or it ends. The image is rebuilt then, or at the end of the budget when the
-//! loader wrote into the image at all: a partial unpacking is still worth a scan.
+//! When the loader has handed over: once it has looked functions up by name (rebuilding the program's
+//! imports), it jumps into another section of the image, onto a page it wrote itself (the unpacked
+//! program's code; not into its own section unless that is the first, where Upack merges everything);
+//! or it calls a function no loader needs (the program itself runs); or it ends. The image is rebuilt
+//! then, or at the end of the budget when the loader wrote into the image at all: a partial unpacking
+//! is still worth a scan.
 //!
 //! Owns: when to run (`Headers::looks_packed`: compiled programs never are), the run's budget
 //! ([`MAX_STEPS`] instructions, the scan's time via `Sink::stopped`, memory at most [`MEMORY_LIMIT`] and
@@ -89,7 +91,6 @@ pub struct Machine<'f> {
     last_trap: Option<Trap>,
     /// The last system function called, for a test to show where a run ended.
     last_call: Option<(String, String)>,
-    /// The last instructions' addresses, for a test to show where a run went.
     /// Instructions decoded before ([`exec::DECODED_SLOTS`] of them).
     decoded: Vec<exec::Decoded>,
     #[cfg(test)]
@@ -128,9 +129,8 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
         return Ok(());
     }
     if let Some(image) = machine.rebuilt(&h, data, outcome.entry) {
-        if sink.member(MEMBER, &image) == Flow::Stop {
-            return Ok(());
-        }
+        // The walk stops by itself when the member is enough (Flow::Stop): nothing follows it here.
+        let _: Flow = sink.member(MEMBER, &image);
     }
     Ok(())
 }
