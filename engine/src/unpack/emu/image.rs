@@ -36,6 +36,9 @@ pub struct Headers {
 }
 
 const WRITE: u32 = 0x8000_0000;
+/// Import entries resolved before the loader runs: a packer's own table names a handful; a table of
+/// thousands is not a loader's, and each entry costs a name lookup.
+const MAX_IMPORTS: u32 = 4096;
 const EXECUTE: u32 = 0x2000_0000;
 
 impl Headers {
@@ -182,6 +185,7 @@ impl Machine<'_> {
             return;
         }
         let rd = |m: &Machine<'_>, rva: u32| m.mem.read(base.wrapping_add(rva), 4).ok();
+        let mut left = MAX_IMPORTS;
         for d in 0..64u32 {
             let desc = h.imports.wrapping_add(d * 20);
             let (Some(lookup), Some(name), Some(iat)) = (
@@ -202,9 +206,10 @@ impl Machine<'_> {
                 let Some(entry) = rd(self, lookup.wrapping_add(4 * i)) else {
                     break;
                 };
-                if entry == 0 {
+                if entry == 0 || left == 0 {
                     break;
                 }
+                left -= 1;
                 let function = if entry & 0x8000_0000 != 0 {
                     format!("#{}", entry & 0xffff)
                 } else {
