@@ -16,6 +16,7 @@ use super::cpu::{EAX, EBP, EBX, ESP};
 use super::mem::{Memory, PAGE};
 use super::Machine;
 use exports::{module_image, KERNEL32, KERNEL32_UNANSWERED};
+use std::collections::HashMap;
 
 pub use seh::Handling;
 
@@ -50,6 +51,8 @@ struct Module {
     base: u32,
     /// Function names by thunk index: the exported ones first, then those asked for by name later.
     functions: Vec<String>,
+    /// Each function's thunk index, by name.
+    index: HashMap<String, usize>,
 }
 
 /// The system as the program sees it.
@@ -191,6 +194,11 @@ impl Machine<'_> {
         self.sys.modules.push(Module {
             name: name.to_string(),
             base,
+            index: functions
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.clone(), i))
+                .collect(),
             functions,
         });
         Some(base)
@@ -200,14 +208,15 @@ impl Machine<'_> {
     fn thunk(&mut self, module: &str, function: &str) -> Option<u32> {
         let base = self.load_module(module)?;
         let m = self.sys.modules.iter_mut().find(|m| m.base == base)?;
-        let i = match m.functions.iter().position(|f| f == function) {
-            Some(i) => i,
+        let i = match m.index.get(function) {
+            Some(&i) => i,
             None => {
                 if m.functions.len() as u32 >= MAX_THUNKS || self.sys.added >= MAX_ADDED {
                     return None;
                 }
                 self.sys.added += 1;
                 m.functions.push(function.to_string());
+                m.index.insert(function.to_string(), m.functions.len() - 1);
                 m.functions.len() - 1
             }
         };
