@@ -173,11 +173,7 @@ fn table(
     let mb = corpus.unpacked() as f64 / 1e6;
     let clam_ok = clam.filter(|o| o.ok());
     let clam_said = clam_ok.map(Said::of);
-    let clam_shown = |f: &dyn Fn(&Outcome) -> String| match clam {
-        None => "-".to_string(),
-        Some(o) if o.ok() => f(o),
-        Some(o) => format!("failed ({})", o.failure()),
-    };
+    let clam_shown = |f: &dyn Fn(&Outcome) -> String| compare::clam_cell(clam, f);
     // A corpus scan's time minus the load's; too small a remainder gives no rate.
     let per_second = |total: f64, load: f64| (total - load > 0.05).then(|| mb / (total - load));
     let clam_rate = clam_ok.and_then(|o| per_second(o.wall.as_secs_f64(), clam_load.secs()?));
@@ -191,23 +187,10 @@ fn table(
     let consistent = said.iter().all(|s| Some(s) == first);
 
     let mut rows: Vec<[String; 6]> = Vec::new();
+    compare::load_and_wall_rows(&mut rows, clam, [clam_load, sensor_load], threads, scans);
     let mut row = |m: String, c: String, s: String, [r, t, v]: [String; 3]| {
         rows.push([m, c, s, r, t, v]);
     };
-    row(
-        "scan of one tiny file (database load)".into(),
-        clam_load.show_secs(),
-        sensor_load.show_secs(),
-        judge(sensor_load.secs(), clam_load.secs(), None),
-    );
-    for (k, &n) in threads.iter().enumerate() {
-        row(
-            format!("scan of the corpus, {n} thread(s): wall time"),
-            clam_shown(&|o| format!("{:.2} s", o.wall.as_secs_f64())),
-            scans[k].show_secs(),
-            judge(scans[k].secs(), clam_ok.map(|o| o.wall.as_secs_f64()), None),
-        );
-    }
     let one = threads.iter().position(|&n| n == 1).and_then(rate);
     for (k, &n) in threads.iter().enumerate() {
         let r = rate(k);

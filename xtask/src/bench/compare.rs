@@ -105,3 +105,41 @@ pub(super) fn write_rows(md: &mut String, rows: &[[String; 6]]) {
         );
     }
 }
+
+/// A cell for clamscan's one run: `f` of it, `-` when it did not run, why when it failed.
+pub(super) fn clam_cell(clam: Option<&Outcome>, f: &dyn Fn(&Outcome) -> String) -> String {
+    match clam {
+        None => "-".to_string(),
+        Some(o) if o.ok() => f(o),
+        Some(o) => format!("failed ({})", o.failure()),
+    }
+}
+
+/// The rows a corpus part's table starts with: the database load (a scan of one tiny file), then the
+/// wall time of the corpus scan for each thread count (`scans[k]` ran with `threads[k]`), clamscan's once.
+pub(super) fn load_and_wall_rows(
+    rows: &mut Vec<[String; 6]>,
+    clam: Option<&Outcome>,
+    [clam_load, sensor_load]: [&Series; 2],
+    threads: &[usize],
+    scans: &[Series],
+) {
+    let mut row = |m: String, c: String, s: String, [r, t, v]: [String; 3]| {
+        rows.push([m, c, s, r, t, v]);
+    };
+    row(
+        "scan of one tiny file (database load)".into(),
+        clam_load.show_secs(),
+        sensor_load.show_secs(),
+        judge(sensor_load.secs(), clam_load.secs(), None),
+    );
+    let clam_wall = clam.filter(|o| o.ok()).map(|o| o.wall.as_secs_f64());
+    for (k, &n) in threads.iter().enumerate() {
+        row(
+            format!("scan of the corpus, {n} thread(s): wall time"),
+            clam_cell(clam, &|o| format!("{:.2} s", o.wall.as_secs_f64())),
+            scans[k].show_secs(),
+            judge(scans[k].secs(), clam_wall, None),
+        );
+    }
+}

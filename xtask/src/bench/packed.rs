@@ -168,11 +168,7 @@ fn table(
     let (files, mb) = (corpus.files() as f64, corpus.bytes() as f64 / 1e6);
     let clam_ok = clam.filter(|o| o.ok());
     let clam_found = clam_ok.map(Found::of);
-    let clam_shown = |f: &dyn Fn(&Outcome) -> String| match clam {
-        None => "-".to_string(),
-        Some(o) if o.ok() => f(o),
-        Some(o) => format!("failed ({})", o.failure()),
-    };
+    let clam_shown = |f: &dyn Fn(&Outcome) -> String| compare::clam_cell(clam, f);
     // Seconds of scanning: a corpus scan's time minus the load's; too small a remainder gives no rate.
     let scanning = |total: f64, load: f64| (total - load > 0.05).then_some(total - load);
     let clam_secs = clam_ok.and_then(|o| scanning(o.wall.as_secs_f64(), clam_load.secs()?));
@@ -192,23 +188,10 @@ fn table(
     let consistent = found.iter().all(|f| Some(f) == first);
 
     let mut rows: Vec<[String; 6]> = Vec::new();
+    compare::load_and_wall_rows(&mut rows, clam, [clam_load, sensor_load], threads, scans);
     let mut row = |m: String, c: String, s: String, [r, t, v]: [String; 3]| {
         rows.push([m, c, s, r, t, v]);
     };
-    row(
-        "scan of one tiny file (database load)".into(),
-        clam_load.show_secs(),
-        sensor_load.show_secs(),
-        judge(sensor_load.secs(), clam_load.secs(), None),
-    );
-    for (k, &n) in threads.iter().enumerate() {
-        row(
-            format!("scan of the corpus, {n} thread(s): wall time"),
-            clam_shown(&|o| format!("{:.2} s", o.wall.as_secs_f64())),
-            scans[k].show_secs(),
-            judge(scans[k].secs(), clam_ok.map(|o| o.wall.as_secs_f64()), None),
-        );
-    }
     let one = threads.iter().position(|&n| n == 1).and_then(sensor_secs);
     for (k, &n) in threads.iter().enumerate() {
         let s = sensor_secs(k);
