@@ -115,6 +115,12 @@ impl Memory {
         Some(i)
     }
 
+    /// The base and size of the region holding `addr`.
+    pub fn region_of(&self, addr: u32) -> Option<(u32, u32)> {
+        let r = &self.regions[self.find(addr)?];
+        Some((r.base, r.bytes.len() as u32))
+    }
+
     /// The bytes from `addr` to the end of its region (at most `max`): what the decoder reads.
     pub fn bytes_at(&self, addr: u32, max: usize) -> Option<&[u8]> {
         let r = &self.regions[self.find(addr)?];

@@ -106,7 +106,9 @@ impl Machine<'_> {
                 }
                 1
             }
-            "VirtualQuery" => 0,
+            "VirtualQuery" => self.virtual_query(a[0], a[1], a[2]),
+            // They return NULL when they freed the memory.
+            "LocalFree" | "GlobalFree" => 0,
             "GetProcessHeap" => 0x0015_0000,
             "GetCurrentProcess" => u32::MAX,
             "GetCurrentProcessId" => 0x1000,
@@ -127,6 +129,38 @@ impl Machine<'_> {
         self.cpu.regs[EAX] = result;
         self.cpu.eip = ret;
         Ok(())
+    }
+
+    /// VirtualQuery: a MEMORY_BASIC_INFORMATION (28 bytes) for the page holding `addr`, the rest of
+    /// its region committed and read-write-executable; 0 for an address nothing holds.
+    fn virtual_query(&mut self, addr: u32, info: u32, len: u32) -> u32 {
+        let Some((base, size)) = self.mem.region_of(addr) else {
+            return 0;
+        };
+        if len < 28 {
+            return 0;
+        }
+        let page = addr & !(PAGE - 1);
+        let in_image = base == self.sys.image_base;
+        let fields = [
+            page,
+            base,
+            0x40,
+            base.wrapping_add(size).wrapping_sub(page),
+            0x1000,
+            0x40,
+            if in_image { 0x0100_0000 } else { 0x2_0000 },
+        ];
+        for (i, v) in fields.into_iter().enumerate() {
+            if self
+                .mem
+                .write(info.wrapping_add(4 * i as u32), 4, v)
+                .is_err()
+            {
+                return 0;
+            }
+        }
+        28
     }
 
     /// ReadFile on the program's file: `len` bytes from the position into `buffer`.
