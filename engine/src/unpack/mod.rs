@@ -17,6 +17,7 @@ pub mod kind;
 pub mod limits;
 
 mod arj;
+mod aspack;
 mod autoit;
 mod binhex;
 mod bzip2;

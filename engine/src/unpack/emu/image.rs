@@ -153,27 +153,12 @@ impl Machine<'_> {
     /// rounded up, cut at the end of the file.
     pub(super) fn load_image(&mut self, h: &Headers, data: &[u8]) -> Option<()> {
         let base = h.image_base;
-        let size = h.mapped_size();
-        let head = (h.header_size.max(0x200) as usize)
-            .min(data.len())
-            .min(size as usize);
+        let head = header_bytes(h, data);
         self.mem.load(base, &data[..head]).ok()?;
         for s in &h.sections {
-            let ptr = (s.raw_ptr & !0x1ff) as usize;
-            let align = h.file_alignment.clamp(0x200, 0x10000);
-            let mut len = s.raw_size.checked_next_multiple_of(align)?;
-            if s.vsize != 0 {
-                len = len.min(s.vsize.checked_next_multiple_of(PAGE)?);
+            if let Some((rva, bytes)) = section_file_bytes(h, s, data)? {
+                self.mem.load(base.checked_add(rva)?, bytes).ok()?;
             }
-            let len = (len as usize).min(data.len().saturating_sub(ptr));
-            let room = size.saturating_sub(s.rva) as usize;
-            let len = len.min(room);
-            if len == 0 || ptr >= data.len() {
-                continue;
-            }
-            self.mem
-                .load(base.checked_add(s.rva)?, &data[ptr..ptr + len])
-                .ok()?;
         }
         Some(())
     }
@@ -237,59 +222,110 @@ impl Machine<'_> {
     /// its end is found whole, to the end of the file, by the search for embedded files. A section that
     /// holds only zeros gets no file bytes (a next packer's empty section stays empty: yC over UPX).
     pub(super) fn rebuilt(&self, h: &Headers, data: &[u8], entry: u32) -> Option<Vec<u8>> {
-        let image = self.mem.region(h.image_base)?;
-        let kept = match h.section_index(h.entry) {
-            Some(stub) if stub > 0 => stub,
-            _ => h.sections.len(),
-        };
-        let sections = &h.sections[..kept];
-        let span = |s: &Section| {
-            s.rva as usize + (s.vsize.max(s.raw_size) as usize).next_multiple_of(PAGE as usize)
-        };
-        let end = sections
-            .iter()
-            .map(span)
-            .max()
-            .unwrap_or(PAGE as usize)
-            .min(image.len());
-        let mut out = image[..end].to_vec();
-        // Headers of our own: the original's DOS and PE headers up to the section table (packers may
-        // have overwritten the ones in memory), then each section at its address.
-        let table = h.pe + 24 + usize::from(le16(data, h.pe + 20)?);
-        if table + 40 * kept > out.len().min(PAGE as usize) {
-            return None;
-        }
-        out[..table].copy_from_slice(data.get(..table)?);
-        let put = |out: &mut Vec<u8>, at: usize, v: u32| {
-            out[at..at + 4].copy_from_slice(&v.to_le_bytes())
-        };
-        let opt = h.pe + 24;
-        out[h.pe + 6..h.pe + 8].copy_from_slice(&(kept as u16).to_le_bytes());
-        put(&mut out, opt + 16, entry.wrapping_sub(h.image_base));
-        put(&mut out, opt + 36, PAGE);
-        let len = out.len() as u32;
-        put(&mut out, opt + 56, len);
-        put(
-            &mut out,
-            opt + 60,
-            PAGE.min(sections.first().map_or(PAGE, |s| s.rva.max(0x200))),
-        );
-        for (i, s) in sections.iter().enumerate() {
-            let at = table + 40 * i;
-            let from = (s.rva as usize).min(out.len());
-            let to = span(s).min(out.len());
-            let size = if out[from..to].iter().all(|&b| b == 0) {
-                0
-            } else {
-                (to - from) as u32
-            };
-            out[at..at + 8].copy_from_slice(&s.name);
-            put(&mut out, at + 8, s.vsize);
-            put(&mut out, at + 12, s.rva);
-            put(&mut out, at + 16, size);
-            put(&mut out, at + 20, if size == 0 { 0 } else { s.rva });
-            put(&mut out, at + 36, s.flags);
-        }
-        Some(out)
+        rebuild(h, data, self.mem.region(h.image_base)?, entry)
     }
+}
+
+/// How many bytes of the file's headers the loader maps.
+fn header_bytes(h: &Headers, data: &[u8]) -> usize {
+    (h.header_size.max(0x200) as usize)
+        .min(data.len())
+        .min(h.mapped_size() as usize)
+}
+
+/// The file bytes the loader maps for section `s`, and where (an RVA): its file offset rounded down to
+/// 512, its length the smaller of its file and memory sizes rounded up, cut at the end of the file and
+/// of the image. `None` for sizes that overflow; `Some(None)` for a section with nothing to map.
+fn section_file_bytes<'d>(
+    h: &Headers,
+    s: &Section,
+    data: &'d [u8],
+) -> Option<Option<(u32, &'d [u8])>> {
+    let ptr = (s.raw_ptr & !0x1ff) as usize;
+    let align = h.file_alignment.clamp(0x200, 0x10000);
+    let mut len = s.raw_size.checked_next_multiple_of(align)?;
+    if s.vsize != 0 {
+        len = len.min(s.vsize.checked_next_multiple_of(PAGE)?);
+    }
+    let len = (len as usize).min(data.len().saturating_sub(ptr));
+    let room = h.mapped_size().saturating_sub(s.rva) as usize;
+    let len = len.min(room);
+    if len == 0 || ptr >= data.len() {
+        return Some(None);
+    }
+    Some(Some((s.rva, &data[ptr..ptr + len])))
+}
+
+/// The image as the Windows loader maps it (headers and each section's file bytes), for an unpacker
+/// that works on memory without running the loader; `None` when it would not be mapped. The caller
+/// bounds [`Headers::mapped_size`].
+pub fn mapped_image(h: &Headers, data: &[u8]) -> Option<Vec<u8>> {
+    let mut image = vec![0u8; h.mapped_size() as usize];
+    let head = header_bytes(h, data);
+    image[..head].copy_from_slice(&data[..head]);
+    for s in &h.sections {
+        if let Some((rva, bytes)) = section_file_bytes(h, s, data)? {
+            let at = rva as usize;
+            image.get_mut(at..at.checked_add(bytes.len())?)?.copy_from_slice(bytes);
+        }
+    }
+    Some(image)
+}
+
+/// `image` (the memory the unpacked program was mapped in, from its image base) rebuilt into a PE file
+/// entered at `entry` (an address): see [`Machine::rebuilt`].
+pub fn rebuild(h: &Headers, data: &[u8], image: &[u8], entry: u32) -> Option<Vec<u8>> {
+    let kept = match h.section_index(h.entry) {
+        Some(stub) if stub > 0 => stub,
+        _ => h.sections.len(),
+    };
+    let sections = &h.sections[..kept];
+    let span = |s: &Section| {
+        s.rva as usize + (s.vsize.max(s.raw_size) as usize).next_multiple_of(PAGE as usize)
+    };
+    let end = sections
+        .iter()
+        .map(span)
+        .max()
+        .unwrap_or(PAGE as usize)
+        .min(image.len());
+    let mut out = image[..end].to_vec();
+    // Headers of our own: the original's DOS and PE headers up to the section table (packers may
+    // have overwritten the ones in memory), then each section at its address.
+    let table = h.pe + 24 + usize::from(le16(data, h.pe + 20)?);
+    if table + 40 * kept > out.len().min(PAGE as usize) {
+        return None;
+    }
+    out[..table].copy_from_slice(data.get(..table)?);
+    let put = |out: &mut Vec<u8>, at: usize, v: u32| {
+        out[at..at + 4].copy_from_slice(&v.to_le_bytes())
+    };
+    let opt = h.pe + 24;
+    out[h.pe + 6..h.pe + 8].copy_from_slice(&(kept as u16).to_le_bytes());
+    put(&mut out, opt + 16, entry.wrapping_sub(h.image_base));
+    put(&mut out, opt + 36, PAGE);
+    let len = out.len() as u32;
+    put(&mut out, opt + 56, len);
+    put(
+        &mut out,
+        opt + 60,
+        PAGE.min(sections.first().map_or(PAGE, |s| s.rva.max(0x200))),
+    );
+    for (i, s) in sections.iter().enumerate() {
+        let at = table + 40 * i;
+        let from = (s.rva as usize).min(out.len());
+        let to = span(s).min(out.len());
+        let size = if out[from..to].iter().all(|&b| b == 0) {
+            0
+        } else {
+            (to - from) as u32
+        };
+        out[at..at + 8].copy_from_slice(&s.name);
+        put(&mut out, at + 8, s.vsize);
+        put(&mut out, at + 12, s.rva);
+        put(&mut out, at + 16, size);
+        put(&mut out, at + 20, if size == 0 { 0 } else { s.rva });
+        put(&mut out, at + 36, s.flags);
+    }
+    Some(out)
 }

@@ -24,7 +24,7 @@ mod mem;
 mod windows;
 
 use super::{Flow, Sink, UnpackError};
-use image::Headers;
+pub(super) use image::{mapped_image, rebuild, Headers};
 
 /// Instructions one file may run: the testfiles' loaders need from 16 thousand (MEW) to 1.7 million
 /// (PeSpin, which checksums its own code); a hostile loop stops here, after about 0.2 s.
@@ -146,6 +146,15 @@ pub fn exercise(data: &[u8], steps: u64) -> Option<usize> {
     let (m, outcome) = emulate_with(data, &h, MEMORY_LIMIT, steps, &mut || false)?;
     let written = m.mem.any_written(h.image_base, h.mapped_size());
     written.then(|| m.rebuilt(&h, data, outcome.entry).map(|v| v.len()))?
+}
+
+/// The image memory after `data`'s loader ran, from its image base, and where the program starts: the
+/// oracle a native unpacker's image is checked against.
+#[cfg(test)]
+pub(super) fn emulated_image(data: &[u8]) -> Option<(Vec<u8>, u32)> {
+    let h = Headers::read(data)?;
+    let (m, outcome) = emulate(data, &h, MEMORY_LIMIT, &mut || false)?;
+    Some((m.mem.region(h.image_base)?.to_vec(), outcome.entry))
 }
 
 /// Runs the loader of `data` (headers `h`) until it hands over, crashes or runs out of budget.
