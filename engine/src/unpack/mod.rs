@@ -226,13 +226,18 @@ fn unpack_pe_without_installers(data: &[u8], sink: &mut dyn Sink) -> Result<(), 
     unpacked_then(unpack_packed_pe, embedded::search_pe, data, sink)
 }
 
-/// The program inside a packed PE: UPX's layout is decoded directly (fast, and exact); what that
-/// leaves is run through its own loader ([`emu`]).
+/// The program inside a packed PE: UPX's and ASPack's layouts are decoded directly (fast, and exact);
+/// what they leave is run through its own loader ([`emu`]).
 fn unpack_packed_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
     let mut counted = counted::Counted::new(sink);
     let upx = upx::unpack_pe(data, &mut counted);
     if counted.members > 0 || sink.stopped() {
         return upx;
+    }
+    let mut counted = counted::Counted::new(sink);
+    let aspack = aspack::unpack(data, &mut counted);
+    if counted.members > 0 || sink.stopped() {
+        return aspack;
     }
     emu::unpack(data, sink)
 }
@@ -287,6 +292,12 @@ pub fn exercise_upx_stream(method: u8, data: &[u8], size: usize) -> Option<usize
 /// The rebuilt image's length, if any.
 pub fn exercise_emulator(data: &[u8], steps: u64) -> Option<usize> {
     emu::exercise(data, steps)
+}
+
+/// The native ASPack unpacker alone on `data`: what its fuzz target drives. The rebuilt image's length,
+/// if `data` is a file it unpacks.
+pub fn exercise_aspack(data: &[u8]) -> Option<usize> {
+    aspack::exercise(data)
 }
 
 /// [`exercise`] on the InstallShield cabinet pairing alone: `data` is a header file and a volume, split at

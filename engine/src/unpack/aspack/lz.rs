@@ -16,7 +16,14 @@
 //! usual repeat-offset queue), 3 and up are a new distance minus 3, plus 1.
 //!
 //! A code's lengths must fill the 24-bit code space exactly (as the decoder checks), else the block is
-//! corrupt. Owns: the bit reader, the codes, the block. Never: reads past its input, writes past `cap`.
+//! corrupt. Owns: the bit reader, the codes, the block. Never: reads past its input, writes past `cap`, or
+//! reads more tables than the output deserves.
+
+/// New tables a block may bring, besides its first, per KiB of output (and a floor): each costs a
+/// thousand steps for a hundred bits of input, so a block of nothing but new tables would take far
+/// longer than its size deserves.
+const TABLES_PER_KIB: usize = 1;
+const TABLES_FLOOR: usize = 64;
 
 /// A block that does not decode: tables that do not make a complete code, a copy from before the
 /// output's start, input or room that ran out.
@@ -206,6 +213,7 @@ pub fn decode(src: &[u8], wanted: usize, cap: usize) -> Result<Vec<u8>, Corrupt>
     let mut previous = [0u8; ALL_LENGTHS];
     let mut recent = [0u32; 3];
     let mut tables = read_tables(&mut bits, &mut previous)?;
+    let mut new_tables = 0;
     while out.len() < wanted {
         let sym = tables.main.decode(&mut bits)?;
         if sym < 256 {
@@ -216,6 +224,10 @@ pub fn decode(src: &[u8], wanted: usize, cap: usize) -> Result<Vec<u8>, Corrupt>
             continue;
         }
         if sym >= NEW_TABLES {
+            new_tables += 1;
+            if new_tables > TABLES_FLOOR + out.len() / 1024 * TABLES_PER_KIB {
+                return Err(Corrupt);
+            }
             tables = read_tables(&mut bits, &mut previous)?;
             continue;
         }

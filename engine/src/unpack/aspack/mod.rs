@@ -164,7 +164,10 @@ fn unpacked_image(h: &Headers, data: &[u8]) -> Option<(Vec<u8>, u32)> {
         }
         let size = field(&image, at + 4)? as usize;
         let start = rva as usize;
-        let mut block = lz::decode(image.get(start..)?, size, size + SLACK).ok()?;
+        // The loader copies back what its decoder wrote: a block that overruns the image would fault.
+        let room = image.len().checked_sub(start)?;
+        let cap = size.saturating_add(SLACK).min(room);
+        let mut block = lz::decode(image.get(start..)?, size, cap).ok()?;
         if filtered {
             unfilter(&mut block, marker, mask);
             filtered = false;
