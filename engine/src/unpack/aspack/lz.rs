@@ -41,8 +41,8 @@ const NEW_TABLES: u32 = 0x2d0;
 
 /// The length symbols' bases and extra bits.
 const LENGTH_BASE: [u8; 28] = [
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160,
-    192, 224,
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128,
+    160, 192, 224,
 ];
 const LENGTH_EXTRA: [u8; 28] = [
     0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5,
@@ -249,10 +249,8 @@ pub fn decode(src: &[u8], wanted: usize, cap: usize) -> Result<Vec<u8>, Corrupt>
         let distance = match code {
             0 => recent[0],
             1 | 2 => {
-                let d = recent[code as usize];
-                recent[code as usize] = recent[0];
-                recent[0] = d;
-                d
+                recent.swap(0, code as usize);
+                recent[0]
             }
             _ => {
                 recent = [code - 3, recent[0], recent[1]];

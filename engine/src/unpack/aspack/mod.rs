@@ -71,6 +71,9 @@ const PUT_AT: u32 = 0x531;
 const PUT_VALUE: u32 = 0x535;
 const PATCHES: u32 = 0x541;
 const BLOCKS: u32 = 0x569;
+/// The largest image mapped (the emulator's bound too): a larger one goes on to the emulator, which
+/// leaves it as it is.
+const MAX_IMAGE: u64 = 48 << 20;
 /// The decoder's buffer holds a block's size and this much more.
 const SLACK: usize = 0x10e;
 /// Bounds on the loader's tables (its own are unbounded: a table past them is not a file's).
@@ -84,7 +87,7 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
     let Some(h) = Headers::read(data) else {
         return Ok(());
     };
-    if u64::from(h.mapped_size()) > sink.room() {
+    if u64::from(h.mapped_size()) > sink.room().min(MAX_IMAGE) {
         return Ok(());
     }
     if let Some((image, entry)) = unpacked_image(&h, data) {
@@ -101,7 +104,7 @@ pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError
 /// target drives.
 pub fn exercise(data: &[u8]) -> Option<usize> {
     let h = Headers::read(data)?;
-    if h.mapped_size() > 64 << 20 {
+    if u64::from(h.mapped_size()) > MAX_IMAGE {
         return None;
     }
     let (image, entry) = unpacked_image(&h, data)?;
@@ -186,7 +189,9 @@ fn unpacked_image(h: &Headers, data: &[u8]) -> Option<(Vec<u8>, u32)> {
             }
             let value = image.get(at + 4..at + 6)?.to_vec();
             let to = rva as usize;
-            image.get_mut(to..to.checked_add(2)?)?.copy_from_slice(&value);
+            image
+                .get_mut(to..to.checked_add(2)?)?
+                .copy_from_slice(&value);
         }
     }
     let imports = field(&image, IMPORTS)?;

@@ -266,7 +266,9 @@ pub fn mapped_image(h: &Headers, data: &[u8]) -> Option<Vec<u8>> {
     for s in &h.sections {
         if let Some((rva, bytes)) = section_file_bytes(h, s, data)? {
             let at = rva as usize;
-            image.get_mut(at..at.checked_add(bytes.len())?)?.copy_from_slice(bytes);
+            image
+                .get_mut(at..at.checked_add(bytes.len())?)?
+                .copy_from_slice(bytes);
         }
     }
     Some(image)
@@ -297,9 +299,8 @@ pub fn rebuild(h: &Headers, data: &[u8], image: &[u8], entry: u32) -> Option<Vec
         return None;
     }
     out[..table].copy_from_slice(data.get(..table)?);
-    let put = |out: &mut Vec<u8>, at: usize, v: u32| {
-        out[at..at + 4].copy_from_slice(&v.to_le_bytes())
-    };
+    let put =
+        |out: &mut Vec<u8>, at: usize, v: u32| out[at..at + 4].copy_from_slice(&v.to_le_bytes());
     let opt = h.pe + 24;
     out[h.pe + 6..h.pe + 8].copy_from_slice(&(kept as u16).to_le_bytes());
     put(&mut out, opt + 16, entry.wrapping_sub(h.image_base));
