@@ -148,32 +148,10 @@ impl Headers {
 }
 
 impl Machine<'_> {
-    /// Copies the headers and each section's file bytes into the mapped image, as the loader does: a
-    /// section's file offset rounded down to 512, its length the smaller of its file and memory sizes
-    /// rounded up, cut at the end of the file.
+    /// Copies the headers and each section's file bytes into the mapped image, as [`file_parts`] says.
     pub(super) fn load_image(&mut self, h: &Headers, data: &[u8]) -> Option<()> {
-        let base = h.image_base;
-        let size = h.mapped_size();
-        let head = (h.header_size.max(0x200) as usize)
-            .min(data.len())
-            .min(size as usize);
-        self.mem.load(base, &data[..head]).ok()?;
-        for s in &h.sections {
-            let ptr = (s.raw_ptr & !0x1ff) as usize;
-            let align = h.file_alignment.clamp(0x200, 0x10000);
-            let mut len = s.raw_size.checked_next_multiple_of(align)?;
-            if s.vsize != 0 {
-                len = len.min(s.vsize.checked_next_multiple_of(PAGE)?);
-            }
-            let len = (len as usize).min(data.len().saturating_sub(ptr));
-            let room = size.saturating_sub(s.rva) as usize;
-            let len = len.min(room);
-            if len == 0 || ptr >= data.len() {
-                continue;
-            }
-            self.mem
-                .load(base.checked_add(s.rva)?, &data[ptr..ptr + len])
-                .ok()?;
+        for (rva, bytes) in file_parts(h, data)? {
+            self.mem.load(h.image_base.checked_add(rva)?, bytes).ok()?;
         }
         Some(())
     }
@@ -229,67 +207,112 @@ impl Machine<'_> {
         }
     }
 
-    /// The image as memory holds it now, rebuilt into a PE file entered at `entry` (an address). The
-    /// loader's own sections (from the one the packed file was entered in to the last, when that is not
-    /// the first: packers append theirs) are left out, as libclamav's unpackers rebuild only the
-    /// program's sections:
-    /// the file then ends where the program's last section does, so an executable the program carries at
-    /// its end is found whole, to the end of the file, by the search for embedded files. A section that
-    /// holds only zeros gets no file bytes (a next packer's empty section stays empty: yC over UPX).
+    /// The image as memory holds it now, rebuilt into a PE file entered at `entry` (an address): see
+    /// [`rebuild`].
     pub(super) fn rebuilt(&self, h: &Headers, data: &[u8], entry: u32) -> Option<Vec<u8>> {
-        let image = self.mem.region(h.image_base)?;
-        let kept = match h.section_index(h.entry) {
-            Some(stub) if stub > 0 => stub,
-            _ => h.sections.len(),
-        };
-        let sections = &h.sections[..kept];
-        let span = |s: &Section| {
-            s.rva as usize + (s.vsize.max(s.raw_size) as usize).next_multiple_of(PAGE as usize)
-        };
-        let end = sections
-            .iter()
-            .map(span)
-            .max()
-            .unwrap_or(PAGE as usize)
-            .min(image.len());
-        let mut out = image[..end].to_vec();
-        // Headers of our own: the original's DOS and PE headers up to the section table (packers may
-        // have overwritten the ones in memory), then each section at its address.
-        let table = h.pe + 24 + usize::from(le16(data, h.pe + 20)?);
-        if table + 40 * kept > out.len().min(PAGE as usize) {
-            return None;
-        }
-        out[..table].copy_from_slice(data.get(..table)?);
-        let put = |out: &mut Vec<u8>, at: usize, v: u32| {
-            out[at..at + 4].copy_from_slice(&v.to_le_bytes())
-        };
-        let opt = h.pe + 24;
-        out[h.pe + 6..h.pe + 8].copy_from_slice(&(kept as u16).to_le_bytes());
-        put(&mut out, opt + 16, entry.wrapping_sub(h.image_base));
-        put(&mut out, opt + 36, PAGE);
-        let len = out.len() as u32;
-        put(&mut out, opt + 56, len);
-        put(
-            &mut out,
-            opt + 60,
-            PAGE.min(sections.first().map_or(PAGE, |s| s.rva.max(0x200))),
-        );
-        for (i, s) in sections.iter().enumerate() {
-            let at = table + 40 * i;
-            let from = (s.rva as usize).min(out.len());
-            let to = span(s).min(out.len());
-            let size = if out[from..to].iter().all(|&b| b == 0) {
-                0
-            } else {
-                (to - from) as u32
-            };
-            out[at..at + 8].copy_from_slice(&s.name);
-            put(&mut out, at + 8, s.vsize);
-            put(&mut out, at + 12, s.rva);
-            put(&mut out, at + 16, size);
-            put(&mut out, at + 20, if size == 0 { 0 } else { s.rva });
-            put(&mut out, at + 36, s.flags);
-        }
-        Some(out)
+        rebuild(h, data, self.mem.region(h.image_base)?, entry)
     }
+}
+
+/// The parts of the file the Windows loader maps, as (address in the image, bytes): the headers, then
+/// each section's file bytes (its file offset rounded down to 512, its length the smaller of its file
+/// and memory sizes rounded up, cut at the end of the file and of the image). `None` when a size
+/// overflows.
+pub fn file_parts<'d>(h: &Headers, data: &'d [u8]) -> Option<Vec<(u32, &'d [u8])>> {
+    let size = h.mapped_size();
+    let head = (h.header_size.max(0x200) as usize)
+        .min(data.len())
+        .min(size as usize);
+    let mut parts = vec![(0, &data[..head])];
+    for s in &h.sections {
+        let ptr = (s.raw_ptr & !0x1ff) as usize;
+        let align = h.file_alignment.clamp(0x200, 0x10000);
+        let mut len = s.raw_size.checked_next_multiple_of(align)?;
+        if s.vsize != 0 {
+            len = len.min(s.vsize.checked_next_multiple_of(PAGE)?);
+        }
+        let len = (len as usize).min(data.len().saturating_sub(ptr));
+        let room = size.saturating_sub(s.rva) as usize;
+        let len = len.min(room);
+        if len == 0 || ptr >= data.len() {
+            continue;
+        }
+        parts.push((s.rva, &data[ptr..ptr + len]));
+    }
+    Some(parts)
+}
+
+/// The image a packed file is mapped to before its loader runs ([`file_parts`] over zeros), for an
+/// unpacker that does natively what the loader does. The caller bounds [`Headers::mapped_size`].
+pub fn mapped_image(h: &Headers, data: &[u8]) -> Option<Vec<u8>> {
+    let mut image = vec![0; h.mapped_size() as usize];
+    for (rva, bytes) in file_parts(h, data)? {
+        let at = rva as usize;
+        image
+            .get_mut(at..at.checked_add(bytes.len())?)?
+            .copy_from_slice(bytes);
+    }
+    Some(image)
+}
+
+/// An unpacked `image` (mapped at the image base), rebuilt into a PE file entered at `entry` (an
+/// address). The loader's own sections (from the one the packed file was entered in to the last, when
+/// that is not the first: packers append theirs) are left out, as libclamav's unpackers rebuild only
+/// the program's sections: the file then ends where the program's last section does, so an executable
+/// the program carries at its end is found whole, to the end of the file, by the search for embedded
+/// files. A section that holds only zeros gets no file bytes (a next packer's empty section stays
+/// empty: yC over UPX).
+pub fn rebuild(h: &Headers, data: &[u8], image: &[u8], entry: u32) -> Option<Vec<u8>> {
+    let kept = match h.section_index(h.entry) {
+        Some(stub) if stub > 0 => stub,
+        _ => h.sections.len(),
+    };
+    let sections = &h.sections[..kept];
+    let span = |s: &Section| {
+        s.rva as usize + (s.vsize.max(s.raw_size) as usize).next_multiple_of(PAGE as usize)
+    };
+    let end = sections
+        .iter()
+        .map(span)
+        .max()
+        .unwrap_or(PAGE as usize)
+        .min(image.len());
+    let mut out = image[..end].to_vec();
+    // Headers of our own: the original's DOS and PE headers up to the section table (packers may
+    // have overwritten the ones in memory), then each section at its address.
+    let table = h.pe + 24 + usize::from(le16(data, h.pe + 20)?);
+    if table + 40 * kept > out.len().min(PAGE as usize) {
+        return None;
+    }
+    out[..table].copy_from_slice(data.get(..table)?);
+    let put =
+        |out: &mut Vec<u8>, at: usize, v: u32| out[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let opt = h.pe + 24;
+    out[h.pe + 6..h.pe + 8].copy_from_slice(&(kept as u16).to_le_bytes());
+    put(&mut out, opt + 16, entry.wrapping_sub(h.image_base));
+    put(&mut out, opt + 36, PAGE);
+    let len = out.len() as u32;
+    put(&mut out, opt + 56, len);
+    put(
+        &mut out,
+        opt + 60,
+        PAGE.min(sections.first().map_or(PAGE, |s| s.rva.max(0x200))),
+    );
+    for (i, s) in sections.iter().enumerate() {
+        let at = table + 40 * i;
+        let from = (s.rva as usize).min(out.len());
+        let to = span(s).min(out.len());
+        let size = if out[from..to].iter().all(|&b| b == 0) {
+            0
+        } else {
+            (to - from) as u32
+        };
+        out[at..at + 8].copy_from_slice(&s.name);
+        put(&mut out, at + 8, s.vsize);
+        put(&mut out, at + 12, s.rva);
+        put(&mut out, at + 16, size);
+        put(&mut out, at + 20, if size == 0 { 0 } else { s.rva });
+        put(&mut out, at + 36, s.flags);
+    }
+    Some(out)
 }

@@ -1,0 +1,129 @@
+//! The native decoder against its oracle, the emulator running the same file's loader: on Debian's
+//! clamav-testfiles' `clam-upack.exe`, the image each leaves must be the same, byte for byte, but for
+//! the import address table's entries (the emulator's loader fills them with its system's addresses;
+//! this decoder leaves them), and the program's entry the same. Without the package the test is
+//! skipped, except under CI.
+
+use super::*;
+use crate::unpack::emu;
+use std::path::Path;
+
+fn testfile(name: &str) -> Option<Vec<u8>> {
+    let path = Path::new("/usr/share/clamav-testfiles").join(name);
+    match std::fs::read(&path) {
+        Ok(d) => Some(d),
+        Err(e) if std::env::var_os("CI").is_some() => panic!("{}: {e}", path.display()),
+        Err(_) => {
+            eprintln!("skipped: {} missing", path.display());
+            None
+        }
+    }
+}
+
+/// The import address table's entries the loader fills, from its list after the output (see the
+/// module's charter): each an address in the image.
+fn import_slots(mem: &Image<'_>, list: u32) -> Vec<u32> {
+    let mut slots = Vec::new();
+    let mut at = list.wrapping_add(1);
+    while let Some(mut iat) = mem.dword(at).filter(|&v| v != 0) {
+        at += 4;
+        let skip = |at: &mut u32| {
+            while mem.byte(*at).is_some_and(|b| b != 0) {
+                *at += 1;
+            }
+            *at += 1;
+        };
+        skip(&mut at);
+        while mem.byte(at).is_some_and(|b| b != 0) {
+            if mem.byte(at).is_some_and(|b| b & 0x80 != 0) {
+                at += 3;
+            }
+            slots.push(iat);
+            iat += 4;
+            skip(&mut at);
+        }
+        at += 1;
+    }
+    slots
+}
+
+#[test]
+fn clam_upack_decodes_natively_as_its_loader_does() {
+    let Some(data) = testfile("clam-upack.exe") else {
+        return;
+    };
+    let h = Headers::read(&data).expect("a PE32");
+    let started = std::time::Instant::now();
+    let (h2, mut native, entry) = unpacked_image(&data, u64::MAX).expect("recognised and decoded");
+    let took = started.elapsed();
+    assert_eq!(h2.image_base, h.image_base);
+    let started = std::time::Instant::now();
+    let (m, outcome) = emu::emulate(&data, &h, 96 << 20, &mut || false).expect("emulated");
+    eprintln!(
+        "native {took:?}, emulated {:?} ({} instructions)",
+        started.elapsed(),
+        outcome.steps
+    );
+    assert_eq!(entry, outcome.entry, "entry point");
+    let emulated = m.image(&h).expect("image");
+    assert_eq!(native.len(), emulated.len());
+    let base = h.image_base;
+    // The list's place, read before the output overwrites it.
+    let mut packed = mapped_image(&h, &data).unwrap();
+    let table = {
+        let mem = Image {
+            base,
+            bytes: &mut packed,
+        };
+        let entry_va = base + h.entry;
+        let p = mem.dword(entry_va + 1).unwrap();
+        mem.dword(p + 4).unwrap()
+    };
+    let slots = import_slots(
+        &Image {
+            base,
+            bytes: &mut native,
+        },
+        table,
+    );
+    assert!(!slots.is_empty(), "imports");
+    let in_slot = |at: usize| {
+        let a = base + at as u32;
+        slots.iter().any(|&s| a >= s && a < s + 4)
+    };
+    let differ: Vec<usize> = (0..native.len())
+        .filter(|&i| native[i] != emulated[i] && !in_slot(i))
+        .collect();
+    let masked = (0..native.len())
+        .filter(|&i| native[i] != emulated[i])
+        .count();
+    eprintln!("{} import slots, {masked} bytes differ there", slots.len());
+    // The carrier holds the test program zipped.
+    let zipped = native
+        .windows(4)
+        .enumerate()
+        .any(|(i, w)| w == b"PK\x03\x04" && native.get(i + 30..i + 38) == Some(b"clam.exe"));
+    assert!(zipped, "clam.exe zipped");
+    assert!(
+        differ.is_empty(),
+        "{} bytes differ, first at {:x?}",
+        differ.len(),
+        &differ[..differ.len().min(16)]
+    );
+}
+
+#[test]
+fn files_not_upack_and_damaged_loaders_are_left_alone() {
+    assert!(exercise(b"MZ").is_none());
+    let Some(data) = testfile("clam-upack.exe") else {
+        return;
+    };
+    for cut in [0x100, 0x300, 0x600] {
+        let _ = exercise(&data[..cut]);
+    }
+    for at in (0..data.len()).step_by(7) {
+        let mut d = data.clone();
+        d[at] ^= 0x5a;
+        let _ = exercise(&d);
+    }
+}
