@@ -24,7 +24,7 @@ mod mem;
 mod windows;
 
 use super::{Flow, Sink, UnpackError};
-pub(super) use image::{mapped_image, rebuild, Headers};
+pub(super) use image::{file_parts, mapped_image, rebuild, Headers};
 
 /// Instructions one file may run: the testfiles' loaders need from 16 thousand (MEW) to 1.7 million
 /// (PeSpin, which checksums its own code); a hostile loop stops here, after about 0.2 s.

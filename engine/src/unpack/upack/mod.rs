@@ -40,7 +40,7 @@ mod lzma;
 #[cfg(test)]
 mod tests;
 
-use super::emu::{mapped_image, rebuild, Headers};
+use super::emu::{self, mapped_image, rebuild, Headers};
 use super::{Flow, Sink, UnpackError};
 use crate::unpack::fields::le32;
 
@@ -99,6 +99,16 @@ pub fn exercise(data: &[u8]) -> Option<usize> {
 fn unpacked_image(data: &[u8], room: u64) -> Option<(Headers, Vec<u8>, u32)> {
     let h = Headers::read(data)?;
     if !h.looks_packed() || u64::from(h.mapped_size()) > room.min(MAX_IMAGE) {
+        return None;
+    }
+    // The entry's first bytes, as the image will hold them, before the whole image is mapped: most
+    // packed files are not Upack's.
+    let parts = emu::file_parts(&h, data)?;
+    let entry_code = parts.iter().rev().find_map(|&(rva, bytes)| {
+        let at = h.entry.checked_sub(rva)? as usize;
+        bytes.get(at..at.checked_add(code::ENTRY.len())?)
+    })?;
+    if entry_code[0] != code::ENTRY[0] || entry_code[5..] != code::ENTRY[5..] {
         return None;
     }
     let mut image = mapped_image(&h, data)?;

@@ -127,3 +127,43 @@ fn files_not_upack_and_damaged_loaders_are_left_alone() {
         let _ = exercise(&d);
     }
 }
+
+#[test]
+fn a_pe_walk_takes_upack_natively_not_by_emulation() {
+    let Some(data) = testfile("clam-upack.exe") else {
+        return;
+    };
+    let members = crate::unpack::exercise(crate::unpack::Kind::Pe, &data).expect("walked");
+    assert!(
+        members.iter().any(|(name, _)| name == MEMBER),
+        "{members:?}"
+    );
+    assert!(
+        !members.iter().any(|(name, _)| name.contains("emulated")),
+        "{members:?}"
+    );
+}
+
+/// The speed of each, on the release build:
+/// `cargo test --release -p engine --lib upack::tests::speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn speed() {
+    let Some(data) = testfile("clam-upack.exe") else {
+        return;
+    };
+    let h = Headers::read(&data).expect("a PE32");
+    let runs = 200;
+    let started = std::time::Instant::now();
+    for _ in 0..runs {
+        assert!(exercise(&data).is_some());
+    }
+    let native = started.elapsed() / runs;
+    let started = std::time::Instant::now();
+    for _ in 0..runs / 10 {
+        let (m, o) = emu::emulate(&data, &h, 96 << 20, &mut || false).expect("emulated");
+        assert!(rebuild(&h, &data, m.image(&h).expect("image"), o.entry).is_some());
+    }
+    let emulated = started.elapsed() / (runs / 10);
+    eprintln!("clam-upack.exe: native {native:?} a file, emulated {emulated:?} a file");
+}
