@@ -65,9 +65,9 @@ impl Decoder<'_, '_> {
                     4..=9 => state - 3,
                     _ => state - 6,
                 };
-                let prev = u16::from(self.read(out.wrapping_sub(1))?);
+                let prev = u32::from(self.read(out.wrapping_sub(1))?);
                 // `shr ebp, SHIFT` (its count taken modulo 32), then a 16-bit `imul bp, 0x300`.
-                let context = u32::from((prev >> (p.shift & 31)).wrapping_mul(0x300));
+                let context = u32::from(((prev >> (p.shift & 31)) as u16).wrapping_mul(0x300));
                 let base = LITERALS + 4 * context;
                 let byte = if matched {
                     let at = out.wrapping_sub(self.reps[0]);
