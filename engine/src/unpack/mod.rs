@@ -50,6 +50,7 @@ mod swf;
 mod szdd;
 mod tar;
 mod tnef;
+mod upack;
 mod upx;
 mod uuencode;
 mod xz;
@@ -226,8 +227,8 @@ fn unpack_pe_without_installers(data: &[u8], sink: &mut dyn Sink) -> Result<(), 
     unpacked_then(unpack_packed_pe, embedded::search_pe, data, sink)
 }
 
-/// The program inside a packed PE: UPX's and ASPack's layouts are decoded directly (fast, and exact);
-/// what they leave is run through its own loader ([`emu`]).
+/// The program inside a packed PE: UPX's, ASPack's and Upack's layouts are decoded directly (fast, and
+/// exact); what they leave is run through its own loader ([`emu`]).
 fn unpack_packed_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
     let mut counted = counted::Counted::new(sink);
     let upx = upx::unpack_pe(data, &mut counted);
@@ -238,6 +239,9 @@ fn unpack_packed_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError>
     let aspack = aspack::unpack(data, &mut counted);
     if counted.members > 0 || sink.stopped() {
         return aspack;
+    }
+    if upack::unpack(data, sink)? || sink.stopped() {
+        return Ok(());
     }
     emu::unpack(data, sink)
 }
@@ -286,6 +290,12 @@ pub fn exercise_upx_stream(method: u8, data: &[u8], size: usize) -> Option<usize
     let method = upx::Method::from_id(method)?;
     let size = matches!(method, upx::Method::Lzma).then_some(size);
     method.decode(data, size, 16 << 20).ok().map(|v| v.len())
+}
+
+/// The native Upack decoder alone on `data`: the rebuilt image's length, if it recognised the file.
+/// What its fuzz target drives.
+pub fn exercise_upack(data: &[u8]) -> Option<usize> {
+    upack::exercise(data)
 }
 
 /// The PE packers' emulator alone on `data`, at most `steps` instructions: what its fuzz target drives.

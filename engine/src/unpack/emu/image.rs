@@ -148,17 +148,10 @@ impl Headers {
 }
 
 impl Machine<'_> {
-    /// Copies the headers and each section's file bytes into the mapped image, as the loader does: a
-    /// section's file offset rounded down to 512, its length the smaller of its file and memory sizes
-    /// rounded up, cut at the end of the file.
+    /// Copies the headers and each section's file bytes into the mapped image, as [`file_parts`] says.
     pub(super) fn load_image(&mut self, h: &Headers, data: &[u8]) -> Option<()> {
-        let base = h.image_base;
-        let head = header_bytes(h, data);
-        self.mem.load(base, &data[..head]).ok()?;
-        for s in &h.sections {
-            if let Some((rva, bytes)) = section_file_bytes(h, s, data)? {
-                self.mem.load(base.checked_add(rva)?, bytes).ok()?;
-            }
+        for (rva, bytes) in file_parts(h, data)? {
+            self.mem.load(h.image_base.checked_add(rva)?, bytes).ok()?;
         }
         Some(())
     }
@@ -214,68 +207,61 @@ impl Machine<'_> {
         }
     }
 
-    /// The image as memory holds it now, rebuilt into a PE file entered at `entry` (an address). The
-    /// loader's own sections (from the one the packed file was entered in to the last, when that is not
-    /// the first: packers append theirs) are left out, as libclamav's unpackers rebuild only the
-    /// program's sections:
-    /// the file then ends where the program's last section does, so an executable the program carries at
-    /// its end is found whole, to the end of the file, by the search for embedded files. A section that
-    /// holds only zeros gets no file bytes (a next packer's empty section stays empty: yC over UPX).
+    /// The image as memory holds it now, rebuilt into a PE file entered at `entry` (an address): see
+    /// [`rebuild`].
     pub(super) fn rebuilt(&self, h: &Headers, data: &[u8], entry: u32) -> Option<Vec<u8>> {
         rebuild(h, data, self.mem.region(h.image_base)?, entry)
     }
 }
 
-/// How many bytes of the file's headers the loader maps.
-fn header_bytes(h: &Headers, data: &[u8]) -> usize {
-    (h.header_size.max(0x200) as usize)
+/// The parts of the file the Windows loader maps, as (address in the image, bytes): the headers, then
+/// each section's file bytes (its file offset rounded down to 512, its length the smaller of its file
+/// and memory sizes rounded up, cut at the end of the file and of the image). `None` when a size
+/// overflows.
+pub fn file_parts<'d>(h: &Headers, data: &'d [u8]) -> Option<Vec<(u32, &'d [u8])>> {
+    let size = h.mapped_size();
+    let head = (h.header_size.max(0x200) as usize)
         .min(data.len())
-        .min(h.mapped_size() as usize)
-}
-
-/// The file bytes the loader maps for section `s`, and where (an RVA): its file offset rounded down to
-/// 512, its length the smaller of its file and memory sizes rounded up, cut at the end of the file and
-/// of the image. `None` for sizes that overflow; `Some(None)` for a section with nothing to map.
-fn section_file_bytes<'d>(
-    h: &Headers,
-    s: &Section,
-    data: &'d [u8],
-) -> Option<Option<(u32, &'d [u8])>> {
-    let ptr = (s.raw_ptr & !0x1ff) as usize;
-    let align = h.file_alignment.clamp(0x200, 0x10000);
-    let mut len = s.raw_size.checked_next_multiple_of(align)?;
-    if s.vsize != 0 {
-        len = len.min(s.vsize.checked_next_multiple_of(PAGE)?);
-    }
-    let len = (len as usize).min(data.len().saturating_sub(ptr));
-    let room = h.mapped_size().saturating_sub(s.rva) as usize;
-    let len = len.min(room);
-    if len == 0 || ptr >= data.len() {
-        return Some(None);
-    }
-    Some(Some((s.rva, &data[ptr..ptr + len])))
-}
-
-/// The image as the Windows loader maps it (headers and each section's file bytes), for an unpacker
-/// that works on memory without running the loader; `None` when it would not be mapped. The caller
-/// bounds [`Headers::mapped_size`].
-pub fn mapped_image(h: &Headers, data: &[u8]) -> Option<Vec<u8>> {
-    let mut image = vec![0u8; h.mapped_size() as usize];
-    let head = header_bytes(h, data);
-    image[..head].copy_from_slice(&data[..head]);
+        .min(size as usize);
+    let mut parts = vec![(0, &data[..head])];
     for s in &h.sections {
-        if let Some((rva, bytes)) = section_file_bytes(h, s, data)? {
-            let at = rva as usize;
-            image
-                .get_mut(at..at.checked_add(bytes.len())?)?
-                .copy_from_slice(bytes);
+        let ptr = (s.raw_ptr & !0x1ff) as usize;
+        let align = h.file_alignment.clamp(0x200, 0x10000);
+        let mut len = s.raw_size.checked_next_multiple_of(align)?;
+        if s.vsize != 0 {
+            len = len.min(s.vsize.checked_next_multiple_of(PAGE)?);
         }
+        let len = (len as usize).min(data.len().saturating_sub(ptr));
+        let room = size.saturating_sub(s.rva) as usize;
+        let len = len.min(room);
+        if len == 0 || ptr >= data.len() {
+            continue;
+        }
+        parts.push((s.rva, &data[ptr..ptr + len]));
+    }
+    Some(parts)
+}
+
+/// The image a packed file is mapped to before its loader runs ([`file_parts`] over zeros), for an
+/// unpacker that does natively what the loader does. The caller bounds [`Headers::mapped_size`].
+pub fn mapped_image(h: &Headers, data: &[u8]) -> Option<Vec<u8>> {
+    let mut image = vec![0; h.mapped_size() as usize];
+    for (rva, bytes) in file_parts(h, data)? {
+        let at = rva as usize;
+        image
+            .get_mut(at..at.checked_add(bytes.len())?)?
+            .copy_from_slice(bytes);
     }
     Some(image)
 }
 
-/// `image` (the memory the unpacked program was mapped in, from its image base) rebuilt into a PE file
-/// entered at `entry` (an address): see [`Machine::rebuilt`].
+/// An unpacked `image` (mapped at the image base), rebuilt into a PE file entered at `entry` (an
+/// address). The loader's own sections (from the one the packed file was entered in to the last, when
+/// that is not the first: packers append theirs) are left out, as libclamav's unpackers rebuild only
+/// the program's sections: the file then ends where the program's last section does, so an executable
+/// the program carries at its end is found whole, to the end of the file, by the search for embedded
+/// files. A section that holds only zeros gets no file bytes (a next packer's empty section stays
+/// empty: yC over UPX).
 pub fn rebuild(h: &Headers, data: &[u8], image: &[u8], entry: u32) -> Option<Vec<u8>> {
     let kept = match h.section_index(h.entry) {
         Some(stub) if stub > 0 => stub,

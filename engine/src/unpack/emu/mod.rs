@@ -24,7 +24,7 @@ mod mem;
 mod windows;
 
 use super::{Flow, Sink, UnpackError};
-pub(super) use image::{mapped_image, rebuild, Headers};
+pub(super) use image::{file_parts, mapped_image, rebuild, Headers};
 
 /// Instructions one file may run: the testfiles' loaders need from 16 thousand (MEW) to 1.7 million
 /// (PeSpin, which checksums its own code); a hostile loop stops here, after about 0.2 s.
@@ -218,6 +218,12 @@ fn emulate_with<'f>(
 }
 
 impl Machine<'_> {
+    /// The image as memory holds it now: what a native unpacker's output is compared with.
+    #[cfg(test)]
+    pub(super) fn image(&self, h: &Headers) -> Option<&[u8]> {
+        self.mem.region(h.image_base)
+    }
+
     fn run(&mut self, h: &Headers, stopped: &mut dyn FnMut() -> bool) -> Stop {
         let base = h.image_base;
         let mut next_poll = POLL_EVERY;
