@@ -54,6 +54,7 @@ mod upack;
 mod upx;
 mod uuencode;
 mod xz;
+mod yc;
 mod zip;
 mod zip_walk;
 mod zstd;
@@ -227,7 +228,7 @@ fn unpack_pe_without_installers(data: &[u8], sink: &mut dyn Sink) -> Result<(), 
     unpacked_then(unpack_packed_pe, embedded::search_pe, data, sink)
 }
 
-/// The program inside a packed PE: UPX's, ASPack's and Upack's layouts are decoded directly (fast, and
+/// The program inside a packed PE: UPX's, ASPack's, Upack's and yC's layouts are decoded directly (fast, and
 /// exact); what they leave is run through its own loader ([`emu`]).
 fn unpack_packed_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
     let mut counted = counted::Counted::new(sink);
@@ -241,6 +242,9 @@ fn unpack_packed_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError>
         return aspack;
     }
     if upack::unpack(data, sink)? || sink.stopped() {
+        return Ok(());
+    }
+    if yc::unpack(data, sink)? || sink.stopped() {
         return Ok(());
     }
     emu::unpack(data, sink)
@@ -296,6 +300,12 @@ pub fn exercise_upx_stream(method: u8, data: &[u8], size: usize) -> Option<usize
 /// What its fuzz target drives.
 pub fn exercise_upack(data: &[u8]) -> Option<usize> {
     upack::exercise(data)
+}
+
+/// The native yC decoder alone on `data`: the rebuilt image's length, if it recognised the file.
+/// What its fuzz target drives.
+pub fn exercise_yc(data: &[u8]) -> Option<usize> {
+    yc::exercise(data)
 }
 
 /// The PE packers' emulator alone on `data`, at most `steps` instructions: what its fuzz target drives.
