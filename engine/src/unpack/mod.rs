@@ -42,6 +42,7 @@ mod nsis;
 pub mod ole2;
 mod onenote;
 mod pdf;
+mod petite;
 mod rar;
 mod rtf;
 mod sevenzip;
@@ -247,6 +248,9 @@ fn unpack_packed_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError>
     if yc::unpack(data, sink)? || sink.stopped() {
         return Ok(());
     }
+    if petite::unpack(data, sink) || sink.stopped() {
+        return Ok(());
+    }
     emu::unpack(data, sink)
 }
 
@@ -306,6 +310,12 @@ pub fn exercise_upack(data: &[u8]) -> Option<usize> {
 /// What its fuzz target drives.
 pub fn exercise_yc(data: &[u8]) -> Option<usize> {
     yc::exercise(data)
+}
+
+/// The native Petite decoder alone on `data`: the rebuilt image's length, if it recognised the file.
+/// What its fuzz target drives.
+pub fn exercise_petite(data: &[u8]) -> Option<usize> {
+    petite::exercise(data)
 }
 
 /// The PE packers' emulator alone on `data`, at most `steps` instructions: what its fuzz target drives.
