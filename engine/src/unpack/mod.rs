@@ -34,6 +34,7 @@ mod html;
 mod ishield;
 mod iso9660;
 mod lha;
+mod loader_image;
 mod lzma;
 mod macho_fat;
 mod mail;

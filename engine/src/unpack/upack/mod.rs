@@ -41,8 +41,8 @@ mod lzma;
 mod tests;
 
 use super::emu::{self, mapped_image, rebuild, Headers};
+use super::loader_image::Image;
 use super::{Flow, Sink, UnpackError};
-use crate::unpack::fields::le32;
 
 /// The member's name.
 const MEMBER: &str = "upack-unpacked.exe";
@@ -120,54 +120,6 @@ fn unpacked_image(data: &[u8], room: u64) -> Option<(Headers, Vec<u8>, u32)> {
     lzma::decode(&mut mem, &p)?;
     fix_calls(&mut mem, &p)?;
     Some((h, image, p.entry))
-}
-
-/// The image, addressed as the loader addresses it.
-struct Image<'a> {
-    base: u32,
-    bytes: &'a mut [u8],
-}
-
-impl Image<'_> {
-    fn offset(&self, addr: u32, len: usize) -> Option<usize> {
-        let at = addr.wrapping_sub(self.base) as usize;
-        (at.checked_add(len)? <= self.bytes.len()).then_some(at)
-    }
-
-    fn slice(&self, addr: u32, len: usize) -> Option<&[u8]> {
-        let at = self.offset(addr, len)?;
-        Some(&self.bytes[at..at + len])
-    }
-
-    fn byte(&self, addr: u32) -> Option<u8> {
-        self.slice(addr, 1).map(|b| b[0])
-    }
-
-    fn dword(&self, addr: u32) -> Option<u32> {
-        le32(self.slice(addr, 4)?, 0)
-    }
-
-    fn set_byte(&mut self, addr: u32, v: u8) -> Option<()> {
-        let at = self.offset(addr, 1)?;
-        self.bytes[at] = v;
-        Some(())
-    }
-
-    fn set_dword(&mut self, addr: u32, v: u32) -> Option<()> {
-        let at = self.offset(addr, 4)?;
-        self.bytes[at..at + 4].copy_from_slice(&v.to_le_bytes());
-        Some(())
-    }
-
-    /// Whether the bytes at `addr` are `code`, but at the offsets in `free` (parameters).
-    fn holds(&self, addr: u32, code: &[u8], free: &[usize]) -> bool {
-        self.slice(addr, code.len()).is_some_and(|b| {
-            b.iter()
-                .zip(code)
-                .enumerate()
-                .all(|(i, (x, y))| x == y || free.contains(&i))
-        })
-    }
 }
 
 /// The loader's parameters, if the code at `entry` is Upack's loader as [`code`] knows it.
