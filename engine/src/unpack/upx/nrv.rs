@@ -38,57 +38,59 @@ pub enum Nrv {
     E,
 }
 
-/// The input side: bytes and control bits from one stream.
-struct Input<'a> {
+/// The input side: bytes and control bits from one stream, its bit buffer refilled `BYTES` (1, 2 or
+/// 4) bytes at a time. The width is a constant so that each of the nine decoders is compiled on its
+/// own: the per-bit `match` would otherwise sit in the hottest loop.
+struct Input<'a, const BYTES: usize> {
     src: &'a [u8],
     at: usize,
-    width: Width,
     /// The bits not yet taken, in the high bits of `buf`; `left` of them.
     buf: u32,
     left: u32,
 }
 
-impl<'a> Input<'a> {
-    fn new(src: &'a [u8], width: Width) -> Self {
+impl<'a, const BYTES: usize> Input<'a, BYTES> {
+    fn new(src: &'a [u8]) -> Self {
         Input {
             src,
             at: 0,
-            width,
             buf: 0,
             left: 0,
         }
     }
 
+    #[inline(always)]
     fn byte(&mut self) -> Result<u8, DecodeError> {
         let b = *self.src.get(self.at).ok_or(DecodeError::Truncated)?;
         self.at += 1;
         Ok(b)
     }
 
+    #[inline(always)]
     fn bit(&mut self) -> Result<u32, DecodeError> {
         if self.left == 0 {
-            let (bytes, bits) = match self.width {
-                Width::Byte => (1, 8),
-                Width::Le16 => (2, 16),
-                Width::Le32 => (4, 32),
-            };
-            let word = self
-                .src
-                .get(self.at..self.at + bytes)
-                .ok_or(DecodeError::Truncated)?;
-            let mut v = 0u32;
-            for (i, &b) in word.iter().enumerate() {
-                v |= u32::from(b) << (8 * i);
-            }
-            self.at += bytes;
-            // Kept left-aligned so that the next bit is always bit 31.
-            self.buf = v << (32 - bits);
-            self.left = bits;
+            self.refill()?;
         }
         let b = self.buf >> 31;
         self.buf <<= 1;
         self.left -= 1;
         Ok(b)
+    }
+
+    fn refill(&mut self) -> Result<(), DecodeError> {
+        let word = self
+            .src
+            .get(self.at..self.at + BYTES)
+            .ok_or(DecodeError::Truncated)?;
+        let mut v = 0u32;
+        for (i, &b) in word.iter().enumerate() {
+            v |= u32::from(b) << (8 * i);
+        }
+        self.at += BYTES;
+        // Kept left-aligned so that the next bit is always bit 31.
+        self.buf = v << (32 - 8 * BYTES as u32);
+        self.left = 8 * BYTES as u32;
+        Ok(())
     }
 
     /// `v = 2v + bit` until a 1 stop bit (NRV2B's codes, and every format's length code).
@@ -126,8 +128,34 @@ fn grow(v: u32) -> Result<u32, DecodeError> {
 /// Decodes one stream of format `nrv` into at most `limit` bytes. The stream must end with its end
 /// marker; input left after it is allowed (UPX pads).
 pub fn decode(nrv: Nrv, width: Width, src: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
-    let mut inp = Input::new(src, width);
-    let mut out: Vec<u8> = Vec::with_capacity(limit.min(1 << 20));
+    const B: u8 = 0;
+    const D: u8 = 1;
+    const E: u8 = 2;
+    match (nrv, width) {
+        (Nrv::B, Width::Byte) => decode_as::<B, 1>(src, limit),
+        (Nrv::B, Width::Le16) => decode_as::<B, 2>(src, limit),
+        (Nrv::B, Width::Le32) => decode_as::<B, 4>(src, limit),
+        (Nrv::D, Width::Byte) => decode_as::<D, 1>(src, limit),
+        (Nrv::D, Width::Le16) => decode_as::<D, 2>(src, limit),
+        (Nrv::D, Width::Le32) => decode_as::<D, 4>(src, limit),
+        (Nrv::E, Width::Byte) => decode_as::<E, 1>(src, limit),
+        (Nrv::E, Width::Le16) => decode_as::<E, 2>(src, limit),
+        (Nrv::E, Width::Le32) => decode_as::<E, 4>(src, limit),
+    }
+}
+
+/// [`decode`] for one format (`NRV`: 0 for NRV2B, 1 for NRV2D, 2 for NRV2E) and one refill width.
+fn decode_as<const NRV: u8, const BYTES: usize>(
+    src: &[u8],
+    limit: usize,
+) -> Result<Vec<u8>, DecodeError> {
+    let nrv = match NRV {
+        0 => Nrv::B,
+        1 => Nrv::D,
+        _ => Nrv::E,
+    };
+    let mut inp = Input::<BYTES>::new(src);
+    let mut out = Output::new(limit);
     let mut last_off: u32 = 1;
     // The offset beyond which a match is one byte longer than its code says.
     let far = match nrv {
@@ -136,10 +164,7 @@ pub fn decode(nrv: Nrv, width: Width, src: &[u8], limit: usize) -> Result<Vec<u8
     };
     loop {
         while inp.bit()? == 1 {
-            if out.len() >= limit {
-                return Err(DecodeError::TooLarge);
-            }
-            out.push(inp.byte()?);
+            out.literal(inp.byte()?)?;
         }
         let prefix = match nrv {
             Nrv::B => inp.gamma(1)?,
@@ -158,7 +183,7 @@ pub fn decode(nrv: Nrv, width: Width, src: &[u8], limit: usize) -> Result<Vec<u8
                 .wrapping_mul(256)
                 .wrapping_add(u32::from(inp.byte()?));
             if v == u32::MAX {
-                return Ok(out);
+                return Ok(out.finish());
             }
             let v = match nrv {
                 Nrv::B => {
@@ -198,25 +223,86 @@ pub fn decode(nrv: Nrv, width: Width, src: &[u8], limit: usize) -> Result<Vec<u8
         if off > far {
             len += 1;
         }
-        copy_match(&mut out, off as usize, len as usize + 1, limit)?;
+        out.copy_match(off as usize, len as usize + 1)?;
     }
 }
 
-/// Copies `len` bytes from `off` back. A match may overlap what it writes (`off < len` repeats the
-/// last `off` bytes): it is copied in pieces no longer than what is already there.
-fn copy_match(out: &mut Vec<u8>, off: usize, len: usize, limit: usize) -> Result<(), DecodeError> {
-    let from = out
-        .len()
-        .checked_sub(off)
-        .ok_or(DecodeError::Corrupt("match before the start"))?;
-    if out.len() + len > limit {
-        return Err(DecodeError::TooLarge);
+/// Bytes the output buffer keeps past what is written, so that a short match can be copied in whole
+/// 8-byte words (the bytes past its end are overwritten by what comes next, or cut off at the end).
+const SLACK: usize = 64;
+
+/// The output: a zeroed buffer written by position, grown by doubling (to `limit` and its slack), so
+/// that the hot loop writes bytes instead of pushing them.
+struct Output {
+    buf: Vec<u8>,
+    pos: usize,
+    limit: usize,
+}
+
+impl Output {
+    fn new(limit: usize) -> Self {
+        Output {
+            buf: vec![0; limit.min(1 << 20) + SLACK],
+            pos: 0,
+            limit,
+        }
     }
-    let mut left = len;
-    while left > 0 {
-        let piece = left.min(out.len() - from);
-        out.extend_from_within(from..from + piece);
-        left -= piece;
+
+    /// Room for `n` more bytes and the slack, or the error of an output past `limit`.
+    #[inline(always)]
+    fn room(&mut self, n: usize) -> Result<(), DecodeError> {
+        if self.pos + n > self.limit {
+            return Err(DecodeError::TooLarge);
+        }
+        if self.pos + n + SLACK > self.buf.len() {
+            let want = (self.buf.len() * 2).max(self.pos + n + SLACK);
+            self.buf.resize(want.min(self.limit + SLACK), 0);
+        }
+        Ok(())
     }
-    Ok(())
+
+    #[inline(always)]
+    fn literal(&mut self, b: u8) -> Result<(), DecodeError> {
+        self.room(1)?;
+        self.buf[self.pos] = b;
+        self.pos += 1;
+        Ok(())
+    }
+
+    /// Copies `len` bytes from `off` back. A match may overlap what it writes (`off < len` repeats the
+    /// last `off` bytes): it is then copied byte by byte, as the loader does. A short match at least 8
+    /// bytes back is copied a word at a time: each word read is already written, and the few bytes
+    /// written past the match's end are rewritten by what follows.
+    #[inline(always)]
+    fn copy_match(&mut self, off: usize, len: usize) -> Result<(), DecodeError> {
+        let from = self
+            .pos
+            .checked_sub(off)
+            .ok_or(DecodeError::Corrupt("match before the start"))?;
+        self.room(len)?;
+        let to = self.pos;
+        if off >= 8 && len <= SLACK {
+            let mut k = 0;
+            while k < len {
+                let word: [u8; 8] = self.buf[from + k..from + k + 8]
+                    .try_into()
+                    .unwrap_or([0; 8]);
+                self.buf[to + k..to + k + 8].copy_from_slice(&word);
+                k += 8;
+            }
+        } else if off >= len {
+            self.buf.copy_within(from..from + len, to);
+        } else {
+            for k in 0..len {
+                self.buf[to + k] = self.buf[from + k];
+            }
+        }
+        self.pos += len;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.buf.truncate(self.pos);
+        self.buf
+    }
 }
