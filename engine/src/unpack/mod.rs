@@ -42,6 +42,8 @@ mod mszip;
 mod nsis;
 pub mod ole2;
 mod onenote;
+#[cfg(test)]
+mod packed_tests;
 mod pdf;
 mod petite;
 mod rar;

@@ -5,19 +5,7 @@
 
 use super::*;
 use crate::unpack::emu::emulated_image;
-use std::path::Path;
-
-fn testfile(name: &str) -> Option<Vec<u8>> {
-    let path = Path::new("/usr/share/clamav-testfiles").join(name);
-    match std::fs::read(&path) {
-        Ok(d) => Some(d),
-        Err(e) if std::env::var_os("CI").is_some() => panic!("{}: {e}", path.display()),
-        Err(_) => {
-            eprintln!("skipped: {} missing", path.display());
-            None
-        }
-    }
-}
+use crate::unpack::packed_tests::testfile;
 
 #[test]
 fn sections_equal_the_emulated_loaders() {
@@ -115,13 +103,8 @@ fn damaged_copies_never_panic() {
     let Some(data) = testfile("clam-aspack.exe") else {
         return;
     };
-    let mut seed = 0x1234_5678_9abc_def0u64;
-    let mut rnd = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut xorshift = crate::unpack::packed_tests::Xorshift::new();
+    let mut rnd = || xorshift.next();
     let mut ok = 0;
     for _ in 0..5000 {
         let mut d = data.clone();

@@ -4,21 +4,8 @@
 
 use super::image::Headers;
 use super::*;
+use crate::unpack::packed_tests::testfile;
 use std::path::Path;
-
-const TESTFILES: &str = "/usr/share/clamav-testfiles";
-
-fn testfile(name: &str) -> Option<Vec<u8>> {
-    let path = Path::new(TESTFILES).join(name);
-    match std::fs::read(&path) {
-        Ok(d) => Some(d),
-        Err(e) if std::env::var_os("CI").is_some() => panic!("{}: {e}", path.display()),
-        Err(_) => {
-            eprintln!("skipped: {} missing", path.display());
-            None
-        }
-    }
-}
 
 fn holds_clam_exe(image: &[u8], clam: &[u8]) -> bool {
     let zipped = image

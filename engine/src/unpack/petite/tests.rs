@@ -6,19 +6,7 @@
 
 use super::*;
 use crate::unpack::emu;
-use std::path::Path;
-
-fn testfile(name: &str) -> Option<Vec<u8>> {
-    let path = Path::new("/usr/share/clamav-testfiles").join(name);
-    match std::fs::read(&path) {
-        Ok(d) => Some(d),
-        Err(e) if std::env::var_os("CI").is_some() => panic!("{}: {e}", path.display()),
-        Err(_) => {
-            eprintln!("skipped: {} missing", path.display());
-            None
-        }
-    }
-}
+use crate::unpack::packed_tests::testfile;
 
 /// The import address table's entries the loader fills: from its list (read after the
 /// decompression, before the resolution zeroes it), each slot up to its list's zero.
@@ -156,15 +144,7 @@ fn a_pe_walk_takes_petite_natively_not_by_emulation() {
     let Some(data) = testfile("clam-petite.exe") else {
         return;
     };
-    let members = crate::unpack::exercise(crate::unpack::Kind::Pe, &data).expect("walked");
-    assert!(
-        members.iter().any(|(name, _)| name == MEMBER),
-        "{members:?}"
-    );
-    assert!(
-        !members.iter().any(|(name, _)| name.contains("emulated")),
-        "{members:?}"
-    );
+    crate::unpack::packed_tests::assert_walk_unpacks_natively(&data, MEMBER);
 }
 
 /// Every byte of `clam-petite.exe` changed three ways, each copy decoded (or declined) without a

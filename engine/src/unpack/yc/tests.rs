@@ -6,23 +6,11 @@
 
 use super::*;
 use crate::unpack::emu::emulated_image;
-use std::path::Path;
+use crate::unpack::packed_tests::testfile;
 
 /// The loader's scratch, from the entry point, and its length (GetModuleFileName's buffer, then the
 /// old page rights VirtualProtect gives and the addresses of the memory it allocates).
 const SCRATCH: (u32, u32) = (0xbed, 0x104);
-
-fn testfile(name: &str) -> Option<Vec<u8>> {
-    let path = Path::new("/usr/share/clamav-testfiles").join(name);
-    match std::fs::read(&path) {
-        Ok(d) => Some(d),
-        Err(e) if std::env::var_os("CI").is_some() => panic!("{}: {e}", path.display()),
-        Err(_) => {
-            eprintln!("skipped: {} missing", path.display());
-            None
-        }
-    }
-}
 
 #[test]
 fn the_image_equals_the_emulated_loaders() {
@@ -148,13 +136,8 @@ fn damaged_copies_never_panic() {
     let Some(data) = testfile("clam-yc.exe") else {
         return;
     };
-    let mut seed = 0x1234_5678_9abc_def0u64;
-    let mut rnd = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut xorshift = crate::unpack::packed_tests::Xorshift::new();
+    let mut rnd = || xorshift.next();
     let mut ok = 0;
     for _ in 0..3000 {
         let mut d = data.clone();
