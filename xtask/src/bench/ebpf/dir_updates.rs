@@ -1,5 +1,6 @@
 //! `bench ebpf`, part 3: directory updates, and a file in a directory just renamed into the tree
 //! denied on its first open (see the parent's charter).
+
 use super::*;
 
 /// Directories created outside a protected tree and renamed into it, per second, with no sensor and with

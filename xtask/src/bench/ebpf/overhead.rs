@@ -1,5 +1,6 @@
 //! `bench ebpf`, part 2: the overhead on an open-heavy workload outside the protected tree, in
 //! interleaved rounds with a median and its confidence interval (see the parent's charter).
+
 use super::*;
 
 // 2. Overhead

@@ -1,4 +1,5 @@
 //! `bench ebpf`, part 1: the open prefilter's throughput and its drops (see the parent's charter).
+
 use super::*;
 
 // 1. Throughput
