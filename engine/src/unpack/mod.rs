@@ -53,6 +53,8 @@ mod sis;
 mod swf;
 mod szdd;
 mod tar;
+#[cfg(test)]
+mod test_sink;
 mod tnef;
 mod upack;
 mod upx;

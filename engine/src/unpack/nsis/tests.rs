@@ -48,30 +48,10 @@ fn every_compressor_solid_or_not_yields_the_header_and_the_file() {
 /// The file's bytes themselves, not only their count.
 #[test]
 fn the_file_comes_out_as_it_went_in() {
-    struct Keep(Vec<Vec<u8>>);
-    impl Sink for Keep {
-        fn member(&mut self, _: &str, data: &[u8]) -> Flow {
-            self.0.push(data.to_vec());
-            Flow::Continue
-        }
-        fn room(&self) -> u64 {
-            1 << 30
-        }
-        fn too_large(&mut self, _: &str, _: Limit) -> Flow {
-            Flow::Continue
-        }
-        fn encrypted(&mut self, _: &'static str, _: bool) -> Flow {
-            Flow::Continue
-        }
-        fn not_unpacked(&mut self, _: &'static str) {}
-        fn stopped(&self) -> bool {
-            false
-        }
-    }
     for name in ["bzip2_solid", "bzip2_nonsolid", "lzma_solid", "zlib_solid"] {
-        let mut keep = Keep(Vec::new());
+        let mut keep = crate::unpack::test_sink::Keep::new();
         unpack(&fixture(name), &mut keep).unwrap();
-        assert_eq!(keep.0.last(), Some(&marker()), "{name}");
+        assert_eq!(keep.members.last().map(|m| &m.1), Some(&marker()), "{name}");
     }
 }
 

@@ -2,47 +2,10 @@
 //! its README), on copies with the `UPX!` marks zeroed, and on damaged copies.
 
 use super::*;
+use crate::unpack::test_sink::Keep;
 use crate::unpack::Limit;
 use elf::Head;
 use std::path::PathBuf;
-
-/// Keeps the members handed out, and the limits reported.
-struct Keep {
-    room: u64,
-    members: Vec<(String, Vec<u8>)>,
-    limits: Vec<Limit>,
-}
-
-impl Keep {
-    fn new() -> Self {
-        Keep {
-            room: 64 << 20,
-            members: Vec::new(),
-            limits: Vec::new(),
-        }
-    }
-}
-
-impl Sink for Keep {
-    fn member(&mut self, name: &str, data: &[u8]) -> Flow {
-        self.members.push((name.to_string(), data.to_vec()));
-        Flow::Continue
-    }
-    fn room(&self) -> u64 {
-        self.room
-    }
-    fn too_large(&mut self, _: &str, limit: Limit) -> Flow {
-        self.limits.push(limit);
-        Flow::Continue
-    }
-    fn encrypted(&mut self, _: &'static str, _: bool) -> Flow {
-        Flow::Continue
-    }
-    fn not_unpacked(&mut self, _: &'static str) {}
-    fn stopped(&self) -> bool {
-        false
-    }
-}
 
 const MARKER: &[u8] = b"upx-sensor-marker:";
 const METHODS: [&str; 4] = ["nrv2b", "nrv2d", "nrv2e", "lzma"];
