@@ -43,6 +43,7 @@ mod nsis;
 pub mod ole2;
 mod onenote;
 mod pdf;
+mod pespin;
 mod petite;
 mod rar;
 mod rtf;
