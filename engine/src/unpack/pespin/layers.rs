@@ -85,9 +85,7 @@ pub(super) fn byte_program(mem: &Image<'_>, at: u32) -> Option<Vec<Op>> {
                 ip = i.near_branch32();
                 continue;
             }
-            Code::Or_rm8_r8 | Code::Or_r8_rm8 if al && i.op1_register() == Register::AL => {
-                continue
-            }
+            Code::Or_rm8_r8 | Code::Or_r8_rm8 if al && i.op1_register() == Register::AL => continue,
             Code::Add_rm8_imm8 | Code::Add_AL_imm8 | Code::Add_rm8_r8 | Code::Add_r8_rm8 if al => {
                 Op::Add(arg()?)
             }

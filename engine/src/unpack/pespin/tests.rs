@@ -1,4 +1,22 @@
+//! The native decoder against its oracle, the emulator running the same file's loader: on Debian's
+//! clamav-testfiles' `clam-pespin.exe`, the program's sections must be the same, byte for byte, after
+//! each stage and at the hand-over, and the program's entry the same. Without the package the test
+//! is skipped, except under CI. The ignored `explore_stages` is the tool the stages were found with.
+
+use super::*;
 use crate::unpack::emu;
+
+fn testfile(name: &str) -> Option<Vec<u8>> {
+    let path = std::path::Path::new("/usr/share/clamav-testfiles").join(name);
+    match std::fs::read(&path) {
+        Ok(d) => Some(d),
+        Err(e) if std::env::var_os("CI").is_some() => panic!("{}: {e}", path.display()),
+        Err(_) => {
+            eprintln!("skipped: {} missing", path.display());
+            None
+        }
+    }
+}
 
 fn ranges(a: &[u8], b: &[u8], from: usize, to: usize) -> Vec<(usize, usize)> {
     let mut out: Vec<(usize, usize)> = Vec::new();
@@ -13,10 +31,15 @@ fn ranges(a: &[u8], b: &[u8], from: usize, to: usize) -> Vec<(usize, usize)> {
     out
 }
 
+/// The tool the stages were found with: the image's changes between the emulator's steps
+/// `PS_STEPS` (comma-separated) in `PS_RANGE` (hex `from-to`, the program's sections by default),
+/// shown with `PS_SHOW`, the last image written to `PS_DUMP`.
 #[test]
 #[ignore]
 fn explore_stages() {
-    let data = std::fs::read("/usr/share/clamav-testfiles/clam-pespin.exe").unwrap();
+    let Some(data) = testfile("clam-pespin.exe") else {
+        return;
+    };
     let steps: Vec<u64> = std::env::var("PS_STEPS")
         .unwrap()
         .split(',')
@@ -25,7 +48,10 @@ fn explore_stages() {
     let (lo, hi) = std::env::var("PS_RANGE")
         .map(|v| {
             let (a, b) = v.split_once('-').unwrap();
-            (usize::from_str_radix(a, 16).unwrap(), usize::from_str_radix(b, 16).unwrap())
+            (
+                usize::from_str_radix(a, 16).unwrap(),
+                usize::from_str_radix(b, 16).unwrap(),
+            )
         })
         .unwrap_or((0x1000, 0x5000));
     let mut prev = emu::emulated_image_after(&data, steps[0]).unwrap().0;
@@ -46,12 +72,85 @@ fn explore_stages() {
 }
 
 #[test]
-fn stages_a_to_c_match_the_emulated_loader() {
-    let Ok(data) = std::fs::read("/usr/share/clamav-testfiles/clam-pespin.exe") else {
+fn clam_pespin_decodes_natively_as_its_loader_does() {
+    let Some(data) = testfile("clam-pespin.exe") else {
         return;
     };
-    let (_, native) = super::decoded_sections(&data, u64::MAX).expect("decoded");
-    let (emulated, _) = emu::emulated_image_after(&data, 1_593_830).unwrap();
-    let r = ranges(&native, &emulated, 0x1000, 0x5000);
-    assert!(r.is_empty(), "{r:x?}");
+    let (h, native, entry) = unpacked_image(&data, u64::MAX).expect("recognised and decoded");
+    let (emulated, outcome) = emu::emulated_image_after(&data, emu::MAX_STEPS).unwrap();
+    assert_eq!(outcome.stop, emu::Stop::Program);
+    assert_eq!(entry, outcome.entry);
+    assert_eq!(entry, 0x40_1049);
+    // The program's sections: up to the loader's.
+    let end = (h.entry - ENTRY_OFFSET) as usize;
+    let r = ranges(&native, &emulated, 0x1000, end);
+    assert!(r.is_empty(), "differ: {r:x?}");
+}
+
+#[test]
+fn damaged_and_foreign_files_are_left_alone() {
+    assert!(exercise(b"MZ").is_none());
+    let Some(data) = testfile("clam-pespin.exe") else {
+        return;
+    };
+    assert!(exercise(&data).is_some());
+    for cut in [0x100, 0x400, 0xc90, 0x2000, 0x3f00] {
+        assert!(exercise(&data[..cut]).is_none(), "cut at {cut:x}");
+    }
+    // A byte of the entry code, of each encrypted layer, of the stored key changed: declined.
+    for at in [0xc90, 0xd80, 0x1000, 0x2c00, 0x3e9e] {
+        let mut d = data.clone();
+        d[at] ^= 0x5a;
+        assert!(exercise(&d).is_none(), "changed at {at:x}");
+    }
+    for at in (0..data.len()).step_by(7) {
+        let mut d = data.clone();
+        d[at] ^= 0x5a;
+        let _ = exercise(&d);
+    }
+    for name in [
+        "clam-petite.exe",
+        "clam-upack.exe",
+        "clam-yc.exe",
+        "clam.exe",
+    ] {
+        if let Some(d) = testfile(name) {
+            assert!(exercise(&d).is_none(), "{name}");
+        }
+    }
+}
+
+#[test]
+fn a_pe_walk_takes_pespin_natively_not_by_emulation() {
+    let Some(data) = testfile("clam-pespin.exe") else {
+        return;
+    };
+    let members = crate::unpack::exercise(crate::unpack::Kind::Pe, &data).expect("walked");
+    assert!(members.iter().any(|(n, _)| n == MEMBER), "{members:?}");
+    assert!(
+        !members.iter().any(|(n, _)| n.contains("emulated")),
+        "{members:?}"
+    );
+}
+
+/// Time per file, native and emulated (`cargo test --release -p engine --lib
+/// pespin::tests::time_native_and_emulated -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn time_native_and_emulated() {
+    let Some(data) = testfile("clam-pespin.exe") else {
+        return;
+    };
+    let n = 200;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        assert!(exercise(&data).is_some());
+    }
+    let native = t.elapsed() / n;
+    let t = std::time::Instant::now();
+    for _ in 0..20 {
+        assert!(emu::exercise(&data, emu::MAX_STEPS).is_some());
+    }
+    let emulated = t.elapsed() / 20;
+    eprintln!("native {native:?} per file, emulated {emulated:?} per file");
 }
