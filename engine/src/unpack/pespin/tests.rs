@@ -221,3 +221,23 @@ fn damaged_copies_decode_as_their_loaders_do() {
         "(changed, entries, ranges differing): {wrong:x?}"
     );
 }
+
+/// The benchmark's copies of `clam-pespin.exe`: a number over its last 4 bytes (the last section's
+/// padding, outside the file's sum) or 16 bytes appended (an overlay, which the loader is not
+/// shown): decoded natively, as the original.
+#[test]
+fn copies_marked_in_padding_or_overlay_decode_as_the_original() {
+    let Some(data) = testfile("clam-pespin.exe") else {
+        return;
+    };
+    let (_, clean, entry) = unpacked_image(&data, u64::MAX).unwrap();
+    let mut padded = data.clone();
+    let end = padded.len() - 4;
+    padded[end..].copy_from_slice(&1234u32.to_le_bytes());
+    let mut overlaid = data.clone();
+    overlaid.extend_from_slice(b"packed-copy \x07\0\0\0");
+    for copy in [padded, overlaid] {
+        let (_, image, e) = unpacked_image(&copy, u64::MAX).expect("decoded");
+        assert_eq!((e, &image[0x1000..0x5000]), (entry, &clean[0x1000..0x5000]));
+    }
+}
