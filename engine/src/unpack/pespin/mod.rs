@@ -7,7 +7,7 @@
 //!
 //! The format, as the loader of `clam-pespin.exe` runs it (learnt from its code under the emulator;
 //! offsets are from the loader's section S, the entry point at S+0x87; the code addresses its
-//! variables from EBP, S - 0x402c05 + 0x405000 at packing time):
+//! variables through EBP, its distance from where it was assembled):
 //! - the entry decrypts S+0x206c..S+0x326a in place, from the top down, xoring each byte with a
 //!   byte counting down from 0x91 (L1), then rotates S+0x319f..S+0x326a right by 2 (L2), then
 //!   decrypts S+0x35c..S+0x8fc with a key stream (L3, see [`layers::xor_stream`]);
@@ -38,7 +38,12 @@
 //!
 //! Owns: recognition (the entry code compared byte for byte, the decrypted loader hashed with its
 //! variables left out), the decoding, its bounds (every access inside the image; the image at most
-//! the sink's room). Never: a loader it does not know in full, or a result other than the loader's.
+//! the sink's room). Never: a loader it does not know in full, or a result other than the loader's:
+//! a sum that fails, an option or an import path not seen (an ordinal, a flag without its top bit)
+//! ends the decoding and the file goes to the emulator. Known from one sample only: which of the
+//! loader's bytes are per file (its keys, byte programs, the program's moved instructions) is not
+//! known, so all are compared and another PESpin 1.x file goes to the emulator. Not checked: that
+//! the system has each library and function (the loader looks them up by name and hash).
 
 mod aplib;
 mod code;
