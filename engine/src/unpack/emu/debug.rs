@@ -1,6 +1,9 @@
 //! What a test can watch a run do, chosen by environment variables read once per run: the last
 //! instructions' addresses (with any of them set), each instruction from step `EMU_FROM` on for 150 steps, the
-//! registers whenever EIP is `EMU_AT` (hex), and each change of the 4 bytes at `EMU_WATCH` (hex).
+//! registers whenever EIP is `EMU_AT` (hex), each change of the 4 bytes at `EMU_WATCH` (hex), and with
+//! `EMU_COVER` (a path) every distinct instruction run (its bytes as they were, so each layer of a
+//! self-decrypting loader shows), in the order first run, with its count and the registers then:
+//! what a native unpacker's author reads a loader from.
 //!
 //! Owns: test-only observation. Never: changes the run.
 
