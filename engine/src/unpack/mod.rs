@@ -45,6 +45,7 @@ mod onenote;
 #[cfg(test)]
 mod packed_tests;
 mod pdf;
+mod pespin;
 mod petite;
 mod rar;
 mod rtf;
@@ -256,6 +257,9 @@ fn unpack_packed_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError>
     if petite::unpack(data, sink) || sink.stopped() {
         return Ok(());
     }
+    if pespin::unpack(data, sink) || sink.stopped() {
+        return Ok(());
+    }
     emu::unpack(data, sink)
 }
 
@@ -321,6 +325,12 @@ pub fn exercise_yc(data: &[u8]) -> Option<usize> {
 /// What its fuzz target drives.
 pub fn exercise_petite(data: &[u8]) -> Option<usize> {
     petite::exercise(data)
+}
+
+/// The native PESpin decoder alone on `data`: the rebuilt image's length, if it recognised the
+/// file. What its fuzz target drives.
+pub fn exercise_pespin(data: &[u8]) -> Option<usize> {
+    pespin::exercise(data)
 }
 
 /// The PE packers' emulator alone on `data`, at most `steps` instructions: what its fuzz target drives.

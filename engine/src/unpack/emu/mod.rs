@@ -157,6 +157,14 @@ pub(super) fn emulated_image(data: &[u8]) -> Option<(Vec<u8>, u32)> {
     Some((m.mem.region(h.image_base)?.to_vec(), outcome.entry))
 }
 
+/// [`emulated_image`] after at most `steps` instructions: what a test watches a loader's stages with.
+#[cfg(test)]
+pub(super) fn emulated_image_after(data: &[u8], steps: u64) -> Option<(Vec<u8>, Outcome)> {
+    let h = Headers::read(data)?;
+    let (m, outcome) = emulate_with(data, &h, MEMORY_LIMIT, steps, &mut || false)?;
+    Some((m.mem.region(h.image_base)?.to_vec(), outcome))
+}
+
 /// Runs the loader of `data` (headers `h`) until it hands over, crashes or runs out of budget.
 pub fn emulate<'f>(
     data: &'f [u8],
