@@ -5,18 +5,7 @@
 
 use super::*;
 use crate::unpack::emu;
-
-fn testfile(name: &str) -> Option<Vec<u8>> {
-    let path = std::path::Path::new("/usr/share/clamav-testfiles").join(name);
-    match std::fs::read(&path) {
-        Ok(d) => Some(d),
-        Err(e) if std::env::var_os("CI").is_some() => panic!("{}: {e}", path.display()),
-        Err(_) => {
-            eprintln!("skipped: {} missing", path.display());
-            None
-        }
-    }
-}
+use crate::unpack::packed_tests::testfile;
 
 fn ranges(a: &[u8], b: &[u8], from: usize, to: usize) -> Vec<(usize, usize)> {
     let mut out: Vec<(usize, usize)> = Vec::new();
@@ -126,12 +115,7 @@ fn a_pe_walk_takes_pespin_natively_not_by_emulation() {
     let Some(data) = testfile("clam-pespin.exe") else {
         return;
     };
-    let members = crate::unpack::exercise(crate::unpack::Kind::Pe, &data).expect("walked");
-    assert!(members.iter().any(|(n, _)| n == MEMBER), "{members:?}");
-    assert!(
-        !members.iter().any(|(n, _)| n.contains("emulated")),
-        "{members:?}"
-    );
+    crate::unpack::packed_tests::assert_walk_unpacks_natively(&data, MEMBER);
 }
 
 /// Time per file, native and emulated (`cargo test --release -p engine --lib
