@@ -56,6 +56,7 @@ mod tnef;
 mod upack;
 mod upx;
 mod uuencode;
+mod wwpack;
 mod xz;
 mod yc;
 mod zip;
@@ -231,8 +232,9 @@ fn unpack_pe_without_installers(data: &[u8], sink: &mut dyn Sink) -> Result<(), 
     unpacked_then(unpack_packed_pe, embedded::search_pe, data, sink)
 }
 
-/// The program inside a packed PE: UPX's, ASPack's, Upack's, yC's, Petite's and MEW's layouts are
-/// decoded directly (fast, and exact); what they leave is run through its own loader ([`emu`]).
+/// The program inside a packed PE: UPX's, ASPack's, Upack's, yC's, Petite's, MEW's and WWPack's
+/// layouts are decoded directly (fast, and exact); what they leave is run through its own loader
+/// ([`emu`]).
 fn unpack_packed_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
     let mut counted = counted::Counted::new(sink);
     let upx = upx::unpack_pe(data, &mut counted);
@@ -254,6 +256,9 @@ fn unpack_packed_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError>
         return Ok(());
     }
     if mew::unpack(data, sink) || sink.stopped() {
+        return Ok(());
+    }
+    if wwpack::unpack(data, sink) || sink.stopped() {
         return Ok(());
     }
     emu::unpack(data, sink)
@@ -327,6 +332,12 @@ pub fn exercise_petite(data: &[u8]) -> Option<usize> {
 /// What its fuzz target drives.
 pub fn exercise_mew(data: &[u8]) -> Option<usize> {
     mew::exercise(data)
+}
+
+/// The native WWPack32 decoder alone on `data`: the rebuilt image's length, if it recognised the
+/// file. What its fuzz target drives.
+pub fn exercise_wwpack(data: &[u8]) -> Option<usize> {
+    wwpack::exercise(data)
 }
 
 /// The PE packers' emulator alone on `data`, at most `steps` instructions: what its fuzz target drives.
