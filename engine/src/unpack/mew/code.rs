@@ -1,8 +1,8 @@
-//! The MEW 11 SE loader's code, as the packed test file holds it (the bytes are the packer's, read from
-//! a packed file): the decompressor and import loop the entry jumps to (in the file's header), its
-//! bit and number routines. A file whose loader differs anywhere but in the parameters is left to the
-//! emulator. Parameters inside the code: the table's address after `mov esi` ([`STAGE`] 1..5) and the
-//! number routine's place (the `call rel32` at [`STAGE`] [`GAMMA_CALL_AT`]).
+//! The MEW 11 SE loader's code, as the packed test file holds it (the bytes are the packer's, read
+//! from a packed file): the decompressor and import loop the entry jumps to (in the file's header),
+//! its bit and number routines. A file whose loader differs anywhere but in the parameters is left to
+//! the emulator. Parameters inside the code: the table's address after `mov esi` ([`STAGE`] 1..5)
+//! and the number routine's place (the `call rel32` at [`STAGE`] [`GAMMA_CALL_AT`]).
 
 /// The entry point's instruction: `jmp rel32` to [`STAGE`].
 pub(super) const ENTRY_JUMP: u8 = 0xe9;

@@ -6,7 +6,7 @@
 //!
 //! The format, as the loader of a packed file reads it (addresses are the image's; TABLE is the dword
 //! after the loader's `mov esi`; the packed file seen has two sections: the program's, with no file
-//! bytes, and the loader's, entered at its end):
+//! bytes, and the loader's, entered near the end of its file bytes):
 //! - the entry point is a `jmp` into the file's header, where the loader's code is ([`code::STAGE`]);
 //!   its bit routine's tail is in the section names. TABLE-0x10 and TABLE-0xc are the import address
 //!   table the packed file's own imports fill (`LoadLibraryA`, `GetProcAddress` of kernel32),
@@ -14,14 +14,14 @@
 //!   (pushed, and returned to at the end), TABLE+8 the first block's destination; the data follows;
 //! - each block is a byte-aligned stream of aPLib's kind, its control bits and its bytes interleaved:
 //!   bits come high first from a byte read when the last one is used up (a sentinel bit marks its
-//!   end; each block starts a fresh byte). The first byte is a literal; then a 0 bit is a literal; 10
-//!   a gamma number G (from 2: a 1, then each bit followed by a bit saying whether more follow) less 2,
-//!   less 1 more after a literal: 0 repeats the last distance with a gamma length, else that number
-//!   less 1 times 256 plus a byte is a new distance, with a gamma length plus 2 (distance under 0x80
-//!   or from 0x7d00), plus 1 (from 0x500) or plus 0; 110 a byte: its top 7 bits a new distance (0 ends
-//!   the block), its low bit plus 2 the length; 111 four bits: a distance for one byte, or 0 for a 0
-//!   byte. Matches copy forwards, byte by byte. A block's end is followed by the next block's
-//!   destination, or by 0 and the address of the import list;
+//!   end; each block starts a fresh byte). The first byte is a literal; then a 0 bit is a literal;
+//!   10 a gamma number G (from 2: a 1, then each bit followed by a bit saying whether more follow)
+//!   less 1, less 1 more after a literal (so only then can it be 0): 0 repeats the last distance
+//!   with a gamma length, else that number less 1 times 256 plus a byte is a new distance, with a
+//!   gamma length plus 2 (distance under 0x80 or from 0x7d00), plus 1 (from 0x500) or plus 0; 110 a
+//!   byte: its top 7 bits a new distance (0 ends the block), its low bit plus 2 the length; 111 four
+//!   bits: a distance for one byte, or 0 for a 0 byte. Matches copy forwards, byte by byte. A
+//!   block's end is followed by the next block's destination, or by 0 and the import list's address;
 //! - the import list: per library its import address table's address, its name, then its functions:
 //!   a byte with the top bit set and the name, whose slot gets `GetProcAddress`'s answer; FF FF FF FF
 //!   ends the library's list. The loop ends when a lookup answers 0: the packer ends the list with an

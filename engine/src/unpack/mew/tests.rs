@@ -90,8 +90,8 @@ fn clam_mew_decodes_natively_as_its_loader_does() {
 }
 
 /// Damaged copies the native decoder still decodes (a byte of the compressed data changed, say)
-/// decode as their emulated loaders do: every byte changed three ways, each such copy compared (those whose
-/// emulated loader did not hand over are counted as compared and left out).
+/// decode as their emulated loaders do: every byte changed three ways, each such copy compared
+/// (those whose emulated loader did not hand over are counted as compared and left out).
 #[test]
 #[ignore]
 fn damaged_copies_decode_as_their_loaders_do() {

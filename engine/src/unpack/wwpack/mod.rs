@@ -168,7 +168,11 @@ fn import_slots(mem: &Image<'_>, h: &Headers) -> Vec<(u64, u64)> {
     let at = |rva: u32| mem.dword(mem.base.wrapping_add(rva));
     for d in 0..MAX_DESCRIPTORS {
         let desc = h.imports.wrapping_add(20 * d);
-        let (Some(lookup), Some(name), Some(iat)) = (at(desc), at(desc + 12), at(desc + 16)) else {
+        let (Some(lookup), Some(name), Some(iat)) = (
+            at(desc),
+            at(desc.wrapping_add(12)),
+            at(desc.wrapping_add(16)),
+        ) else {
             break;
         };
         if name == 0 || iat == 0 {

@@ -127,6 +127,11 @@ fn files_not_wwpack_and_damaged_loaders_are_left_alone() {
         d[at] ^= 0x5a;
         assert!(exercise(&d).is_none(), "changed at {at:x}");
     }
+    // An import directory at the top of the address space: its descriptors' fields wrap around.
+    let mut d = data.clone();
+    let imports = 0xc8 + 24 + 104;
+    d[imports..imports + 4].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+    let _ = exercise(&d);
     // A second block: the loader's loop would restart from a register it zeroed.
     let mut d = data.clone();
     d[0xc00 + MORE_AT as usize] = 1;
