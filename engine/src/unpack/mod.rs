@@ -38,6 +38,7 @@ mod loader_image;
 mod lzma;
 mod macho_fat;
 mod mail;
+mod mew;
 mod mszip;
 mod nsis;
 pub mod ole2;
@@ -60,6 +61,7 @@ mod tnef;
 mod upack;
 mod upx;
 mod uuencode;
+mod wwpack;
 mod xz;
 mod yc;
 mod zip;
@@ -235,8 +237,9 @@ fn unpack_pe_without_installers(data: &[u8], sink: &mut dyn Sink) -> Result<(), 
     unpacked_then(unpack_packed_pe, embedded::search_pe, data, sink)
 }
 
-/// The program inside a packed PE: UPX's, ASPack's, Upack's and yC's layouts are decoded directly (fast, and
-/// exact); what they leave is run through its own loader ([`emu`]).
+/// The program inside a packed PE: UPX's, ASPack's, Upack's, yC's, Petite's, MEW's and WWPack's
+/// layouts are decoded directly (fast, and exact); what they leave is run through its own loader
+/// ([`emu`]).
 fn unpack_packed_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
     let mut counted = counted::Counted::new(sink);
     let upx = upx::unpack_pe(data, &mut counted);
@@ -258,6 +261,12 @@ fn unpack_packed_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError>
         return Ok(());
     }
     if pespin::unpack(data, sink) || sink.stopped() {
+        return Ok(());
+    }
+    if mew::unpack(data, sink) || sink.stopped() {
+        return Ok(());
+    }
+    if wwpack::unpack(data, sink) || sink.stopped() {
         return Ok(());
     }
     emu::unpack(data, sink)
@@ -331,6 +340,18 @@ pub fn exercise_petite(data: &[u8]) -> Option<usize> {
 /// file. What its fuzz target drives.
 pub fn exercise_pespin(data: &[u8]) -> Option<usize> {
     pespin::exercise(data)
+}
+
+/// The native MEW decoder alone on `data`: the rebuilt image's length, if it recognised the file.
+/// What its fuzz target drives.
+pub fn exercise_mew(data: &[u8]) -> Option<usize> {
+    mew::exercise(data)
+}
+
+/// The native WWPack32 decoder alone on `data`: the rebuilt image's length, if it recognised the
+/// file. What its fuzz target drives.
+pub fn exercise_wwpack(data: &[u8]) -> Option<usize> {
+    wwpack::exercise(data)
 }
 
 /// The PE packers' emulator alone on `data`, at most `steps` instructions: what its fuzz target drives.
