@@ -91,7 +91,8 @@ pub struct Machine<'f> {
     last_trap: Option<Trap>,
     /// The last system function called, for a test to show where a run ended.
     last_call: Option<(String, String)>,
-    /// Instructions decoded before ([`exec::DECODED_SLOTS`] of them).
+    /// Instructions decoded before ([`exec::FIRST_DECODED_SLOTS`] of them, [`exec::DECODED_SLOTS`]
+    /// from the first poll on).
     decoded: Vec<exec::Decoded>,
     #[cfg(test)]
     hooks: debug::Hooks,
@@ -200,7 +201,7 @@ fn emulate_with<'f>(
         entered: None,
         last_call: None,
         last_trap: None,
-        decoded: vec![exec::Decoded::default(); exec::DECODED_SLOTS],
+        decoded: vec![exec::Decoded::default(); exec::FIRST_DECODED_SLOTS],
         #[cfg(test)]
         hooks: debug::Hooks::from_env(),
     };
@@ -234,7 +235,8 @@ impl Machine<'_> {
 
     fn run(&mut self, h: &Headers, stopped: &mut dyn FnMut() -> bool) -> Stop {
         let base = h.image_base;
-        let mut next_poll = POLL_EVERY;
+        // The first poll comes early: it gives a run past a short loader its whole decoded cache.
+        let mut next_poll = exec::DECODED_SLOTS as u64;
         let mut page = u32::MAX;
         let mut section = None;
         let stub = h.section_index(h.entry);
@@ -244,6 +246,9 @@ impl Machine<'_> {
             }
             if self.steps >= next_poll {
                 next_poll = self.steps + POLL_EVERY;
+                if self.decoded.len() < exec::DECODED_SLOTS {
+                    self.decoded = vec![exec::Decoded::default(); exec::DECODED_SLOTS];
+                }
                 if stopped()
                     || (self.steps >= IDLE_STEPS && !self.mem.any_written(base, h.mapped_size()))
                 {

@@ -16,8 +16,11 @@ use super::mem::Fault;
 use super::{Machine, Trap};
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic as M, OpKind, Register};
 
-/// Slots of the decoded-instruction cache (direct-mapped by address).
+/// Slots of the decoded-instruction cache (direct-mapped by address; a power of two): a run starts
+/// with the few a short loader needs (filling 4096 slots costs more than such a run) and gets them
+/// all once it has run for a while.
 pub const DECODED_SLOTS: usize = 4096;
+pub const FIRST_DECODED_SLOTS: usize = 64;
 
 /// One decoded instruction and the bytes it was decoded from.
 #[derive(Clone, Copy)]
@@ -55,7 +58,8 @@ impl Machine<'_> {
         // cache while no write has touched a page code was decoded from since; after one, while the
         // bytes at EIP are still those it was decoded from (code that rewrites itself is decoded again).
         let writes = self.mem.code_writes;
-        let slot = &mut self.decoded[eip as usize % DECODED_SLOTS];
+        let at = eip as usize & (self.decoded.len() - 1);
+        let slot = &mut self.decoded[at];
         let ins = if slot.eip == eip && slot.writes == writes {
             slot.ins
         } else {
@@ -82,7 +86,7 @@ impl Machine<'_> {
                 slot.ins = ins;
                 self.mem.mark_code(eip, ins.len() as u32);
                 // Marking may not move the count: the slot is good as of now.
-                self.decoded[eip as usize % DECODED_SLOTS].writes = self.mem.code_writes;
+                self.decoded[at].writes = self.mem.code_writes;
                 ins
             }
         };

@@ -5,11 +5,13 @@
 
 use super::super::mem::PAGE;
 use super::{EXPORTS_RVA, MODULE_SLOT, THUNKS_RVA, THUNK_LEN};
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// The functions every system module exports by name, with their argument counts (stdcall).
 /// The common exports of the other system modules a loader (or the program it unpacked) imports from:
 /// named in their export tables, never answered (a call ends the run).
-pub fn of(module: &str) -> &'static [&'static str] {
+fn of(module: &str) -> &'static [&'static str] {
     match module {
         "user32" => &[
             "AppendMenuA",
@@ -539,9 +541,68 @@ pub const KERNEL32_UNANSWERED: &[&str] = &[
     "lstrlenW",
 ];
 
+/// The modules [`of`] names exports for, and kernel32.
+const KNOWN: [&str; 13] = [
+    "kernel32", "user32", "advapi32", "msvcrt", "ntdll", "gdi32", "shell32", "ws2_32", "wininet",
+    "ole32", "oleaut32", "comctl32", "shlwapi",
+];
+
+/// Where a module's image holds its base address (the optional header's ImageBase).
+const IMAGE_BASE_AT: usize = 0x98 + 28;
+
+/// A system module as every run sees it at first: its export table's image (at base 0: [`Exports::image`]
+/// puts the base in) and its exported functions by thunk index and by name. Built once for the
+/// process and shared by every run (a loader that is done in a hundred instructions would otherwise
+/// spend most of its time building them).
+pub struct Exports {
+    image: Vec<u8>,
+    pub functions: Vec<&'static str>,
+    pub index: HashMap<&'static str, usize>,
+}
+
+impl Exports {
+    /// The module's first bytes for a module placed at `base`.
+    pub fn image(&self, base: u32) -> Vec<u8> {
+        let mut img = self.image.clone();
+        if let Some(b) = img.get_mut(IMAGE_BASE_AT..IMAGE_BASE_AT + 4) {
+            b.copy_from_slice(&base.to_le_bytes());
+        }
+        img
+    }
+}
+
+/// The exports of module `name` (lowercase, no `.dll`): none for a module the system does not know.
+pub fn exports(name: &str) -> &'static Exports {
+    static ALL: OnceLock<(HashMap<&'static str, Exports>, Exports)> = OnceLock::new();
+    let (known, unknown) = ALL.get_or_init(|| {
+        let build = |name: &str, functions: Vec<&'static str>| Exports {
+            image: module_image(name, 0, &functions),
+            index: functions.iter().enumerate().map(|(i, &f)| (f, i)).collect(),
+            functions,
+        };
+        let known = KNOWN
+            .iter()
+            .map(|&name| {
+                let functions: Vec<&'static str> = if name == "kernel32" {
+                    KERNEL32
+                        .iter()
+                        .map(|(f, _)| *f)
+                        .chain(KERNEL32_UNANSWERED.iter().copied())
+                        .collect()
+                } else {
+                    of(name).to_vec()
+                };
+                (name, build(name, functions))
+            })
+            .collect();
+        (known, build("", Vec::new()))
+    });
+    known.get(name).unwrap_or(unknown)
+}
+
 /// A system module's first bytes: DOS and PE headers and an export directory naming `functions`, each
 /// at its thunk.
-pub fn module_image(name: &str, base: u32, functions: &[String]) -> Vec<u8> {
+fn module_image(name: &str, base: u32, functions: &[&str]) -> Vec<u8> {
     let mut img = vec![0u8; THUNKS_RVA as usize];
     let put =
         |img: &mut Vec<u8>, at: usize, v: u32| img[at..at + 4].copy_from_slice(&v.to_le_bytes());
@@ -560,7 +621,7 @@ pub fn module_image(name: &str, base: u32, functions: &[String]) -> Vec<u8> {
     put(&mut img, opt + 60, 0x400);
     put(&mut img, opt + 92, 16);
     // The export directory, with names sorted as GetProcAddress's binary search expects.
-    let mut sorted: Vec<(usize, &String)> = functions.iter().enumerate().collect();
+    let mut sorted: Vec<(usize, &&str)> = functions.iter().enumerate().collect();
     sorted.sort_by(|a, b| a.1.cmp(b.1));
     let n = sorted.len() as u32;
     let dir = EXPORTS_RVA;

@@ -15,7 +15,7 @@ mod seh;
 use super::cpu::{EAX, EBP, EBX, ESP};
 use super::mem::{Memory, PAGE};
 use super::Machine;
-use exports::{module_image, KERNEL32, KERNEL32_UNANSWERED};
+use exports::{exports, Exports, KERNEL32};
 use std::collections::HashMap;
 
 pub use seh::Handling;
@@ -49,10 +49,36 @@ const SEH_RETURN: u32 = 0x7ffd_d000;
 struct Module {
     name: String,
     base: u32,
-    /// Function names by thunk index: the exported ones first, then those asked for by name later.
-    functions: Vec<String>,
-    /// Each function's thunk index, by name.
-    index: HashMap<String, usize>,
+    /// The exported functions (thunk indexes from 0), shared by every run.
+    exported: &'static Exports,
+    /// The functions asked for by name at run time, by thunk index after the exported ones, and each
+    /// one's index by name.
+    added: Vec<String>,
+    added_index: HashMap<String, usize>,
+}
+
+impl Module {
+    /// The thunk index of `function`, if it has one.
+    fn index_of(&self, function: &str) -> Option<usize> {
+        let e = self.exported;
+        e.index
+            .get(function)
+            .copied()
+            .or_else(|| self.added_index.get(function).copied())
+    }
+
+    /// The function at thunk index `i`.
+    fn function(&self, i: usize) -> Option<&str> {
+        let e = &self.exported.functions;
+        match e.get(i) {
+            Some(f) => Some(f),
+            None => self.added.get(i - e.len()).map(String::as_str),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.exported.functions.len() + self.added.len()
+    }
 }
 
 /// The system as the program sees it.
@@ -179,27 +205,15 @@ impl Machine<'_> {
         if self.sys.modules.len() >= 32 || !self.mem.map(base, MODULE_SLOT) {
             return None;
         }
-        let functions: Vec<String> = if name == "kernel32" {
-            let answered = KERNEL32.iter().map(|(f, _)| *f);
-            answered
-                .chain(KERNEL32_UNANSWERED.iter().copied())
-                .map(str::to_string)
-                .collect()
-        } else {
-            exports::of(name).iter().map(|f| f.to_string()).collect()
-        };
-        let image = module_image(name, base, &functions);
-        self.mem.load(base, &image).ok()?;
+        let exported = exports(name);
+        self.mem.load(base, &exported.image(base)).ok()?;
         self.mem.load(base + THUNKS_RVA, &[0xc3; 64]).ok()?;
         self.sys.modules.push(Module {
             name: name.to_string(),
             base,
-            index: functions
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (f.clone(), i))
-                .collect(),
-            functions,
+            exported,
+            added: Vec::new(),
+            added_index: HashMap::new(),
         });
         Some(base)
     }
@@ -208,16 +222,17 @@ impl Machine<'_> {
     fn thunk(&mut self, module: &str, function: &str) -> Option<u32> {
         let base = self.load_module(module)?;
         let m = self.sys.modules.iter_mut().find(|m| m.base == base)?;
-        let i = match m.index.get(function) {
-            Some(&i) => i,
+        let i = match m.index_of(function) {
+            Some(i) => i,
             None => {
-                if m.functions.len() as u32 >= MAX_THUNKS || self.sys.added >= MAX_ADDED {
+                if m.len() as u32 >= MAX_THUNKS || self.sys.added >= MAX_ADDED {
                     return None;
                 }
                 self.sys.added += 1;
-                m.functions.push(function.to_string());
-                m.index.insert(function.to_string(), m.functions.len() - 1);
-                m.functions.len() - 1
+                let i = m.len();
+                m.added.push(function.to_string());
+                m.added_index.insert(function.to_string(), i);
+                i
             }
         };
         Some(base + THUNKS_RVA + i as u32 * THUNK_LEN)
@@ -231,7 +246,7 @@ impl Machine<'_> {
             .iter()
             .find(|m| addr >= m.base + THUNKS_RVA && addr < m.base + MODULE_SLOT)?;
         let i = (addr - m.base - THUNKS_RVA) / THUNK_LEN;
-        Some((m.name.clone(), m.functions.get(i as usize)?.clone()))
+        Some((m.name.clone(), m.function(i as usize)?.to_string()))
     }
 
     /// Whether EIP is on a system function: the emulator answers it instead of running it.
