@@ -40,6 +40,7 @@ mod macho_fat;
 mod mail;
 mod mew;
 mod mszip;
+mod native;
 mod nsis;
 pub mod ole2;
 mod onenote;
@@ -251,10 +252,10 @@ fn unpack_packed_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError>
     if counted.members > 0 || sink.stopped() {
         return aspack;
     }
-    if upack::unpack(data, sink)? || sink.stopped() {
+    if upack::unpack(data, sink) || sink.stopped() {
         return Ok(());
     }
-    if yc::unpack(data, sink)? || sink.stopped() {
+    if yc::unpack(data, sink) || sink.stopped() {
         return Ok(());
     }
     if petite::unpack(data, sink) || sink.stopped() {

@@ -39,39 +39,27 @@ mod code;
 #[cfg(test)]
 mod tests;
 
-use super::emu::{self, mapped_image, rebuild, Headers};
+use super::emu::{mapped_image, Headers};
 use super::loader_image::Image;
-use super::{Flow, Sink};
+use super::native::{self, Unpacked};
+use super::Sink;
 use crate::unpack::fields::le32;
 
 /// The member's name.
 const MEMBER: &str = "mew-unpacked.exe";
-/// The largest image unpacked, as the emulator's: an image past it is left to it (which refuses it).
-const MAX_IMAGE: u64 = 48 << 20;
-/// Where the emulator's (and Windows') libraries start: an image reaching them is left to the
-/// emulator (the loader's addresses would not wrap around as this decoder's do).
-const SYSTEM_LIBRARIES: u64 = 0x7000_0000;
 /// The header page, read-only once mapped: a write into it faults.
 const HEADER: u32 = 0x1000;
 
 /// Whether `data` is a MEW-packed PE32 this decoder knows; it then hands the rebuilt image to `sink`
 /// and answers true. False leaves the file to the emulator.
 pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> bool {
-    let Some((h, image, entry)) = unpacked_image(data, sink.room()) else {
-        return false;
-    };
-    let Some(rebuilt) = rebuild(&h, data, &image, entry) else {
-        return false;
-    };
-    let _: Flow = sink.member(MEMBER, &rebuilt);
-    true
+    native::hand_out(unpacked_image, MEMBER, data, sink)
 }
 
 /// The MEW decoder alone on `data`: the rebuilt image's length, if it recognised and unpacked it.
 /// What its fuzz target drives.
 pub fn exercise(data: &[u8]) -> Option<usize> {
-    let (h, image, entry) = unpacked_image(data, MAX_IMAGE)?;
-    rebuild(&h, data, &image, entry).map(|v| v.len())
+    native::exercise(unpacked_image, data)
 }
 
 /// The loader's parameters, read from a packed image.
@@ -97,24 +85,14 @@ impl Loader {
 }
 
 /// The headers, the image as the loader leaves it (bar imports) and the program's entry point.
-fn unpacked_image(data: &[u8], room: u64) -> Option<(Headers, Vec<u8>, u32)> {
-    let h = Headers::read(data)?;
-    let size = u64::from(h.mapped_size());
-    if !h.looks_packed()
-        || size > room.min(MAX_IMAGE)
-        || u64::from(h.image_base) + size > SYSTEM_LIBRARIES
-    {
+fn unpacked_image(data: &[u8], room: u64) -> Option<Unpacked> {
+    let h = native::headers_within(data, room).filter(Headers::looks_packed)?;
+    if u64::from(h.image_base) + u64::from(h.mapped_size()) > native::SYSTEM_LIBRARIES {
         return None;
     }
     // The loader's first bytes, as the image will hold them, before the whole image is mapped: most
     // packed files are not MEW's.
-    let parts = emu::file_parts(&h, data)?;
-    let mapped = |rva: u32, len: usize| {
-        parts.iter().rev().find_map(|&(from, bytes)| {
-            let at = rva.checked_sub(from)? as usize;
-            bytes.get(at..at.checked_add(len)?)
-        })
-    };
+    let mapped = |rva: u32, len: usize| native::mapped_bytes(&h, data, rva, len);
     let jump = mapped(h.entry, 5)?;
     let stage = h.entry.wrapping_add(5).wrapping_add(le32(jump, 1)?);
     let stage_code = mapped(stage, code::STAGE.len())?;

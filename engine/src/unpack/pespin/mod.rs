@@ -51,14 +51,13 @@ mod layers;
 #[cfg(test)]
 mod tests;
 
-use super::emu::{mapped_image, rebuild, Headers};
+use super::emu::{mapped_image, Headers};
 use super::loader_image::Image;
-use super::{Flow, Sink};
+use super::native::{self, Unpacked};
+use super::Sink;
 
 /// The member's name.
 const MEMBER: &str = "pespin-unpacked.exe";
-/// The largest image unpacked, as the emulator's.
-const MAX_IMAGE: u64 = 48 << 20;
 /// The entry point, from the loader's section.
 const ENTRY_OFFSET: u32 = 0x87;
 /// Where the loader keeps the image base and its count of sections.
@@ -90,36 +89,21 @@ const CODE_END: u32 = 0x326a;
 /// Whether `data` is a PESpin-packed PE32 this decoder knows; it then hands the rebuilt image to
 /// `sink` and answers true. False leaves the file to the emulator.
 pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> bool {
-    let Some((h, image, entry)) = unpacked_image(data, sink.room()) else {
-        return false;
-    };
-    let Some(rebuilt) = rebuild(&h, data, &image, entry) else {
-        return false;
-    };
-    let _: Flow = sink.member(MEMBER, &rebuilt);
-    true
+    native::hand_out(unpacked_image, MEMBER, data, sink)
 }
 
 /// The PESpin decoder alone on `data`: the rebuilt image's length, if it recognised and unpacked
 /// it. What its fuzz target drives.
 pub fn exercise(data: &[u8]) -> Option<usize> {
-    let (h, image, entry) = unpacked_image(data, MAX_IMAGE)?;
-    rebuild(&h, data, &image, entry).map(|v| v.len())
+    native::exercise(unpacked_image, data)
 }
 
 /// The headers, the image as the loader leaves it (bar the import addresses, which it keeps in
 /// its own section) and the program's entry point.
-fn unpacked_image(data: &[u8], room: u64) -> Option<(Headers, Vec<u8>, u32)> {
-    let h = Headers::read(data)?;
-    if !h.looks_packed() || u64::from(h.mapped_size()) > room.min(MAX_IMAGE) {
-        return None;
-    }
+fn unpacked_image(data: &[u8], room: u64) -> Option<Unpacked> {
+    let h = native::headers_within(data, room).filter(Headers::looks_packed)?;
     let section = h.entry.checked_sub(ENTRY_OFFSET)?;
-    let parts = super::emu::file_parts(&h, data)?;
-    let entry_code = parts.iter().rev().find_map(|&(rva, bytes)| {
-        let at = h.entry.checked_sub(rva)? as usize;
-        bytes.get(at..at.checked_add(code::ENTRY.len())?)
-    })?;
+    let entry_code = native::mapped_bytes(&h, data, h.entry, code::ENTRY.len())?;
     if entry_code != code::ENTRY {
         return None;
     }

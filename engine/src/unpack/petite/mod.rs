@@ -43,15 +43,14 @@ mod code;
 #[cfg(test)]
 mod tests;
 
-use super::emu::{self, mapped_image, rebuild, Headers};
+use super::emu::{mapped_image, Headers};
 use super::loader_image::Image;
-use super::{Flow, Sink};
+use super::native::{self, Unpacked};
+use super::Sink;
 use crate::unpack::fields::le32;
 
 /// The member's name.
 const MEMBER: &str = "petite-unpacked.exe";
-/// The largest image unpacked, as the emulator's: an image past it is left to it (which refuses it).
-const MAX_IMAGE: u64 = 48 << 20;
 /// The loader's entry point, from its section's start; its table, from the section's start.
 const ENTRY_OFFSET: u32 = 0x42;
 const TABLE_OFFSET: u32 = 0x1b8;
@@ -62,9 +61,6 @@ const STUB_OFFSET: u32 = 0x39;
 const KEY_OFFSET: u32 = 0x37;
 /// Where the loader writes its first `jmp` to a function, from its section's start.
 const FIRST_JUMP: u32 = 0x47;
-/// Where the emulator's (and Windows') libraries start: the image must end below them, so that the
-/// functions' addresses are above it as the loader's count of them assumes.
-const SYSTEM_LIBRARIES: u64 = 0x7000_0000;
 /// The bytes the stub zeroes from the handler on.
 const WIPED: usize = 0x356;
 /// The header's bytes the loader copies into before its checks: the header checksum stops short.
@@ -73,36 +69,21 @@ const HEADER_COPY: u32 = 0x780;
 /// Whether `data` is a Petite-packed PE32 this decoder knows; it then hands the rebuilt image to
 /// `sink` and answers true. False leaves the file to the emulator.
 pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> bool {
-    let Some((h, image, entry)) = unpacked_image(data, sink.room()) else {
-        return false;
-    };
-    let Some(rebuilt) = rebuild(&h, data, &image, entry) else {
-        return false;
-    };
-    let _: Flow = sink.member(MEMBER, &rebuilt);
-    true
+    native::hand_out(unpacked_image, MEMBER, data, sink)
 }
 
 /// The Petite decoder alone on `data`: the rebuilt image's length, if it recognised and unpacked it.
 /// What its fuzz target drives.
 pub fn exercise(data: &[u8]) -> Option<usize> {
-    let (h, image, entry) = unpacked_image(data, MAX_IMAGE)?;
-    rebuild(&h, data, &image, entry).map(|v| v.len())
+    native::exercise(unpacked_image, data)
 }
 
 /// The headers, the image as the loader leaves it (bar imports) and the program's entry point.
-fn unpacked_image(data: &[u8], room: u64) -> Option<(Headers, Vec<u8>, u32)> {
-    let h = Headers::read(data)?;
-    if !h.looks_packed() || u64::from(h.mapped_size()) > room.min(MAX_IMAGE) {
-        return None;
-    }
+fn unpacked_image(data: &[u8], room: u64) -> Option<Unpacked> {
+    let h = native::headers_within(data, room).filter(Headers::looks_packed)?;
     // The entry's first bytes, as the image will hold them, before the whole image is mapped: most
     // packed files are not Petite's.
-    let parts = emu::file_parts(&h, data)?;
-    let entry_code = parts.iter().rev().find_map(|&(rva, bytes)| {
-        let at = h.entry.checked_sub(rva)? as usize;
-        bytes.get(at..at.checked_add(code::ENTRY.len())?)
-    })?;
+    let entry_code = native::mapped_bytes(&h, data, h.entry, code::ENTRY.len())?;
     if entry_code[0] != code::ENTRY[0] || entry_code[10..0x1c] != code::ENTRY[10..0x1c] {
         return None;
     }
@@ -441,7 +422,7 @@ fn resolve_imports(
     mut jump: u32,
 ) -> Option<u32> {
     let base = mem.base;
-    if u64::from(base) + mem.bytes.len() as u64 > SYSTEM_LIBRARIES {
+    if u64::from(base) + mem.bytes.len() as u64 > native::SYSTEM_LIBRARIES {
         return None;
     }
     let mut next_jump = section.wrapping_add(FIRST_JUMP);

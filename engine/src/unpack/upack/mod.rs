@@ -40,14 +40,13 @@ mod lzma;
 #[cfg(test)]
 mod tests;
 
-use super::emu::{self, mapped_image, rebuild, Headers};
+use super::emu::{mapped_image, Headers};
 use super::loader_image::Image;
-use super::{Flow, Sink, UnpackError};
+use super::native::{self, Unpacked};
+use super::Sink;
 
 /// The member's name.
 const MEMBER: &str = "upack-unpacked.exe";
-/// The largest image unpacked, as the emulator's: an image past it is left to it (which refuses it).
-const MAX_IMAGE: u64 = 48 << 20;
 /// Bytes of the tail the loader copies next to its state.
 const TAIL_LEN: u32 = 0x9c;
 
@@ -77,37 +76,22 @@ struct Params {
 
 /// Whether `data` is a Upack-packed PE32 this decoder knows; it then hands the rebuilt image to `sink`
 /// and answers true. False leaves the file to the emulator.
-pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<bool, UnpackError> {
-    let Some((h, image, entry)) = unpacked_image(data, sink.room()) else {
-        return Ok(false);
-    };
-    let Some(rebuilt) = rebuild(&h, data, &image, entry) else {
-        return Ok(false);
-    };
-    let _: Flow = sink.member(MEMBER, &rebuilt);
-    Ok(true)
+pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> bool {
+    native::hand_out(unpacked_image, MEMBER, data, sink)
 }
 
 /// The Upack decoder alone on `data`: the rebuilt image's length, if it recognised and unpacked it.
 /// What its fuzz target drives.
 pub fn exercise(data: &[u8]) -> Option<usize> {
-    let (h, image, entry) = unpacked_image(data, MAX_IMAGE)?;
-    rebuild(&h, data, &image, entry).map(|v| v.len())
+    native::exercise(unpacked_image, data)
 }
 
 /// The headers, the image as the loader leaves it (bar imports) and the program's entry point.
-fn unpacked_image(data: &[u8], room: u64) -> Option<(Headers, Vec<u8>, u32)> {
-    let h = Headers::read(data)?;
-    if !h.looks_packed() || u64::from(h.mapped_size()) > room.min(MAX_IMAGE) {
-        return None;
-    }
+fn unpacked_image(data: &[u8], room: u64) -> Option<Unpacked> {
+    let h = native::headers_within(data, room).filter(Headers::looks_packed)?;
     // The entry's first bytes, as the image will hold them, before the whole image is mapped: most
     // packed files are not Upack's.
-    let parts = emu::file_parts(&h, data)?;
-    let entry_code = parts.iter().rev().find_map(|&(rva, bytes)| {
-        let at = h.entry.checked_sub(rva)? as usize;
-        bytes.get(at..at.checked_add(code::ENTRY.len())?)
-    })?;
+    let entry_code = native::mapped_bytes(&h, data, h.entry, code::ENTRY.len())?;
     if entry_code[0] != code::ENTRY[0] || entry_code[5..] != code::ENTRY[5..] {
         return None;
     }

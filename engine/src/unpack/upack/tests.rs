@@ -5,7 +5,7 @@
 //! skipped, except under CI.
 
 use super::*;
-use crate::unpack::emu;
+use crate::unpack::emu::{self, rebuild};
 use crate::unpack::packed_tests::testfile;
 
 /// The import address table's entries the loader fills, from its list after the output (see the

@@ -46,15 +46,14 @@ mod cipher;
 #[cfg(test)]
 mod tests;
 
-use super::emu::{self, mapped_image, rebuild, Headers};
+use super::emu::{mapped_image, rebuild, Headers};
 use super::fields::{le16, le32};
-use super::{Flow, Sink, UnpackError};
+use super::native;
+use super::{Flow, Sink};
 use cipher::Cipher;
 
 /// The member's name.
 const MEMBER: &str = "yc-unpacked.exe";
-/// The largest image decrypted, as the emulator's: an image past it is left to it (which refuses it).
-const MAX_IMAGE: u64 = 48 << 20;
 /// The loader's first bytes from the entry point, up to the first loop (fixed code).
 const ENTRY_CODE: [u8; 0x32] = [
     0x55, 0x8b, 0xec, 0x53, 0x56, 0x57, 0x60, 0xe8, 0x00, 0x00, 0x00, 0x00, 0x5d, 0x81, 0xed, 0x8c,
@@ -114,37 +113,30 @@ struct Unpacked {
 
 /// Whether `data` is a yC-encrypted PE32 this decoder knows; it then hands the rebuilt image to
 /// `sink` and answers true. False leaves the file to the emulator.
-pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> Result<bool, UnpackError> {
+pub(super) fn unpack(data: &[u8], sink: &mut dyn Sink) -> bool {
     let Some(u) = unpacked_image(data, sink.room()) else {
-        return Ok(false);
+        return false;
     };
     let Some(rebuilt) = rebuild(&u.h, data, &u.image, u.entry) else {
-        return Ok(false);
+        return false;
     };
     let _: Flow = sink.member(MEMBER, &rebuilt);
-    Ok(true)
+    true
 }
 
 /// The yC decoder alone on `data`: the rebuilt image's length, if it recognised and decrypted it.
 /// What its fuzz target drives.
 pub fn exercise(data: &[u8]) -> Option<usize> {
-    let u = unpacked_image(data, MAX_IMAGE)?;
+    let u = unpacked_image(data, native::MAX_IMAGE)?;
     rebuild(&u.h, data, &u.image, u.entry).map(|v| v.len())
 }
 
 /// The image the loader leaves, if `data` is a yC file this decodes.
 fn unpacked_image(data: &[u8], room: u64) -> Option<Unpacked> {
-    let h = Headers::read(data)?;
-    if u64::from(h.mapped_size()) > room.min(MAX_IMAGE) {
-        return None;
-    }
+    let h = native::headers_within(data, room)?;
     // The entry's first bytes, as the image will hold them, before the whole image is mapped: most
     // packed files are not yC's.
-    let parts = emu::file_parts(&h, data)?;
-    let entry_code = parts.iter().rev().find_map(|&(rva, bytes)| {
-        let at = h.entry.checked_sub(rva)? as usize;
-        bytes.get(at..at.checked_add(ENTRY_CODE.len())?)
-    })?;
+    let entry_code = native::mapped_bytes(&h, data, h.entry, ENTRY_CODE.len())?;
     if entry_code != ENTRY_CODE {
         return None;
     }

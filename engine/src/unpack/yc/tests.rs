@@ -18,7 +18,7 @@ fn the_image_equals_the_emulated_loaders() {
         return;
     };
     let started = std::time::Instant::now();
-    let u = unpacked_image(&data, MAX_IMAGE).expect("recognised and decrypted");
+    let u = unpacked_image(&data, native::MAX_IMAGE).expect("recognised and decrypted");
     eprintln!("native in {:?}", started.elapsed());
     let (emulated, emulated_entry) = emulated_image(&data).expect("emulated");
     assert_eq!(u.entry, emulated_entry);
@@ -205,7 +205,7 @@ fn damaged_copies_taken_equal_the_emulated_loaders() {
             _ => 0xb00 + rnd() as usize % 0x80,
         };
         d[at] = rnd() as u8;
-        let Some(u) = unpacked_image(&d, MAX_IMAGE) else {
+        let Some(u) = unpacked_image(&d, native::MAX_IMAGE) else {
             continue;
         };
         let (emulated, entry) = emulated_image(&d).expect("emulated");
