@@ -51,3 +51,53 @@ impl Xorshift {
         self.0
     }
 }
+
+/// A native decoder alone (its `exercise`): the rebuilt image's length, if it decoded the file.
+pub(super) type Exercise = fn(&[u8]) -> Option<usize>;
+
+/// Every `step`th byte of `data` xored with 0x5a, each copy decoded or declined without a panic.
+pub(super) fn every_nth_byte_changed(data: &[u8], step: usize, exercise: Exercise) {
+    for at in (0..data.len()).step_by(step) {
+        let mut d = data.to_vec();
+        d[at] ^= 0x5a;
+        let _ = exercise(&d);
+    }
+}
+
+/// Every byte of the test file `name` changed three ways, each copy decoded or declined without a
+/// panic (run by the decoders' ignored `every_byte_changed` tests, in debug: overflow checks).
+pub(super) fn every_byte_changed(name: &str, exercise: Exercise) {
+    let Some(data) = testfile(name) else {
+        return;
+    };
+    let mut decoded = 0;
+    for at in 0..data.len() {
+        for x in [0x01, 0x80, 0xff] {
+            let mut d = data.clone();
+            d[at] ^= x;
+            decoded += usize::from(exercise(&d).is_some());
+        }
+    }
+    eprintln!("{name}: {decoded} of {} copies decoded", 3 * data.len());
+}
+
+/// The native decoder's time per file against the emulator's on the test file `name` (run by the
+/// decoders' ignored timing tests, in release).
+pub(super) fn time_against_emulator(name: &str, exercise: Exercise, rounds: u32) {
+    let Some(data) = testfile(name) else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        assert!(exercise(std::hint::black_box(&data)).is_some());
+    }
+    let native = started.elapsed() / rounds;
+    let emulated_rounds = (rounds / 10).max(1);
+    let started = std::time::Instant::now();
+    for _ in 0..emulated_rounds {
+        let data = std::hint::black_box(&data);
+        assert!(super::emu::exercise(data, super::emu::MAX_STEPS).is_some());
+    }
+    let emulated = started.elapsed() / emulated_rounds;
+    eprintln!("{name}: native {native:?}, emulated {emulated:?} per file");
+}

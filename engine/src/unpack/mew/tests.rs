@@ -122,11 +122,7 @@ fn files_not_mew_and_damaged_loaders_are_left_alone() {
         d[at] ^= 0x5a;
         assert!(exercise(&d).is_none(), "changed at {at:x}");
     }
-    for at in (0..data.len()).step_by(7) {
-        let mut d = data.clone();
-        d[at] ^= 0x5a;
-        let _ = exercise(&d);
-    }
+    crate::unpack::packed_tests::every_nth_byte_changed(&data, 7, exercise);
 }
 
 #[test]
@@ -142,18 +138,7 @@ fn a_pe_walk_takes_mew_natively_not_by_emulation() {
 #[test]
 #[ignore]
 fn every_byte_changed() {
-    let Some(data) = testfile("clam-mew.exe") else {
-        return;
-    };
-    let mut decoded = 0;
-    for at in 0..data.len() {
-        for x in [0x01, 0x80, 0xff] {
-            let mut d = data.clone();
-            d[at] ^= x;
-            decoded += usize::from(exercise(&d).is_some());
-        }
-    }
-    eprintln!("{decoded} of {} copies decoded", 3 * data.len());
+    crate::unpack::packed_tests::every_byte_changed("clam-mew.exe", exercise);
 }
 
 /// The native decoder's time per file against the emulator's, on `clam-mew.exe` (release:
@@ -162,19 +147,5 @@ fn every_byte_changed() {
 #[test]
 #[ignore]
 fn native_against_emulator_time() {
-    let Some(data) = testfile("clam-mew.exe") else {
-        return;
-    };
-    let rounds = 2000u32;
-    let started = std::time::Instant::now();
-    for _ in 0..rounds {
-        assert!(exercise(std::hint::black_box(&data)).is_some());
-    }
-    let native = started.elapsed() / rounds;
-    let started = std::time::Instant::now();
-    for _ in 0..rounds {
-        assert!(emu::exercise(std::hint::black_box(&data), emu::MAX_STEPS).is_some());
-    }
-    let emulated = started.elapsed() / rounds;
-    eprintln!("clam-mew.exe: native {native:?}, emulated {emulated:?} per file");
+    crate::unpack::packed_tests::time_against_emulator("clam-mew.exe", exercise, 2000);
 }

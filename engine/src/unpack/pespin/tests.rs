@@ -93,11 +93,7 @@ fn damaged_and_foreign_files_are_left_alone() {
         d[at] ^= 0x5a;
         assert!(exercise(&d).is_none(), "changed at {at:x}");
     }
-    for at in (0..data.len()).step_by(7) {
-        let mut d = data.clone();
-        d[at] ^= 0x5a;
-        let _ = exercise(&d);
-    }
+    crate::unpack::packed_tests::every_nth_byte_changed(&data, 7, exercise);
     for name in [
         "clam-petite.exe",
         "clam-upack.exe",
@@ -123,21 +119,7 @@ fn a_pe_walk_takes_pespin_natively_not_by_emulation() {
 #[test]
 #[ignore]
 fn time_native_and_emulated() {
-    let Some(data) = testfile("clam-pespin.exe") else {
-        return;
-    };
-    let n = 200;
-    let t = std::time::Instant::now();
-    for _ in 0..n {
-        assert!(exercise(&data).is_some());
-    }
-    let native = t.elapsed() / n;
-    let t = std::time::Instant::now();
-    for _ in 0..20 {
-        assert!(emu::exercise(&data, emu::MAX_STEPS).is_some());
-    }
-    let emulated = t.elapsed() / 20;
-    eprintln!("native {native:?} per file, emulated {emulated:?} per file");
+    crate::unpack::packed_tests::time_against_emulator("clam-pespin.exe", exercise, 200);
 }
 
 /// The program's import address table slots (image offsets): each descriptor's thunks, read from

@@ -132,11 +132,7 @@ fn files_not_petite_and_damaged_loaders_are_left_alone() {
     for cut in [0x100, 0x400, 0x600, 0xe00] {
         let _ = exercise(&data[..cut]);
     }
-    for at in (0..data.len()).step_by(7) {
-        let mut d = data.clone();
-        d[at] ^= 0x5a;
-        let _ = exercise(&d);
-    }
+    crate::unpack::packed_tests::every_nth_byte_changed(&data, 7, exercise);
 }
 
 #[test]
@@ -153,16 +149,5 @@ fn a_pe_walk_takes_petite_natively_not_by_emulation() {
 #[test]
 #[ignore]
 fn every_byte_changed() {
-    let Some(data) = testfile("clam-petite.exe") else {
-        return;
-    };
-    let mut decoded = 0;
-    for at in 0..data.len() {
-        for x in [0x01, 0x80, 0xff] {
-            let mut d = data.clone();
-            d[at] ^= x;
-            decoded += usize::from(exercise(&d).is_some());
-        }
-    }
-    eprintln!("{decoded} of {} copies decoded", 3 * data.len());
+    crate::unpack::packed_tests::every_byte_changed("clam-petite.exe", exercise);
 }

@@ -5,7 +5,7 @@
 //! skipped, except under CI.
 
 use super::*;
-use crate::unpack::emu::{self, rebuild};
+use crate::unpack::emu;
 use crate::unpack::packed_tests::testfile;
 
 /// The import address table's entries the loader fills, from its list after the output (see the
@@ -138,11 +138,7 @@ fn files_not_upack_and_damaged_loaders_are_left_alone() {
     for cut in [0x100, 0x300, 0x600] {
         let _ = exercise(&data[..cut]);
     }
-    for at in (0..data.len()).step_by(7) {
-        let mut d = data.clone();
-        d[at] ^= 0x5a;
-        let _ = exercise(&d);
-    }
+    crate::unpack::packed_tests::every_nth_byte_changed(&data, 7, exercise);
 }
 
 #[test]
@@ -158,23 +154,7 @@ fn a_pe_walk_takes_upack_natively_not_by_emulation() {
 #[test]
 #[ignore]
 fn speed() {
-    let Some(data) = testfile("clam-upack.exe") else {
-        return;
-    };
-    let h = Headers::read(&data).expect("a PE32");
-    let runs = 200;
-    let started = std::time::Instant::now();
-    for _ in 0..runs {
-        assert!(exercise(&data).is_some());
-    }
-    let native = started.elapsed() / runs;
-    let started = std::time::Instant::now();
-    for _ in 0..runs / 10 {
-        let (m, o) = emu::emulate(&data, &h, 96 << 20, &mut || false).expect("emulated");
-        assert!(rebuild(&h, &data, m.image(&h).expect("image"), o.entry).is_some());
-    }
-    let emulated = started.elapsed() / (runs / 10);
-    eprintln!("clam-upack.exe: native {native:?} a file, emulated {emulated:?} a file");
+    crate::unpack::packed_tests::time_against_emulator("clam-upack.exe", exercise, 200);
 }
 
 /// Every byte of `clam-upack.exe` changed three ways, each copy decoded (or declined) without a panic:
@@ -182,16 +162,5 @@ fn speed() {
 #[test]
 #[ignore]
 fn every_byte_changed() {
-    let Some(data) = testfile("clam-upack.exe") else {
-        return;
-    };
-    let mut decoded = 0;
-    for at in 0..data.len() {
-        for x in [0x01, 0x80, 0xff] {
-            let mut d = data.clone();
-            d[at] ^= x;
-            decoded += usize::from(exercise(&d).is_some());
-        }
-    }
-    eprintln!("{decoded} of {} copies decoded", 3 * data.len());
+    crate::unpack::packed_tests::every_byte_changed("clam-upack.exe", exercise);
 }

@@ -124,11 +124,7 @@ fn files_not_wwpack_and_damaged_loaders_are_left_alone() {
     let mut d = data.clone();
     d[0xc00 + MORE_AT as usize] = 1;
     let _ = exercise(&d);
-    for at in (0..data.len()).step_by(7) {
-        let mut d = data.clone();
-        d[at] ^= 0x5a;
-        let _ = exercise(&d);
-    }
+    crate::unpack::packed_tests::every_nth_byte_changed(&data, 7, exercise);
 }
 
 #[test]
@@ -145,18 +141,7 @@ fn a_pe_walk_takes_wwpack_natively_not_by_emulation() {
 #[test]
 #[ignore]
 fn every_byte_changed() {
-    let Some(data) = testfile("clam-wwpack.exe") else {
-        return;
-    };
-    let mut decoded = 0;
-    for at in 0..data.len() {
-        for x in [0x01, 0x80, 0xff] {
-            let mut d = data.clone();
-            d[at] ^= x;
-            decoded += usize::from(exercise(&d).is_some());
-        }
-    }
-    eprintln!("{decoded} of {} copies decoded", 3 * data.len());
+    crate::unpack::packed_tests::every_byte_changed("clam-wwpack.exe", exercise);
 }
 
 /// The native decoder's time per file against the emulator's, on `clam-wwpack.exe` (release:
@@ -165,19 +150,5 @@ fn every_byte_changed() {
 #[test]
 #[ignore]
 fn native_against_emulator_time() {
-    let Some(data) = testfile("clam-wwpack.exe") else {
-        return;
-    };
-    let rounds = 2000u32;
-    let started = std::time::Instant::now();
-    for _ in 0..rounds {
-        assert!(exercise(std::hint::black_box(&data)).is_some());
-    }
-    let native = started.elapsed() / rounds;
-    let started = std::time::Instant::now();
-    for _ in 0..rounds {
-        assert!(emu::exercise(std::hint::black_box(&data), emu::MAX_STEPS).is_some());
-    }
-    let emulated = started.elapsed() / rounds;
-    eprintln!("clam-wwpack.exe: native {native:?}, emulated {emulated:?} per file");
+    crate::unpack::packed_tests::time_against_emulator("clam-wwpack.exe", exercise, 2000);
 }
