@@ -454,6 +454,10 @@ pub(crate) fn for_each_hit(
     mut f: impl FnMut(usize, u32, usize) -> bool,
 ) -> bool {
     pending.clear();
+    if indexes.iter().all(Option::is_none) {
+        // No atoms (a database of hashes alone): nothing to look for in the data.
+        return true;
+    }
     let n = data.len();
     for i in 0..n.saturating_sub(1) {
         let candidate = indexes[0].is_some_and(|x| x.maybe(data, i))

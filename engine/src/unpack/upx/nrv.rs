@@ -40,13 +40,16 @@ pub enum Nrv {
 
 /// The input side: bytes and control bits from one stream, its bit buffer refilled `BYTES` (1, 2 or
 /// 4) bytes at a time. The width is a constant so that each of the nine decoders is compiled on its
-/// own: the per-bit `match` would otherwise sit in the hottest loop.
+/// own: the per-bit `match` would otherwise sit in the hottest loop. Reads past the end give zeros
+/// and set `past_end`, which the decoder checks once per literal run and per match: a branch per
+/// bit for an error that ends the stream anyway would cost more than the bits.
 struct Input<'a, const BYTES: usize> {
     src: &'a [u8],
     at: usize,
     /// The bits not yet taken, in the high bits of `buf`; `left` of them.
     buf: u32,
     left: u32,
+    past_end: bool,
 }
 
 impl<'a, const BYTES: usize> Input<'a, BYTES> {
@@ -56,32 +59,52 @@ impl<'a, const BYTES: usize> Input<'a, BYTES> {
             at: 0,
             buf: 0,
             left: 0,
+            past_end: false,
+        }
+    }
+
+    /// `Truncated` once a read went past the end.
+    #[inline(always)]
+    fn check(&self) -> Result<(), DecodeError> {
+        if self.past_end {
+            return Err(DecodeError::Truncated);
+        }
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn byte(&mut self) -> u8 {
+        match self.src.get(self.at) {
+            Some(&b) => {
+                self.at += 1;
+                b
+            }
+            None => {
+                self.past_end = true;
+                0
+            }
         }
     }
 
     #[inline(always)]
-    fn byte(&mut self) -> Result<u8, DecodeError> {
-        let b = *self.src.get(self.at).ok_or(DecodeError::Truncated)?;
-        self.at += 1;
-        Ok(b)
-    }
-
-    #[inline(always)]
-    fn bit(&mut self) -> Result<u32, DecodeError> {
+    fn bit(&mut self) -> u32 {
         if self.left == 0 {
-            self.refill()?;
+            self.refill();
         }
         let b = self.buf >> 31;
         self.buf <<= 1;
         self.left -= 1;
-        Ok(b)
+        b
     }
 
-    fn refill(&mut self) -> Result<(), DecodeError> {
-        let word = self
-            .src
-            .get(self.at..self.at + BYTES)
-            .ok_or(DecodeError::Truncated)?;
+    #[cold]
+    fn refill(&mut self) {
+        let Some(word) = self.src.get(self.at..self.at + BYTES) else {
+            self.past_end = true;
+            self.buf = 0;
+            self.left = 8 * BYTES as u32;
+            return;
+        };
         let mut v = 0u32;
         for (i, &b) in word.iter().enumerate() {
             v |= u32::from(b) << (8 * i);
@@ -90,15 +113,14 @@ impl<'a, const BYTES: usize> Input<'a, BYTES> {
         // Kept left-aligned so that the next bit is always bit 31.
         self.buf = v << (32 - 8 * BYTES as u32);
         self.left = 8 * BYTES as u32;
-        Ok(())
     }
 
     /// `v = 2v + bit` until a 1 stop bit (NRV2B's codes, and every format's length code).
     fn gamma(&mut self, start: u32) -> Result<u32, DecodeError> {
         let mut v = start;
         loop {
-            v = grow(v)?.wrapping_add(self.bit()?);
-            if self.bit()? == 1 {
+            v = grow(v)?.wrapping_add(self.bit());
+            if self.bit() == 1 {
                 return Ok(v);
             }
         }
@@ -108,11 +130,11 @@ impl<'a, const BYTES: usize> Input<'a, BYTES> {
     fn gamma_d(&mut self) -> Result<u32, DecodeError> {
         let mut v = 1u32;
         loop {
-            v = grow(v)?.wrapping_add(self.bit()?);
-            if self.bit()? == 1 {
+            v = grow(v)?.wrapping_add(self.bit());
+            if self.bit() == 1 {
                 return Ok(v);
             }
-            v = grow(v - 1)?.wrapping_add(self.bit()?);
+            v = grow(v - 1)?.wrapping_add(self.bit());
         }
     }
 }
@@ -163,9 +185,10 @@ fn decode_as<const NRV: u8, const BYTES: usize>(
         Nrv::D | Nrv::E => 0x500,
     };
     loop {
-        while inp.bit()? == 1 {
-            out.literal(inp.byte()?)?;
+        while inp.bit() == 1 {
+            out.literal(inp.byte())?;
         }
+        inp.check()?;
         let prefix = match nrv {
             Nrv::B => inp.gamma(1)?,
             Nrv::D | Nrv::E => inp.gamma_d()?,
@@ -175,14 +198,15 @@ fn decode_as<const NRV: u8, const BYTES: usize>(
         let off = if prefix == 2 {
             len = match nrv {
                 Nrv::B => 0,
-                Nrv::D | Nrv::E => inp.bit()?,
+                Nrv::D | Nrv::E => inp.bit(),
             };
             last_off
         } else {
             let v = (prefix - 3)
                 .wrapping_mul(256)
-                .wrapping_add(u32::from(inp.byte()?));
+                .wrapping_add(u32::from(inp.byte()));
             if v == u32::MAX {
+                inp.check()?;
                 return Ok(out.finish());
             }
             let v = match nrv {
@@ -201,9 +225,9 @@ fn decode_as<const NRV: u8, const BYTES: usize>(
         len = match nrv {
             Nrv::B | Nrv::D => {
                 if nrv == Nrv::B {
-                    len = inp.bit()?;
+                    len = inp.bit();
                 }
-                let l = len * 2 + inp.bit()?;
+                let l = len * 2 + inp.bit();
                 if l == 0 {
                     inp.gamma(1)? + 2
                 } else {
@@ -212,9 +236,9 @@ fn decode_as<const NRV: u8, const BYTES: usize>(
             }
             Nrv::E => {
                 if len == 1 {
-                    1 + inp.bit()?
-                } else if inp.bit()? == 1 {
-                    3 + inp.bit()?
+                    1 + inp.bit()
+                } else if inp.bit() == 1 {
+                    3 + inp.bit()
                 } else {
                     inp.gamma(1)? + 3
                 }
@@ -223,6 +247,7 @@ fn decode_as<const NRV: u8, const BYTES: usize>(
         if off > far {
             len += 1;
         }
+        inp.check()?;
         out.copy_match(off as usize, len as usize + 1)?;
     }
 }

@@ -219,3 +219,22 @@ fn an_image_written_far_away_is_not_rebuilt_there() {
         assert!(m.len() < 1 << 20, "{name}: {} bytes", m.len());
     }
 }
+
+/// The NRV decoder's speed on the UPX-packed AutoIt interpreter of `clam.ea06.exe` (release:
+/// `cargo test --release -p engine --lib upx::tests::nrv_speed -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn nrv_speed() {
+    let Some(data) = crate::unpack::packed_tests::testfile("clam.ea06.exe") else {
+        return;
+    };
+    let rounds = 50u32;
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        let mut keep = Keep::new();
+        unpack_pe(std::hint::black_box(&data), &mut keep).unwrap();
+        assert_eq!(keep.members.len(), 1);
+    }
+    let per = started.elapsed() / rounds;
+    eprintln!("clam.ea06.exe: UPX unpacked in {per:?}");
+}
