@@ -20,6 +20,7 @@ mod arj;
 mod aspack;
 mod autoit;
 mod binhex;
+mod byte_program;
 mod bzip2;
 mod cab;
 mod chm;

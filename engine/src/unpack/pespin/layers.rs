@@ -4,6 +4,7 @@
 //!
 //! Owns: the arithmetic. Never: reads or writes outside the image (every access checked).
 
+use crate::unpack::byte_program::{self, Arg, Op};
 use crate::unpack::loader_image::Image;
 use iced_x86::{Code, Decoder, Instruction, OpKind, Register};
 
@@ -30,26 +31,6 @@ pub(super) fn xor_stream(
         *b ^= key as u8;
     }
     Some(())
-}
-
-/// One operation of a byte program on `al`; `Cl` operands use the count of bytes left.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Op {
-    Add(Arg),
-    Sub(Arg),
-    Xor(Arg),
-    Rol(u8),
-    Ror(u8),
-    Inc,
-    Dec,
-    Not,
-    Neg,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Arg {
-    Imm(u8),
-    Cl,
 }
 
 /// The byte program from `at` (the loop's `mov al, [edi]`) to its `stosb`: the operations on `al`,
@@ -97,8 +78,8 @@ pub(super) fn byte_program(mem: &Image<'_>, at: u32) -> Option<Vec<Op>> {
             }
             Code::Rol_rm8_imm8 if al => Op::Rol(i.immediate8()),
             Code::Ror_rm8_imm8 if al => Op::Ror(i.immediate8()),
-            Code::Inc_rm8 if al => Op::Inc,
-            Code::Dec_rm8 if al => Op::Dec,
+            Code::Inc_rm8 if al => Op::Add(Arg::Imm(1)),
+            Code::Dec_rm8 if al => Op::Sub(Arg::Imm(1)),
             Code::Not_rm8 if al => Op::Not,
             Code::Neg_rm8 if al => Op::Neg,
             _ => return None,
@@ -118,29 +99,7 @@ fn decode(mem: &Image<'_>, ip: u32) -> Option<Instruction> {
 /// Runs `ops` over `len` bytes from `at`, `cl` the low byte of the count left (from `len` down).
 pub(super) fn run_program(mem: &mut Image<'_>, ops: &[Op], at: u32, len: u32) -> Option<()> {
     let from = mem.offset(at, len as usize)?;
-    for (k, b) in mem.bytes[from..from + len as usize].iter_mut().enumerate() {
-        let cl = (len - k as u32) as u8;
-        let mut al = *b;
-        for op in ops {
-            let v = |a: &Arg| match a {
-                Arg::Imm(v) => *v,
-                Arg::Cl => cl,
-            };
-            al = match op {
-                Op::Add(a) => al.wrapping_add(v(a)),
-                Op::Sub(a) => al.wrapping_sub(v(a)),
-                Op::Xor(a) => al ^ v(a),
-                // The count is masked to 5 bits, then an 8-bit rotate turns by it modulo 8.
-                Op::Rol(n) => al.rotate_left(u32::from(n & 0x1f) % 8),
-                Op::Ror(n) => al.rotate_right(u32::from(n & 0x1f) % 8),
-                Op::Inc => al.wrapping_add(1),
-                Op::Dec => al.wrapping_sub(1),
-                Op::Not => !al,
-                Op::Neg => al.wrapping_neg(),
-            };
-        }
-        *b = al;
-    }
+    byte_program::run(ops, &mut mem.bytes[from..from + len as usize], len);
     Some(())
 }
 

@@ -1,24 +1,11 @@
 //! yC's byte ciphers: each of the loader's three decryption loops is `lodsb`, a few byte operations
 //! on `al` (some with `cl`, the low byte of the loop's count of bytes left), `stosb`, `loop`. The
 //! operations are the packer's choice per file, so they are read from the loop's code here rather
-//! than recognised as bytes; an operation outside the set below (one this file's loops do not show,
+//! than recognised as bytes, and run by [`byte_program`](crate::unpack::byte_program); an operation
+//! outside the set read below (one this file's loops do not show,
 //! or one whose result would hang on the carry flag) declines the file, which the emulator then runs.
 
-/// One operation of a loop's body on `al`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Add(u8),
-    Sub(u8),
-    Xor(u8),
-    AddCl,
-    SubCl,
-    XorCl,
-    /// Rotations by the immediate as x86 takes it for a byte: masked to 5 bits, then modulo 8.
-    Rol(u32),
-    Ror(u32),
-    Not,
-    Neg,
-}
+use crate::unpack::byte_program::{self, Arg, Op};
 
 /// A loop body's operations, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,20 +22,20 @@ impl Cipher {
             let (op, len) = match (body[at], body.get(at + 1).copied()) {
                 (0x90 | 0xf8 | 0xf9, _) => (None, 1),
                 (0xeb, Some(1)) => (None, 3),
-                (0x04, Some(v)) => (Some(Op::Add(v)), 2),
-                (0x2c, Some(v)) => (Some(Op::Sub(v)), 2),
-                (0x34, Some(v)) => (Some(Op::Xor(v)), 2),
-                (0x02, Some(0xc1)) => (Some(Op::AddCl), 2),
-                (0x2a, Some(0xc1)) => (Some(Op::SubCl), 2),
-                (0x32, Some(0xc1)) => (Some(Op::XorCl), 2),
-                (0xfe, Some(0xc0)) => (Some(Op::Add(1)), 2),
-                (0xfe, Some(0xc8)) => (Some(Op::Sub(1)), 2),
+                (0x04, Some(v)) => (Some(Op::Add(Arg::Imm(v))), 2),
+                (0x2c, Some(v)) => (Some(Op::Sub(Arg::Imm(v))), 2),
+                (0x34, Some(v)) => (Some(Op::Xor(Arg::Imm(v))), 2),
+                (0x02, Some(0xc1)) => (Some(Op::Add(Arg::Cl)), 2),
+                (0x2a, Some(0xc1)) => (Some(Op::Sub(Arg::Cl)), 2),
+                (0x32, Some(0xc1)) => (Some(Op::Xor(Arg::Cl)), 2),
+                (0xfe, Some(0xc0)) => (Some(Op::Add(Arg::Imm(1))), 2),
+                (0xfe, Some(0xc8)) => (Some(Op::Sub(Arg::Imm(1))), 2),
                 (0xf6, Some(0xd0)) => (Some(Op::Not), 2),
                 (0xf6, Some(0xd8)) => (Some(Op::Neg), 2),
                 (0xd0, Some(0xc0)) => (Some(Op::Rol(1)), 2),
                 (0xd0, Some(0xc8)) => (Some(Op::Ror(1)), 2),
-                (0xc0, Some(0xc0)) => (Some(Op::Rol(u32::from(imm?) & 31)), 3),
-                (0xc0, Some(0xc8)) => (Some(Op::Ror(u32::from(imm?) & 31)), 3),
+                (0xc0, Some(0xc0)) => (Some(Op::Rol(imm?)), 3),
+                (0xc0, Some(0xc8)) => (Some(Op::Ror(imm?)), 3),
                 _ => return None,
             };
             ops.extend(op);
@@ -59,27 +46,13 @@ impl Cipher {
     }
 
     /// The byte `b` decrypted, `left` bytes (this one included) being left to the loop.
+    #[cfg(test)]
     pub(super) fn apply(&self, b: u8, left: u32) -> u8 {
-        let cl = left as u8;
-        self.0.iter().fold(b, |al, op| match *op {
-            Op::Add(v) => al.wrapping_add(v),
-            Op::Sub(v) => al.wrapping_sub(v),
-            Op::Xor(v) => al ^ v,
-            Op::AddCl => al.wrapping_add(cl),
-            Op::SubCl => al.wrapping_sub(cl),
-            Op::XorCl => al ^ cl,
-            Op::Rol(n) => al.rotate_left(n % 8),
-            Op::Ror(n) => al.rotate_right(n % 8),
-            Op::Not => !al,
-            Op::Neg => al.wrapping_neg(),
-        })
+        byte_program::apply(&self.0, b, left as u8)
     }
 
     /// Decrypts `bytes` in place as the loop does, its count starting at their length.
     pub(super) fn decrypt(&self, bytes: &mut [u8]) {
-        let n = bytes.len() as u32;
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = self.apply(*b, n - i as u32);
-        }
+        byte_program::run(&self.0, bytes, bytes.len() as u32);
     }
 }
