@@ -8,12 +8,12 @@ use super::{EXPORTS_RVA, MODULE_SLOT, THUNKS_RVA, THUNK_LEN};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-/// The functions every system module exports by name, with their argument counts (stdcall).
-/// The common exports of the other system modules a loader (or the program it unpacked) imports from:
-/// named in their export tables, never answered (a call ends the run).
-fn of(module: &str) -> &'static [&'static str] {
-    match module {
-        "user32" => &[
+/// The other system modules a loader (or the program it unpacked) imports from, with their common
+/// exports: named in their export tables, never answered (a call ends the run).
+const OTHER_MODULES: [(&str, &[&str]); 12] = [
+    (
+        "user32",
+        &[
             "AppendMenuA",
             "BeginPaint",
             "CallWindowProcA",
@@ -92,7 +92,10 @@ fn of(module: &str) -> &'static [&'static str] {
             "wsprintfW",
             "wvsprintfA",
         ],
-        "advapi32" => &[
+    ),
+    (
+        "advapi32",
+        &[
             "AdjustTokenPrivileges",
             "CloseServiceHandle",
             "ControlService",
@@ -122,7 +125,10 @@ fn of(module: &str) -> &'static [&'static str] {
             "StartServiceA",
             "StartServiceCtrlDispatcherA",
         ],
-        "msvcrt" => &[
+    ),
+    (
+        "msvcrt",
+        &[
             "_XcptFilter",
             "__getmainargs",
             "__p___initenv",
@@ -166,7 +172,10 @@ fn of(module: &str) -> &'static [&'static str] {
             "strstr",
             "time",
         ],
-        "ntdll" => &[
+    ),
+    (
+        "ntdll",
+        &[
             "KiUserExceptionDispatcher",
             "LdrGetProcedureAddress",
             "LdrLoadDll",
@@ -198,7 +207,10 @@ fn of(module: &str) -> &'static [&'static str] {
             "memcpy",
             "memset",
         ],
-        "gdi32" => &[
+    ),
+    (
+        "gdi32",
+        &[
             "BitBlt",
             "CreateCompatibleBitmap",
             "CreateCompatibleDC",
@@ -216,7 +228,10 @@ fn of(module: &str) -> &'static [&'static str] {
             "SetTextColor",
             "TextOutA",
         ],
-        "shell32" => &[
+    ),
+    (
+        "shell32",
+        &[
             "DragAcceptFiles",
             "DragFinish",
             "DragQueryFileA",
@@ -230,7 +245,10 @@ fn of(module: &str) -> &'static [&'static str] {
             "ShellExecuteExA",
             "ShellExecuteW",
         ],
-        "ws2_32" => &[
+    ),
+    (
+        "ws2_32",
+        &[
             "WSACleanup",
             "WSAGetLastError",
             "WSAStartup",
@@ -256,7 +274,10 @@ fn of(module: &str) -> &'static [&'static str] {
             "shutdown",
             "socket",
         ],
-        "wininet" => &[
+    ),
+    (
+        "wininet",
+        &[
             "HttpOpenRequestA",
             "HttpQueryInfoA",
             "HttpSendRequestA",
@@ -268,7 +289,10 @@ fn of(module: &str) -> &'static [&'static str] {
             "InternetReadFile",
             "InternetSetOptionA",
         ],
-        "ole32" => &[
+    ),
+    (
+        "ole32",
+        &[
             "CoCreateInstance",
             "CoInitialize",
             "CoInitializeEx",
@@ -277,7 +301,10 @@ fn of(module: &str) -> &'static [&'static str] {
             "OleInitialize",
             "OleUninitialize",
         ],
-        "oleaut32" => &[
+    ),
+    (
+        "oleaut32",
+        &[
             "SysAllocString",
             "SysAllocStringLen",
             "SysFreeString",
@@ -285,7 +312,10 @@ fn of(module: &str) -> &'static [&'static str] {
             "VariantClear",
             "VariantInit",
         ],
-        "comctl32" => &[
+    ),
+    (
+        "comctl32",
+        &[
             "CreatePropertySheetPageA",
             "ImageList_Add",
             "ImageList_Create",
@@ -293,7 +323,10 @@ fn of(module: &str) -> &'static [&'static str] {
             "InitCommonControlsEx",
             "PropertySheetA",
         ],
-        "shlwapi" => &[
+    ),
+    (
+        "shlwapi",
+        &[
             "PathAppendA",
             "PathCombineA",
             "PathFileExistsA",
@@ -303,9 +336,8 @@ fn of(module: &str) -> &'static [&'static str] {
             "StrStrIA",
             "wnsprintfA",
         ],
-        _ => &[],
-    }
-}
+    ),
+];
 
 pub const KERNEL32: &[(&str, u32)] = &[
     ("CloseHandle", 1),
@@ -541,12 +573,6 @@ pub const KERNEL32_UNANSWERED: &[&str] = &[
     "lstrlenW",
 ];
 
-/// The modules [`of`] names exports for, and kernel32.
-const KNOWN: [&str; 13] = [
-    "kernel32", "user32", "advapi32", "msvcrt", "ntdll", "gdi32", "shell32", "ws2_32", "wininet",
-    "ole32", "oleaut32", "comctl32", "shlwapi",
-];
-
 /// Where a module's image holds its base address (the optional header's ImageBase).
 const IMAGE_BASE_AT: usize = 0x98 + 28;
 
@@ -576,24 +602,17 @@ pub fn exports(name: &str) -> &'static Exports {
     static ALL: OnceLock<(HashMap<&'static str, Exports>, Exports)> = OnceLock::new();
     let (known, unknown) = ALL.get_or_init(|| {
         let build = |name: &str, functions: Vec<&'static str>| Exports {
-            image: module_image(name, 0, &functions),
+            image: module_image(name, &functions),
             index: functions.iter().enumerate().map(|(i, &f)| (f, i)).collect(),
             functions,
         };
-        let known = KNOWN
-            .iter()
-            .map(|&name| {
-                let functions: Vec<&'static str> = if name == "kernel32" {
-                    KERNEL32
-                        .iter()
-                        .map(|(f, _)| *f)
-                        .chain(KERNEL32_UNANSWERED.iter().copied())
-                        .collect()
-                } else {
-                    of(name).to_vec()
-                };
-                (name, build(name, functions))
-            })
+        let kernel32 = KERNEL32.iter().map(|(f, _)| *f);
+        let kernel32 = kernel32
+            .chain(KERNEL32_UNANSWERED.iter().copied())
+            .collect();
+        let known = std::iter::once(("kernel32", kernel32))
+            .chain(OTHER_MODULES.iter().map(|&(name, f)| (name, f.to_vec())))
+            .map(|(name, functions)| (name, build(name, functions)))
             .collect();
         (known, build("", Vec::new()))
     });
@@ -601,8 +620,8 @@ pub fn exports(name: &str) -> &'static Exports {
 }
 
 /// A system module's first bytes: DOS and PE headers and an export directory naming `functions`, each
-/// at its thunk.
-fn module_image(name: &str, base: u32, functions: &[&str]) -> Vec<u8> {
+/// at its thunk. Its base address is left 0: [`Exports::image`] puts in each run's.
+fn module_image(name: &str, functions: &[&str]) -> Vec<u8> {
     let mut img = vec![0u8; THUNKS_RVA as usize];
     let put =
         |img: &mut Vec<u8>, at: usize, v: u32| img[at..at + 4].copy_from_slice(&v.to_le_bytes());
@@ -614,7 +633,6 @@ fn module_image(name: &str, base: u32, functions: &[&str]) -> Vec<u8> {
     img[0x96..0x98].copy_from_slice(&0x2102u16.to_le_bytes());
     let opt = 0x98;
     img[opt..opt + 2].copy_from_slice(&0x10bu16.to_le_bytes());
-    put(&mut img, opt + 28, base);
     put(&mut img, opt + 32, PAGE);
     put(&mut img, opt + 36, 0x200);
     put(&mut img, opt + 56, MODULE_SLOT);
