@@ -1,124 +1,160 @@
-//! The loader's decompressor, an aPLib-style LZ77 (its code is the well-known public depacker):
-//! a tag bit stream of bytes read high bit first (refilled from the input when its sentinel runs
-//! out), and per tag: `0` a literal byte; `10` a gamma-coded offset high part (2 or 3 less, 0 for
-//! the last offset) and a low byte, then a gamma length (one more from 0x500, two more from 0x7d00,
-//! two more below 0x80); `110` a byte whose top 7 bits are an offset (0 ends) and low bit a length
-//! of 2 or 3; `111` four bits, an offset back of 1 to 15 for one byte, or a zero byte.
+//! The aPLib-style LZ77 that PESpin's and MEW's loaders decompress with (their code is the
+//! well-known public depacker, MEW's with its own block framing): a tag bit stream of bytes read
+//! high bit first, refilled from the input when its sentinel runs out (`add dl, dl`, then `adc dl,
+//! dl` with the next byte), interleaved with whole bytes. The first byte is a literal; then per tag:
+//! `0` a literal byte; `10` a gamma number (from 2: a 1, then each bit followed by a bit saying
+//! whether more follow) less 2 after a literal, less 1 otherwise: 0 repeats the last distance with a
+//! gamma length, else that number less 1 times 256 plus a byte is a new distance, with a gamma
+//! length plus 2 (distance under 0x80 or from 0x7d00), plus 1 (from 0x500) or plus 0; `110` a byte
+//! whose top 7 bits are a distance (0 ends the block) and low bit plus 2 the length; `111` four
+//! bits: a distance back for one byte, or 0 for a zero byte. Matches copy forwards, byte by byte.
 //!
-//! Owns: the decoding, bounded: the input read from the image, the output at most `room` bytes.
+//! Owns: the bit stream and the tags, read from the image. Never: decides where output goes or how
+//! much of it there may be (the caller's [`Output`] does, each decoder as its loader writes).
 
-use crate::unpack::loader_image::Image;
+use super::loader_image::Image;
 
-struct Input<'a, 'm> {
-    mem: &'a Image<'m>,
-    at: u32,
+/// Where a block's output goes: a buffer of its own (PESpin) or the image itself (MEW). Each answers
+/// `None` to end the decoding (past its room, or a write its loader would not make).
+pub(super) trait Output {
+    fn literal(&mut self, mem: &mut Image<'_>, b: u8) -> Option<()>;
+    /// `len` bytes copied from `distance` back, forwards (an overlap repeats; a distance of 0 is a
+    /// `10` tag's new distance of 0, which each output takes as its loader does).
+    fn copy(&mut self, mem: &mut Image<'_>, distance: u32, len: u32) -> Option<()>;
+}
+
+/// A block's input: the address of its next byte, and the tag byte (`dl`), its sentinel included.
+pub(super) struct Bits {
+    pub(super) at: u32,
     tag: u8,
 }
 
-impl Input<'_, '_> {
-    fn byte(&mut self) -> Option<u8> {
-        let b = self.mem.byte(self.at)?;
+impl Bits {
+    /// A block's input from `at`.
+    pub(super) fn at(at: u32) -> Bits {
+        Bits { at, tag: 0x80 }
+    }
+
+    fn byte(&mut self, mem: &Image<'_>) -> Option<u8> {
+        let b = mem.byte(self.at)?;
         self.at = self.at.wrapping_add(1);
         Some(b)
     }
 
-    /// `add dl, dl`, refilled with `adc dl, dl` from the input when it comes out zero.
-    fn bit(&mut self) -> Option<u32> {
-        let carry = self.tag >> 7;
-        self.tag <<= 1;
-        if self.tag != 0 {
+    fn bit(&mut self, mem: &Image<'_>) -> Option<u32> {
+        let (shifted, carry) = self.tag.overflowing_add(self.tag);
+        if shifted != 0 {
+            self.tag = shifted;
             return Some(u32::from(carry));
         }
-        let b = self.byte()?;
-        let out = b >> 7;
-        self.tag = (b << 1) | carry;
-        Some(u32::from(out))
+        let b = self.byte(mem)?;
+        self.tag = b << 1 | u8::from(carry);
+        Some(u32::from(b >> 7))
     }
 
-    fn gamma(&mut self) -> Option<u32> {
+    /// A gamma number; one past 32 bits ends the decoding.
+    fn gamma(&mut self, mem: &Image<'_>) -> Option<u32> {
         let mut n = 1u32;
         loop {
-            n = n.checked_mul(2)? | self.bit()?;
-            if self.bit()? == 0 {
+            n = n.checked_mul(2)? | self.bit(mem)?;
+            if self.bit(mem)? == 0 {
                 return Some(n);
             }
         }
     }
 }
 
-/// Decompresses from `src` in the image: the output, at most `room` bytes (`None` past it, or when
-/// the input leaves the image or a match reaches before the output's start).
-pub(super) fn depack(mem: &Image<'_>, src: u32, room: usize) -> Option<Vec<u8>> {
-    let mut input = Input {
-        mem,
-        at: src,
-        tag: 0x80,
-    };
-    let mut out = Vec::new();
-    let copy = |out: &mut Vec<u8>, back: u32, len: u32| -> Option<()> {
-        let from = out.len().checked_sub(back as usize)?;
-        if back == 0 || out.len() + len as usize > room {
+/// One block, from `bits` to its end marker, into `out`; `last` is the last distance, kept from
+/// block to block by a loader that decodes several. `None` when the input leaves the image, a
+/// distance repeats before one was set, or `out` refuses a byte.
+pub(super) fn block(
+    mem: &mut Image<'_>,
+    bits: &mut Bits,
+    last: &mut Option<u32>,
+    out: &mut impl Output,
+) -> Option<()> {
+    let first = bits.byte(mem)?;
+    out.literal(mem, first)?;
+    // Whether the last step was a literal (a `111` byte counts as one).
+    let mut after_literal = true;
+    loop {
+        if bits.bit(mem)? == 0 {
+            let b = bits.byte(mem)?;
+            out.literal(mem, b)?;
+            after_literal = true;
+        } else if bits.bit(mem)? == 0 {
+            let n = bits.gamma(mem)? - 1 - u32::from(after_literal);
+            after_literal = false;
+            let (distance, len) = if n == 0 {
+                ((*last)?, bits.gamma(mem)?)
+            } else {
+                let distance = (n - 1).checked_mul(256)? | u32::from(bits.byte(mem)?);
+                let extra = match distance {
+                    0x7d00.. => 2,
+                    0x500..0x7d00 => 1,
+                    0x80..0x500 => 0,
+                    _ => 2,
+                };
+                (distance, bits.gamma(mem)?.checked_add(extra)?)
+            };
+            *last = Some(distance);
+            out.copy(mem, distance, len)?;
+        } else if bits.bit(mem)? == 0 {
+            let b = bits.byte(mem)?;
+            let distance = u32::from(b >> 1);
+            if distance == 0 {
+                return Some(());
+            }
+            after_literal = false;
+            *last = Some(distance);
+            out.copy(mem, distance, 2 + u32::from(b & 1))?;
+        } else {
+            after_literal = true;
+            let mut distance = 0;
+            for _ in 0..4 {
+                distance = distance << 1 | bits.bit(mem)?;
+            }
+            if distance == 0 {
+                out.literal(mem, 0)?;
+            } else {
+                out.copy(mem, distance, 1)?;
+            }
+        }
+    }
+}
+
+/// An output of its own, at most `room` bytes (PESpin's buffer); a distance of 0 ends the decoding.
+pub(super) struct Buffer {
+    pub(super) bytes: Vec<u8>,
+    room: usize,
+}
+
+impl Buffer {
+    pub(super) fn new(room: usize) -> Buffer {
+        Buffer {
+            bytes: Vec::new(),
+            room,
+        }
+    }
+}
+
+impl Output for Buffer {
+    fn literal(&mut self, _: &mut Image<'_>, b: u8) -> Option<()> {
+        if self.bytes.len() >= self.room {
+            return None;
+        }
+        self.bytes.push(b);
+        Some(())
+    }
+
+    fn copy(&mut self, _: &mut Image<'_>, distance: u32, len: u32) -> Option<()> {
+        let from = self.bytes.len().checked_sub(distance as usize)?;
+        if distance == 0 || self.bytes.len() + len as usize > self.room {
             return None;
         }
         for k in 0..len as usize {
-            out.push(out[from + k]);
+            self.bytes.push(self.bytes[from + k]);
         }
         Some(())
-    };
-    out.push(input.byte()?);
-    let (mut last, mut bl) = (0u32, 2u32);
-    loop {
-        if out.len() > room {
-            return None;
-        }
-        if input.bit()? == 0 {
-            out.push(input.byte()?);
-            bl = 2;
-            continue;
-        }
-        if input.bit()? == 0 {
-            let high = input.gamma()?.checked_sub(bl)?;
-            if high == 0 {
-                let len = input.gamma()?;
-                copy(&mut out, last, len)?;
-            } else {
-                let offset = ((high - 1).checked_mul(256)?) | u32::from(input.byte()?);
-                let mut len = input.gamma()?;
-                if offset >= 0x7d00 {
-                    len += 1;
-                }
-                if offset >= 0x500 {
-                    len += 1;
-                }
-                if offset < 0x80 {
-                    len += 2;
-                }
-                last = offset;
-                copy(&mut out, offset, len)?;
-            }
-            bl = 1;
-            continue;
-        }
-        if input.bit()? == 0 {
-            let b = u32::from(input.byte()?);
-            let offset = b >> 1;
-            if offset == 0 {
-                return Some(out);
-            }
-            last = offset;
-            copy(&mut out, offset, 2 + (b & 1))?;
-            bl = 1;
-            continue;
-        }
-        let mut v = 0u32;
-        for _ in 0..4 {
-            v = v << 1 | input.bit()?;
-        }
-        if v == 0 {
-            out.push(0);
-        } else {
-            copy(&mut out, v, 1)?;
-        }
-        bl = 2;
     }
 }

@@ -16,6 +16,7 @@ pub mod cltype;
 pub mod kind;
 pub mod limits;
 
+mod aplib;
 mod arj;
 mod aspack;
 mod autoit;
@@ -239,9 +240,9 @@ fn unpack_pe_without_installers(data: &[u8], sink: &mut dyn Sink) -> Result<(), 
     unpacked_then(unpack_packed_pe, embedded::search_pe, data, sink)
 }
 
-/// The program inside a packed PE: UPX's, ASPack's, Upack's, yC's, Petite's, MEW's and WWPack's
-/// layouts are decoded directly (fast, and exact); what they leave is run through its own loader
-/// ([`emu`]).
+/// The program inside a packed PE: UPX's, ASPack's, Upack's, yC's, Petite's, PESpin's, MEW's and
+/// WWPack's layouts are decoded directly (fast, and exact); what they leave is run through its own
+/// loader ([`emu`]).
 fn unpack_packed_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError> {
     let mut counted = counted::Counted::new(sink);
     let upx = upx::unpack_pe(data, &mut counted);
@@ -253,23 +254,18 @@ fn unpack_packed_pe(data: &[u8], sink: &mut dyn Sink) -> Result<(), UnpackError>
     if counted.members > 0 || sink.stopped() {
         return aspack;
     }
-    if upack::unpack(data, sink) || sink.stopped() {
-        return Ok(());
-    }
-    if yc::unpack(data, sink) || sink.stopped() {
-        return Ok(());
-    }
-    if petite::unpack(data, sink) || sink.stopped() {
-        return Ok(());
-    }
-    if pespin::unpack(data, sink) || sink.stopped() {
-        return Ok(());
-    }
-    if mew::unpack(data, sink) || sink.stopped() {
-        return Ok(());
-    }
-    if wwpack::unpack(data, sink) || sink.stopped() {
-        return Ok(());
+    let decoders: [native::Unpack; 6] = [
+        upack::unpack,
+        yc::unpack,
+        petite::unpack,
+        pespin::unpack,
+        mew::unpack,
+        wwpack::unpack,
+    ];
+    for unpack in decoders {
+        if unpack(data, sink) || sink.stopped() {
+            return Ok(());
+        }
     }
     emu::unpack(data, sink)
 }

@@ -24,6 +24,9 @@ pub(super) type Unpacked = (Headers, Vec<u8>, u32);
 /// A native decoder: the file unpacked with an image of at most `room` bytes, if it knows it.
 pub(super) type Decoder = fn(&[u8], u64) -> Option<Unpacked>;
 
+/// A native decoder as the PE walk calls it: whether it unpacked `data` (into `sink`).
+pub(super) type Unpack = fn(&[u8], &mut dyn Sink) -> bool;
+
 /// Whether `decode` unpacked `data`: the rebuilt image then went to `sink` as `member`. False
 /// leaves the file to the next decoder, and last to the emulator.
 pub(super) fn hand_out(decode: Decoder, member: &str, data: &[u8], sink: &mut dyn Sink) -> bool {

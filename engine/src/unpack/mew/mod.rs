@@ -39,6 +39,7 @@ mod code;
 #[cfg(test)]
 mod tests;
 
+use super::aplib;
 use super::emu::{mapped_image, Headers};
 use super::loader_image::Image;
 use super::native::{self, Unpacked};
@@ -194,53 +195,17 @@ fn imports_loader_functions(mem: &Image<'_>, h: &Headers, slots: u32) -> bool {
     false
 }
 
-/// The bit stream of a block: `dl` in the loader.
-struct Bits {
+/// The decompressor's output: the loader (whose writes it checks), where it writes, and how many
+/// bytes it may still write (the loader writes each byte of the image once; a stream that asks for more is not MEW's).
+struct Output<'l> {
+    loader: &'l Loader,
     at: u32,
-    byte: u8,
-}
-
-impl Bits {
-    fn bit(&mut self, mem: &Image<'_>) -> Option<u32> {
-        let (shifted, carry) = self.byte.overflowing_add(self.byte);
-        if shifted != 0 {
-            self.byte = shifted;
-            return Some(u32::from(carry));
-        }
-        let b = mem.byte(self.at)?;
-        self.at = self.at.wrapping_add(1);
-        self.byte = b << 1 | u8::from(carry);
-        Some(u32::from(b >> 7))
-    }
-
-    fn gamma(&mut self, mem: &Image<'_>) -> Option<u32> {
-        let mut n = 1u32;
-        loop {
-            n = n.wrapping_shl(1) | self.bit(mem)?;
-            if self.bit(mem)? == 0 {
-                return Some(n);
-            }
-        }
-    }
-
-    fn byte(&mut self, mem: &Image<'_>) -> Option<u8> {
-        let b = mem.byte(self.at)?;
-        self.at = self.at.wrapping_add(1);
-        Some(b)
-    }
-}
-
-/// The decompressor's output: where it writes, the last distance, and how many bytes it may still
-/// write (the loader writes each byte of the image once; a stream that asks for more is not MEW's).
-struct Output {
-    at: u32,
-    last: Option<u32>,
     left: u64,
 }
 
-impl Output {
-    fn literal(&mut self, mem: &mut Image<'_>, l: &Loader, b: u8) -> Option<()> {
-        if self.left == 0 || !l.writable(mem, self.at, 1) {
+impl aplib::Output for Output<'_> {
+    fn literal(&mut self, mem: &mut Image<'_>, b: u8) -> Option<()> {
+        if self.left == 0 || !self.loader.writable(mem, self.at, 1) {
             return None;
         }
         mem.set_byte(self.at, b)?;
@@ -250,8 +215,8 @@ impl Output {
     }
 
     /// `rep movsb` of `len` bytes from `distance` back.
-    fn copy(&mut self, mem: &mut Image<'_>, l: &Loader, distance: u32, len: u32) -> Option<()> {
-        if u64::from(len) > self.left || !l.writable(mem, self.at, len) {
+    fn copy(&mut self, mem: &mut Image<'_>, distance: u32, len: u32) -> Option<()> {
+        if u64::from(len) > self.left || !self.loader.writable(mem, self.at, len) {
             return None;
         }
         let from = mem.offset(self.at.wrapping_sub(distance), len as usize)?;
@@ -269,75 +234,21 @@ impl Output {
 fn decompress(mem: &mut Image<'_>, l: &Loader) -> Option<u32> {
     let mut at = l.table.wrapping_add(12);
     let mut out = Output {
+        loader: l,
         at: mem.dword(l.table.wrapping_add(8))?,
-        last: None,
         left: mem.bytes.len() as u64,
     };
+    let mut last = None;
     // Each block reads at least five bytes further on: the loop ends past the image at the latest.
     loop {
-        let mut bits = Bits { at, byte: 0x80 };
-        block(mem, l, &mut bits, &mut out)?;
+        let mut bits = aplib::Bits::at(at);
+        aplib::block(mem, &mut bits, &mut last, &mut out)?;
         let next = mem.dword(bits.at)?;
         at = bits.at.wrapping_add(4);
         if next == 0 {
             return Some(at);
         }
         out.at = next;
-    }
-}
-
-/// One block, to its end marker.
-fn block(mem: &mut Image<'_>, l: &Loader, bits: &mut Bits, out: &mut Output) -> Option<()> {
-    let first = bits.byte(mem)?;
-    out.literal(mem, l, first)?;
-    // `dh`: whether the last step was a literal (a 111 byte counts as one).
-    let mut after_literal = true;
-    loop {
-        if bits.bit(mem)? == 0 {
-            let b = bits.byte(mem)?;
-            out.literal(mem, l, b)?;
-            after_literal = true;
-        } else if bits.bit(mem)? == 0 {
-            let n = bits
-                .gamma(mem)?
-                .wrapping_sub(1)
-                .wrapping_sub(u32::from(after_literal));
-            after_literal = false;
-            let (distance, len) = if n == 0 {
-                (out.last?, bits.gamma(mem)?)
-            } else {
-                let distance = n.wrapping_sub(1) << 8 | u32::from(bits.byte(mem)?);
-                let extra = match distance {
-                    0x7d00.. => 2,
-                    0x500..0x7d00 => 1,
-                    0x80..0x500 => 0,
-                    _ => 2,
-                };
-                out.last = Some(distance);
-                (distance, bits.gamma(mem)?.wrapping_add(extra))
-            };
-            out.copy(mem, l, distance, len)?;
-        } else if bits.bit(mem)? == 0 {
-            let b = bits.byte(mem)?;
-            let distance = u32::from(b >> 1);
-            if distance == 0 {
-                return Some(());
-            }
-            after_literal = false;
-            out.last = Some(distance);
-            out.copy(mem, l, distance, 2 + u32::from(b & 1))?;
-        } else {
-            after_literal = true;
-            let mut distance = 0;
-            for _ in 0..4 {
-                distance = distance << 1 | bits.bit(mem)?;
-            }
-            if distance == 0 {
-                out.literal(mem, l, 0)?;
-            } else {
-                out.copy(mem, l, distance, 1)?;
-            }
-        }
     }
 }
 

@@ -45,12 +45,12 @@
 //! known, so all are compared and another PESpin 1.x file goes to the emulator. Not checked: that
 //! the system has each library and function (the loader looks them up by name and hash).
 
-mod aplib;
 mod code;
 mod layers;
 #[cfg(test)]
 mod tests;
 
+use super::aplib;
 use super::emu::{mapped_image, Headers};
 use super::loader_image::Image;
 use super::native::{self, Unpacked};
@@ -181,7 +181,9 @@ fn decode(mem: &mut Image<'_>, h: &Headers, s: u32, own: &[u8]) -> Option<u32> {
     }
     if mem.dword(at(OPTION_ON))? != 0 {
         for (va, _) in sections(mem, COMPRESSED_MASK)? {
-            let out = aplib::depack(mem, va, BUFFER)?;
+            let mut out = aplib::Buffer::new(BUFFER);
+            aplib::block(mem, &mut aplib::Bits::at(va), &mut None, &mut out)?;
+            let out = out.bytes;
             let to = mem.offset(va, out.len())?;
             mem.bytes[to..to + out.len()].copy_from_slice(&out);
         }
